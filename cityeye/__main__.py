@@ -1,0 +1,3 @@
+from cityeye.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Messages that cross the wire between edge agents and the hub.
+
+Every message carries `v` (the schema version). A receiver rejects versions it does not know
+instead of guessing. Times are timezone-aware UTC datetimes; boxes are normalised to 0-1 of the
+frame so that they survive resolution changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PROTOCOL_VERSION = 1
+
+
+class WireModel(BaseModel):
+    """Base for wire messages: unknown keys are an error, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+class ProblemState(StrEnum):
+    """Where a problem instance is in its life on the edge."""
+
+    OPENED = "opened"  # the rule fired: a new problem at this place
+    UPDATED = "updated"  # still there; fresher evidence
+    CLEARED = "cleared"  # gone from the place; the hub may auto-verify its case
+
+
+class MediaKind(StrEnum):
+    SNAPSHOT = "snapshot"  # best frame, original pixels
+    ANNOTATED = "annotated"  # boxes, zone, dwell drawn; may be privacy-blurred
+    CROP = "crop"  # the object
+    CLIP = "clip"  # short video with pre-roll
+
+
+class NormBox(WireModel):
+    """Axis-aligned box in normalised image coordinates (0-1, origin top-left)."""
+
+    x1: float = Field(ge=0.0, le=1.0)
+    y1: float = Field(ge=0.0, le=1.0)
+    x2: float = Field(ge=0.0, le=1.0)
+    y2: float = Field(ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NormBox:
+        if self.x2 < self.x1 or self.y2 < self.y1:
+            raise ValueError(f"box corners out of order: ({self.x1},{self.y1})-({self.x2},{self.y2})")
+        return self
+
+    def iou(self, other: NormBox) -> float:
+        ix = max(0.0, min(self.x2, other.x2) - max(self.x1, other.x1))
+        iy = max(0.0, min(self.y2, other.y2) - max(self.y1, other.y1))
+        inter = ix * iy
+        union = (self.x2 - self.x1) * (self.y2 - self.y1) + (other.x2 - other.x1) * (other.y2 - other.y1) - inter
+        return inter / union if union > 0 else 0.0
+
+
+class GroundPoint(WireModel):
+    """Where the problem touches the ground.
+
+    `crs` is "wgs84" (x = longitude, y = latitude, degrees) or "local:<site>" (x, y in metres in
+    that site's own frame; only points of the same site are comparable).
+    """
+
+    crs: str = Field(pattern=r"^(wgs84|local:[A-Za-z0-9_.-]{1,64})$")
+    x: float
+    y: float
+    error_m: float | None = Field(default=None, ge=0.0, description="reprojection error of the fit")
+
+
+class MediaRef(WireModel):
+    """One evidence file, sent as its own raw frame; the hub checks size and hash."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: MediaKind
+    content_type: Literal["image/jpeg", "video/mp4", "video/x-msvideo", "video/x-motion-jpeg"]
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ModelInfo(WireModel):
+    name: str = Field(max_length=128)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ProblemEvent(WireModel):
+    """A problem seen by one camera: opened, updated or cleared.
+
+    `problem_id` is stable across the states of one problem instance on one camera;
+    `event_id` is unique per message and is the idempotency key with `device_id`.
+    """
+
+    v: Literal[1] = PROTOCOL_VERSION
+    event_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    problem_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    device_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    class_id: str = Field(pattern=r"^[a-z0-9_]{2,64}$", description="problem catalog id")
+    state: ProblemState
+    zone: str | None = Field(default=None, max_length=64)
+    box: NormBox
+    score: float = Field(ge=0.0, le=1.0)
+    labels: list[str] = Field(default_factory=list, max_length=32)
+    first_seen: datetime
+    observed_at: datetime = Field(description="when the rule fired, or the problem cleared")
+    dwell_s: float = Field(ge=0.0)
+    object_count: int = Field(default=1, ge=0)
+    ground: GroundPoint | None = None
+    model: ModelInfo | None = None
+    agent_version: str = Field(default="", max_length=32)
+    media: list[MediaRef] = Field(default_factory=list, max_length=8)
+
+    _utc = field_validator("first_seen", "observed_at")(_require_utc)
+
+    @model_validator(mode="after")
+    def _media_names_unique(self) -> ProblemEvent:
+        names = [m.name for m in self.media]
+        if len(names) != len(set(names)):
+            raise ValueError(f"media names must be unique, got {names}")
+        return self
+
+
+class CameraHealth(WireModel):
+    camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    online: bool
+    decode_fps: float = Field(default=0.0, ge=0.0)
+    detect_fps: float = Field(default=0.0, ge=0.0)
+    skipped_frames: int = Field(default=0, ge=0)
+    inference_ms: float = Field(default=0.0, ge=0.0)
+    reconnects: int = Field(default=0, ge=0)
+    queue_depth: int = Field(default=0, ge=0)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class Heartbeat(WireModel):
+    v: Literal[1] = PROTOCOL_VERSION
+    device_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    sent_at: datetime
+    agent_version: str = Field(default="", max_length=32)
+    uptime_s: float = Field(default=0.0, ge=0.0)
+    spool_events: int = Field(default=0, ge=0)
+    spool_bytes: int = Field(default=0, ge=0)
+    dead_letters: int = Field(default=0, ge=0)
+    cameras: list[CameraHealth] = Field(default_factory=list, max_length=256)
+
+    _utc = field_validator("sent_at")(_require_utc)
