@@ -6,11 +6,14 @@ never frame counts. Boxes are pixel `xyxy` in the frame they were detected on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 import numpy as np
+
+from protocol.messages import ProblemEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +152,12 @@ class ProblemUpdate:
     observed_at: float
     dwell_s: float
     object_count: int = 1
+
+
+class EventSink(Protocol):
+    """Where finished problem events go: a folder for replays, the delivery outbox in production.
+
+    `media` maps each `MediaRef.name` in `event.media` to its bytes. Must be durable on return.
+    """
+
+    def submit(self, event: ProblemEvent, media: Mapping[str, bytes]) -> None: ...
