@@ -34,7 +34,9 @@ class Frame:
 
 
 def _check_shape(name: str, array: np.ndarray, expected: tuple[int | None, ...]) -> None:
-    ok = array.ndim == len(expected) and all(e is None or e == a for e, a in zip(expected, array.shape))
+    ok = array.ndim == len(expected) and all(
+        e is None or e == a for e, a in zip(expected, array.shape, strict=True)
+    )
     if not ok:
         shown = tuple("N" if e is None else e for e in expected)
         raise ValueError(f"{name} must have shape {shown}, got {array.shape}")

@@ -61,7 +61,8 @@ class NormBox(WireModel):
         ix = max(0.0, min(self.x2, other.x2) - max(self.x1, other.x1))
         iy = max(0.0, min(self.y2, other.y2) - max(self.y1, other.y1))
         inter = ix * iy
-        union = (self.x2 - self.x1) * (self.y2 - self.y1) + (other.x2 - other.x1) * (other.y2 - other.y1) - inter
+        area = (self.x2 - self.x1) * (self.y2 - self.y1)
+        union = area + (other.x2 - other.x1) * (other.y2 - other.y1) - inter
         return inter / union if union > 0 else 0.0
 
 
