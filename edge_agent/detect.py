@@ -1,0 +1,145 @@
+"""The detector runtime: onnxruntime + a model manifest -> Detections for a batch of frames."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from edge_agent import decoders
+from edge_agent.types import Detections
+from models.cache import DEFAULT_MODEL, resolve
+from models.manifest import ModelManifest
+
+
+@dataclass(frozen=True, slots=True)
+class _Transform:
+    """How an image was fitted into the model input: input = frame * scale + pad."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    frame_wh: tuple[int, int]
+
+    def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
+        out = xyxy.copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale_x
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
+        w, h = self.frame_wh
+        np.clip(out[:, [0, 2]], 0, w, out=out[:, [0, 2]])
+        np.clip(out[:, [1, 3]], 0, h, out=out[:, [1, 3]])
+        return out
+
+
+class Detector:
+    """Runs one ONNX detector. Thread-safe for `detect` (onnxruntime sessions are)."""
+
+    def __init__(self, manifest: ModelManifest, onnx_path: Path, *, threads: int | None = None,
+                 score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None):
+        self.manifest = manifest
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        model_input = self.session.get_inputs()[0]
+        self.input_name = manifest.input.name or model_input.name
+        batch_dim = model_input.shape[0]
+        self.max_batch = manifest.max_batch if not isinstance(batch_dim, int) else max(1, batch_dim)
+        self.thresholds = self._thresholds(score_threshold, class_thresholds or {})
+        self.last_inference_ms = 0.0
+
+    @classmethod
+    def load(cls, model: str | Path = DEFAULT_MODEL, *, threads: int | None = None,
+             score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
+             cache_dir: Path | None = None) -> Detector:
+        """A cached model by name (see `cityeye models pull`) or an .onnx path."""
+        resolved = resolve(model, cache_dir)
+        return cls(resolved.manifest, resolved.onnx_path, threads=threads, score_threshold=score_threshold,
+                   class_thresholds=class_thresholds)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.manifest.labels)
+
+    def _thresholds(self, default: float | None, overrides: Mapping[str, float]) -> np.ndarray:
+        labels = self.manifest.labels
+        unknown = sorted(set(overrides) - set(labels))
+        if unknown:
+            raise ValueError(f"class_thresholds: model {self.manifest.name} has no labels {unknown}")
+        base = self.manifest.score_threshold if default is None else default
+        per_class = {**self.manifest.class_thresholds, **overrides}
+        return np.array([per_class.get(label, base) for label in labels], dtype=np.float32)
+
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, _Transform]:
+        spec = self.manifest.input
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 BGR image, got shape {image.shape} dtype {image.dtype}")
+        h, w = image.shape[:2]
+        if spec.resize == "stretch":
+            fitted = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
+            transform = _Transform(spec.width / w, spec.height / h, 0.0, 0.0, (w, h))
+        else:
+            scale = min(spec.width / w, spec.height / h)
+            nw, nh = round(w * scale), round(h * scale)
+            pad_x, pad_y = (spec.width - nw) // 2, (spec.height - nh) // 2
+            fitted = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
+            fitted[pad_y:pad_y + nh, pad_x:pad_x + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            transform = _Transform(scale, scale, float(pad_x), float(pad_y), (w, h))
+        if spec.color == "rgb":
+            fitted = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)
+        tensor = fitted.astype(np.float32) * spec.scale
+        if spec.mean != (0.0, 0.0, 0.0) or spec.std != (1.0, 1.0, 1.0):
+            tensor = (tensor - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
+        return tensor.transpose(2, 0, 1), transform
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detect objects in BGR uint8 frames; batches of up to `max_batch` run in one call."""
+        results: list[Detections] = []
+        for start in range(0, len(images), self.max_batch):
+            results.extend(self._detect_batch(images[start:start + self.max_batch]))
+        return results
+
+    def _detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        prepared = [self._prepare(image) for image in images]
+        batch = np.stack([p[0] for p in prepared])
+        started = time.perf_counter()
+        outputs = self.session.run(None, {self.input_name: batch})
+        self.last_inference_ms = (time.perf_counter() - started) * 1000
+        return [self._decode_one(outputs, i, transform) for i, (_, transform) in enumerate(prepared)]
+
+    def _decode_one(self, outputs: list[np.ndarray], index: int, transform: _Transform) -> Detections:
+        spec = self.manifest
+        if spec.decoder.type == "nanodet":
+            xyxy, scores, class_ids = self._decode_nanodet([o[index] for o in outputs])
+        elif spec.decoder.type == "yolo":
+            xyxy, scores, class_ids = decoders.decode_yolo(outputs[0][index], self.thresholds)
+        else:
+            xyxy, scores, class_ids = decoders.decode_end2end(outputs[0][index], self.thresholds)
+        if spec.decoder.type != "yolo_end2end":
+            keep = decoders.nms(xyxy, scores, class_ids, spec.nms_iou)
+            xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
+        return Detections(transform.to_frame(xyxy), scores, class_ids, labels=self.labels)
+
+    def _decode_nanodet(self, outputs: list[np.ndarray]) -> decoders.Decoded:
+        """Pair each stride's class and box tensors by their cell count and channel width."""
+        spec = self.manifest
+        n_cls, n_box = len(spec.labels), 4 * (spec.decoder.reg_max + 1)
+        by_shape = {(o.shape[0], o.shape[1]): o for o in outputs}
+        cls, box = [], []
+        for stride in spec.decoder.strides:
+            cells = -(-spec.input.width // stride) * -(-spec.input.height // stride)
+            if (cells, n_cls) not in by_shape or (cells, n_box) not in by_shape:
+                shapes = sorted(by_shape)
+                raise ValueError(f"model {spec.name}: no outputs for stride {stride} "
+                                 f"(want ({cells}, {n_cls}) and ({cells}, {n_box}); have {shapes})")
+            cls.append(by_shape[(cells, n_cls)])
+            box.append(by_shape[(cells, n_box)])
+        return decoders.decode_nanodet(cls, box, spec.decoder.strides, (spec.input.width, spec.input.height),
+                                       spec.decoder.reg_max, self.thresholds)
