@@ -19,7 +19,7 @@ def color_for(class_id: int) -> tuple[int, int, int]:
 
 def draw_box(image: np.ndarray, xyxy: Sequence[float], text: str, color: tuple[int, int, int]) -> None:
     """Draw one labelled box in place (callers pass a copy)."""
-    x1, y1, x2, y2 = (int(round(v)) for v in xyxy)
+    x1, y1, x2, y2 = (round(v) for v in xyxy)
     thickness = max(1, round(min(image.shape[:2]) / 300))
     cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
     if text:

@@ -125,7 +125,8 @@ def evaluate(images: Sequence[Path], labels_dir: Path, predict: Predictor, label
             true_cls, true_xyxy = read_yolo_labels(labels_dir / f"{path.stem}.txt", w, h)
             bad = true_cls[(true_cls < 0) | (true_cls >= len(labels))]
             if bad.size:
-                raise LabelError(f"{labels_dir / (path.stem + '.txt')}: class {int(bad[0])} is not in 0..{len(labels) - 1}")
+                where = labels_dir / f"{path.stem}.txt"
+                raise LabelError(f"{where}: class {int(bad[0])} is not in 0..{len(labels) - 1}")
             for c in set(class_ids.tolist()) | set(true_cls.tolist()):
                 p, t = class_ids == c, true_cls == c
                 rec = records[c]

@@ -117,7 +117,7 @@ def _detect(args: argparse.Namespace) -> int:
     detections = detector.detect([image])[0]
     print(f"{len(detections)} objects in {args.source} ({detector.manifest.name}, {detector.last_inference_ms:.0f} ms)")
     for label, score, box in zip(detections.label_names(), detections.confidence, detections.xyxy, strict=True):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        x1, y1, x2, y2 = (round(v) for v in box)
         print(f"  {label:<14} {score:.2f}  [{x1}, {y1}, {x2}, {y2}]")
     if args.out:
         if not cv2.imwrite(str(args.out), draw_detections(image, detections)):
