@@ -1,0 +1,123 @@
+"""RuleConfig: one problem class applied to one or more zones of a camera, with a schedule.
+
+```yaml
+rules:
+  - class_id: illegal_car_parking
+    zones: [np_top_right]
+    params: {min_dwell_s: 30}          # overrides of the catalog's defaults, checked against the rule type
+    cooldown_s: 120
+    min_score: 0.4
+  - class_id: stall_occupying_road
+    zones: [tidal_1]
+    schedule:
+      mode: allowed                    # stalls are allowed in these windows; the rule runs outside them
+      windows: [{days: daily, start: "18:00", end: "23:00"}]
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from edge_agent.schedule import Schedule, ScheduleConfig
+from protocol.catalog import Catalog, ProblemClass, RuleParams, default_catalog
+
+
+class RuleSchedule(ScheduleConfig):
+    """A schedule plus what its windows mean for the rule.
+
+    mode active: the rule runs inside the windows (trucks banned 07:00-09:00).
+    mode allowed: the windows are when the thing is allowed, so the rule runs outside them (a tidal stall
+    zone that allows stalls 18:00-23:00).
+    """
+
+    mode: Literal["active", "allowed"] = "active"
+
+    def bind(self, timezone: str) -> RuleClock:
+        return RuleClock(Schedule(self, timezone), self.mode)
+
+
+class RuleClock:
+    """Whether a rule runs at a moment: its schedule read through its mode."""
+
+    def __init__(self, schedule: Schedule | None, mode: Literal["active", "allowed"] = "active") -> None:
+        self.schedule = schedule
+        self.mode = mode
+
+    def running(self, epoch_s: float) -> bool:
+        if self.schedule is None:
+            return True
+        inside = self.schedule.active(epoch_s)
+        return inside if self.mode == "active" else not inside
+
+
+class RuleConfig(BaseModel):
+    """One rule on a camera. `class_id` must be in the catalog; `params` override its defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    class_id: str = Field(pattern=r"^[a-z0-9_]{2,64}$", description="problem catalog id")
+    id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="rule instance id, unique per camera; default '<class_id>@<zones>'")
+    zones: list[str] = Field(min_length=1, description="zone ids this rule watches (one problem per zone)")
+    params: dict[str, Any] = Field(default_factory=dict, description="overrides of the catalog defaults")
+    schedule: RuleSchedule | None = Field(default=None, description="when the rule runs; None: always")
+    cooldown_s: float = Field(
+        default=60.0, ge=0,
+        description="after a problem clears, the same place cannot open a new one for this long "
+        "(line zones: after any opened event)")
+    min_score: float = Field(default=0.3, ge=0, le=1, description="ignore tracks scored below this")
+    enabled: bool = True
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _one_zone_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zones(cls, zones: list[str]) -> list[str]:
+        if len(set(zones)) != len(zones):
+            raise ValueError(f"zone ids repeat: {zones}")
+        return zones
+
+    @field_validator("class_id")
+    @classmethod
+    def _known_class(cls, class_id: str, info: ValidationInfo) -> str:
+        catalog = _catalog(info)
+        if class_id not in catalog:
+            raise ValueError(f"unknown problem class {class_id!r}; see protocol/catalog.yaml "
+                             f"(e.g. {', '.join(catalog.ids()[:4])}, ...)")
+        return class_id
+
+    @field_validator("params")
+    @classmethod
+    def _params_fit_rule(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        class_id = info.data.get("class_id")  # absent when class_id itself failed
+        catalog = _catalog(info)
+        if class_id in catalog:
+            catalog.get(class_id).typed_params(params)  # raises naming params.<field>
+        return params
+
+    @property
+    def rule_id(self) -> str:
+        return self.id or f"{self.class_id}@{'+'.join(self.zones)}"
+
+    def problem_class(self, catalog: Catalog | None = None) -> ProblemClass:
+        return (catalog or default_catalog()).get(self.class_id)
+
+    def typed_params(self, catalog: Catalog | None = None) -> RuleParams:
+        return self.problem_class(catalog).typed_params(self.params)
+
+    def clock(self, timezone: str) -> RuleClock:
+        return self.schedule.bind(timezone) if self.schedule else RuleClock(None)
+
+
+def _catalog(info: ValidationInfo) -> Catalog:
+    """The catalog to check against: `context={"catalog": ...}` when validating, else the packaged one."""
+    ctx = info.context or {}
+    catalog = ctx.get("catalog") if isinstance(ctx, dict) else None
+    return catalog if isinstance(catalog, Catalog) else default_catalog()
