@@ -1,0 +1,287 @@
+"""Dedup: observations of one problem at one place become one case.
+
+An observation joins a case of the same class when, first, the edge already tied its problem instance
+(device, camera, problem_id) to a case that is still live; else when it is at the same place: same
+camera and zone with an overlapping box seen within the class's time window, or, with a ground point,
+within the class's distance of a case from any camera. Otherwise it opens a case, linked to the last
+closed case at that place if there is one (a recurrence).
+
+The matching rules are pure functions; the queries take a Connection inside the caller's transaction.
+Concurrency: the caller takes `lock_keys()` (PostgreSQL advisory transaction locks, sorted) before it
+queries, so two workers can never both decide "no case yet" for one place. Ground points lock a 3x3
+block of grid cells at least twice the match radius wide, so any two points that could match share a cell.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Connection
+
+from hub import db
+from hub.lifecycle import DEDUP_STATUSES, RECURRENCE_STATUSES, CaseStatus
+from protocol.messages import GroundPoint, NormBox, ProblemState
+
+EARTH_RADIUS_M = 6_371_008.8
+M_PER_DEG = 111_320.0
+
+
+@dataclass(frozen=True)
+class DedupPolicy:
+    """How close two observations of a class must be to count as the same problem."""
+
+    radius_m: float = 15.0  # ground distance, any camera
+    window_s: float = 6 * 3600.0  # same-camera box match only against cases seen this recently
+    min_iou: float = 0.3
+    min_overlap: float = 0.5  # intersection over the smaller box: a car partly occluded still matches
+
+
+def default_policy(class_id: str) -> DedupPolicy:
+    """Parking-like classes dedup at 10 m (vehicles park side by side); others at 15 m."""
+    return DedupPolicy(radius_m=10.0) if "parking" in class_id else DedupPolicy()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One report of a problem from any intake (edge camera, IoT sensor, person), ready for dedup."""
+
+    class_id: str
+    state: ProblemState
+    observed_at: datetime
+    first_seen: datetime
+    source: str  # edge, sensor, manual
+    camera_id: str | None = None
+    zone: str | None = None
+    box: NormBox | None = None
+    ground: GroundPoint | None = None
+    problem_key: tuple[str, str, str] | None = None  # (device, camera, problem_id) from the edge
+    description: str | None = None
+
+
+@dataclass
+class CaseRow:
+    case_id: str
+    status: str
+    class_id: str
+    camera_id: str | None
+    zone: str | None
+    box: NormBox | None
+    ground: GroundPoint | None
+    last_seen: datetime
+    recurrence_count: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+# ---- pure matching ---------------------------------------------------------------------------------
+
+
+def overlap_ratio(a: NormBox, b: NormBox) -> float:
+    ix = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    iy = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    smaller = min((a.x2 - a.x1) * (a.y2 - a.y1), (b.x2 - b.x1) * (b.y2 - b.y1))
+    return (ix * iy) / smaller if smaller > 0 else 0.0
+
+
+def boxes_match(a: NormBox, b: NormBox, policy: DedupPolicy) -> bool:
+    return a.iou(b) >= policy.min_iou or overlap_ratio(a, b) >= policy.min_overlap
+
+
+def ground_distance_m(a: GroundPoint, b: GroundPoint) -> float | None:
+    """Metres between two ground points, or None when their frames are not comparable."""
+    if a.crs != b.crs:
+        return None
+    if a.crs == "wgs84":
+        lon1, lat1, lon2, lat2 = map(math.radians, (a.x, a.y, b.x, b.y))
+        h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+        return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+    return math.hypot(a.x - b.x, a.y - b.y)
+
+
+def same_place(obs: Observation, case: CaseRow, policy: DedupPolicy, *, windowed: bool) -> bool:
+    if obs.camera_id and obs.box and case.camera_id == obs.camera_id and case.zone == obs.zone and case.box:
+        recent = not windowed or (obs.observed_at - case.last_seen).total_seconds() <= policy.window_s
+        if recent and boxes_match(obs.box, case.box, policy):
+            return True
+    if obs.ground and case.ground:
+        dist = ground_distance_m(obs.ground, case.ground)
+        return dist is not None and dist <= policy.radius_m
+    return False
+
+
+def choose_case(
+    obs: Observation, candidates: Iterable[CaseRow], policy: DedupPolicy, *, windowed: bool = True
+) -> CaseRow | None:
+    """The best matching case: same camera first, then the nearest on the ground, then the latest."""
+
+    def rank(case: CaseRow) -> tuple[int, float, float]:
+        same_cam = 0 if case.camera_id == obs.camera_id else 1
+        dist = ground_distance_m(obs.ground, case.ground) if obs.ground and case.ground else None
+        return same_cam, dist if dist is not None else math.inf, -case.last_seen.timestamp()
+
+    matches = [c for c in candidates if same_place(obs, c, policy, windowed=windowed)]
+    return min(matches, key=rank) if matches else None
+
+
+def _ground_metres(g: GroundPoint) -> tuple[float, float]:
+    if g.crs == "wgs84":
+        return g.x * M_PER_DEG * math.cos(math.radians(g.y)), g.y * M_PER_DEG
+    return g.x, g.y
+
+
+def lock_keys(obs: Observation, policy: DedupPolicy) -> list[str]:
+    """Advisory-lock keys covering every case this observation could match or create, sorted."""
+    keys = []
+    if obs.camera_id:
+        keys.append(f"cam|{obs.class_id}|{obs.camera_id}|{obs.zone}")
+    if obs.ground:
+        cell = max(2.0 * policy.radius_m, 1.0)
+        mx, my = _ground_metres(obs.ground)
+        cx, cy = math.floor(mx / cell), math.floor(my / cell)
+        keys += [f"geo|{obs.class_id}|{obs.ground.crs}|{cx + i}|{cy + j}" for i in (-1, 0, 1) for j in (-1, 0, 1)]
+    return sorted(keys)
+
+
+def new_case_id(now: datetime) -> str:
+    return f"C{now:%Y%m%d}-{secrets.token_hex(4).upper()}"
+
+
+# ---- queries ---------------------------------------------------------------------------------------
+
+
+def row_to_case(row: object) -> CaseRow:
+    m = row._mapping  # type: ignore[attr-defined]
+    ground = None
+    if m["ground_crs"] is not None:
+        ground = GroundPoint(crs=m["ground_crs"], x=m["ground_x"], y=m["ground_y"])
+    return CaseRow(
+        case_id=m["case_id"],
+        status=m["status"],
+        class_id=m["class_id"],
+        camera_id=m["camera_id"],
+        zone=m["zone"],
+        box=NormBox(**m["box"]) if m["box"] else None,
+        ground=ground,
+        last_seen=m["last_seen"],
+        recurrence_count=m["recurrence_count"],
+    )
+
+
+def find_problem_case(conn: Connection, obs: Observation) -> CaseRow | None:
+    """The live case the edge already tied this problem instance to, if any."""
+    if obs.problem_key is None:
+        return None
+    device, camera, problem = obs.problem_key
+    e, c = db.events, db.cases
+    row = conn.execute(
+        select(c)
+        .join(e, e.c.case_id == c.c.case_id)
+        .where(e.c.device_id == device, e.c.camera_id == camera, e.c.problem_id == problem)
+        .where(c.c.status.in_([s.value for s in DEDUP_STATUSES]))
+        .order_by(e.c.id.desc())
+        .limit(1)
+    ).first()
+    return row_to_case(row) if row else None
+
+
+def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses: Iterable[str]) -> list[CaseRow]:
+    """Cases of the class in `statuses` that could be at the observation's place."""
+    c = db.cases
+    where = []
+    if obs.camera_id and obs.box:
+        same_zone = c.c.zone.is_(None) if obs.zone is None else c.c.zone == obs.zone
+        where.append(and_(c.c.camera_id == obs.camera_id, same_zone))
+    if obs.ground:
+        margin = policy.radius_m * 1.5
+        if obs.ground.crs == "wgs84":
+            dy = margin / M_PER_DEG
+            dx = dy / max(0.01, math.cos(math.radians(obs.ground.y)))
+        else:
+            dx = dy = margin
+        where.append(
+            and_(
+                c.c.ground_crs == obs.ground.crs,
+                c.c.ground_x.between(obs.ground.x - dx, obs.ground.x + dx),
+                c.c.ground_y.between(obs.ground.y - dy, obs.ground.y + dy),
+            )
+        )
+    if not where:
+        return []
+    query = select(c).where(c.c.class_id == obs.class_id, c.c.status.in_(list(statuses)), or_(*where))
+    return [row_to_case(r) for r in conn.execute(query.order_by(c.c.last_seen.desc()).limit(200))]
+
+
+def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy) -> CaseRow | None:
+    found = find_problem_case(conn, obs)
+    if found is not None:
+        return found
+    open_cases = candidates(conn, obs, policy, [s.value for s in DEDUP_STATUSES])
+    # A voided false alarm only absorbs repeats on its own camera, never a neighbour's report.
+    usable = [c for c in open_cases if c.status != CaseStatus.VOID or c.camera_id == obs.camera_id]
+    return choose_case(obs, usable, policy)
+
+
+def find_previous_case(conn: Connection, obs: Observation, policy: DedupPolicy) -> CaseRow | None:
+    """The latest closed case at this place: a new case there is its recurrence."""
+    old = candidates(conn, obs, policy, [s.value for s in RECURRENCE_STATUSES])
+    matches = [c for c in old if same_place(obs, c, policy, windowed=False)]
+    return max(matches, key=lambda c: c.last_seen) if matches else None
+
+
+def insert_case(
+    conn: Connection, obs: Observation, now: datetime, previous: CaseRow | None, deadline: datetime | None
+) -> str:
+    case_id = new_case_id(now)
+    ground = obs.ground
+    wgs = ground is not None and ground.crs == "wgs84"
+    conn.execute(
+        db.cases.insert().values(
+            case_id=case_id,
+            class_id=obs.class_id,
+            status=CaseStatus.PENDING_REVIEW.value,
+            source=obs.source,
+            camera_id=obs.camera_id,
+            zone=obs.zone,
+            box=obs.box.model_dump() if obs.box else None,
+            ground_crs=ground.crs if ground else None,
+            ground_x=ground.x if ground else None,
+            ground_y=ground.y if ground else None,
+            lat=ground.y if wgs else None,
+            lon=ground.x if wgs else None,
+            description=obs.description,
+            first_seen=min(obs.first_seen, obs.observed_at),
+            last_seen=obs.observed_at,
+            event_count=1,
+            recurrence_of=previous.case_id if previous else None,
+            recurrence_count=previous.recurrence_count + 1 if previous else 0,
+            deadline_at=deadline,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return case_id
+
+
+def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime) -> None:
+    """Count a repeat on its case: bump the count, extend last-seen, keep the freshest box."""
+    c = db.cases
+    values: dict[str, object] = {"event_count": c.c.event_count + 1, "updated_at": now}
+    if obs.observed_at > case.last_seen:
+        values["last_seen"] = obs.observed_at
+        if obs.box is not None and obs.camera_id == case.camera_id:
+            values["box"] = obs.box.model_dump()
+    if case.ground is None and obs.ground is not None:
+        wgs = obs.ground.crs == "wgs84"
+        values |= {
+            "ground_crs": obs.ground.crs,
+            "ground_x": obs.ground.x,
+            "ground_y": obs.ground.y,
+            "lat": obs.ground.y if wgs else None,
+            "lon": obs.ground.x if wgs else None,
+        }
+    conn.execute(c.update().where(c.c.case_id == case.case_id).values(**values))
+

@@ -1,0 +1,312 @@
+"""The hub's schema and engine: one SQLAlchemy Core data layer for SQLite (embedded) and PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout, and every write transaction starts with BEGIN IMMEDIATE so
+that the single writer is decided up front (no deadlock-prone lock upgrades). PostgreSQL runs through
+psycopg 3. Migrations are a versioned list applied at open under a lock, recorded in `schema_version`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python, naive UTC in the database (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the hub database; use UTC-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("curve_public_key", String(128), nullable=False),
+    Column("sign_public_key", String(128), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("enrolled_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("last_seen", UTCDateTime),
+    Column("agent_version", String(32)),
+    Column("health", JSON),
+)
+
+cameras = Table(
+    "cameras",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("last_seen", UTCDateTime),
+    Column("health", JSON),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("case_id", String(32), primary_key=True),
+    Column("class_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("source", String(16), nullable=False),  # edge, sensor, manual
+    Column("camera_id", String(64)),
+    Column("zone", String(64)),
+    Column("box", JSON),
+    Column("ground_crs", String(80)),
+    Column("ground_x", Float),
+    Column("ground_y", Float),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("description", Text),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("event_count", Integer, nullable=False, default=1),
+    Column("recurrence_of", String(32)),
+    Column("recurrence_count", Integer, nullable=False, default=0),
+    Column("unit", String(64)),
+    Column("deadline_at", UTCDateTime),
+    Column("cleared_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("filed_at", UTCDateTime),
+    Column("handled_at", UTCDateTime),
+    Column("handled_on_time", Boolean),
+    Column("closed_at", UTCDateTime),
+    Index("ix_cases_class_status", "class_id", "status"),
+    Index("ix_cases_camera_status", "camera_id", "status"),
+    Index("ix_cases_created", "created_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("problem_id", String(64), nullable=False),
+    Column("camera_id", String(64), nullable=False),
+    Column("class_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source", String(16), nullable=False, default="edge"),  # edge, sensor, manual
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),  # the ProblemEvent as JSON
+    Column("manifest", LargeBinary, nullable=False),  # verbatim, for later re-verification
+    Column("signature", LargeBinary, nullable=False),
+    Column("case_id", String(32), ForeignKey("cases.case_id")),
+    UniqueConstraint("device_id", "event_id", name="uq_events_device_event"),
+    Index("ix_events_case", "case_id"),
+    Index("ix_events_problem", "device_id", "camera_id", "problem_id"),
+    Index("ix_events_event_id", "event_id"),
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_pk", Integer, ForeignKey("events.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Index("ix_media_event", "event_pk"),
+    Index("ix_media_sha", "sha256"),
+)
+
+transitions = Table(
+    "case_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(32), ForeignKey("cases.case_id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_status", String(32)),
+    Column("to_status", String(32), nullable=False),
+    Column("note", Text),
+    Column("unit", String(64)),
+    Column("photo_sha256", String(64)),
+    Index("ix_transitions_case", "case_id"),
+)
+
+# Transactional outbox: every case change appends a row in the same transaction; SSE and webhooks
+# read it by id, so they work across hub worker processes.
+case_changes = Table(
+    "case_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("case_id", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),  # case.created, case.updated, case.transition
+    Column("status", String(32), nullable=False),
+    Column("data", JSON),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(256), nullable=False),
+    Column("kinds", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id"), nullable=False),
+    Column("change_id", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("webhook_id", "change_id", name="uq_delivery_change"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+
+def _v1_initial(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+# Append-only: (version, name, step). Never edit a released step; add a new one.
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "initial schema", _v1_initial),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'hub.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE transactions."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _sqlite_setup(engine)
+        return engine
+    if not url.startswith("postgresql+psycopg://"):
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
+    return create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # let us emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(conn_or_engine: Connection | Engine) -> bool:
+    return conn_or_engine.dialect.name == "postgresql"
+
+
+def advisory_lock(conn: Connection, key: str) -> None:
+    """Serialise writers on `key` until the transaction ends (PostgreSQL); SQLite has one writer."""
+    if is_postgres(conn):
+        digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})
+
+
+def migrate(engine: Engine) -> int:
+    """Apply pending migrations; returns the schema version now in force."""
+    with engine.begin() as conn:
+        if is_postgres(conn):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        schema_version.create(conn, checkfirst=True)
+        done = {row[0] for row in conn.execute(schema_version.select().with_only_columns(schema_version.c.version))}
+        for version, name, step in MIGRATIONS:
+            if version in done:
+                continue
+            step(conn)
+            conn.execute(schema_version.insert().values(version=version, name=name, applied_at=utcnow()))
+        current = max(done | {v for v, _, _ in MIGRATIONS})
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema {current} is newer than this hub ({SCHEMA_VERSION}); upgrade it")
+    return current

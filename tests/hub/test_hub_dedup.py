@@ -1,0 +1,106 @@
+"""Dedup of events into cases: same-camera repeats, cross-camera by ground distance, recurrence."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hubfactory import T0, ingest, make_event
+from sqlalchemy import select
+
+from hub import db
+from hub.cases import DedupPolicy, Observation, boxes_match, ground_distance_m, lock_keys
+from hub.store import Store
+from protocol.messages import GroundPoint, NormBox, ProblemState
+
+HERE = GroundPoint(crs="wgs84", x=116.397128, y=39.916527)
+
+
+def near(dx_m: float) -> GroundPoint:
+    """A point `dx_m` metres north of HERE."""
+    return GroundPoint(crs="wgs84", x=HERE.x, y=HERE.y + dx_m / 111_195.0)
+
+
+def case_row(store: Store, case_id: str) -> dict:
+    with store.engine.connect() as conn:
+        return dict(conn.execute(select(db.cases).where(db.cases.c.case_id == case_id)).one()._mapping)
+
+
+def close_case(store: Store, case_id: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(db.cases.update().where(db.cases.c.case_id == case_id).values(status="closed"))
+
+
+def test_pure_matching() -> None:
+    a = NormBox(x1=0.1, y1=0.1, x2=0.3, y2=0.3)
+    assert boxes_match(a, NormBox(x1=0.12, y1=0.1, x2=0.32, y2=0.3), DedupPolicy())
+    assert boxes_match(a, NormBox(x1=0.15, y1=0.15, x2=0.25, y2=0.25), DedupPolicy())  # contained
+    assert not boxes_match(a, NormBox(x1=0.5, y1=0.5, x2=0.7, y2=0.7), DedupPolicy())
+    assert abs(ground_distance_m(HERE, near(10.0)) - 10.0) < 0.05  # type: ignore[operator]
+    assert ground_distance_m(HERE, GroundPoint(crs="local:site1", x=0, y=0)) is None
+    local = GroundPoint(crs="local:site1", x=3.0, y=4.0)
+    assert ground_distance_m(local, GroundPoint(crs="local:site1", x=0, y=0)) == 5.0
+    obs = Observation(class_id="illegal_car_parking", state=ProblemState.OPENED, observed_at=T0, first_seen=T0,
+                      source="edge", camera_id="c", ground=HERE)
+    assert len(lock_keys(obs, DedupPolicy(radius_m=10))) == 10 and lock_keys(obs, DedupPolicy()) == sorted(
+        lock_keys(obs, DedupPolicy()))
+
+
+def test_same_camera_repeats_make_one_case(store: Store) -> None:
+    ids = set()
+    for i in range(5):  # new problem ids each time (the edge lost its track), box jitters
+        event, media = make_event(problem_id=f"prob-{i:04d}", box=(0.1 + i * 0.01, 0.1, 0.3 + i * 0.01, 0.3),
+                                  at=T0 + timedelta(minutes=i))
+        ids.add(ingest(store, event, media).case_id)
+    assert len(ids) == 1
+    row = case_row(store, next(iter(ids)))
+    assert row["event_count"] == 5 and row["last_seen"] == T0 + timedelta(minutes=4)
+    # another zone, a far box, another class or a stale case: separate cases
+    other = [
+        make_event(zone="np-2", problem_id="prob-bbb1"),
+        make_event(box=(0.6, 0.6, 0.8, 0.8), problem_id="prob-bbb2"),
+        make_event(class_id="exposed_garbage", problem_id="prob-bbb3"),
+        make_event(at=T0 + timedelta(hours=24), problem_id="prob-bbb4"),
+    ]
+    assert len({ingest(store, e, m).case_id for e, m in other} | ids) == 5
+
+
+def test_cross_camera_within_distance(store: Store) -> None:
+    a, ma = make_event(camera_id="cam-a", ground=HERE)
+    b, mb = make_event(camera_id="cam-b", box=(0.7, 0.7, 0.9, 0.9), ground=near(8.0), device_id="box-2")
+    c, mc = make_event(camera_id="cam-c", ground=near(25.0), device_id="box-3")
+    case_a = ingest(store, a, ma).case_id
+    assert ingest(store, b, mb).case_id == case_a
+    assert ingest(store, c, mc).case_id != case_a
+    assert case_row(store, case_a)["event_count"] == 2  # type: ignore[arg-type]
+
+
+def test_local_site_frames_compare_only_within_a_site(store: Store) -> None:
+    p1 = GroundPoint(crs="local:yard", x=10.0, y=10.0)
+    a, ma = make_event(camera_id="cam-a", ground=p1)
+    b, mb = make_event(camera_id="cam-b", ground=GroundPoint(crs="local:yard", x=14.0, y=13.0))
+    c, mc = make_event(camera_id="cam-c", ground=GroundPoint(crs="local:other", x=10.0, y=10.0))
+    first = ingest(store, a, ma).case_id
+    assert ingest(store, b, mb).case_id == first
+    assert ingest(store, c, mc).case_id != first
+
+
+def test_recurrence_after_close_links_cases(store: Store) -> None:
+    e1, m1 = make_event(problem_id="prob-aaaa1")
+    first = ingest(store, e1, m1).case_id
+    close_case(store, first)  # type: ignore[arg-type]
+    e2, m2 = make_event(problem_id="prob-aaaa2", at=T0 + timedelta(days=7))
+    second = ingest(store, e2, m2)
+    assert second.created and second.case_id != first
+    row = case_row(store, second.case_id)  # type: ignore[arg-type]
+    assert row["recurrence_of"] == first and row["recurrence_count"] == 1
+    close_case(store, second.case_id)  # type: ignore[arg-type]
+    e3, m3 = make_event(problem_id="prob-aaaa3", at=T0 + timedelta(days=14))
+    third = case_row(store, ingest(store, e3, m3).case_id)  # type: ignore[arg-type]
+    assert third["recurrence_of"] == second.case_id and third["recurrence_count"] == 2
+
+
+def test_cleared_without_case_is_kept_without_case(store: Store) -> None:
+    e, m = make_event(state=ProblemState.CLEARED)
+    result = ingest(store, e, m)
+    assert not result.duplicate and result.case_id is None
+    assert store.get_event(e.event_id) is not None
