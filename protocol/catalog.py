@@ -63,6 +63,7 @@ class Family(StrEnum):
     CONSTRUCTION = "construction"  # 03 施工管理
     EMERGENCY = "emergency"  # 04 突发事件
     STREET_ORDER = "street_order"  # 05 街面秩序
+    COMPONENT = "component"  # 部件: city furniture such as manhole covers, filed as a component
 
 
 class Priority(StrEnum):
@@ -87,6 +88,9 @@ class RuleParams(StrictModel):
         "rides out occlusions, shorter verifies cases sooner")
     update_every_s: float | None = Field(
         default=None, gt=0, description="emit `updated` with fresh evidence this often while open; None: never")
+    min_box_frac: float = Field(
+        default=0.0, ge=0, lt=1, description="ignore objects whose box is smaller than this fraction of the "
+        "frame (area >= A in the taxonomy)")
 
     def label_groups(self, class_labels: Iterable[str]) -> list[frozenset[str]]:
         """Label sets a model must cover: each group needs at least one of its labels."""
