@@ -13,18 +13,17 @@ from models.cache import ResolvedModel, model_dir, resolve
 from models.manifest import ManifestError, save_manifest
 
 
-def export_ultralytics(weights: Path, *, imgsz: int = 640, name: str | None = None, root: Path | None = None,
-                       end2end: bool | None = None) -> ResolvedModel:
+def export_ultralytics(
+    weights: Path, *, imgsz: int = 640, name: str | None = None, root: Path | None = None
+) -> ResolvedModel:
     try:
         from ultralytics import YOLO
     except ImportError as exc:
         raise ManifestError("exporting needs ultralytics: pip install 'cityeye[train]'") from exc
     if not weights.is_file():
         raise ManifestError(f"weights file {weights} does not exist")
-    kwargs = {"format": "onnx", "imgsz": imgsz, "dynamic": True, "simplify": False}
-    if end2end is not None:
-        kwargs["nms"] = False
-    exported = Path(YOLO(str(weights)).export(**kwargs))
+    # dynamic: the batch axis stays free so the agent can batch frames from several cameras
+    exported = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True))
     resolved = resolve(exported)
     name = name or resolved.manifest.name
     folder = model_dir(name, root)
