@@ -1,0 +1,304 @@
+"""Delivery of spooled evidence to the hub: at-least-once over a CURVE-authenticated DEALER socket.
+
+`Outbox` is the pipeline's EventSink: `submit` spools (durable on return) and never touches the
+network. A sender thread moves spooled events to the hub with a credit window of a few events in
+flight, resends on timeout with exponential backoff (and at once after a reconnect, since ZeroMQ
+drops what was queued on a dead connection), deletes an event only when the hub ACKs it (after its
+commit) and dead-letters it when the hub NACKs it (permanently refused, with a reason). The hub
+dedups on (device id, event id), so a resend of something already stored is only re-ACKed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import zmq
+from pydantic import BaseModel, ConfigDict, Field
+from zmq.utils.monitor import recv_monitor_message
+
+from edge_agent.spool import Spool, SpoolEntry, SpoolStats
+from protocol.bundle import DeviceBundle
+from protocol.codec import Command, DecodeError, ReplyMessage, decode, encode_heartbeat
+from protocol.manifest import Signer
+from protocol.messages import CameraHealth, Heartbeat, ProblemEvent
+
+log = logging.getLogger(__name__)
+
+ZERO_COPY_MIN = 64 * 1024  # below this, copying is cheaper than pinning the buffer
+
+
+class OutboxConfig(BaseModel):
+    """Delivery knobs. Times in seconds unless the name says ms (then they go straight to libzmq)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spool_dir: Path = Field(description="where evidence waits for its ACK; survives restarts")
+    quota_bytes: int = Field(default=2 * 1024**3, gt=0, description="disk quota of the spool")
+    window: int = Field(default=8, ge=1, le=256, description="events in flight without an ACK")
+    ack_timeout_s: float = Field(default=10.0, gt=0, description="first resend after this long")
+    max_backoff_s: float = Field(default=60.0, gt=0, description="resend interval grows up to this")
+    heartbeat_s: float = Field(default=10.0, gt=0, description="health report to the hub every N s")
+    max_event_bytes: int = Field(default=48 * 1024**2, gt=0,
+                                 description="larger events are dead-lettered here, the hub would refuse")
+    reconnect_ivl_ms: int = Field(default=250, gt=0)
+    reconnect_ivl_max_ms: int = Field(default=60_000, ge=0, description="reconnect backoff ceiling")
+    # A 10 MB clip on a 1 Mbit/s uplink takes ~80 s; ZMTP pings queue behind it, so the timeout
+    # must be longer than that or a healthy slow link gets torn down mid-message forever.
+    zmq_heartbeat_ivl_ms: int = Field(default=15_000, gt=0)
+    zmq_heartbeat_timeout_ms: int = Field(default=180_000, gt=0)
+    poll_ms: int = Field(default=100, gt=0, le=1000, description="loop tick: bounds shutdown latency")
+    insecure: bool = Field(default=False, description="no CURVE: plain TCP, for a lab only")
+
+
+@dataclass
+class Flight:
+    seq: int
+    event_id: str
+    attempts: int
+    deadline: float
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    resent: int = 0
+    acked: int = 0
+    duplicates: int = 0  # ACKs saying the hub already had it
+    nacked: int = 0
+    heartbeats: int = 0
+    reconnects: int = 0
+    unmatched_replies: int = 0
+    last_ack_at: float | None = None
+
+
+HealthSource = Callable[[], Sequence[CameraHealth]]
+
+
+class Outbox:
+    """EventSink for production: spools every event, a sender thread delivers them."""
+
+    def __init__(self, bundle: DeviceBundle, config: OutboxConfig, *, health: HealthSource | None = None,
+                 agent_version: str = "") -> None:
+        self.bundle = bundle
+        self.config = config
+        self.spool = Spool(config.spool_dir, bundle.device_id, Signer(bundle.sign_secret),
+                           quota_bytes=config.quota_bytes)
+        self.stats = DeliveryStats()
+        self._health = health or (lambda: [])
+        self._agent_version = agent_version
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, event: ProblemEvent, media: Mapping[str, bytes]) -> None:
+        """Durable on return (or SpoolFull: the quota policy refused it, nothing was stored)."""
+        self.spool.put(event, dict(media))
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("outbox sender already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="outbox-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> Outbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_drained(self, timeout: float) -> bool:
+        """True once every spooled event is ACKed or dead-lettered (tests, shutdown)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.spool.stats().events == 0:
+                return True
+            time.sleep(0.05)
+        return self.spool.stats().events == 0
+
+    def run(self, stop_event: threading.Event) -> None:
+        """The sender loop; returns promptly (within poll_ms) once `stop_event` is set."""
+        with zmq.Context() as ctx:
+            sock = self._connect(ctx)
+            monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+            try:
+                _SenderLoop(self, sock, monitor).loop(stop_event)
+            finally:
+                sock.disable_monitor()
+                monitor.close(linger=0)
+                sock.close(linger=0)
+
+    def _connect(self, ctx: zmq.Context) -> zmq.Socket:
+        cfg = self.config
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing on a connection that isn't up
+        sock.setsockopt(zmq.LINGER, 0)  # the spool, not libzmq, holds what is unsent
+        sock.setsockopt(zmq.RECONNECT_IVL, cfg.reconnect_ivl_ms)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, cfg.reconnect_ivl_max_ms)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, cfg.zmq_heartbeat_ivl_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, cfg.zmq_heartbeat_timeout_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, cfg.zmq_heartbeat_timeout_ms)
+        sock.setsockopt(zmq.SNDHWM, max(16, cfg.window * 2))
+        if cfg.insecure:
+            log.warning("INSECURE delivery: no CURVE encryption or authentication to %s", self.bundle.endpoint)
+        else:
+            sock.curve_secretkey = self.bundle.curve_secret.encode()
+            sock.curve_publickey = self.bundle.curve_public.encode()
+            sock.curve_serverkey = self.bundle.hub_curve_public.encode()
+        sock.connect(self.bundle.endpoint)
+        return sock
+
+    def heartbeat(self) -> Heartbeat:
+        spool: SpoolStats = self.spool.stats()
+        return Heartbeat(device_id=self.bundle.device_id, sent_at=datetime.now(UTC),
+                         agent_version=self._agent_version, uptime_s=time.monotonic() - self._started,
+                         spool_events=spool.events, spool_bytes=spool.bytes, dead_letters=spool.dead_letters,
+                         cameras=list(self._health()))
+
+
+class _SenderLoop:
+    """One socket's worth of state; lives and dies in the sender thread."""
+
+    def __init__(self, outbox: Outbox, sock: zmq.Socket, monitor: zmq.Socket) -> None:
+        self.outbox, self.sock, self.monitor = outbox, sock, monitor
+        self.cfg = outbox.config
+        self.spool = outbox.spool
+        self.stats = outbox.stats
+        self.in_flight: dict[int, Flight] = {}
+        self.next_heartbeat = 0.0
+        self.poller = zmq.Poller()
+        self.poller.register(sock, zmq.POLLIN)
+        self.poller.register(monitor, zmq.POLLIN)
+
+    def loop(self, stop_event: threading.Event) -> None:
+        while not stop_event.is_set():
+            now = time.monotonic()
+            self._resend_expired(now)
+            self._fill_window(now)
+            if now >= self.next_heartbeat:
+                self._send_heartbeat(now)
+            events = dict(self.poller.poll(self.cfg.poll_ms))
+            if self.monitor in events:
+                self._on_monitor()
+            if self.sock in events:
+                self._drain_replies()
+
+    def _backoff(self, attempts: int) -> float:
+        return min(self.cfg.ack_timeout_s * 2 ** max(0, attempts - 1), self.cfg.max_backoff_s)
+
+    def _send(self, entry: SpoolEntry) -> bool:
+        if entry.size > self.cfg.max_event_bytes:
+            self.spool.dead_letter(entry.seq, f"event is {entry.size} bytes, over max_event_bytes "
+                                   f"{self.cfg.max_event_bytes}")
+            return True
+        try:
+            frames = self.spool.read_frames(entry)
+        except FileNotFoundError:  # evicted or acked meanwhile
+            self.in_flight.pop(entry.seq, None)
+            return True
+        try:
+            send_frames(self.sock, frames, zmq.NOBLOCK)
+        except zmq.Again:
+            return False  # no connection (IMMEDIATE) or HWM: try again next tick
+        return True
+
+    def _fill_window(self, now: float) -> None:
+        room = self.cfg.window - len(self.in_flight)
+        if room <= 0:
+            return
+        for entry in self.spool.pending(limit=room, exclude=set(self.in_flight)):
+            if not self._send(entry):
+                return
+            if self.spool.get(entry.seq) is not None:
+                self.in_flight[entry.seq] = Flight(entry.seq, entry.event_id, 1, now + self._backoff(1))
+                self.stats.sent += 1
+
+    def _resend_expired(self, now: float) -> None:
+        for flight in sorted(self.in_flight.values(), key=lambda f: f.seq):
+            if flight.deadline > now:
+                continue
+            entry = self.spool.get(flight.seq)
+            if entry is None:
+                del self.in_flight[flight.seq]
+                continue
+            if not self._send(entry):
+                return
+            flight.attempts += 1
+            flight.deadline = now + self._backoff(flight.attempts)
+            self.stats.resent += 1
+            log.debug("resent seq %d (attempt %d)", flight.seq, flight.attempts)
+
+    def _send_heartbeat(self, now: float) -> None:
+        self.next_heartbeat = now + self.cfg.heartbeat_s
+        try:
+            send_frames(self.sock, encode_heartbeat(self.outbox.heartbeat()), zmq.NOBLOCK)
+            self.stats.heartbeats += 1
+        except zmq.Again:
+            pass  # not connected; health is only worth sending fresh
+
+    def _on_monitor(self) -> None:
+        while self.monitor.poll(0):
+            msg = recv_monitor_message(self.monitor)
+            if msg["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.stats.reconnects += 1
+                # Whatever was in flight died with the old connection: resend it now, not at timeout.
+                for flight in self.in_flight.values():
+                    flight.deadline = 0.0
+                self.next_heartbeat = 0.0
+                log.info("connected to hub %s; %d events in flight resent", self.outbox.bundle.endpoint,
+                         len(self.in_flight))
+
+    def _drain_replies(self) -> None:
+        while True:
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                msg = decode(frames)
+            except DecodeError as exc:
+                log.error("unreadable reply from hub: %s", exc.reason)
+                continue
+            if isinstance(msg, ReplyMessage):
+                self._on_reply(msg)
+
+    def _on_reply(self, msg: ReplyMessage) -> None:
+        reply = msg.reply
+        entry = self.spool.get(reply.seq) if reply.seq is not None else None
+        if reply.seq is not None:
+            self.in_flight.pop(reply.seq, None)
+        if entry is None or entry.event_id != reply.event_id:
+            if msg.command is Command.NACK and reply.seq is None:
+                log.error("hub refused a message it could not attribute: %s", reply.reason)
+            self.stats.unmatched_replies += 1
+            return
+        if msg.command is Command.ACK:
+            self.spool.ack(entry.seq)
+            self.stats.acked += 1
+            self.stats.duplicates += reply.duplicate
+            self.stats.last_ack_at = time.time()
+        else:
+            self.spool.dead_letter(entry.seq, reply.reason or "refused by hub without a reason")
+            self.stats.nacked += 1
+
+
+def send_frames(sock: zmq.Socket, frames: Sequence[bytes], flags: int = 0) -> None:
+    """Send a multipart message, zero-copy for big frames. Once the first part is accepted libzmq
+    accepts the rest (multipart atomicity), so an Again can only come from the first."""
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        more = zmq.SNDMORE if i < last else 0
+        sock.send(frame, flags | more, copy=len(frame) < ZERO_COPY_MIN)

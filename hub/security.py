@@ -1,0 +1,237 @@
+"""Hub keys, device enrollment and revocation, the ZAP handler, and evidence re-verification.
+
+Security is on by default: the hub's ROUTER is a CURVE server and this module's ZAP handler admits
+only enrolled, non-revoked device keys, answering with User-Id = device id so every message can
+be tied to a device. Revocation is checked again on every message (a live connection of a revoked
+device gets nothing through), not only at the next handshake.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import zmq
+from zmq.utils import z85
+
+from protocol.bundle import DeviceBundle, write_private
+from protocol.manifest import (
+    EvidenceManifest,
+    ManifestError,
+    generate_signing_key,
+    sha256_hex,
+    verify,
+)
+
+log = logging.getLogger(__name__)
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+ZAP_DOMAIN = b"cityeye"
+HUB_KEY_FILE = "keys/hub_curve.json"
+
+
+class DeviceRecord(Protocol):
+    device_id: str
+    curve_public_key: str
+    sign_public_key: str
+    revoked: bool
+
+
+class DeviceRegistry(Protocol):
+    """What security needs from hub.store.Store."""
+
+    def add_device(self, device_id: str, curve_public_key: str, sign_public_key: str, *,
+                   replace: bool = False) -> Any: ...
+    def revoke_device(self, device_id: str) -> Any: ...
+    def get_device(self, device_id: str) -> DeviceRecord | None: ...
+    def list_devices(self) -> Iterable[DeviceRecord]: ...
+
+
+class EnrollmentError(ValueError):
+    pass
+
+
+# --- hub key pair ---
+
+@dataclass(frozen=True)
+class HubKeys:
+    public: str  # Z85
+    secret: str  # Z85
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path) -> HubKeys:
+        """The hub's CURVE key pair, made on first use; the file is 0600 in the hub data dir."""
+        path = data_dir / HUB_KEY_FILE
+        if path.exists():
+            if path.stat().st_mode & 0o077:
+                log.warning("%s is readable by group/others; it holds the hub's secret key", path)
+            raw = json.loads(path.read_text())
+            return cls(public=raw["public"], secret=raw["secret"])
+        public, secret = zmq.curve_keypair()
+        keys = cls(public=public.decode(), secret=secret.decode())
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_private(path, json.dumps({"public": keys.public, "secret": keys.secret}).encode())
+        log.info("created the hub CURVE key pair in %s", path)
+        return keys
+
+
+# --- enrollment ---
+
+def enroll_device(registry: DeviceRegistry, data_dir: Path, device_id: str, endpoint: str, *,
+                  replace: bool = False) -> DeviceBundle:
+    """Register a device with fresh keys and return its bundle (the only copy of its secrets)."""
+    existing = registry.get_device(device_id)
+    if existing is not None and not replace:
+        state = "revoked" if existing.revoked else "enrolled"
+        raise EnrollmentError(f"device {device_id!r} is already {state}; use --replace to issue new keys "
+                              "(the old bundle stops working)")
+    hub = HubKeys.load_or_create(data_dir)
+    curve_public, curve_secret = zmq.curve_keypair()
+    sign_secret, sign_public = generate_signing_key()
+    bundle = DeviceBundle(device_id=device_id, endpoint=endpoint, hub_curve_public=hub.public,
+                          curve_public=curve_public.decode(), curve_secret=curve_secret.decode(),
+                          sign_secret=sign_secret, sign_public=sign_public)
+    registry.add_device(device_id, bundle.curve_public, bundle.sign_public, replace=replace)
+    return bundle
+
+
+def revoke_device(registry: DeviceRegistry, device_id: str) -> None:
+    if registry.get_device(device_id) is None:
+        raise EnrollmentError(f"no device {device_id!r} is enrolled")
+    registry.revoke_device(device_id)
+
+
+# --- live view of the registry, shared by the ZAP handler and the ingest loop ---
+
+class DeviceDirectory:
+    """Cached device lookups, refreshed from the store every `refresh_s` so revocations made by
+    another process (the CLI) take effect within that time on live connections."""
+
+    def __init__(self, registry: DeviceRegistry, refresh_s: float = 1.0) -> None:
+        self._registry = registry
+        self._refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._loaded_at = -1e9
+        self._by_id: dict[str, DeviceRecord] = {}
+        self._by_curve: dict[str, DeviceRecord] = {}
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        # Even forced refreshes (unknown key) are rate-limited, so unknown keys can't hammer the DB.
+        if now - self._loaded_at < (0.2 if force else self._refresh_s):
+            return
+        devices = list(self._registry.list_devices())
+        self._by_id = {d.device_id: d for d in devices}
+        self._by_curve = {d.curve_public_key: d for d in devices}
+        self._loaded_at = now
+
+    def by_curve_key(self, z85: str) -> DeviceRecord | None:
+        with self._lock:
+            self._refresh()
+            if z85 not in self._by_curve:
+                self._refresh(force=True)
+            return self._by_curve.get(z85)
+
+    def active(self, device_id: str) -> DeviceRecord | None:
+        """The device if enrolled and not revoked."""
+        with self._lock:
+            self._refresh()
+            if device_id not in self._by_id:
+                self._refresh(force=True)
+            device = self._by_id.get(device_id)
+            return None if device is None or device.revoked else device
+
+
+class ZapHandler:
+    """ZAP (RFC 27) for CURVE: 200 + User-Id=device id for an enrolled, non-revoked key; else 400.
+
+    Bind it before the CURVE server socket accepts connections; it must share that socket's context.
+    """
+
+    def __init__(self, context: zmq.Context, directory: DeviceDirectory) -> None:
+        self._directory = directory
+        self._sock = context.socket(zmq.REP)
+        self._sock.linger = 0
+        self._sock.bind(ZAP_ENDPOINT)
+        self.refused = 0
+        self.accepted = 0
+
+    def serve(self, stop_event: threading.Event, poll_ms: int = 200) -> None:
+        try:
+            while not stop_event.is_set():
+                if self._sock.poll(poll_ms):
+                    request = self._sock.recv_multipart()
+                    try:
+                        answer = self._answer(request)
+                    except Exception:  # the handler must live on: a dead ZAP thread hangs every handshake
+                        log.exception("ZAP request failed")
+                        answer = [b"1.0", request[1] if len(request) > 1 else b"", b"500", b"internal error",
+                                  b"", b""]
+                    self._sock.send_multipart(answer)
+        finally:
+            self._sock.close(linger=0)
+
+    def _answer(self, request: list[bytes]) -> list[bytes]:
+        if len(request) < 6:
+            return [b"1.0", b"", b"500", b"malformed ZAP request", b"", b""]
+        version, request_id, domain, address, _routing, mechanism = request[:6]
+        credentials = request[6:]
+
+        def reply(code: bytes, text: str, user: str = "") -> list[bytes]:
+            return [b"1.0", request_id, code, text.encode(), user.encode(), b""]
+
+        if version != b"1.0" or mechanism != b"CURVE" or domain != ZAP_DOMAIN or len(credentials) != 1:
+            self.refused += 1
+            return reply(b"400", "only CURVE in the cityeye domain")
+        key = z85.encode(credentials[0]).decode()
+        device = self._directory.by_curve_key(key)
+        if device is None or device.revoked:
+            self.refused += 1
+            why = "revoked" if device is not None else "not enrolled"
+            log.warning("refused CURVE key %s from %s: %s", key, address.decode(errors="replace"), why)
+            return reply(b"400", f"device key {why}")
+        self.accepted += 1
+        return reply(b"200", "OK", device.device_id)
+
+
+# --- re-verification of stored evidence (cityeye hub verify) ---
+
+@dataclass(frozen=True)
+class VerifyResult:
+    event_id: str
+    device_id: str
+    ok: bool
+    problems: list[str]
+
+
+def verify_stored(device: DeviceRecord | None, event_id: str, manifest: bytes, signature: bytes,
+                  media: dict[str, bytes | None]) -> VerifyResult:
+    """Re-check a stored event: signature with the device's key, and every evidence file's hash."""
+    problems: list[str] = []
+    try:
+        parsed = EvidenceManifest.from_bytes(manifest)
+    except ManifestError as exc:
+        return VerifyResult(event_id, "?", False, [str(exc)])
+    if device is None:
+        problems.append(f"device {parsed.device_id} is not in the registry: signature can't be checked")
+    else:
+        try:
+            verify(device.sign_public_key, manifest, signature)
+        except ManifestError as exc:
+            problems.append(str(exc))
+        if device.revoked:
+            problems.append(f"note: device {device.device_id} is revoked now (signature made before)")
+    for entry in parsed.media:
+        data = media.get(entry.name)
+        if data is None:
+            problems.append(f"media {entry.name}: file missing from the evidence store")
+        elif sha256_hex(data) != entry.sha256:
+            problems.append(f"media {entry.name}: SHA-256 differs from the signed manifest")
+    ok = not [p for p in problems if not p.startswith("note:")]
+    return VerifyResult(event_id, parsed.device_id, ok, problems)
