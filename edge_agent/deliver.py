@@ -131,15 +131,25 @@ class Outbox:
 
     def run(self, stop_event: threading.Event) -> None:
         """The sender loop; returns promptly (within poll_ms) once `stop_event` is set."""
+        refusals = 0
         with zmq.Context() as ctx:
-            sock = self._connect(ctx)
-            monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
-            try:
-                _SenderLoop(self, sock, monitor).loop(stop_event)
-            finally:
-                sock.disable_monitor()
-                monitor.close(linger=0)
-                sock.close(linger=0)
+            while not stop_event.is_set():
+                sock = self._connect(ctx)
+                monitor = sock.get_monitor_socket(_MONITORED)
+                try:
+                    refused = _SenderLoop(self, sock, monitor).loop(stop_event)
+                finally:
+                    sock.disable_monitor()
+                    monitor.close(linger=0)
+                    sock.close(linger=0)
+                if refused:
+                    # libzmq never reconnects after the hub's ZAP said no (not enrolled yet, revoked,
+                    # a hub key mismatch): retry with a fresh socket, slowly.
+                    refusals += 1
+                    wait = min(self.config.reconnect_ivl_max_ms / 1000, 2.0 ** refusals)
+                    log.error("hub %s refused this device's keys (revoked or not enrolled?); retrying in "
+                              "%.0f s", self.bundle.endpoint, wait)
+                    stop_event.wait(wait)
 
     def _connect(self, ctx: zmq.Context) -> zmq.Socket:
         cfg = self.config
@@ -169,6 +179,10 @@ class Outbox:
                          cameras=list(self._health()))
 
 
+_MONITORED = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+              | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_DISCONNECTED)
+
+
 class _SenderLoop:
     """One socket's worth of state; lives and dies in the sender thread."""
 
@@ -179,12 +193,15 @@ class _SenderLoop:
         self.stats = outbox.stats
         self.in_flight: dict[int, Flight] = {}
         self.next_heartbeat = 0.0
+        self.refused = False
         self.poller = zmq.Poller()
         self.poller.register(sock, zmq.POLLIN)
         self.poller.register(monitor, zmq.POLLIN)
 
-    def loop(self, stop_event: threading.Event) -> None:
-        while not stop_event.is_set():
+    def loop(self, stop_event: threading.Event) -> bool:
+        """Run until stopped (False) or until the hub refused our keys (True: rebuild the socket)."""
+        self.refused = False
+        while not stop_event.is_set() and not self.refused:
             now = time.monotonic()
             self._resend_expired(now)
             self._fill_window(now)
@@ -195,6 +212,7 @@ class _SenderLoop:
                 self._on_monitor()
             if self.sock in events:
                 self._drain_replies()
+        return self.refused
 
     def _backoff(self, attempts: int) -> float:
         return min(self.cfg.ack_timeout_s * 2 ** max(0, attempts - 1), self.cfg.max_backoff_s)
@@ -260,6 +278,8 @@ class _SenderLoop:
                 self.next_heartbeat = 0.0
                 log.info("connected to hub %s; %d events in flight resent", self.outbox.bundle.endpoint,
                          len(self.in_flight))
+            elif msg["event"] in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
+                self.refused = True
 
     def _drain_replies(self) -> None:
         while True:

@@ -121,10 +121,9 @@ class DeviceDirectory:
         self._by_id: dict[str, DeviceRecord] = {}
         self._by_curve: dict[str, DeviceRecord] = {}
 
-    def _refresh(self, force: bool = False) -> None:
+    def _refresh(self, min_age_s: float | None = None) -> None:
         now = time.monotonic()
-        # Even forced refreshes (unknown key) are rate-limited, so unknown keys can't hammer the DB.
-        if now - self._loaded_at < (0.2 if force else self._refresh_s):
+        if now - self._loaded_at < (self._refresh_s if min_age_s is None else min_age_s):
             return
         devices = list(self._registry.list_devices())
         self._by_id = {d.device_id: d for d in devices}
@@ -135,7 +134,9 @@ class DeviceDirectory:
         with self._lock:
             self._refresh()
             if z85 not in self._by_curve:
-                self._refresh(force=True)
+                # A key just enrolled must get in at once. Handshakes cost the peer a CURVE
+                # exchange each, so re-reading the registry on a miss can't be cheaply abused.
+                self._refresh(min_age_s=0.0)
             return self._by_curve.get(z85)
 
     def active(self, device_id: str) -> DeviceRecord | None:
@@ -143,7 +144,7 @@ class DeviceDirectory:
         with self._lock:
             self._refresh()
             if device_id not in self._by_id:
-                self._refresh(force=True)
+                self._refresh(min_age_s=0.2)  # per message: rate-limited
             device = self._by_id.get(device_id)
             return None if device is None or device.revoked else device
 

@@ -37,3 +37,58 @@ def make_event(device_id: str, n: int, jpeg: bytes, *, state: ProblemState = Pro
                          box=NormBox(x1=0.1, y1=0.1, x2=0.5, y2=0.5), score=0.9, first_seen=now,
                          observed_at=now, dwell_s=60.0, media=[ref])
     return event, {"snapshot.jpg": jpeg}
+
+
+# --- real processes: `python tests/delivery_support.py hub DATA_DIR PORT` / `agent ...` ---
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def hub_main(data_dir: str, port: str) -> None:
+    import signal
+    import threading
+
+    from hub.ingest import IngestConfig, IngestLoop
+    from hub.store import Store
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    store = Store.open(None, Path(data_dir))
+    loop = IngestLoop(IngestConfig(bind=f"tcp://127.0.0.1:{port}", data_dir=Path(data_dir)), store, stop)
+    threading.Thread(target=lambda: (loop.ready.wait(), print("READY", flush=True)), daemon=True).start()
+    loop.run()
+
+
+def agent_main(bundle_path: str, spool_dir: str, count: str, log_path: str) -> None:
+    """Submit events 0..count-1 not yet in `log_path` (one id per line once durable), then deliver
+    until the spool is empty; exit 0. Killed with -9 at any point, a rerun finishes the job."""
+    from edge_agent.deliver import Outbox, OutboxConfig
+    from protocol.bundle import DeviceBundle
+
+    bundle = DeviceBundle.load(Path(bundle_path))
+    log = Path(log_path)
+    done = set(log.read_text().split()) if log.exists() else set()
+    config = OutboxConfig(spool_dir=Path(spool_dir), ack_timeout_s=1.0, max_backoff_s=2.0,
+                          reconnect_ivl_max_ms=500, heartbeat_s=1.0)
+    jpeg = small_jpeg()
+    with Outbox(bundle, config) as outbox, open(log, "a") as out:
+        print("STARTED", flush=True)
+        for n in range(int(count)):
+            event, media = make_event(bundle.device_id, n, jpeg)
+            if event.event_id in done:
+                continue
+            outbox.submit(event, media)
+            out.write(event.event_id + "\n")
+            out.flush()  # page cache survives kill -9 of this process
+        while not outbox.wait_drained(1.0):
+            pass
+    print("DRAINED", flush=True)
+
+
+if __name__ == "__main__":
+    {"hub": hub_main, "agent": agent_main}[sys.argv[1]](*sys.argv[2:])

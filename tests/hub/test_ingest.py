@@ -1,0 +1,274 @@
+"""Hub ingest over real CURVE sockets: auth, revocation, tampering, malformed and oversized input.
+
+The hub runs in a thread on a real Store (SQLite in tmp); clients are real DEALER sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import zmq
+from delivery_support import free_port, make_event, small_jpeg
+from sqlalchemy import func, select
+
+from hub import db
+from hub.ingest import IngestConfig, IngestLoop, run_ingest
+from hub.security import enroll_device
+from hub.store import Store
+from protocol.bundle import DeviceBundle
+from protocol.codec import PROTOCOL_ID, Command, ReplyMessage, decode, encode_heartbeat, seal_event
+from protocol.manifest import GENESIS_HASH, Signer, sha256_hex
+from protocol.messages import CameraHealth, Heartbeat
+
+JPEG = small_jpeg()
+
+
+@dataclass
+class Hub:
+    store: Store
+    data_dir: Path
+    endpoint: str
+    loop: IngestLoop
+
+    def enroll(self, device_id: str) -> DeviceBundle:
+        return enroll_device(self.store, self.data_dir, device_id, self.endpoint)
+
+    def event_ids(self, device_id: str) -> list[str]:
+        with self.store.engine.connect() as conn:
+            q = select(db.events.c.event_id).where(db.events.c.device_id == device_id)
+            return list(conn.execute(q).scalars())
+
+    def evidence_files(self) -> int:
+        return sum(1 for p in (self.data_dir / "evidence").rglob("*") if p.is_file())
+
+
+def start_hub(tmp_path: Path, **config: object) -> Iterator[Hub]:
+    data_dir = tmp_path / "hub"
+    store = Store.open(None, data_dir)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    stop = threading.Event()
+    loop = run_ingest(IngestConfig(bind=endpoint, data_dir=data_dir, device_refresh_s=0.2, **config),
+                      store, stop)
+    try:
+        yield Hub(store, data_dir, endpoint, loop)
+    finally:
+        stop.set()
+        time.sleep(0.3)
+        store.close()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    yield from start_hub(tmp_path)
+
+
+class Client:
+    """A bare DEALER with a device's CURVE keys: sends exactly the frames a test gives it."""
+
+    def __init__(self, bundle: DeviceBundle, endpoint: str) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.linger = 0
+        self.sock.curve_secretkey = bundle.curve_secret.encode()
+        self.sock.curve_publickey = bundle.curve_public.encode()
+        self.sock.curve_serverkey = bundle.hub_curve_public.encode()
+        self.sock.connect(endpoint)
+        self.bundle = bundle
+        self.seq = 0
+        self.prev = GENESIS_HASH
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()
+
+    def sealed(self, n: int, device_id: str | None = None, signer: Signer | None = None) -> list[bytes]:
+        event, media = make_event(device_id or self.bundle.device_id, n, JPEG)
+        self.seq += 1
+        sealed = seal_event(event, media, signer or Signer(self.bundle.sign_secret), seq=self.seq,
+                            prev_manifest_sha256=self.prev)
+        self.prev = sealed.manifest_sha256
+        return sealed.frames
+
+    def request(self, frames: list[bytes], timeout: float = 5.0) -> ReplyMessage | None:
+        self.sock.send_multipart(frames)
+        if not self.sock.poll(int(timeout * 1000)):
+            return None
+        reply = decode(self.sock.recv_multipart())
+        assert isinstance(reply, ReplyMessage)
+        return reply
+
+
+@pytest.fixture
+def client(hub: Hub) -> Iterator[Client]:
+    c = Client(hub.enroll("dev1"), hub.endpoint)
+    yield c
+    c.close()
+
+
+def test_event_is_acked_after_commit_and_duplicate_reacked(hub: Hub, client: Client) -> None:
+    frames = client.sealed(1)
+    first = client.request(frames)
+    assert first is not None and first.command is Command.ACK and not first.reply.duplicate
+    assert first.reply.case_id is not None
+    assert hub.event_ids("dev1") == ["ev-dev1-000001"]
+    again = client.request(frames)
+    assert again is not None and again.command is Command.ACK and again.reply.duplicate
+    assert hub.event_ids("dev1") == ["ev-dev1-000001"]
+
+
+def test_unenrolled_key_is_refused_at_handshake(hub: Hub, tmp_path: Path) -> None:
+    other = Store.open(None, tmp_path / "other")
+    stranger = enroll_device(other, tmp_path / "other", "dev1", hub.endpoint)  # right name, wrong keys
+    stranger = stranger.model_copy(update={"hub_curve_public": hub.enroll("devX").hub_curve_public})
+    c = Client(stranger, hub.endpoint)
+    try:
+        assert c.request(c.sealed(1), timeout=1.5) is None
+    finally:
+        c.close()
+        other.close()
+    assert hub.event_ids("dev1") == []
+
+
+def test_revoked_device_is_dropped_on_live_connection_and_refused_after(hub: Hub, client: Client) -> None:
+    reply = client.request(client.sealed(1))
+    assert reply is not None and reply.command is Command.ACK
+    hub.store.revoke_device("dev1")
+    time.sleep(0.3)  # > device_refresh_s: the hub's view of the registry is refreshed
+    assert client.request(client.sealed(2), timeout=1.0) is None
+    assert hub.loop.stats.dropped_unauthorised >= 1
+    fresh = Client(client.bundle, hub.endpoint)
+    try:
+        assert fresh.request(fresh.sealed(3), timeout=1.0) is None
+    finally:
+        fresh.close()
+    assert hub.event_ids("dev1") == ["ev-dev1-000001"]
+
+
+def test_tampered_jpeg_is_nacked_and_nothing_stored(hub: Hub, client: Client) -> None:
+    frames = client.sealed(1)
+    jpeg = bytearray(frames[4])
+    jpeg[len(jpeg) // 2] ^= 0x55
+    frames[4] = bytes(jpeg)
+    reply = client.request(frames)
+    assert reply is not None and reply.command is Command.NACK
+    assert reply.reply.event_id == "ev-dev1-000001" and reply.reply.seq == 1
+    assert "snapshot.jpg" in (reply.reply.reason or "") and "SHA-256" in (reply.reply.reason or "")
+    assert hub.event_ids("dev1") == [] and hub.evidence_files() == 0
+
+
+def test_tampered_manifest_fails_signature(hub: Hub, client: Client) -> None:
+    frames = client.sealed(1)
+    forged = frames[5].replace(b'"seq":1', b'"seq":1 ')  # same meaning, other signed bytes
+    header = json.loads(frames[2])
+    header["manifest_sha256"] = sha256_hex(forged)  # consistent framing: only the signature can tell
+    frames[2], frames[5] = json.dumps(header).encode(), forged
+    reply = client.request(frames)
+    assert reply is not None and reply.command is Command.NACK
+    assert "signature does not verify" in (reply.reply.reason or "")
+    assert hub.event_ids("dev1") == [] and hub.evidence_files() == 0
+
+
+def test_event_signed_by_another_device_key_is_nacked(hub: Hub, client: Client) -> None:
+    other = hub.enroll("dev2")
+    reply = client.request(client.sealed(1, signer=Signer(other.sign_secret)))
+    assert reply is not None and reply.command is Command.NACK
+    assert "signature" in (reply.reply.reason or "")
+
+
+def test_device_id_must_match_zap_user_id(hub: Hub, client: Client) -> None:
+    other = hub.enroll("dev2")
+    frames = client.sealed(1, device_id="dev2", signer=Signer(other.sign_secret))  # valid for dev2
+    reply = client.request(frames)
+    assert reply is not None and reply.command is Command.NACK
+    assert "not the authenticated device 'dev1'" in (reply.reply.reason or "")
+    assert hub.event_ids("dev2") == []
+
+
+def test_jpeg_that_does_not_decode_is_nacked(hub: Hub, client: Client) -> None:
+    from protocol.messages import MediaKind, MediaRef
+
+    event, _ = make_event("dev1", 1, JPEG)
+    junk = b"\xff\xd8" + b"not a jpeg at all" * 50
+    ref = MediaRef(name="snapshot.jpg", kind=MediaKind.SNAPSHOT, content_type="image/jpeg", size=len(junk),
+                   sha256=sha256_hex(junk))
+    event = event.model_copy(update={"media": [ref]})
+    frames = seal_event(event, {"snapshot.jpg": junk}, Signer(client.bundle.sign_secret), seq=1,
+                        prev_manifest_sha256=GENESIS_HASH).frames
+    reply = client.request(frames)
+    assert reply is not None and reply.command is Command.NACK
+    assert "JPEG does not decode" in (reply.reply.reason or "")
+
+
+def test_broken_hash_chain_is_nacked(hub: Hub, client: Client) -> None:
+    assert (r := client.request(client.sealed(1))) is not None and r.command is Command.ACK
+    client.prev = "1" * 64
+    reply = client.request(client.sealed(2))
+    assert reply is not None and reply.command is Command.NACK
+    assert "hash chain broken" in (reply.reply.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason"),
+    [
+        ([b"hello"], "at least 2 frames"),
+        ([b"GET / HTTP/1.1", b"EVENT"], "frame 0: unknown protocol"),
+        ([PROTOCOL_ID, b"EXPLODE", b"{}"], "frame 1: unknown command"),
+        ([PROTOCOL_ID, b"EVENT", b"{}", b"", b"", b""], "frame 2: EventHeader is not valid"),
+        ([PROTOCOL_ID, b"ACK", b"{}"], "hub reply, not accepted"),
+        ([PROTOCOL_ID, b"HEARTBEAT", b"\x80\x04pickle"], "frame 2: Heartbeat is not valid"),
+    ],
+)
+def test_malformed_frames_get_an_error_and_hub_serves_others(hub: Hub, client: Client, frames: list[bytes],
+                                                             reason: str) -> None:
+    reply = client.request(frames)
+    assert reply is not None and reply.command is Command.NACK and reason in (reply.reply.reason or "")
+    other = Client(hub.enroll("dev2"), hub.endpoint)
+    try:
+        ok = other.request(other.sealed(1))
+        assert ok is not None and ok.command is Command.ACK
+    finally:
+        other.close()
+
+
+def test_oversized_messages_are_refused_and_hub_serves_others(tmp_path: Path) -> None:
+    for small_hub in start_hub(tmp_path, max_media_bytes=len(JPEG) - 1):
+        big = Client(small_hub.enroll("dev1"), small_hub.endpoint)
+        try:
+            reply = big.request(big.sealed(1))
+            assert reply is not None and reply.command is Command.NACK
+            assert "limit" in (reply.reply.reason or "")
+            # Far over MAXMSGSIZE: libzmq cuts the connection; no reply, and nothing breaks.
+            big.sock.send_multipart([PROTOCOL_ID, b"EVENT", b"x" * (4 * len(JPEG))])
+            other = Client(small_hub.enroll("dev2"), small_hub.endpoint)
+            tiny = small_jpeg(1, (8, 8))
+            event, media = make_event("dev2", 1, tiny)
+            frames = seal_event(event, media, Signer(other.bundle.sign_secret), seq=1,
+                                prev_manifest_sha256=GENESIS_HASH).frames
+            ok = other.request(frames)
+            other.close()
+            assert ok is not None and ok.command is Command.ACK
+        finally:
+            big.close()
+        assert small_hub.event_ids("dev1") == []
+
+
+def test_heartbeat_updates_device_and_camera_state(hub: Hub, client: Client) -> None:
+    hb = Heartbeat(device_id="dev1", sent_at=datetime.now(UTC), agent_version="9.9",
+                   cameras=[CameraHealth(camera_id="cam7", online=True, decode_fps=5.0)])
+    client.sock.send_multipart(encode_heartbeat(hb))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and hub.loop.stats.heartbeats == 0:
+        time.sleep(0.05)
+    device = hub.store.get_device("dev1")
+    assert device is not None and device.last_seen is not None and device.agent_version == "9.9"
+    with hub.store.engine.connect() as conn:
+        cams = conn.execute(select(func.count()).select_from(db.cameras)
+                            .where(db.cameras.c.camera_id == "cam7", db.cameras.c.online.is_(True))).scalar()
+    assert cams == 1
