@@ -1,0 +1,108 @@
+"""RuleEngine: every rule of one camera, tracks in, ProblemUpdates out. Pure: no I/O, no clocks of its own.
+
+Build it once per camera; call `update(tracks, now)` after each tracker step with the frame's timestamp
+(epoch seconds: schedules read local time from it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from edge_agent.rules.base import Rule, RuleContext
+from edge_agent.rules.co_occurrence import CoOccurrenceRule
+from edge_agent.rules.config import RuleConfig
+from edge_agent.rules.count import CountRule
+from edge_agent.rules.dwell import DwellRule
+from edge_agent.rules.line_crossing import LineCrossingRule
+from edge_agent.rules.presence import PresenceRule
+from edge_agent.types import ProblemUpdate, Track
+from edge_agent.zones import Zone, ZoneConfig
+from protocol.catalog import Catalog, InactiveClass, ProblemClass, RuleType
+
+RULE_TYPES: dict[RuleType, type[Rule]] = {
+    RuleType.DWELL: DwellRule,
+    RuleType.PRESENCE: PresenceRule,
+    RuleType.CO_OCCURRENCE: CoOccurrenceRule,
+    RuleType.COUNT: CountRule,
+    RuleType.LINE_CROSSING: LineCrossingRule,
+}
+
+
+def check_rules_against_zones(rules: Sequence[RuleConfig], zones: Sequence[ZoneConfig],
+                              catalog: Catalog) -> None:
+    """Cross-object checks a camera config needs: rule ids unique, zones exist and have the right shape.
+
+    Raises ValueError naming the rule and the zone.
+    """
+    by_id = {z.id: z for z in zones}
+    if len(by_id) != len(zones):
+        dupes = sorted({z.id for z in zones if [y.id for y in zones].count(z.id) > 1})
+        raise ValueError(f"zones: duplicate zone ids {dupes}")
+    seen: set[str] = set()
+    for r in rules:
+        if r.rule_id in seen:
+            raise ValueError(f"rules: two rules have id {r.rule_id!r}; give them distinct `id`s")
+        seen.add(r.rule_id)
+        wants_line = catalog.get(r.class_id).rule is RuleType.LINE_CROSSING
+        for zid in r.zones:
+            zone = by_id.get(zid)
+            if zone is None:
+                raise ValueError(f"rule {r.rule_id!r}: zone {zid!r} is not defined "
+                                 f"(zones: {', '.join(by_id) or 'none'})")
+            if zone.is_line != wants_line:
+                need = "a line zone (`line`)" if wants_line else "a polygon zone (`polygon`)"
+                raise ValueError(f"rule {r.rule_id!r}: class {r.class_id!r} needs {need}; zone {zid!r} "
+                                 f"is a {'line' if zone.is_line else 'polygon'}")
+
+
+class RuleEngine:
+    """All rules of one camera.
+
+    zones: ZoneConfig (normalised) or Zone objects; rules: RuleConfig; frame_wh: (width, height) pixels
+    of the frames the tracks' boxes are in; timezone: IANA name for schedules without their own.
+    """
+
+    def __init__(self, catalog: Catalog, zones: Sequence[ZoneConfig | Zone], rules: Sequence[RuleConfig],
+                 camera_id: str, frame_wh: tuple[int, int], *, timezone: str = "UTC") -> None:
+        self.catalog = catalog
+        self.camera_id = camera_id
+        self.frame_wh = frame_wh
+        zone_cfgs = [z.config if isinstance(z, Zone) else z for z in zones]
+        check_rules_against_zones(rules, zone_cfgs, catalog)
+        self.zones = {z.id: Zone.from_config(z, frame_wh) for z in zone_cfgs}
+        self.rules: list[Rule] = []
+        for cfg in rules:
+            if not cfg.enabled:
+                continue
+            problem_class = catalog.get(cfg.class_id)
+            params = problem_class.typed_params(cfg.params)
+            clock = cfg.clock(timezone)
+            for zid in cfg.zones:
+                ctx = RuleContext(cfg, problem_class, params, self.zones[zid], camera_id, clock)
+                self.rules.append(RULE_TYPES[problem_class.rule](ctx))
+
+    def update(self, tracks: Sequence[Track], now: float) -> list[ProblemUpdate]:
+        """Feed the tracker's current tracks (including LOST ones in their grace window) at time `now`."""
+        out: list[ProblemUpdate] = []
+        for rule in self.rules:
+            out.extend(rule.update(tracks, now))
+        return out
+
+    def open_problems(self) -> list[tuple[str, str]]:
+        """(rule id, problem id) of every open problem, e.g. for a summary at the end of a replay."""
+        return [(r.ctx.config.rule_id, p.problem_id) for r in self.rules for p in r.open]
+
+    def describe_classes(self, model_labels: Iterable[str]) -> tuple[list[ProblemClass], list[InactiveClass]]:
+        """Catalog classes the loaded model can drive, and the rest with the labels they miss."""
+        return self.catalog.active_for(model_labels)
+
+    def inactive_rules(self, model_labels: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
+        """Configured rules that can never fire with these labels: (rule id, missing labels)."""
+        have = set(model_labels)
+        out = []
+        for r in self.rules:
+            groups = r.params.label_groups(r.ctx.problem_class.labels)
+            missing = sorted(set().union(*(g for g in groups if not g & have)))
+            if missing:
+                out.append((r.ctx.config.rule_id, tuple(missing)))
+        return list(dict.fromkeys(out))
