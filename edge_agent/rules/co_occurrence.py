@@ -65,6 +65,14 @@ class CoOccurrenceRule(Rule):
                 and (not self.params.require_stationary or still[t.track_id] is not None)]
 
     def still_there(self, problem: OpenProblem, tracks: Sequence[Track], now: float) -> Candidate | None:
-        """The stall is there while its anchor (or an anchor at the same place) is."""
+        """The stall is there while its anchor (or an anchor at the same place) is; the companions still
+        next to it stay part of it, so a second vendor at the same stall is no new problem."""
         anchors = [t for t in tracks if t.label in self.params.anchor_labels]
-        return super().still_there(problem, anchors, now)
+        seen = super().still_there(problem, anchors, now)
+        if seen is None:
+            return None
+        anchor = next(t for t in anchors if t.track_id == seen.track_ids[0])
+        reach = self.params.max_gap * (anchor.xyxy[3] - anchor.xyxy[1])
+        mates = [t for t in tracks if t.track_id not in seen.track_ids
+                 and t.label in self.params.companion_labels and box_gap(t.xyxy, anchor.xyxy) <= reach]
+        return self._candidate_of(problem.key, problem.first_seen, [anchor, *mates])
