@@ -1,0 +1,217 @@
+"""End-to-end delivery with real processes: kill -9 of the hub or the agent mid-stream, a partition,
+a NACK into the dead-letter folder, and an agent that is refused until it is enrolled.
+
+Each check ends with the database holding every event exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from delivery_support import free_port, make_event, small_jpeg
+from sqlalchemy import func, select
+
+from edge_agent.deliver import Outbox, OutboxConfig
+from edge_agent.spool import pack_frames, unpack_frames
+from hub import db
+from hub.security import enroll_device
+from hub.store import Store
+
+SUPPORT = Path(__file__).resolve().parents[1] / "delivery_support.py"
+REPO = SUPPORT.parents[1]
+JPEG = small_jpeg()
+N = 2000
+
+
+def child(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, str(SUPPORT), *args], stdout=subprocess.PIPE, text=True, env=env)
+
+
+def wait_line(proc: subprocess.Popen[str], want: str, timeout: float = 30) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.strip() == want:
+            return
+        if not line and proc.poll() is not None:
+            raise AssertionError(f"child exited with {proc.returncode} before {want}")
+    raise AssertionError(f"no {want} within {timeout} s")
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def kill9(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+class HubProcess:
+    """A hub ingest process on a fixed port and data dir, restartable after kill -9."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        self.store = Store.open(None, data_dir)  # the test's own view of the database
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = child("hub", str(self.data_dir), str(self.port))
+        wait_line(self.proc, "READY")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        kill9(self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.store.close()
+
+    def counts(self, device_id: str) -> tuple[int, int]:
+        """(rows, distinct event ids) stored for the device."""
+        e = db.events
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(func.count()).where(e.c.device_id == device_id)).scalar_one()
+            distinct = conn.execute(select(func.count(func.distinct(e.c.event_id)))
+                                    .where(e.c.device_id == device_id)).scalar_one()
+        return int(rows), int(distinct)
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    h = HubProcess(tmp_path / "hub")
+    yield h
+    h.stop()
+
+
+def fast_config(spool_dir: Path, **kw: object) -> OutboxConfig:
+    return OutboxConfig(spool_dir=spool_dir, ack_timeout_s=1.0, max_backoff_s=2.0, reconnect_ivl_max_ms=300,
+                        heartbeat_s=1.0, **kw)
+
+
+def submit_all(outbox: Outbox, device_id: str, n: int) -> None:
+    for i in range(n):
+        outbox.submit(*make_event(device_id, i, JPEG))
+
+
+@pytest.mark.slow
+def test_kill9_hub_mid_stream_then_restart_stores_each_event_once(hub: HubProcess, tmp_path: Path) -> None:
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    hub.start()
+    with Outbox(bundle, fast_config(tmp_path / "spool")) as outbox:
+        submit_all(outbox, "dev1", N)
+        wait_for(lambda: hub.counts("dev1")[0] >= N // 4, 60, "a quarter of the events stored")
+        hub.kill()
+        stored_at_kill = hub.counts("dev1")[0]
+        assert stored_at_kill < N, "the hub must die mid-stream for this test to mean anything"
+        hub.start()
+        assert outbox.wait_drained(90), f"spool not drained: {outbox.spool.stats()}"
+    assert hub.counts("dev1") == (N, N)
+    assert outbox.stats.reconnects >= 2
+
+
+@pytest.mark.slow
+def test_kill9_agent_mid_send_then_restart_stores_each_event_once(hub: HubProcess, tmp_path: Path) -> None:
+    bundle_path = tmp_path / "dev1.bundle.json"
+    enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint).save(bundle_path)
+    hub.start()
+    args = (str(bundle_path), str(tmp_path / "spool"), str(N), str(tmp_path / "submitted.log"))
+    agent = child("agent", *args)
+    wait_line(agent, "STARTED")
+    wait_for(lambda: hub.counts("dev1")[0] >= N // 4, 60, "a quarter of the events stored")
+    kill9(agent)
+    assert hub.counts("dev1")[0] < N, "the agent must die mid-send for this test to mean anything"
+    agent = child("agent", *args)
+    wait_line(agent, "DRAINED", timeout=120)
+    assert agent.wait(10) == 0
+    assert hub.counts("dev1") == (N, N)
+    assert len((tmp_path / "submitted.log").read_text().split()) == N
+
+
+@pytest.mark.slow
+def test_partition_nothing_lost_and_spool_drains(hub: HubProcess, tmp_path: Path) -> None:
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    with Outbox(bundle, fast_config(tmp_path / "spool")) as outbox:
+        submit_all(outbox, "dev1", 300)  # the hub is unreachable the whole time
+        time.sleep(1.5)
+        assert outbox.spool.stats().events == 300 and outbox.stats.sent == 0
+        hub.start()
+        assert outbox.wait_drained(60)
+    assert hub.counts("dev1") == (300, 300)
+
+
+def test_nack_moves_event_to_dead_letters_with_reason(hub: HubProcess, tmp_path: Path) -> None:
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    hub.start()
+    outbox = Outbox(bundle, fast_config(tmp_path / "spool"))
+    submit_all(outbox, "dev1", 3)
+    # Bit rot (or tampering) on the box after sealing: the JPEG no longer matches the manifest.
+    victim = outbox.spool.pending()[1]
+    frames = unpack_frames(victim.path.read_bytes())
+    frames[4] = frames[4][:-10] + bytes(10)
+    victim.path.write_bytes(pack_frames(frames))
+    with outbox:
+        assert outbox.wait_drained(20)
+    [dead] = outbox.spool.dead_letters()
+    assert dead.entry.event_id == victim.event_id and "SHA-256" in dead.reason
+    assert outbox.stats.nacked == 1 and outbox.stats.acked == 2
+    assert hub.counts("dev1") == (2, 2)
+    assert outbox.heartbeat().dead_letters == 1
+
+
+def test_refused_agent_retries_and_delivers_once_enrolled(hub: HubProcess, tmp_path: Path) -> None:
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    hub.store.revoke_device("dev1")
+    hub.start()
+    with Outbox(bundle, fast_config(tmp_path / "spool")) as outbox:
+        submit_all(outbox, "dev1", 5)
+        time.sleep(1.5)
+        assert outbox.spool.stats().events == 5 and hub.counts("dev1") == (0, 0)
+        hub.store.add_device("dev1", bundle.curve_public, bundle.sign_public, replace=True)  # re-admitted
+        assert outbox.wait_drained(20)
+    assert hub.counts("dev1") == (5, 5)
+
+
+def test_heartbeats_reach_the_hub_with_health(hub: HubProcess, tmp_path: Path) -> None:
+    from protocol.messages import CameraHealth
+
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    hub.start()
+    health = [CameraHealth(camera_id="gate-3", online=True, detect_fps=4.0)]
+    with Outbox(bundle, fast_config(tmp_path / "spool"), health=lambda: health, agent_version="1.2.3"):
+        wait_for(lambda: (d := hub.store.get_device("dev1")) is not None and d.last_seen is not None, 10,
+                 "a heartbeat")
+    device = hub.store.get_device("dev1")
+    assert device is not None and device.agent_version == "1.2.3"
+
+
+def test_stop_is_prompt_even_when_hub_is_down(tmp_path: Path) -> None:
+    store = Store.open(None, tmp_path / "h")
+    bundle = enroll_device(store, tmp_path / "h", "dev1", f"tcp://127.0.0.1:{free_port()}")  # nobody there
+    store.close()
+    outbox = Outbox(bundle, fast_config(tmp_path / "spool"))
+    outbox.start()
+    submit_all(outbox, "dev1", 3)
+    time.sleep(0.3)
+    t = time.monotonic()
+    outbox.stop()
+    assert time.monotonic() - t < 1.0
+    assert outbox.spool.stats().events == 3  # still spooled for the next start
