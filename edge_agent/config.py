@@ -1,0 +1,343 @@
+"""Camera configuration: one YAML file per camera, validated before anything starts.
+
+```yaml
+id: plaza-east
+source: rtsp://user:pass@10.0.0.5/stream1     # or http(s)://..., a file path, or a device index
+timezone: Asia/Shanghai
+detect_fps: 2
+zones:
+  - {id: np_top_right, kind: no_parking, polygon: [[0.62, 0.05], [1, 0.05], [1, 0.45], [0.62, 0.45]]}
+rules:
+  - {class_id: illegal_car_parking, zones: [np_top_right], params: {min_dwell_s: 30}}
+```
+
+Each stage owns the model of its own knobs (`MotionConfig` in motion.py, `TrackerConfig` in
+track.py, `ZoneConfig`, `RuleConfig`); this module assembles them and adds the checks that span
+objects, each a small named function whose message names the camera and the parts involved.
+`load_camera_config` turns every problem into `file:line: field.path: message`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from edge_agent.motion import MotionConfig
+from edge_agent.rules.config import RuleConfig
+from edge_agent.schedule import check_timezone
+from edge_agent.track import TrackerConfig
+from edge_agent.zones import ZoneConfig
+from protocol.catalog import Catalog, RuleType, default_catalog
+
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+SKIP_CROSS_CHECKS = "skip_cross_checks"
+
+
+class StrictConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EvidenceConfig(StrictConfig):
+    """What each event carries: stills, a crop and a short clip around the moment it fired."""
+
+    pre_s: float = Field(5.0, ge=0.0, le=30.0, description="seconds of clip before the event (ring buffer)")
+    post_s: float = Field(
+        5.0, ge=0.0, le=30.0, description="seconds of clip after the event; the event is sent when they are in")
+    clip_fps: float | None = Field(
+        None, gt=0.0, le=30.0,
+        description="frame rate of the clip and its ring buffer; default: the detect rate (no extra decoding)")
+    jpeg_quality: int = Field(90, ge=30, le=100, description="JPEG quality of the stills")
+    blur_faces: bool = Field(
+        False, description="blur the heads of people on the annotated copy (the original is never altered)")
+    crop_margin: float = Field(0.15, ge=0.0, le=1.0, description="margin around the object in the crop")
+    clip: bool = Field(True, description="false sends stills only (saves CPU and bandwidth)")
+
+
+class CalibrationPoint(StrictConfig):
+    image: tuple[float, float] = Field(description="[x, y] in 0-1 of the frame")
+    world: tuple[float, float] = Field(description="[x, y] metres, or [lon, lat] degrees when crs is wgs84")
+
+    @field_validator("image")
+    @classmethod
+    def _normalised(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= v <= 1.0 for v in value):
+            raise ValueError(f"image point {list(value)} is outside 0-1; use fractions of the frame")
+        return value
+
+
+class CalibrationConfig(StrictConfig):
+    """Image <-> ground reference points; >= 4 give a homography for each problem's ground position."""
+
+    crs: str = Field(pattern=r"^(wgs84|local:[A-Za-z0-9_.-]{1,64})$",
+                     description='"wgs84" (lon/lat) or "local:<site>" (metres in that site\'s frame)')
+    points: list[CalibrationPoint] = Field(min_length=4, description=">= 4 image/world pairs, not collinear")
+
+
+class CameraConfig(StrictConfig):
+    """One camera: where its video comes from, how it is analysed, and its zones and rules."""
+
+    id: str = Field(pattern=ID_PATTERN, description="camera id, unique per device; events carry it")
+    source: str | int = Field(
+        description="rtsp://..., http(s)://... (MJPEG/HLS), a video file path, or a device index (0, 1, ...)")
+    timezone: str = Field(
+        description="IANA timezone of the camera's location (e.g. Asia/Shanghai); schedules are read in it. "
+        "Required: a wrong default would silently shift every time window")
+    detect_fps: float = Field(
+        2.0, gt=0.0, le=30.0,
+        description="frames per second sampled for motion gating and detection; 1-5 is plenty for "
+        "dwell rules, line crossing wants 5+")
+    model: str = Field("coco-nanodet", min_length=1, description="cached model name or .onnx path")
+    detector_threads: int | None = Field(
+        None, ge=1, le=64, description="onnxruntime intra-op threads; default: all cores")
+    start_time: datetime | None = Field(
+        None, description="wall-clock time of the first frame for file sources (replays), so schedules can "
+        "be tested on footage; without a timezone it is read in `timezone`")
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    calibration: CalibrationConfig | None = None
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_blank(cls, value: str | int) -> str | int:
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"device index must be >= 0, got {value}")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("source is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> CameraConfig:
+        if isinstance(info.context, dict) and info.context.get(SKIP_CROSS_CHECKS):
+            return self  # the loader runs them itself to report each with its own path
+        problems = [msg for check in CROSS_CHECKS for _, msg in check(self)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def start_epoch(self) -> float | None:
+        """`start_time` as epoch seconds (a naive time is local to the camera)."""
+        if self.start_time is None:
+            return None
+        start = self.start_time
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=ZoneInfo(self.timezone))
+        return start.timestamp()
+
+    def clip_fps(self) -> float:
+        return self.evidence.clip_fps or self.detect_fps
+
+    def sample_fps(self) -> float:
+        """Frames per second the pipeline looks at: detection and clip frames come from the same samples."""
+        return max(self.detect_fps, self.clip_fps())
+
+
+# --- checks that span objects: each returns (path, message) pairs -------------------------------
+
+Path_ = tuple[str | int, ...]
+Check = Callable[[CameraConfig], list[tuple[Path_, str]]]
+
+
+def check_zone_ids_unique(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, zone in enumerate(cfg.zones):
+        if zone.id in seen:
+            out.append((("zones", i, "id"), f"camera {cfg.id!r}: zone id {zone.id!r} is used by zones[{seen[zone.id]}] "
+                        "too; zone ids must be unique"))
+        seen.setdefault(zone.id, i)
+    return out
+
+
+def check_rules_reference_known_zones(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+    known = {z.id for z in cfg.zones}
+    out = []
+    for i, rule in enumerate(cfg.rules):
+        for j, zone in enumerate(rule.zones):
+            if zone not in known:
+                shown = ", ".join(sorted(known)) or "none defined"
+                out.append((("rules", i, "zones", j),
+                            f"camera {cfg.id!r}: rule {rule.rule_id!r} refers to unknown zone {zone!r} "
+                            f"(zones: {shown})"))
+    return out
+
+
+def check_rule_zone_shapes(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+    """Line-crossing rules need line zones; every other rule type needs polygons."""
+    zones = {z.id: z for z in cfg.zones}
+    out = []
+    for i, rule in enumerate(cfg.rules):
+        wants_line = rule.problem_class().rule == RuleType.LINE_CROSSING
+        for j, zone_id in enumerate(rule.zones):
+            zone = zones.get(zone_id)
+            if zone is not None and zone.is_line != wants_line:
+                need, got = ("a line", "a polygon") if wants_line else ("a polygon", "a line")
+                out.append((("rules", i, "zones", j),
+                            f"camera {cfg.id!r}: rule {rule.rule_id!r} needs {need} zone but zone "
+                            f"{zone_id!r} is {got}"))
+    return out
+
+
+def check_rule_ids_unique(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+    seen: set[str] = set()
+    out = []
+    for i, rule in enumerate(cfg.rules):
+        if rule.rule_id in seen:
+            out.append((("rules", i), f"camera {cfg.id!r}: two rules have id {rule.rule_id!r}; give one an `id`"))
+        seen.add(rule.rule_id)
+    return out
+
+
+def check_grace_covers_recheck(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+    """With motion gating, a still object is only re-detected every `recheck_interval_s`: a shorter
+    grace window would drop its track between re-checks and restart every dwell timer."""
+    if not cfg.motion.enabled or cfg.tracker.lost_grace_s > cfg.motion.recheck_interval_s:
+        return []
+    return [(("tracker", "lost_grace_s"),
+             f"camera {cfg.id!r}: tracker.lost_grace_s ({cfg.tracker.lost_grace_s}) must exceed "
+             f"motion.recheck_interval_s ({cfg.motion.recheck_interval_s}), or parked objects lose their "
+             "track between re-checks")]
+
+
+def check_calibration_not_collinear(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+    if cfg.calibration is None:
+        return []
+    import numpy as np
+
+    pts = np.array([p.image for p in cfg.calibration.points], dtype=np.float64)
+    centred = pts - pts.mean(axis=0)
+    if np.linalg.matrix_rank(centred, tol=1e-3) < 2:
+        return [(("calibration", "points"), f"camera {cfg.id!r}: calibration image points lie on one line; "
+                 "a homography needs them spread over the ground")]
+    return []
+
+
+CROSS_CHECKS: tuple[Check, ...] = (
+    check_zone_ids_unique, check_rules_reference_known_zones, check_rule_zone_shapes, check_rule_ids_unique,
+    check_grace_covers_recheck, check_calibration_not_collinear,
+)
+
+
+# --- loading with precise error messages --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    file: str
+    path: str  # e.g. "zones[1].polygon"; "" for the whole file
+    line: int | None  # 1-based YAML line of the offending value
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """A camera config that cannot be used; `issues` lists every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def format_path(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_TYPE_TAGS = re.compile(r"^(str|int|float|bool|list|dict|tuple|none|.*\[.*\])$")
+
+
+def _yaml_node_at(root: yaml.Node | None, loc: Sequence[str | int]) -> tuple[yaml.Node | None, list[str | int]]:
+    """The deepest YAML node along `loc` and the part of `loc` that exists in the file."""
+    node, walked = root, []
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            break
+        node, walked = child, [*walked, part]
+    return node, walked
+
+
+def _issue(file: str, root: yaml.Node | None, loc: Sequence[str | int], message: str) -> ConfigIssue:
+    node, walked = _yaml_node_at(root, loc)
+    # Keep field names that are missing from the file (a required key), drop pydantic's union tags.
+    rest = [p for p in loc[len(walked):] if isinstance(p, int) or not _TYPE_TAGS.match(str(p))]
+    line = node.start_mark.line + 1 if node is not None and node is not root else None
+    return ConfigIssue(file, format_path([*walked, *rest]), line, message)
+
+
+def cross_check_issues(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+    """Every cross-object problem of a config whose parts are each valid: (field path, message)."""
+    return [item for check in CROSS_CHECKS for item in check(cfg)]
+
+
+def parse_camera_config(data: Any, *, file: str = "<config>", root: yaml.Node | None = None,
+                        catalog: Catalog | None = None) -> CameraConfig:
+    """Validate already-loaded YAML data; raises ConfigError naming `file`, field paths and lines.
+
+    Field errors are reported all at once; cross-object checks run once the parts are valid (a rule
+    cannot be checked against a zone that failed to parse).
+    """
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, "", None, "a camera config must be a YAML mapping "
+                                       f"(id: ..., source: ...), got {type(data).__name__}")])
+    context = {"catalog": catalog or default_catalog(), SKIP_CROSS_CHECKS: True}
+    try:
+        cfg = CameraConfig.model_validate(data, context=context)
+    except ValidationError as exc:
+        issues = [_issue(file, root, list(err["loc"]), _message(err)) for err in exc.errors()]
+        raise ConfigError(issues) from None
+    problems = cross_check_issues(cfg)
+    if problems:
+        raise ConfigError([_issue(file, root, list(path), msg) for path, msg in problems])
+    return cfg
+
+
+def _message(err: Any) -> str:
+    message = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    if err.get("type") == "missing" or isinstance(value, dict | list) or value is None:
+        return message
+    return f"{message} (got {value!r:.60})"
+
+
+def load_camera_config(path: str | Path, *, catalog: Catalog | None = None) -> CameraConfig:
+    """Read and validate one camera YAML file. Raises ConfigError (`file:line: field: what is wrong`)."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(file, "", None, f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue(file, "", line, f"not valid YAML: {problem}")]) from None
+    return parse_camera_config(data, file=file, root=root, catalog=catalog)
