@@ -245,7 +245,8 @@ class Store:
         case_id = dedup.insert_case(conn, obs, now, previous, deadline)
         conn.execute(
             db.transitions.insert().values(
-                case_id=case_id, at=now, actor=f"{obs.source}:{reporter}", action="open", from_status=None,
+                case_id=case_id, at=now, actor=reporter if ":" in reporter else f"{obs.source}:{reporter}",
+                action="open", from_status=None,
                 to_status=CaseStatus.PENDING_REVIEW.value,
                 note=f"recurrence of {previous.case_id}" if previous else None,
             )

@@ -52,8 +52,43 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Non
 
 @pytest.fixture
 def store(db_url: str | None, tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(db_url, tmp_path / "hub")
+    """The store as `hub serve` opens it: catalog SLAs, working calendar, per-class dedup distances."""
+    from hub.main import open_store
+    from hub.settings import HubSettings
+
+    s = open_store(HubSettings(db_url=db_url, data_dir=tmp_path / "hub"))
     try:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def hub_settings(tmp_path: Path) -> Any:
+    from hub.settings import HubSettings, UnitConfig
+
+    return HubSettings(
+        data_dir=tmp_path / "hub", zmq_bind=None,
+        units=[UnitConfig(id="district-east", cameras=["cam-1", "cam-2"]), UnitConfig(id="sanitation")],
+        default_unit="sanitation",
+    )
+
+
+@pytest.fixture
+def client(store: Store, hub_settings: Any) -> Iterator[Any]:
+    """A TestClient on the app around `store` (no ZeroMQ, no background worker)."""
+    from fastapi.testclient import TestClient
+
+    from hub.main import create_app
+
+    with TestClient(create_app(hub_settings, store=store, background=False)) as c:
+        yield c
+
+
+@pytest.fixture
+def tokens(store: Store) -> dict[str, dict[str, str]]:
+    """Authorization headers per role name."""
+    from hub.auth import create_token
+    from hub.lifecycle import Role
+
+    return {r.value: {"Authorization": f"Bearer {create_token(store, f'{r.value}-1', r)[1]}"} for r in Role}

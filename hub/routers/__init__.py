@@ -1,0 +1,1 @@
+"""One APIRouter per resource; each declares its access policy at router level."""

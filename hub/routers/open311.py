@@ -1,0 +1,170 @@
+"""Open311 GeoReport v2: services are problem classes, requests are cases.
+
+Existing civic tools read cases and file reports through it. Tokens go in `api_key` (query for GET,
+form field for POST, as the spec says) or in the Authorization header. `media_url` is recorded in the
+description but never fetched (the hub makes no requests to addresses a client chooses).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+
+from hub import casework, classes, db
+from hub.auth import Principal, resolve_token
+from hub.dependencies import READERS, STAFF, StoreDep, bearer
+from hub.lifecycle import OPEN311_CLOSED, CaseStatus, Role
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+
+async def open311_user(
+    request: Request, store: StoreDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    api_key: Annotated[str | None, Query(max_length=256, description="API token")] = None,
+) -> Principal:
+    token = creds.credentials if creds else api_key
+    if token is None and request.method == "POST":
+        form = await request.form()
+        value = form.get("api_key")
+        token = value if isinstance(value, str) else None
+    principal = resolve_token(store, token) if token else None
+    if principal is None:
+        raise HTTPException(401, "missing or unknown api_key", headers={"WWW-Authenticate": "Bearer"})
+    allowed = set(READERS) if request.method == "GET" else {Role.SENSOR, *STAFF}
+    if principal.role not in allowed | {Role.ADMIN}:
+        raise HTTPException(403, f"role {principal.role.value!r} may not {request.method} Open311 requests")
+    return principal
+
+
+open311_user.access_policy = True  # type: ignore[attr-defined]
+router.dependencies.append(Depends(open311_user))
+User = Annotated[Principal, Depends(open311_user)]
+
+
+class Service(BaseModel):
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: str
+    keywords: str
+    group: str
+
+
+class ServiceRequest(BaseModel):
+    service_request_id: str
+    status: str
+    status_notes: str | None
+    service_name: str
+    service_code: str
+    description: str | None
+    agency_responsible: str | None
+    requested_datetime: datetime
+    updated_datetime: datetime
+    expected_datetime: datetime | None
+    lat: float | None
+    long: float | None
+    media_url: str | None
+
+
+class Created(BaseModel):
+    service_request_id: str
+    service_notice: str | None = None
+
+
+@router.get("/services.json", response_model=list[Service], summary="Services = problem classes")
+def services() -> list[dict[str, Any]]:
+    return [c.open311()._asdict() for c in classes.catalog()]
+
+
+def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
+    status = CaseStatus(row["status"])
+    return {
+        "service_request_id": row["case_id"],
+        "status": "closed" if status in OPEN311_CLOSED else "open",
+        "status_notes": status.value,
+        "service_name": classes.display_name(row["class_id"]),
+        "service_code": row["class_id"],
+        "description": row["description"],
+        "agency_responsible": row["unit"],
+        "requested_datetime": row["created_at"],
+        "updated_datetime": row["updated_at"],
+        "expected_datetime": row["deadline_at"],
+        "lat": row["lat"],
+        "long": row["lon"],
+        "media_url": f"/evidence/{media_sha}" if media_sha else None,
+    }
+
+
+def _first_media(conn: Any, case_id: str) -> str | None:
+    e, m = db.events, db.media
+    return conn.execute(select(m.c.sha256).join(e, e.c.id == m.c.event_pk).where(e.c.case_id == case_id)
+                        .order_by(e.c.id).limit(1)).scalar()
+
+
+@router.get("/requests.json", response_model=list[ServiceRequest], summary="Requests = cases")
+def list_requests(
+    store: StoreDep,
+    service_request_id: Annotated[str | None, Query(description="comma-separated case ids")] = None,
+    service_code: str | None = None,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    status: Annotated[str | None, Query(pattern=r"^(open|closed)(,(open|closed))?$")] = None,
+) -> list[dict[str, Any]]:
+    for value in (start_date, end_date):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(400, "start_date/end_date need a time zone (w3c format, e.g. 2026-11-23T09:00:00Z)")
+    c = db.cases
+    query = select(c).order_by(c.c.created_at.desc()).limit(1000)
+    if service_request_id:
+        query = query.where(c.c.case_id.in_(service_request_id.split(",")[:200]))
+    if service_code:
+        query = query.where(c.c.class_id == service_code)
+    if start_date:
+        query = query.where(c.c.created_at >= start_date)
+    if end_date:
+        query = query.where(c.c.created_at < end_date)
+    if status and "," not in status:
+        closed = [s.value for s in OPEN311_CLOSED]
+        query = query.where(c.c.status.in_(closed) if status == "closed" else c.c.status.not_in(closed))
+    with store.engine.connect() as conn:
+        return [_request(dict(r._mapping), _first_media(conn, r.case_id)) for r in conn.execute(query)]
+
+
+@router.get("/requests/{service_request_id}.json", response_model=list[ServiceRequest], summary="One request")
+def get_request(service_request_id: str, store: StoreDep) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        row = conn.execute(select(db.cases).where(db.cases.c.case_id == service_request_id)).first()
+        if row is None:
+            raise HTTPException(404, f"no service request {service_request_id!r}")
+        return [_request(dict(row._mapping), _first_media(conn, row.case_id))]
+
+
+@router.post("/requests.json", response_model=list[Created], summary="File a request (a manual report)")
+def create_request(
+    store: StoreDep,
+    user: User,
+    service_code: Annotated[str, Form(max_length=64)],
+    lat: Annotated[float, Form(ge=-90, le=90)],
+    long: Annotated[float, Form(ge=-180, le=180)],
+    description: Annotated[str | None, Form(max_length=4000)] = None,
+    media_url: Annotated[str | None, Form(max_length=2000)] = None,
+    api_key: Annotated[str | None, Form(max_length=256)] = None,
+) -> list[dict[str, Any]]:
+    if classes.find(service_code) is None:
+        raise HTTPException(400, f"unknown service_code {service_code!r}; see services.json")
+    text = "\n".join(x for x in (description, f"media_url: {media_url}" if media_url else None) if x) or None
+    try:
+        report = casework.ManualReport(class_id=service_code, lat=lat, lon=long, description=text)
+    except ValidationError as exc:
+        raise HTTPException(400, exc.errors(include_url=False)[0]["msg"]) from exc
+    result = casework.ingest_manual(store, report, user.name)
+    notice = "joined an open request at this place" if not result.created else None
+    return [{"service_request_id": result.case_id, "service_notice": notice}]
+
+

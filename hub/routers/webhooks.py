@@ -1,0 +1,49 @@
+"""Webhook subscriptions and their delivery log (admin only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from sqlalchemy import select, update
+
+from hub import db
+from hub.dependencies import StoreDep, require
+from hub.schemas import DeliveryOut, WebhookIn, WebhookOut
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(require())])
+
+
+@router.post("", response_model=WebhookOut, status_code=201, summary="Subscribe a URL to case changes")
+def create(body: WebhookIn, store: StoreDep) -> dict[str, Any]:
+    now = db.utcnow()
+
+    def tx(conn: db.Connection) -> int:
+        return conn.execute(db.webhooks.insert().values(url=body.url, secret=body.secret, kinds=body.kinds,
+                                                        active=True, created_at=now)
+                            .returning(db.webhooks.c.id)).scalar_one()
+
+    return {"id": store.write(tx), "url": body.url, "kinds": body.kinds, "active": True, "created_at": now}
+
+
+@router.get("", response_model=list[WebhookOut], summary="Subscriptions (secrets not shown)")
+def list_all(store: StoreDep) -> list[dict[str, Any]]:
+    w = db.webhooks
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(w).order_by(w.c.id))]
+
+
+@router.delete("/{webhook_id}", status_code=204, summary="Deactivate a subscription")
+def deactivate(webhook_id: int, store: StoreDep) -> None:
+    w = db.webhooks
+    done = store.write(lambda conn: conn.execute(update(w).where(w.c.id == webhook_id).values(active=False)).rowcount)
+    if not done:
+        raise HTTPException(404, f"no webhook {webhook_id}")
+
+
+@router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut], summary="Recent deliveries")
+def deliveries(webhook_id: int, store: StoreDep) -> list[dict[str, Any]]:
+    d = db.webhook_deliveries
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(d).where(d.c.webhook_id == webhook_id).order_by(d.c.id.desc()).limit(200))
+        return [dict(r._mapping) for r in rows]

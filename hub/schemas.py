@@ -1,0 +1,221 @@
+"""Request and response models of the hub's REST API (what the OpenAPI document promises)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.lifecycle import Action, CaseStatus, Role
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GroundOut(Out):
+    crs: str
+    x: float
+    y: float
+
+
+class CaseOut(Out):
+    case_id: str
+    class_id: str
+    class_name: str
+    status: CaseStatus
+    source: str
+    camera_id: str | None
+    zone: str | None
+    box: dict[str, float] | None
+    ground: GroundOut | None
+    lat: float | None
+    lon: float | None
+    description: str | None
+    first_seen: datetime
+    last_seen: datetime
+    event_count: int
+    recurrence_of: str | None
+    recurrence_count: int
+    unit: str | None
+    deadline_at: datetime | None
+    overdue: bool
+    cleared_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    filed_at: datetime | None
+    handled_at: datetime | None
+    closed_at: datetime | None
+
+
+class CasePage(Out):
+    total: int
+    offset: int
+    limit: int
+    items: list[CaseOut]
+
+
+class MediaOut(Out):
+    name: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    url: str
+
+
+class EventOut(Out):
+    device_id: str
+    event_id: str
+    source: str
+    state: str
+    camera_id: str
+    observed_at: datetime
+    received_at: datetime
+    signed: bool
+    media: list[MediaOut]
+
+
+class TransitionOut(Out):
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str
+    note: str | None
+    unit: str | None
+    photo_sha256: str | None
+
+
+class CaseDetail(CaseOut):
+    events: list[EventOut]
+    timeline: list[TransitionOut]
+    allowed_actions: list[Action]
+
+
+class TransitionIn(In):
+    note: str | None = Field(default=None, max_length=4000, description="reason or feedback; required by some")
+    unit: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="dispatch target")
+    photo_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="uploaded photo")
+
+
+class UploadOut(Out):
+    sha256: str
+    size: int
+
+
+class IntakeOut(Out):
+    duplicate: bool
+    case_id: str | None
+    created: bool
+
+
+class CameraOut(Out):
+    camera_id: str
+    device_id: str
+    online: bool
+    reported_online: bool
+    last_seen: datetime | None
+    health: dict[str, object] | None
+
+
+class DeviceOut(Out):
+    device_id: str
+    revoked: bool
+    online: bool
+    enrolled_at: datetime
+    last_seen: datetime | None
+    agent_version: str | None
+    cameras: list[str]
+
+
+class ProblemClassOut(Out):
+    id: str
+    code: str | None
+    name_zh: str
+    name_en: str
+    family: str
+    priority: str
+    sla_hours: float
+    labels: list[str]
+    coco: bool
+    dedup_radius_m: float
+
+
+class ClassStat(Out):
+    class_id: str
+    events: int
+    cases: int
+    filed: int
+    void: int
+    precision: float | None = Field(description="filed / (filed + void); None before any review")
+
+
+class DayStat(Out):
+    day: str
+    events: int
+    cases: int
+
+
+class UnitStat(Out):
+    unit: str
+    handled: int
+    on_time: int
+    on_time_rate: float | None
+
+
+class StatsOut(Out):
+    per_class: list[ClassStat]
+    per_day: list[DayStat]
+    median_hours_to_close: float | None
+    per_unit: list[UnitStat]
+
+
+class TokenIn(In):
+    name: str = Field(min_length=1, max_length=128)
+    role: Role
+
+
+class TokenOut(Out):
+    id: int
+    name: str
+    role: Role
+    token: str | None = Field(default=None, description="shown once, at creation")
+
+
+WebhookKind = Literal["case.created", "case.updated", "case.transition"]
+
+
+class WebhookIn(In):
+    url: str = Field(pattern=r"^https?://[^\s]{1,1990}$", description="receiver; POSTed JSON")
+    secret: str = Field(min_length=16, max_length=256, description="HMAC-SHA256 key for X-CityEye-Signature")
+    kinds: list[WebhookKind] = Field(default_factory=lambda: ["case.created", "case.transition"], min_length=1)
+
+
+class WebhookOut(Out):
+    id: int
+    url: str
+    kinds: list[str]
+    active: bool
+    created_at: datetime
+
+
+class DeliveryOut(Out):
+    id: int
+    change_id: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+class HealthOut(Out):
+    status: Literal["ok"]
+    database: str
+    schema_version: int

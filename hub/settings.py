@@ -1,0 +1,140 @@
+"""Hub settings: one pydantic model, unknown keys refused, overridable from CITYEYE_HUB_* variables."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import date, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hub.lifecycle import StageHours
+from hub.workcal import WorkingCalendar
+
+ENV_PREFIX = "CITYEYE_HUB_"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UnitConfig(Strict):
+    """A responsible unit and the cases routed to it; an empty list matches anything."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="unit id stored on dispatched cases")
+    name: str = Field(default="", max_length=200)
+    cameras: list[str] = Field(default_factory=list)
+    zones: list[str] = Field(default_factory=list)
+    classes: list[str] = Field(default_factory=list)
+    bbox: tuple[float, float, float, float] | None = Field(
+        default=None, description="min_lon, min_lat, max_lon, max_lat of the unit's grid"
+    )
+
+    @field_validator("bbox")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if v is not None and (v[0] > v[2] or v[1] > v[3]):
+            raise ValueError(f"bbox must be min_lon, min_lat, max_lon, max_lat; got {v}")
+        return v
+
+
+class CalendarConfig(Strict):
+    timezone: str = Field(default="Asia/Shanghai", description="IANA zone the working hours are in")
+    periods: list[tuple[time, time]] = Field(
+        default_factory=lambda: [(time(8, 30), time(12, 0)), (time(13, 30), time(17, 30))], min_length=1
+    )
+    workdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], description="Monday = 0")
+    holidays: list[date] = Field(default_factory=list)
+    extra_workdays: list[date] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @field_validator("periods")
+    @classmethod
+    def _periods_ordered(cls, v: list[tuple[time, time]]) -> list[tuple[time, time]]:
+        for start, end in v:
+            if end <= start:
+                raise ValueError(f"working period {start}-{end} ends before it starts")
+        return v
+
+    def build(self) -> WorkingCalendar:
+        return WorkingCalendar(
+            tz=ZoneInfo(self.timezone), periods=tuple(self.periods), workdays=frozenset(self.workdays),
+            holidays=frozenset(self.holidays), extra_workdays=frozenset(self.extra_workdays),
+        )
+
+
+class HubSettings(Strict):
+    db_url: str | None = Field(default=None, description="postgresql://... ; None: SQLite in data_dir")
+    data_dir: Path = Field(default=Path("hub-data"), description="database (SQLite), evidence, keys")
+    api_bind: str = Field(default="127.0.0.1:8080", pattern=r"^[^:]+:\d{1,5}$")
+    zmq_bind: str | None = Field(default="tcp://*:7755", description="ZeroMQ ingest; None: API only")
+    insecure: bool = Field(default=False, description="ZeroMQ without CURVE (testing only)")
+    units: list[UnitConfig] = Field(default_factory=list)
+    default_unit: str | None = Field(default=None, description="unit for cases no rule matches")
+    calendar: CalendarConfig = Field(default_factory=CalendarConfig)
+    stage_hours: dict[str, float] = Field(default_factory=dict, description="review/dispatch/handle/verify/close")
+    camera_offline_after_s: float = Field(default=90.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_s: float = Field(default=2.0, gt=0)
+    sse_poll_s: float = Field(default=0.5, gt=0)
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("postgresql://", "postgres://", "postgresql+psycopg://", "sqlite:///")):
+            raise ValueError(f"db_url must be postgresql://... or sqlite:///PATH, got {v.split('://')[0]}://")
+        return v
+
+    @model_validator(mode="after")
+    def _default_unit_known(self) -> HubSettings:
+        ids = [u.id for u in self.units]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"unit ids must be unique: {ids}")
+        if self.default_unit and ids and self.default_unit not in ids:
+            raise ValueError(f"default_unit {self.default_unit!r} is not one of the units {ids}")
+        StageHours(**self.stage_hours)  # names checked here, not at first dispatch
+        return self
+
+    @field_validator("stage_hours")
+    @classmethod
+    def _stage_names(cls, v: dict[str, float]) -> dict[str, float]:
+        known = {"review", "dispatch", "handle", "verify", "close"}
+        if set(v) - known:
+            raise ValueError(f"unknown stage(s) {sorted(set(v) - known)}; known: {sorted(known)}")
+        return v
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HubSettings:
+        """Settings from CITYEYE_HUB_<FIELD> (JSON for lists/objects), then explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            name = key[len(ENV_PREFIX):].lower()
+            if name not in cls.model_fields:
+                raise ValueError(f"{key}: no hub setting {name!r}; known: {sorted(cls.model_fields)}")
+            values[name] = _parse_env(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse_env(raw: str) -> Any:
+    if raw[:1] in "[{":
+        return json.loads(raw)
+    return raw
+
+
+__all__ = ["CalendarConfig", "HubSettings", "UnitConfig", "ValidationError"]
