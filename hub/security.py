@@ -236,3 +236,34 @@ def verify_stored(device: DeviceRecord | None, event_id: str, manifest: bytes, s
             problems.append(f"media {entry.name}: SHA-256 differs from the signed manifest")
     ok = not [p for p in problems if not p.startswith("note:")]
     return VerifyResult(event_id, parsed.device_id, ok, problems)
+
+
+def verify_event(store: Any, event_id: str, device_id: str | None = None) -> VerifyResult:
+    """Re-verify one stored event (hub.store.Store): its manifest, signature and evidence files."""
+    record = store.get_event(event_id, device_id)
+    if record is None:
+        return VerifyResult(event_id, device_id or "?", False, [f"no stored event {event_id!r}"])
+    media: dict[str, bytes | None] = {}
+    for ref in record.media:
+        try:
+            media[ref.name] = store.evidence_bytes(ref.sha256)
+        except FileNotFoundError:
+            media[ref.name] = None
+    result = verify_stored(store.get_device(record.device_id), event_id, record.manifest, record.signature,
+                           media)
+    if [m.name for m in record.media] != [m.name for m in EvidenceManifest.from_bytes(record.manifest).media]:
+        return VerifyResult(event_id, result.device_id, False,
+                            [*result.problems, "stored media list differs from the signed manifest"])
+    return result
+
+
+def event_ids_of_case(store: Any, case_id: str) -> list[tuple[str, str]]:
+    """(device id, event id) of every edge event attached to a case, oldest first."""
+    from sqlalchemy import select
+
+    from hub import db
+
+    e = db.events
+    query = select(e.c.device_id, e.c.event_id).where(e.c.case_id == case_id, e.c.source == "edge")
+    with store.engine.connect() as conn:
+        return [(r.device_id, r.event_id) for r in conn.execute(query.order_by(e.c.id))]

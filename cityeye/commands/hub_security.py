@@ -1,0 +1,114 @@
+"""`cityeye hub enroll|revoke|verify|keys`: device keys and evidence re-verification.
+
+`cityeye/commands/hub.py` calls `add_commands(hub_subparsers)`; heavy imports stay in handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = os.environ.get("CITYEYE_HUB_DATA", "hub-data")
+DEFAULT_ENDPOINT = os.environ.get("CITYEYE_HUB_ENDPOINT", "tcp://127.0.0.1:7800")
+
+
+def add_commands(hub_subparsers: Any) -> None:
+    enroll = hub_subparsers.add_parser(
+        "enroll", help="issue a device its keys (CURVE + Ed25519) and register it",
+        description="Creates the device's CURVE transport key pair and its Ed25519 evidence-signing key, "
+        "registers the public halves, and writes the bundle (secret; mode 0600) for the camera box.")
+    enroll.add_argument("device", help="device id, e.g. box-017")
+    enroll.add_argument("--out", type=Path, help="bundle file (default: DEVICE.bundle.json)")
+    enroll.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="ingest endpoint the device connects to")
+    enroll.add_argument("--replace", action="store_true", help="re-issue keys to an enrolled/revoked device")
+    enroll.set_defaults(func=_enroll)
+
+    revoke = hub_subparsers.add_parser(
+        "revoke", help="revoke a device: refused at handshake, dropped on live connections")
+    revoke.add_argument("device")
+    revoke.set_defaults(func=_revoke)
+
+    verify = hub_subparsers.add_parser(
+        "verify", help="re-check stored evidence: device signature and every file's SHA-256")
+    verify.add_argument("id", metavar="EVENT_ID|CASE_ID")
+    verify.set_defaults(func=_verify)
+
+    keys = hub_subparsers.add_parser("keys", help="show the hub's CURVE public key (creates the pair once)")
+    keys.set_defaults(func=_keys)
+
+    for parser in (enroll, revoke, verify, keys):
+        parser.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR),
+                            help="hub data dir (keys, SQLite, evidence); env CITYEYE_HUB_DATA")
+        parser.add_argument("--db", default=None, help="database URL (default: SQLite in the data dir)")
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from hub.store import Store
+
+    return Store.open(args.db, args.data_dir)
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from hub.security import EnrollmentError, enroll_device
+
+    store = _store(args)
+    try:
+        bundle = enroll_device(store, args.data_dir, args.device, args.endpoint, replace=args.replace)
+    except EnrollmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    out = args.out or Path(f"{args.device}.bundle.json")
+    bundle.save(out)
+    print(f"enrolled {args.device}; bundle written to {out} (mode 0600): copy it to the device and delete it here")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from hub.security import EnrollmentError, revoke_device
+
+    store = _store(args)
+    try:
+        revoke_device(store, args.device)
+    except EnrollmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"revoked {args.device}: new handshakes are refused; a running hub drops its messages within ~1 s")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from hub.security import event_ids_of_case, verify_event
+
+    store = _store(args)
+    try:
+        record = store.get_event(args.id)
+        targets = [(record.device_id, record.event_id)] if record else event_ids_of_case(store, args.id)
+        if not targets:
+            print(f"error: no event or case {args.id!r}", file=sys.stderr)
+            return 2
+        failed = 0
+        for device_id, event_id in targets:
+            result = verify_event(store, event_id, device_id)
+            failed += not result.ok
+            print(f"{'OK  ' if result.ok else 'FAIL'} {result.device_id}/{event_id}")
+            for problem in result.problems:
+                print(f"     {problem}")
+        print(f"{len(targets) - failed} of {len(targets)} event(s) verified")
+        return 1 if failed else 0
+    finally:
+        store.close()
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from hub.security import HubKeys
+
+    keys = HubKeys.load_or_create(args.data_dir)
+    print(f"hub CURVE public key (Z85): {keys.public}")
+    return 0
