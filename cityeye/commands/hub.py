@@ -1,0 +1,131 @@
+"""`cityeye hub ...`: serve the hub (ZeroMQ ingest + REST API), manage API tokens, migrate the database."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    hub = subparsers.add_parser("hub", help="the central hub: cases, API, ingest")
+    hub_sub = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
+
+    serve = hub_sub.add_parser("serve", help="run ZeroMQ ingest and the REST API (embedded SQLite by default)")
+    _db_args(serve)
+    serve.add_argument("--api", metavar="HOST:PORT", help="API bind (default 127.0.0.1:8080)")
+    serve.add_argument("--zmq", metavar="ENDPOINT", help="ZeroMQ bind (default tcp://*:7755); 'none': API only")
+    serve.add_argument("--insecure", action="store_true", help="ZeroMQ without CURVE: lab use only")
+    serve.set_defaults(func=_serve)
+
+    token = hub_sub.add_parser("token", help="API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="TOKEN_COMMAND")
+    create = token_sub.add_parser("create", help="create a token and print it (shown once)")
+    create.add_argument("name")
+    create.add_argument("--role", required=True,
+                        choices=["admin", "reviewer", "dispatcher", "handler", "reader", "sensor"])
+    _db_args(create)
+    create.set_defaults(func=_token_create)
+    listing = token_sub.add_parser("list", help="list active tokens (no secrets)")
+    _db_args(listing)
+    listing.set_defaults(func=_token_list)
+
+    migrate = hub_sub.add_parser("migrate", help="create or upgrade the database schema")
+    _db_args(migrate)
+    migrate.set_defaults(func=_migrate)
+
+    try:  # enroll / revoke / verify, from the delivery side
+        security = importlib.import_module("cityeye.commands.hub_security")
+    except ModuleNotFoundError as exc:
+        if exc.name != "cityeye.commands.hub_security":
+            raise
+    else:
+        security.add_commands(hub_sub)
+
+
+def _db_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", help="postgresql://user@host/db (default: SQLite in --data)")
+    parser.add_argument("--data", metavar="DIR", type=Path, help="hub data dir (default ./hub-data)")
+    parser.add_argument("--config", metavar="YAML", type=Path, help="hub settings file (units, calendar, ...)")
+
+
+def settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    """HubSettings from the --config file, then CITYEYE_HUB_* variables, then flags."""
+    import yaml
+    from pydantic import ValidationError
+
+    from hub.settings import HubSettings
+
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        values = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise SystemExit(f"{args.config}: expected a mapping of hub settings")
+    values.update({k: v for k, v in (("db_url", args.db), ("data_dir", args.data), *extra.items()) if v is not None})
+    try:
+        return HubSettings.from_env(**values)
+    except (ValidationError, ValueError) as exc:
+        raise SystemExit(f"invalid hub settings: {exc}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hub.main import create_app
+
+    zmq = None if args.zmq is None else ("" if args.zmq.lower() == "none" else args.zmq)
+    settings = settings_from_args(args, api_bind=args.api, zmq_bind=zmq, insecure=args.insecure or None)
+    if settings.zmq_bind == "":
+        settings = settings.model_copy(update={"zmq_bind": None})
+    if settings.insecure:
+        print("WARNING: ZeroMQ ingest runs WITHOUT encryption or device authentication", file=sys.stderr)
+    host, port = settings.api_bind.rsplit(":", 1)
+    where = settings.db_url or f"SQLite in {settings.data_dir}"
+    print(f"CityEye hub: API http://{host}:{port}/docs, ingest {settings.zmq_bind or 'off'}, database {where}")
+    uvicorn.run(create_app(settings), host=host, port=int(port), log_level="info")
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from hub.auth import create_token
+    from hub.lifecycle import Role
+    from hub.main import open_store
+
+    store = open_store(settings_from_args(args))
+    try:
+        _, token = create_token(store, args.name, Role(args.role))
+    finally:
+        store.close()
+    print(token)
+    print(f"token for {args.name!r} with role {args.role}; it is not stored and won't be shown again",
+          file=sys.stderr)
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from hub.auth import list_tokens
+    from hub.main import open_store
+
+    store = open_store(settings_from_args(args))
+    try:
+        for t in list_tokens(store):
+            print(f"{t['id']}\t{t['role']}\t{t['name']}")
+    finally:
+        store.close()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from hub import db
+
+    settings = settings_from_args(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.make_engine(settings.db_url or db.sqlite_url(settings.data_dir))
+    try:
+        version = db.migrate(engine)
+    finally:
+        engine.dispose()
+    print(f"database schema at version {version}")
+    return 0
