@@ -114,6 +114,15 @@ def test_user_ultralytics_export_without_manifest(tmp_path):
     np.testing.assert_allclose(detections.xyxy, [[48, 24, 80, 40]], atol=1e-3)
 
 
+def test_boxes_are_clipped_to_the_frame(tmp_path):
+    out = np.zeros((1, 4 + 1, 1), np.float32)
+    out[0, :, 0] = [4, 60, 40, 40, 0.9]  # spills over the left and bottom edges of the 64x64 input
+    path = tmp_path / "edge.onnx"
+    _ultralytics_like_onnx(path, out, {0: "thing"})
+    detections = Detector.load(path).detect([np.zeros((64, 64, 3), np.uint8)])[0]
+    np.testing.assert_allclose(detections.xyxy, [[0, 40, 24, 64]], atol=1e-3)
+
+
 def test_user_end2end_export(tmp_path):
     out = np.zeros((1, 300, 6), np.float32)
     out[0, 0] = [8, 8, 24, 40, 0.8, 0]
