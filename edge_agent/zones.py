@@ -86,14 +86,14 @@ class ZoneConfig(BaseModel):
             return None
         if len(points) < 3:
             raise ValueError(f"a polygon needs at least 3 points, got {len(points)}")
-        area = abs(_signed_area(np.asarray(points, dtype=np.float64)))
-        if area < MIN_AREA:
-            raise ValueError(f"polygon is degenerate (area {area:.2g} of the frame): points are "
-                             "collinear or repeated")
         crossing = _self_intersection(points)
         if crossing is not None:
             raise ValueError(f"polygon edges {crossing[0]} and {crossing[1]} cross each other; list the "
                              "points in order around the area")
+        area = abs(_signed_area(np.asarray(points, dtype=np.float64)))
+        if area < MIN_AREA:
+            raise ValueError(f"polygon is degenerate (area {area:.2g} of the frame): points are "
+                             "collinear or repeated")
         return points
 
     @field_validator("line")
