@@ -1,0 +1,148 @@
+"""Per-camera health figures: decode fps, detect fps, skipped frames, inference ms, reconnects, queues.
+
+Counters live in plain `CameraMetrics` objects that the pipeline updates; a Prometheus collector and
+`health()` (protocol `CameraHealth` for heartbeats) read the same objects, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from edge_agent.ingest import IngestStats
+from protocol.messages import CameraHealth
+
+RATE_WINDOW_S = 10.0
+
+
+class RateMeter:
+    """Events per second over the last `window_s` seconds of a monotonically growing counter."""
+
+    def __init__(self, window_s: float = RATE_WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def rate(self, count: int) -> float:
+        now = self.clock()
+        self._samples.append((now, count))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
+            self._samples.popleft()
+        t0, c0 = self._samples[0]
+        return (count - c0) / (now - t0) if now > t0 else 0.0
+
+
+@dataclass
+class CameraMetrics:
+    camera_id: str
+    ingest: IngestStats = field(default_factory=IngestStats)
+    frames_sampled: int = 0  # frames the pipeline looked at
+    detect_frames: int = 0  # frames the detector ran on
+    gate_skipped: int = 0  # sampled frames motion gating spared the detector
+    inference_ms: float = 0.0  # moving average per frame (batched calls split evenly)
+    events: int = 0
+    pending_events: int = 0  # events waiting for their clip's post-roll
+    queue_depth: int = 0  # frames decoded but not yet processed
+    _decode_rate: RateMeter = field(default_factory=RateMeter, repr=False)
+    _detect_rate: RateMeter = field(default_factory=RateMeter, repr=False)
+
+    def record_inference(self, ms_per_frame: float) -> None:
+        self.inference_ms = ms_per_frame if self.inference_ms == 0 else 0.9 * self.inference_ms + 0.1 * ms_per_frame
+
+    def decode_fps(self) -> float:
+        return self._decode_rate.rate(self.ingest.frames_decoded)
+
+    def detect_fps(self) -> float:
+        return self._detect_rate.rate(self.detect_frames)
+
+    def skipped_frames(self) -> int:
+        """Decoded frames that never reached the detector: dropped for latency, sampling or gating."""
+        return self.ingest.frames_dropped + self.gate_skipped
+
+    def health(self) -> CameraHealth:
+        return CameraHealth(
+            camera_id=self.camera_id, online=self.ingest.online, decode_fps=round(self.decode_fps(), 2),
+            detect_fps=round(self.detect_fps(), 2), skipped_frames=self.skipped_frames(),
+            inference_ms=round(self.inference_ms, 2), reconnects=self.ingest.reconnects,
+            queue_depth=self.queue_depth + self.pending_events,
+            last_error=(self.ingest.last_error or None) and self.ingest.last_error[:500])
+
+
+class EdgeMetrics:
+    """All cameras of one agent."""
+
+    def __init__(self) -> None:
+        self._cameras: dict[str, CameraMetrics] = {}
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+
+    def camera(self, camera_id: str) -> CameraMetrics:
+        with self._lock:
+            return self._cameras.setdefault(camera_id, CameraMetrics(camera_id))
+
+    def cameras(self) -> list[CameraMetrics]:
+        with self._lock:
+            return list(self._cameras.values())
+
+    def health(self) -> list[CameraHealth]:
+        """The figures for a heartbeat's `cameras` list."""
+        return [c.health() for c in self.cameras()]
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started
+
+
+class PrometheusCollector:
+    """Exposes EdgeMetrics at scrape time (register on a prometheus_client CollectorRegistry)."""
+
+    def __init__(self, metrics: EdgeMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[object]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        label = ["camera"]
+        gauges = {
+            "decode_fps": GaugeMetricFamily("cityeye_camera_decode_fps", "frames decoded per second", labels=label),
+            "detect_fps": GaugeMetricFamily("cityeye_camera_detect_fps", "frames detected per second", labels=label),
+            "inference_ms": GaugeMetricFamily("cityeye_camera_inference_ms", "detector ms per frame",
+                                              labels=label),
+            "queue": GaugeMetricFamily("cityeye_camera_queue_depth", "frames and events waiting", labels=label),
+            "online": GaugeMetricFamily("cityeye_camera_online", "1 if the source is connected", labels=label),
+        }
+        counters = {
+            "skipped": CounterMetricFamily("cityeye_camera_skipped_frames", "frames not detected", labels=label),
+            "detected": CounterMetricFamily("cityeye_camera_detect_frames", "frames detected", labels=label),
+            "gated": CounterMetricFamily("cityeye_camera_gate_skipped_frames", "frames spared by motion gating",
+                                         labels=label),
+            "reconnects": CounterMetricFamily("cityeye_camera_reconnects", "source reopenings", labels=label),
+            "events": CounterMetricFamily("cityeye_camera_events", "problem events emitted", labels=label),
+        }
+        for cam in self.metrics.cameras():
+            h = cam.health()
+            cid = [cam.camera_id]
+            gauges["decode_fps"].add_metric(cid, h.decode_fps)
+            gauges["detect_fps"].add_metric(cid, h.detect_fps)
+            gauges["inference_ms"].add_metric(cid, h.inference_ms)
+            gauges["queue"].add_metric(cid, h.queue_depth)
+            gauges["online"].add_metric(cid, 1.0 if h.online else 0.0)
+            counters["skipped"].add_metric(cid, h.skipped_frames)
+            counters["detected"].add_metric(cid, cam.detect_frames)
+            counters["gated"].add_metric(cid, cam.gate_skipped)
+            counters["reconnects"].add_metric(cid, h.reconnects)
+            counters["events"].add_metric(cid, cam.events)
+        yield from gauges.values()
+        yield from counters.values()
+
+
+def serve_prometheus(metrics: EdgeMetrics, port: int, addr: str = "127.0.0.1") -> object:
+    """Start the /metrics HTTP endpoint on its own registry; returns the server (call .shutdown())."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(PrometheusCollector(metrics))  # type: ignore[arg-type]
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
+    return server
