@@ -1,0 +1,228 @@
+"""Hub ingest throughput: the full path against a bare pyzmq DEALER/ROUTER echo, in one run.
+
+Full path: M simulated agents (threads, one CURVE DEALER each, a window of W events in flight)
+send pre-sealed events with a ~100 KB JPEG each to a hub process running hub.ingest.IngestLoop on
+a real Store (SQLite in a temp dir): ZAP, CURVE, schema, manifest hashes, Ed25519 signature, JPEG
+decode, evidence files, database commit, ACK. Each JPEG is made unique (a COM segment) so the
+content-addressed evidence store really writes every file.
+
+Baseline: the same clients and frames, no CURVE, against a ROUTER that answers each message with a
+small ACK frame and does nothing else.
+
+    .venv/bin/python bench/ingest.py --agents 4 --events 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from protocol.bundle import DeviceBundle
+from protocol.codec import SealedEvent, seal_event
+from protocol.manifest import GENESIS_HASH, Signer, sha256_hex
+from protocol.messages import MediaKind, MediaRef, NormBox, ProblemEvent, ProblemState
+
+
+def base_jpeg(wh: tuple[int, int] = (512, 384)) -> bytes:
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 255, (wh[1], wh[0], 3), dtype=np.uint8), (3, 3), 0)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    assert ok
+    return buf.tobytes()
+
+
+def unique_jpeg(base: bytes, tag: str) -> bytes:
+    """`base` with a COM segment after SOI: a distinct file that decodes to the same picture."""
+    payload = tag.encode()
+    return base[:2] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + base[2:]
+
+
+PROBLEMS = 20
+
+
+def sealed_events(bundle: DeviceBundle, count: int, base: bytes) -> list[SealedEvent]:
+    signer, prev, out = Signer(bundle.sign_secret), GENESIS_HASH, []
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(count):
+        jpeg = unique_jpeg(base, f"{bundle.device_id}-{n}")
+        ref = MediaRef(name="snapshot.jpg", kind=MediaKind.SNAPSHOT, content_type="image/jpeg",
+                       size=len(jpeg), sha256=sha256_hex(jpeg))
+        # Steady state of a busy camera: 20 live problems, each re-reported (updated) over and over,
+        # so dedup attaches most events to an existing case; the first of each opens it.
+        k = n % PROBLEMS
+        x = k / (PROBLEMS + 1)
+        at = t0 + timedelta(seconds=n)
+        event = ProblemEvent(event_id=f"b-{bundle.device_id}-{n:07d}", problem_id=f"p-{bundle.device_id}-{k:04d}",
+                             device_id=bundle.device_id, camera_id=f"{bundle.device_id}-cam",
+                             class_id="illegal_parking",
+                             state=ProblemState.OPENED if n < PROBLEMS else ProblemState.UPDATED,
+                             box=NormBox(x1=x, y1=0.1, x2=x + 0.02, y2=0.2), score=0.9,
+                             first_seen=t0 + timedelta(seconds=k), observed_at=at, dwell_s=60, media=[ref])
+        sealed = seal_event(event, {"snapshot.jpg": jpeg}, signer, seq=n + 1, prev_manifest_sha256=prev)
+        prev = sealed.manifest_sha256
+        out.append(sealed)
+    return out
+
+
+# --- servers (own processes) ---
+
+def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event) -> None:
+    from hub.ingest import IngestConfig, IngestLoop
+    from hub.store import Store
+
+    store = Store.open(None, Path(data_dir))
+    loop = IngestLoop(IngestConfig(bind=endpoint, data_dir=Path(data_dir)), store, stop)  # type: ignore[arg-type]
+    threading.Thread(target=lambda: (loop.ready.wait(), ready.set()), daemon=True).start()
+    loop.run()
+    print(f"  hub: {loop.stats}", file=sys.stderr)
+
+
+def echo_process(endpoint: str, ready: mp.Event, stop: mp.Event) -> None:
+    with zmq.Context() as ctx, ctx.socket(zmq.ROUTER) as sock:
+        sock.bind(endpoint)
+        ready.set()
+        while not stop.is_set():
+            if not sock.poll(100):
+                continue
+            while True:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                sock.send_multipart([frames[0].bytes, b"CITYEYE/1", b"ACK", b"{}"])
+
+
+# --- clients ---
+
+@dataclass
+class Result:
+    acked: int
+    latencies: list[float]
+    bytes_sent: int
+
+
+def run_agent(ctx: zmq.Context, endpoint: str, bundle: DeviceBundle | None, events: list[SealedEvent],
+              window: int, out: list[Result]) -> None:
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    if bundle is not None:
+        sock.curve_secretkey = bundle.curve_secret.encode()
+        sock.curve_publickey = bundle.curve_public.encode()
+        sock.curve_serverkey = bundle.hub_curve_public.encode()
+    sock.connect(endpoint)
+    sent_at: dict[int, float] = {}
+    latencies, nxt, acked, sent_bytes = [], 0, 0, 0
+    while acked < len(events):
+        while nxt < len(events) and len(sent_at) < window:
+            frames = events[nxt].frames
+            sent_at[nxt] = time.perf_counter()
+            for i, f in enumerate(frames):
+                sock.send(f, zmq.SNDMORE if i < len(frames) - 1 else 0, copy=len(f) < 65536)
+            sent_bytes += sum(len(f) for f in frames)
+            nxt += 1
+        if not sock.poll(30_000):
+            raise SystemExit(f"no ACK within 30 s ({acked} of {len(events)} acked)")
+        reply = sock.recv_multipart()
+        if reply[1] != b"ACK":
+            raise SystemExit(f"unexpected reply {reply[:3]}")
+        seq = _seq_of(reply) if bundle is not None else min(sent_at)
+        latencies.append(time.perf_counter() - sent_at.pop(seq))
+        acked += 1
+    sock.close(0)
+    out.append(Result(acked, latencies, sent_bytes))
+
+
+def _seq_of(reply: list[bytes]) -> int:
+    import json
+
+    return int(json.loads(reply[2])["seq"]) - 1
+
+
+def drive(endpoint: str, bundles: list[DeviceBundle | None], events: list[list[SealedEvent]], window: int
+          ) -> tuple[float, list[Result]]:
+    results: list[Result] = []
+    with zmq.Context() as ctx:
+        threads = [threading.Thread(target=run_agent, args=(ctx, endpoint, b, ev, window, results))
+                   for b, ev in zip(bundles, events, strict=True)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - t0, results
+
+
+def report(name: str, seconds: float, results: list[Result]) -> float:
+    n = sum(r.acked for r in results)
+    lat = sorted(x for r in results for x in r.latencies)
+    mb = sum(r.bytes_sent for r in results) / 1e6
+    p50 = statistics.median(lat) * 1000
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    print(f"{name:<34} {n / seconds:9.0f} events/s {mb / seconds:8.1f} MB/s   ack p50 {p50:7.1f} ms"
+          f"  p99 {p99:7.1f} ms   ({n} events in {seconds:.1f} s)")
+    return n / seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=4, help="simulated agents (M)")
+    parser.add_argument("--events", type=int, default=500, help="events per agent")
+    parser.add_argument("--window", type=int, default=8, help="events in flight per agent")
+    args = parser.parse_args()
+
+    from hub.security import enroll_device
+    from hub.store import Store
+
+    mpctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="cityeye-bench-") as tmp:
+        data_dir = Path(tmp) / "hub"
+        endpoint = "tcp://127.0.0.1:17891"
+        store = Store.open(None, data_dir)
+        bundles = [enroll_device(store, data_dir, f"bench{i}", endpoint) for i in range(args.agents)]
+        store.close()
+        base = base_jpeg()
+        print(f"sealing {args.agents} x {args.events} events with a {len(base) / 1024:.0f} KB JPEG each ...",
+              file=sys.stderr)
+        events = [sealed_events(b, args.events, base) for b in bundles]
+
+        ready, stop = mpctx.Event(), mpctx.Event()
+        echo = mpctx.Process(target=echo_process, args=("tcp://127.0.0.1:17892", ready, stop))
+        echo.start()
+        ready.wait(30)
+        bare_s, bare = drive("tcp://127.0.0.1:17892", [None] * args.agents, events, args.window)
+        stop.set()
+        echo.join(10)
+
+        ready, stop = mpctx.Event(), mpctx.Event()
+        hub = mpctx.Process(target=hub_process, args=(str(data_dir), endpoint, ready, stop))
+        hub.start()
+        ready.wait(30)
+        full_s, full = drive(endpoint, list(bundles), events, args.window)
+        stop.set()
+        hub.join(10)
+
+        print(f"M={args.agents} agents, window {args.window}, {len(base) / 1024:.0f} KB JPEG per event, "
+              f"{mp.cpu_count()} CPUs")
+        bare_rate = report("bare DEALER/ROUTER echo", bare_s, bare)
+        full_rate = report("full path (CURVE+sig+JPEG+store)", full_s, full)
+        print(f"ratio full/bare: {full_rate / bare_rate:.3f}   target >= 2000 events/s: "
+              f"{'met' if full_rate >= 2000 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
