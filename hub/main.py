@@ -25,6 +25,7 @@ from hub.lifecycle import Deadlines, StageHours, TransitionError
 from hub.routers import cases, devices, evidence, health, intake, open311, stats, stream, tokens
 from hub.routers import classes as classes_router
 from hub.routers import webhooks as webhooks_router
+from hub.schemas import ERROR_RESPONSES
 from hub.settings import HubSettings
 from hub.store import Store, StoreError
 
@@ -105,6 +106,7 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
         summary="Cases from edge cameras, sensors and people: review, dispatch, handle, verify, close.",
         lifespan=lifespan,
         dependencies=[Depends(deny_by_default)],
+        responses=ERROR_RESPONSES,
     )
     for router in (health.router, cases.router, evidence.router, evidence.upload_router, intake.router,
                    devices.router, classes_router.router, stats.router, stream.router, webhooks_router.router,

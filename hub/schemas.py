@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,20 @@ class Out(BaseModel):
 
 class In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(Out):
+    """Every error: `detail` says what is wrong (a list of field errors for malformed requests)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in ((401, "missing or unknown API token"), (403, "role not allowed"),
+                       (404, "not found"), (409, "illegal in the current state"),
+                       (422, "invalid input; detail names the field or the rule"))
+}
 
 
 class GroundOut(Out):

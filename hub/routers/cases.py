@@ -70,9 +70,6 @@ def get_case(case_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]
     "/{case_id}/{action}",
     response_model=CaseOut,
     summary="Move a case through its lifecycle",
-    responses={403: {"description": "role may not take this action"}, 404: {"description": "no such case"},
-               409: {"description": "illegal from the case's current status"},
-               422: {"description": "a required reason, unit or photo is missing"}},
 )
 def transition(
     case_id: str, action: Action, store: StoreDep, settings: SettingsDep, user: CurrentUser,

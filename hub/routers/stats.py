@@ -21,7 +21,10 @@ def stats(
     until: Annotated[datetime | None, Query(description="default: now")] = None,
 ) -> dict[str, Any]:
     until = until or db.utcnow() + timedelta(seconds=1)
-    since = since or until - timedelta(days=30)
+    try:
+        since = since or until - timedelta(days=30)
+    except OverflowError:
+        raise HTTPException(422, f"until {until.isoformat()} is too early to count 30 days back from") from None
     if since.tzinfo is None or until.tzinfo is None:
         raise HTTPException(422, "since and until need a time zone, e.g. 2026-11-23T09:00:00Z")
     with store.engine.connect() as conn:

@@ -22,8 +22,8 @@ async def case_stream(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this change id")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62, description="resume after this change id")] = None,
     max_events: Annotated[int | None, Query(ge=1, le=100_000, description="end the stream after N")] = None,
 ) -> StreamingResponse:
     async def events() -> AsyncIterator[str]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 
 from hub import auth
 from hub.dependencies import StoreDep, require
 from hub.schemas import TokenIn, TokenOut
 
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(require())])
 
 
@@ -25,6 +26,6 @@ def list_all(store: StoreDep) -> list[dict[str, Any]]:
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token")
-def revoke(token_id: int, store: StoreDep) -> None:
+def revoke(token_id: RowId, store: StoreDep) -> None:
     if not auth.revoke_token(store, token_id):
         raise HTTPException(404, f"no token {token_id}")

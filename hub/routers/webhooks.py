@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 from sqlalchemy import select, update
 
 from hub import db
 from hub.dependencies import StoreDep, require
 from hub.schemas import DeliveryOut, WebhookIn, WebhookOut
 
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(require())])
 
 
@@ -34,7 +35,7 @@ def list_all(store: StoreDep) -> list[dict[str, Any]]:
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Deactivate a subscription")
-def deactivate(webhook_id: int, store: StoreDep) -> None:
+def deactivate(webhook_id: RowId, store: StoreDep) -> None:
     w = db.webhooks
     done = store.write(lambda conn: conn.execute(update(w).where(w.c.id == webhook_id).values(active=False)).rowcount)
     if not done:
@@ -42,7 +43,7 @@ def deactivate(webhook_id: int, store: StoreDep) -> None:
 
 
 @router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut], summary="Recent deliveries")
-def deliveries(webhook_id: int, store: StoreDep) -> list[dict[str, Any]]:
+def deliveries(webhook_id: RowId, store: StoreDep) -> list[dict[str, Any]]:
     d = db.webhook_deliveries
     with store.engine.connect() as conn:
         rows = conn.execute(select(d).where(d.c.webhook_id == webhook_id).order_by(d.c.id.desc()).limit(200))

@@ -146,3 +146,14 @@ def test_working_calendar() -> None:
     assert cal.add_working_hours(saturday, 7.5) == datetime(2026, 11, 30, 17, 30, tzinfo=cst)
     assert cal.working_hours_between(monday_11, datetime(2026, 11, 23, 14, 30, tzinfo=cst)) == 2.0
     assert time(8, 30) == cal.periods[0][0]
+
+
+def test_hostile_query_values_get_4xx(client: Any, tokens: Headers) -> None:
+    h = tokens["admin"]
+    assert client.get("/stats", params={"until": "0001-01-01T00:00:00Z"}, headers=h).status_code == 422
+    assert client.get("/stats", params={"since": "2026-01-01T00:00:00"}, headers=h).status_code == 422
+    assert client.delete(f"/tokens/{2**70}", headers=h).status_code == 422
+    assert client.get("/evidence/..%2F..%2Fhub.db", headers=h).status_code in (404, 422)
+    assert client.get(f"/evidence/{'0' * 64}", headers=h).status_code == 404
+    huge = client.post("/intake/report", json={"class_id": "exposed_garbage", "lat": 91, "lon": 0}, headers=h)
+    assert huge.status_code == 422 and "lat" in huge.text
