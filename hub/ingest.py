@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 class IngestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bind: str = Field(default="tcp://*:7800", description="ROUTER endpoint the agents connect to")
+    bind: str = Field(default="tcp://*:7755", description="ROUTER endpoint the agents connect to")
     data_dir: Path = Field(description="hub data dir; the CURVE key pair lives in keys/ under it")
     insecure: bool = Field(default=False, description="no CURVE/ZAP: anyone can connect. Lab use only")
     max_media_bytes: int = Field(default=16 * 1024**2, gt=0, description="one media file")

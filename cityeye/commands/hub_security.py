@@ -6,13 +6,10 @@
 from __future__ import annotations
 
 import argparse
-import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
-
-DEFAULT_DATA_DIR = os.environ.get("CITYEYE_HUB_DATA", "hub-data")
-DEFAULT_ENDPOINT = os.environ.get("CITYEYE_HUB_ENDPOINT", "tcp://127.0.0.1:7800")
 
 
 def add_commands(hub_subparsers: Any) -> None:
@@ -22,7 +19,8 @@ def add_commands(hub_subparsers: Any) -> None:
         "registers the public halves, and writes the bundle (secret; mode 0600) for the camera box.")
     enroll.add_argument("device", help="device id, e.g. box-017")
     enroll.add_argument("--out", type=Path, help="bundle file (default: DEVICE.bundle.json)")
-    enroll.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="ingest endpoint the device connects to")
+    enroll.add_argument("--endpoint", help="ingest endpoint the device connects to "
+                        "(default: this host's name and the port of the hub's ZeroMQ bind)")
     enroll.add_argument("--replace", action="store_true", help="re-issue keys to an enrolled/revoked device")
     enroll.set_defaults(func=_enroll)
 
@@ -39,24 +37,38 @@ def add_commands(hub_subparsers: Any) -> None:
     keys = hub_subparsers.add_parser("keys", help="show the hub's CURVE public key (creates the pair once)")
     keys.set_defaults(func=_keys)
 
-    for parser in (enroll, revoke, verify, keys):
-        parser.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR),
-                            help="hub data dir (keys, SQLite, evidence); env CITYEYE_HUB_DATA")
-        parser.add_argument("--db", default=None, help="database URL (default: SQLite in the data dir)")
+    for parser in (enroll, revoke, verify, keys):  # the same settings sources as `hub serve`
+        parser.add_argument("--db", metavar="URL", help="postgresql://user@host/db (default: SQLite in --data)")
+        parser.add_argument("--data", metavar="DIR", type=Path, help="hub data dir (default ./hub-data)")
+        parser.add_argument("--config", metavar="YAML", type=Path, help="hub settings file")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from cityeye.commands.hub import settings_from_args
+
+    return settings_from_args(args)
 
 
 def _store(args: argparse.Namespace) -> Any:
     from hub.store import Store
 
-    return Store.open(args.db, args.data_dir)
+    settings = _settings(args)
+    return Store.open(settings.db_url, settings.data_dir)
+
+
+def _default_endpoint(zmq_bind: str | None) -> str:
+    port = (zmq_bind or "tcp://*:7755").rsplit(":", 1)[-1]
+    return f"tcp://{socket.getfqdn()}:{port}"
 
 
 def _enroll(args: argparse.Namespace) -> int:
     from hub.security import EnrollmentError, enroll_device
 
+    settings = _settings(args)
+    endpoint = args.endpoint or _default_endpoint(settings.zmq_bind)
     store = _store(args)
     try:
-        bundle = enroll_device(store, args.data_dir, args.device, args.endpoint, replace=args.replace)
+        bundle = enroll_device(store, settings.data_dir, args.device, endpoint, replace=args.replace)
     except EnrollmentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -64,7 +76,8 @@ def _enroll(args: argparse.Namespace) -> int:
         store.close()
     out = args.out or Path(f"{args.device}.bundle.json")
     bundle.save(out)
-    print(f"enrolled {args.device}; bundle written to {out} (mode 0600): copy it to the device and delete it here")
+    print(f"enrolled {args.device} for {endpoint}; bundle written to {out} (mode 0600): "
+          "copy it to the device and delete it here")
     return 0
 
 
@@ -109,6 +122,6 @@ def _verify(args: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     from hub.security import HubKeys
 
-    keys = HubKeys.load_or_create(args.data_dir)
+    keys = HubKeys.load_or_create(_settings(args).data_dir)
     print(f"hub CURVE public key (Z85): {keys.public}")
     return 0

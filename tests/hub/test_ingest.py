@@ -272,3 +272,33 @@ def test_heartbeat_updates_device_and_camera_state(hub: Hub, client: Client) -> 
         cams = conn.execute(select(func.count()).select_from(db.cameras)
                             .where(db.cameras.c.camera_id == "cam7", db.cameras.c.online.is_(True))).scalar()
     assert cams == 1
+
+
+def test_insecure_mode_only_when_asked_and_still_checks_signatures(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from edge_agent.deliver import Outbox, OutboxConfig
+
+    with caplog.at_level("WARNING"):
+        for lab in start_hub(tmp_path, insecure=True):
+            bundle = lab.enroll("dev1")
+            config = OutboxConfig(spool_dir=tmp_path / "spool", insecure=True, ack_timeout_s=1.0)
+            with Outbox(bundle, config) as outbox:
+                outbox.submit(*make_event("dev1", 1, JPEG))
+                assert outbox.wait_drained(10)
+            assert lab.event_ids("dev1") == ["ev-dev1-000001"]
+            # Without CURVE anyone can claim to be dev1, but can't sign as dev1.
+            ctx = zmq.Context()
+            sock = ctx.socket(zmq.DEALER)
+            sock.linger = 0
+            sock.connect(lab.endpoint)
+            event, media = make_event("dev1", 2, JPEG)
+            forged = seal_event(event, media, Signer(lab.enroll("dev2").sign_secret), seq=2,
+                                prev_manifest_sha256=GENESIS_HASH)
+            sock.send_multipart(forged.frames)
+            assert sock.poll(5000)
+            reply = decode(sock.recv_multipart())
+            sock.close(0)
+            ctx.term()
+            assert isinstance(reply, ReplyMessage) and reply.command is Command.NACK
+            assert "signature" in (reply.reply.reason or "")
+    assert "INSECURE ingest" in caplog.text and "INSECURE delivery" in caplog.text

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import stat
 from pathlib import Path
 
 import pytest
 from delivery_support import make_event, small_jpeg
 
-from cityeye.commands.hub_security import add_commands
+from cityeye.cli import build_parser
 from hub.store import Store
 from protocol.bundle import DeviceBundle
 from protocol.codec import EventMessage, decode, seal_event
@@ -17,9 +16,8 @@ from protocol.manifest import GENESIS_HASH, Signer
 
 
 def run(data_dir: Path, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="cityeye hub")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([*argv, "--data-dir", str(data_dir)])
+    """Through the real `cityeye` parser, as an operator would type it."""
+    args = build_parser().parse_args(["hub", *argv, "--data", str(data_dir)])
     return int(args.func(args))
 
 
