@@ -171,6 +171,15 @@ class Outbox:
         sock.connect(self.bundle.endpoint)
         return sock
 
+    def metrics(self) -> dict[str, float]:
+        """Flat figures for the edge metrics exporter (names without prefix; counters end in _total)."""
+        spool, d = self.spool.stats(), self.stats
+        return {"spool_events": spool.events, "spool_bytes": spool.bytes, "dead_letters": spool.dead_letters,
+                "evicted_total": spool.evicted, "refused_total": spool.refused, "sent_total": d.sent,
+                "resent_total": d.resent, "acked_total": d.acked, "duplicate_acks_total": d.duplicates,
+                "nacked_total": d.nacked, "reconnects_total": d.reconnects,
+                "last_ack_age_s": time.time() - d.last_ack_at if d.last_ack_at else -1.0}
+
     def heartbeat(self) -> Heartbeat:
         spool: SpoolStats = self.spool.stats()
         return Heartbeat(device_id=self.bundle.device_id, sent_at=datetime.now(UTC),

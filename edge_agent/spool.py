@@ -283,15 +283,40 @@ class Spool:
         return True
 
     def dead_letters(self) -> list[DeadLetter]:
-        out = []
-        for entry in sorted(self._dead_entries(), key=lambda e: e.seq):
-            reason_path = entry.path.with_name(entry.name + ".reason.json")
-            info = json.loads(reason_path.read_text()) if reason_path.exists() else {"reason": "?", "at": 0}
-            out.append(DeadLetter(entry, info["reason"], info["at"]))
-        return out
+        return inspect_spool(self.root).dead
 
     def stats(self) -> SpoolStats:
         with self._lock:
             return SpoolStats(events=len(self._entries), bytes=sum(e.size for e in self._entries.values()),
                               dead_letters=len(list(self._dead.glob("*.evt"))), evicted=self._evicted,
                               refused=self._refused)
+
+
+@dataclass(frozen=True)
+class SpoolReport:
+    """What an operator needs to see of a spool, read without its keys (`cityeye edge spool`)."""
+
+    device_id: str | None
+    pending: list[SpoolEntry]
+    dead: list[DeadLetter]
+    evictions: list[dict[str, object]]
+
+    @property
+    def pending_bytes(self) -> int:
+        return sum(e.size for e in self.pending)
+
+
+def inspect_spool(root: Path) -> SpoolReport:
+    outbox, dead_dir = root / "outbox", root / "dead"
+    state_path = outbox / STATE_FILE
+    device_id = json.loads(state_path.read_text())["device_id"] if state_path.exists() else None
+    pending = sorted((e for p in outbox.glob("*.evt") if (e := parse_entry(p)) is not None), key=lambda e: e.seq)
+    dead = []
+    for entry in sorted((e for p in dead_dir.glob("*.evt") if (e := parse_entry(p)) is not None),
+                        key=lambda e: e.seq):
+        reason_path = entry.path.with_name(entry.name + ".reason.json")
+        info = json.loads(reason_path.read_text()) if reason_path.exists() else {"reason": "?", "at": 0}
+        dead.append(DeadLetter(entry, info["reason"], info["at"]))
+    log_path = root / "evictions.jsonl"
+    evictions = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
+    return SpoolReport(device_id, pending, dead, evictions)

@@ -6,6 +6,7 @@ Each check ends with the database holding every event exactly once.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from delivery_support import free_port, make_event, small_jpeg
 from sqlalchemy import func, select
 
+from cityeye.commands.edge_spool import add_commands
 from edge_agent.deliver import Outbox, OutboxConfig
 from edge_agent.spool import pack_frames, unpack_frames
 from hub import db
@@ -158,7 +160,8 @@ def test_partition_nothing_lost_and_spool_drains(hub: HubProcess, tmp_path: Path
     assert hub.counts("dev1") == (300, 300)
 
 
-def test_nack_moves_event_to_dead_letters_with_reason(hub: HubProcess, tmp_path: Path) -> None:
+def test_nack_moves_event_to_dead_letters_with_reason(hub: HubProcess, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
     hub.start()
     outbox = Outbox(bundle, fast_config(tmp_path / "spool"))
@@ -175,6 +178,15 @@ def test_nack_moves_event_to_dead_letters_with_reason(hub: HubProcess, tmp_path:
     assert outbox.stats.nacked == 1 and outbox.stats.acked == 2
     assert hub.counts("dev1") == (2, 2)
     assert outbox.heartbeat().dead_letters == 1
+    assert outbox.metrics()["nacked_total"] == 1 and outbox.metrics()["dead_letters"] == 1
+    # The operator sees it too, with the hub's reason.
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["spool", str(tmp_path / "spool")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "0 event(s) waiting" in out and "1 dead letter(s)" in out
+    assert victim.event_id in out and "SHA-256 differs from the manifest" in out
 
 
 def test_refused_agent_retries_and_delivers_once_enrolled(hub: HubProcess, tmp_path: Path) -> None:
