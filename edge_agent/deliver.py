@@ -22,7 +22,7 @@ import zmq
 from pydantic import BaseModel, ConfigDict, Field
 from zmq.utils.monitor import recv_monitor_message
 
-from edge_agent.spool import Spool, SpoolEntry, SpoolStats
+from edge_agent.spool import Spool, SpoolCorrupt, SpoolEntry, SpoolStats
 from protocol.bundle import DeviceBundle
 from protocol.codec import Command, DecodeError, ReplyMessage, decode, encode_heartbeat
 from protocol.manifest import Signer
@@ -138,6 +138,10 @@ class Outbox:
                 monitor = sock.get_monitor_socket(_MONITORED)
                 try:
                     refused = _SenderLoop(self, sock, monitor).loop(stop_event)
+                except Exception:  # a sender that dies silently loses no data but delivers nothing
+                    log.exception("outbox sender failed; restarting it in 1 s")
+                    refused = False
+                    stop_event.wait(1.0)
                 finally:
                     sock.disable_monitor()
                     monitor.close(linger=0)
@@ -235,6 +239,10 @@ class _SenderLoop:
             frames = self.spool.read_frames(entry)
         except FileNotFoundError:  # evicted or acked meanwhile
             self.in_flight.pop(entry.seq, None)
+            return True
+        except SpoolCorrupt as exc:  # disk damage, not a crash (writes are atomic): keep it aside
+            self.in_flight.pop(entry.seq, None)
+            self.spool.dead_letter(entry.seq, f"spool file unreadable on this device: {exc}")
             return True
         try:
             send_frames(self.sock, frames, zmq.NOBLOCK)

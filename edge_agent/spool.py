@@ -150,7 +150,8 @@ class Spool:
         self._signer = signer
         self._outbox = root / "outbox"
         self._dead = root / "dead"
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the index (_entries) and the counters
+        self._put_lock = threading.Lock()
         self._evicted = 0
         self._refused = 0
         for d in (self._outbox, self._dead):
@@ -194,11 +195,14 @@ class Spool:
         """Seal and store one event durably; raise SpoolFull if the quota policy refuses it."""
         if event.device_id != self.device_id:
             raise ValueError(f"event is from device {event.device_id}, this spool is {self.device_id}")
-        with self._lock:
+        # _put_lock orders the chain (seq, previous hash) across submitters; the index lock is held
+        # only briefly, so the sender isn't stalled behind our fsyncs.
+        with self._put_lock:
             sealed = seal_event(event, media or {}, self._signer, seq=self._seq + 1,
                                 prev_manifest_sha256=self._prev_hash)
             data = pack_frames(sealed.frames)
-            self._make_room(len(data), event)
+            with self._lock:
+                self._make_room(len(data), event)
             path = self._outbox / entry_name(sealed.seq, event.state, event.event_id)
             state = {"device_id": self.device_id, "seq": sealed.seq,
                      "prev_manifest_sha256": sealed.manifest_sha256}
@@ -206,7 +210,8 @@ class Spool:
             write_durable(path, data)
             self._seq, self._prev_hash = sealed.seq, sealed.manifest_sha256
             entry = SpoolEntry(sealed.seq, event.event_id, event.state, path, len(data))
-            self._entries[entry.seq] = entry
+            with self._lock:
+                self._entries[entry.seq] = entry
             return entry
 
     def _make_room(self, size: int, event: ProblemEvent) -> None:
@@ -259,7 +264,9 @@ class Spool:
         return unpack_frames(entry.path.read_bytes())
 
     def ack(self, seq: int) -> bool:
-        """The hub committed this event: forget it. False if it was already gone (a duplicate ACK)."""
+        """The hub committed this event: forget it. False if it was already gone (a duplicate ACK).
+
+        No fsync: if the unlink is lost in a crash, the event is resent and the hub re-ACKs it."""
         with self._lock:
             entry = self._entries.pop(seq, None)
             if entry is None:

@@ -227,3 +227,18 @@ def test_stop_is_prompt_even_when_hub_is_down(tmp_path: Path) -> None:
     outbox.stop()
     assert time.monotonic() - t < 1.0
     assert outbox.spool.stats().events == 3  # still spooled for the next start
+
+
+def test_damaged_spool_file_is_set_aside_not_fatal(tmp_path: Path) -> None:
+    store = Store.open(None, tmp_path / "h")
+    bundle = enroll_device(store, tmp_path / "h", "dev1", f"tcp://127.0.0.1:{free_port()}")
+    store.close()
+    outbox = Outbox(bundle, fast_config(tmp_path / "spool"))
+    submit_all(outbox, "dev1", 2)
+    damaged = outbox.spool.pending()[0]
+    damaged.path.write_bytes(damaged.path.read_bytes()[:100])  # disk damage, not a crash
+    with outbox:
+        wait_for(lambda: outbox.spool.stats().dead_letters == 1, 5, "the damaged file set aside")
+        assert outbox.spool.stats().events == 1  # the other one still waits for the hub
+    [dead] = outbox.spool.dead_letters()
+    assert dead.entry.seq == damaged.seq and "unreadable" in dead.reason
