@@ -80,7 +80,7 @@ def sealed_events(bundle: DeviceBundle, count: int, base: bytes) -> list[SealedE
 
 # --- servers (own processes) ---
 
-def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event) -> None:
+def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, out: mp.Queue) -> None:
     from hub.ingest import IngestConfig, IngestLoop
     from hub.store import Store
 
@@ -88,7 +88,8 @@ def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event) -
     loop = IngestLoop(IngestConfig(bind=endpoint, data_dir=Path(data_dir)), store, stop)  # type: ignore[arg-type]
     threading.Thread(target=lambda: (loop.ready.wait(), ready.set()), daemon=True).start()
     loop.run()
-    print(f"  hub: {loop.stats}", file=sys.stderr)
+    out.put({"events": loop.stats.events, "acked": loop.stats.acked, "nacked": loop.stats.nacked,
+             "stage_s": loop.stats.stage_s})
 
 
 def echo_process(endpoint: str, ready: mp.Event, stop: mp.Event) -> None:
@@ -177,6 +178,14 @@ def report(name: str, seconds: float, results: list[Result]) -> float:
     return n / seconds
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=4, help="simulated agents (M)")
@@ -190,7 +199,7 @@ def main() -> int:
     mpctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="cityeye-bench-") as tmp:
         data_dir = Path(tmp) / "hub"
-        endpoint = "tcp://127.0.0.1:17891"
+        endpoint, echo_endpoint = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
         store = Store.open(None, data_dir)
         bundles = [enroll_device(store, data_dir, f"bench{i}", endpoint) for i in range(args.agents)]
         store.close()
@@ -200,25 +209,29 @@ def main() -> int:
         events = [sealed_events(b, args.events, base) for b in bundles]
 
         ready, stop = mpctx.Event(), mpctx.Event()
-        echo = mpctx.Process(target=echo_process, args=("tcp://127.0.0.1:17892", ready, stop))
+        echo = mpctx.Process(target=echo_process, args=(echo_endpoint, ready, stop))
         echo.start()
         ready.wait(30)
-        bare_s, bare = drive("tcp://127.0.0.1:17892", [None] * args.agents, events, args.window)
+        bare_s, bare = drive(echo_endpoint, [None] * args.agents, events, args.window)
         stop.set()
         echo.join(10)
 
-        ready, stop = mpctx.Event(), mpctx.Event()
-        hub = mpctx.Process(target=hub_process, args=(str(data_dir), endpoint, ready, stop))
+        ready, stop, hub_stats = mpctx.Event(), mpctx.Event(), mpctx.Queue()
+        hub = mpctx.Process(target=hub_process, args=(str(data_dir), endpoint, ready, stop, hub_stats))
         hub.start()
         ready.wait(30)
         full_s, full = drive(endpoint, list(bundles), events, args.window)
         stop.set()
+        stats = hub_stats.get(timeout=30)
         hub.join(10)
 
         print(f"M={args.agents} agents, window {args.window}, {len(base) / 1024:.0f} KB JPEG per event, "
               f"{mp.cpu_count()} CPUs")
         bare_rate = report("bare DEALER/ROUTER echo", bare_s, bare)
         full_rate = report("full path (CURVE+sig+JPEG+store)", full_s, full)
+        n = max(1, stats["acked"])
+        stages = "  ".join(f"{k} {v / n * 1000:.2f}" for k, v in stats["stage_s"].items())
+        print(f"hub time per event (ms, wall, parallel stages overlap threads): {stages}")
         print(f"ratio full/bare: {full_rate / bare_rate:.3f}   target >= 2000 events/s: "
               f"{'met' if full_rate >= 2000 else 'NOT met'}")
     return 0
