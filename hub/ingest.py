@@ -54,7 +54,7 @@ class IngestConfig(BaseModel):
     zmq_heartbeat_timeout_ms: int = Field(default=180_000, gt=0)
     device_refresh_s: float = Field(default=1.0, gt=0, description="how soon a revocation bites")
     poll_ms: int = Field(default=200, gt=0, le=1000)
-    rcvhwm: int = Field(default=1000, gt=0)
+    rcvhwm: int = Field(default=100, gt=0, description="per peer; agents keep only a few events in flight")
     batch: int = Field(default=64, ge=1, le=1024, description="events checked and stored per burst")
     workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG, fsync")
 
