@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Connection
 
 from hub import db
@@ -151,6 +151,38 @@ def new_case_id(now: datetime) -> str:
 
 
 # ---- queries ---------------------------------------------------------------------------------------
+# The hot path runs these for every event: built once, so only parameters change per call.
+
+_DEDUP = [s.value for s in DEDUP_STATUSES]
+_OLD = [s.value for s in RECURRENCE_STATUSES]
+_PROBLEM_CASE = (
+    select(db.cases)
+    .join(db.events, db.events.c.case_id == db.cases.c.case_id)
+    .where(db.events.c.device_id == bindparam("b_device"), db.events.c.camera_id == bindparam("b_camera"),
+           db.events.c.problem_id == bindparam("b_problem"), db.cases.c.status.in_(_DEDUP))
+    .order_by(db.events.c.id.desc())
+    .limit(1)
+)
+
+
+def _camera_candidates(zone_is_none: bool, statuses: list[str]) -> Select:  # type: ignore[type-arg]
+    c = db.cases
+    zone = c.c.zone.is_(None) if zone_is_none else c.c.zone == bindparam("b_zone")
+    return (select(c).where(c.c.class_id == bindparam("b_class"), c.c.status.in_(statuses),
+                            c.c.camera_id == bindparam("b_camera"), zone)
+            .order_by(c.c.last_seen.desc()).limit(200))
+
+
+_CAMERA_CANDIDATES = {
+    (zone_none, kind): _camera_candidates(zone_none, [s.value for s in statuses])
+    for zone_none in (True, False)
+    for kind, statuses in (("live", DEDUP_STATUSES), ("old", RECURRENCE_STATUSES))
+}
+_ATTACH = (
+    db.cases.update().where(db.cases.c.case_id == bindparam("b_case"))
+    .values(event_count=db.cases.c.event_count + 1, updated_at=bindparam("b_now"),
+            last_seen=bindparam("b_last_seen"), box=bindparam("b_box"))
+)
 
 
 def row_to_case(row: object) -> CaseRow:
@@ -176,21 +208,19 @@ def find_problem_case(conn: Connection, obs: Observation) -> CaseRow | None:
     if obs.problem_key is None:
         return None
     device, camera, problem = obs.problem_key
-    e, c = db.events, db.cases
-    row = conn.execute(
-        select(c)
-        .join(e, e.c.case_id == c.c.case_id)
-        .where(e.c.device_id == device, e.c.camera_id == camera, e.c.problem_id == problem)
-        .where(c.c.status.in_([s.value for s in DEDUP_STATUSES]))
-        .order_by(e.c.id.desc())
-        .limit(1)
-    ).first()
+    row = conn.execute(_PROBLEM_CASE, {"b_device": device, "b_camera": camera, "b_problem": problem}).first()
     return row_to_case(row) if row else None
 
 
 def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses: Iterable[str]) -> list[CaseRow]:
     """Cases of the class in `statuses` that could be at the observation's place."""
     c = db.cases
+    statuses = list(statuses)
+    kind = "live" if set(statuses) == set(_DEDUP) else "old" if set(statuses) == set(_OLD) else None
+    if obs.ground is None and obs.camera_id and obs.box and kind:
+        stmt = _CAMERA_CANDIDATES[(obs.zone is None, kind)]
+        params = {"b_class": obs.class_id, "b_camera": obs.camera_id, "b_zone": obs.zone}
+        return [row_to_case(r) for r in conn.execute(stmt, params)]
     where = []
     if obs.camera_id and obs.box:
         same_zone = c.c.zone.is_(None) if obs.zone is None else c.c.zone == obs.zone
@@ -211,7 +241,7 @@ def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses
         )
     if not where:
         return []
-    query = select(c).where(c.c.class_id == obs.class_id, c.c.status.in_(list(statuses)), or_(*where))
+    query = select(c).where(c.c.class_id == obs.class_id, c.c.status.in_(statuses), or_(*where))
     return [row_to_case(r) for r in conn.execute(query.order_by(c.c.last_seen.desc()).limit(200))]
 
 
@@ -269,19 +299,18 @@ def insert_case(
 def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime) -> None:
     """Count a repeat on its case: bump the count, extend last-seen, keep the freshest box."""
     c = db.cases
-    values: dict[str, object] = {"event_count": c.c.event_count + 1, "updated_at": now}
-    if obs.observed_at > case.last_seen:
-        values["last_seen"] = obs.observed_at
-        if obs.box is not None and obs.camera_id == case.camera_id:
-            values["box"] = obs.box.model_dump()
+    newer = obs.observed_at > case.last_seen
+    box = obs.box if newer and obs.box is not None and obs.camera_id == case.camera_id else case.box
+    conn.execute(_ATTACH, {"b_case": case.case_id, "b_now": now, "b_last_seen": max(obs.observed_at, case.last_seen),
+                           "b_box": box.model_dump() if box else None})
     if case.ground is None and obs.ground is not None:
         wgs = obs.ground.crs == "wgs84"
-        values |= {
+        values = {
             "ground_crs": obs.ground.crs,
             "ground_x": obs.ground.x,
             "ground_y": obs.ground.y,
             "lat": obs.ground.y if wgs else None,
             "lon": obs.ground.x if wgs else None,
         }
-    conn.execute(c.update().where(c.c.case_id == case.case_id).values(**values))
+        conn.execute(c.update().where(c.c.case_id == case.case_id).values(**values))
 

@@ -81,6 +81,9 @@ class HubSettings(Strict):
     api_bind: str = Field(default="127.0.0.1:8080", pattern=r"^[^:]+:\d{1,5}$")
     zmq_bind: str | None = Field(default="tcp://*:7755", description="ZeroMQ ingest; None: API only")
     insecure: bool = Field(default=False, description="ZeroMQ without CURVE (testing only)")
+    evidence_fsync: bool = Field(
+        default=True, description="fsync each evidence file before the ACK (survives power loss; slower)"
+    )
     units: list[UnitConfig] = Field(default_factory=list)
     default_unit: str | None = Field(default=None, description="unit for cases no rule matches")
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -29,6 +29,11 @@ from protocol.messages import Heartbeat, MediaRef, ProblemEvent, ProblemState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+_MEDIA_INSERT = db.media.insert()
+_CHANGE_INSERT = db.case_changes.insert()
+_EVENT_CASE = db.events.update().where(db.events.c.id == bindparam("b_id")).values(case_id=bindparam("b_case"))
 
 
 class StoreError(ValueError):
@@ -88,13 +93,15 @@ class Store:
         *,
         deadlines: Deadlines | None = None,
         policy: Callable[[str], dedup.DedupPolicy] = dedup.default_policy,
+        evidence_fsync: bool = True,
     ) -> None:
         self.engine = engine
         self.data_dir = data_dir
-        self.evidence = EvidenceStore(data_dir / "evidence")
+        self.evidence = EvidenceStore(data_dir / "evidence", fsync=evidence_fsync)
         self.deadlines = deadlines
         self.policy = policy
         self.counters = StoreCounters()
+        self._event_stmt: Any = None
         self.on_change: list[Callable[[str, str], None]] = []  # (case_id, kind) after commit
 
     @classmethod
@@ -132,6 +139,13 @@ class Store:
 
     def _insert(self, conn: Connection, table: Any) -> Any:
         return (pg_insert if db.is_postgres(conn) else sqlite_insert)(table)
+
+    def _event_insert(self, conn: Connection) -> Any:
+        """INSERT ... ON CONFLICT (device_id, event_id) DO NOTHING RETURNING id, built once per store."""
+        if self._event_stmt is None:
+            stmt = self._insert(conn, db.events).on_conflict_do_nothing(index_elements=["device_id", "event_id"])
+            self._event_stmt = stmt.returning(db.events.c.id)
+        return self._event_stmt
 
     # ---- ingest ----------------------------------------------------------------------------------
 
@@ -199,10 +213,7 @@ class Store:
     ) -> IngestResult:
         now = db.utcnow()
         e = db.events
-        stmt = self._insert(conn, e).values(**row, received_at=now).on_conflict_do_nothing(
-            index_elements=["device_id", "event_id"]
-        )
-        inserted = conn.execute(stmt.returning(e.c.id)).first()
+        inserted = conn.execute(self._event_insert(conn), {**row, "received_at": now}).first()
         if inserted is None:
             existing = conn.execute(
                 select(e.c.case_id).where(e.c.device_id == row["device_id"], e.c.event_id == row["event_id"])
@@ -211,7 +222,7 @@ class Store:
         event_pk = inserted[0]
         if refs:
             conn.execute(
-                db.media.insert(),
+                _MEDIA_INSERT,
                 [
                     {"event_pk": event_pk, "name": m.name, "kind": m.kind.value, "content_type": m.content_type,
                      "size": m.size, "sha256": m.sha256}
@@ -220,7 +231,7 @@ class Store:
             )
         case_id, created = self._dedup_tx(conn, obs, now, row["device_id"])
         if case_id is not None:
-            conn.execute(update(e).where(e.c.id == event_pk).values(case_id=case_id))
+            conn.execute(_EVENT_CASE, {"b_id": event_pk, "b_case": case_id})
         return IngestResult(duplicate=False, case_id=case_id, created=created)
 
     def _dedup_tx(
@@ -281,9 +292,7 @@ class Store:
 
     def _change(self, conn: Connection, case_id: str, kind: str, status: str, now: datetime,
                 data: dict[str, Any] | None = None) -> None:
-        conn.execute(
-            db.case_changes.insert().values(at=now, case_id=case_id, kind=kind, status=str(status), data=data)
-        )
+        conn.execute(_CHANGE_INSERT, {"at": now, "case_id": case_id, "kind": kind, "status": str(status), "data": data})
 
     def _notify(self, case_id: str, kind: str) -> None:
         for callback in list(self.on_change):

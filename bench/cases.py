@@ -1,0 +1,137 @@
+"""Events per second through the hub store: idempotent insert + dedup + case creation.
+
+    .venv/bin/python bench/cases.py [--events 2000] [--pg postgresql://postgres@127.0.0.1:5432/test]
+
+One run prints: SQLite (1 process), PostgreSQL with 1 worker process and with 4, and the ratios. The
+stream is a street's: 40 cameras, 200 places, problems reported again and again (most events join an
+open case), every event with a 2 KB snapshot written content-addressed. With 4 workers each process
+ingests its own events of the same places, so deciders contend on the same dedup locks.
+PostgreSQL runs in a fresh schema of the given database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing as mp
+import os
+import secrets
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from protocol.messages import MediaKind, MediaRef, NormBox, ProblemEvent
+
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+CAMERAS = 40
+PLACES_PER_CAMERA = 5
+
+
+def make_stream(worker: int, n: int) -> list[tuple[ProblemEvent, dict[str, bytes]]]:
+    """`n` events of worker `worker`: 200 places, each problem re-reported ~10 times."""
+    out = []
+    for i in range(n):
+        place = (i * 7 + worker) % (CAMERAS * PLACES_PER_CAMERA)
+        episode = i // (CAMERAS * PLACES_PER_CAMERA * 10)  # a new problem instance every ~10 reports
+        cam, slot = divmod(place, PLACES_PER_CAMERA)
+        x = 0.05 + 0.18 * slot
+        data = b"\xff\xd8" + secrets.token_bytes(2048) + b"\xff\xd9"
+        ref = MediaRef(name="snapshot.jpg", kind=MediaKind.SNAPSHOT, content_type="image/jpeg", size=len(data),
+                       sha256=hashlib.sha256(data).hexdigest())
+        event = ProblemEvent(
+            event_id=f"w{worker}-e{i:07d}", problem_id=f"w{worker}-c{cam}-s{slot}-{episode}", device_id=f"box-{cam}",
+            camera_id=f"cam-{cam}", class_id="illegal_car_parking" if slot % 2 else "exposed_garbage",
+            state="opened" if i < CAMERAS * PLACES_PER_CAMERA else "updated", zone=f"z{slot}",
+            box=NormBox(x1=x, y1=0.4, x2=x + 0.1, y2=0.6), score=0.8,
+            first_seen=T0, observed_at=T0 + timedelta(seconds=i), dwell_s=60.0, media=[ref],
+        )
+        out.append((event, {"snapshot.jpg": data}))
+    return out
+
+
+def _worker(url: str, data_dir: str, worker: int, n: int, fsync: bool, barrier: Any, results: Any) -> None:
+    from hub.main import open_store
+    from hub.settings import HubSettings
+
+    store = open_store(HubSettings(db_url=url, data_dir=Path(data_dir), evidence_fsync=fsync))
+    stream = make_stream(worker, n)
+    barrier.wait()
+    start = time.perf_counter()
+    created = 0
+    for seq, (event, media) in enumerate(stream):
+        created += store.ingest_event(event, media, manifest=b"m", signature=b"s", seq=seq).created
+    results.put((time.perf_counter() - start, created))
+    store.close()
+
+
+def run(url: str, data_dir: Path, workers: int, n: int, fsync: bool) -> tuple[float, int]:
+    """Events/s over all workers (wall clock from a common start), and cases created."""
+    from hub import db
+
+    engine = db.make_engine(url)
+    db.migrate(engine)
+    engine.dispose()
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(workers + 1), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(url, str(data_dir), w, n, fsync, barrier, results))
+             for w in range(workers)]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    start = time.perf_counter()
+    outs = [results.get(timeout=600) for _ in procs]
+    wall = time.perf_counter() - start
+    for p in procs:
+        p.join()
+    return workers * n / wall, sum(c for _, c in outs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=2000, help="events per worker process")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test", help="PostgreSQL database")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--no-fsync", action="store_true", help="evidence_fsync=False (not power-cut safe)")
+    args = parser.parse_args(argv)
+
+    import psycopg
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(args.pg, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL at {args.pg} is not reachable ({exc}); SQLite only", file=sys.stderr)
+        admin = None
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_url = f"sqlite:///{Path(tmp) / 'hub.db'}"
+        rows.append(("SQLite, 1 process", *run(sqlite_url, Path(tmp), 1, args.events, not args.no_fsync)))
+        if admin is not None:
+            for workers in (1, args.workers):
+                name = f"{schema}_{workers}"
+                admin.execute(f"CREATE SCHEMA {name}")
+                try:
+                    url = f"{args.pg}?options=-csearch_path%3D{name}"
+                    rows.append((f"PostgreSQL, {workers} worker(s)", *run(url, Path(tmp) / name, workers, args.events,
+                                                                      not args.no_fsync)))
+                finally:
+                    admin.execute(f"DROP SCHEMA {name} CASCADE")
+            admin.close()
+    print(f"evidence fsync: {'off' if args.no_fsync else 'on'}; {args.events} events per worker; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'store':28} {'events/s':>10} {'cases':>7}")
+    for name, rate, cases in rows:
+        print(f"{name:28} {rate:10.0f} {cases:7d}")
+    if len(rows) == 3:
+        sqlite, pg1, pgn = (r[1] for r in rows)
+        print(f"PostgreSQL 1 worker / SQLite: {pg1 / sqlite:.2f}x")
+        print(f"PostgreSQL {args.workers} workers / 1 worker: {pgn / pg1:.2f}x")
+        print(f"PostgreSQL {args.workers} workers / SQLite: {pgn / sqlite:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
