@@ -252,7 +252,7 @@ class FileReplay:
     """
 
     def __init__(self, camera_id: str, path: str | Path, *, sample_fps: float | None = None,
-                 start_time: float = 0.0, max_consecutive_failures: int = 50) -> None:
+                 start_time: float = 0.0, max_consecutive_failures: int = 50, end_s: float | None = None) -> None:
         self.camera_id = camera_id
         self.path = Path(path)
         if not self.path.is_file():
@@ -265,6 +265,8 @@ class FileReplay:
             self.fps = 25.0  # containers without a rate: assume PAL rather than fail
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         cap.release()
+        if end_s is not None:  # replay only the first `end_s` seconds (benchmarks)
+            self.frame_count = min(self.frame_count or 10**9, max(1, round(end_s * self.fps)))
         self.sample_fps = sample_fps
         self.start_time = start_time
         self.max_consecutive_failures = max_consecutive_failures
@@ -289,6 +291,8 @@ class FileReplay:
         self.stats.online = True
         try:
             while failures < self.max_consecutive_failures:
+                if self.frame_count and index >= self.frame_count:
+                    break
                 pos_s = index / self.fps
                 wanted = pos_s + eps >= next_due
                 ok = cap.grab()

@@ -48,6 +48,11 @@ class MotionConfig(BaseModel):
         description="with live tracks, run the detector at least this often even without motion")
     idle_scan_interval_s: float = Field(
         30.0, gt=0.0, le=3600.0, description="with no tracks, run the detector at least this often")
+    roi_margin: float | None = Field(
+        0.03, ge=0.0, le=1.0,
+        description="only motion within this margin (fraction of the frame) of a zone that a rule watches "
+        "wakes the detector; null: motion anywhere counts. Objects walking past outside every zone then cost "
+        "nothing, and re-checks still keep every track alive")
 
 
 class GateReason(StrEnum):
@@ -109,9 +114,12 @@ class MotionDetector:
 class MotionGate:
     """Decides, per sampled frame of one camera, whether to run the detector. Times in seconds."""
 
-    def __init__(self, config: MotionConfig | None = None) -> None:
+    def __init__(self, config: MotionConfig | None = None,
+                 roi_norm: list[tuple[float, float, float, float]] | None = None) -> None:
+        """`roi_norm`: boxes (x1, y1, x2, y2 in 0-1) around the zones rules watch; None: the whole frame."""
         self.config = config or MotionConfig()
         self.motion = MotionDetector(self.config)
+        self.roi_norm = roi_norm if self.config.roi_margin is not None else None
         self._last_detect: float | None = None
         self.frames = 0
         self.detects = 0
@@ -124,12 +132,24 @@ class MotionGate:
     def decide(self, image: np.ndarray, ts: float, tracks: list[Track]) -> GateDecision:
         self.frames += 1
         _, fraction, boxes = self.motion.update(image) if self.config.enabled else (None, 0.0, _NO_BOXES)
-        reason = self._reason(ts, tracks, len(boxes) > 0)
+        reason = self._reason(ts, tracks, self._relevant(boxes, image.shape[1], image.shape[0]))
         detect = reason != GateReason.SKIP
         if detect:
             self.detects += 1
             self._last_detect = ts
         return GateDecision(detect, reason, fraction, boxes)
+
+    def _relevant(self, boxes: np.ndarray, w: int, h: int) -> bool:
+        """Any motion box touching the region of interest."""
+        if len(boxes) == 0 or self.roi_norm is None:
+            return len(boxes) > 0
+        m = self.config.roi_margin or 0.0
+        for x1, y1, x2, y2 in self.roi_norm:
+            rx1, ry1, rx2, ry2 = (x1 - m) * w, (y1 - m) * h, (x2 + m) * w, (y2 + m) * h
+            hit = (boxes[:, 0] < rx2) & (boxes[:, 2] > rx1) & (boxes[:, 1] < ry2) & (boxes[:, 3] > ry1)
+            if hit.any():
+                return True
+        return False
 
     def _reason(self, ts: float, tracks: list[Track], moved: bool) -> GateReason:
         if self._last_detect is None:

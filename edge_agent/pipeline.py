@@ -113,7 +113,8 @@ class Pipeline:
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
                                        zones=cfg.zones, model=model, ground=ground(cfg) if ground else None)
-            self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion), ByteTracker(cfg.tracker), evidence,
+            self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
+                                                 ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog)
         self.log_startup()
 
@@ -240,6 +241,18 @@ class Pipeline:
                 else:
                     heads[frame.camera_id] = nxt
         self.flush()
+
+
+def watched_regions(cfg: CameraConfig) -> list[tuple[float, float, float, float]] | None:
+    """Normalised bounding boxes of the zones enabled rules watch; None (whole frame) without rules."""
+    used = {z for r in cfg.rules if r.enabled for z in r.zones}
+    out = []
+    for zone in cfg.zones:
+        points = zone.polygon or zone.line
+        if zone.id in used and points:
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            out.append((min(xs), min(ys), max(xs), max(ys)))
+    return out or None
 
 
 class _CountingSink:

@@ -97,3 +97,11 @@ def test_real_footage_moving_pedestrians_trigger_motion(vtest_avi) -> None:
     cap.release()
     assert reasons[0] == GateReason.START
     assert reasons.count(GateReason.MOTION) >= len(reasons) - 2
+
+
+def test_motion_outside_the_watched_zones_does_not_wake_the_detector() -> None:
+    # A zone on the left, y 0.3-0.6; the square (y=200-280 of 480) moves at x=400-460, then at x=100-160.
+    gate = MotionGate(MotionConfig(roi_margin=0.05), roi_norm=[(0.0, 0.3, 0.4, 0.6)])
+    gate.decide(scene(), 0.0, [])
+    assert gate.decide(scene(400), 0.5, []).reason == GateReason.SKIP
+    assert gate.decide(scene(100), 1.0, []).reason == GateReason.MOTION  # x=100-160 is inside
