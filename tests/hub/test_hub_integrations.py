@@ -157,3 +157,21 @@ def test_hostile_query_values_get_4xx(client: Any, tokens: Headers) -> None:
     assert client.get(f"/evidence/{'0' * 64}", headers=h).status_code == 404
     huge = client.post("/intake/report", json={"class_id": "exposed_garbage", "lat": 91, "lon": 0}, headers=h)
     assert huge.status_code == 422 and "lat" in huge.text
+
+
+def test_cameras_and_devices_online_state(client: Any, store: Store, tokens: Headers) -> None:
+    from protocol.messages import CameraHealth, Heartbeat
+
+    store.add_device("box-1", "curve", "sign")
+    store.record_heartbeat(Heartbeat(device_id="box-1", sent_at=datetime.now(UTC), agent_version="0.1", cameras=[
+        CameraHealth(camera_id="cam-1", online=True, detect_fps=4.0),
+        CameraHealth(camera_id="cam-2", online=False, last_error="rtsp: 401"),
+    ]))
+    cams = {c["camera_id"]: c for c in client.get("/cameras", headers=tokens["reader"]).json()}
+    assert cams["cam-1"]["online"] and not cams["cam-2"]["online"]
+    assert cams["cam-2"]["health"]["last_error"] == "rtsp: 401"
+    devices = client.get("/devices", headers=tokens["reader"]).json()
+    assert devices == [{**devices[0], "device_id": "box-1", "online": True, "cameras": ["cam-1", "cam-2"]}]
+    assert "curve_public_key" not in devices[0]
+    store.revoke_device("box-1")
+    assert not client.get("/devices", headers=tokens["reader"]).json()[0]["online"]
