@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("configs", type=Path, nargs="+", help="camera YAML files")
     p.set_defaults(func=_check)
 
+    from cityeye.commands import edge_spool  # delivery's own actions (spool inspection)
+
+    edge_spool.add_commands(esub)
+
 
 def _load(paths: list[Path]):  # type: ignore[no-untyped-def]
     from edge_agent.config import ConfigError, load_camera_config
