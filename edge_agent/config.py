@@ -97,6 +97,9 @@ class CameraConfig(StrictConfig):
     model: str = Field("coco-nanodet", min_length=1, description="cached model name or .onnx path")
     detector_threads: int | None = Field(
         None, ge=1, le=64, description="onnxruntime intra-op threads; default: all cores")
+    loop: bool = Field(
+        False, description="file sources only: replay the file forever at real speed (demos, soak tests); "
+        "without it a file source ends the agent's run at its end")
     start_time: datetime | None = Field(
         None, description="wall-clock time of the first frame for file sources (replays), so schedules can "
         "be tested on footage; without a timezone it is read in `timezone`")
@@ -120,6 +123,14 @@ class CameraConfig(StrictConfig):
         if isinstance(value, str) and not value.strip():
             raise ValueError("source is empty")
         return value
+
+    @model_validator(mode="after")
+    def _loop_needs_file(self) -> CameraConfig:
+        from edge_agent.ingest import SourceKind, source_kind
+
+        if self.loop and source_kind(self.source) != SourceKind.FILE:
+            raise ValueError(f"loop: only a file source can loop, {self.source!r} is a live source")
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> CameraConfig:

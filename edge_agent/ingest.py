@@ -51,6 +51,15 @@ def source_kind(source: str | int) -> SourceKind:
     return SourceKind.FILE
 
 
+def shown_source(source: str | int) -> str:
+    """The source without credentials (rtsp://user:pass@host -> rtsp://***@host) for logs."""
+    text = str(source)
+    if "@" in text and "://" in text:
+        scheme, rest = text.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return text
+
+
 def open_capture(source: str | int, timeout_s: float = 5.0) -> cv2.VideoCapture:
     """A VideoCapture with open/read timeouts so a dead network source cannot block for minutes."""
     if source_kind(source) == SourceKind.DEVICE:
@@ -176,6 +185,8 @@ class LiveReader:
                     continue
                 self._finish()
                 return
+            if self._stop.is_set():
+                break
             attempt = 1 if got_frames else attempt + 1  # a source that flaps still backs off
             log.warning("camera %s: lost %s (%s); retrying", self.camera_id, self._shown_source(),
                         self.stats.last_error)
@@ -188,6 +199,8 @@ class LiveReader:
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         t0 = time.time() if self.start_time is None else self.start_time
+        if self._next_t0 is not None:  # a looping file goes on where the last pass ended: time never goes back
+            t0 = self._next_t0
         wall0 = time.monotonic()
         failures, got, pos = 0, False, 0
         while not self._stop.is_set():
@@ -196,6 +209,8 @@ class LiveReader:
                 is_file = self.kind == SourceKind.FILE
                 if is_file and not ok and (count <= 0 or pos >= count - 1):
                     self._at_file_end = True
+                    if fps > 0:
+                        self._next_t0 = t0 + pos / fps
                     return got
                 failures += 1
                 pos += 1  # a garbled frame still took its slot in the file's timeline
@@ -203,6 +218,8 @@ class LiveReader:
                 if failures >= self.max_read_failures:
                     self.stats.last_error = "read failed" if not ok else "undecodable frames"
                     self._at_file_end = is_file  # a file that stops decoding is over, not flaky
+                    if is_file and fps > 0:
+                        self._next_t0 = t0 + pos / fps
                     return got
                 continue
             failures, got = 0, True
@@ -234,14 +251,10 @@ class LiveReader:
             self._cond.notify_all()
 
     def _shown_source(self) -> str:
-        """The source without credentials (rtsp://user:pass@host -> rtsp://***@host) for logs."""
-        text = str(self.source)
-        if "@" in text and "://" in text:
-            scheme, rest = text.split("://", 1)
-            return f"{scheme}://***@{rest.split('@', 1)[1]}"
-        return text
+        return shown_source(self.source)
 
     _at_file_end = False
+    _next_t0: float | None = None
 
 
 class FileReplay:

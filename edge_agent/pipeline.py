@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_agent.config import CameraConfig
 from edge_agent.evidence import EvidenceBuilder, GroundFn
-from edge_agent.ingest import FileReplay, LiveReader, source_kind
+from edge_agent.ingest import FileReplay, LiveReader, shown_source, source_kind
 from edge_agent.metrics import CameraMetrics, EdgeMetrics
 from edge_agent.motion import GateReason, MotionGate
 from edge_agent.rules.engine import RuleEngine
@@ -130,11 +130,10 @@ class Pipeline:
                  "; ".join(_describe_inactive(i) for i in inactive))
         for rt in self.cameras.values():
             cfg = rt.config
-            log.info("camera %s: source %s, detect %.3g fps, motion gating %s, %d zones, %d rules", cfg.id,
-                     source_kind(cfg.source).value, cfg.detect_fps, "on" if cfg.motion.enabled else "off",
-                     len(cfg.zones), len(cfg.rules))
             probe = RuleEngine(self.catalog, cfg.zones, cfg.rules, cfg.id, (1000, 1000), timezone=cfg.timezone)
-            for rule_id, missing in probe.inactive_rules(labels):
+            dead = dict(probe.inactive_rules(labels))
+            log.info("%s", camera_summary(cfg, dead))
+            for rule_id, missing in dead.items():
                 log.warning("camera %s: rule %s can never fire: the model has none of %s", cfg.id, rule_id,
                             list(missing))
 
@@ -194,7 +193,8 @@ class Pipeline:
 
     def run_live(self, stop: threading.Event, *, poll_s: float = 0.01) -> None:
         """Read every camera on its own thread until `stop` is set (or every file source ends)."""
-        readers = {cid: LiveReader(cid, rt.config.source, start_time=rt.config.start_epoch())
+        readers = {cid: LiveReader(cid, rt.config.source, start_time=rt.config.start_epoch(),
+                                   loop_file=rt.config.loop)
                    for cid, rt in self.cameras.items()}
         for cid, reader in readers.items():
             self.cameras[cid].metrics.ingest = reader.stats
@@ -241,6 +241,26 @@ class Pipeline:
                 else:
                     heads[frame.camera_id] = nxt
         self.flush()
+
+
+def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]) -> str:
+    """One line: source, rates, zones, and each rule with its class, marked inactive when the model
+    cannot drive it."""
+    kind = source_kind(cfg.source)
+    shown = shown_source(cfg.source)
+    if cfg.loop:
+        shown += " (looping)"
+    zones = ", ".join(f"{z.id}({'line' if z.is_line else 'polygon'})" for z in cfg.zones) or "none"
+    rules = []
+    for r in cfg.rules:
+        state = "" if r.enabled else " disabled"
+        if r.rule_id in inactive_rules:
+            state += " INACTIVE: model lacks " + "/".join(inactive_rules[r.rule_id])
+        rules.append(f"{r.rule_id}[{r.class_id}{state}]")
+    active = sorted({r.class_id for r in cfg.rules if r.enabled and r.rule_id not in inactive_rules})
+    return (f"camera {cfg.id}: {kind.value} {shown}, detect {cfg.detect_fps:g} fps, motion gating "
+            f"{'on' if cfg.motion.enabled else 'off'}; zones: {zones}; rules: {', '.join(rules) or 'none'}; "
+            f"active classes: {', '.join(active) or 'none'}")
 
 
 def watched_regions(cfg: CameraConfig) -> list[tuple[float, float, float, float]] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -20,16 +21,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = parser.add_subparsers(dest="edge_command", required=True, metavar="ACTION")
 
     p = esub.add_parser(
-        "run", help="watch cameras until Ctrl-C",
+        "run", help="watch cameras until Ctrl-C (or until file sources end)",
         description="Read each camera (rtsp/http/file/device) on its own thread, newest frame only, reconnecting "
-        "with backoff; write events as JSON + media into --out (the delivery outbox takes over once configured). "
-        "Ctrl-C or SIGTERM stops cleanly, sending events still waiting for their clip.")
+        "with backoff. With --bundle, events go to the delivery outbox (durable spool, then the hub over "
+        "CurveZMQ; heartbeats carry camera health); without it, as JSON + media into --out. A file source "
+        "plays at real speed and ends the run at its end unless its config says `loop: true`. Ctrl-C or "
+        "SIGTERM stops cleanly: events waiting for their clip are completed with what was recorded and "
+        "handed over before exit.")
     p.add_argument("--config", "-c", type=Path, action="append", required=True,
                    help="camera YAML file; repeat for several cameras (they share one detector, batched)")
-    p.add_argument("--out", type=Path, default=Path("edge-events"), help="folder for events (default edge-events)")
-    p.add_argument("--device-id", help="this box's id on the wire (default: host name)")
+    p.add_argument("--bundle", type=Path,
+                   help="device bundle from `cityeye hub enroll`: deliver events to its hub (device id = the "
+                   "bundle's)")
+    p.add_argument("--spool", type=Path,
+                   help="delivery spool folder (with --bundle; default "
+                   "$XDG_DATA_HOME/cityeye/spool/<device id>, i.e. ~/.local/share/cityeye/spool/<device id>)")
+    p.add_argument("--insecure", action="store_true",
+                   help="with --bundle: plain TCP without CURVE, for a lab hub started with --insecure")
+    p.add_argument("--drain-s", type=float, default=5.0,
+                   help="with --bundle: at stop, wait up to this long for the hub to ACK what is spooled "
+                   "(the rest stays in the spool for the next run; default 5)")
+    p.add_argument("--out", type=Path, default=Path("edge-events"),
+                   help="without --bundle: folder for events (default edge-events)")
+    p.add_argument("--device-id", help="without --bundle: this box's id in the events (default: host name)")
     p.add_argument("--metrics-port", type=int, default=0,
-                   help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (default off)")
+                   help="serve Prometheus metrics on ADDR:PORT/metrics (default off)")
     p.add_argument("--metrics-addr", default="127.0.0.1", help="address for the metrics endpoint")
     p.set_defaults(func=_run)
 
@@ -90,30 +106,75 @@ def _detector(configs):  # type: ignore[no-untyped-def]
     return Detector.load(models.pop(), threads=threads)
 
 
+def default_spool_dir(device_id: str) -> Path:
+    """Per-device spool under the user's data dir (XDG): one box may host agents for several devices."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cityeye" / "spool" / device_id
+
+
 def _run(args: argparse.Namespace) -> int:
     configs, failed = _load(args.config)
     if failed:
         return 1
+    from cityeye import __version__
     from edge_agent.metrics import EdgeMetrics, serve_prometheus
     from edge_agent.pipeline import Pipeline
-    from edge_agent.sinks import FolderSink
 
     metrics = EdgeMetrics()
-    pipeline = Pipeline(configs, _detector(configs), FolderSink(args.out), device_id=args.device_id,
-                        metrics=metrics)
+    outbox = None
+    if args.bundle is not None:
+        from edge_agent.deliver import Outbox, OutboxConfig
+        from protocol.bundle import DeviceBundle
+
+        try:
+            bundle = DeviceBundle.load(args.bundle)
+        except (OSError, ValueError) as exc:
+            print(f"{args.bundle}: not a usable device bundle: {exc}", file=sys.stderr)
+            return 1
+        if args.device_id and args.device_id != bundle.device_id:
+            print(f"--device-id {args.device_id} differs from the bundle's device id {bundle.device_id}; "
+                  "the hub only accepts the enrolled id", file=sys.stderr)
+            return 1
+        device_id = bundle.device_id
+        spool = args.spool or default_spool_dir(device_id)
+        outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,
+                        agent_version=__version__)
+        sink, where = outbox, f"hub {bundle.endpoint} via spool {spool}"
+    else:
+        from edge_agent.sinks import FolderSink
+
+        if args.insecure or args.spool:
+            print("--insecure and --spool only apply with --bundle", file=sys.stderr)
+            return 1
+        device_id, sink, where = args.device_id, FolderSink(args.out), f"folder {args.out}"
+    pipeline = Pipeline(configs, _detector(configs), sink, device_id=device_id, metrics=metrics)
     server = serve_prometheus(metrics, args.metrics_port, args.metrics_addr) if args.metrics_port else None
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("edge agent running with %d camera(s); events go to %s; Ctrl-C stops", len(configs), args.out)
-    try:
-        pipeline.run_live(stop)
-    except KeyboardInterrupt:
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: the user insists
+            raise KeyboardInterrupt
+        log.info("%s: stopping (finishing pending evidence)", signal.Signals(signum).name)
         stop.set()
-        log.info("stopping")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    log.info("edge agent %s running with %d camera(s) as device %s; events go to %s; Ctrl-C stops",
+             __version__, len(configs), pipeline.device_id, where)
+    if outbox is not None:
+        outbox.start()
+    try:
+        pipeline.run_live(stop)  # flushes pending evidence into the sink before returning
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if server is not None:
             server.shutdown()  # type: ignore[attr-defined]
+        if outbox is not None:
+            drained = outbox.wait_drained(args.drain_s)
+            outbox.stop()
+            left = outbox.spool.stats()
+            log.info("outbox: %s; %d event(s) left in the spool %s for the next run", "all delivered" if drained
+                     else "not all ACKed", left.events, outbox.config.spool_dir)
     for health in metrics.health():
         log.info("camera %s: %s", health.camera_id, health.model_dump(exclude={"camera_id"}))
     return 0
