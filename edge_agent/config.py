@@ -24,9 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -37,7 +38,11 @@ from edge_agent.track import TrackerConfig
 from edge_agent.zones import ZoneConfig
 from protocol.catalog import Catalog, RuleType, default_catalog
 
+if TYPE_CHECKING:
+    from calibration.homography import GroundHomography
+
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+REFERENCE_WH = (1920, 1080)  # frame size calibration fits are checked at before a frame is seen
 SKIP_CROSS_CHECKS = "skip_cross_checks"
 
 
@@ -79,6 +84,20 @@ class CalibrationConfig(StrictConfig):
     crs: str = Field(pattern=r"^(wgs84|local:[A-Za-z0-9_.-]{1,64})$",
                      description='"wgs84" (lon/lat) or "local:<site>" (metres in that site\'s frame)')
     points: list[CalibrationPoint] = Field(min_length=4, description=">= 4 image/world pairs, not collinear")
+    ransac_px: float = Field(
+        4.0, gt=0.0, le=50.0, description="RANSAC threshold in pixels of the reference frame; a point further "
+        "off than this from the others' fit is a config error (a mis-typed or mis-paired point)")
+    max_error_m: float = Field(
+        2.0, gt=0.0, description="largest acceptable RMS error of the fit on the ground, in metres")
+
+    def fit(self, frame_wh: tuple[int, int] = REFERENCE_WH) -> GroundHomography:
+        """The image <-> ground homography for frames of `frame_wh` pixels:
+        image points are fractions of the frame. ValueError when the points give no fit."""
+        from calibration.homography import fit_homography
+
+        image = np.array([p.image for p in self.points], dtype=np.float64) * np.array(frame_wh, dtype=np.float64)
+        world = np.array([p.world for p in self.points], dtype=np.float64)
+        return fit_homography(image, world, self.crs, ransac_px=self.ransac_px)
 
 
 class CameraConfig(StrictConfig):
@@ -228,8 +247,6 @@ def check_grace_covers_recheck(cfg: CameraConfig) -> list[tuple[Path_, str]]:
 def check_calibration_not_collinear(cfg: CameraConfig) -> list[tuple[Path_, str]]:
     if cfg.calibration is None:
         return []
-    import numpy as np
-
     pts = np.array([p.image for p in cfg.calibration.points], dtype=np.float64)
     centred = pts - pts.mean(axis=0)
     if np.linalg.matrix_rank(centred, tol=1e-3) < 2:
@@ -238,9 +255,33 @@ def check_calibration_not_collinear(cfg: CameraConfig) -> list[tuple[Path_, str]
     return []
 
 
+def check_calibration_fits(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+    """The ground homography must fit every point (within ransac_px at the REFERENCE_WH frame size) and
+    be accurate to `max_error_m` on the ground: a bad fit would put every event in the wrong place."""
+    cal = cfg.calibration
+    if cal is None or check_calibration_not_collinear(cfg):
+        return []
+    where = f"camera {cfg.id!r}: calibration"
+    try:
+        fit = cal.fit()
+    except ValueError as exc:
+        return [(("calibration", "points"), f"{where}: {exc}")]
+    out: list[tuple[Path_, str]] = []
+    for i in np.flatnonzero(~fit.inliers):
+        off = float(np.linalg.norm(fit.world_to_image(np.array([cal.points[i].world]))[0]
+                                   - np.array(cal.points[i].image) * REFERENCE_WH))
+        out.append((("calibration", "points", int(i)),
+                    f"{where}: this point is {off:.0f} px (at the 1920x1080 reference) from where the other "
+                    f"points put it (ransac_px {cal.ransac_px:g}); mis-typed, or paired with the wrong world point?"))
+    if not out and fit.error_m > cal.max_error_m:
+        out.append((("calibration", "points"), f"{where}: the fit is off by {fit.error_m:.2f} m RMS on the "
+                    f"ground, over max_error_m {cal.max_error_m:g}; check the points"))
+    return out
+
+
 CROSS_CHECKS: tuple[Check, ...] = (
     check_zone_ids_unique, check_rules_reference_known_zones, check_rule_zone_shapes, check_rule_ids_unique,
-    check_grace_covers_recheck, check_calibration_not_collinear,
+    check_grace_covers_recheck, check_calibration_not_collinear, check_calibration_fits,
 )
 
 

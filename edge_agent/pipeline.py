@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_agent.config import CameraConfig
 from edge_agent.evidence import EvidenceBuilder, GroundFn
+from edge_agent.ground import ground_for
 from edge_agent.ingest import FileReplay, LiveReader, shown_source, source_kind
 from edge_agent.metrics import CameraMetrics, EdgeMetrics
 from edge_agent.motion import GateReason, MotionGate
@@ -96,8 +97,10 @@ class Pipeline:
 
     def __init__(self, cameras: Sequence[CameraConfig], detector: DetectorLike, sink: EventSink, *,
                  device_id: str | None = None, metrics: EdgeMetrics | None = None,
-                 catalog: Catalog | None = None, ground: Callable[[CameraConfig], GroundFn | None] | None = None,
-                 ) -> None:
+                 catalog: Catalog | None = None,
+                 ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for) -> None:
+        """`ground` builds each camera's box -> GroundPoint mapping (default: from its `calibration`;
+        None: events carry no ground position)."""
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")

@@ -93,6 +93,8 @@ def _check(args: argparse.Namespace) -> int:
         zones = ", ".join(z.id for z in cfg.zones) or "none"
         rules = ", ".join(r.rule_id for r in cfg.rules) or "none"
         print(f"{cfg.id}: ok (source {cfg.source}, {cfg.detect_fps:g} detect fps, zones: {zones}; rules: {rules})")
+        if cfg.calibration is not None:
+            print(f"  ground calibration {cfg.calibration.fit().summary()} at the 1920x1080 reference size")
     return 1 if failed else 0
 
 
