@@ -33,10 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from edge_agent.motion import MotionConfig
 from edge_agent.rules.config import RuleConfig
+from edge_agent.rules.engine import rule_zone_issues
 from edge_agent.schedule import check_timezone
 from edge_agent.track import TrackerConfig
 from edge_agent.zones import ZoneConfig
-from protocol.catalog import Catalog, RuleType, default_catalog
+from protocol.catalog import Catalog, default_catalog
 
 if TYPE_CHECKING:
     from calibration.homography import GroundHomography
@@ -155,7 +156,8 @@ class CameraConfig(StrictConfig):
     def _cross_checks(self, info: ValidationInfo) -> CameraConfig:
         if isinstance(info.context, dict) and info.context.get(SKIP_CROSS_CHECKS):
             return self  # the loader runs them itself to report each with its own path
-        problems = [msg for check in CROSS_CHECKS for _, msg in check(self)]
+        catalog = info.context.get("catalog") if isinstance(info.context, dict) else None
+        problems = [msg for _, msg in cross_check_issues(self, catalog)]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -183,54 +185,10 @@ Path_ = tuple[str | int, ...]
 Check = Callable[[CameraConfig], list[tuple[Path_, str]]]
 
 
-def check_zone_ids_unique(cfg: CameraConfig) -> list[tuple[Path_, str]]:
-    seen: dict[str, int] = {}
-    out = []
-    for i, zone in enumerate(cfg.zones):
-        if zone.id in seen:
-            out.append((("zones", i, "id"), f"camera {cfg.id!r}: zone id {zone.id!r} is used by zones[{seen[zone.id]}] "
-                        "too; zone ids must be unique"))
-        seen.setdefault(zone.id, i)
-    return out
-
-
-def check_rules_reference_known_zones(cfg: CameraConfig) -> list[tuple[Path_, str]]:
-    known = {z.id for z in cfg.zones}
-    out = []
-    for i, rule in enumerate(cfg.rules):
-        for j, zone in enumerate(rule.zones):
-            if zone not in known:
-                shown = ", ".join(sorted(known)) or "none defined"
-                out.append((("rules", i, "zones", j),
-                            f"camera {cfg.id!r}: rule {rule.rule_id!r} refers to unknown zone {zone!r} "
-                            f"(zones: {shown})"))
-    return out
-
-
-def check_rule_zone_shapes(cfg: CameraConfig) -> list[tuple[Path_, str]]:
-    """Line-crossing rules need line zones; every other rule type needs polygons."""
-    zones = {z.id: z for z in cfg.zones}
-    out = []
-    for i, rule in enumerate(cfg.rules):
-        wants_line = rule.problem_class().rule == RuleType.LINE_CROSSING
-        for j, zone_id in enumerate(rule.zones):
-            zone = zones.get(zone_id)
-            if zone is not None and zone.is_line != wants_line:
-                need, got = ("a line", "a polygon") if wants_line else ("a polygon", "a line")
-                out.append((("rules", i, "zones", j),
-                            f"camera {cfg.id!r}: rule {rule.rule_id!r} needs {need} zone but zone "
-                            f"{zone_id!r} is {got}"))
-    return out
-
-
-def check_rule_ids_unique(cfg: CameraConfig) -> list[tuple[Path_, str]]:
-    seen: set[str] = set()
-    out = []
-    for i, rule in enumerate(cfg.rules):
-        if rule.rule_id in seen:
-            out.append((("rules", i), f"camera {cfg.id!r}: two rules have id {rule.rule_id!r}; give one an `id`"))
-        seen.add(rule.rule_id)
-    return out
+def check_rules_and_zones(cfg: CameraConfig, catalog: Catalog | None = None) -> list[tuple[Path_, str]]:
+    """Zone and rule ids unique, rules' zones defined and of the right shape (one implementation,
+    shared with the rule engine: `edge_agent.rules.engine.rule_zone_issues`)."""
+    return rule_zone_issues(cfg.rules, cfg.zones, catalog or default_catalog(), camera_id=cfg.id)
 
 
 def check_grace_covers_recheck(cfg: CameraConfig) -> list[tuple[Path_, str]]:
@@ -280,7 +238,6 @@ def check_calibration_fits(cfg: CameraConfig) -> list[tuple[Path_, str]]:
 
 
 CROSS_CHECKS: tuple[Check, ...] = (
-    check_zone_ids_unique, check_rules_reference_known_zones, check_rule_zone_shapes, check_rule_ids_unique,
     check_grace_covers_recheck, check_calibration_not_collinear, check_calibration_fits,
 )
 
@@ -341,9 +298,9 @@ def _issue(file: str, root: yaml.Node | None, loc: Sequence[str | int], message:
     return ConfigIssue(file, format_path([*walked, *rest]), line, message)
 
 
-def cross_check_issues(cfg: CameraConfig) -> list[tuple[Path_, str]]:
+def cross_check_issues(cfg: CameraConfig, catalog: Catalog | None = None) -> list[tuple[Path_, str]]:
     """Every cross-object problem of a config whose parts are each valid: (field path, message)."""
-    return [item for check in CROSS_CHECKS for item in check(cfg)]
+    return check_rules_and_zones(cfg, catalog) + [item for check in CROSS_CHECKS for item in check(cfg)]
 
 
 def parse_camera_config(data: Any, *, file: str = "<config>", root: yaml.Node | None = None,
@@ -362,7 +319,7 @@ def parse_camera_config(data: Any, *, file: str = "<config>", root: yaml.Node | 
     except ValidationError as exc:
         issues = [_issue(file, root, list(err["loc"]), _message(err)) for err in exc.errors()]
         raise ConfigError(issues) from None
-    problems = cross_check_issues(cfg)
+    problems = cross_check_issues(cfg, context["catalog"])  # type: ignore[arg-type]
     if problems:
         raise ConfigError([_issue(file, root, list(path), msg) for path, msg in problems])
     return cfg

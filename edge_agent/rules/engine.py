@@ -28,31 +28,50 @@ RULE_TYPES: dict[RuleType, type[Rule]] = {
 }
 
 
+FieldPath = tuple[str | int, ...]
+
+
+def rule_zone_issues(rules: Sequence[RuleConfig], zones: Sequence[ZoneConfig], catalog: Catalog, *,
+                     camera_id: str | None = None) -> list[tuple[FieldPath, str]]:
+    """Every cross-object problem between a camera's rules and zones, as (field path, message) pairs:
+    zone ids and rule ids unique, each rule's zones defined and of the shape its rule type needs
+    (line crossing: a line; everything else: a polygon). Messages name the camera, rule and zone;
+    paths point into the camera config (`rules[1].zones[0]`) so the loader can name file and line.
+    """
+    where = f"camera {camera_id!r}: " if camera_id else ""
+    out: list[tuple[FieldPath, str]] = []
+    first: dict[str, int] = {}
+    for i, zone in enumerate(zones):
+        if zone.id in first:
+            out.append((("zones", i, "id"), f"{where}zone id {zone.id!r} is used by zones[{first[zone.id]}] too; "
+                        "zone ids must be unique"))
+        first.setdefault(zone.id, i)
+    by_id = {z.id: z for z in zones}
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.rule_id in seen:
+            out.append((("rules", i), f"{where}two rules have id {rule.rule_id!r}; give one an `id`"))
+        seen.add(rule.rule_id)
+        wants_line = rule.problem_class(catalog).rule is RuleType.LINE_CROSSING
+        for j, zone_id in enumerate(rule.zones):
+            zone = by_id.get(zone_id)
+            if zone is None:
+                out.append((("rules", i, "zones", j), f"{where}rule {rule.rule_id!r} refers to unknown zone "
+                            f"{zone_id!r} (zones: {', '.join(sorted(by_id)) or 'none defined'})"))
+            elif zone.is_line != wants_line:
+                need, got = ("a line zone (`line`)", "a polygon") if wants_line else ("a polygon zone (`polygon`)",
+                                                                                    "a line")
+                out.append((("rules", i, "zones", j), f"{where}rule {rule.rule_id!r}: class {rule.class_id!r} "
+                            f"needs {need} but zone {zone_id!r} is {got}"))
+    return out
+
+
 def check_rules_against_zones(rules: Sequence[RuleConfig], zones: Sequence[ZoneConfig],
                               catalog: Catalog) -> None:
-    """Cross-object checks a camera config needs: rule ids unique, zones exist and have the right shape.
-
-    Raises ValueError naming the rule and the zone.
-    """
-    by_id = {z.id: z for z in zones}
-    if len(by_id) != len(zones):
-        dupes = sorted({z.id for z in zones if [y.id for y in zones].count(z.id) > 1})
-        raise ValueError(f"zones: duplicate zone ids {dupes}")
-    seen: set[str] = set()
-    for r in rules:
-        if r.rule_id in seen:
-            raise ValueError(f"rules: two rules have id {r.rule_id!r}; give them distinct `id`s")
-        seen.add(r.rule_id)
-        wants_line = catalog.get(r.class_id).rule is RuleType.LINE_CROSSING
-        for zid in r.zones:
-            zone = by_id.get(zid)
-            if zone is None:
-                raise ValueError(f"rule {r.rule_id!r}: zone {zid!r} is not defined "
-                                 f"(zones: {', '.join(by_id) or 'none'})")
-            if zone.is_line != wants_line:
-                need = "a line zone (`line`)" if wants_line else "a polygon zone (`polygon`)"
-                raise ValueError(f"rule {r.rule_id!r}: class {r.class_id!r} needs {need}; zone {zid!r} "
-                                 f"is a {'line' if zone.is_line else 'polygon'}")
+    """`rule_zone_issues` for code that builds engines directly: raises ValueError with every problem."""
+    issues = rule_zone_issues(rules, zones, catalog)
+    if issues:
+        raise ValueError("; ".join(msg for _, msg in issues))
 
 
 class RuleEngine:

@@ -44,7 +44,7 @@ def test_defaults_and_rule_id() -> None:
 def test_engine_checks_zone_references_and_shapes() -> None:
     zones = [ZoneConfig(id="np", polygon=SQUARE), ZoneConfig(id="lane", line=[(0, 0.5), (1, 0.5)])]
     catalog = default_catalog()
-    with pytest.raises(ValueError, match="rule 'illegal_car_parking@nowhere': zone 'nowhere' is not defined"):
+    with pytest.raises(ValueError, match="rule 'illegal_car_parking@nowhere' refers to unknown zone 'nowhere'"):
         check_rules_against_zones([RuleConfig(class_id="illegal_car_parking", zones=["nowhere"])], zones, catalog)
     with pytest.raises(ValueError, match="needs a polygon zone"):
         check_rules_against_zones([RuleConfig(class_id="illegal_car_parking", zones=["lane"])], zones, catalog)
