@@ -51,14 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = esub.add_parser(
         "replay", help="replay a video file through one camera's pipeline",
-        description="Deterministic replay: frames are sampled at the camera's detect_fps and stamped "
-        "start_time + position, so rules and schedules behave as on the day. Prints a summary table.")
+        description="Deterministic replay, as fast as the detector goes (no real-time waits): frames are "
+        "sampled at the camera's detect_fps and stamped start_time + position, so rules and schedules behave as "
+        "on the day. Prints a summary table.")
     p.add_argument("video", type=Path, help="video file (any format OpenCV/FFmpeg reads)")
     p.add_argument("--config", "-c", type=Path, required=True, help="camera YAML file (its `source` is ignored)")
     p.add_argument("--out", type=Path, required=True, help="folder for events: <event_id>/event.json + media")
-    p.add_argument("--fast", action="store_true",
-                   help="as fast as possible (the default replay also never waits; --fast additionally skips "
-                   "the clips, which cost the most when many events fire)")
+    p.add_argument("--no-clips", action="store_true",
+                   help="events carry stills only, no clip (replays never wait for real time anyway; encoding "
+                   "clips is what costs most when many events fire)")
     p.add_argument("--no-gating", action="store_true", help="disable motion gating for this replay")
     p.add_argument("--device-id", default="replay", help="device id written into the events (default replay)")
     p.set_defaults(func=_replay)
@@ -190,11 +191,11 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.video.is_file():
         print(f"{args.video}: no such video file", file=sys.stderr)
         return 1
-    if args.no_gating or args.fast:
+    if args.no_gating or args.no_clips:
         data = cfg.model_dump()
         if args.no_gating:
             data["motion"]["enabled"] = False
-        if args.fast:
+        if args.no_clips:
             data["evidence"]["clip"] = False
         cfg = type(cfg).model_validate(data)
     from tqdm import tqdm

@@ -155,3 +155,15 @@ def test_run_with_a_bundle_delivers_to_the_hub(tmp_path: Path, short_video: Path
         stop.set()
         time.sleep(0.3)
         store.close()
+
+
+def test_replay_no_clips_gives_stills_only(tmp_path: Path, short_video: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from cityeye.cli import main
+
+    out = tmp_path / "events"
+    assert main(["edge", "replay", str(short_video), "--config", str(write_config(tmp_path, short_video)),
+                 "--out", str(out), "--no-clips"]) == 0
+    events = read_folder_events(out)
+    assert events and all(m.name != "clip.avi" for e in events for m in e.media)
+    assert f"{len(events)} events;" in capsys.readouterr().out
