@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from edge_agent.ingest import IngestStats
@@ -78,6 +78,8 @@ class EdgeMetrics:
         self._cameras: dict[str, CameraMetrics] = {}
         self._lock = threading.Lock()
         self.started = time.monotonic()
+        # flat delivery figures (Outbox.metrics): names ending in _total are counters, the rest gauges
+        self.delivery: Callable[[], Mapping[str, float]] | None = None
 
     def camera(self, camera_id: str) -> CameraMetrics:
         with self._lock:
@@ -136,6 +138,17 @@ class PrometheusCollector:
             counters["events"].add_metric(cid, cam.events)
         yield from gauges.values()
         yield from counters.values()
+        yield from self._delivery()
+
+    def _delivery(self) -> Iterator[object]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        source = self.metrics.delivery
+        for name, value in (source() if source else {}).items():
+            if name.endswith("_total"):
+                yield CounterMetricFamily(f"cityeye_delivery_{name[:-6]}", f"delivery {name[:-6]}", value=value)
+            else:
+                yield GaugeMetricFamily(f"cityeye_delivery_{name}", f"delivery {name}", value=value)
 
 
 def serve_prometheus(metrics: EdgeMetrics, port: int, addr: str = "127.0.0.1") -> object:

@@ -142,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         spool = args.spool or default_spool_dir(device_id)
         outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,
                         agent_version=__version__)
+        metrics.delivery = outbox.metrics
         sink, where = outbox, f"hub {bundle.endpoint} via spool {spool}"
     else:
         from edge_agent.sinks import FolderSink

@@ -113,3 +113,32 @@ def test_live_health_shows_decode_and_detect_rates(video: Path) -> None:
     assert h.online
     assert h.decode_fps == pytest.approx(FPS, rel=0.3)
     assert h.detect_fps == pytest.approx(2, rel=0.4)
+
+
+def test_delivery_figures_on_the_endpoint(tmp_path: Path) -> None:
+    """The outbox's spool and ack counts are scraped beside the camera figures."""
+    from delivery_support import make_event, small_jpeg
+
+    from edge_agent.deliver import Outbox, OutboxConfig
+    from hub.security import enroll_device
+    from hub.store import Store
+
+    store = Store.open(None, tmp_path / "hub")
+    bundle = enroll_device(store, tmp_path / "hub", "box-m", f"tcp://127.0.0.1:{free_port()}")
+    store.close()
+    outbox = Outbox(bundle, OutboxConfig(spool_dir=tmp_path / "spool"))  # never started: events stay spooled
+    for n in range(3):
+        outbox.submit(*make_event("box-m", n, small_jpeg(n)))
+    metrics = EdgeMetrics()
+    metrics.delivery = outbox.metrics
+    port = free_port()
+    server = serve_prometheus(metrics, port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+    values = {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert values["cityeye_delivery_spool_events"] == 3
+    assert values["cityeye_delivery_spool_bytes"] > 0
+    assert values["cityeye_delivery_acked_total"] == 0
