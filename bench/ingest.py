@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -80,11 +81,12 @@ def sealed_events(bundle: DeviceBundle, count: int, base: bytes) -> list[SealedE
 
 # --- servers (own processes) ---
 
-def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, out: mp.Queue) -> None:
+def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, out: mp.Queue,
+                fsync: bool = True) -> None:
     from hub.ingest import IngestConfig, IngestLoop
     from hub.store import Store
 
-    store = Store.open(None, Path(data_dir))
+    store = Store.open(None, Path(data_dir), evidence_fsync=fsync)
     loop = IngestLoop(IngestConfig(bind=endpoint, data_dir=Path(data_dir)), store, stop)  # type: ignore[arg-type]
     threading.Thread(target=lambda: (loop.ready.wait(), ready.set()), daemon=True).start()
     loop.run()
@@ -191,6 +193,7 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=4, help="simulated agents (M)")
     parser.add_argument("--events", type=int, default=500, help="events per agent")
     parser.add_argument("--window", type=int, default=8, help="events in flight per agent")
+    parser.add_argument("--no-fsync", action="store_true", help="evidence_fsync=False (not power-cut safe)")
     args = parser.parse_args()
 
     from hub.security import enroll_device
@@ -217,7 +220,8 @@ def main() -> int:
         echo.join(10)
 
         ready, stop, hub_stats = mpctx.Event(), mpctx.Event(), mpctx.Queue()
-        hub = mpctx.Process(target=hub_process, args=(str(data_dir), endpoint, ready, stop, hub_stats))
+        hub = mpctx.Process(target=hub_process, args=(str(data_dir), endpoint, ready, stop, hub_stats,
+                                                       not args.no_fsync))
         hub.start()
         ready.wait(30)
         full_s, full = drive(endpoint, list(bundles), events, args.window)
@@ -226,7 +230,8 @@ def main() -> int:
         hub.join(10)
 
         print(f"M={args.agents} agents, window {args.window}, {len(base) / 1024:.0f} KB JPEG per event, "
-              f"{mp.cpu_count()} CPUs")
+              f"evidence fsync {'off' if args.no_fsync else 'on'}, {mp.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f}")
         bare_rate = report("bare DEALER/ROUTER echo", bare_s, bare)
         full_rate = report("full path (CURVE+sig+JPEG+store)", full_s, full)
         n = max(1, stats["acked"])

@@ -8,7 +8,7 @@ psycopg 3. Migrations are a versioned list applied at open under a lock, recorde
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -290,8 +290,24 @@ def is_postgres(conn_or_engine: Connection | Engine) -> bool:
 def advisory_lock(conn: Connection, key: str) -> None:
     """Serialise writers on `key` until the transaction ends (PostgreSQL); SQLite has one writer."""
     if is_postgres(conn):
-        digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(key)})
+
+
+def lock_id(key: str) -> int:
+    """The 64-bit advisory lock id of `key`."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+_LOCK_MANY = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ks AS bigint[])) AS k")
+
+
+def advisory_locks(conn: Connection, keys: Iterable[str]) -> None:
+    """Take the transaction locks of all `keys` in one round trip, in ascending lock-id order (the one
+    order every writer uses, so two writers can't each hold a lock the other waits for); SQLite: no-op."""
+    if is_postgres(conn):
+        ids = sorted({lock_id(k) for k in keys})
+        if ids:
+            conn.execute(_LOCK_MANY, {"ks": ids})
 
 
 def migrate(engine: Engine) -> int:

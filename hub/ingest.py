@@ -12,18 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
-import numpy as np
 import zmq
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.jpeg import jpeg_error
 from hub.security import ZAP_DOMAIN, DeviceDirectory, DeviceRegistry, HubKeys, ZapHandler
+from hub.store import IngestItem, IngestResult, StoreError
 from protocol.codec import (
     DecodeError,
     EventMessage,
@@ -36,7 +36,7 @@ from protocol.codec import (
     encode_nack,
 )
 from protocol.manifest import ManifestError, check_manifest_matches, sha256_hex, verify
-from protocol.messages import Heartbeat, ProblemEvent
+from protocol.messages import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class IngestConfig(BaseModel):
     insecure: bool = Field(default=False, description="no CURVE/ZAP: anyone can connect. Lab use only")
     max_media_bytes: int = Field(default=16 * 1024**2, gt=0, description="one media file")
     max_event_bytes: int = Field(default=48 * 1024**2, gt=0, description="all frames of one event")
-    check_jpeg: bool = Field(default=True, description="decode every JPEG (at 1/8 scale) before storing")
+    check_jpeg: bool = Field(default=True, description="check every JPEG's structure (hub.jpeg) before storing")
     zmq_heartbeat_ivl_ms: int = Field(default=15_000, gt=0)
     zmq_heartbeat_timeout_ms: int = Field(default=180_000, gt=0)
     device_refresh_s: float = Field(default=1.0, gt=0, description="how soon a revocation bites")
@@ -63,16 +63,10 @@ class IngestConfig(BaseModel):
         return Limits(max_media_bytes=self.max_media_bytes, max_event_bytes=self.max_event_bytes)
 
 
-class IngestResultLike(Protocol):
-    duplicate: bool
-    case_id: str | None
-
-
 class IngestStore(DeviceRegistry, Protocol):
     """The part of hub.store.Store that ingest uses."""
 
-    def ingest_event(self, event: ProblemEvent, media: Mapping[str, bytes], *, manifest: bytes,
-                     signature: bytes, seq: int) -> IngestResultLike: ...
+    def ingest_events(self, items: Sequence[IngestItem]) -> list[IngestResult | Exception]: ...
     def record_heartbeat(self, hb: Heartbeat) -> Any: ...
 
 
@@ -233,7 +227,8 @@ class IngestLoop:
         return None
 
     def process(self, batch: list[_Pending]) -> list[tuple[bytes, list[bytes]]]:
-        """Verify (parallel), chain-check (in order), write evidence (parallel), commit (in order)."""
+        """Verify (parallel), chain-check (in order), then store the survivors as one burst: their
+        evidence is made durable together and they commit in one transaction; ACK what committed."""
         if not batch:
             return []
         replies: list[tuple[bytes, list[bytes]]] = []
@@ -248,15 +243,19 @@ class IngestLoop:
             else:
                 replies.append((item.routing_id, self._nack(verdict, item.msg.header.event_id,
                                                             item.msg.header.seq)))
-        written = self._map(self._prewrite, survivors)
-        t2 = time.perf_counter()
-        for item, ok in zip(survivors, written, strict=True):
-            reply = self._commit(item.msg) if ok else None
-            if reply is not None:
-                replies.append((item.routing_id, reply))
+        if survivors:
+            items = [IngestItem(p.msg.event, p.msg.media, bytes(p.msg.manifest_bytes), bytes(p.msg.signature),
+                                p.msg.header.seq) for p in survivors]
+            try:
+                results = self.store.ingest_events(items)
+            except Exception as exc:  # the store is down or broken: no replies, the agents resend
+                results = [exc] * len(items)
+            for item, result in zip(survivors, results, strict=True):
+                reply = self._reply(item.msg, result)
+                if reply is not None:
+                    replies.append((item.routing_id, reply))
         self._time("verify", t1 - t0)
-        self._time("evidence", t2 - t1)
-        self._time("commit", time.perf_counter() - t2)
+        self._time("store", time.perf_counter() - t1)
         return replies
 
     def _time(self, stage: str, seconds: float) -> None:
@@ -277,8 +276,8 @@ class IngestLoop:
             return str(exc)
         if self.config.check_jpeg:
             for ref in msg.event.media:
-                if ref.content_type == "image/jpeg" and not jpeg_decodes(msg.media[ref.name]):
-                    return f"media {ref.name!r}: JPEG does not decode"
+                if ref.content_type == "image/jpeg" and (why := jpeg_error(msg.media[ref.name])):
+                    return f"media {ref.name!r}: JPEG does not decode: {why}"
         return None
 
     def _chain_verdict(self, msg: EventMessage) -> str | None:
@@ -290,29 +289,13 @@ class IngestLoop:
             return f"hash chain broken: seq {msg.header.seq} does not chain to seq {last[0]}"
         return None
 
-    def _prewrite(self, item: _Pending) -> bool:
-        """Evidence files first, fsynced in parallel; the store then finds them and skips the write."""
-        evidence = getattr(self.store, "evidence", None)
-        if evidence is None:
-            return True
-        try:
-            for ref in item.msg.event.media:
-                evidence.put(bytes(item.msg.media[ref.name]), expect_sha256=ref.sha256)
-        except Exception:
-            self.stats.store_errors += 1
-            log.exception("evidence write failed for %s; not ACKed", item.msg.header.event_id)
-            return False
-        return True
-
-    def _commit(self, msg: EventMessage) -> list[bytes] | None:
+    def _reply(self, msg: EventMessage, result: IngestResult | Exception) -> list[bytes] | None:
         head = msg.header
-        media = {name: bytes(data) for name, data in msg.media.items()}
-        try:
-            result = self.store.ingest_event(msg.event, media, manifest=bytes(msg.manifest_bytes),
-                                             signature=bytes(msg.signature), seq=head.seq)
-        except Exception:
+        if isinstance(result, StoreError):  # the store refuses this event for good
+            return self._nack(str(result), head.event_id, head.seq)
+        if isinstance(result, Exception):
             self.stats.store_errors += 1
-            log.exception("store failed for %s/%s; not ACKed", head.device_id, head.event_id)
+            log.error("store failed for %s/%s; not ACKed: %r", head.device_id, head.event_id, result)
             return None
         last = self._chain.get(head.device_id)
         if last is None or head.seq > last[0]:
@@ -329,15 +312,6 @@ class IngestLoop:
         self.stats.nack_reasons[key] = self.stats.nack_reasons.get(key, 0) + 1
         log.warning("NACK %s seq %s: %s", event_id, seq, reason)
         return encode_nack(Reply(event_id=event_id, seq=seq, reason=reason[:1000]))
-
-
-def jpeg_decodes(data: bytes | memoryview) -> bool:
-    """True if OpenCV can decode it. 1/8-scale decoding still walks the whole entropy-coded stream
-    (so truncation and garbage are caught) at a fraction of the cost of a full decode."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    if arr.size < 4 or arr[0] != 0xFF or arr[1] != 0xD8 or b"\xff\xd9" not in bytes(arr[-32:]):
-        return False  # no SOI, or truncated (libjpeg pads a truncated scan with grey, no error)
-    return cv2.imdecode(arr, cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
 
 
 def run_ingest(config: IngestConfig, store: IngestStore, stop_event: threading.Event) -> IngestLoop:

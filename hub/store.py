@@ -2,20 +2,25 @@
 
 One object for the ingest path and the API: `Store.open(db_url, data_dir)` runs migrations, then every
 write is one short transaction that commits before the method returns. Evidence bytes go to disk
-(content-addressed) before the transaction, so a committed event never points at a missing file.
+(content-addressed, synced) before the transaction, so a committed event never points at a missing file.
+
+`ingest_events` takes a whole burst: its evidence files are made durable together, then every event is
+inserted and deduplicated in ONE transaction (one commit, one lock statement), and each item gets its
+own result or error. Single intakes (`ingest_event`, sensor and manual reports) are bursts of one, so
+there is exactly one dedup code path and one lock order.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -49,6 +54,38 @@ class IngestResult:
     duplicate: bool  # the (device_id, event_id) was already stored; nothing changed
     case_id: str | None  # the case the event belongs to (None: a `cleared` with no case)
     created: bool = False  # this event opened the case
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One edge event for `Store.ingest_events`: the event, its media bytes by name, and its proof."""
+
+    event: ProblemEvent
+    media: Mapping[str, bytes | memoryview]
+    manifest: bytes
+    signature: bytes
+    seq: int
+
+
+@dataclass(frozen=True)
+class _Intake:
+    """A report ready for the transaction: the dedup observation, the events row, its media refs."""
+
+    obs: dedup.Observation
+    row: dict[str, Any]
+    refs: list[MediaRef]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.row["device_id"], self.row["event_id"]
+
+
+class _Withdraw(Exception):
+    """Roll the batch back: these items' evidence is not durable (index -> error)."""
+
+    def __init__(self, failed: dict[int, Exception]) -> None:
+        super().__init__(f"evidence not durable for {len(failed)} item(s)")
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -141,10 +178,10 @@ class Store:
         return (pg_insert if db.is_postgres(conn) else sqlite_insert)(table)
 
     def _event_insert(self, conn: Connection) -> Any:
-        """INSERT ... ON CONFLICT (device_id, event_id) DO NOTHING RETURNING id, built once per store."""
+        """INSERT ... ON CONFLICT (device_id, event_id) DO NOTHING RETURNING the key, built once per store."""
         if self._event_stmt is None:
             stmt = self._insert(conn, db.events).on_conflict_do_nothing(index_elements=["device_id", "event_id"])
-            self._event_stmt = stmt.returning(db.events.c.id)
+            self._event_stmt = stmt.returning(db.events.c.id, db.events.c.device_id, db.events.c.event_id)
         return self._event_stmt
 
     # ---- ingest ----------------------------------------------------------------------------------
@@ -153,93 +190,147 @@ class Store:
         self, event: ProblemEvent, media: Mapping[str, bytes], *, manifest: bytes, signature: bytes, seq: int
     ) -> IngestResult:
         """Store an edge event idempotently on (device_id, event_id) and dedup it into a case."""
-        self._store_media(event, media)
-        obs = dedup.Observation(
-            class_id=event.class_id,
-            state=event.state,
-            observed_at=event.observed_at,
-            first_seen=event.first_seen,
-            source="edge",
-            camera_id=event.camera_id,
-            zone=event.zone,
-            box=event.box,
-            ground=event.ground,
-            problem_key=(event.device_id, event.camera_id, event.problem_id),
-        )
-        row = {
-            "device_id": event.device_id,
-            "event_id": event.event_id,
-            "seq": seq,
-            "problem_id": event.problem_id,
-            "camera_id": event.camera_id,
-            "class_id": event.class_id,
-            "state": event.state.value,
-            "source": "edge",
-            "observed_at": event.observed_at,
-            "payload": event.model_dump(mode="json"),
-            "manifest": bytes(manifest),
-            "signature": bytes(signature),
-        }
-        return self.ingest_observation(obs, row, event.media)
+        result = self.ingest_events([IngestItem(event, media, manifest, signature, seq)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def ingest_events(self, items: Sequence[IngestItem]) -> list[IngestResult | Exception]:
+        """Store a burst of edge events: per item its IngestResult, or the exception that refused it.
+
+        Media are checked against each event's list (names, sizes, SHA-256) and written durably first;
+        then all good items go through one transaction. A bad item (StoreError) never fails the others;
+        if the shared transaction itself fails, the items are retried one transaction each, so only the
+        item that can't be stored gets the error. Nothing is committed for an item that has an error."""
+        prepared: list[_Intake | Exception] = []
+        blobs: list[tuple[bytes | memoryview, str | None]] = []
+        owners: list[tuple[int, str]] = []
+        for i, item in enumerate(items):
+            try:
+                refs = _checked_media(item.event, item.media)
+            except StoreError as exc:
+                prepared.append(exc)
+                continue
+            prepared.append(_edge_intake(item))
+            for ref in refs:
+                blobs.append((item.media[ref.name], ref.sha256))
+                owners.append((i, ref.name))
+        staged = self.evidence.stage(blobs)  # hashes checked, temp files written
+        for (i, name), blob in zip(owners, staged, strict=True):
+            if isinstance(blob, EvidenceError) and not isinstance(prepared[i], Exception):
+                prepared[i] = StoreError(f"media {name!r}: {blob}")
+        # The files are synced while the transaction runs; it commits only once they are durable.
+        durable = self.evidence.submit(self.evidence.finish, staged)
+
+        def evidence_failures() -> dict[int, Exception]:
+            failed: dict[int, Exception] = {}
+            for (i, _), stored in zip(owners, durable.result(), strict=True):
+                if isinstance(stored, Exception):
+                    failed.setdefault(i, stored)  # an OSError: transient, the agent resends
+            return failed
+
+        try:
+            return self._ingest_intakes(prepared, before_commit=evidence_failures)
+        finally:
+            durable.result()  # never leave a sync running behind the caller's back
 
     def ingest_observation(self, obs: dedup.Observation, row: dict[str, Any], refs: list[MediaRef]) -> IngestResult:
         """The shared intake path (edge, sensors, people): record the report, then dedup it."""
-        result = self.write(lambda conn: self._ingest_tx(conn, obs, row, refs))
-        self.counters.events += 1
-        if result.duplicate:
-            self.counters.duplicates += 1
-        elif result.case_id:
-            self.counters.cases_created += int(result.created)
-            self._notify(result.case_id, "case.created" if result.created else "case.updated")
+        result = self._ingest_intakes([_Intake(obs, row, refs)])[0]
+        if isinstance(result, Exception):
+            raise result
         return result
 
-    def _store_media(self, event: ProblemEvent, media: Mapping[str, bytes]) -> None:
-        declared = {m.name: m for m in event.media}
-        if set(media) != set(declared):
-            raise StoreError(
-                f"media frames {sorted(media)} do not match the event's media list {sorted(declared)}"
-            )
-        for name, ref in declared.items():
-            data = media[name]
-            if len(data) != ref.size:
-                raise StoreError(f"media {name!r}: {len(data)} bytes, but the event declares {ref.size}")
-            try:
-                self.evidence.put(bytes(data), expect_sha256=ref.sha256)
-            except EvidenceError as exc:
-                raise StoreError(f"media {name!r}: {exc}") from exc
+    def _ingest_intakes(self, prepared: Sequence[_Intake | Exception], *,
+                        before_commit: Callable[[], dict[int, Exception]] | None = None,
+                        ) -> list[IngestResult | Exception]:
+        """One transaction for all intakes; `before_commit` (inside it, last) names the items whose
+        evidence did not become durable: they are withdrawn and the others run again without them."""
+        results: list[IngestResult | Exception] = list(prepared)  # errors stay where they are
+        todo = [(i, p) for i, p in enumerate(prepared) if isinstance(p, _Intake)]
+        if not todo:
+            return results
 
-    def _ingest_tx(
-        self, conn: Connection, obs: dedup.Observation, row: dict[str, Any], refs: list[MediaRef]
-    ) -> IngestResult:
+        def tx(conn: Connection) -> list[IngestResult]:
+            done = self._ingest_tx(conn, [p for _, p in todo])
+            failed = before_commit() if before_commit is not None else {}
+            if any(i in failed for i, _ in todo):
+                raise _Withdraw(failed)
+            return done
+
+        try:
+            done: list[IngestResult | Exception] = list(self.write(tx))
+        except _Withdraw as w:
+            retry: list[_Intake | Exception] = [w.failed.get(i, p) for i, p in enumerate(results)]
+            return self._ingest_intakes(retry)  # type: ignore[arg-type]
+        except Exception as exc:
+            if len(todo) == 1:
+                done = [exc]
+            else:  # find the culprit: one transaction per item
+                log.warning("batch of %d failed (%s); retrying item by item", len(todo), exc)
+                for i, p in todo:
+                    results[i] = self._ingest_intakes([p])[0]
+                return results
+        for (i, _), r in zip(todo, done, strict=True):
+            results[i] = r
+            if isinstance(r, Exception):
+                continue
+            self.counters.events += 1
+            if r.duplicate:
+                self.counters.duplicates += 1
+            elif r.case_id:
+                self.counters.cases_created += int(r.created)
+                self._notify(r.case_id, "case.created" if r.created else "case.updated")
+        return results
+
+    def _ingest_tx(self, conn: Connection, intakes: Sequence[_Intake]) -> list[IngestResult]:
+        """Insert the reports (idempotent), then dedup the new ones, in order, under their locks."""
         now = db.utcnow()
         e = db.events
-        inserted = conn.execute(self._event_insert(conn), {**row, "received_at": now}).first()
-        if inserted is None:
-            existing = conn.execute(
-                select(e.c.case_id).where(e.c.device_id == row["device_id"], e.c.event_id == row["event_id"])
-            ).scalar_one_or_none()
-            return IngestResult(duplicate=True, case_id=existing)
-        event_pk = inserted[0]
-        if refs:
-            conn.execute(
-                _MEDIA_INSERT,
-                [
-                    {"event_pk": event_pk, "name": m.name, "kind": m.kind.value, "content_type": m.content_type,
-                     "size": m.size, "sha256": m.sha256}
-                    for m in refs
-                ],
-            )
-        case_id, created = self._dedup_tx(conn, obs, now, row["device_id"])
-        if case_id is not None:
-            conn.execute(_EVENT_CASE, {"b_id": event_pk, "b_case": case_id})
-        return IngestResult(duplicate=False, case_id=case_id, created=created)
+        # Rows in (device, event) order: concurrent workers meet on the unique index in one order.
+        first: dict[tuple[str, str], int] = {}
+        for i, intake in enumerate(intakes):
+            first.setdefault(intake.key, i)
+        rows = sorted(({**intakes[i].row, "received_at": now} for i in first.values()),
+                      key=lambda r: (r["device_id"], r["event_id"]))
+        inserted = {(r.device_id, r.event_id): r.id for r in conn.execute(self._event_insert(conn), rows)}
+        old = [k for k in first if k not in inserted]
+        existing: dict[tuple[str, str], str | None] = {}
+        if old:
+            query = select(e.c.device_id, e.c.event_id, e.c.case_id).where(tuple_(e.c.device_id, e.c.event_id).in_(old))
+            existing = {(r.device_id, r.event_id): r.case_id for r in conn.execute(query)}
+        fresh = [i for i, intake in enumerate(intakes) if intake.key in inserted and first[intake.key] == i]
+        media_rows = [
+            {"event_pk": inserted[intakes[i].key], "name": m.name, "kind": m.kind.value,
+             "content_type": m.content_type, "size": m.size, "sha256": m.sha256}
+            for i in fresh for m in intakes[i].refs
+        ]
+        if media_rows:
+            conn.execute(_MEDIA_INSERT, media_rows)
+        keys = {k for i in fresh for k in dedup.lock_keys(intakes[i].obs, self.policy(intakes[i].obs.class_id))}
+        db.advisory_locks(conn, keys)
+        decided: dict[int, tuple[str | None, bool]] = {}
+        for i in fresh:
+            intake = intakes[i]
+            case_id, created = self._dedup_tx(conn, intake.obs, now, intake.row["device_id"])
+            if case_id is not None:
+                conn.execute(_EVENT_CASE, {"b_id": inserted[intake.key], "b_case": case_id})
+            decided[i] = (case_id, created)
+        results = []
+        for i, intake in enumerate(intakes):
+            if i in decided:
+                case_id, created = decided[i]
+                results.append(IngestResult(duplicate=False, case_id=case_id, created=created))
+            elif intake.key in inserted:  # the same event twice in one burst: the second is a duplicate
+                results.append(IngestResult(duplicate=True, case_id=decided[first[intake.key]][0]))
+            else:
+                results.append(IngestResult(duplicate=True, case_id=existing.get(intake.key)))
+        return results
 
     def _dedup_tx(
         self, conn: Connection, obs: dedup.Observation, now: datetime, reporter: str
     ) -> tuple[str | None, bool]:
-        policy = self.policy(obs.class_id)
-        for key in dedup.lock_keys(obs, policy):
-            db.advisory_lock(conn, key)
+        policy = self.policy(obs.class_id)  # the caller holds dedup.lock_keys(obs, policy)
         case = dedup.find_live_case(conn, obs, policy)
         if obs.state == ProblemState.CLEARED:
             if case is None:
@@ -398,3 +489,30 @@ def _device(row: Any) -> Device:
         revoked=bool(m["revoked"]), enrolled_at=m["enrolled_at"], last_seen=m["last_seen"],
         agent_version=m["agent_version"], health=m["health"],
     )
+
+
+def _checked_media(event: ProblemEvent, media: Mapping[str, bytes | memoryview]) -> list[MediaRef]:
+    """The event's media refs, once the given bytes match them by name and size (hashes: on write)."""
+    declared = {m.name: m for m in event.media}
+    if set(media) != set(declared):
+        raise StoreError(f"media frames {sorted(media)} do not match the event's media list {sorted(declared)}")
+    for name, ref in declared.items():
+        if len(media[name]) != ref.size:
+            raise StoreError(f"media {name!r}: {len(media[name])} bytes, but the event declares {ref.size}")
+    return list(event.media)
+
+
+def _edge_intake(item: IngestItem) -> _Intake:
+    event = item.event
+    obs = dedup.Observation(
+        class_id=event.class_id, state=event.state, observed_at=event.observed_at, first_seen=event.first_seen,
+        source="edge", camera_id=event.camera_id, zone=event.zone, box=event.box, ground=event.ground,
+        problem_key=(event.device_id, event.camera_id, event.problem_id),
+    )
+    row = {
+        "device_id": event.device_id, "event_id": event.event_id, "seq": item.seq, "problem_id": event.problem_id,
+        "camera_id": event.camera_id, "class_id": event.class_id, "state": event.state.value, "source": "edge",
+        "observed_at": event.observed_at, "payload": event.model_dump(mode="json"),
+        "manifest": bytes(item.manifest), "signature": bytes(item.signature),
+    }
+    return _Intake(obs, row, list(event.media))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hubfactory import T0, ingest, make_event
+from sqlalchemy import select
 
+from hub import db
 from hub.store import Store, StoreError, UnknownDevice
 from protocol.messages import CameraHealth, Heartbeat
 
@@ -83,3 +85,49 @@ def test_reopen_existing_database(db_url: str | None, tmp_path) -> None:  # type
     s = Store.open(db_url, tmp_path / "hub")
     assert ingest(s, event, media).case_id == case_id
     s.close()
+
+
+def test_burst_is_one_transaction_with_errors_isolated(store: Store) -> None:
+    from hub.store import IngestItem
+
+    def item(event, media):  # type: ignore[no-untyped-def]
+        return IngestItem(event, media, b'{"m":1}', b"s" * 64, 1)
+
+    old, old_media = make_event(event_id="ev-old00001", problem_id="prob-old1", zone="z9")
+    ingest(store, old, old_media)
+    first = make_event(event_id="ev-00000001", problem_id="prob-aaa1", at=T0)
+    repeat = make_event(event_id="ev-00000002", problem_id="prob-aaa1", at=T0 + timedelta(seconds=30))
+    other = make_event(event_id="ev-00000003", problem_id="prob-bbb1", zone="z2")
+    bad_event, bad_media = make_event(event_id="ev-00000004", problem_id="prob-ccc1", zone="z3")
+    bad_media = {"snapshot.jpg": bad_media["snapshot.jpg"][:-1] + b"!"}  # same size, other bytes
+    results = store.ingest_events([item(*first), item(*repeat), item(bad_event, bad_media), item(*first),
+                                   item(*other), item(old, old_media)])
+    r_first, r_repeat, r_bad, r_again, r_other, r_old = results
+    assert not isinstance(r_first, Exception) and r_first.created and not r_first.duplicate
+    assert not isinstance(r_repeat, Exception) and r_repeat.case_id == r_first.case_id and not r_repeat.created
+    assert isinstance(r_bad, StoreError) and "does not match the declared" in str(r_bad)
+    assert not isinstance(r_again, Exception) and r_again.duplicate and r_again.case_id == r_first.case_id
+    assert not isinstance(r_other, Exception) and r_other.created and r_other.case_id != r_first.case_id
+    assert not isinstance(r_old, Exception) and r_old.duplicate
+    assert store.get_event("ev-00000004") is None
+    assert not store.evidence.exists(bad_event.media[0].sha256)
+    for event, _ in (first, repeat, other):
+        assert store.evidence_bytes(event.media[0].sha256)
+        assert (rec := store.get_event(event.event_id)) is not None and rec.case_id
+    with store.engine.connect() as conn:
+        count = conn.execute(select(db.cases.c.event_count).where(db.cases.c.case_id == r_first.case_id)).scalar()
+    assert count == 2
+
+
+def test_evidence_burst_rewrites_a_damaged_copy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hub.evidence import EvidenceError, EvidenceStore
+
+    ev = EvidenceStore(tmp_path / "evidence")
+    good, other = b"\xff\xd8good\xff\xd9", b"\xff\xd8other\xff\xd9"
+    sha = hashlib.sha256(good).hexdigest()
+    ev.put(good)
+    ev.path(sha).write_bytes(b"\x00" * len(good))  # a crash left zeros under the right name and size
+    stored = ev.put_many([(good, sha), (other, sha), (other, None)])
+    assert stored[0] == sha and isinstance(stored[1], EvidenceError) and stored[2] == hashlib.sha256(other).hexdigest()
+    assert ev.get(sha) == good
+    assert not list((tmp_path / "evidence").rglob(".tmp-*"))
