@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from hub import classes, queries, webhooks
 from hub.dependencies import deny_by_default
 from hub.lifecycle import Deadlines, StageHours, TransitionError
-from hub.routers import cases, devices, evidence, health, intake, open311, stats, stream, tokens
+from hub.routers import cases, devices, evidence, health, intake, me, open311, stats, stream, tokens
 from hub.routers import classes as classes_router
 from hub.routers import webhooks as webhooks_router
 from hub.schemas import ERROR_RESPONSES
@@ -111,7 +111,7 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     )
     for router in (health.router, cases.router, evidence.router, evidence.upload_router, intake.router,
                    devices.router, classes_router.router, stats.router, stream.router, webhooks_router.router,
-                   tokens.router, open311.router):
+                   tokens.router, open311.router, me.router):
         app.include_router(router)
 
     @app.exception_handler(TransitionError)

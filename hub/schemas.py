@@ -229,6 +229,21 @@ class DeliveryOut(Out):
     delivered_at: datetime | None
 
 
+class UnitOut(Out):
+    id: str
+    name: str
+
+
+class MeOut(Out):
+    """The caller and what a client needs to present cases: bureau time zone and dispatch units."""
+
+    name: str
+    role: Role
+    timezone: str = Field(description="IANA zone of the bureau's working calendar")
+    units: list[UnitOut] = Field(description="units a case may be dispatched to")
+    default_unit: str | None
+
+
 class HealthOut(Out):
     status: Literal["ok"]
     database: str

@@ -1,0 +1,16 @@
+"""GET /me: what the web page needs to present cases (who is signed in, bureau time zone, units)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def test_me_names_the_token_role_zone_and_units(client: Any, tokens: dict[str, dict[str, str]]) -> None:
+    me = client.get("/me", headers=tokens["reviewer"]).json()
+    assert me == {"name": "reviewer-1", "role": "reviewer", "timezone": "Asia/Shanghai",
+                  "units": [{"id": "district-east", "name": "district-east"},
+                            {"id": "sanitation", "name": "sanitation"}],
+                  "default_unit": "sanitation"}
+    assert client.get("/me", headers=tokens["sensor"]).json()["role"] == "sensor"  # so a client can say why not
+    assert client.get("/me").status_code == 401
+
