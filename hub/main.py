@@ -1,7 +1,8 @@
 """The hub's FastAPI app: `create_app(settings)` assembles routers; the lifespan owns the resources.
 
 The lifespan opens the store, starts the webhook worker and, when `settings.zmq_bind` is set and
-`hub.ingest` is installed, the ZeroMQ ingest in a thread; all stop with the app.
+`hub.ingest` is installed, the ZeroMQ ingest in a thread; all stop with the app. The reviewer web page
+(static files in `hub/web`) is served at `/`; it reads everything through this API with the user's token.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hub.routers import webhooks as webhooks_router
 from hub.schemas import ERROR_RESPONSES
 from hub.settings import HubSettings
 from hub.store import Store, StoreError
+from hub.web import web_mount
 
 log = logging.getLogger(__name__)
 
@@ -122,4 +124,6 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    # The reviewer page at / (public files; all its data comes from the API with the user's token).
+    app.router.routes.append(web_mount())
     return app

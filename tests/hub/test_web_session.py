@@ -14,3 +14,12 @@ def test_me_names_the_token_role_zone_and_units(client: Any, tokens: dict[str, d
     assert client.get("/me", headers=tokens["sensor"]).json()["role"] == "sensor"  # so a client can say why not
     assert client.get("/me").status_code == 401
 
+
+def test_web_page_is_served_without_a_token_and_api_404s_stay_json(client: Any) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and 'src="app.js"' in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert client.get("/style.css").status_code == 200
+    missing = client.get("/nothing-here")
+    assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
+    assert client.get("/cases/NOPE", headers={}).status_code == 401

@@ -1,0 +1,59 @@
+"""The reviewer web page: static files (no build step) served at `/`; all data comes from the REST API.
+
+The page is public (it holds no data); it asks for an API token, keeps it in sessionStorage and sends it
+as a Bearer header on every API call. Images and clips are fetched with that header and shown as blob
+URLs, so evidence is never reachable without a token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
+
+WEB_DIR = Path(__file__).parent
+WEB_SUFFIXES = (".html", ".js", ".css", ".svg", ".png", ".ico")
+
+# Scripts and styles only from the hub itself, images and clips from it or as blob URLs; no framing.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-cache",
+}
+
+
+class WebFiles(StaticFiles):
+    """StaticFiles with the page's security headers; revalidated on every load so updates show at once."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() != "cache-control"]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_headers)
+
+
+class WebMount(Mount):
+    """A mount at `/` that claims only the page's own files, so it never shadows an API route (not even
+    one added after it: deny-by-default still answers those) and never serves this Python package."""
+
+    def __init__(self) -> None:
+        super().__init__("/", app=WebFiles(directory=WEB_DIR, html=True), name="web")
+        self.paths = {"/"} | {f"/{p.name}" for p in WEB_DIR.iterdir() if p.suffix in WEB_SUFFIXES}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is Match.FULL and scope.get("path") not in self.paths:
+            return Match.NONE, {}
+        return match, child
+
+
+def web_mount() -> WebMount:
+    return WebMount()
