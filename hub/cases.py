@@ -7,6 +7,9 @@ within the class's distance of a case from any camera. Otherwise it opens a case
 closed case at that place if there is one (a recurrence).
 
 The matching rules are pure functions; the queries take a Connection inside the caller's transaction.
+A transaction that handles a burst of observations passes a `Burst`: the live case of every problem in
+the burst is fetched in one query up front, and repeats are counted in memory and written once per
+case at the end (`flush`), while every later observation in the burst still sees them.
 Concurrency: the caller takes `lock_keys()` (PostgreSQL advisory transaction locks, sorted) before it
 queries, so two workers can never both decide "no case yet" for one place. Ground points lock a 3x3
 block of grid cells at least twice the match radius wide, so any two points that could match share a cell.
@@ -20,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from hub import db
@@ -153,13 +156,21 @@ def new_case_id(now: datetime) -> str:
 # ---- queries ---------------------------------------------------------------------------------------
 # The hot path runs these for every event: built once, so only parameters change per call.
 
-_DEDUP = [s.value for s in DEDUP_STATUSES]
-_OLD = [s.value for s in RECURRENCE_STATUSES]
+_DEDUP = sorted(s.value for s in DEDUP_STATUSES)
+_OLD = sorted(s.value for s in RECURRENCE_STATUSES)
+
+
+def _status_in(statuses: Iterable[str]) -> object:
+    """`status IN ('a', 'b')` with the (internal, constant) values in the SQL text: an expanding bound
+    list would be re-rendered on every execution and could not be a prepared statement."""
+    return db.cases.c.status.in_([literal_column(f"'{s}'") for s in sorted(statuses)])
+
+
 _PROBLEM_CASE = (
     select(db.cases)
     .join(db.events, db.events.c.case_id == db.cases.c.case_id)
     .where(db.events.c.device_id == bindparam("b_device"), db.events.c.camera_id == bindparam("b_camera"),
-           db.events.c.problem_id == bindparam("b_problem"), db.cases.c.status.in_(_DEDUP))
+           db.events.c.problem_id == bindparam("b_problem"), _status_in(_DEDUP))
     .order_by(db.events.c.id.desc())
     .limit(1)
 )
@@ -168,7 +179,7 @@ _PROBLEM_CASE = (
 def _camera_candidates(zone_is_none: bool, statuses: list[str]) -> Select:  # type: ignore[type-arg]
     c = db.cases
     zone = c.c.zone.is_(None) if zone_is_none else c.c.zone == bindparam("b_zone")
-    return (select(c).where(c.c.class_id == bindparam("b_class"), c.c.status.in_(statuses),
+    return (select(c).where(c.c.class_id == bindparam("b_class"), _status_in(statuses),
                             c.c.camera_id == bindparam("b_camera"), zone)
             .order_by(c.c.last_seen.desc()).limit(200))
 
@@ -180,7 +191,7 @@ _CAMERA_CANDIDATES = {
 }
 _ATTACH = (
     db.cases.update().where(db.cases.c.case_id == bindparam("b_case"))
-    .values(event_count=db.cases.c.event_count + 1, updated_at=bindparam("b_now"),
+    .values(event_count=db.cases.c.event_count + bindparam("b_n"), updated_at=bindparam("b_now"),
             last_seen=bindparam("b_last_seen"), box=bindparam("b_box"))
 )
 
@@ -241,30 +252,102 @@ def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses
         )
     if not where:
         return []
-    query = select(c).where(c.c.class_id == obs.class_id, c.c.status.in_(statuses), or_(*where))
+    query = select(c).where(c.c.class_id == obs.class_id, _status_in(statuses), or_(*where))
     return [row_to_case(r) for r in conn.execute(query.order_by(c.c.last_seen.desc()).limit(200))]
 
 
-def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy) -> CaseRow | None:
-    found = find_problem_case(conn, obs)
+@dataclass
+class Burst:
+    """Dedup state of one transaction over many observations (see the module docstring)."""
+
+    now: datetime
+    by_problem: dict[tuple[str, str, str], CaseRow]  # the live case of each problem key, kept current
+    touched: dict[str, CaseRow] = field(default_factory=dict)  # cases changed in memory, current state
+    repeats: dict[str, int] = field(default_factory=dict)  # case_id -> events to add to event_count
+    event_cases: list[dict[str, object]] = field(default_factory=list)  # events.case_id still to write
+
+    def assign(self, obs: Observation, case: CaseRow, event_pk: int) -> None:
+        self.event_cases.append({"b_id": event_pk, "b_case": case.case_id})
+        if obs.problem_key is not None:
+            self.by_problem[obs.problem_key] = case
+
+
+_PROBLEM_LATEST = (
+    select(db.events.c.device_id, db.events.c.camera_id, db.events.c.problem_id, func.max(db.events.c.id))
+    .join(db.cases, db.events.c.case_id == db.cases.c.case_id)
+    .where(_status_in(_DEDUP))
+    .group_by(db.events.c.device_id, db.events.c.camera_id, db.events.c.problem_id)
+)
+_EVENT_CASE = db.events.update().where(db.events.c.id == bindparam("b_id")).values(case_id=bindparam("b_case"))
+
+
+def start_burst(conn: Connection, observations: Iterable[Observation], now: datetime) -> Burst:
+    """Fetch the live case of every problem key among `observations` (two queries, not one per event)."""
+    keys = sorted({o.problem_key for o in observations if o.problem_key is not None})
+    found: dict[tuple[str, str, str], CaseRow] = {}
+    for i in range(0, len(keys), 200):
+        e = db.events
+        latest = {row[3]: (row[0], row[1], row[2]) for row in conn.execute(
+            _PROBLEM_LATEST.where(tuple_(e.c.device_id, e.c.camera_id, e.c.problem_id).in_(keys[i:i + 200])))}
+        if latest:
+            rows = conn.execute(select(e.c.id, db.cases).join(db.cases, e.c.case_id == db.cases.c.case_id)
+                                .where(e.c.id.in_(list(latest))))
+            found.update({latest[row[0]]: row_to_case(row) for row in rows})
+    return Burst(now=now, by_problem=found)
+
+
+def flush(conn: Connection, burst: Burst) -> None:
+    """Write what the burst kept in memory: event -> case links, then each case's repeats (case order)."""
+    if burst.event_cases:
+        conn.execute(_EVENT_CASE, burst.event_cases)
+        burst.event_cases = []
+    if burst.repeats:
+        conn.execute(_ATTACH, [
+            {"b_case": case_id, "b_n": n, "b_now": burst.now, "b_last_seen": burst.touched[case_id].last_seen,
+             "b_box": _box_json(burst.touched[case_id].box)}
+            for case_id, n in sorted(burst.repeats.items())
+        ])
+        burst.repeats = {}
+
+
+def _box_json(box: NormBox | None) -> dict[str, float] | None:
+    return box.model_dump() if box else None
+
+
+def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy, burst: Burst | None = None
+                   ) -> CaseRow | None:
+    if burst is None or obs.problem_key is None:
+        found = find_problem_case(conn, obs)
+    else:
+        found = burst.by_problem.get(obs.problem_key)
+        found = burst.touched.get(found.case_id, found) if found else None
+        if found is not None and found.status not in DEDUP_STATUSES:  # closed in this burst: ask the database
+            flush(conn, burst)
+            found = find_problem_case(conn, obs)
+            found = burst.touched.get(found.case_id, found) if found else None
     if found is not None:
         return found
     open_cases = candidates(conn, obs, policy, [s.value for s in DEDUP_STATUSES])
+    if burst is not None:
+        open_cases = [burst.touched.get(c.case_id, c) for c in open_cases]
     # A voided false alarm only absorbs repeats on its own camera, never a neighbour's report.
     usable = [c for c in open_cases if c.status != CaseStatus.VOID or c.camera_id == obs.camera_id]
     return choose_case(obs, usable, policy)
 
 
-def find_previous_case(conn: Connection, obs: Observation, policy: DedupPolicy) -> CaseRow | None:
+def find_previous_case(conn: Connection, obs: Observation, policy: DedupPolicy, burst: Burst | None = None
+                       ) -> CaseRow | None:
     """The latest closed case at this place: a new case there is its recurrence."""
     old = candidates(conn, obs, policy, [s.value for s in RECURRENCE_STATUSES])
+    if burst is not None:
+        old = [burst.touched.get(c.case_id, c) for c in old]
     matches = [c for c in old if same_place(obs, c, policy, windowed=False)]
     return max(matches, key=lambda c: c.last_seen) if matches else None
 
 
 def insert_case(
     conn: Connection, obs: Observation, now: datetime, previous: CaseRow | None, deadline: datetime | None
-) -> str:
+) -> CaseRow:
     case_id = new_case_id(now)
     ground = obs.ground
     wgs = ground is not None and ground.crs == "wgs84"
@@ -293,17 +376,27 @@ def insert_case(
             updated_at=now,
         )
     )
-    return case_id
+    return CaseRow(case_id=case_id, status=CaseStatus.PENDING_REVIEW.value, class_id=obs.class_id,
+                   camera_id=obs.camera_id, zone=obs.zone, box=obs.box, ground=ground, last_seen=obs.observed_at,
+                   recurrence_count=previous.recurrence_count + 1 if previous else 0)
 
 
-def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime) -> None:
-    """Count a repeat on its case: bump the count, extend last-seen, keep the freshest box."""
+def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime, burst: Burst | None = None) -> None:
+    """Count a repeat on its case: bump the count, extend last-seen, keep the freshest box. With a
+    burst, `case` is updated in memory and the row written by `flush`."""
     c = db.cases
     newer = obs.observed_at > case.last_seen
     box = obs.box if newer and obs.box is not None and obs.camera_id == case.camera_id else case.box
-    conn.execute(_ATTACH, {"b_case": case.case_id, "b_now": now, "b_last_seen": max(obs.observed_at, case.last_seen),
-                           "b_box": box.model_dump() if box else None})
+    last_seen = max(obs.observed_at, case.last_seen)
+    if burst is None:
+        conn.execute(_ATTACH, {"b_case": case.case_id, "b_n": 1, "b_now": now, "b_last_seen": last_seen,
+                               "b_box": _box_json(box)})
+    else:
+        case.box, case.last_seen = box, last_seen
+        burst.touched[case.case_id] = case
+        burst.repeats[case.case_id] = burst.repeats.get(case.case_id, 0) + 1
     if case.ground is None and obs.ground is not None:
+        case.ground = obs.ground
         wgs = obs.ground.crs == "wgs84"
         values = {
             "ground_crs": obs.ground.crs,

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -38,7 +38,6 @@ T = TypeVar("T")
 
 _MEDIA_INSERT = db.media.insert()
 _CHANGE_INSERT = db.case_changes.insert()
-_EVENT_CASE = db.events.update().where(db.events.c.id == bindparam("b_id")).values(case_id=bindparam("b_case"))
 
 
 class StoreError(ValueError):
@@ -309,13 +308,18 @@ class Store:
             conn.execute(_MEDIA_INSERT, media_rows)
         keys = {k for i in fresh for k in dedup.lock_keys(intakes[i].obs, self.policy(intakes[i].obs.class_id))}
         db.advisory_locks(conn, keys)
+        burst = dedup.start_burst(conn, [intakes[i].obs for i in fresh], now)
+        changes: list[dict[str, Any]] = []
         decided: dict[int, tuple[str | None, bool]] = {}
         for i in fresh:
             intake = intakes[i]
-            case_id, created = self._dedup_tx(conn, intake.obs, now, intake.row["device_id"])
-            if case_id is not None:
-                conn.execute(_EVENT_CASE, {"b_id": inserted[intake.key], "b_case": case_id})
-            decided[i] = (case_id, created)
+            case, created = self._dedup_tx(conn, intake.obs, now, intake.row["device_id"], burst, changes)
+            if case is not None:
+                burst.assign(intake.obs, case, inserted[intake.key])
+            decided[i] = (case.case_id if case else None, created)
+        dedup.flush(conn, burst)
+        if changes:
+            conn.execute(_CHANGE_INSERT, changes)
         results = []
         for i, intake in enumerate(intakes):
             if i in decided:
@@ -328,23 +332,27 @@ class Store:
         return results
 
     def _dedup_tx(
-        self, conn: Connection, obs: dedup.Observation, now: datetime, reporter: str
-    ) -> tuple[str | None, bool]:
+        self, conn: Connection, obs: dedup.Observation, now: datetime, reporter: str, burst: dedup.Burst,
+        changes: list[dict[str, Any]],
+    ) -> tuple[dedup.CaseRow | None, bool]:
+        """The case for one observation (None: a `cleared` with no case) and whether it opened it.
+        Case-change rows are appended to `changes` for the caller to insert."""
         policy = self.policy(obs.class_id)  # the caller holds dedup.lock_keys(obs, policy)
-        case = dedup.find_live_case(conn, obs, policy)
+        case = dedup.find_live_case(conn, obs, policy, burst)
         if obs.state == ProblemState.CLEARED:
             if case is None:
                 return None, False
-            dedup.attach(conn, case, obs, now)
-            self._mark_cleared(conn, case, obs, now, reporter)
-            return case.case_id, False
+            dedup.attach(conn, case, obs, now, burst)
+            self._mark_cleared(conn, case, obs, now, reporter, changes)
+            return case, False
         if case is not None:
-            dedup.attach(conn, case, obs, now)
-            self._change(conn, case.case_id, "case.updated", case.status, now)
-            return case.case_id, False
-        previous = dedup.find_previous_case(conn, obs, policy)
+            dedup.attach(conn, case, obs, now, burst)
+            changes.append(_change_row(case.case_id, "case.updated", case.status, now))
+            return case, False
+        previous = dedup.find_previous_case(conn, obs, policy, burst)
         deadline = self._deadline(obs.class_id, CaseStatus.PENDING_REVIEW, now)
-        case_id = dedup.insert_case(conn, obs, now, previous, deadline)
+        case = dedup.insert_case(conn, obs, now, previous, deadline)
+        case_id = case.case_id
         conn.execute(
             db.transitions.insert().values(
                 case_id=case_id, at=now, actor=reporter if ":" in reporter else f"{obs.source}:{reporter}",
@@ -353,17 +361,18 @@ class Store:
                 note=f"recurrence of {previous.case_id}" if previous else None,
             )
         )
-        self._change(conn, case_id, "case.created", CaseStatus.PENDING_REVIEW, now)
-        return case_id, True
+        changes.append(_change_row(case_id, "case.created", CaseStatus.PENDING_REVIEW, now))
+        return case, True
 
     def _mark_cleared(self, conn: Connection, case: dedup.CaseRow, obs: dedup.Observation, now: datetime,
-                      reporter: str) -> None:
+                      reporter: str, changes: list[dict[str, Any]]) -> None:
         """The problem is gone from the place: a handled case is verified by the camera itself."""
         c = db.cases
         conn.execute(update(c).where(c.c.case_id == case.case_id).values(cleared_at=obs.observed_at))
         if case.status != CaseStatus.HANDLED:
-            self._change(conn, case.case_id, "case.updated", case.status, now)
+            changes.append(_change_row(case.case_id, "case.updated", case.status, now))
             return
+        case.status = CaseStatus.VERIFIED.value  # no longer absorbs repeats, for the rest of the burst too
         deadline = self._deadline(case.class_id, CaseStatus.VERIFIED, now)
         conn.execute(
             update(c).where(c.c.case_id == case.case_id)
@@ -376,14 +385,10 @@ class Store:
                 note=f"problem cleared at the place (camera {obs.camera_id})",
             )
         )
-        self._change(conn, case.case_id, "case.transition", CaseStatus.VERIFIED, now)
+        changes.append(_change_row(case.case_id, "case.transition", CaseStatus.VERIFIED, now))
 
     def _deadline(self, class_id: str, status: CaseStatus, start: datetime) -> datetime | None:
         return self.deadlines.deadline(class_id, status, start) if self.deadlines else None
-
-    def _change(self, conn: Connection, case_id: str, kind: str, status: str, now: datetime,
-                data: dict[str, Any] | None = None) -> None:
-        conn.execute(_CHANGE_INSERT, {"at": now, "case_id": case_id, "kind": kind, "status": str(status), "data": data})
 
     def _notify(self, case_id: str, kind: str) -> None:
         for callback in list(self.on_change):
@@ -489,6 +494,11 @@ def _device(row: Any) -> Device:
         revoked=bool(m["revoked"]), enrolled_at=m["enrolled_at"], last_seen=m["last_seen"],
         agent_version=m["agent_version"], health=m["health"],
     )
+
+
+def _change_row(case_id: str, kind: str, status: str, now: datetime) -> dict[str, Any]:
+    """A case_changes row (the outbox SSE and webhooks read)."""
+    return {"at": now, "case_id": case_id, "kind": kind, "status": str(status), "data": None}
 
 
 def _checked_media(event: ProblemEvent, media: Mapping[str, bytes | memoryview]) -> list[MediaRef]:

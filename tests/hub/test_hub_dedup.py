@@ -104,3 +104,86 @@ def test_cleared_without_case_is_kept_without_case(store: Store) -> None:
     result = ingest(store, e, m)
     assert not result.duplicate and result.case_id is None
     assert store.get_event(e.event_id) is not None
+
+
+def _tricky_stream(seed: int) -> list[tuple[str, list]]:  # type: ignore[type-arg]
+    """Phases of events: repeats (some re-sent), boxes that drift, a second camera on the ground,
+    then (after the caller marks cases handled) `cleared` reports and the same problems back again."""
+    import random
+
+    rng = random.Random(seed)
+    phases: list[tuple[str, list]] = []  # type: ignore[type-arg]
+    creep = 0
+    for phase, states in (("open", (ProblemState.OPENED, ProblemState.UPDATED)),
+                          ("clear", (ProblemState.UPDATED, ProblemState.CLEARED, ProblemState.OPENED))):
+        events = []
+        for n in range(60):
+            p = rng.randrange(6)
+            ground = near(4.0 * p) if p % 2 == 0 else None
+            cam2 = ground is not None and rng.random() < 0.3
+            state = rng.choice(states)
+            x = 0.1 * p + rng.choice((0.0, 0.01, 0.02))
+            at = T0 + timedelta(seconds=30 * n + (0 if phase == "open" else 3600))
+            events.append(make_event(
+                event_id=f"{phase}-{n:04d}-evt", problem_id=f"prob-{phase}-{p}-{n // 25}", state=state,
+                camera_id="cam-2" if cam2 else "cam-1", device_id="box-2" if cam2 else "box-1",
+                zone="other" if cam2 else f"z{p}", box=(x, 0.1, x + 0.08, 0.3), at=at, ground=ground,
+                media_tag=f"{phase}{n}"))
+            if rng.random() < 0.15:
+                events.append(events[rng.randrange(len(events))])  # a resend, maybe within the burst
+            if rng.random() < 0.3:  # re-detected under new track ids, creeping: matches only the latest box
+                creep += 1
+                x = 0.05 + 0.03 * (creep % 25)
+                events.append(make_event(
+                    event_id=f"{phase}-{n:04d}-crp", problem_id=f"prob-creep-{creep}", zone="zc",
+                    box=(x, 0.5, x + 0.08, 0.7), at=at + timedelta(seconds=rng.randrange(-40, 40)),
+                    media_tag=f"{phase}{n}c"))
+        phases.append((phase, events))
+    return phases
+
+
+def _outcome(store: Store) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    """Cases keyed by their first event id (case ids are random), and each event's case in those terms."""
+    with store.engine.connect() as conn:
+        links = conn.execute(select(db.events.c.event_id, db.events.c.case_id)).all()
+        cases = {r.case_id: r for r in conn.execute(select(db.cases))}
+        changes = sorted(conn.execute(select(db.case_changes.c.kind, db.case_changes.c.status)).all())
+    label = {}
+    for event_id, case_id in sorted(links):
+        if case_id is not None:
+            label.setdefault(case_id, event_id)
+    table = {label[cid]: (r.status, r.event_count, r.last_seen, r.box, r.ground_x, r.ground_y, r.recurrence_count,
+                          label.get(r.recurrence_of), r.cleared_at) for cid, r in cases.items()}
+    return table, {"links": {e: label.get(c) for e, c in links}, "changes": changes}
+
+
+def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Many events of one problem, resends, closes and comebacks inside one transaction: the outcome
+    is the same as storing the events one by one, whatever the burst size."""
+    from hub.main import open_store
+    from hub.settings import HubSettings
+    from hub.store import IngestItem
+
+    reference = open_store(HubSettings(data_dir=tmp_path / "reference"))
+    try:
+        for phase, events in _tricky_stream(5):
+            if phase == "clear":  # the city handled every open case in between
+                for s in (store, reference):
+                    with s.engine.begin() as conn:
+                        conn.execute(db.cases.update().where(db.cases.c.status == "pending_review")
+                                     .values(status="handled"))
+            for event, media in events:
+                ingest(reference, event, media)
+            sizes = iter([1, 7, 32, 3, 64] * 10)
+            i = 0
+            while i < len(events):
+                n = next(sizes)
+                results = store.ingest_events([IngestItem(e, m, b'{"m":1}', b"s" * 64, 1) for e, m in events[i:i + n]])
+                assert not any(isinstance(r, Exception) for r in results)
+                i += n
+        assert _outcome(store) == _outcome(reference)
+        cases = _outcome(store)[0].values()
+        assert {"verified", "pending_review"} <= {c[0] for c in cases}  # auto-verified, and new cases
+        assert any(c[6] > 0 for c in cases) and any(c[1] > 5 for c in cases)  # recurrences, many repeats
+    finally:
+        reference.close()
