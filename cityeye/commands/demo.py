@@ -166,8 +166,10 @@ def _format_cases(cases: list[dict]) -> list[str]:
 def _banner(demo: Demo) -> None:
     print(f"""
 CityEye demo is running (working folder {demo.data})
+  web page  : {demo.base_url}/      (sign in: paste the token below into the login box)
   API docs  : {demo.base_url}/docs
-  token     : {demo.token}      (also in {demo.data / 'token.txt'})
+  token     : {demo.token}      (admin; also in {demo.data / 'token.txt'})
+  reviewer  : cityeye hub token create NAME --role reviewer --data {demo.data / 'hub'}
   list cases: curl -H 'Authorization: Bearer {demo.token}' {demo.base_url}/cases
   confirm   : curl -X POST -H 'Authorization: Bearer {demo.token}' -H 'Content-Type: application/json' \\
                    -d '{{}}' {demo.base_url}/cases/CASE_ID/confirm
