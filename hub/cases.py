@@ -17,13 +17,14 @@ block of grid cells at least twice the match radius wide, so any two points that
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, tuple_
+from sqlalchemy import Select, TextClause, and_, bindparam, literal_column, or_, select, text
 from sqlalchemy.engine import Connection
 
 from hub import db
@@ -166,14 +167,14 @@ def _status_in(statuses: Iterable[str]) -> object:
     return db.cases.c.status.in_([literal_column(f"'{s}'") for s in sorted(statuses)])
 
 
-_PROBLEM_CASE = (
-    select(db.cases)
-    .join(db.events, db.events.c.case_id == db.cases.c.case_id)
-    .where(db.events.c.device_id == bindparam("b_device"), db.events.c.camera_id == bindparam("b_camera"),
-           db.events.c.problem_id == bindparam("b_problem"), _status_in(_DEDUP))
-    .order_by(db.events.c.id.desc())
-    .limit(1)
-)
+def _problem_case(device: object, camera: object, problem: object) -> Select:  # type: ignore[type-arg]
+    e = db.events
+    return (select(db.cases).join(e, e.c.case_id == db.cases.c.case_id)
+            .where(e.c.device_id == device, e.c.camera_id == camera, e.c.problem_id == problem, _status_in(_DEDUP))
+            .order_by(e.c.id.desc()).limit(1))
+
+
+_PROBLEM_CASE = _problem_case(bindparam("b_device"), bindparam("b_camera"), bindparam("b_problem"))
 
 
 def _camera_candidates(zone_is_none: bool, statuses: list[str]) -> Select:  # type: ignore[type-arg]
@@ -272,27 +273,38 @@ class Burst:
             self.by_problem[obs.problem_key] = case
 
 
-_PROBLEM_LATEST = (
-    select(db.events.c.device_id, db.events.c.camera_id, db.events.c.problem_id, func.max(db.events.c.id))
-    .join(db.cases, db.events.c.case_id == db.cases.c.case_id)
-    .where(_status_in(_DEDUP))
-    .group_by(db.events.c.device_id, db.events.c.camera_id, db.events.c.problem_id)
-)
 _EVENT_CASE = db.events.update().where(db.events.c.id == bindparam("b_id")).values(case_id=bindparam("b_case"))
 
 
+@functools.lru_cache(maxsize=128)
+def _latest_live_sql(n: int) -> TextClause:
+    """For n keys: each key's newest event whose case is live, as (k, case_id); a correlated subquery
+    per key, which walks the problem index backwards and stops at the first hit."""
+    rows = ", ".join(f"(:k{i}, :d{i}, :c{i}, :p{i})" for i in range(n))
+    statuses = ", ".join(f"'{s}'" for s in _DEDUP)
+    return text(
+        f"WITH k(n, d, c, p) AS (VALUES {rows}) "
+        "SELECT k.n, (SELECT e.case_id FROM events e JOIN cases ON cases.case_id = e.case_id "
+        f"WHERE e.device_id = k.d AND e.camera_id = k.c AND e.problem_id = k.p AND cases.status IN ({statuses}) "
+        "ORDER BY e.id DESC LIMIT 1) AS case_id FROM k"
+    )
+
+
 def start_burst(conn: Connection, observations: Iterable[Observation], now: datetime) -> Burst:
-    """Fetch the live case of every problem key among `observations` (two queries, not one per event)."""
+    """Fetch the live case of every problem key among `observations` in two statements (per 100 keys)."""
     keys = sorted({o.problem_key for o in observations if o.problem_key is not None})
     found: dict[tuple[str, str, str], CaseRow] = {}
-    for i in range(0, len(keys), 200):
-        e = db.events
-        latest = {row[3]: (row[0], row[1], row[2]) for row in conn.execute(
-            _PROBLEM_LATEST.where(tuple_(e.c.device_id, e.c.camera_id, e.c.problem_id).in_(keys[i:i + 200])))}
-        if latest:
-            rows = conn.execute(select(e.c.id, db.cases).join(db.cases, e.c.case_id == db.cases.c.case_id)
-                                .where(e.c.id.in_(list(latest))))
-            found.update({latest[row[0]]: row_to_case(row) for row in rows})
+    for i in range(0, len(keys), 100):
+        chunk = keys[i:i + 100]
+        params: dict[str, object] = {}
+        for n, (d, c, p) in enumerate(chunk):
+            params.update({f"k{n}": n, f"d{n}": d, f"c{n}": c, f"p{n}": p})
+        case_of = {chunk[int(n)]: case_id for n, case_id in conn.execute(_latest_live_sql(len(chunk)), params)
+                   if case_id is not None}
+        if case_of:
+            rows = {r.case_id: row_to_case(r) for r in conn.execute(
+                select(db.cases).where(db.cases.c.case_id.in_(sorted(set(case_of.values())))))}
+            found.update({key: rows[case_id] for key, case_id in case_of.items()})
     return Burst(now=now, by_problem=found)
 
 
