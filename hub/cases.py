@@ -276,18 +276,22 @@ class Burst:
 _EVENT_CASE = db.events.update().where(db.events.c.id == bindparam("b_id")).values(case_id=bindparam("b_case"))
 
 
+_LATEST_LIVE = (
+    "SELECT k.n, (SELECT e.case_id FROM events e JOIN cases ON cases.case_id = e.case_id "
+    "WHERE e.device_id = k.d AND e.camera_id = k.c AND e.problem_id = k.p AND cases.status IN ({statuses}) "
+    "ORDER BY e.id DESC LIMIT 1) AS case_id FROM {keys}"
+).replace("{statuses}", ", ".join(f"'{s}'" for s in _DEDUP))
+# PostgreSQL: three arrays, one short statement it can prepare (n counts from 1).
+_LATEST_LIVE_PG = text(_LATEST_LIVE.format(
+    keys="unnest(CAST(:d AS text[]), CAST(:c AS text[]), CAST(:p AS text[])) WITH ORDINALITY AS k(d, c, p, n)"))
+
+
 @functools.lru_cache(maxsize=128)
-def _latest_live_sql(n: int) -> TextClause:
+def _latest_live_sqlite(n: int) -> TextClause:
     """For n keys: each key's newest event whose case is live, as (k, case_id); a correlated subquery
     per key, which walks the problem index backwards and stops at the first hit."""
     rows = ", ".join(f"(:k{i}, :d{i}, :c{i}, :p{i})" for i in range(n))
-    statuses = ", ".join(f"'{s}'" for s in _DEDUP)
-    return text(
-        f"WITH k(n, d, c, p) AS (VALUES {rows}) "
-        "SELECT k.n, (SELECT e.case_id FROM events e JOIN cases ON cases.case_id = e.case_id "
-        f"WHERE e.device_id = k.d AND e.camera_id = k.c AND e.problem_id = k.p AND cases.status IN ({statuses}) "
-        "ORDER BY e.id DESC LIMIT 1) AS case_id FROM k"
-    )
+    return text(f"WITH k(n, d, c, p) AS (VALUES {rows}) " + _LATEST_LIVE.format(keys="k"))
 
 
 def start_burst(conn: Connection, observations: Iterable[Observation], now: datetime) -> Burst:
@@ -296,10 +300,15 @@ def start_burst(conn: Connection, observations: Iterable[Observation], now: date
     found: dict[tuple[str, str, str], CaseRow] = {}
     for i in range(0, len(keys), 100):
         chunk = keys[i:i + 100]
-        params: dict[str, object] = {}
-        for n, (d, c, p) in enumerate(chunk):
-            params.update({f"k{n}": n, f"d{n}": d, f"c{n}": c, f"p{n}": p})
-        case_of = {chunk[int(n)]: case_id for n, case_id in conn.execute(_latest_live_sql(len(chunk)), params)
+        if db.is_postgres(conn):
+            stmt, params = _LATEST_LIVE_PG, {"d": [k[0] for k in chunk], "c": [k[1] for k in chunk],
+                                             "p": [k[2] for k in chunk]}
+            base = 1
+        else:
+            stmt, params, base = _latest_live_sqlite(len(chunk)), {}, 0
+            for n, (d, c, p) in enumerate(chunk):
+                params.update({f"k{n}": n, f"d{n}": d, f"c{n}": c, f"p{n}": p})
+        case_of = {chunk[int(n) - base]: case_id for n, case_id in conn.execute(stmt, params)
                    if case_id is not None}
         if case_of:
             rows = {r.case_id: row_to_case(r) for r in conn.execute(
