@@ -2,7 +2,8 @@
 
 Per event: `snapshot.jpg` (the frame the rule fired on, original pixels), `annotated.jpg` (zone, box,
 class, dwell; heads blurred when `blur_faces`), `crop.jpg` (the object), and for `opened` a
-`clip.avi` (MJPEG in AVI) from `pre_s` before to `post_s` after. The clip's future half does not
+`clip.webm` (VP8, which browsers play inline; `clip.avi` MJPEG where OpenCV lacks VP8) from `pre_s`
+before to `post_s` after. The clip's future half does not
 exist when the rule fires, so an opened event waits in `pending` until its post-roll is in (or
 the stream ends) and only then goes to the sink, complete and hashed. Events leave in the order
 they were made, so a `cleared` never overtakes its own `opened`.
@@ -19,15 +20,16 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from cityeye import __version__
 from edge_agent.annotate import draw_box, draw_polygon
 from edge_agent.config import EvidenceConfig
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
+from protocol import __version__
 from protocol.messages import (
     GroundPoint,
     MediaKind,
@@ -55,18 +57,41 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
-def encode_clip(frames: Sequence[np.ndarray], fps: float, quality: int = 80) -> bytes:
-    """MJPEG-in-AVI bytes: every player and browser download handles it, and encoding is cheap."""
+@dataclass(frozen=True)
+class ClipFormat:
+    name: str
+    content_type: str
+    fourcc: str
+
+
+# VP8/WebM first: a reviewer's browser plays it inline (~40 ms a 768x576 frame, clips are short and
+# rare); MJPEG/AVI where this OpenCV build has no VP8 encoder: every player opens it.
+CLIP_FORMATS = (ClipFormat("clip.webm", "video/webm", "VP80"), ClipFormat("clip.avi", "video/x-msvideo", "MJPG"))
+
+
+def encode_clip(frames: Sequence[np.ndarray], fps: float, quality: int = 80) -> tuple[ClipFormat, bytes]:
+    """The clip in the first format this OpenCV build can write; (format, b"") for no frames."""
     if not frames:
-        return b""
+        return CLIP_FORMATS[-1], b""
     h, w = frames[0].shape[:2]
-    fd, path = tempfile.mkstemp(suffix=".avi")
+    for fmt in CLIP_FORMATS:
+        data = _write_clip(frames, fps, quality, fmt, (w, h))
+        if data:
+            return fmt, data
+    raise RuntimeError("OpenCV can write neither VP8/WebM nor MJPEG/AVI clips")
+
+
+def _write_clip(frames: Sequence[np.ndarray], fps: float, quality: int, fmt: ClipFormat,
+                size_wh: tuple[int, int]) -> bytes:
+    fd, path = tempfile.mkstemp(suffix=Path(fmt.name).suffix)
     os.close(fd)
     try:
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), max(fps, 0.5), (w, h))
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fmt.fourcc), max(fps, 0.5), size_wh)
+        if not writer.isOpened():
+            return b""
         writer.set(cv2.VIDEOWRITER_PROP_QUALITY, quality)
         for image in frames:
-            writer.write(image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h)))
+            writer.write(image if image.shape[1::-1] == size_wh else cv2.resize(image, size_wh))
         writer.release()
         with open(path, "rb") as f:
             return f.read()
@@ -208,8 +233,8 @@ class EvidenceBuilder:
             crop = crop_box(image, u.xyxy, self.config.crop_margin)
             files.append(("crop.jpg", MediaKind.CROP, "image/jpeg", encode_jpeg(crop, q)))
         if p.wants_clip and p.clip:
-            clip = encode_clip([f.image for f in p.clip], self.clip_fps, quality=min(q, 80))
-            files.append(("clip.avi", MediaKind.CLIP, "video/x-msvideo", clip))
+            fmt, clip = encode_clip([f.image for f in p.clip], self.clip_fps, quality=min(q, 80))
+            files.append((fmt.name, MediaKind.CLIP, fmt.content_type, clip))
         refs = [MediaRef(name=n, kind=k, content_type=ct, size=len(b), sha256=sha256_hex(b))  # type: ignore[arg-type]
                 for n, k, ct, b in files]
         wh = p.frame.resolution_wh

@@ -84,7 +84,7 @@ class MediaRef(WireModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     kind: MediaKind
-    content_type: Literal["image/jpeg", "video/mp4", "video/x-msvideo", "video/x-motion-jpeg"]
+    content_type: Literal["image/jpeg", "video/webm", "video/mp4", "video/x-msvideo", "video/x-motion-jpeg"]
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 

@@ -109,7 +109,7 @@ def test_events_are_written_with_media_that_decode_and_match_hashes(parking_run)
         assert event.box.x1 > 0.8 and event.box.y2 < 0.25
         folder = out / event.event_id
         names = {m.name: m for m in event.media}
-        assert set(names) == {"snapshot.jpg", "annotated.jpg", "crop.jpg", "clip.avi"}
+        assert set(names) == {"snapshot.jpg", "annotated.jpg", "crop.jpg", "clip.webm"}
         for ref in event.media:
             data = (folder / ref.name).read_bytes()
             assert len(data) == ref.size and sha256_hex(data) == ref.sha256
@@ -119,7 +119,7 @@ def test_events_are_written_with_media_that_decode_and_match_hashes(parking_run)
         assert snap.shape == annotated.shape == (576, 768, 3)
         assert crop.shape[0] < 200 and crop.shape[1] < 200
         assert np.abs(snap.astype(int) - annotated.astype(int)).mean() > 0.5  # drawn on a copy
-        cap = cv2.VideoCapture(str(folder / "clip.avi"))
+        cap = cv2.VideoCapture(str(folder / "clip.webm"))
         frames = 0
         while cap.read()[0]:
             frames += 1
