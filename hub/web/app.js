@@ -542,17 +542,18 @@ async function openBlob(path) {
 function clipFigure(c, clip) {
   const caption = h("figcaption", {}, h("span", {}, "Clip 视频"));
   if (!clip) return h("figure", {}, h("div", { class: "placeholder" }, "no clip"), caption);
-  const name = `${c.case_id}-clip.${clip.content_type.includes("avi") ? "avi" : "bin"}`;
+  const ext = { "video/webm": "webm", "video/x-msvideo": "avi", "video/mp4": "mp4" }[clip.content_type] || "bin";
+  const name = `${c.case_id}-clip.${ext}`;
   const dl = h("button", { class: "btn small", type: "button", onclick: () => download(clip.url, name) }, "Download");
   caption.append(dl);
-  const video = h("video", { controls: true, preload: "metadata", muted: true });
+  const video = h("video", { controls: true, preload: "metadata", muted: true, id: "clip-video" });
   if (video.canPlayType(clip.content_type)) {
     blobUrl(clip.url).then((u) => { if (u) video.src = u; });
     return h("figure", {}, video, caption);
   }
   return h("figure", {},
     h("div", { class: "placeholder", id: "clip-fallback" },
-      h("div", {}, `This browser cannot play ${clip.content_type} (MJPEG AVI) inline.`, h("br"),
+      h("div", {}, `This browser cannot play ${clip.content_type} inline.`, h("br"),
         h("button", { class: "btn small", type: "button", style: "margin-top:8px", onclick: () => download(clip.url, name) },
           `Download clip (${fmtBytes(clip.size)})`))),
     caption);
