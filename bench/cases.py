@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/cases.py [--events 2000] [--pg postgresql://postgres@127.0.0.1:5432/test]
 
-One run prints: SQLite (1 process), PostgreSQL with 1 worker process and with 4, and the ratios. The
-stream is a street's: 40 cameras, 200 places, problems reported again and again (most events join an
-open case), every event with a 2 KB snapshot written content-addressed. With 4 workers each process
-ingests its own events of the same places, so deciders contend on the same dedup locks.
+One run prints: SQLite (1 process), PostgreSQL with 1 worker process and with 4, and the ratios, each
+storing one event per transaction (`Store.ingest_event`) and in bursts (`Store.ingest_events`, as hub
+ingest does with what arrived together; --batch). The stream is a street's: 40 cameras, 200 places,
+problems reported again and again (most events join an open case), every event with a 2 KB snapshot
+written content-addressed. With 4 workers each process ingests its own events of the same places, so
+deciders contend on the same dedup locks. Both modes must end with the same number of cases.
 PostgreSQL runs in a fresh schema of the given database, dropped afterwards.
 """
 
@@ -52,22 +54,32 @@ def make_stream(worker: int, n: int) -> list[tuple[ProblemEvent, dict[str, bytes
     return out
 
 
-def _worker(url: str, data_dir: str, worker: int, n: int, fsync: bool, barrier: Any, results: Any) -> None:
+def _worker(url: str, data_dir: str, worker: int, n: int, fsync: bool, batch: int, barrier: Any,
+            results: Any) -> None:
     from hub.main import open_store
     from hub.settings import HubSettings
+    from hub.store import IngestItem
 
     store = open_store(HubSettings(db_url=url, data_dir=Path(data_dir), evidence_fsync=fsync))
     stream = make_stream(worker, n)
     barrier.wait()
     start = time.perf_counter()
     created = 0
-    for seq, (event, media) in enumerate(stream):
-        created += store.ingest_event(event, media, manifest=b"m", signature=b"s", seq=seq).created
+    if batch == 1:
+        for seq, (event, media) in enumerate(stream):
+            created += store.ingest_event(event, media, manifest=b"m", signature=b"s", seq=seq).created
+    else:
+        for i in range(0, len(stream), batch):
+            items = [IngestItem(e, m, b"m", b"s", i + k) for k, (e, m) in enumerate(stream[i:i + batch])]
+            for r in store.ingest_events(items):
+                if isinstance(r, Exception):
+                    raise r
+                created += r.created
     results.put((time.perf_counter() - start, created))
     store.close()
 
 
-def run(url: str, data_dir: Path, workers: int, n: int, fsync: bool) -> tuple[float, int]:
+def run(url: str, data_dir: Path, workers: int, n: int, fsync: bool, batch: int = 1) -> tuple[float, int]:
     """Events/s over all workers (wall clock from a common start), and cases created."""
     from hub import db
 
@@ -76,7 +88,7 @@ def run(url: str, data_dir: Path, workers: int, n: int, fsync: bool) -> tuple[fl
     engine.dispose()
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(workers + 1), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(url, str(data_dir), w, n, fsync, barrier, results))
+    procs = [ctx.Process(target=_worker, args=(url, str(data_dir), w, n, fsync, batch, barrier, results))
              for w in range(workers)]
     for p in procs:
         p.start()
@@ -95,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test", help="PostgreSQL database")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--no-fsync", action="store_true", help="evidence_fsync=False (not power-cut safe)")
+    parser.add_argument("--batch", type=int, default=32, help="events per burst in the burst runs")
     args = parser.parse_args(argv)
 
     import psycopg
@@ -105,31 +118,40 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.OperationalError as exc:
         print(f"PostgreSQL at {args.pg} is not reachable ({exc}); SQLite only", file=sys.stderr)
         admin = None
-    rows = []
+    fsync = not args.no_fsync
+    table: dict[str, dict[int, tuple[float, int]]] = {}  # store -> batch -> (events/s, cases)
     with tempfile.TemporaryDirectory() as tmp:
-        sqlite_url = f"sqlite:///{Path(tmp) / 'hub.db'}"
-        rows.append(("SQLite, 1 process", *run(sqlite_url, Path(tmp), 1, args.events, not args.no_fsync)))
-        if admin is not None:
+        for batch in (1, args.batch):
+            name = f"sqlite_{batch}"
+            url = f"sqlite:///{Path(tmp) / name / 'hub.db'}"
+            (Path(tmp) / name).mkdir()
+            table.setdefault("SQLite, 1 process", {})[batch] = run(url, Path(tmp) / name, 1, args.events, fsync, batch)
+            if admin is None:
+                continue
             for workers in (1, args.workers):
-                name = f"{schema}_{workers}"
+                name = f"{schema}_{workers}_{batch}"
                 admin.execute(f"CREATE SCHEMA {name}")
                 try:
                     url = f"{args.pg}?options=-csearch_path%3D{name}"
-                    rows.append((f"PostgreSQL, {workers} worker(s)", *run(url, Path(tmp) / name, workers, args.events,
-                                                                      not args.no_fsync)))
+                    table.setdefault(f"PostgreSQL, {workers} worker(s)", {})[batch] = run(
+                        url, Path(tmp) / name, workers, args.events, fsync, batch)
                 finally:
                     admin.execute(f"DROP SCHEMA {name} CASCADE")
-            admin.close()
-    print(f"evidence fsync: {'off' if args.no_fsync else 'on'}; {args.events} events per worker; "
+    if admin is not None:
+        admin.close()
+    print(f"evidence fsync: {'on' if fsync else 'off'}; {args.events} events per worker; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'store':28} {'events/s':>10} {'cases':>7}")
-    for name, rate, cases in rows:
-        print(f"{name:28} {rate:10.0f} {cases:7d}")
-    if len(rows) == 3:
-        sqlite, pg1, pgn = (r[1] for r in rows)
-        print(f"PostgreSQL 1 worker / SQLite: {pg1 / sqlite:.2f}x")
-        print(f"PostgreSQL {args.workers} workers / 1 worker: {pgn / pg1:.2f}x")
-        print(f"PostgreSQL {args.workers} workers / SQLite: {pgn / sqlite:.2f}x")
+    print(f"{'store':28} {'1 event/tx':>12} {f'{args.batch}/tx burst':>14} {'burst/1':>8} {'cases':>7}")
+    for name, by_batch in table.items():
+        one, burst = by_batch[1], by_batch[args.batch]
+        print(f"{name:28} {one[0]:12.0f} {burst[0]:14.0f} {burst[0] / one[0]:7.1f}x {burst[1]:7d}")
+        assert one[1] == burst[1], f"{name}: {one[1]} cases one by one, {burst[1]} in bursts"
+    if len(table) == 3:
+        (_, sqlite), (_, pg1), (_, pgn) = table.items()
+        for label, b in (("1 event/tx", 1), ("bursts", args.batch)):
+            print(f"{label:>10}: PostgreSQL 1 worker / SQLite {pg1[b][0] / sqlite[b][0]:.2f}x; "
+                  f"{args.workers} workers / 1 worker {pgn[b][0] / pg1[b][0]:.2f}x; "
+                  f"{args.workers} workers / SQLite {pgn[b][0] / sqlite[b][0]:.2f}x")
     return 0
 
 
