@@ -110,6 +110,8 @@ def _run_checks(proc: subprocess.Popen, data: Path, api_port: int, log: Path) ->
     # 3. a reviewer confirms one: it is filed
     confirmed = api.call("POST", f"/cases/{cases[0]['case_id']}/confirm", {"note": "seen on the snapshot"})
     assert confirmed["status"] == "filed"
+    dispatched = api.call("POST", f"/cases/{cases[0]['case_id']}/dispatch", {"unit": "east-squad"})
+    assert dispatched["status"] == "dispatched" and dispatched["unit"] == "east-squad"
 
     # 4. kill the agent mid-clip; the demo restarts it and the clip plays again from the start
     counts = {c["case_id"]: c["event_count"] for c in api.cases()}
@@ -127,7 +129,7 @@ def _run_checks(proc: subprocess.Popen, data: Path, api_port: int, log: Path) ->
     _wait(lambda: not _alive(restarted_pid), 120, "the second pass to end", proc, log)
     final = api.cases()
     assert {c["case_id"] for c in final} == set(counts), "the restart must not open new cases"
-    assert {c["case_id"]: c["status"] for c in final}[cases[0]["case_id"]] == "filed"
+    assert {c["case_id"]: c["status"] for c in final}[cases[0]["case_id"]] == "dispatched"
 
     # 5. Ctrl-C stops the demo cleanly
     os.killpg(proc.pid, signal.SIGINT)

@@ -48,6 +48,16 @@ DEMO_CAMERA: dict[str, Any] = {
 }
 
 
+# Responsible units the demo's cases can be dispatched to (district squad for the camera, a fallback).
+DEMO_HUB_SETTINGS: dict[str, Any] = {
+    "units": [
+        {"id": "east-squad", "name": "东区城管中队 East district squad", "cameras": [CAMERA_ID]},
+        {"id": "sanitation", "name": "环卫所 Sanitation station"},
+    ],
+    "default_unit": "east-squad",
+}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "demo", help="run hub + edge agent on sample footage and show cases as they open",
@@ -105,6 +115,7 @@ class Demo:
         finally:
             store.close()
         (self.data / "token.txt").write_text(self.token + "\n")
+        (self.data / "hub.yaml").write_text(yaml.safe_dump(DEMO_HUB_SETTINGS, sort_keys=False, allow_unicode=True))
         camera = {**DEMO_CAMERA, "source": self.video, "loop": self.loop}
         (self.data / "camera.yaml").write_text(yaml.safe_dump(camera, sort_keys=False))
 
@@ -115,8 +126,8 @@ class Demo:
         (self.data / f"{name}.pid").write_text(f"{self.procs[name].pid}\n")
 
     def start_hub(self) -> None:
-        self._spawn("hub", ["hub", "serve", "--data", str(self.data / "hub"), "--api", self.api,
-                            "--zmq", f"tcp://127.0.0.1:{self.zmq_port}"])
+        self._spawn("hub", ["hub", "serve", "--data", str(self.data / "hub"), "--config", str(self.data / "hub.yaml"),
+                            "--api", self.api, "--zmq", f"tcp://127.0.0.1:{self.zmq_port}"])
 
     def start_agent(self) -> None:
         self.agent_runs += 1
