@@ -3,12 +3,17 @@
 The only path component ever derived from outside is the hash, and only after it matches
 `^[0-9a-f]{64}$`; names sent by a client are metadata, never paths.
 
-Durability: a file is written under a temporary name, its data is synced, it is renamed to its hash,
-and the directory entry is synced, all before `put`/`put_many` returns (so before the database commit
-that refers to it). `put_many` does this for a whole burst at once: the syncs run in parallel on a
-small I/O pool, so the filesystem folds them into a few journal commits instead of one per file.
-A file that is already there under its hash is re-read and re-hashed before being trusted, so a file
-damaged by a crash is rewritten by the next copy of the same evidence instead of being kept forever.
+Durability: `stage` writes each file under a temporary name and renames it to its hash (atomic, so a
+reader never sees half a file); `finish` then syncs the file's data and its directory entries. Both
+happen before `put`/`put_many` returns, so before the database commit that refers to the file. For a
+burst the syncs run in parallel on a small I/O pool, in one round, so the filesystem folds them into
+a few journal commits instead of one or two per file.
+
+A crash between rename and sync can leave a file under its hash whose bytes never reached the disk;
+no committed event refers to it (the commit waits for the sync), and the next copy of that evidence
+finds it: a file that is already there is re-read and re-hashed before being trusted (and rewritten
+when damaged), and synced again like a new one, so an event is never committed on another writer's
+unsynced file.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,71 +71,55 @@ class EvidenceStore:
         One blob's error (wrong hash, disk trouble) does not fail the others."""
         return self.finish(self.stage(blobs, parallel=parallel), parallel=parallel)
 
-    def stage(self, blobs: Sequence[tuple[Buffer, str | None]], *, parallel: bool = True
-              ) -> list[Staged | EvidenceError | OSError]:
-        """First half of `put_many`: check hashes and write temp files (nothing visible, nothing synced)."""
+    def stage(self, blobs: Sequence[tuple[Buffer, str | None]], *, parallel: bool = True,
+              trusted: bool = False) -> list[Staged | EvidenceError | OSError]:
+        """First half of `put_many`: check hashes, write and rename the files (nothing synced yet).
+        `trusted`: each expected hash was computed from these very bytes by the caller; not hashed again."""
         run = self._map if parallel and len(blobs) > 1 else _serial_map
-        return run(self._stage, blobs)  # type: ignore[no-any-return]
+        return run(lambda blob: self._stage(blob, trusted), blobs)  # type: ignore[no-any-return]
 
     def finish(self, staged: Sequence[Staged | EvidenceError | OSError], *, parallel: bool = True
                ) -> list[str | EvidenceError | OSError]:
-        """Second half of `put_many`: sync the temp files, rename them to their hashes, sync the directories."""
+        """Second half of `put_many`: sync the files' data and their directories, all in one round."""
         run = self._map if parallel and len(staged) > 1 else _serial_map
-        pending = [s for s in staged if isinstance(s, Staged) and s.tmp is not None]
-        if pending:
-            if self.fsync:
-                for s, err in zip(pending, run(_sync_file, pending), strict=True):
-                    s.error = err
-            for s in pending:
-                if s.error is None:
-                    try:
-                        os.replace(s.tmp, s.target)  # type: ignore[arg-type]  # atomic
-                    except OSError as exc:
-                        s.error = exc
-                if s.error is not None:
-                    Path(s.tmp).unlink(missing_ok=True)  # type: ignore[arg-type]
-            if self.fsync:
-                dirs = sorted({d for s in pending if s.error is None for d in s.dirs_to_sync(self.root)})
-                failed = {d: e for d, e in zip(dirs, run(_sync_dir, dirs), strict=True) if e is not None}
-                for s in pending:
-                    bad = [failed[d] for d in s.dirs_to_sync(self.root) if d in failed]
-                    if s.error is None and bad:
-                        s.error = bad[0]
-        out: list[str | EvidenceError | OSError] = []
-        for s in staged:
-            if isinstance(s, Staged):
-                out.append(s.error if s.error is not None else s.digest)
-            else:
-                out.append(s)
-        return out
+        good = [s for s in staged if isinstance(s, Staged)]
+        if self.fsync and good:
+            files = sorted({s.target for s in good})
+            dirs = sorted({d for s in good for d in s.dirs_to_sync(self.root)})
+            errors = dict(zip(files + dirs, run(_sync_path, files + dirs), strict=True))
+            for s in good:
+                bad = [errors[p] for p in (s.target, *s.dirs_to_sync(self.root)) if errors[p] is not None]
+                s.error = bad[0] if bad else None
+        return [(s.error if s.error is not None else s.digest) if isinstance(s, Staged) else s for s in staged]
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run `fn` on the evidence I/O pool (e.g. `finish` while the database does its part)."""
         return self._executor().submit(fn, *args)
 
-    def _stage(self, blob: tuple[Buffer, str | None]) -> Staged | EvidenceError | OSError:
-        """Hash, and unless a good copy exists, write to a temp file (not yet synced or renamed)."""
+    def _stage(self, blob: tuple[Buffer, str | None], trusted: bool = False) -> Staged | EvidenceError | OSError:
         data, expect = blob
-        digest = hashlib.sha256(data).hexdigest()
+        digest = expect if trusted and expect is not None else hashlib.sha256(data).hexdigest()
         if expect is not None and digest != expect:
             return EvidenceError(f"content hash {digest} does not match the declared {expect}")
         target = self.path(digest)
         try:
             if _intact(target, digest, len(data)):
-                return Staged(digest, target, None)
+                return Staged(digest, target)
             new_dir = not target.parent.is_dir()
             if new_dir:
                 target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            tmp = target.parent / f".tmp-{digest[:16]}-{threading.get_ident()}-{os.getpid()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)  # atomic; concurrent writers of the same hash write equal bytes
         except OSError as exc:
             return exc
-        return Staged(digest, target, tmp, new_dir)
+        return Staged(digest, target, new_dir)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -155,12 +143,12 @@ class EvidenceStore:
 
 
 class Staged:
-    """A blob whose hash is checked: `tmp` holds its bytes until `finish`, or None when already stored."""
+    """A blob under its hash (written now, or found intact), waiting for `finish` to sync it."""
 
-    __slots__ = ("digest", "error", "new_dir", "target", "tmp")
+    __slots__ = ("digest", "error", "new_dir", "target")
 
-    def __init__(self, digest: str, target: Path, tmp: str | None, new_dir: bool = False) -> None:
-        self.digest, self.target, self.tmp, self.new_dir = digest, target, tmp, new_dir
+    def __init__(self, digest: str, target: Path, new_dir: bool = False) -> None:
+        self.digest, self.target, self.new_dir = digest, target, new_dir
         self.error: OSError | None = None
 
     def dirs_to_sync(self, root: Path) -> list[Path]:
@@ -183,26 +171,15 @@ def _intact(target: Path, digest: str, size: int) -> bool:
         return False
 
 
-def _sync_file(staged: Staged) -> OSError | None:
-    try:
-        fd = os.open(staged.tmp, os.O_RDONLY)  # type: ignore[arg-type]
-        try:
-            _datasync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        return exc
-    return None
-
-
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
-def _sync_dir(path: Path) -> OSError | None:
+def _sync_path(path: Path) -> OSError | None:
+    """fdatasync a file, fsync a directory; the error instead of raising it."""
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            (os.fsync if path.is_dir() else _datasync)(fd)
         finally:
             os.close(fd)
     except OSError as exc:
