@@ -5,11 +5,19 @@ hashes, the device's Ed25519 signature, the JPEGs, the per-device hash chain, an
 store. The ACK goes out after the store has committed; a duplicate is re-ACKed; what can never
 succeed is NACKed with its reason; a store failure (transient) gets no reply so the agent resends.
 No message from one peer can stop the loop: every failure is confined to that message.
+
+Threads: the loop thread owns the socket; it receives a burst, admits it, and runs the checks on a
+small pool (hashing, Ed25519, JPEG structure all release the GIL or are short). Events that pass go
+to the committer thread, which stores everything waiting as one burst (`Store.ingest_events`: evidence
+synced, one transaction) and hands the results back; the loop thread then sends the ACKs. So the next
+burst is received and checked while the previous one is being made durable.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -55,8 +63,9 @@ class IngestConfig(BaseModel):
     device_refresh_s: float = Field(default=1.0, gt=0, description="how soon a revocation bites")
     poll_ms: int = Field(default=200, gt=0, le=1000)
     rcvhwm: int = Field(default=100, gt=0, description="per peer; agents keep only a few events in flight")
-    batch: int = Field(default=64, ge=1, le=1024, description="events checked and stored per burst")
-    workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG, fsync")
+    batch: int = Field(default=64, ge=1, le=1024, description="events received and checked per burst")
+    workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks")
+    max_in_store: int = Field(default=256, ge=1, description="events being stored at once; beyond, stop reading")
 
     @property
     def limits(self) -> Limits:
@@ -105,6 +114,9 @@ class IngestLoop:
         self.stats = IngestStats()
         self._chain: dict[str, tuple[int, str]] = {}  # device -> (last seq, its manifest hash)
         self._pool: ThreadPoolExecutor | None = None
+        self._work: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()  # to the committer
+        self._done: queue.SimpleQueue[tuple[list[_Pending], list[Any], float]] = queue.SimpleQueue()
+        self._in_store = 0  # events handed to the committer and not yet answered
         self.ready = threading.Event()  # set once bound: tests and `hub serve` wait on it
 
     def run(self) -> None:
@@ -153,15 +165,38 @@ class IngestLoop:
         return sock
 
     def _loop(self, sock: zmq.Socket) -> None:
-        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="ingest-check") as pool:
-            self._pool = pool
-            while not self.stop_event.is_set():
-                if sock.poll(self.config.poll_ms):
-                    self._serve_burst(sock)
+        """Receive and check on this thread; store on the committer thread, so the next burst is
+        received and checked while the previous one is made durable and committed."""
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        committer = threading.Thread(target=self._commit_loop, args=(wake_w,), name="ingest-commit", daemon=True)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(wake_r, zmq.POLLIN)
+        try:
+            with ThreadPoolExecutor(self.config.workers, thread_name_prefix="ingest-check") as pool:
+                self._pool = pool
+                committer.start()
+                while not self.stop_event.is_set():
+                    full = self._in_store >= self.config.max_in_store
+                    poller.modify(sock, 0 if full else zmq.POLLIN)
+                    ready = dict(poller.poll(self.config.poll_ms))
+                    if wake_r in ready:
+                        _drain(wake_r)
+                        self._deliver(sock)
+                    if ready.get(sock) and not full:
+                        self._serve_burst(sock)
+        finally:
+            self._work.put(None)
+            if committer.ident is not None:
+                committer.join()
+            self._deliver(sock)  # ACK what committed before the socket closes; the rest is resent
+            os.close(wake_r)
+            os.close(wake_w)
 
     def _serve_burst(self, sock: zmq.Socket) -> None:
-        """Take what is queued (up to `batch`), answer what is answerable at once, then check and
-        store the events as a batch: the CPU-heavy checks and evidence fsyncs run in parallel."""
+        """Take what is queued (up to `batch`), answer what is answerable at once, check the events
+        (in parallel) and hand the good ones to the committer."""
         batch: list[_Pending] = []
         for _ in range(self.config.batch):
             try:
@@ -178,8 +213,51 @@ class IngestLoop:
                 batch.append(outcome)
             elif outcome is not None:
                 self._send(sock, frames[0].bytes, outcome)
-        for routing_id, reply in self.process(batch):
+        nacks, survivors = self.check(batch)
+        for routing_id, reply in nacks:
             self._send(sock, routing_id, reply)
+        if survivors:
+            self._in_store += len(survivors)
+            self._work.put(survivors)
+
+    def _commit_loop(self, wake_w: int) -> None:
+        """The committer thread: store everything that waits as one burst, post the results."""
+        while True:
+            burst = self._work.get()
+            if burst is None:
+                return
+            while len(burst) < self.config.max_in_store:  # what arrived meanwhile joins this burst
+                try:
+                    more = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._work.put(None)
+                    break
+                burst += more
+            t0 = time.perf_counter()
+            items = [IngestItem(p.msg.event, p.msg.media, bytes(p.msg.manifest_bytes), bytes(p.msg.signature),
+                                p.msg.header.seq) for p in burst]
+            try:
+                results: list[IngestResult | Exception] = self.store.ingest_events(items)
+            except Exception as exc:  # the store is down or broken: no replies, the agents resend
+                results = [exc] * len(items)
+            self._done.put((burst, results, time.perf_counter() - t0))
+            os.write(wake_w, b"\0")
+
+    def _deliver(self, sock: zmq.Socket) -> None:
+        """Reply to what the committer finished (on this thread: it owns the socket and the stats)."""
+        while True:
+            try:
+                burst, results, seconds = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self._time("store", seconds)
+            self._in_store -= len(burst)
+            for item, result in zip(burst, results, strict=True):
+                reply = self._reply(item.msg, result)
+                if reply is not None:
+                    self._send(sock, item.routing_id, reply)
 
     def _send(self, sock: zmq.Socket, routing_id: bytes, reply: list[bytes]) -> None:
         try:
@@ -226,37 +304,22 @@ class IngestLoop:
         self.stats.heartbeats += 1
         return None
 
-    def process(self, batch: list[_Pending]) -> list[tuple[bytes, list[bytes]]]:
-        """Verify (parallel), chain-check (in order), then store the survivors as one burst: their
-        evidence is made durable together and they commit in one transaction; ACK what committed."""
+    def check(self, batch: list[_Pending]) -> tuple[list[tuple[bytes, list[bytes]]], list[_Pending]]:
+        """Verify (parallel) and chain-check (in order): NACKs for the bad, and the events to store."""
         if not batch:
-            return []
-        replies: list[tuple[bytes, list[bytes]]] = []
+            return [], []
+        nacks: list[tuple[bytes, list[bytes]]] = []
         survivors: list[_Pending] = []
         t0 = time.perf_counter()
         verdicts = self._map(self._verify, batch)
-        t1 = time.perf_counter()
         for item, verdict in zip(batch, verdicts, strict=True):
             verdict = verdict or self._chain_verdict(item.msg)
             if verdict is None:
                 survivors.append(item)
             else:
-                replies.append((item.routing_id, self._nack(verdict, item.msg.header.event_id,
-                                                            item.msg.header.seq)))
-        if survivors:
-            items = [IngestItem(p.msg.event, p.msg.media, bytes(p.msg.manifest_bytes), bytes(p.msg.signature),
-                                p.msg.header.seq) for p in survivors]
-            try:
-                results = self.store.ingest_events(items)
-            except Exception as exc:  # the store is down or broken: no replies, the agents resend
-                results = [exc] * len(items)
-            for item, result in zip(survivors, results, strict=True):
-                reply = self._reply(item.msg, result)
-                if reply is not None:
-                    replies.append((item.routing_id, reply))
-        self._time("verify", t1 - t0)
-        self._time("store", time.perf_counter() - t1)
-        return replies
+                nacks.append((item.routing_id, self._nack(verdict, item.msg.header.event_id, item.msg.header.seq)))
+        self._time("verify", time.perf_counter() - t0)
+        return nacks, survivors
 
     def _time(self, stage: str, seconds: float) -> None:
         self.stats.stage_s[stage] = self.stats.stage_s.get(stage, 0.0) + seconds
@@ -312,6 +375,14 @@ class IngestLoop:
         self.stats.nack_reasons[key] = self.stats.nack_reasons.get(key, 0) + 1
         log.warning("NACK %s seq %s: %s", event_id, seq, reason)
         return encode_nack(Reply(event_id=event_id, seq=seq, reason=reason[:1000]))
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def run_ingest(config: IngestConfig, store: IngestStore, stop_event: threading.Event) -> IngestLoop:
