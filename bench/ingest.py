@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -87,11 +88,14 @@ def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, o
     from hub.store import Store
 
     store = Store.open(None, Path(data_dir), evidence_fsync=fsync)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime
     loop = IngestLoop(IngestConfig(bind=endpoint, data_dir=Path(data_dir)), store, stop)  # type: ignore[arg-type]
     threading.Thread(target=lambda: (loop.ready.wait(), ready.set()), daemon=True).start()
     loop.run()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     out.put({"events": loop.stats.events, "acked": loop.stats.acked, "nacked": loop.stats.nacked,
-             "stage_s": loop.stats.stage_s})
+             "stage_s": loop.stats.stage_s, "cpu_s": usage.ru_utime + usage.ru_stime - cpu0})
 
 
 def echo_process(endpoint: str, ready: mp.Event, stop: mp.Event) -> None:
@@ -180,6 +184,11 @@ def report(name: str, seconds: float, results: list[Result]) -> float:
     return n / seconds
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def free_port() -> int:
     import socket
 
@@ -224,7 +233,9 @@ def main() -> int:
                                                        not args.no_fsync))
         hub.start()
         ready.wait(30)
+        cpu0 = _cpu()
         full_s, full = drive(endpoint, list(bundles), events, args.window)
+        agents_cpu = _cpu() - cpu0
         stop.set()
         stats = hub_stats.get(timeout=30)
         hub.join(10)
@@ -237,6 +248,9 @@ def main() -> int:
         n = max(1, stats["acked"])
         stages = "  ".join(f"{k} {v / n * 1000:.2f}" for k, v in stats["stage_s"].items())
         print(f"hub time per event (ms, wall, parallel stages overlap threads): {stages}")
+        print(f"CPU per event (ms, user+sys): hub {stats['cpu_s'] / n * 1000:.2f}, agents "
+              f"{agents_cpu / n * 1000:.2f}; busy {(stats['cpu_s'] + agents_cpu) / full_s:.2f} of "
+              f"{os.cpu_count()} CPUs")
         print(f"ratio full/bare: {full_rate / bare_rate:.3f}   target >= 2000 events/s: "
               f"{'met' if full_rate >= 2000 else 'NOT met'}")
     return 0
