@@ -7,10 +7,14 @@ description but never fetched (the hub makes no requests to addresses a client c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -19,8 +23,47 @@ from hub import casework, classes, db
 from hub.auth import Principal, resolve_token
 from hub.dependencies import READERS, STAFF, StoreDep, bearer
 from hub.lifecycle import OPEN311_CLOSED, CaseStatus, Role
+from hub.store import StoreError
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+class GeoReportError(BaseModel):
+    code: int
+    description: str
+
+
+def georeport_error(status: int, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error as GeoReport v2 has it: a list of {code, description}, with the HTTP status."""
+    return JSONResponse([{"code": status, "description": description}], status, headers=headers)
+
+
+class GeoReportRoute(APIRoute):
+    """Every error of an Open311 route, its auth dependency's included, in the GeoReport v2 shape
+    (civic tools parse that, not this API's {"detail": ...}). Malformed input is a 400, as in the spec."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                return georeport_error(exc.status_code, str(exc.detail), dict(exc.headers or {}) or None)
+            except RequestValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
+                return georeport_error(400, f"{where}: {err['msg']}" if where else str(err["msg"]))
+            except StoreError as exc:
+                return georeport_error(400, str(exc))
+
+        return route
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": list[GeoReportError], "description": text}
+    for code, text in ((400, "invalid input or unknown service_code"), (401, "missing or unknown api_key"),
+                       (403, "role not allowed"), (404, "no such service request"))
+}
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=GeoReportRoute, responses=_ERRORS)
 
 
 async def open311_user(

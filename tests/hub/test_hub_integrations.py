@@ -55,11 +55,21 @@ def test_open311(client: Any, store: Store, tokens: Headers) -> None:
     listed = client.get("/open311/v2/requests.json", params={"api_key": key, "status": "open"}).json()
     assert request_id in [r["service_request_id"] for r in listed]
     assert client.get("/open311/v2/requests.json", params={"status": "closed"}, headers=tokens["reader"]).json() == []
-    assert client.post("/open311/v2/requests.json", data={**form, "service_code": "nope"}).status_code == 400
-    assert client.post("/open311/v2/requests.json", data={**form, "api_key": "x"}).status_code == 401
     reader_key = tokens["reader"]["Authorization"].split()[1]
-    assert client.post("/open311/v2/requests.json", data={**form, "api_key": reader_key}).status_code == 403
-    assert client.get("/open311/v2/requests/none.json", headers=tokens["reader"]).status_code == 404
+    # Errors as GeoReport v2 has them: [{"code": ..., "description": ...}]
+    for response, code, words in (
+        (client.post("/open311/v2/requests.json", data={**form, "service_code": "nope"}), 400, "unknown service_code"),
+        (client.post("/open311/v2/requests.json", data={**form, "lat": "north"}), 400, "lat"),
+        (client.post("/open311/v2/requests.json", data={**form, "api_key": "x"}), 401, "api_key"),
+        (client.post("/open311/v2/requests.json", data={**form, "api_key": reader_key}), 403, "may not POST"),
+        (client.get("/open311/v2/requests/none.json", headers=tokens["reader"]), 404, "no service request"),
+        (client.get("/open311/v2/requests.json", params={"status": "x"}, headers=tokens["reader"]), 400, "status"),
+    ):
+        assert response.status_code == code, response.text
+        body = response.json()
+        assert isinstance(body, list) and body[0]["code"] == code and words in body[0]["description"], body
+    assert client.post("/open311/v2/requests.json", data={**form, "api_key": "x"}).headers["www-authenticate"]
+    assert "detail" in client.get("/cases/none", headers=tokens["reader"]).json()  # the rest of the API: unchanged
 
 
 def test_server_sent_events(client: Any, store: Store, tokens: Headers) -> None:
