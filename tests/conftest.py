@@ -1,21 +1,13 @@
-"""Shared test fixtures: paths to ../shared sample data, skipping with a reason when absent."""
+"""Shared test fixtures: the sample data in ../shared/fixtures (skipped with a reason when absent)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_FIXTURES, shared_file
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
-
-
-def shared_file(relative: str) -> Path:
-    """A file from ../shared/fixtures, or skip the test saying what is missing."""
-    path = SHARED_FIXTURES / relative
-    if not path.is_file():
-        pytest.skip(f"sample data {path} is absent (a clone without ../shared): nothing to test on")
-    return path
+__all__ = ["SHARED_FIXTURES", "shared_file"]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_file
+from shared_data import shared_file
 
 
 def _free_port() -> int:

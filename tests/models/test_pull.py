@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_tarball
+from tfjs_tiny import tiny_tarball
 
 from models.cache import cached, resolve
 from models.pull import PullError, download_verified, pull

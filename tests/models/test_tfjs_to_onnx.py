@@ -1,7 +1,7 @@
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import reference
+from tfjs_tiny import reference
 
 from models.tfjs_to_onnx import ConversionError, convert, convert_files, read_weights
 
