@@ -64,6 +64,14 @@ class Family(StrEnum):
     EMERGENCY = "emergency"  # 04 突发事件
     STREET_ORDER = "street_order"  # 05 街面秩序
     COMPONENT = "component"  # 部件: city furniture such as manhole covers, filed as a component
+    SENSOR = "sensor"  # IoT sensor alerts (gas, noise meters): no GB/T camera class, no detector
+
+
+class Intake(StrEnum):
+    """Who reports a class: edge cameras through a detector and a rule, or IoT sensors via the hub API."""
+
+    CAMERA = "camera"
+    SENSOR = "sensor"
 
 
 class Priority(StrEnum):
@@ -196,11 +204,13 @@ class ProblemClass(StrictModel):
     name_zh: str = Field(min_length=1)
     name_en: str = Field(min_length=1)
     family: Family
+    intake: Intake = Field(default=Intake.CAMERA, description="camera: a rule on detections; sensor: IoT "
+                           "alerts (POST /intake/sensor), no labels, rule, params or zone kinds")
     coco: bool = Field(description="a COCO-80 detector (the default model) can drive it")
-    labels: list[str] = Field(min_length=1, description="detector labels the rule looks at")
-    rule: RuleType
+    labels: list[str] = Field(default_factory=list, description="detector labels the rule looks at")
+    rule: RuleType | None = Field(default=None, description="the edge rule type (camera classes)")
     params: dict[str, Any] = Field(default_factory=dict, description="default rule parameters")
-    zone_kinds: list[ZoneKind] = Field(min_length=1, description="zone kinds the class is meant for")
+    zone_kinds: list[ZoneKind] = Field(default_factory=list, description="zone kinds the class is meant for")
     sla_hours: float = Field(gt=0, description="default handling deadline in working hours")
     priority: Priority = Priority.NORMAL
     keywords: list[str] = Field(default_factory=list)
@@ -208,6 +218,14 @@ class ProblemClass(StrictModel):
 
     @model_validator(mode="after")
     def _params_fit_rule(self) -> ProblemClass:
+        if self.intake is Intake.SENSOR:
+            extra = [name for name in ("labels", "rule", "params", "zone_kinds") if getattr(self, name)]
+            if extra or self.coco:
+                raise ValueError(f"a sensor class has no {', '.join(extra) or 'coco'}: cameras don't report it")
+            return self
+        missing = [name for name in ("labels", "rule", "zone_kinds") if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"a camera class needs {', '.join(missing)}")
         typed = self.typed_params()  # raises with the field path
         stray = typed.used_labels() - set(self.labels)
         if stray:
@@ -216,6 +234,9 @@ class ProblemClass(StrictModel):
 
     def typed_params(self, overrides: Mapping[str, Any] | None = None) -> RuleParams:
         """Default params merged with `overrides`, validated against this class's rule type."""
+        if self.rule is None:
+            raise ValueError(f"{self.id} is reported by {self.intake.value}s, not by a camera rule: "
+                             "it has no rule parameters")
         merged = {**self.params, **(overrides or {})}
         try:
             return PARAMS_BY_RULE[self.rule].model_validate(merged)
@@ -274,11 +295,14 @@ class Catalog(StrictModel):
         return [c.id for c in self.classes]
 
     def active_for(self, labels: Iterable[str]) -> tuple[list[ProblemClass], list[InactiveClass]]:
-        """Split classes into those the model's labels can drive and those missing labels."""
+        """Split camera classes into those the model's labels can drive and those missing labels
+        (sensor classes are neither: no model drives them)."""
         have = set(labels)
         active: list[ProblemClass] = []
         inactive: list[InactiveClass] = []
         for c in self.classes:
+            if c.intake is not Intake.CAMERA:
+                continue
             missing = [g for g in c.label_groups() if not g & have]
             if missing:
                 inactive.append(InactiveClass(c, tuple(sorted(set().union(*missing)))))

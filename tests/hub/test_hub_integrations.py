@@ -22,6 +22,17 @@ LAT, LON = 39.9165, 116.3971
 
 
 def test_sensor_alerts_and_manual_reports_share_dedup(client: Any, tokens: Headers) -> None:
+    # A methane sensor at a septic tank: repeats join one case; another sensor next to it opens its own.
+    gas = {"sensor_id": "septic-12", "alert_id": "ch4-0000001", "class_id": "methane_over_threshold",
+           "lat": LAT, "lon": LON, "value": 1.8, "threshold": 1.0, "measure_unit": "%LEL"}
+    first_gas = client.post("/intake/sensor", json=gas, headers=tokens["sensor"]).json()
+    again_gas = client.post("/intake/sensor", json=gas, headers=tokens["sensor"]).json()
+    later_gas = client.post("/intake/sensor", json={**gas, "alert_id": "ch4-0000002", "value": 2.4},
+                            headers=tokens["sensor"]).json()
+    assert first_gas["created"] and again_gas["duplicate"] and later_gas["case_id"] == first_gas["case_id"]
+    gas_case = client.get(f"/cases/{first_gas['case_id']}", headers=tokens["reader"]).json()
+    assert gas_case["class_id"] == "methane_over_threshold" and gas_case["source"] == "sensor"
+    assert gas_case["event_count"] == 2
     alert = {"sensor_id": "noise-7", "alert_id": "alert-000001", "class_id": "construction_noise",
              "lat": LAT, "lon": LON, "value": 82.5, "threshold": 70, "measure_unit": "dB"}
     first = client.post("/intake/sensor", json=alert, headers=tokens["sensor"]).json()

@@ -10,6 +10,7 @@ from protocol.catalog import (
     PARAMS_BY_RULE,
     Catalog,
     DwellParams,
+    Intake,
     RuleType,
     default_catalog,
     load_catalog,
@@ -41,16 +42,17 @@ def _entry(**over: object) -> dict[str, object]:
 
 def test_packaged_catalog_loads_with_unique_ids() -> None:
     catalog = load_catalog()
-    assert len(catalog) == 70
+    assert len(catalog) == 71
+    assert len([c for c in catalog if c.intake is Intake.CAMERA]) == 70  # the taxonomy's rows
     assert len(set(catalog.ids())) == len(catalog)
     assert default_catalog() is default_catalog()
 
 
 def test_every_rule_type_is_used_and_every_default_param_set_is_valid() -> None:
-    catalog = default_catalog()
-    assert {c.rule for c in catalog} == set(RuleType)
-    for c in catalog:
-        assert isinstance(c.typed_params(), PARAMS_BY_RULE[c.rule])
+    cameras = [c for c in default_catalog() if c.intake is Intake.CAMERA]
+    assert {c.rule for c in cameras} == set(RuleType)
+    for c in cameras:
+        assert c.rule is not None and isinstance(c.typed_params(), PARAMS_BY_RULE[c.rule])
 
 
 def test_coco_classes_are_exactly_the_ones_coco_labels_drive() -> None:
@@ -78,9 +80,27 @@ def test_catalog_matches_taxonomy_rows() -> None:
     rows = [r for r in text.splitlines() if re.match(r"^\| (\*?\d|—)", r)]
     names_zh = {r.split("|")[2].strip() for r in rows}
     coco_zh = {r.split("|")[2].strip() for r in rows if "COCO" in r.split("|")[5]}
-    catalog = default_catalog()
-    assert {c.name_zh for c in catalog} == names_zh
-    assert {c.name_zh for c in catalog if c.coco} == coco_zh
+    cameras = [c for c in default_catalog() if c.intake is Intake.CAMERA]  # sensor classes are extra
+    assert {c.name_zh for c in cameras} == names_zh
+    assert {c.name_zh for c in cameras if c.coco} == coco_zh
+
+
+def test_sensor_classes_have_no_camera_parts_and_no_model_drives_them() -> None:
+    methane = default_catalog().get("methane_over_threshold")
+    assert methane.intake is Intake.SENSOR and methane.family.value == "sensor"
+    assert methane.labels == [] and methane.rule is None and not methane.coco
+    with pytest.raises(ValueError, match="reported by sensors, not by a camera rule"):
+        methane.typed_params()  # so a camera rule config naming it is refused
+    active, inactive = default_catalog().active_for([*COCO80, "gas"])
+    assert "methane_over_threshold" not in {c.id for c in active} | {i.problem_class.id for i in inactive}
+    assert methane.open311().group == "sensor"
+    sensor = {"id": "h2s_alarm", "name_zh": "硫化氢", "name_en": "H2S", "family": "sensor", "intake": "sensor",
+              "coco": False, "sla_hours": 1}
+    Catalog.model_validate({"version": 1, "classes": [sensor]})
+    with pytest.raises(ValueError, match="a sensor class has no labels, rule"):
+        Catalog.model_validate({"version": 1, "classes": [{**sensor, "labels": ["gas"], "rule": "presence"}]})
+    with pytest.raises(ValueError, match="a camera class needs labels, rule, zone_kinds"):
+        Catalog.model_validate({"version": 1, "classes": [{**sensor, "intake": "camera"}]})
 
 
 def test_duplicate_ids_are_rejected() -> None:
