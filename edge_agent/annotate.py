@@ -26,8 +26,9 @@ def draw_box(image: np.ndarray, xyxy: Sequence[float], text: str, color: tuple[i
         scale = 0.4 * thickness
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = max(0, y1 - th - base - 2)
-        cv2.rectangle(image, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
-        cv2.putText(image, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+        left = max(0, min(x1, image.shape[1] - tw - 2))  # keep the label inside the frame at the right edge
+        cv2.rectangle(image, (left, top), (left + tw + 2, top + th + base + 2), color, -1)
+        cv2.putText(image, text, (left + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
                     cv2.LINE_AA)
 
 
