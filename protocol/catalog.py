@@ -184,8 +184,8 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
 # --- catalog entries -------------------------------------------------------------------------------
 
 
-class Open311Service(NamedTuple):
-    """Open311 GeoReport v2 `services.json` fields for one class."""
+class Open311Service(StrictModel):
+    """Open311 GeoReport v2 `services.json` fields for one class (the hub's response model)."""
 
     service_code: str
     service_name: str

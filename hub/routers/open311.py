@@ -24,6 +24,7 @@ from hub.auth import Principal, resolve_token
 from hub.dependencies import READERS, STAFF, StoreDep, bearer
 from hub.lifecycle import OPEN311_CLOSED, CaseStatus, Role
 from hub.store import StoreError
+from protocol.catalog import Open311Service
 
 
 class GeoReportError(BaseModel):
@@ -89,16 +90,6 @@ router.dependencies.append(Depends(open311_user))
 User = Annotated[Principal, Depends(open311_user)]
 
 
-class Service(BaseModel):
-    service_code: str
-    service_name: str
-    description: str
-    metadata: bool
-    type: str
-    keywords: str
-    group: str
-
-
 class ServiceRequest(BaseModel):
     service_request_id: str
     status: str
@@ -120,9 +111,9 @@ class Created(BaseModel):
     service_notice: str | None = None
 
 
-@router.get("/services.json", response_model=list[Service], summary="Services = problem classes")
-def services() -> list[dict[str, Any]]:
-    return [c.open311()._asdict() for c in classes.catalog()]
+@router.get("/services.json", response_model=list[Open311Service], summary="Services = problem classes")
+def services() -> list[Open311Service]:
+    return [c.open311() for c in classes.catalog()]
 
 
 def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
