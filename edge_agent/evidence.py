@@ -11,7 +11,6 @@ they were made, so a `cleared` never overtakes its own `opened`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -30,6 +29,7 @@ from edge_agent.config import EvidenceConfig
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
+from protocol.manifest import sha256_hex
 from protocol.messages import (
     GroundPoint,
     MediaKind,
@@ -44,10 +44,6 @@ log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 GroundFn = Callable[[Box, tuple[int, int]], GroundPoint | None]
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
