@@ -95,6 +95,11 @@ def parse_entry(path: Path) -> SpoolEntry | None:
     return SpoolEntry(seq=int(parts[0]), event_id=parts[2], state=state, path=path, size=path.stat().st_size)
 
 
+def entries_in(folder: Path) -> list[SpoolEntry]:
+    """The spool entries stored in `folder`, oldest first; files that are not entries are skipped."""
+    return sorted((e for p in folder.glob("*.evt") if (e := parse_entry(p)) is not None), key=lambda e: e.seq)
+
+
 def pack_frames(frames: list[bytes]) -> bytes:
     out = [MAGIC, _COUNT.pack(len(frames))]
     for frame in frames:
@@ -165,10 +170,8 @@ class Spool:
         for tmp in [*self._outbox.glob(".tmp-*"), *self._dead.glob(".tmp-*")]:
             log.info("removing half-written spool file %s left by a crash", tmp.name)
             tmp.unlink()
-        for path in self._outbox.glob("*.evt"):
-            entry = parse_entry(path)
-            if entry is not None:
-                self._entries[entry.seq] = entry
+        for entry in entries_in(self._outbox):
+            self._entries[entry.seq] = entry
         seq, prev = 0, GENESIS_HASH
         state_path = self._outbox / STATE_FILE
         if state_path.exists():
@@ -177,17 +180,12 @@ class Spool:
                 raise ValueError(f"spool {self.root} belongs to {state['device_id']}, not {self.device_id}")
             seq, prev = int(state["seq"]), str(state["prev_manifest_sha256"])
         # The event file and the state are renamed together; after a crash the event may be newer.
-        newest = max([*self._entries, *(e.seq for e in self._dead_entries())], default=0)
+        dead = {e.seq: e for e in entries_in(self._dead)}
+        newest = max([*self._entries, *dead], default=0)
         if newest > seq:
-            path = self._entries[newest].path if newest in self._entries else self._dead_path(newest)
+            path = (self._entries.get(newest) or dead[newest]).path
             seq, prev = newest, sha256_hex(unpack_frames(path.read_bytes())[-2])
         return seq, prev
-
-    def _dead_entries(self) -> list[SpoolEntry]:
-        return [e for p in self._dead.glob("*.evt") if (e := parse_entry(p)) is not None]
-
-    def _dead_path(self, seq: int) -> Path:
-        return next(e.path for e in self._dead_entries() if e.seq == seq)
 
     # --- the pipeline side ---
 
@@ -317,10 +315,9 @@ def inspect_spool(root: Path) -> SpoolReport:
     outbox, dead_dir = root / "outbox", root / "dead"
     state_path = outbox / STATE_FILE
     device_id = json.loads(state_path.read_text())["device_id"] if state_path.exists() else None
-    pending = sorted((e for p in outbox.glob("*.evt") if (e := parse_entry(p)) is not None), key=lambda e: e.seq)
+    pending = entries_in(outbox)
     dead = []
-    for entry in sorted((e for p in dead_dir.glob("*.evt") if (e := parse_entry(p)) is not None),
-                        key=lambda e: e.seq):
+    for entry in entries_in(dead_dir):
         reason_path = entry.path.with_name(entry.name + ".reason.json")
         info = json.loads(reason_path.read_text()) if reason_path.exists() else {"reason": "?", "at": 0}
         dead.append(DeadLetter(entry, info["reason"], info["at"]))
