@@ -58,11 +58,14 @@ class CoOccurrenceRule(Rule):
         return out
 
     def _companions(self, anchor: Track, tracks: Sequence[Track], still: dict[int, float | None]) -> list[Track]:
+        return [t for t in self._near(anchor, tracks, {anchor.track_id})
+                if not self.params.require_stationary or still[t.track_id] is not None]
+
+    def _near(self, anchor: Track, tracks: Sequence[Track], exclude: set[int] | tuple[int, ...]) -> list[Track]:
+        """Companion-labelled tracks within `max_gap` anchor heights of the anchor, not in `exclude`."""
         reach = self.params.max_gap * (anchor.xyxy[3] - anchor.xyxy[1])
-        return [t for t in tracks
-                if t.track_id != anchor.track_id and t.label in self.params.companion_labels
-                and box_gap(t.xyxy, anchor.xyxy) <= reach
-                and (not self.params.require_stationary or still[t.track_id] is not None)]
+        return [t for t in tracks if t.track_id not in exclude and t.label in self.params.companion_labels
+                and box_gap(t.xyxy, anchor.xyxy) <= reach]
 
     def still_there(self, problem: OpenProblem, tracks: Sequence[Track], now: float) -> Candidate | None:
         """The stall is there while its anchor (or an anchor at the same place) is; the companions still
@@ -72,7 +75,5 @@ class CoOccurrenceRule(Rule):
         if seen is None:
             return None
         anchor = next(t for t in anchors if t.track_id == seen.track_ids[0])
-        reach = self.params.max_gap * (anchor.xyxy[3] - anchor.xyxy[1])
-        mates = [t for t in tracks if t.track_id not in seen.track_ids
-                 and t.label in self.params.companion_labels and box_gap(t.xyxy, anchor.xyxy) <= reach]
+        mates = self._near(anchor, tracks, seen.track_ids)
         return self._candidate_of(problem.key, problem.first_seen, [anchor, *mates])
