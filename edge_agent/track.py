@@ -331,7 +331,6 @@ class ByteTracker:
         labels = self._labels
         label = labels[class_id] if 0 <= class_id < len(labels) else str(class_id)
         return Track(track_id=t.track_id, class_id=class_id, label=label,
-                     xyxy=t.box if t.state == TrackState.TRACKED or t.stationary_since is not None
-                     else t.predicted_box(),
+                     xyxy=t.box if t.state == TrackState.TRACKED else t.predicted_box(),
                      score=t.score, state=state or t.state, first_seen=t.first_seen,
                      last_seen=t.last_seen, stationary_since=t.stationary_since)
