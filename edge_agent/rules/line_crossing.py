@@ -15,7 +15,6 @@ import numpy as np
 
 from edge_agent.rules.base import Candidate, OpenProblem, Rule, RuleContext
 from edge_agent.types import Track, TrackState
-from edge_agent.zones import anchor_points
 from protocol.catalog import LineCrossingParams
 
 
@@ -49,7 +48,7 @@ class LineCrossingRule(Rule):
         for t in tracks:
             if t.state is TrackState.LOST:
                 continue  # predicted boxes are guesses; wait for a real detection
-            point = anchor_points(np.asarray([t.xyxy]), self.zone.config.anchor)[0]
+            point = self.zone.anchors(np.asarray([t.xyxy]))[0]
             side = int(self.zone.side(point, self.deadband_px)[0])
             if side == 0:
                 continue
