@@ -43,7 +43,7 @@ from protocol.codec import (
     encode_ack,
     encode_nack,
 )
-from protocol.manifest import ManifestError, check_manifest_matches, sha256_hex, verify
+from protocol.manifest import ManifestError, check_manifest_matches, verify
 from protocol.messages import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ class IngestLoop:
             return None
         last = self._chain.get(head.device_id)
         if last is None or head.seq > last[0]:
-            self._chain[head.device_id] = (head.seq, sha256_hex(msg.manifest_bytes))
+            self._chain[head.device_id] = (head.seq, head.manifest_sha256)  # decode checked it
         self.stats.acked += 1
         self.stats.duplicates += result.duplicate
         return encode_ack(Reply(event_id=head.event_id, seq=head.seq, duplicate=result.duplicate,
