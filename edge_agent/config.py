@@ -91,14 +91,17 @@ class CalibrationConfig(StrictConfig):
     max_error_m: float = Field(
         2.0, gt=0.0, description="largest acceptable RMS error of the fit on the ground, in metres")
 
+    def image_px(self, frame_wh: tuple[int, int] = REFERENCE_WH) -> np.ndarray:
+        """(N, 2) image points in pixels of a `frame_wh` frame (the config holds fractions of the frame)."""
+        return np.array([p.image for p in self.points], dtype=np.float64) * np.array(frame_wh, dtype=np.float64)
+
     def fit(self, frame_wh: tuple[int, int] = REFERENCE_WH) -> GroundHomography:
         """The image <-> ground homography for frames of `frame_wh` pixels:
         image points are fractions of the frame. ValueError when the points give no fit."""
         from calibration.homography import fit_homography
 
-        image = np.array([p.image for p in self.points], dtype=np.float64) * np.array(frame_wh, dtype=np.float64)
         world = np.array([p.world for p in self.points], dtype=np.float64)
-        return fit_homography(image, world, self.crs, ransac_px=self.ransac_px)
+        return fit_homography(self.image_px(frame_wh), world, self.crs, ransac_px=self.ransac_px)
 
 
 class CameraConfig(StrictConfig):
@@ -225,9 +228,9 @@ def check_calibration_fits(cfg: CameraConfig) -> list[tuple[Path_, str]]:
     except ValueError as exc:
         return [(("calibration", "points"), f"{where}: {exc}")]
     out: list[tuple[Path_, str]] = []
+    image = cal.image_px(REFERENCE_WH)
     for i in np.flatnonzero(~fit.inliers):
-        off = float(np.linalg.norm(fit.world_to_image(np.array([cal.points[i].world]))[0]
-                                   - np.array(cal.points[i].image) * REFERENCE_WH))
+        off = float(np.linalg.norm(fit.world_to_image(np.array([cal.points[i].world]))[0] - image[i]))
         out.append((("calibration", "points", int(i)),
                     f"{where}: this point is {off:.0f} px (at the 1920x1080 reference) from where the other "
                     f"points put it (ransac_px {cal.ransac_px:g}); mis-typed, or paired with the wrong world point?"))

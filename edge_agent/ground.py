@@ -43,8 +43,7 @@ class CameraGround:
                 fit = self.calibration.fit(frame_wh)
                 # Pixels on the ground side of the horizon share the sign of the homogeneous scale
                 # of the calibration points; a box beyond it would map "behind" the camera.
-                image = np.array([p.image for p in self.calibration.points]) * np.array(frame_wh)
-                side = float(np.sign(np.mean(_scale(fit, image))))
+                side = float(np.sign(np.mean(_scale(fit, self.calibration.image_px(frame_wh)))))
                 entry = (fit, side)
                 log.info("camera %s: ground calibration at %dx%d: %s", self.camera_id, *frame_wh, fit.summary())
             except ValueError as exc:
