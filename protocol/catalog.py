@@ -16,15 +16,11 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from protocol.messages import WireModel
 
 SLUG = r"^[a-z0-9_]{2,64}$"
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors so that a typo fails at load time, not silently at run time."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ZoneKind(StrEnum):
@@ -84,7 +80,7 @@ class Priority(StrEnum):
 # --- rule parameters, one model per rule type -------------------------------------------------------
 
 
-class RuleParams(StrictModel):
+class RuleParams(WireModel):
     """Parameters every rule type shares."""
 
     labels: list[str] | None = Field(
@@ -184,7 +180,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
 # --- catalog entries -------------------------------------------------------------------------------
 
 
-class Open311Service(StrictModel):
+class Open311Service(WireModel):
     """Open311 GeoReport v2 `services.json` fields for one class (the hub's response model)."""
 
     service_code: str
@@ -196,7 +192,7 @@ class Open311Service(StrictModel):
     group: str
 
 
-class ProblemClass(StrictModel):
+class ProblemClass(WireModel):
     id: str = Field(pattern=SLUG, description="catalog id, the wire `class_id`")
     code: str | None = Field(
         default=None, pattern=r"^\*?\d{4,5}(\([A-Z]\))?$",
@@ -263,7 +259,7 @@ class InactiveClass(NamedTuple):
     missing_labels: tuple[str, ...]  # the model lacks all of these (any one would do per group)
 
 
-class Catalog(StrictModel):
+class Catalog(WireModel):
     version: int = Field(ge=1)
     classes: list[ProblemClass] = Field(min_length=1)
 

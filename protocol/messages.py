@@ -17,7 +17,8 @@ PROTOCOL_VERSION = 1
 
 
 class WireModel(BaseModel):
-    """Base for wire messages: unknown keys are an error, values are immutable."""
+    """Base for the protocol's models (wire messages, the catalog): unknown keys are an error, so a
+    typo fails at load time instead of silently at run time; values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
