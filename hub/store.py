@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -482,9 +482,6 @@ class Store:
 
     def evidence_bytes(self, sha256: str) -> bytes:
         return self.evidence.get(sha256)
-
-    def online_cutoff(self, offline_after_s: float) -> datetime:
-        return db.utcnow() - timedelta(seconds=offline_after_s)
 
 
 def _device(row: Any) -> Device:
