@@ -16,7 +16,7 @@ import os
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -259,15 +259,3 @@ class EvidenceBuilder:
         color = (0, 200, 0) if u.state == ProblemState.CLEARED.value else (0, 0, 255)
         draw_box(out, u.xyxy, f"{u.class_id} {u.state} {u.dwell_s:.0f}s", color)
         return out
-
-
-def decode_media_check(event: ProblemEvent, media: Mapping[str, bytes]) -> list[str]:
-    """Problems with an event's media (missing, wrong size or hash): empty when all is well."""
-    problems = []
-    for ref in event.media:
-        data = media.get(ref.name)
-        if data is None:
-            problems.append(f"{ref.name}: missing")
-        elif len(data) != ref.size or sha256_hex(data) != ref.sha256:
-            problems.append(f"{ref.name}: size or sha256 does not match")
-    return problems

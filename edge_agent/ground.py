@@ -31,12 +31,9 @@ class CameraGround:
         self.calibration = calibration
         self._fits: dict[tuple[int, int], tuple[GroundHomography, float] | None] = {}
 
-    def fit(self, frame_wh: tuple[int, int]) -> GroundHomography | None:
-        """The fit for this frame size (cached); None, logged once, if it fails at this size."""
-        entry = self._fit(frame_wh)
-        return entry[0] if entry else None
-
     def _fit(self, frame_wh: tuple[int, int]) -> tuple[GroundHomography, float] | None:
+        """The fit for this frame size and the sign of the ground side (cached); None, logged once,
+        if it fails at this size."""
         if frame_wh not in self._fits:
             entry = None
             try:

@@ -77,7 +77,6 @@ class EdgeMetrics:
     def __init__(self) -> None:
         self._cameras: dict[str, CameraMetrics] = {}
         self._lock = threading.Lock()
-        self.started = time.monotonic()
         # flat delivery figures (Outbox.metrics): names ending in _total are counters, the rest gauges
         self.delivery: Callable[[], Mapping[str, float]] | None = None
 
@@ -92,10 +91,6 @@ class EdgeMetrics:
     def health(self) -> list[CameraHealth]:
         """The figures for a heartbeat's `cameras` list."""
         return [c.health() for c in self.cameras()]
-
-    def uptime_s(self) -> float:
-        return time.monotonic() - self.started
-
 
 class PrometheusCollector:
     """Exposes EdgeMetrics at scrape time (register on a prometheus_client CollectorRegistry)."""

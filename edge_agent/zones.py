@@ -163,10 +163,6 @@ class Zone:
     def is_line(self) -> bool:
         return self.config.is_line
 
-    def polygon_px(self) -> np.ndarray:
-        """(N, 2) int32 vertices for drawing (cv2.polylines)."""
-        return np.round(self.points_px).astype(np.int32)
-
     # --- polygon membership ---
 
     def anchors(self, xyxy: np.ndarray) -> np.ndarray:

@@ -107,10 +107,6 @@ class RuleEngine:
             out.extend(rule.update(tracks, now))
         return out
 
-    def open_problems(self) -> list[tuple[str, str]]:
-        """(rule id, problem id) of every open problem, e.g. for a summary at the end of a replay."""
-        return [(r.ctx.config.rule_id, p.problem_id) for r in self.rules for p in r.open]
-
     def describe_classes(self, model_labels: Iterable[str]) -> tuple[list[ProblemClass], list[InactiveClass]]:
         """Catalog classes the loaded model can drive, and the rest with the labels they miss."""
         return self.catalog.active_for(model_labels)
