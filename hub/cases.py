@@ -335,6 +335,18 @@ def _box_json(box: NormBox | None) -> dict[str, float] | None:
     return box.model_dump() if box else None
 
 
+def _ground_columns(ground: GroundPoint | None) -> dict[str, object]:
+    """The cases columns of a ground point: its frame and x, y, and lat/lon when it is WGS 84."""
+    wgs = ground is not None and ground.crs == "wgs84"
+    return {
+        "ground_crs": ground.crs if ground else None,
+        "ground_x": ground.x if ground else None,
+        "ground_y": ground.y if ground else None,
+        "lat": ground.y if wgs else None,
+        "lon": ground.x if wgs else None,
+    }
+
+
 def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy, burst: Burst | None = None
                    ) -> CaseRow | None:
     if burst is None or obs.problem_key is None:
@@ -370,8 +382,6 @@ def insert_case(
     conn: Connection, obs: Observation, now: datetime, previous: CaseRow | None, deadline: datetime | None
 ) -> CaseRow:
     case_id = new_case_id(now)
-    ground = obs.ground
-    wgs = ground is not None and ground.crs == "wgs84"
     conn.execute(
         db.cases.insert().values(
             case_id=case_id,
@@ -380,12 +390,8 @@ def insert_case(
             source=obs.source,
             camera_id=obs.camera_id,
             zone=obs.zone,
-            box=obs.box.model_dump() if obs.box else None,
-            ground_crs=ground.crs if ground else None,
-            ground_x=ground.x if ground else None,
-            ground_y=ground.y if ground else None,
-            lat=ground.y if wgs else None,
-            lon=ground.x if wgs else None,
+            box=_box_json(obs.box),
+            **_ground_columns(obs.ground),
             description=obs.description,
             first_seen=min(obs.first_seen, obs.observed_at),
             last_seen=obs.observed_at,
@@ -398,7 +404,7 @@ def insert_case(
         )
     )
     return CaseRow(case_id=case_id, status=CaseStatus.PENDING_REVIEW.value, class_id=obs.class_id,
-                   camera_id=obs.camera_id, zone=obs.zone, box=obs.box, ground=ground, last_seen=obs.observed_at,
+                   camera_id=obs.camera_id, zone=obs.zone, box=obs.box, ground=obs.ground, last_seen=obs.observed_at,
                    recurrence_count=previous.recurrence_count + 1 if previous else 0)
 
 
@@ -418,13 +424,4 @@ def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime, bur
         burst.repeats[case.case_id] = burst.repeats.get(case.case_id, 0) + 1
     if case.ground is None and obs.ground is not None:
         case.ground = obs.ground
-        wgs = obs.ground.crs == "wgs84"
-        values = {
-            "ground_crs": obs.ground.crs,
-            "ground_x": obs.ground.x,
-            "ground_y": obs.ground.y,
-            "lat": obs.ground.y if wgs else None,
-            "lon": obs.ground.x if wgs else None,
-        }
-        conn.execute(c.update().where(c.c.case_id == case.case_id).values(**values))
-
+        conn.execute(c.update().where(c.c.case_id == case.case_id).values(**_ground_columns(obs.ground)))
