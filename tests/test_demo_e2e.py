@@ -131,9 +131,11 @@ def _run_checks(proc: subprocess.Popen, data: Path, api_port: int, log: Path) ->
     assert {c["case_id"] for c in final} == set(counts), "the restart must not open new cases"
     assert {c["case_id"]: c["status"] for c in final}[cases[0]["case_id"]] == "dispatched"
 
-    # 5. Ctrl-C stops the demo cleanly
-    os.killpg(proc.pid, signal.SIGINT)
+    # 5. SIGTERM (a service manager, or a script that backgrounded it) stops the demo and its children
+    hub_pid = int((data / "hub.pid").read_text())
+    proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    assert not _alive(hub_pid), "the hub must not outlive the demo"
 
 
 def _alive(pid: int) -> bool:

@@ -153,12 +153,15 @@ class Demo:
         raise RuntimeError(f"the hub API did not come up within {timeout_s:.0f} s; see {self.data / 'hub.log'}")
 
     def stop(self) -> None:
-        """SIGINT each child (agent first, so its spool is flushed), then SIGKILL what hangs."""
+        """SIGTERM each child (agent first, so its spool is flushed), then SIGKILL what hangs.
+
+        SIGTERM, not SIGINT: a demo started in the background of a script inherits an ignored SIGINT.
+        """
         for name in ("agent", "hub"):
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:
                 continue
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -215,6 +218,17 @@ def _supervise(demo: Demo, exit_when_done: bool) -> None:
             shown = table
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the demo and its children (even where SIGINT was inherited ignored)."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the demo at once
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _run(args: argparse.Namespace) -> int:
     from cityeye.samples import SampleError, fetch
 
@@ -229,6 +243,7 @@ def _run(args: argparse.Namespace) -> int:
     api = f"{host or '127.0.0.1'}:{port if port not in ('', '0') else _free_port()}"
     demo = Demo(data=data, api=api, zmq_port=args.zmq_port or _free_port(), video=video, loop=args.loop)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    _stop_on_signals()
     try:
         demo.prepare()
         demo.start_hub()
