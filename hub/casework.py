@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from hub import db
 from hub.cases import Observation
 from hub.lifecycle import Action, CaseNotFound, CaseStatus, Role, TransitionInputError, check_transition
+from hub.schemas import In
 from hub.settings import UnitConfig
 from hub.store import IngestResult, Store
 from protocol.messages import GroundPoint, MediaKind, MediaRef, NormBox, ProblemState
@@ -130,9 +131,7 @@ def _values_for(
 # ---- other intakes: IoT sensors and people ---------------------------------------------------------
 
 
-class Intake(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Intake(In):
     class_id: str = Field(pattern=CLASS_ID, description="problem catalog id")
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
