@@ -76,13 +76,11 @@ class CameraRuntime:
 
     def due(self, ts: float) -> bool:
         """Whether a frame at `ts` is one the pipeline samples (sample_fps), frames between are dropped."""
-        period = 1.0 / self.config.sample_fps()
-        return self.last_sample_ts is None or ts - self.last_sample_ts >= period * 0.95
+        return _period_passed(self.last_sample_ts, ts, self.config.sample_fps())
 
     def detect_slot(self, ts: float) -> bool:
         """Whether a sampled frame may be detected (detect_fps <= sample_fps)."""
-        period = 1.0 / self.config.detect_fps
-        return self.last_detect_slot is None or ts - self.last_detect_slot >= period * 0.95
+        return _period_passed(self.last_detect_slot, ts, self.config.detect_fps)
 
     def engine_for(self, frame: Frame) -> RuleEngine:
         if self.engine is None or self.engine.frame_wh != frame.resolution_wh:
@@ -90,6 +88,12 @@ class CameraRuntime:
             self.engine = RuleEngine(self.catalog, cfg.zones, cfg.rules, cfg.id, frame.resolution_wh,
                                      timezone=cfg.timezone)
         return self.engine
+
+
+def _period_passed(last: float | None, ts: float, fps: float) -> bool:
+    """Whether `ts` is at least one period of `fps` after `last` (5% early still counts); True without `last`."""
+    period = 1.0 / fps
+    return last is None or ts - last >= period * 0.95
 
 
 class Pipeline:
