@@ -84,10 +84,13 @@ class CameraRuntime:
 
     def engine_for(self, frame: Frame) -> RuleEngine:
         if self.engine is None or self.engine.frame_wh != frame.resolution_wh:
-            cfg = self.config
-            self.engine = RuleEngine(self.catalog, cfg.zones, cfg.rules, cfg.id, frame.resolution_wh,
-                                     timezone=cfg.timezone)
+            self.engine = self.new_engine(frame.resolution_wh)
         return self.engine
+
+    def new_engine(self, frame_wh: tuple[int, int]) -> RuleEngine:
+        """This camera's zones and rules at a frame size (zones are in pixels)."""
+        cfg = self.config
+        return RuleEngine(self.catalog, cfg.zones, cfg.rules, cfg.id, frame_wh, timezone=cfg.timezone)
 
 
 def _period_passed(last: float | None, ts: float, fps: float) -> bool:
@@ -137,8 +140,7 @@ class Pipeline:
                  "; ".join(_describe_inactive(i) for i in inactive))
         for rt in self.cameras.values():
             cfg = rt.config
-            probe = RuleEngine(self.catalog, cfg.zones, cfg.rules, cfg.id, (1000, 1000), timezone=cfg.timezone)
-            dead = dict(probe.inactive_rules(labels))
+            dead = dict(rt.new_engine((1000, 1000)).inactive_rules(labels))
             log.info("%s", camera_summary(cfg, dead))
             for rule_id, missing in dead.items():
                 log.warning("camera %s: rule %s can never fire: the model has none of %s", cfg.id, rule_id,
