@@ -120,6 +120,8 @@ class LiveReader:
         self._taken_index = -1
         self._index = 0
         self._finished = False
+        self._at_file_end = False  # the last pass of a file source reached its end
+        self._next_t0: float | None = None  # a looping file's next pass starts at this time
         self._thread = threading.Thread(target=self._run, name=f"ingest-{camera_id}", daemon=True)
 
     # Consumer side ---------------------------------------------------------------------------
@@ -252,9 +254,6 @@ class LiveReader:
 
     def _shown_source(self) -> str:
         return shown_source(self.source)
-
-    _at_file_end = False
-    _next_t0: float | None = None
 
 
 class FileReplay:
