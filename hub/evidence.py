@@ -72,11 +72,13 @@ class EvidenceStore:
         return self.finish(self.stage(blobs, parallel=parallel), parallel=parallel)
 
     def stage(self, blobs: Sequence[tuple[Buffer, str | None]], *, parallel: bool = True,
-              trusted: bool = False) -> list[Staged | EvidenceError | OSError]:
+              digests: Sequence[str | None] | None = None) -> list[Staged | EvidenceError | OSError]:
         """First half of `put_many`: check hashes, write and rename the files (nothing synced yet).
-        `trusted`: each expected hash was computed from these very bytes by the caller; not hashed again."""
+        `digests`: per blob the SHA-256 the caller already computed from these very bytes (not hashed
+        again; still compared with the expected one), or None."""
+        known = digests if digests is not None else [None] * len(blobs)
         run = self._map if parallel and len(blobs) > 1 else _serial_map
-        return run(lambda blob: self._stage(blob, trusted), blobs)  # type: ignore[no-any-return]
+        return run(lambda job: self._stage(*job), list(zip(blobs, known, strict=True)))  # type: ignore[no-any-return]
 
     def finish(self, staged: Sequence[Staged | EvidenceError | OSError], *, parallel: bool = True
                ) -> list[str | EvidenceError | OSError]:
@@ -96,9 +98,9 @@ class EvidenceStore:
         """Run `fn` on the evidence I/O pool (e.g. `finish` while the database does its part)."""
         return self._executor().submit(fn, *args)
 
-    def _stage(self, blob: tuple[Buffer, str | None], trusted: bool = False) -> Staged | EvidenceError | OSError:
+    def _stage(self, blob: tuple[Buffer, str | None], known: str | None) -> Staged | EvidenceError | OSError:
         data, expect = blob
-        digest = expect if trusted and expect is not None else hashlib.sha256(data).hexdigest()
+        digest = known if known is not None else hashlib.sha256(data).hexdigest()
         if expect is not None and digest != expect:
             return EvidenceError(f"content hash {digest} does not match the declared {expect}")
         target = self.path(digest)

@@ -236,8 +236,10 @@ class IngestLoop:
                     break
                 burst += more
             t0 = time.perf_counter()
+            # The media hashes are the signed manifest's: `_verify` checked the bytes against them.
             items = [IngestItem(p.msg.event, p.msg.media, bytes(p.msg.manifest_bytes), bytes(p.msg.signature),
-                                p.msg.header.seq) for p in burst]
+                                p.msg.header.seq, {m.name: m.sha256 for m in p.msg.manifest.media})
+                     for p in burst]
             try:
                 results: list[IngestResult | Exception] = self.store.ingest_events(items)
             except Exception as exc:  # the store is down or broken: no replies, the agents resend

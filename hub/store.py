@@ -64,6 +64,9 @@ class IngestItem:
     manifest: bytes
     signature: bytes
     seq: int
+    # The SHA-256 of each media's bytes, already computed by the caller (ingest checked them against
+    # the signed manifest), so the store does not hash them again; None: the store hashes them.
+    media_sha256: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class Store:
         item that can't be stored gets the error. Nothing is committed for an item that has an error."""
         prepared: list[_Intake | Exception] = []
         blobs: list[tuple[bytes | memoryview, str | None]] = []
+        digests: list[str | None] = []
         owners: list[tuple[int, str]] = []
         for i, item in enumerate(items):
             try:
@@ -213,8 +217,9 @@ class Store:
             prepared.append(_edge_intake(item))
             for ref in refs:
                 blobs.append((item.media[ref.name], ref.sha256))
+                digests.append(item.media_sha256.get(ref.name) if item.media_sha256 is not None else None)
                 owners.append((i, ref.name))
-        staged = self.evidence.stage(blobs)  # hashes checked, temp files written
+        staged = self.evidence.stage(blobs, digests=digests)  # hashes checked, temp files written
         for (i, name), blob in zip(owners, staged, strict=True):
             if isinstance(blob, EvidenceError) and not isinstance(prepared[i], Exception):
                 prepared[i] = StoreError(f"media {name!r}: {blob}")
