@@ -32,6 +32,7 @@ from protocol.manifest import (
     ManifestError,
     Signer,
     build_manifest,
+    first_error,
     sha256_hex,
 )
 from protocol.messages import Heartbeat, ProblemEvent, WireModel
@@ -200,9 +201,7 @@ def _parse(model: type[_M], raw: Buffer, index: int, max_bytes: int) -> _M:
     try:
         return model.model_validate_json(bytes(raw))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        raise DecodeError(index, f"{model.__name__} is not valid: {where}: {err['msg']}") from None
+        raise DecodeError(index, f"{model.__name__} is not valid: {first_error(exc)}") from None
 
 
 def _decode_event(frames: Sequence[Buffer], limits: Limits) -> EventMessage:

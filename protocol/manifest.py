@@ -59,13 +59,14 @@ class EvidenceManifest(WireModel):
         try:
             return cls.model_validate_json(bytes(raw))
         except ValidationError as exc:
-            raise ManifestError(f"manifest is not valid: {_first_error(exc)}") from exc
+            raise ManifestError(f"manifest is not valid: {first_error(exc)} ({exc.error_count()} error(s))") from exc
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
+    """'field.path: message' of the first error ('(root)' when it is about the whole document)."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "(root)"
-    return f"{where}: {err['msg']} ({exc.error_count()} error(s))"
+    return f"{where}: {err['msg']}"
 
 
 def sha256_hex(data: bytes | memoryview) -> str:
