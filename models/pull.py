@@ -94,10 +94,8 @@ def download_verified(url: str, integrity: str, dest: Path, *, attempts: int = 3
 
 
 def verify_tarball(path: Path, integrity: str) -> None:
-    digest = hashlib.sha512()
     with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
+        digest = hashlib.file_digest(fh, "sha512")
     if digest.digest() != _integrity_digest(integrity):
         raise PullError(f"{path} does not match the registry integrity {integrity[:24]}…: wrong or corrupt file")
 
