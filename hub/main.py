@@ -1,13 +1,12 @@
 """The hub's FastAPI app: `create_app(settings)` assembles routers; the lifespan owns the resources.
 
-The lifespan opens the store, starts the webhook worker and, when `settings.zmq_bind` is set and
-`hub.ingest` is installed, the ZeroMQ ingest in a thread; all stop with the app. The reviewer web page
-(static files in `hub/web`) is served at `/`; it reads everything through this API with the user's token.
+The lifespan opens the store, starts the webhook worker and, when `settings.zmq_bind` is set, the
+ZeroMQ ingest in a thread; all stop with the app. The reviewer web page (static files in `hub/web`) is
+served at `/`; it reads everything through this API with the user's token.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -65,18 +64,13 @@ class HubCollector(Collector):
 
 
 def _start_ingest(settings: HubSettings, store: Store, stop: threading.Event) -> Any:
-    """The delivery engineer's ZeroMQ ingest (hub.ingest.run_ingest), when installed and configured."""
+    """The ZeroMQ ingest (hub.ingest.run_ingest) when configured; None when the API runs alone."""
     if not settings.zmq_bind:
         return None
-    try:
-        ingest = importlib.import_module("hub.ingest")
-    except ModuleNotFoundError as exc:
-        if exc.name != "hub.ingest":
-            raise
-        log.warning("hub.ingest is not installed: serving the API only")
-        return None
-    config = ingest.IngestConfig(bind=settings.zmq_bind, data_dir=settings.data_dir, insecure=settings.insecure)
-    loop = ingest.run_ingest(config, store, stop)
+    from hub.ingest import IngestConfig, run_ingest  # zmq is loaded only when ingest runs
+
+    config = IngestConfig(bind=settings.zmq_bind, data_dir=settings.data_dir, insecure=settings.insecure)
+    loop = run_ingest(config, store, stop)
     log.info("ZeroMQ ingest listening on %s", settings.zmq_bind)
     return loop
 
