@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ def register(subparsers: Any) -> None:
     hub_sub = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
 
     serve = hub_sub.add_parser("serve", help="run ZeroMQ ingest and the REST API (embedded SQLite by default)")
-    _db_args(serve)
+    db_args(serve)
     serve.add_argument("--api", metavar="HOST:PORT", help="API bind (default 127.0.0.1:8080)")
     serve.add_argument("--zmq", metavar="ENDPOINT", help="ZeroMQ bind (default tcp://*:7755); 'none': API only")
     serve.add_argument("--insecure", action="store_true", help="ZeroMQ without CURVE: lab use only")
@@ -26,26 +25,23 @@ def register(subparsers: Any) -> None:
     create.add_argument("name")
     create.add_argument("--role", required=True,
                         choices=["admin", "reviewer", "dispatcher", "handler", "reader", "sensor"])
-    _db_args(create)
+    db_args(create)
     create.set_defaults(func=_token_create)
     listing = token_sub.add_parser("list", help="list active tokens (no secrets)")
-    _db_args(listing)
+    db_args(listing)
     listing.set_defaults(func=_token_list)
 
     migrate = hub_sub.add_parser("migrate", help="create or upgrade the database schema")
-    _db_args(migrate)
+    db_args(migrate)
     migrate.set_defaults(func=_migrate)
 
-    try:  # enroll / revoke / verify, from the delivery side
-        security = importlib.import_module("cityeye.commands.hub_security")
-    except ModuleNotFoundError as exc:
-        if exc.name != "cityeye.commands.hub_security":
-            raise
-    else:
-        security.add_commands(hub_sub)
+    from cityeye.commands import hub_security  # enroll / revoke / verify / keys
+
+    hub_security.add_commands(hub_sub)
 
 
-def _db_args(parser: argparse.ArgumentParser) -> None:
+def db_args(parser: argparse.ArgumentParser) -> None:
+    """--db, --data, --config: where every `hub` subcommand finds its settings."""
     parser.add_argument("--db", metavar="URL", help="postgresql://user@host/db (default: SQLite in --data)")
     parser.add_argument("--data", metavar="DIR", type=Path, help="hub data dir (default ./hub-data)")
     parser.add_argument("--config", metavar="YAML", type=Path, help="hub settings file (units, calendar, ...)")

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cityeye.commands.hub import db_args, settings_from_args
+
 
 def add_commands(hub_subparsers: Any) -> None:
     enroll = hub_subparsers.add_parser(
@@ -38,21 +40,13 @@ def add_commands(hub_subparsers: Any) -> None:
     keys.set_defaults(func=_keys)
 
     for parser in (enroll, revoke, verify, keys):  # the same settings sources as `hub serve`
-        parser.add_argument("--db", metavar="URL", help="postgresql://user@host/db (default: SQLite in --data)")
-        parser.add_argument("--data", metavar="DIR", type=Path, help="hub data dir (default ./hub-data)")
-        parser.add_argument("--config", metavar="YAML", type=Path, help="hub settings file")
-
-
-def _settings(args: argparse.Namespace) -> Any:
-    from cityeye.commands.hub import settings_from_args
-
-    return settings_from_args(args)
+        db_args(parser)
 
 
 def _store(args: argparse.Namespace) -> Any:
     from hub.store import Store
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     return Store.open(settings.db_url, settings.data_dir)
 
 
@@ -64,7 +58,7 @@ def _default_endpoint(zmq_bind: str | None) -> str:
 def _enroll(args: argparse.Namespace) -> int:
     from hub.security import EnrollmentError, enroll_device
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     endpoint = args.endpoint or _default_endpoint(settings.zmq_bind)
     store = _store(args)
     try:
@@ -122,6 +116,6 @@ def _verify(args: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     from hub.security import HubKeys
 
-    keys = HubKeys.load_or_create(_settings(args).data_dir)
+    keys = HubKeys.load_or_create(settings_from_args(args).data_dir)
     print(f"hub CURVE public key (Z85): {keys.public}")
     return 0
