@@ -47,7 +47,8 @@ def authenticate(
     return principal
 
 
-def _mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+def access_policy(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark `fn` as a dependency that decides who may call a route (what `deny_by_default` looks for)."""
     fn.access_policy = True  # type: ignore[attr-defined]
     return fn
 
@@ -63,10 +64,10 @@ def require(*roles: Role) -> Callable[..., Principal]:
                                 f"(allowed: {names})")
         return principal
 
-    return _mark(check)
+    return access_policy(check)
 
 
-@_mark
+@access_policy
 def public() -> None:
     """A router dependency for endpoints anyone may call (health, liveness)."""
 

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from hub import casework, classes, db
 from hub.auth import Principal, resolve_token
-from hub.dependencies import READERS, STAFF, StoreDep, bearer
+from hub.dependencies import READERS, STAFF, StoreDep, access_policy, bearer
 from hub.lifecycle import OPEN311_CLOSED, CaseStatus, Role
 from hub.store import StoreError
 from protocol.catalog import Open311Service
@@ -67,6 +67,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=GeoReportRoute, responses=_ERRORS)
 
 
+@access_policy
 async def open311_user(
     request: Request, store: StoreDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     api_key: Annotated[str | None, Query(max_length=256, description="API token")] = None,
@@ -85,7 +86,6 @@ async def open311_user(
     return principal
 
 
-open311_user.access_policy = True  # type: ignore[attr-defined]
 router.dependencies.append(Depends(open311_user))
 User = Annotated[Principal, Depends(open311_user)]
 
