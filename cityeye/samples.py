@@ -73,10 +73,11 @@ def ar_members(blob: bytes) -> dict[str, bytes]:
 
 
 def extract_from_deb(deb: bytes, member: str) -> bytes:
-    data_name = next((n for n in ar_members(deb) if n.startswith("data.tar")), None)
+    members = ar_members(deb)
+    data_name = next((n for n in members if n.startswith("data.tar")), None)
     if data_name is None:
         raise SampleError("the .deb has no data.tar member")
-    with tarfile.open(fileobj=io.BytesIO(ar_members(deb)[data_name]), mode="r:*") as tar:
+    with tarfile.open(fileobj=io.BytesIO(members[data_name]), mode="r:*") as tar:
         try:
             handle = tar.extractfile(member)
         except KeyError as exc:
