@@ -91,11 +91,6 @@ def generate_signing_key() -> tuple[str, str]:
     return key.encode().hex(), key.verify_key.encode().hex()
 
 
-def sign(secret_hex: str, message: bytes) -> bytes:
-    """The 64-byte detached Ed25519 signature of `message`."""
-    return SigningKey(bytes.fromhex(secret_hex)).sign(message).signature
-
-
 def verify(public_hex: str, message: bytes | memoryview, signature: bytes | memoryview) -> None:
     """Raise ManifestError unless `signature` is `public_hex`'s signature of `message`."""
     if len(signature) != SIGNATURE_BYTES:
