@@ -129,13 +129,6 @@ def _tf_pads_to_onnx(paddings: np.ndarray) -> np.ndarray:
     return np.concatenate([paddings[:, 0], paddings[:, 1]])
 
 
-def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    effective = (kernel - 1) * dilation + 1
-    out = -(-size // stride)
-    total = max(0, (out - 1) * stride + effective - size)
-    return total // 2, total - total // 2
-
-
 # ---- constant folding of the shape plumbing (numpy) ----
 
 def _fold_sparse_to_dense(indices, output_shape, values, default):
