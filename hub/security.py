@@ -251,7 +251,11 @@ def verify_event(store: Any, event_id: str, device_id: str | None = None) -> Ver
             media[ref.name] = None
     result = verify_stored(store.get_device(record.device_id), event_id, record.manifest, record.signature,
                            media)
-    if [m.name for m in record.media] != [m.name for m in EvidenceManifest.from_bytes(record.manifest).media]:
+    try:
+        signed = EvidenceManifest.from_bytes(record.manifest)
+    except ManifestError:
+        return result  # verify_stored has already reported the unreadable manifest
+    if [m.name for m in record.media] != [m.name for m in signed.media]:
         return VerifyResult(event_id, result.device_id, False,
                             [*result.problems, "stored media list differs from the signed manifest"])
     return result

@@ -79,3 +79,14 @@ def test_verify_event_and_case_detects_tampered_evidence(tmp_path: Path,
     out = capsys.readouterr().out
     assert "FAIL box-1/ev-box-1-000001" in out and "SHA-256 differs from the signed manifest" in out
     assert run(data, "verify", "no-such-thing") == 2
+
+
+def test_verify_reports_an_unreadable_stored_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "hub"
+    assert run(data, "enroll", "box-1", "--out", str(tmp_path / "b.json")) == 0
+    store = Store.open(None, data)
+    event, media = make_event("box-1", 7, small_jpeg(7))
+    store.ingest_event(event, media, manifest=b"not a manifest", signature=b"s" * 64, seq=7)
+    store.close()
+    assert run(data, "verify", event.event_id) == 1  # reported as a failure, not a crash
+    assert "FAIL" in capsys.readouterr().out
