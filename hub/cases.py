@@ -45,11 +45,6 @@ class DedupPolicy:
     min_overlap: float = 0.5  # intersection over the smaller box: a car partly occluded still matches
 
 
-def default_policy(class_id: str) -> DedupPolicy:
-    """Parking-like classes dedup at 10 m (vehicles park side by side); others at 15 m."""
-    return DedupPolicy(radius_m=10.0) if "parking" in class_id else DedupPolicy()
-
-
 @dataclass(frozen=True)
 class Observation:
     """One report of a problem from any intake (edge camera, IoT sensor, person), ready for dedup."""

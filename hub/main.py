@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 def open_store(settings: HubSettings) -> Store:
     deadlines = Deadlines(settings.calendar.build(), classes.sla_hours, StageHours(**settings.stage_hours))
-    return Store.open(settings.db_url, settings.data_dir, deadlines=deadlines, policy=classes.dedup_policy,
+    return Store.open(settings.db_url, settings.data_dir, deadlines=deadlines,
                       evidence_fsync=settings.evidence_fsync)
 
 

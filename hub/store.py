@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from hub import cases as dedup
-from hub import db
+from hub import classes, db
 from hub.evidence import EvidenceError, EvidenceStore
 from hub.lifecycle import CaseStatus, Deadlines
 from protocol.messages import Heartbeat, MediaRef, ProblemEvent, ProblemState
@@ -131,7 +131,7 @@ class Store:
         data_dir: Path,
         *,
         deadlines: Deadlines | None = None,
-        policy: Callable[[str], dedup.DedupPolicy] = dedup.default_policy,
+        policy: Callable[[str], dedup.DedupPolicy] = classes.dedup_policy,
         evidence_fsync: bool = True,
     ) -> None:
         self.engine = engine
