@@ -131,3 +131,23 @@ def test_evidence_burst_rewrites_a_damaged_copy(tmp_path) -> None:  # type: igno
     assert stored[0] == sha and isinstance(stored[1], EvidenceError) and stored[2] == hashlib.sha256(other).hexdigest()
     assert ev.get(sha) == good
     assert not list((tmp_path / "evidence").rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["one-syncfs-per-burst", "per-file-sync"])
+def test_evidence_burst_is_durable_by_either_sync_path(tmp_path, monkeypatch, syncfs: bool) -> None:  # type: ignore[no-untyped-def]
+    """Both ways of making a burst durable store every blob and report a blob whose directory can't
+    be created as that blob's error, without failing the others."""
+    from hub import evidence
+
+    if syncfs and evidence._syncfs is None:
+        pytest.skip("this platform has no syncfs(2)")
+    if not syncfs:
+        monkeypatch.setattr(evidence, "_syncfs", None)
+    ev = evidence.EvidenceStore(tmp_path / "evidence")
+    blobs = [bytes([i]) * (1000 + i) for i in range(20)]
+    blocked = hashlib.sha256(b"blocked").hexdigest()
+    (tmp_path / "evidence" / blocked[:2]).write_bytes(b"")  # a file where its directory should be
+    stored = ev.put_many([(b, None) for b in blobs] + [(b"blocked", None)])
+    assert stored[:-1] == [hashlib.sha256(b).hexdigest() for b in blobs]
+    assert isinstance(stored[-1], OSError)
+    assert all(ev.get(s) == b for s, b in zip(stored, blobs))
