@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -83,19 +84,45 @@ def sealed_events(bundle: DeviceBundle, count: int, base: bytes) -> list[SealedE
 # --- servers (own processes) ---
 
 def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, out: mp.Queue,
-                fsync: bool = True) -> None:
+                fsync: bool = True, processes: int = 1) -> None:
+    """The hub's ingest as `cityeye hub serve` runs it: in this process, or a front + worker processes."""
     from hub.ingest import IngestConfig, IngestLoop
+    from hub.ingest_front import run_ingest_processes
+    from hub.settings import HubSettings
     from hub.store import Store
 
     store = Store.open(None, Path(data_dir), evidence_fsync=fsync)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu0 = usage.ru_utime + usage.ru_stime
-    loop = IngestLoop(IngestConfig(bind=endpoint, data_dir=Path(data_dir)), store, stop)  # type: ignore[arg-type]
-    threading.Thread(target=lambda: (loop.ready.wait(), ready.set()), daemon=True).start()
-    loop.run()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out.put({"events": loop.stats.events, "acked": loop.stats.acked, "nacked": loop.stats.nacked,
-             "stage_s": loop.stats.stage_s, "cpu_s": usage.ru_utime + usage.ru_stime - cpu0})
+    config = IngestConfig(bind=endpoint, data_dir=Path(data_dir), processes=processes)
+    if processes == 1:
+        loop: Any = IngestLoop(config, store, stop)  # type: ignore[arg-type]
+        cpu0 = _proc_cpu([os.getpid()])
+        threading.Thread(target=lambda: (loop.ready.wait(), ready.set()), daemon=True).start()
+        loop.run()
+        cpu, stats = _proc_cpu([os.getpid()]) - cpu0, loop.stats
+    else:
+        settings = HubSettings(data_dir=Path(data_dir), evidence_fsync=fsync, zmq_bind=endpoint,
+                               ingest_processes=processes)
+        done = threading.Event()
+        front = run_ingest_processes(config, settings, store, done)  # type: ignore[arg-type]
+        pids = [os.getpid(), *(p.pid for p in front._procs.values())]
+        cpu0 = _proc_cpu(pids)  # after the workers' start-up (imports), like the in-process case
+        ready.set()
+        stop.wait()
+        time.sleep(1.2)  # workers report their counters about once a second
+        cpu, stats = _proc_cpu(pids) - cpu0, front.stats
+        done.set()
+    out.put({"events": stats.events, "acked": stats.acked, "nacked": stats.nacked,
+             "stage_s": stats.stage_s, "cpu_s": cpu})
+
+
+def _proc_cpu(pids: list[int]) -> float:
+    """user + system CPU seconds of these processes so far (all their threads), from /proc."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def echo_process(endpoint: str, ready: mp.Event, stop: mp.Event) -> None:
@@ -203,6 +230,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=500, help="events per agent")
     parser.add_argument("--window", type=int, default=8, help="events in flight per agent")
     parser.add_argument("--no-fsync", action="store_true", help="evidence_fsync=False (not power-cut safe)")
+    parser.add_argument("--processes", type=int, default=1, help="hub ingest worker processes (1: in-process)")
     args = parser.parse_args()
 
     from hub.security import enroll_device
@@ -230,7 +258,7 @@ def main() -> int:
 
         ready, stop, hub_stats = mpctx.Event(), mpctx.Event(), mpctx.Queue()
         hub = mpctx.Process(target=hub_process, args=(str(data_dir), endpoint, ready, stop, hub_stats,
-                                                       not args.no_fsync))
+                                                       not args.no_fsync, args.processes))
         hub.start()
         ready.wait(30)
         cpu0 = _cpu()
@@ -241,6 +269,7 @@ def main() -> int:
         hub.join(10)
 
         print(f"M={args.agents} agents, window {args.window}, {len(base) / 1024:.0f} KB JPEG per event, "
+              f"{args.processes} ingest process(es), "
               f"evidence fsync {'off' if args.no_fsync else 'on'}, {mp.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f}")
         bare_rate = report("bare DEALER/ROUTER echo", bare_s, bare)

@@ -66,6 +66,8 @@ class IngestConfig(BaseModel):
     batch: int = Field(default=64, ge=1, le=1024, description="events received and checked per burst")
     workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks")
     max_in_store: int = Field(default=256, ge=1, description="events being stored at once; beyond, stop reading")
+    processes: int = Field(default=1, ge=1, le=64, description="ingest worker processes (hub.ingest_front): "
+                           "1 runs ingest in the hub's process; more spread checks and storage over CPU cores")
 
     @property
     def limits(self) -> Limits:
@@ -106,11 +108,13 @@ class IngestStats:
 class IngestLoop:
     """The ingest loop; `run()` blocks until `stop_event` is set (checked every poll_ms)."""
 
-    def __init__(self, config: IngestConfig, store: IngestStore, stop_event: threading.Event) -> None:
+    def __init__(self, config: IngestConfig, store: IngestStore, stop_event: threading.Event, *,
+                 link: WorkerLink | None = None) -> None:
         self.config = config
+        self.link = link  # None: this loop owns the agents' socket; else a worker behind the front
         self.store = store
         self.stop_event = stop_event
-        self.directory = DeviceDirectory(store, config.device_refresh_s)
+        self.directory = DeviceDirectory(store, config.device_refresh_s, miss_reload_s=0.0 if link else 0.2)
         self.stats = IngestStats()
         self._chain: dict[str, tuple[int, str]] = {}  # device -> (last seq, its manifest hash)
         self._pool: ThreadPoolExecutor | None = None
@@ -121,13 +125,21 @@ class IngestLoop:
 
     def run(self) -> None:
         with zmq.Context() as ctx:
+            if self.link is not None:  # a worker behind hub.ingest_front: no CURVE/ZAP of its own
+                sock = self.link.connect(ctx)
+                self.ready.set()
+                try:
+                    self._loop(sock)
+                finally:
+                    sock.close(linger=0)
+                return
             zap_thread = None
             if not self.config.insecure:
                 zap = ZapHandler(ctx, self.directory)
                 zap_thread = threading.Thread(target=zap.serve, args=(self.stop_event,), name="zap",
                                               daemon=True)
                 zap_thread.start()
-            sock = self._bind(ctx)
+            sock = bind_agents(ctx, self.config)
             self.ready.set()
             try:
                 self._loop(sock)
@@ -135,34 +147,6 @@ class IngestLoop:
                 sock.close(linger=0)
                 if zap_thread is not None:
                     zap_thread.join(2.0)
-
-    def _bind(self, ctx: zmq.Context) -> zmq.Socket:
-        cfg = self.config
-        sock = ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable replies raise instead of vanishing
-        # Routing ids are libzmq-generated (agents must not pick them: one device could take over
-        # another's replies); handover still makes any client-set id resolve to its newest link.
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        # Per frame: a media frame a bit over the app limit gets a NACK; far over, the link is cut.
-        sock.setsockopt(zmq.MAXMSGSIZE, 2 * cfg.max_media_bytes)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, cfg.rcvhwm)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, cfg.zmq_heartbeat_ivl_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, cfg.zmq_heartbeat_timeout_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TTL, cfg.zmq_heartbeat_timeout_ms)
-        if cfg.insecure:
-            log.warning("INSECURE ingest on %s: no CURVE, no ZAP; any peer may claim any device id "
-                        "(signatures are still checked)", cfg.bind)
-        else:
-            keys = HubKeys.load_or_create(cfg.data_dir)
-            sock.curve_server = True
-            sock.curve_secretkey = keys.secret.encode()
-            sock.curve_publickey = keys.public.encode()
-            sock.zap_domain = ZAP_DOMAIN
-            sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no ZAP handler = nobody gets in
-        sock.bind(cfg.bind)
-        log.info("ingest listening on %s", sock.last_endpoint.decode())
-        return sock
 
     def _loop(self, sock: zmq.Socket) -> None:
         """Receive and check on this thread; store on the committer thread, so the next burst is
@@ -186,6 +170,8 @@ class IngestLoop:
                         self._deliver(sock)
                     if ready.get(sock) and not full:
                         self._serve_burst(sock)
+                    if self.link is not None:
+                        self.link.report(sock, self.stats)
         finally:
             self._work.put(None)
             if committer.ident is not None:
@@ -212,7 +198,7 @@ class IngestLoop:
             if isinstance(outcome, _Pending):
                 batch.append(outcome)
             elif outcome is not None:
-                self._send(sock, frames[0].bytes, outcome)
+                self._send(sock, frames[0].bytes, outcome)  # the agent's routing id in both modes
         nacks, survivors = self.check(batch)
         for routing_id, reply in nacks:
             self._send(sock, routing_id, reply)
@@ -269,12 +255,17 @@ class IngestLoop:
             log.debug("reply not routable: %s", exc)
 
     def admit(self, frames: list[zmq.Frame]) -> list[bytes] | _Pending | None:
-        """First look at one ROUTER message ([routing id, *body]): a reply now, an event to check
-        and store, or None (dropped, or a heartbeat)."""
-        body = frames[1:]
+        """First look at one message ([routing id, *body] from the agents' ROUTER, [routing id,
+        User-Id, *body] from the front): a reply now, an event to check and store, or None (dropped,
+        or a heartbeat)."""
+        if self.link is not None:
+            body = frames[2:]
+            user_id = frames[1].bytes.decode() or None if len(frames) > 1 else None
+        else:
+            body = frames[1:]
+            user_id = None if self.config.insecure or not body else body[0].get("User-Id")
         if not body:
             return None
-        user_id = None if self.config.insecure else body[0].get("User-Id")
         if user_id is not None and self.directory.active(user_id) is None:
             self.stats.dropped_unauthorised += 1
             log.warning("dropped a message from revoked or unknown device %s", user_id)
@@ -379,12 +370,48 @@ class IngestLoop:
         return encode_nack(Reply(event_id=event_id, seq=seq, reason=reason[:1000]))
 
 
+def bind_agents(ctx: zmq.Context, cfg: IngestConfig) -> zmq.Socket:
+    """The ROUTER the agents connect to: CURVE server with ZAP enforced (unless insecure), limits, heartbeats."""
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable replies raise instead of vanishing
+    # Routing ids are libzmq-generated (agents must not pick them: one device could take over
+    # another's replies); handover still makes any client-set id resolve to its newest link.
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+    # Per frame: a media frame a bit over the app limit gets a NACK; far over, the link is cut.
+    sock.setsockopt(zmq.MAXMSGSIZE, 2 * cfg.max_media_bytes)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, cfg.rcvhwm)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, cfg.zmq_heartbeat_ivl_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, cfg.zmq_heartbeat_timeout_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, cfg.zmq_heartbeat_timeout_ms)
+    if cfg.insecure:
+        log.warning("INSECURE ingest on %s: no CURVE, no ZAP; any peer may claim any device id "
+                    "(signatures are still checked)", cfg.bind)
+    else:
+        keys = HubKeys.load_or_create(cfg.data_dir)
+        sock.curve_server = True
+        sock.curve_secretkey = keys.secret.encode()
+        sock.curve_publickey = keys.public.encode()
+        sock.zap_domain = ZAP_DOMAIN
+        sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no ZAP handler = nobody gets in
+    sock.bind(cfg.bind)
+    log.info("ingest listening on %s", sock.last_endpoint.decode())
+    return sock
+
+
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
             pass
     except BlockingIOError:
         pass
+
+
+class WorkerLink(Protocol):
+    """How a worker process reaches the front (hub.ingest_front): its socket, and its stats reports."""
+
+    def connect(self, ctx: zmq.Context) -> zmq.Socket: ...
+    def report(self, sock: zmq.Socket, stats: IngestStats) -> None: ...
 
 
 def run_ingest(config: IngestConfig, store: IngestStore, stop_event: threading.Event) -> IngestLoop:

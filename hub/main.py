@@ -69,10 +69,16 @@ def _start_ingest(settings: HubSettings, store: Store, stop: threading.Event) ->
         return None
     from hub.ingest import IngestConfig, run_ingest  # zmq is loaded only when ingest runs
 
-    config = IngestConfig(bind=settings.zmq_bind, data_dir=settings.data_dir, insecure=settings.insecure)
-    loop = run_ingest(config, store, stop)
-    log.info("ZeroMQ ingest listening on %s", settings.zmq_bind)
-    return loop
+    config = IngestConfig(bind=settings.zmq_bind, data_dir=settings.data_dir, insecure=settings.insecure,
+                          processes=settings.ingest_processes)
+    if config.processes > 1:
+        from hub.ingest_front import run_ingest_processes
+
+        ingest: Any = run_ingest_processes(config, settings, store, stop)
+    else:
+        ingest = run_ingest(config, store, stop)
+    log.info("ZeroMQ ingest listening on %s (%d process(es))", settings.zmq_bind, config.processes)
+    return ingest
 
 
 def create_app(settings: HubSettings, *, store: Store | None = None, background: bool = True) -> FastAPI:

@@ -81,6 +81,11 @@ class HubSettings(Strict):
     api_bind: str = Field(default="127.0.0.1:8080", pattern=r"^[^:]+:\d{1,5}$")
     zmq_bind: str | None = Field(default="tcp://*:7755", description="ZeroMQ ingest; None: API only")
     insecure: bool = Field(default=False, description="ZeroMQ without CURVE (testing only)")
+    ingest_processes: int = Field(
+        default=1, ge=1, le=64,
+        description="ZeroMQ ingest worker processes; 1: ingest runs in the API's process. On a node with "
+                    "several cores, about one per core spent on ingest (hub.ingest_front)",
+    )
     evidence_fsync: bool = Field(
         default=True, description="fsync each evidence file before the ACK (survives power loss; slower)"
     )

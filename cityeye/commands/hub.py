@@ -17,6 +17,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--api", metavar="HOST:PORT", help="API bind (default 127.0.0.1:8080)")
     serve.add_argument("--zmq", metavar="ENDPOINT", help="ZeroMQ bind (default tcp://*:7755); 'none': API only")
     serve.add_argument("--insecure", action="store_true", help="ZeroMQ without CURVE: lab use only")
+    serve.add_argument("--ingest-processes", type=int, metavar="N",
+                       help="ZeroMQ ingest worker processes (default 1: in the API's process); "
+                            "about one per core that ingest may use")
     serve.set_defaults(func=_serve)
 
     token = hub_sub.add_parser("token", help="API tokens")
@@ -72,14 +75,16 @@ def _serve(args: argparse.Namespace) -> int:
     from hub.main import create_app
 
     zmq = None if args.zmq is None else ("" if args.zmq.lower() == "none" else args.zmq)
-    settings = settings_from_args(args, api_bind=args.api, zmq_bind=zmq, insecure=args.insecure or None)
+    settings = settings_from_args(args, api_bind=args.api, zmq_bind=zmq, insecure=args.insecure or None,
+                                  ingest_processes=args.ingest_processes)
     if settings.zmq_bind == "":
         settings = settings.model_copy(update={"zmq_bind": None})
     if settings.insecure:
         print("WARNING: ZeroMQ ingest runs WITHOUT encryption or device authentication", file=sys.stderr)
     host, port = settings.api_bind.rsplit(":", 1)
     where = settings.db_url or f"SQLite in {settings.data_dir}"
-    print(f"CityEye hub: API http://{host}:{port}/docs, ingest {settings.zmq_bind or 'off'}, database {where}")
+    ingest = f"{settings.zmq_bind} ({settings.ingest_processes} process(es))" if settings.zmq_bind else "off"
+    print(f"CityEye hub: API http://{host}:{port}/docs, ingest {ingest}, database {where}")
     uvicorn.run(create_app(settings), host=host, port=int(port), log_level="info")
     return 0
 

@@ -1,6 +1,8 @@
 """Hub ingest over real CURVE sockets: auth, revocation, tampering, malformed and oversized input.
 
-The hub runs in a thread on a real Store (SQLite in tmp); clients are real DEALER sockets.
+The hub runs in a thread on a real Store (SQLite in tmp); clients are real DEALER sockets. Tests marked
+with BOTH_MODES run twice: ingest in the hub's process, and a front with two worker processes
+(hub.ingest_front), which must behave the same to an agent.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,9 @@ from sqlalchemy import func, select
 
 from hub import db
 from hub.ingest import IngestConfig, IngestLoop, run_ingest
+from hub.ingest_front import IngestFront, run_ingest_processes
 from hub.security import enroll_device
+from hub.settings import HubSettings
 from hub.store import Store
 from protocol.bundle import DeviceBundle
 from protocol.codec import PROTOCOL_ID, Command, ReplyMessage, decode, encode_heartbeat, seal_event
@@ -35,7 +39,7 @@ class Hub:
     store: Store
     data_dir: Path
     endpoint: str
-    loop: IngestLoop
+    loop: IngestLoop | IngestFront
 
     def enroll(self, device_id: str) -> DeviceBundle:
         return enroll_device(self.store, self.data_dir, device_id, self.endpoint)
@@ -49,24 +53,44 @@ class Hub:
         return sum(1 for p in (self.data_dir / "evidence").rglob("*") if p.is_file())
 
 
-def start_hub(tmp_path: Path, **config: object) -> Iterator[Hub]:
+def start_hub(tmp_path: Path, processes: int = 1, **config: object) -> Iterator[Hub]:
     data_dir = tmp_path / "hub"
     store = Store.open(None, data_dir)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     stop = threading.Event()
-    loop = run_ingest(IngestConfig(bind=endpoint, data_dir=data_dir, device_refresh_s=0.2, **config),
-                      store, stop)
+    ingest_config = IngestConfig(bind=endpoint, data_dir=data_dir, device_refresh_s=0.2, processes=processes,
+                                 **config)  # type: ignore[arg-type]
+    loop: IngestLoop | IngestFront
+    if processes == 1:
+        loop = run_ingest(ingest_config, store, stop)
+    else:
+        settings = HubSettings(data_dir=data_dir, zmq_bind=endpoint, ingest_processes=processes)
+        loop = run_ingest_processes(ingest_config, settings, store, stop)
     try:
         yield Hub(store, data_dir, endpoint, loop)
     finally:
         stop.set()
         time.sleep(0.3)
+        if isinstance(loop, IngestFront):
+            for proc in loop._procs.values():
+                proc.join(10)
         store.close()
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    yield from start_hub(tmp_path)
+def hub(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hub]:
+    yield from start_hub(tmp_path, processes=getattr(request, "param", 1))
+
+
+BOTH_MODES = pytest.mark.parametrize("hub", [1, 2], ids=["in-process", "2-worker-processes"], indirect=True)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Counters of worker processes reach the front about once a second."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
 
 
 class Client:
@@ -112,6 +136,7 @@ def client(hub: Hub) -> Iterator[Client]:
     c.close()
 
 
+@BOTH_MODES
 def test_event_is_acked_after_commit_and_duplicate_reacked(hub: Hub, client: Client) -> None:
     frames = client.sealed(1)
     first = client.request(frames)
@@ -136,13 +161,14 @@ def test_unenrolled_key_is_refused_at_handshake(hub: Hub, tmp_path: Path) -> Non
     assert hub.event_ids("dev1") == []
 
 
+@BOTH_MODES
 def test_revoked_device_is_dropped_on_live_connection_and_refused_after(hub: Hub, client: Client) -> None:
     reply = client.request(client.sealed(1))
     assert reply is not None and reply.command is Command.ACK
     hub.store.revoke_device("dev1")
     time.sleep(0.3)  # > device_refresh_s: the hub's view of the registry is refreshed
     assert client.request(client.sealed(2), timeout=1.0) is None
-    assert hub.loop.stats.dropped_unauthorised >= 1
+    assert eventually(lambda: hub.loop.stats.dropped_unauthorised >= 1)
     fresh = Client(client.bundle, hub.endpoint)
     try:
         assert fresh.request(fresh.sealed(3), timeout=1.0) is None
@@ -151,6 +177,7 @@ def test_revoked_device_is_dropped_on_live_connection_and_refused_after(hub: Hub
     assert hub.event_ids("dev1") == ["ev-dev1-000001"]
 
 
+@BOTH_MODES
 def test_tampered_jpeg_is_nacked_and_nothing_stored(hub: Hub, client: Client) -> None:
     frames = client.sealed(1)
     jpeg = bytearray(frames[4])
@@ -182,6 +209,7 @@ def test_event_signed_by_another_device_key_is_nacked(hub: Hub, client: Client) 
     assert "signature" in (reply.reply.reason or "")
 
 
+@BOTH_MODES
 def test_device_id_must_match_zap_user_id(hub: Hub, client: Client) -> None:
     other = hub.enroll("dev2")
     frames = client.sealed(1, device_id="dev2", signer=Signer(other.sign_secret))  # valid for dev2
@@ -206,6 +234,7 @@ def test_jpeg_that_does_not_decode_is_nacked(hub: Hub, client: Client) -> None:
     assert "JPEG does not decode" in (reply.reply.reason or "")
 
 
+@BOTH_MODES
 def test_broken_hash_chain_is_nacked(hub: Hub, client: Client) -> None:
     assert (r := client.request(client.sealed(1))) is not None and r.command is Command.ACK
     client.prev = "1" * 64
@@ -259,6 +288,7 @@ def test_oversized_messages_are_refused_and_hub_serves_others(tmp_path: Path) ->
         assert small_hub.event_ids("dev1") == []
 
 
+@BOTH_MODES
 def test_heartbeat_updates_device_and_camera_state(hub: Hub, client: Client) -> None:
     hb = Heartbeat(device_id="dev1", sent_at=datetime.now(UTC), agent_version="9.9",
                    cameras=[CameraHealth(camera_id="cam7", online=True, decode_fps=5.0)])
@@ -302,3 +332,51 @@ def test_insecure_mode_only_when_asked_and_still_checks_signatures(tmp_path: Pat
             assert isinstance(reply, ReplyMessage) and reply.command is Command.NACK
             assert "signature" in (reply.reply.reason or "")
     assert "INSECURE ingest" in caplog.text and "INSECURE delivery" in caplog.text
+
+
+def test_worker_killed_mid_stream_is_restarted_and_every_event_stored_once(tmp_path: Path) -> None:
+    """kill -9 of one ingest worker while four agents stream: the front restarts it, the agents resend
+    what it held unanswered, and each event is in the database exactly once, spread over both workers."""
+    import os
+    import signal
+
+    from edge_agent.deliver import Outbox, OutboxConfig
+
+    n, devices = 200, [f"dev{i}" for i in range(4)]
+    for h in start_hub(tmp_path, processes=2):
+        front = h.loop
+        assert isinstance(front, IngestFront)
+
+        def stored() -> int:
+            return sum(len(h.event_ids(d)) for d in devices)  # noqa: B023
+
+        def both_workers_acked() -> bool:
+            return len(front._worker_stats) == 2 and all(s["acked"] > 0 for s in front._worker_stats.values())  # noqa: B023
+
+        outboxes = [Outbox(h.enroll(d), OutboxConfig(spool_dir=tmp_path / d, ack_timeout_s=1.0, max_backoff_s=2.0))
+                    for d in devices]
+        try:
+            for outbox in outboxes:
+                outbox.__enter__()
+
+            def submit_all() -> None:
+                for i in range(n):
+                    for d, outbox in zip(devices, outboxes):  # noqa: B023
+                        outbox.submit(*make_event(d, i, small_jpeg(i)))
+
+            submitter = threading.Thread(target=submit_all)
+            submitter.start()
+            assert eventually(lambda: stored() >= n // 2, 60)
+            victim = front._procs[0]
+            os.kill(victim.pid, signal.SIGKILL)
+            assert stored() < 4 * n, "the worker must die mid-stream for this test to mean anything"
+            submitter.join()
+            for outbox in outboxes:
+                assert outbox.wait_drained(90), f"spool not drained: {outbox.spool.stats()}"
+        finally:
+            for outbox in outboxes:
+                outbox.__exit__(None, None, None)
+        assert front._procs[0].pid != victim.pid and front._procs[0].is_alive()
+        assert eventually(both_workers_acked)  # dev1-dev3 go to w0, dev0 to w1 (hash of the device id)
+        for d in devices:
+            assert sorted(h.event_ids(d)) == [f"ev-{d}-{i:06d}" for i in range(n)]
