@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+import re
 
 import cv2
 import numpy as np
 import pytest
 
-from hub.jpeg import jpeg_error
+from hub.jpeg import _ScanEnds, jpeg_error
 
 
 def _encode(image: np.ndarray, *params: int) -> bytes:
@@ -83,3 +84,42 @@ def test_rejects_everything_the_decoder_rejected() -> None:
             if not _decodes(data) and jpeg_error(data) is None:
                 missed.append(data)
     assert not missed
+
+
+def test_buffer_types_get_the_same_verdicts() -> None:
+    """bytes, memoryview (what ingest passes) and bytearray: the same answer, word for word, on damaged files."""
+    rng = random.Random(3)
+    for original in CORPUS:
+        for _ in range(40):
+            damaged = bytearray(original)
+            damaged[rng.randrange(2, len(damaged))] = rng.choice([0x00, 0xFF, 0xD0, 0xD9, rng.randrange(256)])
+            data = bytes(damaged[: rng.randrange(len(damaged) // 2, len(damaged) + 1)])
+            assert jpeg_error(memoryview(data)) == jpeg_error(bytearray(data)) == jpeg_error(data)
+
+
+def test_keeps_no_reference_to_the_buffer() -> None:
+    """The segment caches keep copies: a bytearray checked is free to be resized afterwards."""
+    data = bytearray(CORPUS[0])
+    assert jpeg_error(data) is None
+    data.extend(b"\x00")  # BufferError if a memoryview of it were still alive
+
+
+def test_ends_on_a_trailing_ff() -> None:
+    error = jpeg_error(CORPUS[0][:-1])  # EOI cut after its 0xFF
+    assert error is not None and "truncated" in error
+
+
+def test_scan_end_is_the_first_ff_not_stuffing_restart_or_fill() -> None:
+    """The vectorised search finds what `\\xff(?![\\x00\\xd0-\\xd7\\xff])` finds, from any position."""
+    pattern = re.compile(rb"\xff(?![\x00\xd0-\xd7\xff])")
+    rng = random.Random(5)
+    alphabet = [0x00, 0xFF, 0xD0, 0xD7, 0xD8, 0xCF, 0xD9, 0x12]
+    for trial in range(20000):
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 40)))
+        start = rng.randrange(len(data) + 1)
+        ends = _ScanEnds(memoryview(data) if trial % 2 else data, start)
+        pos = start
+        while pos <= len(data):
+            match = pattern.search(data, pos)
+            assert ends.find(pos) == (match.start() if match else -1), (data, start, pos)
+            pos = (match.start() if match else len(data)) + rng.randrange(1, 4)
