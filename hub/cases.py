@@ -162,9 +162,15 @@ def _status_in(statuses: Iterable[str]) -> object:
     return db.cases.c.status.in_([literal_column(f"'{s}'") for s in sorted(statuses)])
 
 
+# The columns CaseRow reads: the others (eight timestamps among them) would only add result processing per row.
+_CASE_COLUMNS = [db.cases.c[name] for name in (
+    "case_id", "status", "class_id", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "last_seen",
+    "recurrence_count")]
+
+
 def _problem_case(device: object, camera: object, problem: object) -> Select:  # type: ignore[type-arg]
     e = db.events
-    return (select(db.cases).join(e, e.c.case_id == db.cases.c.case_id)
+    return (select(*_CASE_COLUMNS).join(e, e.c.case_id == db.cases.c.case_id)
             .where(e.c.device_id == device, e.c.camera_id == camera, e.c.problem_id == problem, _status_in(_DEDUP))
             .order_by(e.c.id.desc()).limit(1))
 
@@ -175,7 +181,7 @@ _PROBLEM_CASE = _problem_case(bindparam("b_device"), bindparam("b_camera"), bind
 def _camera_candidates(zone_is_none: bool, statuses: list[str]) -> Select:  # type: ignore[type-arg]
     c = db.cases
     zone = c.c.zone.is_(None) if zone_is_none else c.c.zone == bindparam("b_zone")
-    return (select(c).where(c.c.class_id == bindparam("b_class"), _status_in(statuses),
+    return (select(*_CASE_COLUMNS).where(c.c.class_id == bindparam("b_class"), _status_in(statuses),
                             c.c.camera_id == bindparam("b_camera"), zone)
             .order_by(c.c.last_seen.desc()).limit(200))
 
@@ -185,11 +191,14 @@ _CAMERA_CANDIDATES = {
     for zone_none in (True, False)
     for kind, statuses in (("live", DEDUP_STATUSES), ("old", RECURRENCE_STATUSES))
 }
-_ATTACH = (
-    db.cases.update().where(db.cases.c.case_id == bindparam("b_case"))
-    .values(event_count=db.cases.c.event_count + bindparam("b_n"), updated_at=bindparam("b_now"),
-            last_seen=bindparam("b_last_seen"), box=bindparam("b_box"))
-)
+# Writes: driver SQL on tuples of driver values (db.Batch; times through db.bind_time, JSON db.bind_json).
+_ATTACH = db.batch_update(db.cases, ("event_count", "updated_at", "last_seen", "box"), "case_id", add=("event_count",))
+_SET_GROUND = db.batch_update(db.cases, ("ground_crs", "ground_x", "ground_y", "lat", "lon"), "case_id")
+_EVENT_CASE = db.batch_update(db.events, ("case_id",), "id")
+_INSERT_CASE = db.batch_insert(db.cases, (
+    "case_id", "class_id", "status", "source", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "lat",
+    "lon", "description", "first_seen", "last_seen", "event_count", "recurrence_of", "recurrence_count",
+    "deadline_at", "created_at", "updated_at"))
 
 
 def row_to_case(row: object) -> CaseRow:
@@ -248,7 +257,7 @@ def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses
         )
     if not where:
         return []
-    query = select(c).where(c.c.class_id == obs.class_id, _status_in(statuses), or_(*where))
+    query = select(*_CASE_COLUMNS).where(c.c.class_id == obs.class_id, _status_in(statuses), or_(*where))
     return [row_to_case(r) for r in conn.execute(query.order_by(c.c.last_seen.desc()).limit(200))]
 
 
@@ -260,15 +269,12 @@ class Burst:
     by_problem: dict[tuple[str, str, str], CaseRow]  # the live case of each problem key, kept current
     touched: dict[str, CaseRow] = field(default_factory=dict)  # cases changed in memory, current state
     repeats: dict[str, int] = field(default_factory=dict)  # case_id -> events to add to event_count
-    event_cases: list[dict[str, object]] = field(default_factory=list)  # events.case_id still to write
+    event_cases: list[tuple[str, int]] = field(default_factory=list)  # (case_id, event pk) still to write
 
     def assign(self, obs: Observation, case: CaseRow, event_pk: int) -> None:
-        self.event_cases.append({"b_id": event_pk, "b_case": case.case_id})
+        self.event_cases.append((case.case_id, event_pk))
         if obs.problem_key is not None:
             self.by_problem[obs.problem_key] = case
-
-
-_EVENT_CASE = db.events.update().where(db.events.c.id == bindparam("b_id")).values(case_id=bindparam("b_case"))
 
 
 _LATEST_LIVE = (
@@ -307,7 +313,7 @@ def start_burst(conn: Connection, observations: Iterable[Observation], now: date
                    if case_id is not None}
         if case_of:
             rows = {r.case_id: row_to_case(r) for r in conn.execute(
-                select(db.cases).where(db.cases.c.case_id.in_(sorted(set(case_of.values())))))}
+                select(*_CASE_COLUMNS).where(db.cases.c.case_id.in_(sorted(set(case_of.values())))))}
             found.update({key: rows[case_id] for key, case_id in case_of.items()})
     return Burst(now=now, by_problem=found)
 
@@ -315,31 +321,30 @@ def start_burst(conn: Connection, observations: Iterable[Observation], now: date
 def flush(conn: Connection, burst: Burst) -> None:
     """Write what the burst kept in memory: event -> case links, then each case's repeats (case order)."""
     if burst.event_cases:
-        conn.execute(_EVENT_CASE, burst.event_cases)
+        _EVENT_CASE.run(conn, burst.event_cases)
         burst.event_cases = []
     if burst.repeats:
-        conn.execute(_ATTACH, [
-            {"b_case": case_id, "b_n": n, "b_now": burst.now, "b_last_seen": burst.touched[case_id].last_seen,
-             "b_box": _box_json(burst.touched[case_id].box)}
-            for case_id, n in sorted(burst.repeats.items())
+        t = db.bind_time(conn)
+        now = t(burst.now)
+        _ATTACH.run(conn, [
+            (n, now, t(case.last_seen), _box_json(case.box), case_id)
+            for case_id, n in sorted(burst.repeats.items()) for case in (burst.touched[case_id],)
         ])
         burst.repeats = {}
 
 
-def _box_json(box: NormBox | None) -> dict[str, float] | None:
-    return box.model_dump() if box else None
+def _box_json(box: NormBox | None) -> str:
+    """The box column's value (JSON text; no box: JSON null, as the JSON type stores None)."""
+    return db.bind_json(box.model_dump() if box else None)
 
 
-def _ground_columns(ground: GroundPoint | None) -> dict[str, object]:
-    """The cases columns of a ground point: its frame and x, y, and lat/lon when it is WGS 84."""
-    wgs = ground is not None and ground.crs == "wgs84"
-    return {
-        "ground_crs": ground.crs if ground else None,
-        "ground_x": ground.x if ground else None,
-        "ground_y": ground.y if ground else None,
-        "lat": ground.y if wgs else None,
-        "lon": ground.x if wgs else None,
-    }
+def _ground_columns(ground: GroundPoint | None) -> tuple[str | None, float | None, float | None, float | None,
+                                                         float | None]:
+    """The cases columns of a ground point: (ground_crs, ground_x, ground_y, lat, lon); lat/lon when WGS 84."""
+    if ground is None:
+        return None, None, None, None, None
+    wgs = ground.crs == "wgs84"
+    return ground.crs, ground.x, ground.y, ground.y if wgs else None, ground.x if wgs else None
 
 
 def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy, burst: Burst | None = None
@@ -377,27 +382,13 @@ def insert_case(
     conn: Connection, obs: Observation, now: datetime, previous: CaseRow | None, deadline: datetime | None
 ) -> CaseRow:
     case_id = new_case_id(now)
-    conn.execute(
-        db.cases.insert().values(
-            case_id=case_id,
-            class_id=obs.class_id,
-            status=CaseStatus.PENDING_REVIEW.value,
-            source=obs.source,
-            camera_id=obs.camera_id,
-            zone=obs.zone,
-            box=_box_json(obs.box),
-            **_ground_columns(obs.ground),
-            description=obs.description,
-            first_seen=min(obs.first_seen, obs.observed_at),
-            last_seen=obs.observed_at,
-            event_count=1,
-            recurrence_of=previous.case_id if previous else None,
-            recurrence_count=previous.recurrence_count + 1 if previous else 0,
-            deadline_at=deadline,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    t = db.bind_time(conn)
+    _INSERT_CASE.run(conn, [(
+        case_id, obs.class_id, CaseStatus.PENDING_REVIEW.value, obs.source, obs.camera_id, obs.zone, _box_json(obs.box),
+        *_ground_columns(obs.ground), obs.description, t(min(obs.first_seen, obs.observed_at)), t(obs.observed_at), 1,
+        previous.case_id if previous else None, previous.recurrence_count + 1 if previous else 0,
+        None if deadline is None else t(deadline), t(now), t(now),
+    )])
     return CaseRow(case_id=case_id, status=CaseStatus.PENDING_REVIEW.value, class_id=obs.class_id,
                    camera_id=obs.camera_id, zone=obs.zone, box=obs.box, ground=obs.ground, last_seen=obs.observed_at,
                    recurrence_count=previous.recurrence_count + 1 if previous else 0)
@@ -406,17 +397,16 @@ def insert_case(
 def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime, burst: Burst | None = None) -> None:
     """Count a repeat on its case: bump the count, extend last-seen, keep the freshest box. With a
     burst, `case` is updated in memory and the row written by `flush`."""
-    c = db.cases
     newer = obs.observed_at > case.last_seen
     box = obs.box if newer and obs.box is not None and obs.camera_id == case.camera_id else case.box
     last_seen = max(obs.observed_at, case.last_seen)
     if burst is None:
-        conn.execute(_ATTACH, {"b_case": case.case_id, "b_n": 1, "b_now": now, "b_last_seen": last_seen,
-                               "b_box": _box_json(box)})
+        t = db.bind_time(conn)
+        _ATTACH.run(conn, [(1, t(now), t(last_seen), _box_json(box), case.case_id)])
     else:
         case.box, case.last_seen = box, last_seen
         burst.touched[case.case_id] = case
         burst.repeats[case.case_id] = burst.repeats.get(case.case_id, 0) + 1
     if case.ground is None and obs.ground is not None:
         case.ground = obs.ground
-        conn.execute(c.update().where(c.c.case_id == case.case_id).values(**_ground_columns(obs.ground)))
+        _SET_GROUND.run(conn, [(*_ground_columns(obs.ground), case.case_id)])

@@ -8,9 +8,12 @@ psycopg 3. Migrations are a versioned list applied at open under a lock, recorde
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -33,7 +36,8 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, CursorResult, Engine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -43,11 +47,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the hub database; use UTC-aware datetimes")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
@@ -55,6 +55,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the hub database; use UTC-aware datetimes")
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 metadata = MetaData()
@@ -328,3 +334,86 @@ def migrate(engine: Engine) -> int:
     if current > SCHEMA_VERSION:
         raise RuntimeError(f"database schema {current} is newer than this hub ({SCHEMA_VERSION}); upgrade it")
     return current
+
+
+# ---- driver SQL for the ingest hot path ------------------------------------------------------------------
+# An ingest burst writes hundreds of rows in one transaction. Through compiled Core statements SQLAlchemy
+# spends more CPU per row (construct_params, a bind processor call per value) than the database does, and
+# psycopg's executemany more again (Python work per row in its pipeline). So the hot statements are plain
+# SQL run with Connection.exec_driver_sql (same transaction, errors still wrapped as DBAPIError), on rows
+# whose values are already what the Core types would have sent (`bind_time`, `bind_json`; test_hub_store
+# compares the stored text with a Core statement's): executemany on SQLite (a C loop), one statement over
+# unnest() arrays on PostgreSQL. Values of one column must share a Python type (psycopg refuses a list
+# mixing int and float).
+
+_PG = postgresql.dialect()
+
+
+class JSONText(str):
+    """A JSON document already encoded (e.g. by pydantic's serializer): `bind_json` passes it through."""
+
+
+def bind_json(value: Any) -> str:
+    """A JSON column's driver value: the JSON type's default serializer; None is stored as JSON null."""
+    return value if isinstance(value, JSONText) else json.dumps(value)
+
+
+def _sqlite_time(value: datetime) -> str:
+    # SQLAlchemy's SQLite DATETIME storage format: always 6 fraction digits, so text order is time order.
+    return naive_utc(value).isoformat(" ", "microseconds")
+
+
+def bind_time(conn: Connection) -> Callable[[datetime], Any]:
+    """A UTCDateTime column's driver value for this connection (call it with a datetime, not None)."""
+    return naive_utc if is_postgres(conn) else _sqlite_time
+
+
+def _array(column: Column[Any]) -> str:
+    """A parameter cast to an array of the column's type. Strings unbounded: an explicit cast to VARCHAR(n)
+    would truncate a long value that the column itself refuses. Binary format (%b): psycopg escapes every
+    element of a text-format array in Python, twenty times slower for JSON and bytes."""
+    sql_type = "VARCHAR" if isinstance(column.type, String) else column.type.compile(dialect=_PG)
+    return f"CAST(%b AS {sql_type}[])"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One statement over many rows (tuples in the order the builder named the columns)."""
+
+    sqlite: str  # one row, ? placeholders: executemany
+    postgres: str  # one array per column, unnested
+
+    def run(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> CursorResult[Any] | None:
+        if not rows:
+            return None
+        if is_postgres(conn):
+            return conn.exec_driver_sql(self.postgres, tuple(list(column) for column in zip(*rows, strict=True)))
+        return conn.exec_driver_sql(self.sqlite, list(rows))
+
+
+def insert_values(table: Table, columns: Sequence[str], rows: int = 1) -> str:
+    """`INSERT INTO table (columns) VALUES (?, ...), ...` for `rows` rows (SQLite's paramstyle)."""
+    values = "(" + ", ".join("?" * len(columns)) + ")"
+    return f"INSERT INTO {table.name} ({', '.join(table.c[c].name for c in columns)}) VALUES " + ", ".join(
+        [values] * rows)
+
+
+def batch_insert(table: Table, columns: Sequence[str], *, suffix: str = "") -> Batch:
+    """INSERT rows of `columns` (then `suffix`: ON CONFLICT, RETURNING)."""
+    arrays = ", ".join(_array(table.c[c]) for c in columns)
+    return Batch(sqlite=insert_values(table, columns) + suffix,
+                 postgres=f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){suffix}")
+
+
+def batch_update(table: Table, columns: Sequence[str], key: str, *, add: Sequence[str] = ()) -> Batch:
+    """UPDATE the row whose `key` is given: set `columns`, or add to them for those in `add`.
+    Rows: (*columns, key); the keys must be distinct."""
+    t = table.name
+    arrays = ", ".join(_array(table.c[c]) for c in (*columns, key))  # an unknown name fails here, at import
+    if not set(add) <= set(columns):
+        raise ValueError(f"add {sorted(add)} is not among the columns {list(columns)}")
+    sqlite = ", ".join(f"{c} = {c} + ?" if c in add else f"{c} = ?" for c in columns)
+    postgres = ", ".join(f"{c} = {t}.{c} + v.{c}" if c in add else f"{c} = v.{c}" for c in columns)
+    return Batch(sqlite=f"UPDATE {t} SET {sqlite} WHERE {key} = ?",
+                 postgres=f"UPDATE {t} SET {postgres} FROM unnest({arrays}) AS v({', '.join(columns)}, {key}) "
+                          f"WHERE {t}.{key} = v.{key}")

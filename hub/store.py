@@ -12,10 +12,11 @@ there is exactly one dedup code path and one lock order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,8 +37,38 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-_MEDIA_INSERT = db.media.insert()
-_CHANGE_INSERT = db.case_changes.insert()
+# The ingest transaction's statements: driver SQL on tuples of driver values (db.Batch), built once.
+_EVENT_COLUMNS = ("device_id", "event_id", "seq", "problem_id", "camera_id", "class_id", "state", "source",
+                  "observed_at", "received_at", "payload", "manifest", "signature")
+_EVENT_CONFLICT = " ON CONFLICT (device_id, event_id) DO NOTHING RETURNING id, device_id, event_id"
+_EVENT_INSERT = db.batch_insert(db.events, _EVENT_COLUMNS, suffix=_EVENT_CONFLICT)
+_EVENTS_PER_VALUES = 30000 // len(_EVENT_COLUMNS)  # SQLite takes up to 32766 parameters per statement
+_MEDIA_INSERT = db.batch_insert(db.media, ("event_pk", "name", "kind", "content_type", "size", "sha256"))
+_CHANGE_INSERT = db.batch_insert(db.case_changes, ("at", "case_id", "kind", "status", "data"))
+_TRANSITION_INSERT = db.batch_insert(db.transitions, ("case_id", "at", "actor", "action", "from_status", "to_status",
+                                                      "note"))
+_SET_CLEARED = db.batch_update(db.cases, ("cleared_at",), "case_id")
+_SET_VERIFIED = db.batch_update(db.cases, ("status", "deadline_at", "updated_at"), "case_id")
+_JSON_NULL = db.bind_json(None)
+
+
+@functools.lru_cache(maxsize=64)
+def _event_values_sql(rows: int) -> str:
+    """SQLite: the events INSERT for `rows` rows in one VALUES list, since executemany drops RETURNING."""
+    return db.insert_values(db.events, _EVENT_COLUMNS, rows) + _EVENT_CONFLICT
+
+
+def _insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], int]:
+    """Insert the events rows that are new (ON CONFLICT DO NOTHING); their (device, event) -> id."""
+    if db.is_postgres(conn):
+        result = _EVENT_INSERT.run(conn, rows)
+        return {(d, e): pk for pk, d, e in result} if result is not None else {}
+    inserted = {}
+    for k in range(0, len(rows), _EVENTS_PER_VALUES):
+        chunk = rows[k:k + _EVENTS_PER_VALUES]
+        params = tuple(v for row in chunk for v in row)
+        inserted.update({(d, e): pk for pk, d, e in conn.exec_driver_sql(_event_values_sql(len(chunk)), params)})
+    return inserted
 
 
 class StoreError(ValueError):
@@ -140,7 +171,6 @@ class Store:
         self.deadlines = deadlines
         self.policy = policy
         self.counters = StoreCounters()
-        self._event_stmt: Any = None
         self.on_change: list[Callable[[str, str], None]] = []  # (case_id, kind) after commit
 
     @classmethod
@@ -178,13 +208,6 @@ class Store:
 
     def _insert(self, conn: Connection, table: Any) -> Any:
         return (pg_insert if db.is_postgres(conn) else sqlite_insert)(table)
-
-    def _event_insert(self, conn: Connection) -> Any:
-        """INSERT ... ON CONFLICT (device_id, event_id) DO NOTHING RETURNING the key, built once per store."""
-        if self._event_stmt is None:
-            stmt = self._insert(conn, db.events).on_conflict_do_nothing(index_elements=["device_id", "event_id"])
-            self._event_stmt = stmt.returning(db.events.c.id, db.events.c.device_id, db.events.c.event_id)
-        return self._event_stmt
 
     # ---- ingest ----------------------------------------------------------------------------------
 
@@ -290,41 +313,37 @@ class Store:
     def _ingest_tx(self, conn: Connection, intakes: Sequence[_Intake]) -> list[IngestResult]:
         """Insert the reports (idempotent), then dedup the new ones, in order, under their locks."""
         now = db.utcnow()
+        t = db.bind_time(conn)
         e = db.events
-        # Rows in (device, event) order: concurrent workers meet on the unique index in one order.
         first: dict[tuple[str, str], int] = {}
         for i, intake in enumerate(intakes):
             first.setdefault(intake.key, i)
-        rows = sorted(({**intakes[i].row, "received_at": now} for i in first.values()),
-                      key=lambda r: (r["device_id"], r["event_id"]))
-        inserted = {(r.device_id, r.event_id): r.id for r in conn.execute(self._event_insert(conn), rows)}
+        # Rows in (device, event) order: concurrent workers meet on the unique index in one order.
+        rows = sorted((_event_values(intakes[i].row, t, t(now)) for i in first.values()), key=lambda r: (r[0], r[1]))
+        inserted = _insert_events(conn, rows)
         old = [k for k in first if k not in inserted]
         existing: dict[tuple[str, str], str | None] = {}
         if old:
             query = select(e.c.device_id, e.c.event_id, e.c.case_id).where(tuple_(e.c.device_id, e.c.event_id).in_(old))
             existing = {(r.device_id, r.event_id): r.case_id for r in conn.execute(query)}
         fresh = [i for i, intake in enumerate(intakes) if intake.key in inserted and first[intake.key] == i]
-        media_rows = [
-            {"event_pk": inserted[intakes[i].key], "name": m.name, "kind": m.kind.value,
-             "content_type": m.content_type, "size": m.size, "sha256": m.sha256}
-            for i in fresh for m in intakes[i].refs
-        ]
-        if media_rows:
-            conn.execute(_MEDIA_INSERT, media_rows)
-        keys = {k for i in fresh for k in dedup.lock_keys(intakes[i].obs, self.policy(intakes[i].obs.class_id))}
-        db.advisory_locks(conn, keys)
+        media_rows = [(inserted[intakes[i].key], m.name, m.kind.value, m.content_type, m.size, m.sha256)
+                      for i in fresh for m in intakes[i].refs]
+        _MEDIA_INSERT.run(conn, media_rows)
+        if db.is_postgres(conn):  # SQLite has one writer and takes no locks: no keys to work out
+            db.advisory_locks(conn, {k for i in fresh
+                                     for k in dedup.lock_keys(intakes[i].obs, self.policy(intakes[i].obs.class_id))})
         burst = dedup.start_burst(conn, [intakes[i].obs for i in fresh], now)
-        changes: list[dict[str, Any]] = []
+        audit = _AuditLog()
         decided: dict[int, tuple[str | None, bool]] = {}
         for i in fresh:
             intake = intakes[i]
-            case, created = self._dedup_tx(conn, intake.obs, now, intake.row["device_id"], burst, changes)
+            case, created = self._dedup_tx(conn, intake.obs, now, intake.row["device_id"], burst, audit)
             if case is not None:
                 burst.assign(intake.obs, case, inserted[intake.key])
             decided[i] = (case.case_id if case else None, created)
         dedup.flush(conn, burst)
-        if changes:
-            conn.execute(_CHANGE_INSERT, changes)
+        audit.write(conn, t(now))
         results = []
         for i, intake in enumerate(intakes):
             if i in decided:
@@ -338,59 +357,50 @@ class Store:
 
     def _dedup_tx(
         self, conn: Connection, obs: dedup.Observation, now: datetime, reporter: str, burst: dedup.Burst,
-        changes: list[dict[str, Any]],
+        audit: _AuditLog,
     ) -> tuple[dedup.CaseRow | None, bool]:
         """The case for one observation (None: a `cleared` with no case) and whether it opened it.
-        Case-change rows are appended to `changes` for the caller to insert."""
+        Transition and case-change rows go to `audit`, which the caller writes."""
         policy = self.policy(obs.class_id)  # the caller holds dedup.lock_keys(obs, policy)
         case = dedup.find_live_case(conn, obs, policy, burst)
         if obs.state == ProblemState.CLEARED:
             if case is None:
                 return None, False
             dedup.attach(conn, case, obs, now, burst)
-            self._mark_cleared(conn, case, obs, now, reporter, changes)
+            self._mark_cleared(conn, case, obs, now, reporter, audit)
             return case, False
         if case is not None:
             dedup.attach(conn, case, obs, now, burst)
-            changes.append(_change_row(case.case_id, "case.updated", case.status, now))
+            audit.changes.append((case.case_id, "case.updated", case.status))
             return case, False
         previous = dedup.find_previous_case(conn, obs, policy, burst)
         deadline = self._deadline(obs.class_id, CaseStatus.PENDING_REVIEW, now)
         case = dedup.insert_case(conn, obs, now, previous, deadline)
         case_id = case.case_id
-        conn.execute(
-            db.transitions.insert().values(
-                case_id=case_id, at=now, actor=reporter if ":" in reporter else f"{obs.source}:{reporter}",
-                action="open", from_status=None,
-                to_status=CaseStatus.PENDING_REVIEW.value,
-                note=f"recurrence of {previous.case_id}" if previous else None,
-            )
-        )
-        changes.append(_change_row(case_id, "case.created", CaseStatus.PENDING_REVIEW, now))
+        audit.transitions.append((
+            case_id, reporter if ":" in reporter else f"{obs.source}:{reporter}", "open", None,
+            CaseStatus.PENDING_REVIEW.value, f"recurrence of {previous.case_id}" if previous else None,
+        ))
+        audit.changes.append((case_id, "case.created", CaseStatus.PENDING_REVIEW.value))
         return case, True
 
     def _mark_cleared(self, conn: Connection, case: dedup.CaseRow, obs: dedup.Observation, now: datetime,
-                      reporter: str, changes: list[dict[str, Any]]) -> None:
+                      reporter: str, audit: _AuditLog) -> None:
         """The problem is gone from the place: a handled case is verified by the camera itself."""
-        c = db.cases
-        conn.execute(update(c).where(c.c.case_id == case.case_id).values(cleared_at=obs.observed_at))
+        t = db.bind_time(conn)
+        _SET_CLEARED.run(conn, [(t(obs.observed_at), case.case_id)])
         if case.status != CaseStatus.HANDLED:
-            changes.append(_change_row(case.case_id, "case.updated", case.status, now))
+            audit.changes.append((case.case_id, "case.updated", case.status))
             return
         case.status = CaseStatus.VERIFIED.value  # no longer absorbs repeats, for the rest of the burst too
         deadline = self._deadline(case.class_id, CaseStatus.VERIFIED, now)
-        conn.execute(
-            update(c).where(c.c.case_id == case.case_id)
-            .values(status=CaseStatus.VERIFIED.value, deadline_at=deadline, updated_at=now)
-        )
-        conn.execute(
-            db.transitions.insert().values(
-                case_id=case.case_id, at=now, actor=f"edge:{reporter}", action="auto_verify",
-                from_status=CaseStatus.HANDLED.value, to_status=CaseStatus.VERIFIED.value,
-                note=f"problem cleared at the place (camera {obs.camera_id})",
-            )
-        )
-        changes.append(_change_row(case.case_id, "case.transition", CaseStatus.VERIFIED, now))
+        _SET_VERIFIED.run(conn, [(CaseStatus.VERIFIED.value, None if deadline is None else t(deadline), t(now),
+                                  case.case_id)])
+        audit.transitions.append((
+            case.case_id, f"edge:{reporter}", "auto_verify", CaseStatus.HANDLED.value, CaseStatus.VERIFIED.value,
+            f"problem cleared at the place (camera {obs.camera_id})",
+        ))
+        audit.changes.append((case.case_id, "case.transition", CaseStatus.VERIFIED.value))
 
     def _deadline(self, class_id: str, status: CaseStatus, start: datetime) -> datetime | None:
         return self.deadlines.deadline(class_id, status, start) if self.deadlines else None
@@ -498,9 +508,26 @@ def _device(row: Any) -> Device:
     )
 
 
-def _change_row(case_id: str, kind: str, status: str, now: datetime) -> dict[str, Any]:
-    """A case_changes row (the outbox SSE and webhooks read)."""
-    return {"at": now, "case_id": case_id, "kind": kind, "status": str(status), "data": None}
+@dataclass
+class _AuditLog:
+    """What an ingest transaction records besides the cases, written last in one statement per table:
+    the audit transitions and the case_changes outbox (SSE and webhooks read it), in decision order."""
+
+    transitions: list[tuple[str, str, str, str | None, str, str | None]] = field(default_factory=list)
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (case_id, kind, status)
+
+    def write(self, conn: Connection, at: Any) -> None:
+        """`at`: the transaction's time, already bound (db.bind_time)."""
+        _TRANSITION_INSERT.run(conn, [(case_id, at, *rest) for case_id, *rest in self.transitions])
+        _CHANGE_INSERT.run(conn, [(at, case_id, kind, str(status), _JSON_NULL)
+                                  for case_id, kind, status in self.changes])
+
+
+def _event_values(row: Mapping[str, Any], t: Callable[[datetime], Any], received_at: Any) -> tuple[Any, ...]:
+    """An events row (a report's dict) as the driver values of _EVENT_COLUMNS."""
+    return (row["device_id"], row["event_id"], row["seq"], row["problem_id"], row["camera_id"], row["class_id"],
+            row["state"], row["source"], t(row["observed_at"]), received_at, db.bind_json(row["payload"]),
+            row["manifest"], row["signature"])
 
 
 def _checked_media(event: ProblemEvent, media: Mapping[str, bytes | memoryview]) -> list[MediaRef]:
@@ -524,7 +551,8 @@ def _edge_intake(item: IngestItem) -> _Intake:
     row = {
         "device_id": event.device_id, "event_id": event.event_id, "seq": item.seq, "problem_id": event.problem_id,
         "camera_id": event.camera_id, "class_id": event.class_id, "state": event.state.value, "source": "edge",
-        "observed_at": event.observed_at, "payload": event.model_dump(mode="json"),
+        # pydantic's own JSON encoder, one call: the same document as model_dump(mode="json"), not built twice.
+        "observed_at": event.observed_at, "payload": db.JSONText(event.model_dump_json()),
         "manifest": bytes(item.manifest), "signature": bytes(item.signature),
     }
     return _Intake(obs, row, list(event.media))

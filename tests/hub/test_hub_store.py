@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hubfactory import T0, ingest, make_event
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from hub import db
 from hub.store import Store, StoreError, UnknownDevice
-from protocol.messages import CameraHealth, Heartbeat
+from protocol.messages import CameraHealth, GroundPoint, Heartbeat
 
 
 def test_ingest_is_idempotent_and_keeps_manifest(store: Store) -> None:
@@ -151,3 +152,63 @@ def test_evidence_burst_is_durable_by_either_sync_path(tmp_path, monkeypatch, sy
     assert stored[:-1] == [hashlib.sha256(b).hexdigest() for b in blobs]
     assert isinstance(stored[-1], OSError)
     assert all(ev.get(s) == b for s, b in zip(stored, blobs))
+
+
+def test_ingest_statements_store_what_the_core_types_store(store: Store) -> None:
+    """The ingest path binds values itself (db.bind_time, db.bind_json, db.Batch): the stored text must be
+    exactly what a Core statement stores, on either database."""
+    from hub.store import _CHANGE_INSERT
+
+    times = [T0, T0.replace(microsecond=5), datetime(2026, 3, 1, 7, 30, tzinfo=timezone(timedelta(hours=8)))]
+    data = [None, {"a": 1, "b": [1.5, "x", None]}, {"ü": "ß"}]
+    with store.engine.begin() as conn:
+        for n, (at, value) in enumerate(zip(times, data, strict=True)):
+            conn.execute(db.case_changes.insert().values(at=at, case_id=f"core-{n}", kind="k", status="s", data=value))
+        t = db.bind_time(conn)
+        _CHANGE_INSERT.run(conn, [(t(at), f"fast-{n}", "k", "s", db.bind_json(value))
+                                  for n, (at, value) in enumerate(zip(times, data, strict=True))])
+        rows = conn.execute(text("SELECT case_id, CAST(at AS TEXT), CAST(data AS TEXT) FROM case_changes")).all()
+        if store.is_postgres:  # arrays are cast to unbounded VARCHAR: a too long value still fails, not cut
+            with pytest.raises(DBAPIError, match="too long"), conn.begin_nested():
+                _CHANGE_INSERT.run(conn, [(t(T0), "x", "k" * 40, "s", "null")])
+    stored = {k: {r[0].split("-")[1]: tuple(r[1:]) for r in rows if r[0].startswith(k)} for k in ("core", "fast")}
+    assert stored["core"] == stored["fast"] and len(stored["core"]) == len(times)
+
+
+def test_stored_payload_is_the_event_document(store: Store) -> None:
+    event, media = make_event(event_id="ev-payload1", ground=GroundPoint(crs="wgs84", x=116.4, y=39.9))
+    ingest(store, event, media)
+    with store.engine.connect() as conn:
+        payload = conn.execute(select(db.events.c.payload).where(db.events.c.event_id == "ev-payload1")).scalar_one()
+    assert payload == event.model_dump(mode="json")
+
+
+def test_failing_burst_is_retried_item_by_item(store: Store) -> None:
+    """A burst whose transaction fails is stored again one transaction per item: only the culprit fails."""
+    from hub.store import IngestItem, _edge_intake, _Intake
+
+    good = [_edge_intake(IngestItem(e, m, b"m", b"s", 1)) for e, m in (
+        make_event(event_id="ev-retry001", problem_id="prob-retry1", zone="r1"),
+        make_event(event_id="ev-retry002", problem_id="prob-retry2", zone="r2"))]
+    naive = {**good[1].row, "event_id": "ev-retry003", "observed_at": T0.replace(tzinfo=None)}
+    first, failed, second = store._ingest_intakes([good[0], _Intake(good[1].obs, naive, []), good[1]])
+    assert isinstance(failed, ValueError) and "naive" in str(failed)
+    assert not isinstance(first, Exception) and first.created
+    assert not isinstance(second, Exception) and second.created and second.case_id != first.case_id
+    assert store.get_event("ev-retry003") is None and store.get_event("ev-retry002") is not None
+
+
+def test_burst_larger_than_one_insert_statement(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite inserts a burst's events in multi-row statements of bounded size; duplicates anywhere."""
+    import hub.store
+    from hub.store import IngestItem
+
+    monkeypatch.setattr(hub.store, "_EVENTS_PER_VALUES", 2)
+    events = [make_event(event_id=f"ev-chunk{n:03d}", problem_id=f"prob-chunk{n}", zone=f"c{n}") for n in range(5)]
+    ingest(store, *events[1])
+    results = store.ingest_events([IngestItem(e, m, b"m", b"s", 1) for e, m in [*events, events[3]]])
+    assert not any(isinstance(r, Exception) for r in results)
+    assert [(r.duplicate, r.created) for r in results] == [  # type: ignore[union-attr]
+        (False, True), (True, False), (False, True), (False, True), (False, True), (True, False)]
+    assert results[5].case_id == results[3].case_id  # type: ignore[union-attr]
+    assert all((rec := store.get_event(e.event_id)) is not None and rec.media for e, _ in events)
