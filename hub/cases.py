@@ -178,19 +178,24 @@ def _problem_case(device: object, camera: object, problem: object) -> Select:  #
 _PROBLEM_CASE = _problem_case(bindparam("b_device"), bindparam("b_camera"), bindparam("b_problem"))
 
 
-def _camera_candidates(zone_is_none: bool, statuses: list[str]) -> Select:  # type: ignore[type-arg]
+@functools.lru_cache(maxsize=64)
+def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: bool, by_ground: bool
+                      ) -> Select:  # type: ignore[type-arg]
+    """Cases of a class in `statuses` on the same camera and zone and/or within a ground box, latest first:
+    one statement per shape, so only the parameters change per call."""
     c = db.cases
-    zone = c.c.zone.is_(None) if zone_is_none else c.c.zone == bindparam("b_zone")
-    return (select(*_CASE_COLUMNS).where(c.c.class_id == bindparam("b_class"), _status_in(statuses),
-                            c.c.camera_id == bindparam("b_camera"), zone)
+    near = []
+    if by_camera:
+        zone = c.c.zone.is_(None) if zone_is_none else c.c.zone == bindparam("b_zone")
+        near.append(and_(c.c.camera_id == bindparam("b_camera"), zone))
+    if by_ground:
+        near.append(and_(c.c.ground_crs == bindparam("b_crs"),
+                         c.c.ground_x.between(bindparam("b_x_lo"), bindparam("b_x_hi")),
+                         c.c.ground_y.between(bindparam("b_y_lo"), bindparam("b_y_hi"))))
+    return (select(*_CASE_COLUMNS).where(c.c.class_id == bindparam("b_class"), _status_in(statuses), or_(*near))
             .order_by(c.c.last_seen.desc()).limit(200))
 
 
-_CAMERA_CANDIDATES = {
-    (zone_none, kind): _camera_candidates(zone_none, [s.value for s in statuses])
-    for zone_none in (True, False)
-    for kind, statuses in (("live", DEDUP_STATUSES), ("old", RECURRENCE_STATUSES))
-}
 # Writes: driver SQL on tuples of driver values (db.Batch; times through db.bind_time, JSON db.bind_json).
 _ATTACH = db.batch_update(db.cases, ("event_count", "updated_at", "last_seen", "box"), "case_id", add=("event_count",))
 _SET_GROUND = db.batch_update(db.cases, ("ground_crs", "ground_x", "ground_y", "lat", "lon"), "case_id")
@@ -230,17 +235,10 @@ def find_problem_case(conn: Connection, obs: Observation) -> CaseRow | None:
 
 def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses: Iterable[str]) -> list[CaseRow]:
     """Cases of the class in `statuses` that could be at the observation's place."""
-    c = db.cases
-    statuses = list(statuses)
-    kind = "live" if set(statuses) == set(_DEDUP) else "old" if set(statuses) == set(_OLD) else None
-    if obs.ground is None and obs.camera_id and obs.box and kind:
-        stmt = _CAMERA_CANDIDATES[(obs.zone is None, kind)]
-        params = {"b_class": obs.class_id, "b_camera": obs.camera_id, "b_zone": obs.zone}
-        return [row_to_case(r) for r in conn.execute(stmt, params)]
-    where = []
-    if obs.camera_id and obs.box:
-        same_zone = c.c.zone.is_(None) if obs.zone is None else c.c.zone == obs.zone
-        where.append(and_(c.c.camera_id == obs.camera_id, same_zone))
+    by_camera = bool(obs.camera_id and obs.box)
+    if not by_camera and obs.ground is None:
+        return []
+    params: dict[str, object] = {"b_class": obs.class_id, "b_camera": obs.camera_id, "b_zone": obs.zone}
     if obs.ground:
         margin = policy.radius_m * 1.5
         if obs.ground.crs == "wgs84":
@@ -248,17 +246,10 @@ def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses
             dx = dy / max(0.01, math.cos(math.radians(obs.ground.y)))
         else:
             dx = dy = margin
-        where.append(
-            and_(
-                c.c.ground_crs == obs.ground.crs,
-                c.c.ground_x.between(obs.ground.x - dx, obs.ground.x + dx),
-                c.c.ground_y.between(obs.ground.y - dy, obs.ground.y + dy),
-            )
-        )
-    if not where:
-        return []
-    query = select(*_CASE_COLUMNS).where(c.c.class_id == obs.class_id, _status_in(statuses), or_(*where))
-    return [row_to_case(r) for r in conn.execute(query.order_by(c.c.last_seen.desc()).limit(200))]
+        params.update(b_crs=obs.ground.crs, b_x_lo=obs.ground.x - dx, b_x_hi=obs.ground.x + dx,
+                      b_y_lo=obs.ground.y - dy, b_y_hi=obs.ground.y + dy)
+    stmt = _candidates_query(frozenset(statuses), by_camera, by_camera and obs.zone is None, obs.ground is not None)
+    return [row_to_case(r) for r in conn.execute(stmt, params)]
 
 
 @dataclass
@@ -360,7 +351,7 @@ def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy, burs
             found = burst.touched.get(found.case_id, found) if found else None
     if found is not None:
         return found
-    open_cases = candidates(conn, obs, policy, [s.value for s in DEDUP_STATUSES])
+    open_cases = candidates(conn, obs, policy, _DEDUP)
     if burst is not None:
         open_cases = [burst.touched.get(c.case_id, c) for c in open_cases]
     # A voided false alarm only absorbs repeats on its own camera, never a neighbour's report.
@@ -371,7 +362,7 @@ def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy, burs
 def find_previous_case(conn: Connection, obs: Observation, policy: DedupPolicy, burst: Burst | None = None
                        ) -> CaseRow | None:
     """The latest closed case at this place: a new case there is its recurrence."""
-    old = candidates(conn, obs, policy, [s.value for s in RECURRENCE_STATUSES])
+    old = candidates(conn, obs, policy, _OLD)
     if burst is not None:
         old = [burst.touched.get(c.case_id, c) for c in old]
     matches = [c for c in old if same_place(obs, c, policy, windowed=False)]
