@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, TextClause, and_, bindparam, literal_column, or_, select, text
+from sqlalchemy import Integer, Select, TextualSelect, and_, bindparam, column, literal_column, or_, select, text
 from sqlalchemy.engine import Connection
 
 from hub import db
@@ -268,28 +268,34 @@ class Burst:
             self.by_problem[obs.problem_key] = case
 
 
+# Each key's newest event whose case is live (a correlated subquery per key, which walks the problem index
+# backwards and stops at the first hit), joined to that case's row: one statement (and one snapshot).
 _LATEST_LIVE = (
-    "SELECT k.n, (SELECT e.case_id FROM events e JOIN cases ON cases.case_id = e.case_id "
+    "SELECT l.n, {columns} FROM (SELECT k.n, (SELECT e.case_id FROM events e JOIN cases ON cases.case_id = e.case_id "
     "WHERE e.device_id = k.d AND e.camera_id = k.c AND e.problem_id = k.p AND cases.status IN ({statuses}) "
-    "ORDER BY e.id DESC LIMIT 1) AS case_id FROM {keys}"
-).replace("{statuses}", ", ".join(f"'{s}'" for s in _DEDUP))
+    "ORDER BY e.id DESC LIMIT 1) AS case_id FROM {keys}) AS l JOIN cases AS live ON live.case_id = l.case_id"
+).replace("{statuses}", ", ".join(f"'{s}'" for s in _DEDUP)).replace(
+    "{columns}", ", ".join(f"live.{c.name}" for c in _CASE_COLUMNS))
+_LATEST_LIVE_COLUMNS = (column("n", Integer), *_CASE_COLUMNS)  # typed: the JSON and time columns are converted
 # PostgreSQL: three arrays, one short statement it can prepare (n counts from 1).
 _LATEST_LIVE_PG = text(_LATEST_LIVE.format(
-    keys="unnest(CAST(:d AS text[]), CAST(:c AS text[]), CAST(:p AS text[])) WITH ORDINALITY AS k(d, c, p, n)"))
+    keys="unnest(CAST(:d AS text[]), CAST(:c AS text[]), CAST(:p AS text[])) WITH ORDINALITY AS k(d, c, p, n)",
+)).columns(*_LATEST_LIVE_COLUMNS)
 
 
 @functools.lru_cache(maxsize=128)
-def _latest_live_sqlite(n: int) -> TextClause:
-    """For n keys: each key's newest event whose case is live, as (k, case_id); a correlated subquery
-    per key, which walks the problem index backwards and stops at the first hit."""
+def _latest_live_sqlite(n: int) -> TextualSelect:
+    """_LATEST_LIVE for n keys, given as :k0 :d0 :c0 :p0 ... (n counts from 0)."""
     rows = ", ".join(f"(:k{i}, :d{i}, :c{i}, :p{i})" for i in range(n))
-    return text(f"WITH k(n, d, c, p) AS (VALUES {rows}) " + _LATEST_LIVE.format(keys="k"))
+    return text(f"WITH k(n, d, c, p) AS (VALUES {rows}) " + _LATEST_LIVE.format(keys="k")).columns(
+        *_LATEST_LIVE_COLUMNS)
 
 
 def start_burst(conn: Connection, observations: Iterable[Observation], now: datetime) -> Burst:
-    """Fetch the live case of every problem key among `observations` in two statements (per 100 keys)."""
+    """Fetch the live case of every problem key among `observations` in one statement (per 100 keys)."""
     keys = sorted({o.problem_key for o in observations if o.problem_key is not None})
     found: dict[tuple[str, str, str], CaseRow] = {}
+    cases: dict[str, CaseRow] = {}  # one CaseRow per case, however many keys lead to it
     for i in range(0, len(keys), 100):
         chunk = keys[i:i + 100]
         if db.is_postgres(conn):
@@ -300,12 +306,11 @@ def start_burst(conn: Connection, observations: Iterable[Observation], now: date
             stmt, params, base = _latest_live_sqlite(len(chunk)), {}, 0
             for n, (d, c, p) in enumerate(chunk):
                 params.update({f"k{n}": n, f"d{n}": d, f"c{n}": c, f"p{n}": p})
-        case_of = {chunk[int(n) - base]: case_id for n, case_id in conn.execute(stmt, params)
-                   if case_id is not None}
-        if case_of:
-            rows = {r.case_id: row_to_case(r) for r in conn.execute(
-                select(*_CASE_COLUMNS).where(db.cases.c.case_id.in_(sorted(set(case_of.values())))))}
-            found.update({key: rows[case_id] for key, case_id in case_of.items()})
+        for row in conn.execute(stmt, params):
+            case = cases.get(row.case_id)
+            if case is None:
+                case = cases[row.case_id] = row_to_case(row)
+            found[chunk[int(row.n) - base]] = case
     return Burst(now=now, by_problem=found)
 
 
