@@ -216,6 +216,14 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def make_evidence_tree(root: Path) -> None:
+    """The hub's steady state: every xx/yy leaf directory of the content-addressed store exists."""
+    print("creating the 65,536 evidence leaf directories (steady state) ...", file=sys.stderr)
+    for a in range(256):
+        for b in range(256):
+            (root / f"{a:02x}" / f"{b:02x}").mkdir(parents=True, exist_ok=True)
+
+
 def free_port() -> int:
     import socket
 
@@ -231,6 +239,10 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=8, help="events in flight per agent")
     parser.add_argument("--no-fsync", action="store_true", help="evidence_fsync=False (not power-cut safe)")
     parser.add_argument("--processes", type=int, default=1, help="hub ingest worker processes (1: in-process)")
+    parser.add_argument("--fresh-tree", action="store_true",
+                        help="start with an empty evidence tree: nearly every file then creates its directory "
+                             "(a new hub); by default the 65,536 leaf directories exist, as on a hub past its "
+                             "first ~700,000 files")
     args = parser.parse_args()
 
     from hub.security import enroll_device
@@ -241,6 +253,8 @@ def main() -> int:
         data_dir = Path(tmp) / "hub"
         endpoint, echo_endpoint = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
         store = Store.open(None, data_dir)
+        if not args.fresh_tree:
+            make_evidence_tree(data_dir / "evidence")
         bundles = [enroll_device(store, data_dir, f"bench{i}", endpoint) for i in range(args.agents)]
         store.close()
         base = base_jpeg()
@@ -270,7 +284,8 @@ def main() -> int:
 
         print(f"M={args.agents} agents, window {args.window}, {len(base) / 1024:.0f} KB JPEG per event, "
               f"{args.processes} ingest process(es), "
-              f"evidence fsync {'off' if args.no_fsync else 'on'}, {mp.cpu_count()} CPUs, "
+              f"evidence fsync {'off' if args.no_fsync else 'on'}, "
+              f"evidence tree {'empty' if args.fresh_tree else 'complete'}, {mp.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f}")
         bare_rate = report("bare DEALER/ROUTER echo", bare_s, bare)
         full_rate = report("full path (CURVE+sig+JPEG+store)", full_s, full)

@@ -78,6 +78,7 @@ class IngestStore(DeviceRegistry, Protocol):
     """The part of hub.store.Store that ingest uses."""
 
     def ingest_events(self, items: Sequence[IngestItem]) -> list[IngestResult | Exception]: ...
+    def stage_media(self, item: IngestItem) -> list[Any]: ...
     def record_heartbeat(self, hb: Heartbeat) -> Any: ...
 
 
@@ -88,6 +89,7 @@ class _Pending:
     routing_id: bytes
     msg: EventMessage
     sign_public_key: str
+    staged: list[Any] = field(default_factory=list)  # its media files, written once the checks passed
 
 
 @dataclass
@@ -222,10 +224,7 @@ class IngestLoop:
                     break
                 burst += more
             t0 = time.perf_counter()
-            # The media hashes are the signed manifest's: `_verify` checked the bytes against them.
-            items = [IngestItem(p.msg.event, p.msg.media, bytes(p.msg.manifest_bytes), bytes(p.msg.signature),
-                                p.msg.header.seq, {m.name: m.sha256 for m in p.msg.manifest.media})
-                     for p in burst]
+            items = [_item(p.msg, p.staged or None) for p in burst]
             try:
                 results: list[IngestResult | Exception] = self.store.ingest_events(items)
             except Exception as exc:  # the store is down or broken: no replies, the agents resend
@@ -311,6 +310,7 @@ class IngestLoop:
                 survivors.append(item)
             else:
                 nacks.append((item.routing_id, self._nack(verdict, item.msg.header.event_id, item.msg.header.seq)))
+        self._map(self._stage, survivors)
         self._time("verify", time.perf_counter() - t0)
         return nacks, survivors
 
@@ -335,6 +335,11 @@ class IngestLoop:
                 if ref.content_type == "image/jpeg" and (why := jpeg_error(msg.media[ref.name])):
                     return f"media {ref.name!r}: JPEG does not decode: {why}"
         return None
+
+    def _stage(self, item: _Pending) -> None:
+        """Write an accepted event's files here, on the check threads in parallel; the committer
+        only syncs them (before its commit)."""
+        item.staged.extend(self.store.stage_media(_item(item.msg)))
 
     def _chain_verdict(self, msg: EventMessage) -> str | None:
         # Only the direct successor of the last event stored is checkable: gaps (evictions, events
@@ -397,6 +402,12 @@ def bind_agents(ctx: zmq.Context, cfg: IngestConfig) -> zmq.Socket:
     sock.bind(cfg.bind)
     log.info("ingest listening on %s", sock.last_endpoint.decode())
     return sock
+
+
+def _item(msg: EventMessage, staged: list[Any] | None = None) -> IngestItem:
+    # The media hashes are the signed manifest's: `_verify` checked the bytes against them.
+    return IngestItem(msg.event, msg.media, bytes(msg.manifest_bytes), bytes(msg.signature), msg.header.seq,
+                      {m.name: m.sha256 for m in msg.manifest.media}, staged)
 
 
 def _drain(fd: int) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from hub import cases as dedup
 from hub import classes, db
-from hub.evidence import EvidenceError, EvidenceStore
+from hub.evidence import EvidenceError, EvidenceStore, Staged
 from hub.lifecycle import CaseStatus, Deadlines
 from protocol.messages import Heartbeat, MediaRef, ProblemEvent, ProblemState
 
@@ -98,6 +98,9 @@ class IngestItem:
     # The SHA-256 of each media's bytes, already computed by the caller (ingest checked them against
     # the signed manifest), so the store does not hash them again; None: the store hashes them.
     media_sha256: Mapping[str, str] | None = None
+    # The media already written by `Store.stage_media` (in event.media order), e.g. by ingest's check
+    # threads in parallel; None: `ingest_events` writes them. Either way they are synced before the commit.
+    staged: Sequence[Staged | EvidenceError | OSError] | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,7 @@ class Store:
         blobs: list[tuple[bytes | memoryview, str | None]] = []
         digests: list[str | None] = []
         owners: list[tuple[int, str]] = []
+        done: list[Staged | EvidenceError | OSError | None] = []  # per blob, staged by the caller or below
         for i, item in enumerate(items):
             try:
                 refs = _checked_media(item.event, item.media)
@@ -238,11 +242,17 @@ class Store:
                 prepared.append(exc)
                 continue
             prepared.append(_edge_intake(item))
-            for ref in refs:
+            ready = item.staged if item.staged is not None and len(item.staged) == len(refs) else None
+            for k, ref in enumerate(refs):
                 blobs.append((item.media[ref.name], ref.sha256))
                 digests.append(item.media_sha256.get(ref.name) if item.media_sha256 is not None else None)
                 owners.append((i, ref.name))
-        staged = self.evidence.stage(blobs, digests=digests)  # hashes checked, temp files written
+                done.append(ready[k] if ready is not None else None)
+        todo = [j for j, d in enumerate(done) if d is None]  # hashes checked, files written (not synced)
+        for j, result in zip(todo, self.evidence.stage([blobs[j] for j in todo], digests=[digests[j] for j in todo]),
+                             strict=True):
+            done[j] = result
+        staged = [d for d in done if d is not None]
         for (i, name), blob in zip(owners, staged, strict=True):
             if isinstance(blob, EvidenceError) and not isinstance(prepared[i], Exception):
                 prepared[i] = StoreError(f"media {name!r}: {blob}")
@@ -260,6 +270,14 @@ class Store:
             return self._ingest_intakes(prepared, before_commit=evidence_failures)
         finally:
             durable.result()  # never leave a sync running behind the caller's back
+
+    def stage_media(self, item: IngestItem) -> list[Staged | EvidenceError | OSError]:
+        """Write an item's media files (not yet synced) for a later `ingest_events`; thread-safe, so
+        callers can stage many items in parallel. In event.media order."""
+        refs = item.event.media
+        known = item.media_sha256 or {}
+        return self.evidence.stage([(item.media[r.name], r.sha256) for r in refs if r.name in item.media],
+                                   digests=[known.get(r.name) for r in refs if r.name in item.media])
 
     def ingest_observation(self, obs: dedup.Observation, row: dict[str, Any], refs: list[MediaRef]) -> IngestResult:
         """The shared intake path (edge, sensors, people): record the report, then dedup it."""
