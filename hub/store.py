@@ -169,6 +169,7 @@ class Store:
         evidence_fsync: bool = True,
     ) -> None:
         self.engine = engine
+        self._writer = db.WriterLock.for_engine(engine)  # SQLite: writers queue instead of polling
         self.data_dir = data_dir
         self.evidence = EvidenceStore(data_dir / "evidence", fsync=evidence_fsync)
         self.deadlines = deadlines
@@ -188,6 +189,7 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._writer.close()
 
     @property
     def is_postgres(self) -> bool:
@@ -199,7 +201,7 @@ class Store:
         """Run `fn` in one transaction, retrying PostgreSQL deadlocks and serialisation failures."""
         for attempt in range(attempts):
             try:
-                with self.engine.begin() as conn:
+                with self._writer.hold(), self.engine.begin() as conn:
                     return fn(conn)
             except DBAPIError as exc:
                 code = getattr(exc.orig, "sqlstate", None)
