@@ -120,9 +120,11 @@ class IngestLoop:
         self.stats = IngestStats()
         self._chain: dict[str, tuple[int, str]] = {}  # device -> (last seq, its manifest hash)
         self._pool: ThreadPoolExecutor | None = None
+        self._checks: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()  # to the checker
+        self._rejected: queue.SimpleQueue[tuple[list[tuple[_Pending, str]], float]] = queue.SimpleQueue()
         self._work: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()  # to the committer
         self._done: queue.SimpleQueue[tuple[list[_Pending], list[Any], float]] = queue.SimpleQueue()
-        self._in_store = 0  # events handed to the committer and not yet answered
+        self._in_flight = 0  # events handed to the checker and not yet answered
         self.ready = threading.Event()  # set once bound: tests and `hub serve` wait on it
 
     def run(self) -> None:
@@ -151,40 +153,45 @@ class IngestLoop:
                     zap_thread.join(2.0)
 
     def _loop(self, sock: zmq.Socket) -> None:
-        """Receive and check on this thread; store on the committer thread, so the next burst is
-        received and checked while the previous one is made durable and committed."""
+        """A pipeline of three threads: this one receives, decodes and replies (it owns the socket and
+        the stats); the checker verifies and writes the files (on a pool); the committer syncs and
+        commits. Each burst moves on as soon as its stage is done, so the next is received meanwhile."""
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
+        checker = threading.Thread(target=self._check_loop, args=(wake_w,), name="ingest-check", daemon=True)
         committer = threading.Thread(target=self._commit_loop, args=(wake_w,), name="ingest-commit", daemon=True)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(wake_r, zmq.POLLIN)
         try:
-            with ThreadPoolExecutor(self.config.workers, thread_name_prefix="ingest-check") as pool:
+            with ThreadPoolExecutor(self.config.workers, thread_name_prefix="ingest-verify") as pool:
                 self._pool = pool
+                checker.start()
                 committer.start()
-                while not self.stop_event.is_set():
-                    full = self._in_store >= self.config.max_in_store
-                    poller.modify(sock, 0 if full else zmq.POLLIN)
-                    ready = dict(poller.poll(self.config.poll_ms))
-                    if wake_r in ready:
-                        _drain(wake_r)
-                        self._deliver(sock)
-                    if ready.get(sock) and not full:
-                        self._serve_burst(sock)
-                    if self.link is not None:
-                        self.link.report(sock, self.stats)
+                try:
+                    while not self.stop_event.is_set():
+                        full = self._in_flight >= self.config.max_in_store
+                        poller.modify(sock, 0 if full else zmq.POLLIN)
+                        ready = dict(poller.poll(self.config.poll_ms))
+                        if wake_r in ready:
+                            _drain(wake_r)
+                            self._deliver(sock)
+                        if ready.get(sock) and not full:
+                            self._serve_burst(sock)
+                        if self.link is not None:
+                            self.link.report(sock, self.stats)
+                finally:
+                    self._checks.put(None)  # the checker passes it on to the committer
+                    for thread in (checker, committer):
+                        thread.join()
         finally:
-            self._work.put(None)
-            if committer.ident is not None:
-                committer.join()
-            self._deliver(sock)  # ACK what committed before the socket closes; the rest is resent
+            self._deliver(sock)  # answer what is decided before the socket closes; the rest is resent
             os.close(wake_r)
             os.close(wake_w)
 
     def _serve_burst(self, sock: zmq.Socket) -> None:
-        """Take what is queued (up to `batch`), answer what is answerable at once, check the events
-        (in parallel) and hand the good ones to the committer."""
+        """Take what is queued (up to `batch`), answer what is answerable at once, and hand the
+        events to the checker."""
         batch: list[_Pending] = []
         for _ in range(self.config.batch):
             try:
@@ -201,28 +208,31 @@ class IngestLoop:
                 batch.append(outcome)
             elif outcome is not None:
                 self._send(sock, frames[0].bytes, outcome)  # the agent's routing id in both modes
-        nacks, survivors = self.check(batch)
-        for routing_id, reply in nacks:
-            self._send(sock, routing_id, reply)
-        if survivors:
-            self._in_store += len(survivors)
-            self._work.put(survivors)
+        if batch:
+            self._in_flight += len(batch)
+            self._checks.put(batch)
+
+    def _check_loop(self, wake_w: int) -> None:
+        """The checker thread: verify what waits, post the rejected, pass the rest to the committer."""
+        while True:
+            batch = _take_all(self._checks, self.config.max_in_store)
+            if batch is None:
+                self._work.put(None)
+                return
+            t0 = time.perf_counter()
+            rejected, survivors = self.check(batch)
+            if rejected:
+                self._rejected.put((rejected, time.perf_counter() - t0))
+                os.write(wake_w, b"\0")
+            if survivors:
+                self._work.put(survivors)
 
     def _commit_loop(self, wake_w: int) -> None:
         """The committer thread: store everything that waits as one burst, post the results."""
         while True:
-            burst = self._work.get()
+            burst = _take_all(self._work, self.config.max_in_store)
             if burst is None:
                 return
-            while len(burst) < self.config.max_in_store:  # what arrived meanwhile joins this burst
-                try:
-                    more = self._work.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._work.put(None)
-                    break
-                burst += more
             t0 = time.perf_counter()
             items = [_item(p.msg, p.staged or None) for p in burst]
             try:
@@ -233,14 +243,24 @@ class IngestLoop:
             os.write(wake_w, b"\0")
 
     def _deliver(self, sock: zmq.Socket) -> None:
-        """Reply to what the committer finished (on this thread: it owns the socket and the stats)."""
+        """Reply to what the checker refused and the committer finished (on this thread: it owns the
+        socket and the stats)."""
+        while True:
+            try:
+                rejected, seconds = self._rejected.get_nowait()
+            except queue.Empty:
+                break
+            self._time("verify", seconds)
+            self._in_flight -= len(rejected)
+            for item, reason in rejected:
+                self._send(sock, item.routing_id, self._nack(reason, item.msg.header.event_id, item.msg.header.seq))
         while True:
             try:
                 burst, results, seconds = self._done.get_nowait()
             except queue.Empty:
                 return
             self._time("store", seconds)
-            self._in_store -= len(burst)
+            self._in_flight -= len(burst)
             for item, result in zip(burst, results, strict=True):
                 reply = self._reply(item.msg, result)
                 if reply is not None:
@@ -296,23 +316,20 @@ class IngestLoop:
         self.stats.heartbeats += 1
         return None
 
-    def check(self, batch: list[_Pending]) -> tuple[list[tuple[bytes, list[bytes]]], list[_Pending]]:
-        """Verify (parallel) and chain-check (in order): NACKs for the bad, and the events to store."""
-        if not batch:
-            return [], []
-        nacks: list[tuple[bytes, list[bytes]]] = []
-        survivors: list[_Pending] = []
-        t0 = time.perf_counter()
+    def check(self, batch: list[_Pending]) -> tuple[list[tuple[_Pending, str]], list[_Pending]]:
+        """Verify (in parallel), chain-check (in order), write the files of the good (in parallel):
+        the refused with their reasons, and the events to store."""
         verdicts = self._map(self._verify, batch)
+        rejected: list[tuple[_Pending, str]] = []
+        survivors: list[_Pending] = []
         for item, verdict in zip(batch, verdicts, strict=True):
             verdict = verdict or self._chain_verdict(item.msg)
             if verdict is None:
                 survivors.append(item)
             else:
-                nacks.append((item.routing_id, self._nack(verdict, item.msg.header.event_id, item.msg.header.seq)))
+                rejected.append((item, verdict))
         self._map(self._stage, survivors)
-        self._time("verify", time.perf_counter() - t0)
-        return nacks, survivors
+        return rejected, survivors
 
     def _time(self, stage: str, seconds: float) -> None:
         self.stats.stage_s[stage] = self.stats.stage_s.get(stage, 0.0) + seconds
@@ -337,8 +354,7 @@ class IngestLoop:
         return None
 
     def _stage(self, item: _Pending) -> None:
-        """Write an accepted event's files here, on the check threads in parallel; the committer
-        only syncs them (before its commit)."""
+        """Write an accepted event's files (on the pool, in parallel); the committer only syncs them."""
         item.staged.extend(self.store.stage_media(_item(item.msg)))
 
     def _chain_verdict(self, msg: EventMessage) -> str | None:
@@ -408,6 +424,24 @@ def _item(msg: EventMessage, staged: list[Any] | None = None) -> IngestItem:
     # The media hashes are the signed manifest's: `_verify` checked the bytes against them.
     return IngestItem(msg.event, msg.media, bytes(msg.manifest_bytes), bytes(msg.signature), msg.header.seq,
                       {m.name: m.sha256 for m in msg.manifest.media}, staged)
+
+
+def _take_all(q: queue.SimpleQueue[list[_Pending] | None], limit: int) -> list[_Pending] | None:
+    """The next batch and whatever else waits (up to about `limit`); None once the queue is closed
+    (the None is put back for a later call)."""
+    batch = q.get()
+    if batch is None:
+        return None
+    while len(batch) < limit:
+        try:
+            more = q.get_nowait()
+        except queue.Empty:
+            break
+        if more is None:
+            q.put(None)
+            break
+        batch += more
+    return batch
 
 
 def _drain(fd: int) -> None:
