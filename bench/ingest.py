@@ -9,7 +9,11 @@ content-addressed evidence store really writes every file.
 Baseline: the same clients and frames, no CURVE, against a ROUTER that answers each message with a
 small ACK frame and does nothing else.
 
-    .venv/bin/python bench/ingest.py --agents 4 --events 500
+The agents run on the same machine as the hub (their CURVE encryption competes with it for CPU);
+"CPU per event" separates the two, so a node's capacity with agents elsewhere is about
+cores / (hub CPU per event). `--processes N` runs ingest as `hub serve --ingest-processes N` does.
+
+    .venv/bin/python bench/ingest.py --agents 16 --events 300 [--processes 2]
 """
 
 from __future__ import annotations
