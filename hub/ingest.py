@@ -459,21 +459,28 @@ class WorkerLink(Protocol):
     def report(self, sock: zmq.Socket, stats: IngestStats) -> None: ...
 
 
-def run_ingest(config: IngestConfig, store: IngestStore, stop_event: threading.Event) -> IngestLoop:
-    """Start ingest in a daemon thread and wait until it is bound (raises if binding failed)."""
-    loop = IngestLoop(config, store, stop_event)
+def start_in_thread(runner: Any, name: str) -> list[BaseException]:
+    """`runner.run()` in a daemon thread; waits up to 10 s for `runner.ready` (set once bound, or on
+    failure). The list receives the exception that ended `run`, if any."""
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            loop.run()
+            runner.run()
         except BaseException as exc:
             errors.append(exc)
-            loop.ready.set()
+            runner.ready.set()
             raise
 
-    threading.Thread(target=target, name="ingest", daemon=True).start()
-    loop.ready.wait(10)
+    threading.Thread(target=target, name=name, daemon=True).start()
+    runner.ready.wait(10)
+    return errors
+
+
+def run_ingest(config: IngestConfig, store: IngestStore, stop_event: threading.Event) -> IngestLoop:
+    """Start ingest in a daemon thread and wait until it is bound (raises if binding failed)."""
+    loop = IngestLoop(config, store, stop_event)
+    errors = start_in_thread(loop, "ingest")
     if errors:
         raise RuntimeError(f"ingest failed to start on {config.bind}") from errors[0]
     return loop

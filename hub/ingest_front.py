@@ -34,7 +34,7 @@ from typing import Any
 
 import zmq
 
-from hub.ingest import IngestConfig, IngestLoop, IngestStats, bind_agents
+from hub.ingest import IngestConfig, IngestLoop, IngestStats, bind_agents, start_in_thread
 from hub.security import ZapHandler
 from hub.settings import HubSettings
 
@@ -271,18 +271,7 @@ def run_ingest_processes(config: IngestConfig, settings: HubSettings, store: Any
                          stop_event: threading.Event, timeout_s: float = 60.0) -> IngestFront:
     """Start the front in a daemon thread of this process and wait until every worker is up."""
     front = IngestFront(config, settings, store, stop_event)
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            front.run()
-        except BaseException as exc:
-            errors.append(exc)
-            front.ready.set()
-            raise
-
-    threading.Thread(target=target, name="ingest-front", daemon=True).start()
-    front.ready.wait(10)
+    errors = start_in_thread(front, "ingest-front")
     deadline = time.monotonic() + timeout_s
     while not errors and len(front._up) < config.processes and time.monotonic() < deadline:
         time.sleep(0.05)
