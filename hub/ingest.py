@@ -221,9 +221,9 @@ class IngestLoop:
                 return
             t0 = time.perf_counter()
             rejected, survivors = self.check(batch)
-            if rejected:
-                self._rejected.put((rejected, time.perf_counter() - t0))
-                os.write(wake_w, b"\0")
+            # Posted even when empty: the socket thread also keeps the time the checks took.
+            self._rejected.put((rejected, time.perf_counter() - t0))
+            os.write(wake_w, b"\0")
             if survivors:
                 self._work.put(survivors)
 
