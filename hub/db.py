@@ -1,8 +1,12 @@
 """The hub's schema and engine: one SQLAlchemy Core data layer for SQLite (embedded) and PostgreSQL.
 
-SQLite runs in WAL mode with a busy timeout, and every write transaction starts with BEGIN IMMEDIATE so
-that the single writer is decided up front (no deadlock-prone lock upgrades). PostgreSQL runs through
-psycopg 3. Migrations are a versioned list applied at open under a lock, recorded in `schema_version`.
+SQLite runs in WAL mode with a busy timeout. A write transaction (`begin_write`: Store.write, migrate)
+starts with BEGIN IMMEDIATE, so the single writer is decided up front and a writer waits for the lock
+before it reads anything (a deferred transaction that reads, then writes, fails with SQLITE_BUSY at once
+when another writer committed in between). Every other transaction, e.g. `engine.connect()` in the API,
+is a read: a deferred BEGIN that reads a WAL snapshot without waiting for writers, under
+`PRAGMA query_only` so a write there fails at once instead of only under contention. PostgreSQL runs
+through psycopg 3. Migrations are a versioned list applied at open under a lock, recorded in `schema_version`.
 """
 
 from __future__ import annotations
@@ -264,7 +268,7 @@ def sqlite_url(data_dir: Path) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE transactions."""
+    """An engine for `url`; SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE for `begin_write`."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
@@ -291,7 +295,26 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = not conn.get_execution_options().get(_WRITE, False)
+        if conn.info.get(_QUERY_ONLY) != read_only:  # a connection's setting: change it only when needed
+            conn.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+            conn.info[_QUERY_ONLY] = read_only  # conn.info lives (and is cleared) with the DBAPI connection
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+_WRITE = "cityeye_write"  # execution option of a write transaction's connection (begin_write)
+_QUERY_ONLY = "cityeye_query_only"
+
+
+@contextlib.contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction, committed when the block ends (rolled back on an error). On SQLite it starts
+    with BEGIN IMMEDIATE; any other transaction there is a read and refuses to write ("attempt to write a
+    readonly database"). Store.write adds the writer queue and retries: prefer it."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            yield conn
 
 
 class WriterLock:
@@ -372,7 +395,7 @@ def advisory_locks(conn: Connection, keys: Iterable[str]) -> None:
 
 def migrate(engine: Engine) -> int:
     """Apply pending migrations; returns the schema version now in force."""
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         if is_postgres(conn):
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         schema_version.create(conn, checkfirst=True)

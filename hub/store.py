@@ -198,10 +198,11 @@ class Store:
     # ---- transactions ----------------------------------------------------------------------------
 
     def write(self, fn: Callable[[Connection], T], attempts: int = 5) -> T:
-        """Run `fn` in one transaction, retrying PostgreSQL deadlocks and serialisation failures."""
+        """Run `fn` in one write transaction (db.begin_write, after the SQLite writer queue), retrying
+        PostgreSQL deadlocks and serialisation failures. Reads need none of this: `engine.connect()`."""
         for attempt in range(attempts):
             try:
-                with self._writer.hold(), self.engine.begin() as conn:
+                with self._writer.hold(), db.begin_write(self.engine) as conn:
                     return fn(conn)
             except DBAPIError as exc:
                 code = getattr(exc.orig, "sqlstate", None)

@@ -4,22 +4,28 @@ Every worker gets every edge event (so each event id arrives 4 times) plus its o
 the same problems (new event ids, new problem ids, jittered boxes; a second camera that sees some of
 them on the ground). PostgreSQL serialises deciders through advisory locks; SQLite through its single
 writer. Either way: no duplicate case, no duplicate event, every event counted exactly once.
+
+And readers beside a writer (threads): API reads never wait for an open write transaction.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import random
+import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hubfactory import T0, make_event
-from sqlalchemy import func, select
+from hubfactory import T0, ingest, make_event
+from sqlalchemy import func, select, update
 
 from hub import db
+from hub.store import Store
 from protocol.messages import GroundPoint, ProblemEvent
 
 WORKERS = 4
@@ -108,3 +114,51 @@ def test_four_workers_make_no_duplicate_case(db_url: str | None, tmp_path: Path)
     expected = {by_problem[f"p{p}"].pop(): per_problem + (WORKERS + 1 if p % 2 == 0 else 0) for p in range(PROBLEMS)}
     assert counts == expected
     assert n_events == len(fresh)
+
+
+@pytest.mark.timeout(60)
+def test_api_reads_do_not_wait_for_an_open_write(store: Store, client: Any, tokens: dict[str, dict[str, str]]) -> None:
+    """While a write transaction is open (as during an ingest burst), API reads answer at once with the
+    last committed data; writers still wait for it (SQLite: before they read anything), then succeed."""
+    event, media = make_event(event_id="ev-committed")
+    case_id = ingest(store, event, media).case_id
+    c = db.cases.c
+    this_case = c.case_id == case_id
+    inside, release = threading.Event(), threading.Event()
+    started = threading.Event()  # the second writer's body runs: on SQLite only once it holds the write lock
+
+    def held(conn: db.Connection) -> None:
+        conn.execute(update(db.cases).where(this_case).values(description="uncommitted"))
+        inside.set()
+        assert release.wait(30)
+
+    def read_then_write() -> None:  # as migrate does: db.begin_write without Store.write's writer queue
+        with db.begin_write(store.engine) as conn:
+            started.set()
+            n = conn.execute(select(c.event_count).where(this_case)).scalar_one()
+            conn.execute(update(db.cases).where(this_case).values(description="second", event_count=n + 1))
+
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(store.write, held)
+        assert inside.wait(10)
+        try:
+            t0 = time.monotonic()
+            detail = client.get(f"/cases/{case_id}", headers=tokens["reader"])
+            listed = client.get("/cases", headers=tokens["reader"])
+            read_s = time.monotonic() - t0
+            assert read_s < 2.0, f"reads took {read_s:.2f} s beside an open write"
+            queued = pool.submit(store.write, lambda conn: conn.execute(update(db.cases).where(this_case)
+                                                                        .values(unit="sanitation")))
+            direct = pool.submit(read_then_write)
+            time.sleep(0.5)
+            assert not queued.done() and not direct.done()
+            assert store.is_postgres or not started.is_set()  # PostgreSQL: it waits on the row lock instead
+        finally:
+            release.set()
+        for future in (first, queued, direct):
+            future.result(timeout=30)
+    assert detail.status_code == 200 and listed.status_code == 200, (detail.text, listed.text)
+    assert detail.json()["description"] is None and [i["case_id"] for i in listed.json()["items"]] == [case_id]
+    with store.engine.connect() as conn:
+        row = conn.execute(select(c.description, c.event_count, c.unit).where(this_case)).one()
+    assert tuple(row) == ("second", 2, "sanitation")

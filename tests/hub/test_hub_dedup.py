@@ -26,8 +26,8 @@ def case_row(store: Store, case_id: str) -> dict:
 
 
 def close_case(store: Store, case_id: str) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(db.cases.update().where(db.cases.c.case_id == case_id).values(status="closed"))
+    store.write(lambda conn: conn.execute(db.cases.update().where(db.cases.c.case_id == case_id)
+                                          .values(status="closed")))
 
 
 def test_pure_matching() -> None:
@@ -169,9 +169,8 @@ def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -
         for phase, events in _tricky_stream(5):
             if phase == "clear":  # the city handled every open case in between
                 for s in (store, reference):
-                    with s.engine.begin() as conn:
-                        conn.execute(db.cases.update().where(db.cases.c.status == "pending_review")
-                                     .values(status="handled"))
+                    s.write(lambda conn: conn.execute(db.cases.update().where(db.cases.c.status == "pending_review")
+                                                      .values(status="handled")))
             for event, media in events:
                 ingest(reference, event, media)
             sizes = iter([1, 7, 32, 3, 64] * 10)

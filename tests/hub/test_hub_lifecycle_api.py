@@ -160,9 +160,8 @@ def test_routes_without_access_policy_are_refused(store: Store, hub_settings: An
 def test_overdue_pool_and_filters(client: Any, store: Store, tokens: Headers) -> None:
     late = open_case(store, problem_id="prob-late001")
     fresh = open_case(store, problem_id="prob-fresh01", camera_id="cam-2")
-    with store.engine.begin() as conn:
-        conn.execute(db.cases.update().where(db.cases.c.case_id == late)
-                     .values(deadline_at=db.utcnow() - timedelta(hours=1)))
+    store.write(lambda conn: conn.execute(db.cases.update().where(db.cases.c.case_id == late)
+                                          .values(deadline_at=db.utcnow() - timedelta(hours=1))))
     pool = client.get("/cases", params={"overdue": "true"}, headers=tokens["reader"]).json()
     assert [c["case_id"] for c in pool["items"]] == [late] and pool["items"][0]["overdue"]
     by_cam = client.get("/cases", params={"camera_id": "cam-2"}, headers=tokens["reader"]).json()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hubfactory import T0, ingest, make_event
 from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hub import db
 from hub.store import Store, StoreError, UnknownDevice
@@ -88,6 +88,18 @@ def test_reopen_existing_database(db_url: str | None, tmp_path) -> None:  # type
     s.close()
 
 
+def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Only db.begin_write (Store.write) takes SQLite's write lock; a write anywhere else fails at once,
+    not only when it meets another writer."""
+    store = Store.open(None, tmp_path)
+    with store.engine.connect() as conn, pytest.raises(OperationalError, match="readonly"):
+        conn.execute(db.kv.insert().values(key="k", value=1))
+    store.write(lambda conn: conn.execute(db.kv.insert().values(key="k", value=2)))  # the same pooled connection
+    with store.engine.connect() as conn:
+        assert conn.execute(select(db.kv.c.value)).scalar_one() == 2
+    store.close()
+
+
 def test_burst_is_one_transaction_with_errors_isolated(store: Store) -> None:
     from hub.store import IngestItem
 
@@ -161,7 +173,7 @@ def test_ingest_statements_store_what_the_core_types_store(store: Store) -> None
 
     times = [T0, T0.replace(microsecond=5), datetime(2026, 3, 1, 7, 30, tzinfo=timezone(timedelta(hours=8)))]
     data = [None, {"a": 1, "b": [1.5, "x", None]}, {"ü": "ß"}]
-    with store.engine.begin() as conn:
+    with db.begin_write(store.engine) as conn:
         for n, (at, value) in enumerate(zip(times, data, strict=True)):
             conn.execute(db.case_changes.insert().values(at=at, case_id=f"core-{n}", kind="k", status="s", data=value))
         t = db.bind_time(conn)
