@@ -9,6 +9,12 @@ problems reported again and again (most events join an open case), every event w
 written content-addressed. With 4 workers each process ingests its own events of the same places, so
 deciders contend on the same dedup locks. Both modes must end with the same number of cases.
 PostgreSQL runs in a fresh schema of the given database, dropped afterwards.
+
+Then the dedup decision for a NEW problem (its live case, then the closed one it recurs at) with
+--dedup-cases cases of its class already stored across a city. The candidate queries search indexes on
+the camera and on the ground point, not the whole class: a report with only a ground point stays flat as
+cases pile up; a camera's grows with the cases stored per camera and zone (about 100 closed ones each at
+50000 here), since the recurrence query reads all of them there (up to 200).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import hashlib
 import multiprocessing as mp
 import os
+import random
 import secrets
 import sys
 import tempfile
@@ -101,6 +108,49 @@ def run(url: str, data_dir: Path, workers: int, n: int, fsync: bool, batch: int 
     return workers * n / wall, sum(c for _, c in outs)
 
 
+def dedup_ms(url: str, existing: int, probes: int = 400) -> dict[str, float]:
+    """Milliseconds per new problem to decide it has no live case and find its previous one, with
+    `existing` cases of its class (mostly closed) from 80 cameras in a city 20 km wide: for a camera's
+    report with a ground point, and for a report with a ground point only (a sensor's, a person's)."""
+    from hub import cases as dedup
+    from hub import classes, db
+    from protocol.messages import GroundPoint, ProblemState
+
+    engine = db.make_engine(url)
+    db.migrate(engine)
+    rnd, now, class_id = random.Random(1), datetime.now(UTC), "exposed_garbage"
+
+    def spot() -> dict[str, Any]:
+        return {"camera_id": f"cam-{rnd.randrange(80)}", "zone": f"z{rnd.randrange(5)}", "ground_crs": "wgs84",
+                "ground_x": 116.3 + 0.25 * rnd.random(), "ground_y": 39.8 + 0.18 * rnd.random()}
+
+    rows = [{"case_id": f"B{i:08d}", "class_id": class_id, "source": "edge", "box": None,
+             "status": rnd.choice(["closed"] * 8 + ["void", "pending_review"]), "first_seen": now,
+             "last_seen": now, "created_at": now, "updated_at": now, **spot()} for i in range(existing)]
+    with db.begin_write(engine) as conn:
+        for k in range(0, len(rows), 5000):
+            conn.execute(db.cases.insert(), rows[k:k + 5000])
+        if db.is_postgres(conn):
+            conn.exec_driver_sql("ANALYZE cases")
+    policy = classes.dedup_policy(class_id)
+    places = [spot() for _ in range(probes)]
+    out = {}
+    for kind, camera in (("camera + ground", True), ("ground only", False)):
+        probe = [dedup.Observation(
+            class_id=class_id, state=ProblemState.OPENED, observed_at=now, first_seen=now, source="edge",
+            camera_id=p["camera_id"] if camera else None, zone=p["zone"] if camera else None,
+            box=NormBox(x1=0.1, y1=0.1, x2=0.3, y2=0.3) if camera else None,
+            ground=GroundPoint(crs="wgs84", x=p["ground_x"], y=p["ground_y"])) for p in places]
+        with engine.connect() as conn:
+            start = time.perf_counter()
+            for obs in probe:
+                if dedup.find_live_case(conn, obs, policy) is None:
+                    dedup.find_previous_case(conn, obs, policy)
+            out[kind] = 1000 * (time.perf_counter() - start) / probes
+    engine.dispose()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2000, help="events per worker process")
@@ -108,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--no-fsync", action="store_true", help="evidence_fsync=False (not power-cut safe)")
     parser.add_argument("--batch", type=int, default=32, help="events per burst in the burst runs")
+    parser.add_argument("--dedup-cases", type=int, default=50_000, help="cases of one class for the dedup figure")
     args = parser.parse_args(argv)
 
     import psycopg
@@ -120,7 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         admin = None
     fsync = not args.no_fsync
     table: dict[str, dict[int, tuple[float, int]]] = {}  # store -> batch -> (events/s, cases)
+    dedup: dict[str, dict[str, float]] = {}  # store -> report kind -> ms per new problem
     with tempfile.TemporaryDirectory() as tmp:
+        if args.dedup_cases:
+            dedup["SQLite"] = dedup_ms(f"sqlite:///{Path(tmp) / 'dedup.db'}", args.dedup_cases)
+            if admin is not None:
+                name = f"{schema}_dedup"
+                admin.execute(f"CREATE SCHEMA {name}")
+                try:
+                    dedup["PostgreSQL"] = dedup_ms(f"{args.pg}?options=-csearch_path%3D{name}", args.dedup_cases)
+                finally:
+                    admin.execute(f"DROP SCHEMA {name} CASCADE")
         for batch in (1, args.batch):
             name = f"sqlite_{batch}"
             url = f"sqlite:///{Path(tmp) / name / 'hub.db'}"
@@ -152,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:>10}: PostgreSQL 1 worker / SQLite {pg1[b][0] / sqlite[b][0]:.2f}x; "
                   f"{args.workers} workers / 1 worker {pgn[b][0] / pg1[b][0]:.2f}x; "
                   f"{args.workers} workers / SQLite {pgn[b][0] / sqlite[b][0]:.2f}x")
+    for name, by_kind in dedup.items():
+        print(f"dedup of a new problem with {args.dedup_cases} cases of its class stored ({name}): "
+              + ", ".join(f"{kind} {ms:.2f} ms" for kind, ms in by_kind.items()))
     return 0
 
 

@@ -182,17 +182,22 @@ _PROBLEM_CASE = _problem_case(bindparam("b_device"), bindparam("b_camera"), bind
 def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: bool, by_ground: bool
                       ) -> Select:  # type: ignore[type-arg]
     """Cases of a class in `statuses` on the same camera and zone and/or within a ground box, latest first:
-    one statement per shape, so only the parameters change per call."""
+    one statement per shape, so only the parameters change per call.
+
+    The class is tested inside each branch of the OR, not once outside it: so SQLite searches each branch
+    in its own index (ix_cases_dedup_camera, ix_cases_dedup_ground) and unites the rows (MULTI-INDEX OR),
+    where `class_id = ? AND (...)` makes it walk ix_cases_class_status over every case of the class.
+    PostgreSQL ORs two bitmap index scans either way."""
     c = db.cases
     near = []
     if by_camera:
         zone = c.c.zone.is_(None) if zone_is_none else c.c.zone == bindparam("b_zone")
-        near.append(and_(c.c.camera_id == bindparam("b_camera"), zone))
+        near.append(and_(c.c.class_id == bindparam("b_class"), c.c.camera_id == bindparam("b_camera"), zone))
     if by_ground:
-        near.append(and_(c.c.ground_crs == bindparam("b_crs"),
+        near.append(and_(c.c.class_id == bindparam("b_class"), c.c.ground_crs == bindparam("b_crs"),
                          c.c.ground_x.between(bindparam("b_x_lo"), bindparam("b_x_hi")),
                          c.c.ground_y.between(bindparam("b_y_lo"), bindparam("b_y_hi"))))
-    return (select(*_CASE_COLUMNS).where(c.c.class_id == bindparam("b_class"), _status_in(statuses), or_(*near))
+    return (select(*_CASE_COLUMNS).where(_status_in(statuses), or_(*near))
             .order_by(c.c.last_seen.desc()).limit(200))
 
 
@@ -235,9 +240,16 @@ def find_problem_case(conn: Connection, obs: Observation) -> CaseRow | None:
 
 def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses: Iterable[str]) -> list[CaseRow]:
     """Cases of the class in `statuses` that could be at the observation's place."""
+    query = candidates_query(obs, policy, statuses)
+    return [row_to_case(r) for r in conn.execute(*query)] if query else []
+
+
+def candidates_query(obs: Observation, policy: DedupPolicy, statuses: Iterable[str]
+                     ) -> tuple[Select, dict[str, object]] | None:  # type: ignore[type-arg]
+    """The statement and parameters of `candidates` (None: the observation has no place to match)."""
     by_camera = bool(obs.camera_id and obs.box)
     if not by_camera and obs.ground is None:
-        return []
+        return None
     params: dict[str, object] = {"b_class": obs.class_id, "b_camera": obs.camera_id, "b_zone": obs.zone}
     if obs.ground:
         margin = policy.radius_m * 1.5
@@ -248,8 +260,8 @@ def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses
             dx = dy = margin
         params.update(b_crs=obs.ground.crs, b_x_lo=obs.ground.x - dx, b_x_hi=obs.ground.x + dx,
                       b_y_lo=obs.ground.y - dy, b_y_hi=obs.ground.y + dy)
-    stmt = _candidates_query(frozenset(statuses), by_camera, by_camera and obs.zone is None, obs.ground is not None)
-    return [row_to_case(r) for r in conn.execute(stmt, params)]
+    return _candidates_query(frozenset(statuses), by_camera, by_camera and obs.zone is None,
+                             obs.ground is not None), params
 
 
 @dataclass

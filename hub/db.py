@@ -137,6 +137,10 @@ cases = Table(
     Index("ix_cases_class_status", "class_id", "status"),
     Index("ix_cases_camera_status", "camera_id", "status"),
     Index("ix_cases_created", "created_at"),
+    # Dedup candidates (hub.cases._candidates_query), one index per branch of its OR: same camera and zone,
+    # or a ground box (equality columns, the status IN list, then the x range; y is checked in the index).
+    Index("ix_cases_dedup_camera", "class_id", "camera_id", "zone", "status"),
+    Index("ix_cases_dedup_ground", "class_id", "ground_crs", "status", "ground_x", "ground_y"),
 )
 
 events = Table(
@@ -255,9 +259,18 @@ def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-# Append-only: (version, name, step). Never edit a released step; add a new one.
+def _v2_dedup_indexes(conn: Connection) -> None:
+    # checkfirst: on a fresh database step 1 has already made them (it creates the current metadata).
+    for name in ("ix_cases_dedup_camera", "ix_cases_dedup_ground"):
+        next(ix for ix in cases.indexes if ix.name == name).create(conn, checkfirst=True)
+
+
+# Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
+# metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
+# EXISTS): a fresh and an upgraded database then end with the same schema (test_hub_store checks it).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
+    (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
+import pytest
 from hubfactory import T0, ingest, make_event
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.engine import Connection
 
 from hub import db
-from hub.cases import DedupPolicy, Observation, boxes_match, ground_distance_m, lock_keys
+from hub.cases import (
+    _DEDUP,
+    _OLD,
+    DedupPolicy,
+    Observation,
+    boxes_match,
+    candidates_query,
+    ground_distance_m,
+    lock_keys,
+)
 from hub.store import Store
 from protocol.messages import GroundPoint, NormBox, ProblemState
 
@@ -186,3 +198,59 @@ def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -
         assert any(c[6] > 0 for c in cases) and any(c[1] > 5 for c in cases)  # recurrences, many repeats
     finally:
         reference.close()
+
+
+def _plan(conn: Connection, stmt: Select, params: dict[str, object]) -> str:  # type: ignore[type-arg]
+    """EXPLAIN QUERY PLAN (SQLite) or EXPLAIN (PostgreSQL) of `stmt` with `params`, as text."""
+    compiled = stmt.compile(conn)
+    values = {**compiled.params, **params}
+    if db.is_postgres(conn):
+        rows = conn.exec_driver_sql("EXPLAIN " + str(compiled), values)
+    else:
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled),
+                                    tuple(values[name] for name in compiled.positiontup or ()))
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def _seed_cases(conn: Connection, n: int) -> None:
+    """`n` cases of one class across a city, most of them closed, on 50 cameras."""
+    rnd = random.Random(7)
+    now = db.utcnow()
+    conn.execute(db.cases.insert(), [{
+        "case_id": f"S{i:07d}", "class_id": "exposed_garbage", "source": "edge",
+        "status": rnd.choice(["closed"] * 8 + ["void", "pending_review"]),
+        "camera_id": f"cam-{rnd.randrange(50)}", "zone": f"z{rnd.randrange(4)}", "box": None,
+        "ground_crs": "wgs84", "ground_x": 116.3 + 0.2 * rnd.random(), "ground_y": 39.8 + 0.2 * rnd.random(),
+        "first_seen": now, "last_seen": now, "created_at": now, "updated_at": now,
+    } for i in range(n)])
+    if db.is_postgres(conn):
+        conn.exec_driver_sql("ANALYZE cases")
+
+
+# SQLite: each branch of the OR is a search on all the columns it can seek (y is checked in the index).
+CAMERA_SEARCH = "SEARCH cases USING INDEX ix_cases_dedup_camera (class_id=? AND camera_id=? AND zone=? AND status=?)"
+GROUND_SEARCH = ("SEARCH cases USING INDEX ix_cases_dedup_ground "
+                 "(class_id=? AND ground_crs=? AND status=? AND ground_x>? AND ground_x<?)")
+
+
+@pytest.mark.parametrize("shape", ["camera+ground", "ground", "camera", "camera without zone"])
+def test_candidate_queries_search_the_dedup_indexes(store: Store, shape: str) -> None:
+    """Dedup of a new problem looks at the cases near it, not at every case of its class."""
+    store.write(lambda conn: _seed_cases(conn, 3000))
+    camera = shape != "ground"
+    obs = Observation(class_id="exposed_garbage", state=ProblemState.OPENED, observed_at=T0, first_seen=T0,
+                      source="edge", camera_id="cam-7" if camera else None, zone=None if "zone" in shape else "z1",
+                      box=NormBox(x1=0.1, y1=0.1, x2=0.3, y2=0.3) if camera else None,
+                      ground=HERE if "ground" in shape else None)
+    for statuses in (_DEDUP, _OLD):
+        query = candidates_query(obs, DedupPolicy(), statuses)
+        assert query is not None
+        with store.engine.connect() as conn:
+            plan = _plan(conn, *query)
+        if store.is_postgres:  # the planner weighs statistics: no sequential scan, the ground index for a point
+            assert "Seq Scan" not in plan and ("ground" not in shape or "ix_cases_dedup_ground" in plan), plan
+            continue
+        searches = [line for line in plan.splitlines() if line.startswith(("SEARCH", "SCAN"))]
+        expected = {"camera+ground": [CAMERA_SEARCH, GROUND_SEARCH], "ground": [GROUND_SEARCH]}
+        assert searches == expected.get(shape, [CAMERA_SEARCH]), plan
+        assert ("MULTI-INDEX OR" in plan) == (shape == "camera+ground"), plan

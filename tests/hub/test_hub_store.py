@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hubfactory import T0, ingest, make_event
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hub import db
@@ -86,6 +86,47 @@ def test_reopen_existing_database(db_url: str | None, tmp_path) -> None:  # type
     s = Store.open(db_url, tmp_path / "hub")
     assert ingest(s, event, media).case_id == case_id
     s.close()
+
+
+def _indexes(engine: db.Engine, table: str) -> dict[str, list[str]]:
+    return {ix["name"]: list(ix["column_names"]) for ix in inspect(engine).get_indexes(table)}
+
+
+METADATA_INDEXES = {ix.name: [c.name for c in ix.columns] for ix in db.cases.indexes}
+
+
+def test_fresh_database_has_every_step_and_index(store: Store) -> None:
+    with store.engine.connect() as conn:
+        versions = list(conn.execute(select(db.schema_version.c.version).order_by(db.schema_version.c.version))
+                        .scalars())
+    assert versions == [v for v, _, _ in db.MIGRATIONS] and versions[-1] == db.SCHEMA_VERSION
+    assert _indexes(store.engine, "cases") == METADATA_INDEXES
+
+
+def test_version_1_database_migrates_to_the_dedup_indexes(db_url: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database made before step 2 keeps its data and ends with the indexes a fresh one has."""
+    engine = db.make_engine(db_url or db.sqlite_url(tmp_path))
+    added = ("ix_cases_dedup_camera", "ix_cases_dedup_ground")
+    with db.begin_write(engine) as conn:  # version 1 as released: step 1 made the tables without them
+        db.MIGRATIONS[0][2](conn)
+        for name in added:
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+        conn.execute(db.schema_version.insert().values(version=1, name="initial schema", applied_at=db.utcnow()))
+    assert not set(added) & set(_indexes(engine, "cases"))
+    old = Store(engine, tmp_path / "hub")
+    event, media = make_event(event_id="ev-before-v2", ground=GroundPoint(crs="wgs84", x=116.4, y=39.9))
+    case_id = ingest(old, event, media).case_id
+
+    assert db.migrate(engine) == db.SCHEMA_VERSION
+    assert _indexes(engine, "cases") == METADATA_INDEXES
+    assert db.migrate(engine) == db.SCHEMA_VERSION  # nothing left to do
+    store = Store(engine, tmp_path / "hub")
+    assert store.get_event("ev-before-v2").case_id == case_id  # type: ignore[union-attr]
+    # Another camera, the same spot on the ground: found through the new ground index.
+    again, media = make_event(event_id="ev-after-v2", camera_id="cam-9", zone="elsewhere",
+                              ground=GroundPoint(crs="wgs84", x=116.40001, y=39.9))
+    assert ingest(store, again, media).case_id == case_id
+    store.close()
 
 
 def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:  # type: ignore[no-untyped-def]
