@@ -96,6 +96,7 @@ RULES: dict[Action, Rule] = {
     Action.REOPEN: _rule({S.CLOSED, S.VOID}, S.FILED, {Role.REVIEWER}, needs_note=True),
 }
 AUTO_VERIFY_ACTION = "auto_verify"  # the edge reported the problem cleared at the place
+OVERDUE_ACTION = "overdue"  # timeline only: the stage deadline passed (hub.overdue); the status is unchanged
 
 
 class TransitionError(Exception):

@@ -1,6 +1,6 @@
 """The hub's FastAPI app: `create_app(settings)` assembles routers; the lifespan owns the resources.
 
-The lifespan opens the store, starts the webhook worker and, when `settings.zmq_bind` is set, the
+The lifespan opens the store, starts the webhook worker, the overdue sweep and, when `settings.zmq_bind` is set, the
 ZeroMQ ingest in a thread; all stop with the app. The reviewer web page (static files in `hub/web`) is
 served at `/`; it reads everything through this API with the user's token.
 """
@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hub import classes, queries, webhooks
+from hub import classes, overdue, queries, webhooks
 from hub.dependencies import deny_by_default
 from hub.lifecycle import Deadlines, StageHours, TransitionError
 from hub.routers import cases, devices, evidence, health, intake, me, open311, stats, stream, tokens
@@ -83,7 +83,7 @@ def _start_ingest(settings: HubSettings, store: Store, stop: threading.Event) ->
 
 def create_app(settings: HubSettings, *, store: Store | None = None, background: bool = True) -> FastAPI:
     """The hub API. Pass `store` to share an open one (it is then not closed here); `background=False`
-    starts neither ingest nor the webhook worker (tests drive them directly)."""
+    starts neither ingest nor the webhook worker nor the overdue sweep (tests drive them directly)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -91,15 +91,21 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
         s = open_store(settings) if own else store
         stop = threading.Event()
         ingest = None
+        workers: list[threading.Thread] = []
         if background:
             ingest = _start_ingest(settings, s, stop)
-            webhooks.start(s, stop, max_attempts=settings.webhook_max_attempts, backoff_s=settings.webhook_backoff_s)
+            workers.append(webhooks.start(s, stop, max_attempts=settings.webhook_max_attempts,
+                                          backoff_s=settings.webhook_backoff_s,
+                                          allow_cidrs=settings.webhook_allow_cidrs))
+            workers.append(overdue.start(s, stop, poll_s=settings.overdue_sweep_s))
         registry = CollectorRegistry()
         registry.register(HubCollector(s, ingest))
         try:
             yield {"store": s, "settings": settings, "metrics": registry}
         finally:
             stop.set()
+            for worker in workers:  # a tick in flight finishes before the store closes
+                worker.join(timeout=10)
             if own:
                 s.close()
 

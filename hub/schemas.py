@@ -202,13 +202,18 @@ class TokenOut(Out):
     token: str | None = Field(default=None, description="shown once, at creation")
 
 
-WebhookKind = Literal["case.created", "case.updated", "case.transition"]
+WebhookKind = Literal["case.created", "case.updated", "case.transition", "case.overdue"]  # = case_events.KINDS
 
 
 class WebhookIn(In):
-    url: str = Field(pattern=r"^https?://[^\s]{1,1990}$", description="receiver; POSTed JSON")
+    url: str = Field(pattern=r"^https?://[^\s]{1,1990}$",
+                     description="receiver of the POSTed case events; no credentials in it, and only public "
+                                 "addresses unless the hub setting webhook_allow_cidrs lists the network")
     secret: str = Field(min_length=16, max_length=256, description="HMAC-SHA256 key for X-CityEye-Signature")
-    kinds: list[WebhookKind] = Field(default_factory=lambda: ["case.created", "case.transition"], min_length=1)
+    kinds: list[WebhookKind] = Field(
+        default_factory=lambda: ["case.created", "case.transition"], min_length=1,
+        description="case.overdue: a stage deadline passed (once per case and deadline)",
+    )
 
 
 class WebhookOut(Out):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
 from hub.lifecycle import StageHours
 from hub.workcal import WorkingCalendar
@@ -96,6 +96,15 @@ class HubSettings(Strict):
     camera_offline_after_s: float = Field(default=90.0, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_backoff_s: float = Field(default=2.0, gt=0)
+    webhook_allow_cidrs: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="networks webhook URLs may reach besides public addresses, e.g. [\"10.20.0.0/16\"] for a "
+                    "dispatch system on the intranet. Unlisted loopback, private, link-local (cloud metadata), "
+                    "multicast and reserved addresses are refused at registration and at each delivery",
+    )
+    overdue_sweep_s: float = Field(
+        default=30.0, gt=0, description="how often the hub looks for cases past their deadline (case.overdue)"
+    )
     sse_poll_s: float = Field(default=0.5, gt=0)
 
     @field_validator("db_url")

@@ -5,15 +5,20 @@ The worker fans new rows of the change outbox out into per-subscription deliveri
 subscription's secret: `X-CityEye-Signature: sha256=<hex>`. A failure is retried after
 backoff * 2^attempts (capped at an hour) until max_attempts, then marked failed. Several hub
 processes may run the worker: PostgreSQL claims rows with SKIP LOCKED and a lease.
+
+The body is the case event of `hub.case_events` (the same JSON as the SSE stream's). Deliveries connect only
+where the egress policy allows (`hub.egress`: public addresses plus `webhook_allow_cidrs`), checked on the
+addresses actually connected to; a refused target is a failed attempt whose error says why. Redirects are
+not followed (a 3xx is a failed attempt), so a receiver can't bounce the hub to an unchecked host.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +26,8 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from hub import db
+from hub import case_events, db
+from hub.egress import EgressPolicy, Network, TargetRefused, guarded_client
 from hub.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,13 +47,14 @@ class WebhookWorker:
     """Built from (store, options, stop_event); `run()` polls every `poll_s` until stopped."""
 
     def __init__(self, store: Store, stop_event: threading.Event, *, max_attempts: int = 8,
-                 backoff_s: float = 2.0, poll_s: float = 1.0, timeout_s: float = 5.0) -> None:
+                 backoff_s: float = 2.0, poll_s: float = 1.0, timeout_s: float = 5.0,
+                 allow_cidrs: Iterable[Network | str] = ()) -> None:
         self.store = store
         self.stop_event = stop_event
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.poll_s = poll_s
-        self.client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self.client = guarded_client(EgressPolicy.of(allow_cidrs), timeout_s)
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -98,18 +105,20 @@ class WebhookWorker:
         return due
 
     def _send(self, delivery: dict[str, Any]) -> None:
-        body = json.dumps({
-            "change_id": delivery["change_id"], "kind": delivery["kind"], "case_id": delivery["case_id"],
-            "status": delivery["status"], "at": delivery["at"].isoformat(), "data": delivery["data"],
-        }).encode()
+        # the claimed row's "id" is the delivery's; the event carries the change's
+        body = case_events.to_json({**delivery, "id": delivery["change_id"]}).encode()
         headers = {"Content-Type": "application/json", "X-CityEye-Event": delivery["kind"],
                    "X-CityEye-Delivery": str(delivery["id"]), "X-CityEye-Signature": sign(delivery["secret"], body)}
         error = None
         try:
             resp = self.client.post(delivery["url"], content=body, headers=headers)
-            if resp.status_code >= 300:
+            if 300 <= resp.status_code < 400:
+                error = f"HTTP {resp.status_code}: redirects are not followed; register the final URL"
+            elif resp.status_code >= 400:
                 error = f"HTTP {resp.status_code}"
-        except httpx.HTTPError as exc:
+        except TargetRefused as exc:
+            error = f"refused: {exc}"[:500]
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         self.store.write(lambda conn: self._record(conn, delivery, error))
 

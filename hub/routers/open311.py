@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import Connection
 
 from hub import casework, classes, db
 from hub.auth import Principal, resolve_token
@@ -135,10 +136,21 @@ def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
     }
 
 
-def _first_media(conn: Any, case_id: str) -> str | None:
+def _first_media(conn: Connection, case_ids: list[str]) -> dict[str, str]:
+    """Each case's first evidence file (its earliest event's first media), in one query for all cases."""
+    if not case_ids:
+        return {}
     e, m = db.events, db.media
-    return conn.execute(select(m.c.sha256).join(e, e.c.id == m.c.event_pk).where(e.c.case_id == case_id)
-                        .order_by(e.c.id).limit(1)).scalar()
+    rank = func.row_number().over(partition_by=e.c.case_id, order_by=(e.c.id, m.c.id)).label("rank")
+    ranked = (select(e.c.case_id, m.c.sha256, rank).join(m, m.c.event_pk == e.c.id)
+              .where(e.c.case_id.in_(case_ids)).subquery())
+    return dict(conn.execute(select(ranked.c.case_id, ranked.c.sha256).where(ranked.c.rank == 1)).all())
+
+
+def _requests(conn: Connection, query: Select[Any]) -> list[dict[str, Any]]:
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    media = _first_media(conn, [r["case_id"] for r in rows])
+    return [_request(row, media.get(row["case_id"])) for row in rows]
 
 
 @router.get("/requests.json", response_model=list[ServiceRequest], summary="Requests = cases")
@@ -167,16 +179,16 @@ def list_requests(
         closed = [s.value for s in OPEN311_CLOSED]
         query = query.where(c.c.status.in_(closed) if status == "closed" else c.c.status.not_in(closed))
     with store.engine.connect() as conn:
-        return [_request(dict(r._mapping), _first_media(conn, r.case_id)) for r in conn.execute(query)]
+        return _requests(conn, query)
 
 
 @router.get("/requests/{service_request_id}.json", response_model=list[ServiceRequest], summary="One request")
 def get_request(service_request_id: str, store: StoreDep) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
-        row = conn.execute(select(db.cases).where(db.cases.c.case_id == service_request_id)).first()
-        if row is None:
-            raise HTTPException(404, f"no service request {service_request_id!r}")
-        return [_request(dict(row._mapping), _first_media(conn, row.case_id))]
+        found = _requests(conn, select(db.cases).where(db.cases.c.case_id == service_request_id))
+    if not found:
+        raise HTTPException(404, f"no service request {service_request_id!r}")
+    return found
 
 
 @router.post("/requests.json", response_model=list[Created], summary="File a request (a manual report)")

@@ -1,16 +1,18 @@
-"""Live case changes as Server-Sent Events, read from the change outbox (works across workers)."""
+"""Live case changes as Server-Sent Events, read from the change outbox (works across workers).
+
+Each event's data is the case event of `hub.case_events`, the same JSON the webhooks POST.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from hub import queries
+from hub import case_events, queries
 from hub.dependencies import READERS, SettingsDep, StoreDep, require
 
 router = APIRouter(prefix="/stream", tags=["stream"], dependencies=[Depends(require(*READERS))])
@@ -36,9 +38,7 @@ async def case_stream(
             changes = await asyncio.to_thread(_since, store, cursor)
             for ch in changes:
                 cursor = ch["id"]
-                data = {"case_id": ch["case_id"], "kind": ch["kind"], "status": ch["status"],
-                        "at": ch["at"].isoformat(), "data": ch["data"]}
-                yield f"id: {cursor}\nevent: {ch['kind']}\ndata: {json.dumps(data)}\n\n"
+                yield f"id: {cursor}\nevent: {ch['kind']}\ndata: {case_events.to_json(ch)}\n\n"
                 sent += 1
                 if max_events is not None and sent >= max_events:
                     return

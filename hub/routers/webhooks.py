@@ -5,18 +5,27 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select, update
 
 from hub import db
-from hub.dependencies import StoreDep, require
+from hub.dependencies import SettingsDep, StoreDep, require
+from hub.egress import EgressPolicy, TargetRefused
 from hub.schemas import DeliveryOut, WebhookIn, WebhookOut
 
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(require())])
 
 
-@router.post("", response_model=WebhookOut, status_code=201, summary="Subscribe a URL to case changes")
-def create(body: WebhookIn, store: StoreDep) -> dict[str, Any]:
+@router.post("", response_model=WebhookOut, status_code=201, summary="Subscribe a URL to case changes",
+             description="The URL must be http(s), without credentials, and reach only public addresses, or "
+                         "networks listed in the hub setting webhook_allow_cidrs (422 otherwise).")
+def create(body: WebhookIn, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
+    try:
+        EgressPolicy.of(settings.webhook_allow_cidrs).check_url(body.url)
+    except TargetRefused as exc:  # the same shape as the model's own field errors
+        raise RequestValidationError([{"type": "url_refused", "loc": ("body", "url"), "msg": str(exc),
+                                       "input": body.url}]) from exc
     now = db.utcnow()
 
     def tx(conn: db.Connection) -> int:
