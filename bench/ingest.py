@@ -89,9 +89,9 @@ def sealed_events(bundle: DeviceBundle, count: int, base: bytes) -> list[SealedE
 
 def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, out: mp.Queue,
                 fsync: bool = True, processes: int = 1) -> None:
-    """The hub's ingest as `cityeye hub serve` runs it: in this process, or a front + worker processes."""
+    """The hub's ingest as `cityeye hub serve` runs it: in this process, or N worker processes on one port."""
     from hub.ingest import IngestConfig, IngestLoop
-    from hub.ingest_front import run_ingest_processes
+    from hub.ingest_processes import run_ingest_processes
     from hub.settings import HubSettings
     from hub.store import Store
 
@@ -107,13 +107,13 @@ def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, o
         settings = HubSettings(data_dir=Path(data_dir), evidence_fsync=fsync, zmq_bind=endpoint,
                                ingest_processes=processes)
         done = threading.Event()
-        front = run_ingest_processes(config, settings, store, done)  # type: ignore[arg-type]
-        pids = [os.getpid(), *(p.pid for p in front._procs.values())]
+        pool = run_ingest_processes(config, settings, done)
+        pids = [os.getpid(), *(p.pid for p in pool.procs.values())]
         cpu0 = _proc_cpu(pids)  # after the workers' start-up (imports), like the in-process case
         ready.set()
         stop.wait()
         time.sleep(1.2)  # workers report their counters about once a second
-        cpu, stats = _proc_cpu(pids) - cpu0, front.stats
+        cpu, stats = _proc_cpu(pids) - cpu0, pool.stats
         done.set()
     out.put({"events": stats.events, "acked": stats.acked, "nacked": stats.nacked,
              "stage_s": stats.stage_s, "cpu_s": cpu})

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import zmq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.jpeg import jpeg_error
 from hub.security import ZAP_DOMAIN, DeviceDirectory, DeviceRegistry, HubKeys, ZapHandler
+from hub.settings import tcp_host_port
 from hub.store import IngestItem, IngestResult, StoreError
 from protocol.codec import (
     DecodeError,
@@ -66,12 +67,21 @@ class IngestConfig(BaseModel):
     batch: int = Field(default=64, ge=1, le=1024, description="events received and checked per burst")
     workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks")
     max_in_store: int = Field(default=256, ge=1, description="events being stored at once; beyond, stop reading")
-    processes: int = Field(default=1, ge=1, le=64, description="ingest worker processes (hub.ingest_front): "
-                           "1 runs ingest in the hub's process; more spread checks and storage over CPU cores")
+    processes: int = Field(default=1, ge=1, le=64, description="ingest worker processes (hub.ingest_processes): "
+                           "1 runs ingest in the hub's process; more share the port and spread over CPU cores")
 
     @property
     def limits(self) -> Limits:
         return Limits(max_media_bytes=self.max_media_bytes, max_event_bytes=self.max_event_bytes)
+
+    @model_validator(mode="after")
+    def _shared_port(self) -> IngestConfig:
+        if self.processes > 1:
+            try:
+                tcp_host_port(self.bind)
+            except ValueError as exc:
+                raise ValueError(f"bind: {exc}") from None
+        return self
 
 
 class IngestStore(DeviceRegistry, Protocol):
@@ -113,10 +123,10 @@ class IngestLoop:
     def __init__(self, config: IngestConfig, store: IngestStore, stop_event: threading.Event, *,
                  link: WorkerLink | None = None) -> None:
         self.config = config
-        self.link = link  # None: this loop owns the agents' socket; else a worker behind the front
+        self.link = link  # a worker process of hub.ingest_processes: its port and its reports
         self.store = store
         self.stop_event = stop_event
-        self.directory = DeviceDirectory(store, config.device_refresh_s, miss_reload_s=0.0 if link else 0.2)
+        self.directory = DeviceDirectory(store, config.device_refresh_s)
         self.stats = IngestStats()
         self._chain: dict[str, tuple[int, str]] = {}  # device -> (last seq, its manifest hash)
         self._pool: ThreadPoolExecutor | None = None
@@ -129,22 +139,16 @@ class IngestLoop:
 
     def run(self) -> None:
         with zmq.Context() as ctx:
-            if self.link is not None:  # a worker behind hub.ingest_front: no CURVE/ZAP of its own
-                sock = self.link.connect(ctx)
-                self.ready.set()
-                try:
-                    self._loop(sock)
-                finally:
-                    sock.close(linger=0)
-                return
             zap_thread = None
             if not self.config.insecure:
                 zap = ZapHandler(ctx, self.directory)
                 zap_thread = threading.Thread(target=zap.serve, args=(self.stop_event,), name="zap",
                                               daemon=True)
                 zap_thread.start()
-            sock = bind_agents(ctx, self.config)
+            sock = bind_agents(ctx, self.config, listen_fd=self.link.listen() if self.link else None)
             self.ready.set()
+            if self.link is not None:
+                self.link.ready()
             try:
                 self._loop(sock)
             finally:
@@ -179,7 +183,7 @@ class IngestLoop:
                         if ready.get(sock) and not full:
                             self._serve_burst(sock)
                         if self.link is not None:
-                            self.link.report(sock, self.stats)
+                            self.link.report(self.stats)
                 finally:
                     self._checks.put(None)  # the checker passes it on to the committer
                     for thread in (checker, committer):
@@ -207,7 +211,7 @@ class IngestLoop:
             if isinstance(outcome, _Pending):
                 batch.append(outcome)
             elif outcome is not None:
-                self._send(sock, frames[0].bytes, outcome)  # the agent's routing id in both modes
+                self._send(sock, frames[0].bytes, outcome)
         if batch:
             self._in_flight += len(batch)
             self._checks.put(batch)
@@ -274,15 +278,10 @@ class IngestLoop:
             log.debug("reply not routable: %s", exc)
 
     def admit(self, frames: list[zmq.Frame]) -> list[bytes] | _Pending | None:
-        """First look at one message ([routing id, *body] from the agents' ROUTER, [routing id,
-        User-Id, *body] from the front): a reply now, an event to check and store, or None (dropped,
-        or a heartbeat)."""
-        if self.link is not None:
-            body = frames[2:]
-            user_id = frames[1].bytes.decode() or None if len(frames) > 1 else None
-        else:
-            body = frames[1:]
-            user_id = None if self.config.insecure or not body else body[0].get("User-Id")
+        """First look at one message ([routing id, *body]): a reply now, an event to check and store,
+        or None (dropped, or a heartbeat)."""
+        body = frames[1:]
+        user_id = None if self.config.insecure or not body else body[0].get("User-Id")
         if not body:
             return None
         if user_id is not None and self.directory.active(user_id) is None:
@@ -391,9 +390,12 @@ class IngestLoop:
         return encode_nack(Reply(event_id=event_id, seq=seq, reason=reason[:1000]))
 
 
-def bind_agents(ctx: zmq.Context, cfg: IngestConfig) -> zmq.Socket:
-    """The ROUTER the agents connect to: CURVE server with ZAP enforced (unless insecure), limits, heartbeats."""
+def bind_agents(ctx: zmq.Context, cfg: IngestConfig, *, listen_fd: int | None = None) -> zmq.Socket:
+    """The ROUTER the agents connect to: CURVE server with ZAP enforced (unless insecure), limits, heartbeats.
+    `listen_fd`: a listening TCP socket to accept on instead of binding `cfg.bind` (libzmq takes it over)."""
     sock = ctx.socket(zmq.ROUTER)
+    if listen_fd is not None:
+        sock.setsockopt(zmq.USE_FD, listen_fd)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable replies raise instead of vanishing
     # Routing ids are libzmq-generated (agents must not pick them: one device could take over
     # another's replies); handover still makes any client-set id resolve to its newest link.
@@ -453,10 +455,11 @@ def _drain(fd: int) -> None:
 
 
 class WorkerLink(Protocol):
-    """How a worker process reaches the front (hub.ingest_front): its socket, and its stats reports."""
+    """What a worker process of hub.ingest_processes gets from its parent."""
 
-    def connect(self, ctx: zmq.Context) -> zmq.Socket: ...
-    def report(self, sock: zmq.Socket, stats: IngestStats) -> None: ...
+    def listen(self) -> int: ...  # a listening socket (fd) on the shared port
+    def ready(self) -> None: ...  # bound: tell the parent
+    def report(self, stats: IngestStats) -> None: ...  # the counters, now and then
 
 
 def start_in_thread(runner: Any, name: str) -> list[BaseException]:

@@ -19,9 +19,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hub import classes, overdue, queries, webhooks
+from hub import overdue, queries, webhooks
 from hub.dependencies import deny_by_default
-from hub.lifecycle import Deadlines, StageHours, TransitionError
+from hub.lifecycle import TransitionError
 from hub.routers import cases, devices, evidence, health, intake, me, open311, stats, stream, tokens
 from hub.routers import classes as classes_router
 from hub.routers import webhooks as webhooks_router
@@ -34,9 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def open_store(settings: HubSettings) -> Store:
-    deadlines = Deadlines(settings.calendar.build(), classes.sla_hours, StageHours(**settings.stage_hours))
-    return Store.open(settings.db_url, settings.data_dir, deadlines=deadlines,
-                      evidence_fsync=settings.evidence_fsync)
+    return Store.from_settings(settings)
 
 
 class HubCollector(Collector):
@@ -72,9 +70,9 @@ def _start_ingest(settings: HubSettings, store: Store, stop: threading.Event) ->
     config = IngestConfig(bind=settings.zmq_bind, data_dir=settings.data_dir, insecure=settings.insecure,
                           processes=settings.ingest_processes)
     if config.processes > 1:
-        from hub.ingest_front import run_ingest_processes
+        from hub.ingest_processes import run_ingest_processes
 
-        ingest: Any = run_ingest_processes(config, settings, store, stop)
+        ingest: Any = run_ingest_processes(config, settings, stop)
     else:
         ingest = run_ingest(config, store, stop)
     log.info("ZeroMQ ingest listening on %s (%d process(es))", settings.zmq_bind, config.processes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
@@ -84,7 +85,8 @@ class HubSettings(Strict):
     ingest_processes: int = Field(
         default=1, ge=1, le=64,
         description="ZeroMQ ingest worker processes; 1: ingest runs in the API's process. On a node with "
-                    "several cores, about one per core spent on ingest (hub.ingest_front)",
+                    "several cores, about one per core spent on ingest; they share the zmq_bind port "
+                    "(tcp://HOST:PORT, Linux SO_REUSEPORT; hub.ingest_processes)",
     )
     evidence_fsync: bool = Field(
         default=True, description="fsync each evidence file before the ACK (survives power loss; slower)"
@@ -113,6 +115,15 @@ class HubSettings(Strict):
         if v and not v.startswith(("postgresql://", "postgres://", "postgresql+psycopg://", "sqlite:///")):
             raise ValueError(f"db_url must be postgresql://... or sqlite:///PATH, got {v.split('://')[0]}://")
         return v
+
+    @model_validator(mode="after")
+    def _shared_port(self) -> HubSettings:
+        if self.ingest_processes > 1 and self.zmq_bind:
+            try:
+                tcp_host_port(self.zmq_bind)
+            except ValueError as exc:
+                raise ValueError(f"zmq_bind: {exc} (ingest_processes is {self.ingest_processes})") from None
+        return self
 
     @model_validator(mode="after")
     def _default_unit_known(self) -> HubSettings:
@@ -154,4 +165,19 @@ def _parse_env(raw: str) -> Any:
     return raw
 
 
+def tcp_host_port(endpoint: str) -> tuple[str, int]:
+    """(host, port) of a `tcp://HOST:PORT` endpoint: "*" is every IPv4 address, a port "*" or 0 any free one.
+    Several ingest processes share one port (hub.ingest_processes), which needs exactly this form."""
+    m = re.fullmatch(r"tcp://(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:/\[\]]+)):(?P<port>\d{1,5}|\*)", endpoint)
+    if m is None:
+        raise ValueError(f"several ingest processes share a TCP port: the endpoint must be tcp://HOST:PORT "
+                         f"(HOST an address, a name or *), got {endpoint!r}")
+    port = 0 if m["port"] == "*" else int(m["port"])
+    if port > 65535:
+        raise ValueError(f"port {port} of {endpoint!r} is out of range")
+    host = m["v6"] or m["host"]
+    return ("0.0.0.0" if host == "*" else host), port
+
+
 __all__ = ["CalendarConfig", "HubSettings", "UnitConfig", "ValidationError"]
+

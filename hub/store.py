@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,8 +30,11 @@ from sqlalchemy.exc import DBAPIError
 from hub import cases as dedup
 from hub import classes, db
 from hub.evidence import EvidenceError, EvidenceStore, Staged
-from hub.lifecycle import CaseStatus, Deadlines
+from hub.lifecycle import CaseStatus, Deadlines, StageHours
 from protocol.messages import Heartbeat, MediaRef, ProblemEvent, ProblemState
+
+if TYPE_CHECKING:
+    from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -186,6 +189,12 @@ class Store:
         if migrate:
             db.migrate(engine)
         return cls(engine, data_dir, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: HubSettings) -> Store:
+        """The hub's store as its settings describe it: database, evidence fsync, working-time deadlines."""
+        deadlines = Deadlines(settings.calendar.build(), classes.sla_hours, StageHours(**settings.stage_hours))
+        return cls.open(settings.db_url, settings.data_dir, deadlines=deadlines, evidence_fsync=settings.evidence_fsync)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,8 +1,8 @@
 """Hub ingest over real CURVE sockets: auth, revocation, tampering, malformed and oversized input.
 
 The hub runs in a thread on a real Store (SQLite in tmp); clients are real DEALER sockets. Tests marked
-with BOTH_MODES run twice: ingest in the hub's process, and a front with two worker processes
-(hub.ingest_front), which must behave the same to an agent.
+with BOTH_MODES run twice: ingest in the hub's process, and two worker processes sharing the port
+(hub.ingest_processes), which must behave the same to an agent.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 import zmq
 from delivery_support import free_port, make_event, small_jpeg
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from hub import db
 from hub.ingest import IngestConfig, IngestLoop, run_ingest
-from hub.ingest_front import IngestFront, run_ingest_processes
+from hub.ingest_processes import IngestProcesses, run_ingest_processes
 from hub.security import enroll_device
-from hub.settings import HubSettings
+from hub.settings import HubSettings, tcp_host_port
 from hub.store import Store
 from protocol.bundle import DeviceBundle
 from protocol.codec import PROTOCOL_ID, Command, ReplyMessage, decode, encode_heartbeat, seal_event
@@ -39,7 +40,7 @@ class Hub:
     store: Store
     data_dir: Path
     endpoint: str
-    loop: IngestLoop | IngestFront
+    loop: IngestLoop | IngestProcesses
 
     def enroll(self, device_id: str) -> DeviceBundle:
         return enroll_device(self.store, self.data_dir, device_id, self.endpoint)
@@ -60,19 +61,19 @@ def start_hub(tmp_path: Path, processes: int = 1, **config: object) -> Iterator[
     stop = threading.Event()
     ingest_config = IngestConfig(bind=endpoint, data_dir=data_dir, device_refresh_s=0.2, processes=processes,
                                  **config)  # type: ignore[arg-type]
-    loop: IngestLoop | IngestFront
+    loop: IngestLoop | IngestProcesses
     if processes == 1:
         loop = run_ingest(ingest_config, store, stop)
     else:
         settings = HubSettings(data_dir=data_dir, zmq_bind=endpoint, ingest_processes=processes)
-        loop = run_ingest_processes(ingest_config, settings, store, stop)
+        loop = run_ingest_processes(ingest_config, settings, stop)
     try:
         yield Hub(store, data_dir, endpoint, loop)
     finally:
         stop.set()
         time.sleep(0.3)
-        if isinstance(loop, IngestFront):
-            for proc in loop._procs.values():
+        if isinstance(loop, IngestProcesses):
+            for proc in loop.procs.values():
                 proc.join(10)
         store.close()
 
@@ -86,7 +87,7 @@ BOTH_MODES = pytest.mark.parametrize("hub", [1, 2], ids=["in-process", "2-worker
 
 
 def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Counters of worker processes reach the front about once a second."""
+    """Counters of worker processes reach the hub's process about once a second."""
     deadline = time.monotonic() + timeout
     while not check() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -148,6 +149,7 @@ def test_event_is_acked_after_commit_and_duplicate_reacked(hub: Hub, client: Cli
     assert hub.event_ids("dev1") == ["ev-dev1-000001"]
 
 
+@BOTH_MODES
 def test_unenrolled_key_is_refused_at_handshake(hub: Hub, tmp_path: Path) -> None:
     other = Store.open(None, tmp_path / "other")
     stranger = enroll_device(other, tmp_path / "other", "dev1", hub.endpoint)  # right name, wrong keys
@@ -335,8 +337,9 @@ def test_insecure_mode_only_when_asked_and_still_checks_signatures(tmp_path: Pat
 
 
 def test_worker_killed_mid_stream_is_restarted_and_every_event_stored_once(tmp_path: Path) -> None:
-    """kill -9 of one ingest worker while four agents stream: the front restarts it, the agents resend
-    what it held unanswered, and each event is in the database exactly once, spread over both workers."""
+    """kill -9 of the busiest of two ingest workers while four agents stream: its agents reconnect to the
+    same port and land on the other worker, which stores what the dead one had not ACKed; the dead one is
+    restarted on the same port; each event is in the database exactly once."""
     import os
     import signal
 
@@ -344,14 +347,14 @@ def test_worker_killed_mid_stream_is_restarted_and_every_event_stored_once(tmp_p
 
     n, devices = 200, [f"dev{i}" for i in range(4)]
     for h in start_hub(tmp_path, processes=2):
-        front = h.loop
-        assert isinstance(front, IngestFront)
+        pool = h.loop
+        assert isinstance(pool, IngestProcesses)
 
         def stored() -> int:
             return sum(len(h.event_ids(d)) for d in devices)  # noqa: B023
 
-        def both_workers_acked() -> bool:
-            return len(front._worker_stats) == 2 and all(s["acked"] > 0 for s in front._worker_stats.values())  # noqa: B023
+        def acked(index: int) -> int:
+            return int(pool.worker_stats.get(index, {}).get("acked", 0))  # noqa: B023
 
         outboxes = [Outbox(h.enroll(d), OutboxConfig(spool_dir=tmp_path / d, ack_timeout_s=1.0, max_backoff_s=2.0))
                     for d in devices]
@@ -366,8 +369,9 @@ def test_worker_killed_mid_stream_is_restarted_and_every_event_stored_once(tmp_p
 
             submitter = threading.Thread(target=submit_all)
             submitter.start()
-            assert eventually(lambda: stored() >= n // 2, 60)
-            victim = front._procs[0]
+            assert eventually(lambda: stored() >= n // 2 and acked(0) + acked(1) > 0, 60)
+            busiest = max((0, 1), key=acked)  # the kernel spreads connections: kill one that holds some
+            victim = pool.procs[busiest]
             os.kill(victim.pid, signal.SIGKILL)
             assert stored() < 4 * n, "the worker must die mid-stream for this test to mean anything"
             submitter.join()
@@ -376,7 +380,52 @@ def test_worker_killed_mid_stream_is_restarted_and_every_event_stored_once(tmp_p
         finally:
             for outbox in outboxes:
                 outbox.__exit__(None, None, None)
-        assert front._procs[0].pid != victim.pid and front._procs[0].is_alive()
-        assert eventually(both_workers_acked)  # dev1-dev3 go to w0, dev0 to w1 (hash of the device id)
+        assert pool.procs[busiest].pid != victim.pid
+        assert eventually(lambda: busiest in pool.up, 30), "the restarted worker must listen again"  # noqa: B023
         for d in devices:
             assert sorted(h.event_ids(d)) == [f"ev-{d}-{i:06d}" for i in range(n)]
+
+
+def test_several_processes_need_a_tcp_host_port_endpoint(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="bind: several ingest processes share a TCP port"):
+        IngestConfig(bind="ipc:///tmp/cityeye-ingest", data_dir=tmp_path, processes=2)
+    assert IngestConfig(bind="ipc:///tmp/cityeye-ingest", data_dir=tmp_path).processes == 1  # one: any endpoint
+    with pytest.raises(ValidationError, match="zmq_bind: several ingest processes share a TCP port"):
+        HubSettings(data_dir=tmp_path, zmq_bind="ipc:///tmp/cityeye-ingest", ingest_processes=2)
+    assert tcp_host_port("tcp://*:7755") == ("0.0.0.0", 7755)
+    assert tcp_host_port("tcp://[::1]:*") == ("::1", 0)
+    assert tcp_host_port("tcp://hub.example:0") == ("hub.example", 0)
+    with pytest.raises(ValueError, match="out of range"):
+        tcp_host_port("tcp://127.0.0.1:70000")
+
+
+def test_worker_processes_share_a_free_port_that_the_hub_keeps(tmp_path: Path) -> None:
+    """Port "*": the hub reserves one, both workers listen on it, agents reach them, and a program that
+    is not the hub (no SO_REUSEPORT) can't take the port."""
+    import errno
+    import socket
+
+    data_dir = tmp_path / "hub"
+    store = Store.open(None, data_dir)
+    stop = threading.Event()
+    config = IngestConfig(bind="tcp://127.0.0.1:*", data_dir=data_dir, processes=2)
+    pool = run_ingest_processes(config, HubSettings(data_dir=data_dir), stop)
+    clients: list[Client] = []
+    try:
+        host, port = tcp_host_port(pool.endpoint)
+        assert host == "127.0.0.1" and port > 0
+        with socket.socket() as intruder, pytest.raises(OSError) as refused:
+            intruder.bind((host, port))
+        assert refused.value.errno == errno.EADDRINUSE
+        clients = [Client(enroll_device(store, data_dir, f"dev{i}", pool.endpoint), pool.endpoint) for i in range(6)]
+        for c in clients:
+            reply = c.request(c.sealed(1), timeout=10)
+            assert reply is not None and reply.command is Command.ACK
+        assert eventually(lambda: pool.stats.acked == 6)
+    finally:
+        for c in clients:
+            c.close()
+        stop.set()
+        for proc in pool.procs.values():
+            proc.join(10)
+        store.close()
