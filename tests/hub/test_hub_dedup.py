@@ -111,6 +111,23 @@ def test_recurrence_after_close_links_cases(store: Store) -> None:
     assert third["recurrence_of"] == second.case_id and third["recurrence_count"] == 2
 
 
+def test_recurrence_is_the_latest_closed_case_at_the_place_past_newer_ones_elsewhere(store: Store) -> None:
+    """The closed cases come latest first: newer closed cases elsewhere on the camera are walked past,
+    and of several at the place the latest is taken."""
+    at_place = []
+    for day in (1, 2):
+        e, m = make_event(problem_id=f"prob-here-{day}", at=T0 + timedelta(days=day))
+        at_place.append(ingest(store, e, m).case_id)
+        close_case(store, at_place[-1])  # type: ignore[arg-type]
+    for k in range(6):  # newer, same camera and zone, other spots
+        x = 0.4 + 0.08 * k
+        e, m = make_event(problem_id=f"prob-else-{k}", box=(x, 0.6, x + 0.05, 0.7), at=T0 + timedelta(days=3 + k))
+        close_case(store, ingest(store, e, m).case_id)  # type: ignore[arg-type]
+    e, m = make_event(problem_id="prob-here-3", at=T0 + timedelta(days=20))
+    row = case_row(store, ingest(store, e, m).case_id)  # type: ignore[arg-type]
+    assert row["recurrence_of"] == at_place[1]
+
+
 def test_cleared_without_case_is_kept_without_case(store: Store) -> None:
     e, m = make_event(state=ProblemState.CLEARED)
     result = ingest(store, e, m)
