@@ -21,6 +21,7 @@ what it had not ACKed; nothing is lost or doubled.
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing as mp
 import os
@@ -42,7 +43,10 @@ _READY = "ready"
 
 def shared_port_socket(endpoint: str, *, listen: bool) -> socket.socket:
     """A TCP socket with SO_REUSEPORT bound to `endpoint` (tcp://HOST:PORT; port 0 or *: a free one).
-    listen=False reserves the port: a socket that never listens is never given a connection."""
+
+    listen=False reserves the port for the workers: a socket that never listens is never given a
+    connection. It binds before it allows port sharing, so a port that another program (or another hub)
+    holds is refused instead of silently shared; the workers (listen=True) join it."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise RuntimeError("several ingest processes need SO_REUSEPORT (Linux); run one ingest process here")
     host, port = tcp_host_port(endpoint)
@@ -54,13 +58,19 @@ def shared_port_socket(endpoint: str, *, listen: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind at once after a restart
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
         if listen:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        if not listen:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # from now on the workers may join
+        else:
             sock.setblocking(False)  # libzmq's I/O thread accepts on it
             sock.listen(256)
-    except OSError:
+    except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise RuntimeError(f"ingest endpoint {endpoint!r}: the port is in use (another hub, or another "
+                               f"program)") from None
         raise
     return sock
 

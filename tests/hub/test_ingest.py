@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from hub import db
 from hub.ingest import IngestConfig, IngestLoop, run_ingest
-from hub.ingest_processes import IngestProcesses, run_ingest_processes
+from hub.ingest_processes import IngestProcesses, run_ingest_processes, shared_port_socket
 from hub.security import enroll_device
 from hub.settings import HubSettings, tcp_host_port
 from hub.store import Store
@@ -400,8 +400,8 @@ def test_several_processes_need_a_tcp_host_port_endpoint(tmp_path: Path) -> None
 
 
 def test_worker_processes_share_a_free_port_that_the_hub_keeps(tmp_path: Path) -> None:
-    """Port "*": the hub reserves one, both workers listen on it, agents reach them, and a program that
-    is not the hub (no SO_REUSEPORT) can't take the port."""
+    """Port "*": the hub reserves one, both workers listen on it, agents reach them, and neither another
+    program nor another hub can take the port."""
     import errno
     import socket
 
@@ -417,6 +417,8 @@ def test_worker_processes_share_a_free_port_that_the_hub_keeps(tmp_path: Path) -
         with socket.socket() as intruder, pytest.raises(OSError) as refused:
             intruder.bind((host, port))
         assert refused.value.errno == errno.EADDRINUSE
+        with pytest.raises(RuntimeError, match="the port is in use"):  # a second hub on the same port
+            shared_port_socket(pool.endpoint, listen=False)
         clients = [Client(enroll_device(store, data_dir, f"dev{i}", pool.endpoint), pool.endpoint) for i in range(6)]
         for c in clients:
             reply = c.request(c.sealed(1), timeout=10)
