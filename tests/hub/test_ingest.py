@@ -7,6 +7,7 @@ with BOTH_MODES run twice: ingest in the hub's process, and two worker processes
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -431,3 +432,54 @@ def test_worker_processes_share_a_free_port_that_the_hub_keeps(tmp_path: Path) -
         for proc in pool.procs.values():
             proc.join(10)
         store.close()
+
+
+def test_hub_serve_with_two_ingest_processes_serves_agents_and_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """`cityeye hub serve --ingest-processes 2` as a user runs it: the API is up, agents are ACKed through
+    the workers, and Ctrl-C (SIGINT) stops the workers with the hub."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    data_dir, zmq_port, api_port = tmp_path / "hub", free_port(), free_port()
+    endpoint = f"tcp://127.0.0.1:{zmq_port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "cityeye", "hub", "serve", "--data", str(data_dir),
+                                 "--zmq", endpoint, "--api", f"127.0.0.1:{api_port}", "--ingest-processes", "2"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        assert eventually(healthy, 90), log.read_text()
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "multiprocessing"],
+                                                  capture_output=True, text=True).stdout.split()]
+        store = Store.open(None, data_dir)
+        try:
+            clients = [Client(enroll_device(store, data_dir, f"dev{i}", endpoint), endpoint) for i in range(4)]
+        finally:
+            store.close()
+        for c in clients:
+            reply = c.request(c.sealed(1), timeout=10)
+            c.close()
+            assert reply is not None and reply.command is Command.ACK, log.read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert len(workers) >= 2, f"expected the two ingest workers among {workers}"
+    for pid in workers:
+        assert eventually(functools.partial(_gone, pid), 10), f"ingest worker {pid} outlived the hub"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has stopped
+    except FileNotFoundError:
+        return True
