@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.engine import Connection
 
 from hub import classes, db
@@ -121,7 +121,7 @@ def list_devices(conn: Connection, offline_after_s: float) -> list[dict[str, Any
     ]
 
 
-def statistics_for(conn: Connection, since: datetime, until: datetime) -> dict[str, Any]:
+def statistics_for(conn: Connection, since: datetime, until: datetime, camera_limit: int = 50) -> dict[str, Any]:
     c, e = db.cases, db.events
     ev_counts = dict(conn.execute(
         select(e.c.class_id, func.count()).where(e.c.observed_at >= since, e.c.observed_at < until)
@@ -144,6 +144,7 @@ def statistics_for(conn: Connection, since: datetime, until: datetime) -> dict[s
         "per_day": _per_day(conn, since, until),
         "median_hours_to_close": _median_close(conn, since, until),
         "per_unit": _per_unit(conn, since, until),
+        **_per_camera(conn, since, until, camera_limit),
     }
 
 
@@ -180,6 +181,46 @@ def _per_unit(conn: Connection, since: datetime, until: datetime) -> list[dict[s
     ).all()
     return [{"unit": u, "handled": n, "on_time": int(ok or 0), "on_time_rate": int(ok or 0) / n if n else None}
             for u, n, ok in rows]
+
+
+def _per_camera(conn: Connection, since: datetime, until: datetime, limit: int) -> dict[str, Any]:
+    """Capture precision per edge camera, worst first: where tuning a camera saves reviewers the most work."""
+    c = db.cases
+    where = (c.c.source == "edge", c.c.camera_id.is_not(None), c.c.created_at >= since, c.c.created_at < until)
+    filed = func.count(c.c.filed_at)
+    void = func.coalesce(func.sum(case((c.c.status == CaseStatus.VOID.value, 1), else_=0)), 0)
+    precision = case((filed + void > 0, cast(filed, Float) / (filed + void)), else_=None)
+    # Ties: more voids first (0 of 10 costs reviewers more than 0 of 1). count() over () counts the groups.
+    rows = conn.execute(
+        select(c.c.camera_id, func.count(), filed, void, func.count().over())
+        .where(*where).group_by(c.c.camera_id)
+        .order_by(precision.asc().nulls_last(), void.desc(), c.c.camera_id).limit(limit)
+    ).all()
+    worst = _most_voided_class(conn, where, [r[0] for r in rows])
+    cameras = [_camera_row(cam, n, f, int(v), worst.get(cam)) for cam, n, f, v, _ in rows]
+    return {"per_camera": cameras, "per_camera_total": rows[0][4] if rows else 0}
+
+
+def _camera_row(camera_id: str, cases: int, filed: int, void: int, worst: tuple[str, int] | None) -> dict[str, Any]:
+    return {"camera_id": camera_id, "cases": cases, "filed": filed, "void": void,
+            "precision": filed / (filed + void) if filed + void else None,
+            "most_voided_class": worst[0] if worst else None, "most_voided_class_voids": worst[1] if worst else 0}
+
+
+def _most_voided_class(conn: Connection, where: tuple[Any, ...], cameras: list[str]) -> dict[str, tuple[str, int]]:
+    """camera_id -> (class with the most voided cases, its void count); ties go to the first class id."""
+    if not cameras:
+        return {}
+    c = db.cases
+    rows = conn.execute(
+        select(c.c.camera_id, c.c.class_id, func.count())
+        .where(*where, c.c.status == CaseStatus.VOID.value, c.c.camera_id.in_(cameras))
+        .group_by(c.c.camera_id, c.c.class_id)
+    ).all()
+    worst: dict[str, tuple[str, int]] = {}
+    for cam, cls, n in sorted(rows, key=lambda r: (r[0], -r[2], r[1])):
+        worst.setdefault(cam, (cls, n))
+    return worst
 
 
 def changes_since(conn: Connection, after_id: int, limit: int = 100) -> list[dict[str, Any]]:

@@ -183,11 +183,28 @@ class UnitStat(Out):
     on_time_rate: float | None
 
 
+class CameraStat(Out):
+    """Capture precision of one edge camera: a badly placed camera shows up here before it wears out reviewers."""
+
+    camera_id: str
+    cases: int
+    filed: int
+    void: int
+    precision: float | None = Field(description="filed / (filed + void); None before any review")
+    most_voided_class: str | None = Field(description="the class with the most voided cases; None without voids")
+    most_voided_class_voids: int
+
+
 class StatsOut(Out):
     per_class: list[ClassStat]
     per_day: list[DayStat]
     median_hours_to_close: float | None
     per_unit: list[UnitStat]
+    per_camera: list[CameraStat] = Field(
+        description="edge cameras with cases created in the range, worst precision first (None last), "
+        "then most voids; the first camera_limit of them"
+    )
+    per_camera_total: int = Field(description="edge cameras with cases in the range (per_camera may hold fewer)")
 
 
 class TokenIn(In):

@@ -1,4 +1,4 @@
-"""Statistics: precision per class, volume per day, time to close, on-time rate per unit."""
+"""Statistics: precision per class and per camera, volume per day, time to close, on-time rate per unit."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def stats(
     store: StoreDep,
     since: Annotated[datetime | None, Query(description="default: 30 days ago")] = None,
     until: Annotated[datetime | None, Query(description="default: now")] = None,
+    camera_limit: Annotated[int, Query(ge=1, le=500, description="rows of per_camera (worst first)")] = 50,
 ) -> dict[str, Any]:
     until = until or db.utcnow() + timedelta(seconds=1)
     try:
@@ -28,4 +29,4 @@ def stats(
     if since.tzinfo is None or until.tzinfo is None:
         raise HTTPException(422, "since and until need a time zone, e.g. 2026-11-23T09:00:00Z")
     with store.engine.connect() as conn:
-        return queries.statistics_for(conn, since, until)
+        return queries.statistics_for(conn, since, until, camera_limit)
