@@ -803,10 +803,32 @@ async function renderStats(view) {
       h("p", { class: "body muted", style: "margin:0;padding-top:6px;padding-bottom:6px" },
         "Precision = filed / (filed + void): the share of reviewed captures that were real problems."),
       perClass),
+    h("section", { class: "panel wide" }, h("h2", {}, "Per camera: capture precision", zh("各摄像头准确率")),
+      h("p", { class: "body muted", style: "margin:0;padding-top:6px;padding-bottom:6px" },
+        "Worst first: a badly placed camera floods reviewers with false captures. Edge cameras only.",
+        stats.per_camera_total > stats.per_camera.length ? ` Showing ${stats.per_camera.length} of ${stats.per_camera_total}.` : ""),
+      perCameraTable(stats.per_camera)),
     h("section", { class: "panel" }, h("h2", {}, "Per day", zh("每日趋势")), h("div", { class: "body" }, dayChart(stats.per_day))),
     h("section", { class: "panel" }, h("h2", {}, "Per unit: on-time handling", zh("责任单位按时处置率")), perUnit),
     h("section", { class: "panel" }, h("h2", {}, "Cameras", zh("摄像头")), camTable),
     h("section", { class: "panel" }, h("h2", {}, "Edge devices", zh("边缘设备")), devTable)));
+}
+
+/** Per-camera precision rows; the camera links to its voided cases, the false captures to look at. */
+function perCameraTable(rows) {
+  const worst = (x) => x.most_voided_class
+    ? h("td", { class: "most-voided" }, classCell(x.most_voided_class),
+      h("div", { class: "muted" }, `${x.most_voided_class_voids} of ${x.void} void`))
+    : h("td", { class: "most-voided muted" }, "—");
+  return h("table", { class: "grid", id: "per-camera" },
+    h("thead", {}, h("tr", {}, ...["Camera 摄像头", "Cases", "Filed", "Void", "Precision 准确率", "Most voided 主要误报"]
+      .map((t, i) => h("th", { class: i && i < 5 ? "num" : "" }, t)))),
+    h("tbody", {}, rows.length ? rows.map((x) => h("tr", { dataset: { cameraId: x.camera_id } },
+      h("td", {}, h("a", { href: queueHash({ camera_id: x.camera_id, status: "void" }), title: "Voided cases of this camera" },
+        x.camera_id)),
+      ...["cases", "filed", "void"].map((k) => h("td", { class: "num" }, String(x[k]))),
+      h("td", { class: "num precision" }, precisionBar(x.precision), pct(x.precision)), worst(x))) :
+      h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No camera captured a case in this range."))));
 }
 
 function card(label, value) {

@@ -358,3 +358,33 @@ def test_stats_show_precision_and_camera_state(page: Page, hub: Hub) -> None:
     expect(page.locator("#cameras tr", has_text="cam-west")).to_contain_text("offline")
     expect(page.locator("#devices")).to_contain_text("box-1")
     shot(page, "stats")
+
+
+def test_stats_show_precision_per_camera_worst_first(page: Page, hub: Hub) -> None:
+    # cam-p1 is the badly placed one: two of its three reviewed captures are false street vendors.
+    plan = {"cam-p1": [("unlicensed_mobile_vendor", "void"), ("unlicensed_mobile_vendor", "void"),
+                       ("illegal_car_parking", "confirm")],
+            "cam-p2": [("illegal_car_parking", "confirm"), ("illegal_car_parking", "confirm")]}
+    void = {"note": "a parked delivery tricycle, not a vendor"}
+    for camera_id, cases in plan.items():
+        for n, (class_id, action) in enumerate(cases):
+            case_id = add_case(hub.store, hub.data, camera_id, class_id=class_id, zone=f"z-{camera_id}-{n}")
+            body = void if action == "void" else {}
+            assert hub.api("reviewer", "POST", f"/cases/{case_id}/{action}", json=body).status_code == 200
+    sign_in(page, hub, "reader")
+    page.click('.tabs a[data-view="stats"]')
+    panel = page.locator("section", has=page.locator("#per-camera"))
+    expect(panel.locator("h2")).to_contain_text("各摄像头准确率")
+    bad = page.locator('#per-camera tr[data-camera-id="cam-p1"]')
+    good = page.locator('#per-camera tr[data-camera-id="cam-p2"]')
+    vendor = next(c for c in hub.api("reader", "GET", "/classes").json() if c["id"] == "unlicensed_mobile_vendor")
+    expect(bad.locator("td.precision")).to_have_text("33.3 %")
+    expect(bad.locator("td.most-voided .cls-zh")).to_have_text(vendor["name_zh"])
+    expect(bad.locator("td.most-voided")).to_contain_text("2 of 2 void")
+    expect(good.locator("td.precision")).to_have_text("100.0 %")
+    ids = page.locator("#per-camera tbody tr").evaluate_all("rows => rows.map(r => r.dataset.cameraId)")
+    assert ids.index("cam-p1") < ids.index("cam-p2"), f"worst precision first: {ids}"
+    page.locator("#per-camera").scroll_into_view_if_needed()
+    shot(page, "stats-per-camera")
+    bad.locator("a").click()  # the camera links to its voided cases, the false captures to look at
+    expect(page.locator("#queue tr.case-row")).to_have_count(2)
