@@ -88,7 +88,7 @@ def transition(
         return dict(conn.execute(select(c).where(c.c.case_id == case_id)).one()._mapping)
 
     result = store.write(tx)
-    store._notify(case_id, "case.transition")
+    store.notify(case_id, "case.transition")
     return result
 
 

@@ -51,7 +51,7 @@ class OverdueSweeper:
         """Record the overdue cases not yet recorded for their deadline; returns how many."""
         fired = self.store.write(lambda conn: self._sweep(conn, now or db.utcnow()))
         for case_id in fired:
-            self.store._notify(case_id, case_events.OVERDUE)
+            self.store.notify(case_id, case_events.OVERDUE)
         return len(fired)
 
     def _sweep(self, conn: Connection, now: datetime) -> list[str]:
@@ -60,7 +60,7 @@ class OverdueSweeper:
         recorded = exists().where(t.c.case_id == c.c.case_id, t.c.action == OVERDUE_ACTION,
                                   t.c.at == c.c.deadline_at)
         query = (select(c.c.case_id, c.c.status, c.c.deadline_at, c.c.unit)
-                 .where(*queries._where(_OVERDUE, now), ~recorded).order_by(c.c.deadline_at, c.c.case_id)
+                 .where(*queries.case_conditions(_OVERDUE, now), ~recorded).order_by(c.c.deadline_at, c.c.case_id)
                  .limit(self.batch))
         if db.is_postgres(conn):  # skip cases a transition holds (it may move the deadline): the next tick sees
             query = query.with_for_update(of=c, skip_locked=True)

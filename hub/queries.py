@@ -29,7 +29,8 @@ class CaseFilter:
     overdue: bool | None = None
 
 
-def _where(f: CaseFilter, now: datetime) -> list[Any]:
+def case_conditions(f: CaseFilter, now: datetime) -> list[Any]:
+    """The WHERE conditions on `cases` of a filter (the queue, the overdue sweep)."""
     c = db.cases
     where: list[Any] = []
     if f.status:
@@ -66,7 +67,7 @@ def case_out(m: Any, now: datetime) -> dict[str, Any]:
 def list_cases(conn: Connection, f: CaseFilter, *, sort: str, offset: int, limit: int) -> dict[str, Any]:
     c = db.cases
     now = db.utcnow()
-    where = _where(f, now)
+    where = case_conditions(f, now)
     total = conn.execute(select(func.count()).select_from(c).where(*where)).scalar_one()
     column = c.c[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()

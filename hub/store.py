@@ -337,7 +337,7 @@ class Store:
                 self.counters.duplicates += 1
             elif r.case_id:
                 self.counters.cases_created += int(r.created)
-                self._notify(r.case_id, "case.created" if r.created else "case.updated")
+                self.notify(r.case_id, "case.created" if r.created else "case.updated")
         return results
 
     def _ingest_tx(self, conn: Connection, intakes: Sequence[_Intake]) -> list[IngestResult]:
@@ -435,7 +435,8 @@ class Store:
     def _deadline(self, class_id: str, status: CaseStatus, start: datetime) -> datetime | None:
         return self.deadlines.deadline(class_id, status, start) if self.deadlines else None
 
-    def _notify(self, case_id: str, kind: str) -> None:
+    def notify(self, case_id: str, kind: str) -> None:
+        """Tell this process's listeners (SSE wake-up, webhook worker) that a case changed."""
         for callback in list(self.on_change):
             try:
                 callback(case_id, kind)
