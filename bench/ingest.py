@@ -299,6 +299,10 @@ def main() -> int:
         print(f"CPU per event (ms, user+sys): hub {stats['cpu_s'] / n * 1000:.2f}, agents "
               f"{agents_cpu / n * 1000:.2f}; busy {(stats['cpu_s'] + agents_cpu) / full_s:.2f} of "
               f"{os.cpu_count()} CPUs")
+        per_core = n / stats["cpu_s"] if stats["cpu_s"] else float("nan")
+        print(f"per hub core (1 / hub CPU per event): {per_core:.0f} events/s; 2000 events/s would take "
+              f"about {2000 / per_core:.1f} cores of ingest processes with the agents on other machines "
+              f"(derived, not measured: this box has {os.cpu_count()})")
         print(f"ratio full/bare: {full_rate / bare_rate:.3f}   target >= 2000 events/s: "
               f"{'met' if full_rate >= 2000 else 'NOT met'}")
     return 0
