@@ -46,6 +46,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run", "--disable-sync"]
 SHOTS = os.environ.get("CITYEYE_WEB_SCREENSHOTS")
 pytestmark = pytest.mark.timeout(120)
+# Assertions wait as long as actions do (10 s): on a loaded 2-core box an API answer can take over the default 5 s.
+expect.set_options(timeout=10_000)
 
 
 # ---- evidence: real JPEGs and an MJPEG AVI, like the edge agent sends ---------------------------------
