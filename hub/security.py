@@ -113,12 +113,11 @@ class DeviceDirectory:
     """Cached device lookups, refreshed from the store every `refresh_s` so revocations made by
     another process (the CLI) take effect within that time on live connections."""
 
-    def __init__(self, registry: DeviceRegistry, refresh_s: float = 1.0, miss_reload_s: float = 0.2) -> None:
+    MISS_RELOAD_S = 0.2  # an unknown device id in a message re-reads the registry at most this often
+
+    def __init__(self, registry: DeviceRegistry, refresh_s: float = 1.0) -> None:
         self._registry = registry
         self._refresh_s = refresh_s
-        # An unknown id re-reads the registry at most this often; 0 behind a front whose ZAP handler
-        # has just admitted the device (it is enrolled, only this process has not seen it yet).
-        self._miss_reload_s = miss_reload_s
         self._lock = threading.Lock()
         self._loaded_at = -1e9
         self._by_id: dict[str, DeviceRecord] = {}
@@ -147,7 +146,7 @@ class DeviceDirectory:
         with self._lock:
             self._refresh()
             if device_id not in self._by_id:
-                self._refresh(min_age_s=self._miss_reload_s)  # per message: rate-limited
+                self._refresh(min_age_s=self.MISS_RELOAD_S)  # per message: rate-limited
             device = self._by_id.get(device_id)
             return None if device is None or device.revoked else device
 
