@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 _RESTART_DELAY_S = 1.0
 _READY = "ready"
+_ORPHANS_STOP_S = 5.0  # workers of a hub killed with -9 notice within poll_ms, then finish their burst
+
+
+class PortInUse(RuntimeError):
+    """Another program or hub holds the ingest port."""
 
 
 def shared_port_socket(endpoint: str, *, listen: bool) -> socket.socket:
@@ -69,10 +74,23 @@ def shared_port_socket(endpoint: str, *, listen: bool) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise RuntimeError(f"ingest endpoint {endpoint!r}: the port is in use (another hub, or another "
-                               f"program)") from None
+            raise PortInUse(f"ingest endpoint {endpoint!r}: the port is in use (another hub, or another "
+                            f"program)") from None
         raise
     return sock
+
+
+def _reserve(endpoint: str) -> socket.socket:
+    """The port reservation, waiting a little for the workers of a hub that was just killed (they stop
+    by themselves once orphaned) before calling the port taken."""
+    deadline = time.monotonic() + _ORPHANS_STOP_S
+    while True:
+        try:
+            return shared_port_socket(endpoint, listen=False)
+        except PortInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def endpoint_of(sock: socket.socket) -> str:
@@ -158,7 +176,7 @@ class IngestProcesses:
         return total
 
     def run(self) -> None:
-        holder = shared_port_socket(self.config.bind, listen=False)  # keeps the port while workers restart
+        holder = _reserve(self.config.bind)  # keeps the port while workers restart
         self.endpoint = endpoint_of(holder)
         self.config = self.config.model_copy(update={"bind": self.endpoint})
         try:

@@ -434,9 +434,10 @@ def test_worker_processes_share_a_free_port_that_the_hub_keeps(tmp_path: Path) -
         store.close()
 
 
-def test_hub_serve_with_two_ingest_processes_serves_agents_and_leaves_no_worker_behind(tmp_path: Path) -> None:
-    """`cityeye hub serve --ingest-processes 2` as a user runs it: the API is up, agents are ACKed through
-    the workers, and Ctrl-C (SIGINT) stops the workers with the hub."""
+def test_hub_serve_with_two_ingest_processes_survives_kill_9_and_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """`cityeye hub serve --ingest-processes 2` as a user runs it: agents are ACKed through the workers; after
+    kill -9 of the hub a new one takes the same port at once (the orphaned workers step aside) and the agents
+    go on; Ctrl-C (SIGINT) stops the workers with the hub."""
     import signal
     import subprocess
     import sys
@@ -445,11 +446,13 @@ def test_hub_serve_with_two_ingest_processes_serves_agents_and_leaves_no_worker_
     data_dir, zmq_port, api_port = tmp_path / "hub", free_port(), free_port()
     endpoint = f"tcp://127.0.0.1:{zmq_port}"
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cityeye", "hub", "serve", "--data", str(data_dir),
-                                 "--zmq", endpoint, "--api", f"127.0.0.1:{api_port}", "--ingest-processes", "2"],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
+
+    def serve() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "cityeye", "hub", "serve", "--data", str(data_dir),
+                                     "--zmq", endpoint, "--api", f"127.0.0.1:{api_port}", "--ingest-processes", "2"],
+                                    stdout=out, stderr=subprocess.STDOUT)
+
         def healthy() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=2) as r:
@@ -458,23 +461,41 @@ def test_hub_serve_with_two_ingest_processes_serves_agents_and_leaves_no_worker_
                 return False
 
         assert eventually(healthy, 90), log.read_text()
-        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "multiprocessing"],
-                                                  capture_output=True, text=True).stdout.split()]
-        store = Store.open(None, data_dir)
-        try:
-            clients = [Client(enroll_device(store, data_dir, f"dev{i}", endpoint), endpoint) for i in range(4)]
-        finally:
-            store.close()
+        return proc
+
+    def children(proc: subprocess.Popen[bytes]) -> list[int]:
+        found = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "multiprocessing"], capture_output=True, text=True)
+        return [int(p) for p in found.stdout.split()]
+
+    def all_acked(n: int) -> None:
         for c in clients:
-            reply = c.request(c.sealed(1), timeout=10)
-            c.close()
+            reply = c.request(c.sealed(n), timeout=30)
             assert reply is not None and reply.command is Command.ACK, log.read_text()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(30)
+
+    first = serve()
+    workers = children(first)
     assert len(workers) >= 2, f"expected the two ingest workers among {workers}"
+    store = Store.open(None, data_dir)
+    try:
+        clients = [Client(enroll_device(store, data_dir, f"dev{i}", endpoint), endpoint) for i in range(4)]
+    finally:
+        store.close()
+    try:
+        all_acked(1)
+        first.kill()
+        first.wait(10)
+        second = serve()
+        workers += children(second)
+        try:
+            all_acked(2)  # the same sockets: they reconnect to the new hub by themselves
+        finally:
+            second.send_signal(signal.SIGINT)
+            second.wait(30)
+    finally:
+        for c in clients:
+            c.close()
     for pid in workers:
-        assert eventually(functools.partial(_gone, pid), 10), f"ingest worker {pid} outlived the hub"
+        assert eventually(functools.partial(_gone, pid), 10), f"ingest worker {pid} outlived its hub"
 
 
 def _gone(pid: int) -> bool:
@@ -483,3 +504,21 @@ def _gone(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has stopped
     except FileNotFoundError:
         return True
+
+
+def test_port_reservation_waits_for_a_killed_hubs_workers_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from hub import ingest_processes
+
+    monkeypatch.setattr(ingest_processes, "_ORPHANS_STOP_S", 1.0)
+    with socket.socket() as squatter:  # stands for an orphaned worker still listening
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        endpoint = f"tcp://127.0.0.1:{squatter.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(ingest_processes.PortInUse, match="the port is in use"):
+            ingest_processes._reserve(endpoint)
+        assert time.monotonic() - started >= 1.0
+        threading.Timer(0.4, squatter.close).start()  # the orphan exits
+        ingest_processes._reserve(endpoint).close()
