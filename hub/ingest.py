@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import resource
 import threading
 import time
 from collections.abc import Sequence
@@ -138,6 +139,7 @@ class IngestLoop:
         self.ready = threading.Event()  # set once bound: tests and `hub serve` wait on it
 
     def run(self) -> None:
+        raise_open_file_limit()
         with zmq.Context() as ctx:
             zap_thread = None
             if not self.config.insecure:
@@ -388,6 +390,27 @@ class IngestLoop:
         self.stats.nack_reasons[key] = self.stats.nack_reasons.get(key, 0) + 1
         log.warning("NACK %s seq %s: %s", event_id, seq, reason)
         return encode_nack(Reply(event_id=event_id, seq=seq, reason=reason[:1000]))
+
+
+def raise_open_file_limit(want: int = 1 << 16) -> int:
+    """Lift this process's open-file limit towards `want` (at most the hard limit); the limit it ends with.
+
+    Every connected agent holds a TCP connection, a file descriptor, and libzmq adds its own per socket:
+    a district's 1,800 cameras do not fit the common default soft limit of 1,024, and past it the hub
+    cannot even open an evidence file or its database."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            log.info("open-file limit raised from %d to %d (one per connected agent)", soft, target)
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d: %s", soft, exc)
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        log.warning("only %d open files allowed (hard limit %s): about that many agents at most can connect; "
+                    "raise it (systemd LimitNOFILE=, ulimit -n)", soft, hard)
+    return soft
 
 
 def bind_agents(ctx: zmq.Context, cfg: IngestConfig, *, listen_fd: int | None = None) -> zmq.Socket:

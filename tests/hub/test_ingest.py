@@ -522,3 +522,68 @@ def test_port_reservation_waits_for_a_killed_hubs_workers_then_gives_up(monkeypa
         assert time.monotonic() - started >= 1.0
         threading.Timer(0.4, squatter.close).start()  # the orphan exits
         ingest_processes._reserve(endpoint).close()
+
+
+_HUB_PROCESS = """
+import sys, threading
+from pathlib import Path
+from hub.ingest import IngestConfig, run_ingest
+from hub.store import Store
+store = Store.open(None, Path(sys.argv[1]))
+stop = threading.Event()
+run_ingest(IngestConfig(bind=sys.argv[2], data_dir=Path(sys.argv[1])), store, stop)
+print("ready", flush=True)
+sys.stdin.read()  # until the test closes it
+stop.set()
+"""
+
+
+def test_more_agents_than_the_default_open_file_limit_are_all_served(tmp_path: Path) -> None:
+    """A hub started with a soft limit of 128 open files (1,024 is common; a district has 1,800 cameras)
+    raises it for itself and serves 200 agents; before, it could not open evidence files past ~100."""
+    import resource
+    import subprocess
+    import sys
+
+    n, data_dir = 200, tmp_path / "hub"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    store = Store.open(None, data_dir)
+    bundles = [enroll_device(store, data_dir, f"dev{i}", endpoint) for i in range(n)]
+    store.close()
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 2 * n + 200:
+        pytest.skip("the hard open-file limit of this machine is too low to show the raise")
+    hub = subprocess.Popen([sys.executable, "-c", _HUB_PROCESS, str(data_dir), endpoint], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, preexec_fn=low_limit)
+    ctx = zmq.Context()
+    try:
+        assert hub.stdout is not None and hub.stdout.readline().strip() == b"ready"
+        socks = []
+        for b in bundles:
+            sock = ctx.socket(zmq.DEALER)
+            sock.linger = 0
+            sock.curve_secretkey, sock.curve_publickey = b.curve_secret.encode(), b.curve_public.encode()
+            sock.curve_serverkey = b.hub_curve_public.encode()
+            sock.connect(endpoint)
+            event, media = make_event(b.device_id, 1, JPEG)
+            sock.send_multipart(seal_event(event, media, Signer(b.sign_secret), seq=1,
+                                           prev_manifest_sha256=GENESIS_HASH).frames)
+            socks.append(sock)
+        poller = zmq.Poller()
+        for sock in socks:
+            poller.register(sock, zmq.POLLIN)
+        acked, deadline = 0, time.monotonic() + 30
+        while acked < n and (left := deadline - time.monotonic()) > 0:
+            for sock, _ in poller.poll(left * 1000):
+                reply = decode(sock.recv_multipart())
+                poller.unregister(sock)
+                acked += isinstance(reply, ReplyMessage) and reply.command is Command.ACK
+        assert acked == n
+    finally:
+        ctx.destroy(linger=0)
+        if hub.stdin is not None:
+            hub.stdin.close()
+        hub.wait(10)
