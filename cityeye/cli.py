@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cityeye.commands.models",
     "cityeye.commands.edge",
     "cityeye.commands.hub",
+    "cityeye.commands.evidence",
     "cityeye.commands.calibrate",
     "cityeye.commands.demo",
 )

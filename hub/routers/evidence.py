@@ -1,16 +1,18 @@
-"""Evidence files by SHA-256 (streamed), the latest original/annotated image of a case, uploads."""
+"""Evidence files by SHA-256 (streamed), the latest original/annotated image of a case, the case's evidence
+package (hub.evidence_package), uploads."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from hub import db
-from hub.dependencies import READERS, STAFF, StoreDep, require
+from hub.dependencies import READERS, STAFF, CurrentUser, StoreDep, require
 from hub.evidence import EvidenceError
+from hub.evidence_package import PackageTooLarge, UnknownCase, build_package, max_package_bytes
 from hub.schemas import UploadOut
 
 router = APIRouter(tags=["evidence"], dependencies=[Depends(require(*READERS))])
@@ -47,6 +49,27 @@ def case_image(case_id: str, store: StoreDep, kind: Literal["snapshot", "annotat
     if sha is None:
         raise HTTPException(404, f"case {case_id!r} has no {kind} image")
     return download(sha, store)
+
+
+@router.get("/cases/{case_id}/evidence-package", response_class=Response,
+             summary="The case's evidence package: a ZIP anyone can verify offline",
+             description="Signed manifests, signatures, event metadata and media of every edge event, the case "
+             "record, the devices' public keys and the unsigned hand-uploaded photos, with the SHA-256 of every "
+             "file in package.json. Verify with `cityeye evidence verify FILE`. 413 when the package would "
+             "exceed CITYEYE_EVIDENCE_PACKAGE_MAX_MB (default 512).",
+             responses={200: {"content": {"application/zip": {}}}, 404: {"description": "no such case"},
+                        413: {"description": "the package would exceed the size limit"}})
+def evidence_package(case_id: str, store: StoreDep, user: CurrentUser) -> Response:
+    try:
+        data = build_package(store, case_id, max_bytes=max_package_bytes(), exported_by=user.actor)
+    except UnknownCase as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except PackageTooLarge as exc:
+        raise HTTPException(413, str(exc)) from exc
+    except ValueError as exc:  # PackageError, or a badly set size limit: say which instead of a bare 500
+        raise HTTPException(500, f"cannot build the evidence package: {exc}") from exc
+    return Response(data, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{case_id}-evidence.zip"', "Cache-Control": "no-store"})
 
 
 upload_router = APIRouter(tags=["evidence"], dependencies=[Depends(require(*STAFF))])

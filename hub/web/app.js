@@ -530,8 +530,45 @@ function caseMedia(c) {
       fig("Crop 特写", crop, "crop of the object"),
       clipFigure(c, clip)),
     h("section", { class: "panel", style: "margin-top:16px" },
-      h("h2", {}, `Evidence (${c.events.length} event${c.events.length === 1 ? "" : "s"})`, zh("证据")),
+      h("header", { style: "display:flex;align-items:center;justify-content:space-between;gap:8px" },
+        h("h2", {}, `Evidence (${c.events.length} event${c.events.length === 1 ? "" : "s"})`, zh("证据")),
+        packageLink(c)),
       evidenceTable(c)));
+}
+
+// The evidence package (signed evidence + case record, verifiable offline) is built per request, so it is
+// fetched with the token each time, never from the blob cache.
+function packageLink(c) {
+  const link = h("a", { class: "btn small", id: "evidence-package", href: "#",
+    title: "A ZIP with the signed evidence of every event, the case record and the device keys; check it offline "
+      + "with `cityeye evidence verify FILE`" }, "Download evidence package / 下载证据包");
+  link.addEventListener("click", (e) => { e.preventDefault(); downloadPackage(c, link); });
+  return link;
+}
+
+async function downloadPackage(c, link) {
+  if (link.getAttribute("aria-busy")) return;
+  link.setAttribute("aria-busy", "true");
+  try {
+    const res = await fetch(`/cases/${encodeURIComponent(c.case_id)}/evidence-package`,
+      { headers: { Authorization: `Bearer ${S.token}` } });
+    if (res.status === 401) return signOut("Your token is no longer valid (401). Sign in again.");
+    if (!res.ok) {
+      let detail = res.statusText;
+      try { detail = (await res.json()).detail ?? detail; } catch { /* not JSON */ }
+      return toast(`Evidence package: ${res.status} ${formatDetail(detail)}`, true, 10000);
+    }
+    const u = URL.createObjectURL(await res.blob());
+    const a = h("a", { href: u, download: `${c.case_id}-evidence.zip` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(u), 60_000);
+  } catch (e) {
+    toast(`Evidence package: ${e.message}`, true);
+  } finally {
+    link.removeAttribute("aria-busy");
+  }
 }
 
 async function openBlob(path) {

@@ -390,3 +390,41 @@ def test_stats_show_precision_per_camera_worst_first(page: Page, hub: Hub) -> No
     shot(page, "stats-per-camera")
     bad.locator("a").click()  # the camera links to its voided cases, the false captures to look at
     expect(page.locator("#queue tr.case-row")).to_have_count(2)
+
+
+def test_evidence_package_link_downloads_a_package_that_verifies(page: Page, hub: Hub) -> None:
+    from hub.evidence_package import verify_package
+    from protocol.codec import EventMessage, decode, seal_event
+    from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
+
+    device = f"box-pkg-{secrets.token_hex(3)}"
+    secret, public = generate_signing_key()
+    hub.store.add_device(device, "curve", public)
+    signer = Signer(secret)
+    first, media = edge_event(hub.data, camera_id="cam-pkg", zone="z-pkg")
+    first = first.model_copy(update={"device_id": device})
+    later = first.model_copy(update={"event_id": f"ev-{secrets.token_hex(6)}", "state": ProblemState.UPDATED,
+                                     "observed_at": first.observed_at + timedelta(seconds=30)})
+    prev, case_ids = GENESIS_HASH, set()
+    for seq, event in enumerate((first, later), start=1):
+        sealed = seal_event(event, media, signer, seq=seq, prev_manifest_sha256=prev)
+        msg = decode(sealed.frames)
+        assert isinstance(msg, EventMessage)
+        case_ids.add(hub.store.ingest_event(msg.event, media, manifest=bytes(msg.manifest_bytes),
+                                            signature=bytes(msg.signature), seq=seq).case_id)
+        prev = sealed.manifest_sha256
+    (case_id,) = case_ids
+    sign_in(page, hub, "reader")
+    page.goto(f"{hub.base}/#/case/{case_id}")
+    link = page.locator("#evidence-package")
+    expect(link).to_contain_text("下载证据包")
+    shot(page, "case-evidence-package")
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    assert download.suggested_filename == f"{case_id}-evidence.zip"
+    report = verify_package(Path(download.path()).read_bytes())
+    assert report.ok, report.lines()
+    assert report.case_id == case_id and report.exported_by == "reader:reader-web"
+    assert len(report.events) == 2 and "chained to seq 1" in report.events[1].notes
+    assert report.keys == {device: public}
