@@ -10,7 +10,9 @@ Threads: the loop thread owns the socket; it receives a burst, admits it, and ru
 small pool (hashing, Ed25519, JPEG structure all release the GIL or are short). Events that pass go
 to the committer thread, which stores everything waiting as one burst (`Store.ingest_events`: evidence
 synced, one transaction) and hands the results back; the loop thread then sends the ACKs. So the next
-burst is received and checked while the previous one is being made durable.
+burst is received and checked while the previous one is being made durable. Heartbeats only update
+online state: the loop keeps each device's latest and the committer writes them together about once a
+second.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class IngestConfig(BaseModel):
     batch: int = Field(default=64, ge=1, le=1024, description="events received and checked per burst")
     workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks")
     max_in_store: int = Field(default=256, ge=1, description="events being stored at once; beyond, stop reading")
+    heartbeat_flush_s: float = Field(default=1.0, gt=0, le=60, description="heartbeats are written together, at "
+                                     "most this often (1,800 agents each every 10 s: one write a second, not 180)")
     processes: int = Field(default=1, ge=1, le=64, description="ingest worker processes (hub.ingest_processes): "
                            "1 runs ingest in the hub's process; more share the port and spread over CPU cores")
 
@@ -90,7 +94,7 @@ class IngestStore(DeviceRegistry, Protocol):
 
     def ingest_events(self, items: Sequence[IngestItem]) -> list[IngestResult | Exception]: ...
     def stage_media(self, item: IngestItem) -> list[Any]: ...
-    def record_heartbeat(self, hb: Heartbeat) -> Any: ...
+    def record_heartbeats(self, heartbeats: Sequence[Heartbeat]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,9 @@ class IngestLoop:
         self._work: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()  # to the committer
         self._done: queue.SimpleQueue[tuple[list[_Pending], list[Any], float]] = queue.SimpleQueue()
         self._in_flight = 0  # events handed to the checker and not yet answered
+        self._heartbeats: dict[str, Heartbeat] = {}  # latest per device, not yet handed to the committer
+        self._beats: queue.SimpleQueue[list[Heartbeat]] = queue.SimpleQueue()  # to the committer
+        self._beats_due = 0.0
         self.ready = threading.Event()  # set once bound: tests and `hub serve` wait on it
 
     def run(self) -> None:
@@ -184,9 +191,11 @@ class IngestLoop:
                             self._deliver(sock)
                         if ready.get(sock) and not full:
                             self._serve_burst(sock)
+                        self._hand_over_heartbeats()
                         if self.link is not None:
                             self.link.report(self.stats)
                 finally:
+                    self._hand_over_heartbeats(force=True)
                     self._checks.put(None)  # the checker passes it on to the committer
                     for thread in (checker, committer):
                         thread.join()
@@ -237,8 +246,11 @@ class IngestLoop:
         """The committer thread: store everything that waits as one burst, post the results."""
         while True:
             burst = _take_all(self._work, self.config.max_in_store)
+            self._write_heartbeats()
             if burst is None:
                 return
+            if not burst:  # woken for heartbeats only
+                continue
             t0 = time.perf_counter()
             items = [_item(p.msg, p.staged or None) for p in burst]
             try:
@@ -247,6 +259,28 @@ class IngestLoop:
                 results = [exc] * len(items)
             self._done.put((burst, results, time.perf_counter() - t0))
             os.write(wake_w, b"\0")
+
+    def _hand_over_heartbeats(self, *, force: bool = False) -> None:
+        """Pass the devices' latest heartbeats to the committer, at most every heartbeat_flush_s: one
+        transaction for all instead of one per heartbeat (each costs about as much as an event)."""
+        if self._heartbeats and (force or time.monotonic() >= self._beats_due):
+            self._beats.put(list(self._heartbeats.values()))
+            self._heartbeats.clear()
+            self._beats_due = time.monotonic() + self.config.heartbeat_flush_s
+            self._work.put([])  # wakes the committer
+
+    def _write_heartbeats(self) -> None:
+        beats: list[Heartbeat] = []
+        while True:
+            try:
+                beats += self._beats.get_nowait()
+            except queue.Empty:
+                break
+        if beats:
+            try:
+                self.store.record_heartbeats(beats)
+            except Exception:  # online state only: the devices report again within seconds
+                log.exception("heartbeats of %d device(s) not recorded", len({b.device_id for b in beats}))
 
     def _deliver(self, sock: zmq.Socket) -> None:
         """Reply to what the checker refused and the committer finished (on this thread: it owns the
@@ -313,7 +347,7 @@ class IngestLoop:
         if user_id is not None and hb.device_id != user_id:
             log.warning("heartbeat for %s on %s's connection dropped", hb.device_id, user_id)
             return None
-        self.store.record_heartbeat(hb)
+        self._heartbeats[hb.device_id] = hb  # written by the committer (_hand_over_heartbeats)
         self.stats.heartbeats += 1
         return None
 

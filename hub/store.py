@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -484,21 +484,31 @@ class Store:
         return [_device(r) for r in rows]
 
     def record_heartbeat(self, hb: Heartbeat) -> None:
-        """Device and per-camera health and online state (devices must be enrolled to be tracked)."""
-        health = hb.model_dump(mode="json", exclude={"cameras", "v"})
+        self.record_heartbeats([hb])
+
+    def record_heartbeats(self, heartbeats: Sequence[Heartbeat]) -> None:
+        """Device and per-camera health and online state, for many heartbeats in one transaction (a
+        device's latest wins); devices must be enrolled to be tracked."""
+        latest = {hb.device_id: hb for hb in heartbeats}
+        if not latest:
+            return
+        now = db.utcnow()
+        devices = [{"b_id": hb.device_id, "b_seen": now, "b_version": hb.agent_version,
+                    "b_health": hb.model_dump(mode="json", exclude={"cameras", "v"})} for hb in latest.values()]
+        cameras = {cam.camera_id: {"camera_id": cam.camera_id, "device_id": hb.device_id, "online": cam.online,
+                                   "last_seen": now, "health": cam.model_dump(mode="json")}
+                   for hb in latest.values() for cam in hb.cameras}  # one row per camera: an upsert touches each once
+        d = db.devices
 
         def tx(conn: Connection) -> None:
-            now = db.utcnow()
-            d = db.devices
-            conn.execute(
-                update(d).where(d.c.device_id == hb.device_id)
-                .values(last_seen=now, agent_version=hb.agent_version, health=health)
-            )
-            for cam in hb.cameras:
-                values = {"device_id": hb.device_id, "online": cam.online, "last_seen": now,
-                          "health": cam.model_dump(mode="json")}
-                stmt = self._insert(conn, db.cameras).values(camera_id=cam.camera_id, **values)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["camera_id"], set_=values))
+            conn.execute(update(d).where(d.c.device_id == bindparam("b_id")).values(
+                last_seen=bindparam("b_seen"), agent_version=bindparam("b_version"), health=bindparam("b_health")),
+                devices)
+            rows = list(cameras.values())
+            for i in range(0, len(rows), 500):  # under SQLite's bound-parameter limit
+                stmt = self._insert(conn, db.cameras).values(rows[i:i + 500])
+                conn.execute(stmt.on_conflict_do_update(index_elements=["camera_id"], set_={
+                    c: stmt.excluded[c] for c in ("device_id", "online", "last_seen", "health")}))
 
         self.write(tx)
 

@@ -52,6 +52,28 @@ def test_evidence_paths_are_hashes_only(store: Store) -> None:
         store.evidence_bytes(hashlib.sha256(b"never stored").hexdigest())
 
 
+def test_heartbeats_of_many_devices_in_one_transaction(store: Store) -> None:
+    """A device's latest heartbeat wins; a camera that moved to another box follows it; unknown devices
+    are not tracked (their cameras still are, as before)."""
+    for d in ("box-1", "box-2"):
+        store.add_device(d, f"curve-{d}", f"sign-{d}")
+
+    def hb(device: str, version: str, *cams: tuple[str, bool]) -> Heartbeat:
+        return Heartbeat(device_id=device, sent_at=datetime.now(UTC), agent_version=version,
+                         cameras=[CameraHealth(camera_id=c, online=on) for c, on in cams])
+
+    store.record_heartbeats([hb("box-1", "1.0", ("cam-a", True), ("cam-b", True)),
+                             hb("box-2", "2.0", ("cam-c", False)),
+                             hb("box-1", "1.1", ("cam-a", False), ("cam-b", True)),
+                             hb("box-2", "2.1", ("cam-c", True), ("cam-b", False))])
+    assert store.get_device("box-1").agent_version == "1.1"  # type: ignore[union-attr]
+    assert store.get_device("box-2").agent_version == "2.1"  # type: ignore[union-attr]
+    with store.engine.connect() as conn:
+        cams = {r.camera_id: (r.device_id, r.online) for r in conn.execute(select(db.cameras))}
+    assert cams == {"cam-a": ("box-1", False), "cam-b": ("box-2", False), "cam-c": ("box-2", True)}
+    store.record_heartbeats([])
+
+
 def test_device_registry_and_heartbeat(store: Store) -> None:
     store.add_device("box-1", "curve-pub", "sign-pub")
     with pytest.raises(StoreError, match="already enrolled"):
