@@ -482,7 +482,7 @@ def bind_agents(ctx: zmq.Context, cfg: IngestConfig, *, listen_fd: int | None = 
 def _item(msg: EventMessage, staged: list[Any] | None = None) -> IngestItem:
     # The media hashes are the signed manifest's: `_verify` checked the bytes against them.
     return IngestItem(msg.event, msg.media, bytes(msg.manifest_bytes), bytes(msg.signature), msg.header.seq,
-                      {m.name: m.sha256 for m in msg.manifest.media}, staged)
+                      {m.name: m.sha256 for m in msg.manifest.media}, staged, bytes(msg.metadata))
 
 
 def _take_all(q: queue.SimpleQueue[list[_Pending] | None], limit: int) -> list[_Pending] | None:

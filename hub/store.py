@@ -104,6 +104,9 @@ class IngestItem:
     # The media already written by `Store.stage_media` (in event.media order), e.g. by ingest's check
     # threads in parallel; None: `ingest_events` writes them. Either way they are synced before the commit.
     staged: Sequence[Staged | EvidenceError | OSError] | None = None
+    # The event's JSON exactly as the device sent and signed it (the manifest holds its SHA-256), kept
+    # verbatim so evidence verifies later whatever serialiser the hub runs; None: `event` re-serialised.
+    metadata: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -592,8 +595,8 @@ def _edge_intake(item: IngestItem) -> _Intake:
     row = {
         "device_id": event.device_id, "event_id": event.event_id, "seq": item.seq, "problem_id": event.problem_id,
         "camera_id": event.camera_id, "class_id": event.class_id, "state": event.state.value, "source": "edge",
-        # pydantic's own JSON encoder, one call: the same document as model_dump(mode="json"), not built twice.
-        "observed_at": event.observed_at, "payload": db.JSONText(event.model_dump_json()),
+        "observed_at": event.observed_at,
+        "payload": db.JSONText(event.model_dump_json() if item.metadata is None else item.metadata.decode()),
         "manifest": bytes(item.manifest), "signature": bytes(item.signature),
     }
     return _Intake(obs, row, list(event.media))

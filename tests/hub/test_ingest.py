@@ -603,3 +603,27 @@ def test_more_agents_than_the_default_open_file_limit_are_all_served(tmp_path: P
         if hub.stdin is not None:
             hub.stdin.close()
         hub.wait(10)
+
+
+def test_event_json_is_stored_exactly_as_the_device_signed_it(hub: Hub, client: Client) -> None:
+    """The manifest signs the SHA-256 of the metadata frame: the hub keeps those bytes, not its own
+    re-serialisation, so the evidence package of the case still verifies (here the agent's JSON is
+    indented and its keys reversed: valid, but nothing the hub's serialiser would write)."""
+    from sqlalchemy import Text, cast
+
+    from hub.evidence_package import build_package, verify_package
+    from protocol.codec import encode_event
+    from protocol.manifest import build_manifest
+
+    event, media = make_event("dev1", 1, JPEG)
+    metadata = json.dumps(dict(reversed(list(json.loads(event.model_dump_json()).items()))), indent=2).encode()
+    manifest = build_manifest(event, metadata, media, seq=1, prev_manifest_sha256=GENESIS_HASH).to_bytes()
+    frames = encode_event(event, metadata, [media[r.name] for r in event.media], manifest,
+                          Signer(client.bundle.sign_secret).sign(manifest), seq=1)
+    reply = client.request(frames)
+    assert reply is not None and reply.command is Command.ACK
+    with hub.store.engine.connect() as conn:
+        stored = conn.execute(select(cast(db.events.c.payload, Text))).scalar_one()
+    assert stored.encode() == metadata
+    report = verify_package(build_package(hub.store, reply.reply.case_id))  # type: ignore[arg-type]
+    assert report.ok, report
