@@ -25,12 +25,10 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -57,7 +55,6 @@ FORMAT = "cityeye-evidence-package"
 FORMAT_VERSION = 1
 MB = 1024**2
 DEFAULT_MAX_BYTES = 512 * MB
-MAX_BYTES_ENV = "CITYEYE_EVIDENCE_PACKAGE_MAX_MB"  # the API's limit (not a CITYEYE_HUB_* setting)
 INDEX = "package.json"
 README = "README.txt"
 MANIFEST, SIGNATURE, EVENT = "manifest.json", "signature.ed25519", "event.json"
@@ -209,20 +206,6 @@ class _Plan:
         return sum(self.sizes.values())
 
 
-def max_package_bytes(environ: Mapping[str, str] | None = None) -> int:
-    """The API's size limit: CITYEYE_EVIDENCE_PACKAGE_MAX_MB, else DEFAULT_MAX_BYTES."""
-    raw = (os.environ if environ is None else environ).get(MAX_BYTES_ENV)
-    if raw is None:
-        return DEFAULT_MAX_BYTES
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ValueError(f"{MAX_BYTES_ENV} must be a positive number of megabytes, got {raw!r}")
-    return int(value * MB)
-
-
 def build_package(store: Store, case_id: str, *, max_bytes: int = DEFAULT_MAX_BYTES, exported_by: str | None = None,
                   now: datetime | None = None) -> bytes:
     """The evidence package of `case_id` as ZIP bytes (same store, same `now`: same bytes).
@@ -249,8 +232,8 @@ def build_package(store: Store, case_id: str, *, max_bytes: int = DEFAULT_MAX_BY
 
 def _too_large(case_id: str, size: int, limit: int) -> str:
     return (f"the evidence package of case {case_id} would be {size} bytes ({size / MB:.1f} MB), over the limit "
-            f"of {limit} bytes ({limit / MB:.1f} MB); raise the limit ({MAX_BYTES_ENV} for the API, --max-mb "
-            "for `cityeye hub export-evidence`)")
+            f"of {limit} bytes ({limit / MB:.1f} MB); raise the limit (hub setting "
+            "evidence_package_max_mb, or --max-mb for `cityeye hub export-evidence`)")
 
 
 def _case_record(conn: Connection, case_id: str) -> dict[str, Any]:

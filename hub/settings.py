@@ -108,6 +108,10 @@ class HubSettings(Strict):
         default=30.0, gt=0, description="how often the hub looks for cases past their deadline (case.overdue)"
     )
     sse_poll_s: float = Field(default=0.5, gt=0)
+    evidence_package_max_mb: float = Field(
+        default=512.0, gt=0, description="largest evidence package (MB) the API and `hub export-evidence` build; "
+                                         "a larger case gets 413 / an error naming its size"
+    )
 
     @field_validator("db_url")
     @classmethod

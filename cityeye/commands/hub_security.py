@@ -45,7 +45,7 @@ def add_commands(hub_subparsers: Any) -> None:
     export.add_argument("case", metavar="CASE_ID")
     export.add_argument("--out", type=Path, help="ZIP file to write (default: CASE_ID-evidence.zip)")
     export.add_argument("--max-mb", type=float, help="refuse a package larger than this many megabytes "
-                        "(default: $CITYEYE_EVIDENCE_PACKAGE_MAX_MB, else 512)")
+                        "(default: the hub setting evidence_package_max_mb, 512)")
     export.set_defaults(func=_export_evidence)
 
     keys = hub_subparsers.add_parser("keys", help="show the hub's CURVE public key (creates the pair once)")
@@ -129,17 +129,13 @@ def _export_evidence(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from hub.evidence_package import MB, PackageError, UnknownCase, build_package, max_package_bytes, verify_package
+    from hub.evidence_package import MB, PackageError, UnknownCase, build_package, verify_package
 
     out: Path = args.out or Path(f"{args.case}-evidence.zip")
     if args.max_mb is not None and not args.max_mb > 0:
         print(f"error: --max-mb must be positive, got {args.max_mb}", file=sys.stderr)
         return 2
-    try:
-        limit = int(args.max_mb * MB) if args.max_mb is not None else max_package_bytes()
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    limit = int((args.max_mb if args.max_mb is not None else settings_from_args(args).evidence_package_max_mb) * MB)
     store = _store(args)
     try:
         started = time.perf_counter()

@@ -10,9 +10,9 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from hub import db
-from hub.dependencies import READERS, STAFF, CurrentUser, StoreDep, require
+from hub.dependencies import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.evidence import EvidenceError
-from hub.evidence_package import PackageTooLarge, UnknownCase, build_package, max_package_bytes
+from hub.evidence_package import MB, PackageTooLarge, UnknownCase, build_package
 from hub.schemas import UploadOut
 
 router = APIRouter(tags=["evidence"], dependencies=[Depends(require(*READERS))])
@@ -56,12 +56,13 @@ def case_image(case_id: str, store: StoreDep, kind: Literal["snapshot", "annotat
              description="Signed manifests, signatures, event metadata and media of every edge event, the case "
              "record, the devices' public keys and the unsigned hand-uploaded photos, with the SHA-256 of every "
              "file in package.json. Verify with `cityeye evidence verify FILE`. 413 when the package would "
-             "exceed CITYEYE_EVIDENCE_PACKAGE_MAX_MB (default 512).",
+             "exceed the hub setting evidence_package_max_mb (default 512).",
              responses={200: {"content": {"application/zip": {}}}, 404: {"description": "no such case"},
                         413: {"description": "the package would exceed the size limit"}})
-def evidence_package(case_id: str, store: StoreDep, user: CurrentUser) -> Response:
+def evidence_package(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Response:
     try:
-        data = build_package(store, case_id, max_bytes=max_package_bytes(), exported_by=user.actor)
+        data = build_package(store, case_id, max_bytes=int(settings.evidence_package_max_mb * MB),
+                             exported_by=user.actor)
     except UnknownCase as exc:
         raise HTTPException(404, str(exc)) from exc
     except PackageTooLarge as exc:

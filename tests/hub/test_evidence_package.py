@@ -18,7 +18,7 @@ import pytest
 from delivery_support import make_event, small_jpeg
 
 from cityeye.cli import main as cli_main
-from hub.evidence_package import MAX_BYTES_ENV, VerifyLimits, build_package, verify_package
+from hub.evidence_package import VerifyLimits, build_package, verify_package
 from hub.store import Store
 from protocol.codec import EventMessage, decode, seal_event
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key, sha256_hex
@@ -380,7 +380,7 @@ def test_random_damage_never_raises(package: bytes) -> None:
 
 
 def test_api_roles_unknown_case_and_size_limit(client: Any, tokens: Headers, signed_case: tuple[str, str, Signer],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               hub_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     case_id = signed_case[0]
     path = f"/cases/{case_id}/evidence-package"
     for role in ("admin", "reviewer", "dispatcher", "handler", "reader"):
@@ -389,7 +389,7 @@ def test_api_roles_unknown_case_and_size_limit(client: Any, tokens: Headers, sig
     assert client.get(path).status_code == 401
     missing = client.get("/cases/C20260101-NOPE/evidence-package", headers=tokens["reader"])
     assert missing.status_code == 404 and missing.json()["detail"] == "no case 'C20260101-NOPE'"
-    monkeypatch.setenv(MAX_BYTES_ENV, "0.001")
+    monkeypatch.setattr(hub_settings, "evidence_package_max_mb", 0.001)  # the app reads it per request
     big = client.get(path, headers=tokens["reader"])
     assert big.status_code == 413
     assert big.json()["detail"].startswith(f"the evidence package of case {case_id} would be ")
