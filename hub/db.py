@@ -39,8 +39,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    case,
     create_engine,
     event,
+    literal,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql
@@ -92,6 +95,22 @@ devices = Table(
     Column("last_seen", UTCDateTime),
     Column("agent_version", String(32)),
     Column("health", JSON),
+)
+
+# Every signing key a device has had, with the period the hub accepted it: [valid_from, valid_until).
+# Written with the devices row by enrolment, re-enrolment (--replace ends the current key) and revocation;
+# `cityeye hub verify` and evidence packages check an event with the key in force at its received_at.
+device_keys = Table(
+    "device_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("sign_public_key", String(128), nullable=False),
+    Column("curve_public_key", String(128), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime),  # None: in force
+    Column("ended", String(16)),  # replaced, revoked
+    Index("ix_device_keys_device", "device_id", "valid_from"),
 )
 
 cameras = Table(
@@ -265,12 +284,27 @@ def _v2_dedup_indexes(conn: Connection) -> None:
         next(ix for ix in cases.indexes if ix.name == name).create(conn, checkfirst=True)
 
 
+def _v3_device_keys(conn: Connection) -> None:
+    """The key history, seeded with each enrolled device's current key (its enrolled_at onwards; a revoked
+    device's key ends at revoked_at). Keys replaced before this step were overwritten and are gone."""
+    device_keys.create(conn, checkfirst=True)  # a fresh database: step 1 made it
+    d, k = devices, device_keys
+    missing = select(
+        d.c.device_id, d.c.sign_public_key, d.c.curve_public_key, d.c.enrolled_at,
+        case((d.c.revoked, d.c.revoked_at), else_=None),
+        case((d.c.revoked, literal("revoked")), else_=None),
+    ).where(~select(k.c.id).where(k.c.device_id == d.c.device_id).exists())
+    conn.execute(k.insert().from_select(
+        ["device_id", "sign_public_key", "curve_public_key", "valid_from", "valid_until", "ended"], missing))
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (test_hub_store checks it).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
+    (3, "device key history", _v3_device_keys),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -450,29 +450,41 @@ class Store:
 
     def add_device(self, device_id: str, curve_public_key: str, sign_public_key: str, *,
                    replace: bool = False) -> None:
-        """Enrol a device; an existing one is refused unless `replace` (re-enrolment with new keys)."""
+        """Enrol a device; an existing one is refused unless `replace` (re-enrolment with new keys).
+
+        The key history (device_keys) keeps the old keys: `replace` ends the key in force now, so evidence
+        it signed still verifies with it."""
         def tx(conn: Connection) -> None:
-            d = db.devices
+            d, k = db.devices, db.device_keys
+            now = db.utcnow()
             exists = conn.execute(select(d.c.device_id).where(d.c.device_id == device_id)).first()
             values = {"curve_public_key": curve_public_key, "sign_public_key": sign_public_key,
-                      "revoked": False, "revoked_at": None, "enrolled_at": db.utcnow()}
+                      "revoked": False, "revoked_at": None, "enrolled_at": now}
             if exists and not replace:
                 raise StoreError(f"device {device_id!r} is already enrolled (revoke it or pass replace=True)")
-            if exists:
+            if exists:  # the devices row first: on PostgreSQL its row lock queues a concurrent re-enrolment
                 conn.execute(update(d).where(d.c.device_id == device_id).values(**values))
+                conn.execute(update(k).where(k.c.device_id == device_id, k.c.valid_until.is_(None))
+                             .values(valid_until=now, ended="replaced"))
             else:
                 conn.execute(d.insert().values(device_id=device_id, **values))
+            conn.execute(k.insert().values(device_id=device_id, sign_public_key=sign_public_key,
+                                           curve_public_key=curve_public_key, valid_from=now))
 
         self.write(tx)
 
     def revoke_device(self, device_id: str) -> None:
+        """Revoke a device: ingest refuses it from now on, and its key in force ends now (key history)."""
         def tx(conn: Connection) -> None:
-            d = db.devices
+            d, k = db.devices, db.device_keys
+            now = db.utcnow()
             done = conn.execute(
-                update(d).where(d.c.device_id == device_id).values(revoked=True, revoked_at=db.utcnow())
+                update(d).where(d.c.device_id == device_id).values(revoked=True, revoked_at=now)
             )
             if done.rowcount == 0:
                 raise UnknownDevice(f"no enrolled device {device_id!r}")
+            conn.execute(update(k).where(k.c.device_id == device_id, k.c.valid_until.is_(None))
+                         .values(valid_until=now, ended="revoked"))
 
         self.write(tx)
 
@@ -485,6 +497,13 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(db.devices).order_by(db.devices.c.device_id)).all()
         return [_device(r) for r in rows]
+
+    def device_keys(self, device_id: str) -> list[DeviceKey]:
+        """Every signing key the device has had, oldest first, with the period the hub accepted it."""
+        k = db.device_keys
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(k).where(k.c.device_id == device_id).order_by(k.c.valid_from, k.c.id)).all()
+        return [DeviceKey(**{c: r._mapping[c] for c in _DEVICE_KEY_COLUMNS}) for r in rows]
 
     def record_heartbeat(self, hb: Heartbeat) -> None:
         self.record_heartbeats([hb])
@@ -550,6 +569,21 @@ def _device(row: Any) -> Device:
         revoked=bool(m["revoked"]), enrolled_at=m["enrolled_at"], last_seen=m["last_seen"],
         agent_version=m["agent_version"], health=m["health"],
     )
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    """One row of the key history (db.device_keys): in force from valid_from until valid_until (None: now)."""
+
+    device_id: str
+    sign_public_key: str
+    curve_public_key: str
+    valid_from: datetime
+    valid_until: datetime | None
+    ended: str | None  # "replaced", "revoked"
+
+
+_DEVICE_KEY_COLUMNS = ("device_id", "sign_public_key", "curve_public_key", "valid_from", "valid_until", "ended")
 
 
 @dataclass
