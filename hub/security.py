@@ -1,5 +1,9 @@
 """Hub keys, device enrollment and revocation, the ZAP handler, and evidence re-verification.
 
+Re-enrolment (`--replace`) and revocation end a device's key in the store's key history rather than
+forgetting it: `verify_stored` checks each event with the key in force when the hub received it
+(hub.device_keys), so evidence signed before a key rotation stays verifiable.
+
 Security is on by default: the hub's ROUTER is a CURVE server and this module's ZAP handler admits
 only enrolled, non-revoked device keys, answering with User-Id = device id so every message can
 be tied to a device. Revocation is checked again on every message (a live connection of a revoked
@@ -12,21 +16,22 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import zmq
 from zmq.utils import z85
 
+from hub.device_keys import KeyPeriod, check_signature
 from protocol.bundle import DeviceBundle, write_private
 from protocol.manifest import (
     EvidenceManifest,
     ManifestError,
     generate_signing_key,
     sha256_hex,
-    verify,
 )
 
 log = logging.getLogger(__name__)
@@ -214,8 +219,10 @@ class VerifyResult:
 
 
 def verify_stored(device: DeviceRecord | None, event_id: str, manifest: bytes, signature: bytes,
-                  media: dict[str, bytes | None]) -> VerifyResult:
-    """Re-check a stored event: signature with the device's key, and every evidence file's hash."""
+                  media: dict[str, bytes | None], *, keys: Sequence[KeyPeriod],
+                  received_at: datetime | None) -> VerifyResult:
+    """Re-check a stored event: its signature with the device's key in force when the hub received it
+    (`keys`: the device's key history, hub.device_keys), and every evidence file's hash."""
     problems: list[str] = []
     try:
         parsed = EvidenceManifest.from_bytes(manifest)
@@ -224,10 +231,10 @@ def verify_stored(device: DeviceRecord | None, event_id: str, manifest: bytes, s
     if device is None:
         problems.append(f"device {parsed.device_id} is not in the registry: signature can't be checked")
     else:
-        try:
-            verify(device.sign_public_key, manifest, signature)
-        except ManifestError as exc:
-            problems.append(str(exc))
+        check = check_signature(keys, manifest, signature, received_at, device.device_id)
+        problems += check.problems + [f"note: {n}" for n in check.notes]
+        if check.key is not None and check.key.valid_until is not None and not check.notes:
+            problems.append(f"note: signed with an earlier key of device {device.device_id}: {check.key.describe()}")
         if device.revoked:
             problems.append(f"note: device {device.device_id} is revoked now (signature made before)")
     for entry in parsed.media:
@@ -251,8 +258,10 @@ def verify_event(store: Any, event_id: str, device_id: str | None = None) -> Ver
             media[ref.name] = store.evidence_bytes(ref.sha256)
         except FileNotFoundError:
             media[ref.name] = None
+    keys = [KeyPeriod(k.sign_public_key, k.valid_from, k.valid_until, k.ended)
+            for k in store.device_keys(record.device_id)]
     result = verify_stored(store.get_device(record.device_id), event_id, record.manifest, record.signature,
-                           media)
+                           media, keys=keys, received_at=record.received_at)
     try:
         signed = EvidenceManifest.from_bytes(record.manifest)
     except ManifestError:
