@@ -4,7 +4,8 @@ A bureau hands the package to an enforcement officer or a court (非现场执法
 
     README.txt                   how to verify it (English, 中文)
     case.json                    the hub's case record: class, place, camera, times, status, timeline, events
-    devices.json                 device id -> Ed25519 public key, enrolment and revocation
+    devices.json                 device id -> its Ed25519 public keys, each with the period the hub accepted
+                                 it (valid_from, valid_until), and revocation
     events/<event_id>/           per edge event: manifest.json (the exact bytes the device signed),
                                  signature.ed25519 (raw 64 bytes), event.json (the event metadata) and
                                  the media files under their own names
@@ -14,10 +15,14 @@ A bureau hands the package to an enforcement officer or a court (非现场执法
 `build_package` reads the store; `verify_package` needs only the bytes: no hub, no database, no network,
 nothing written to disk, and only the core dependencies (pydantic, PyNaCl), so the hub's database
 libraries are imported inside the build functions. What a verified package proves: each event's manifest
-was signed by the key devices.json names for its device, and event.json and the media are the bytes that
-manifest covers. That the key is the camera's is for the officer to compare with the bureau's device
-registry (the report prints each key); case.json, devices.json and photos/ are the hub's word, protected
-only by the hashes in package.json.
+was signed by the key devices.json names for its device at the time the hub received it (received_at in
+package.json; a device re-enrolled with `--replace` has several keys, hub.device_keys), and event.json
+and the media are the bytes that manifest covers. That the key is the camera's is for the officer to
+compare with the bureau's device registry (the report prints each key); case.json, devices.json and
+photos/ are the hub's word, protected only by the hashes in package.json.
+
+Format versions: 1 had one key per device (devices.json: sign_public_key) and no received_at per event;
+2 has every key an event of the package needs, with its period. `verify_package` reads both.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from hub.device_keys import KeyPeriod, check_signature, iso
 from protocol.manifest import (
     SHA256_HEX,
     EvidenceManifest,
@@ -42,7 +48,6 @@ from protocol.manifest import (
     check_manifest_matches,
     first_error,
     sha256_hex,
-    verify,
 )
 from protocol.messages import ProblemEvent, WireModel
 
@@ -52,7 +57,7 @@ if TYPE_CHECKING:
     from hub.store import Store
 
 FORMAT = "cityeye-evidence-package"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: devices.json holds each device's keys with their periods (see the docstring)
 MB = 1024**2
 DEFAULT_MAX_BYTES = 512 * MB
 INDEX = "package.json"
@@ -89,6 +94,8 @@ class PackageEvent(WireModel):
     device_id: str = Field(max_length=64)
     event_id: str = Field(max_length=64)
     seq: int
+    received_at: datetime | None = Field(default=None, description="when the hub received it: picks the device key "
+                                         "in force (version 2 on; absent in version 1)")
 
 
 class PackagePhoto(WireModel):
@@ -101,7 +108,7 @@ class PackagePhoto(WireModel):
 
 class PackageIndex(WireModel):
     format: Literal["cityeye-evidence-package"]
-    version: Literal[1]
+    version: Literal[1, 2]
     case_id: str = Field(max_length=64)
     exported_at: datetime = Field(description="hub time of export (UTC)")
     exported_by: str | None = Field(default=None, max_length=200)
@@ -112,17 +119,44 @@ class PackageIndex(WireModel):
     trust: dict[str, str] = Field(default_factory=dict, description="what is signed by whom, in words")
 
 
+Ed25519Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519, hex")]
+
+
+class DeviceKeyEntry(WireModel):
+    """One key of a device and when the hub accepted it: from valid_from until valid_until (null: still)."""
+
+    sign_public_key: Ed25519Hex
+    valid_from: datetime
+    valid_until: datetime | None = None
+    ended: Literal["replaced", "revoked"] | None = None
+
+    def period(self) -> KeyPeriod:
+        return KeyPeriod(self.sign_public_key, self.valid_from, self.valid_until, self.ended)
+
+
 class DeviceEntry(WireModel):
-    sign_public_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519, hex")
+    """Version 2: the device's keys that the package's events need, oldest first."""
+
+    keys: list[DeviceKeyEntry] = Field(min_length=1)
+    revoked: bool = False
+    revoked_at: datetime | None = None
+
+
+class DeviceEntryV1(WireModel):
+    """Version 1: the device's one key (the one registered at export)."""
+
+    sign_public_key: Ed25519Hex
     enrolled_at: datetime | None = None
     revoked: bool = False
     revoked_at: datetime | None = None
 
 
 DEVICES = TypeAdapter(dict[str, DeviceEntry])
+DEVICES_V1 = TypeAdapter(dict[str, DeviceEntryV1])
 
 TRUST = {
-    "events": "events/*/manifest.json is signed by the device (signature.ed25519, Ed25519, key in devices.json); "
+    "events": "events/*/manifest.json is signed by the device (signature.ed25519, Ed25519, the key in devices.json "
+              "in force when the hub received the event: received_at in package.json); "
               "event.json and each media file are bound to it by their SHA-256 in the manifest; consecutive "
               "manifests of a device chain by prev_manifest_sha256",
     "unsigned": "case.json, devices.json and photos/ are the hub's records: no device signature; their integrity "
@@ -138,16 +172,18 @@ CityEye evidence package / CityEye 证据包
 Verify (offline, nothing is sent anywhere):
     cityeye evidence verify THIS_FILE.zip
 It checks: the SHA-256 of every file against package.json; each event's manifest.json against its
-signature.ed25519 with the device's Ed25519 key in devices.json; that event.json and every photo or
-clip of the event are exactly the bytes the manifest lists; and the hash chain between consecutive
-events of one device. Exit code 0 means everything verified.
+signature.ed25519 with the device's Ed25519 key in devices.json that was in force when the hub received
+the event (a device re-enrolled with new keys lists each key with its period); that event.json and
+every photo or clip of the event are exactly the bytes the manifest lists; and the hash chain between
+consecutive events of one device. Exit code 0 means everything verified.
 Then compare the keys it prints with the bureau's device registry. case.json, devices.json and the
 files under photos/ (uploaded by people) are the hub's records and carry no device signature.
 
 校验方法（离线进行，不向外发送任何数据）：
     cityeye evidence verify 本文件.zip
-校验内容：package.json 中每个文件的 SHA-256；每个事件的 manifest.json 是否由 devices.json 中该设备的
-Ed25519 公钥签名（signature.ed25519）；event.json 及该事件的每张照片、每段视频是否与签名清单完全一致；
+校验内容：package.json 中每个文件的 SHA-256；每个事件的 manifest.json 是否由 devices.json 中该设备在平台
+接收该事件时有效的 Ed25519 公钥签名（signature.ed25519；设备重新注册换过密钥时，每个公钥都列出其
+有效期）；event.json 及该事件的每张照片、每段视频是否与签名清单完全一致；
 同一设备相邻事件之间的哈希链。退出码为 0 表示全部通过。
 然后请将输出的公钥与本局设备登记簿核对。case.json、devices.json 以及 photos/ 下的照片（人工上传）
 是平台的记录，没有设备签名。
@@ -218,7 +254,7 @@ def build_package(store: Store, case_id: str, *, max_bytes: int = DEFAULT_MAX_BY
     with store.engine.connect() as conn:
         case = _case_record(conn, case_id)
         events = _case_events(conn, case_id)
-        devices, unusable = _devices(conn, sorted({e.device_id for e in events if e.source == "edge"}))
+        devices, unusable = _devices(conn, [e for e in events if e.source == "edge"])
     plan = _plan(store, case, events, devices)
     plan.missing += unusable
     # 1 KB per file covers the ZIP headers and the index written last.
@@ -273,27 +309,49 @@ def _case_events(conn: Connection, case_id: str) -> list[_Event]:
             for r in rows]
 
 
-def _devices(conn: Connection, device_ids: list[str]) -> tuple[dict[str, DeviceEntry], list[str]]:
-    """The registry entries of the events' devices, and why any device has none it can put in the package."""
+def _devices(conn: Connection, events: list[_Event]) -> tuple[dict[str, DeviceEntry], list[str]]:
+    """The events' devices, each with the keys its events need (hub.device_keys: the key in force when the
+    hub received each event, or one that ended just before), and why any device has none to package."""
     from sqlalchemy import select
 
     from hub import db
 
-    d = db.devices
+    device_ids = sorted({e.device_id for e in events})
+    d, k = db.devices, db.device_keys
     rows = {r.device_id: r for r in conn.execute(select(d).where(d.c.device_id.in_(device_ids)))} if device_ids else {}
+    history: dict[str, list[Any]] = {}
+    if device_ids:
+        for r in conn.execute(select(k).where(k.c.device_id.in_(device_ids)).order_by(k.c.valid_from, k.c.id)):
+            history.setdefault(r.device_id, []).append(r)
     entries: dict[str, DeviceEntry] = {}
     unusable: list[str] = []
     for device_id in device_ids:
         r = rows.get(device_id)
-        if r is None:
+        if r is None or not history.get(device_id):
             unusable.append(f"devices.json: device {device_id} is not in the hub's registry")
             continue
-        try:
-            entries[device_id] = DeviceEntry(sign_public_key=r.sign_public_key, enrolled_at=r.enrolled_at,
-                                             revoked=bool(r.revoked), revoked_at=r.revoked_at)
-        except ValidationError:
-            unusable.append(f"devices.json: device {device_id}'s registered key is not an Ed25519 public key")
+        keys: list[DeviceKeyEntry] = []
+        for key in _needed_keys(history[device_id], [e.received_at for e in events if e.device_id == device_id]):
+            try:
+                keys.append(DeviceKeyEntry(sign_public_key=key.sign_public_key, valid_from=key.valid_from,
+                                           valid_until=key.valid_until, ended=key.ended))
+            except ValidationError:
+                unusable.append(f"devices.json: a registered key of device {device_id} is not an Ed25519 public "
+                                f"key ({key.sign_public_key!r}, from {_iso(key.valid_from)})")
+        if keys:
+            entries[device_id] = DeviceEntry(keys=keys, revoked=bool(r.revoked), revoked_at=r.revoked_at)
     return entries, unusable
+
+
+def _needed_keys(history: list[Any], received: list[datetime]) -> list[Any]:
+    """The keys (device_keys rows, oldest first) in force at any of `received`, or ended just before one;
+    all of them when some event has none, so the verifier can say which key signed it and when."""
+    periods = [KeyPeriod(r.sign_public_key, r.valid_from, r.valid_until, r.ended) for r in history]
+    needed: set[int] = set()
+    for at in received:
+        fits = {i for i, p in enumerate(periods) if p.covers(at) or p.just_ended(at)}
+        needed |= fits or set(range(len(periods)))
+    return [r for i, r in enumerate(history) if i in needed]
 
 
 def _plan(store: Store, case: dict[str, Any], events: list[_Event], devices: dict[str, DeviceEntry]) -> _Plan:
@@ -342,7 +400,8 @@ def _plan_edge_event(store: Store, plan: _Plan, ev: _Event, folder: str) -> None
             plan.missing.append(f"{folder}{ref.name}: not in the hub's evidence store (sha256 {ref.sha256})")
             continue
         plan.add(folder + ref.name, ref.sha256, ref.size)
-    plan.events.append(PackageEvent(path=folder, device_id=ev.device_id, event_id=ev.event_id, seq=ev.seq))
+    plan.events.append(PackageEvent(path=folder, device_id=ev.device_id, event_id=ev.event_id, seq=ev.seq,
+                                    received_at=ev.received_at))
 
 
 def _plan_photo(store: Store, plan: _Plan, sha256: str, use: str) -> None:
@@ -426,8 +485,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+_iso = iso
 
 
 # ---- verify ------------------------------------------------------------------------------------------
@@ -466,9 +524,14 @@ class Report:
     errors: list[str] = field(default_factory=list)
     events: list[Check] = field(default_factory=list)
     photos: list[Check] = field(default_factory=list)
-    keys: dict[str, str] = field(default_factory=dict)  # device id -> Ed25519 key hex, to compare
+    device_keys: dict[str, list[KeyPeriod]] = field(default_factory=dict)  # per device, oldest first, to compare
     files_listed: int = 0
     files_matching: int = 0
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """Device id -> its newest Ed25519 key (hex) in the package; `device_keys` has every key."""
+        return {device_id: keys[-1].sign_public_key for device_id, keys in self.device_keys.items() if keys}
 
     @property
     def ok(self) -> bool:
@@ -489,8 +552,12 @@ class Report:
         for check in (*self.events, *self.photos):
             out.append(f"{'OK  ' if check.ok else 'FAIL'} {check.label}")
             out += [f"       {p}" for p in check.problems] + [f"       note: {n}" for n in check.notes]
-        for device_id, key in sorted(self.keys.items()):
-            out.append(f"key  {device_id}: Ed25519 {key} (compare with the bureau's device registry)")
+        for device_id, keys in sorted(self.device_keys.items()):
+            for key in keys:
+                when = f" in force from {_iso(key.valid_from)} until " + (
+                    f"{_iso(key.valid_until)} ({key.ended})" if key.valid_until else "export") if key.valid_from else ""
+                out.append(f"key  {device_id}: Ed25519 {key.sign_public_key}{when} (compare with the bureau's "
+                           "device registry)")
         verdict = "VERIFIED" if self.ok else f"NOT VERIFIED: {self.problem_count} problem(s)"
         out.append(f"{verdict} ({len(self.events)} event(s), {len(self.photos)} unsigned photo(s))")
         return out
@@ -510,9 +577,9 @@ def verify_package(data: bytes, limits: VerifyLimits = VerifyLimits()) -> Report
     report.case_id, report.exported_at, report.exported_by = index.case_id, index.exported_at, index.exported_by
     _check_hashes(members, index, report)
     _check_case_json(members, report)
-    devices = _read_devices(members, report)
-    report.keys = {d: devices[d].sign_public_key for d in sorted({e.device_id for e in index.events} & set(devices))}
-    checked = [_check_event(members, entry, devices) for entry in index.events]
+    devices = _read_devices(members, index.version, report)
+    report.device_keys = {d: devices[d].keys for d in sorted({e.device_id for e in index.events} & set(devices))}
+    checked = [_check_event(members, entry, devices, index.version) for entry in index.events]
     _check_chains([(check, signed) for check, signed in checked if signed is not None])
     report.events = [check for check, _ in checked]
     report.photos = [_check_photo(members, photo) for photo in index.photos]
@@ -627,9 +694,23 @@ def _check_case_json(members: _Members, report: Report) -> None:
         report.errors.append(f"case.json is not the record of case {report.case_id}")
 
 
-def _read_devices(members: _Members, report: Report) -> dict[str, DeviceEntry]:
+@dataclass(frozen=True)
+class _Device:
+    """A device of devices.json, either version: its keys with their periods (version 1: one, no period)."""
+
+    keys: list[KeyPeriod]
+    revoked: bool
+    revoked_at: datetime | None
+
+
+def _read_devices(members: _Members, version: int, report: Report) -> dict[str, _Device]:
     try:
-        return DEVICES.validate_json(members.need("devices.json"))
+        raw = members.need("devices.json")
+        if version == 1:
+            return {d: _Device([KeyPeriod(e.sign_public_key, None)], e.revoked, e.revoked_at)
+                    for d, e in DEVICES_V1.validate_json(raw).items()}
+        return {d: _Device([k.period() for k in e.keys], e.revoked, e.revoked_at)
+                for d, e in DEVICES.validate_json(raw).items()}
     except PackageError as exc:
         report.errors.append(str(exc))
     except ValidationError as exc:
@@ -645,8 +726,8 @@ class _Signed:
     raw: bytes
 
 
-def _check_event(members: _Members, entry: PackageEvent,
-                 devices: dict[str, DeviceEntry]) -> tuple[Check, _Signed | None]:
+def _check_event(members: _Members, entry: PackageEvent, devices: dict[str, _Device],
+                 version: int) -> tuple[Check, _Signed | None]:
     check = Check(label=f"event {entry.device_id}/{entry.event_id} seq {entry.seq}", path=entry.path)
     try:
         raw = members.need(entry.path + MANIFEST)
@@ -658,24 +739,32 @@ def _check_event(members: _Members, entry: PackageEvent,
         check.problems.append(f"{MANIFEST} is for {manifest.device_id}/{manifest.event_id} seq {manifest.seq}, "
                               f"{INDEX} lists {entry.device_id}/{entry.event_id} seq {entry.seq}")
     check.label += f", captured {_iso(manifest.captured_at)}"
-    _check_signature(members, entry.path, manifest, raw, devices.get(manifest.device_id), check)
+    if entry.received_at is None and version >= 2:
+        check.problems.append(f"{INDEX} gives no received_at for this event: the device key in force can't be chosen")
+    _check_signature(members, entry, manifest, raw, devices.get(manifest.device_id), check)
     _check_contents(members, entry.path, manifest, check)
     return check, _Signed(manifest, raw)
 
 
-def _check_signature(members: _Members, folder: str, manifest: EvidenceManifest, raw: bytes,
-                     device: DeviceEntry | None, check: Check) -> None:
+def _check_signature(members: _Members, entry: PackageEvent, manifest: EvidenceManifest, raw: bytes,
+                     device: _Device | None, check: Check) -> None:
     if device is None:
         check.problems.append(f"device {manifest.device_id} is not in devices.json: the signature can't be checked")
         return
     try:
-        verify(device.sign_public_key, raw, members.need(folder + SIGNATURE))
-    except (PackageError, ManifestError) as exc:
+        signature = members.need(entry.path + SIGNATURE)
+    except PackageError as exc:
         check.problems.append(f"{SIGNATURE}: {exc}")
+        return
+    result = check_signature(device.keys, raw, signature, entry.received_at, manifest.device_id)
+    check.problems += [f"{SIGNATURE}: {p}" for p in result.problems]
     if device.revoked:
         when = _iso(device.revoked_at) if device.revoked_at else "at an unknown time"
         check.notes.append(f"device {manifest.device_id} was revoked {when}; captured "
                            f"{_iso(manifest.captured_at)}")
+    check.notes += result.notes
+    if result.key is not None and result.key.ended == "replaced" and not result.notes:
+        check.notes.append(f"signed with an earlier key of device {manifest.device_id}: {result.key.describe()}")
 
 
 def _check_contents(members: _Members, folder: str, manifest: EvidenceManifest, check: Check) -> None:

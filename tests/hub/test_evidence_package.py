@@ -18,6 +18,7 @@ import pytest
 from delivery_support import make_event, small_jpeg
 
 from cityeye.cli import main as cli_main
+from hub.device_keys import iso
 from hub.evidence_package import VerifyLimits, build_package, verify_package
 from hub.store import Store
 from protocol.codec import EventMessage, decode, seal_event
@@ -144,8 +145,12 @@ def test_package_of_a_signed_case_verifies(client: Any, store: Store, tokens: He
                                 "signed": False, "uses": [index["photos"][0]["uses"][0]]}]
     assert index["photos"][0]["uses"][0].startswith("timeline: handle by handler:handler-1")
     assert "no device signature" in index["trust"]["unsigned"]
-    assert devices == {DEVICE: {"sign_public_key": signer.public_hex, "enrolled_at": devices[DEVICE]["enrolled_at"],
+    (key,) = store.device_keys(DEVICE)
+    assert devices == {DEVICE: {"keys": [{"sign_public_key": signer.public_hex, "valid_from": iso(key.valid_from),
+                                          "valid_until": None, "ended": None}],
                                 "revoked": False, "revoked_at": None}}
+    assert index["version"] == 2 and [e["received_at"] for e in index["events"]] == [
+        iso(stored.received_at), iso(store.get_event(EV2).received_at)]  # type: ignore[union-attr]
     # time, place and camera travel with the evidence
     assert case["case_id"] == case_id and case["class_id"] == "illegal_parking" and case["camera_id"] == "cam1"
     assert case["status"] == "handled" and case["first_seen"].startswith("2026-01-01T00:00:01")
@@ -244,7 +249,7 @@ def test_a_swapped_device_key_fails_every_signature(package: bytes) -> None:
         if name != "devices.json":
             return b
         devices = json.loads(b)
-        devices[DEVICE]["sign_public_key"] = other
+        devices[DEVICE]["keys"][0]["sign_public_key"] = other
         return json.dumps(devices).encode()
 
     report = verify_package(rewrite(package, swap))
