@@ -121,26 +121,44 @@ class EvidenceStore:
             return EvidenceError(f"content hash {digest} does not match the declared {expect}")
         target = self._file(digest)
         try:
-            if _intact(target, digest, len(data)):
-                return Staged(digest, target)
-            leaf = os.path.dirname(target)
-            tmp = os.path.join(leaf, f".tmp-{digest[:16]}-{threading.get_ident()}-{os.getpid()}")
-            new_dir = False
+            return self._create(target, digest, data)
+        except OSError as exc:
+            return exc
+
+    def _create(self, target: str, digest: str, data: Buffer) -> Staged:
+        """Write a new blob straight under its name (O_EXCL: one directory change instead of a temp
+        file's create and rename). A name that exists is kept when its bytes hash right and rewritten
+        atomically when not (a crash cut that write short: nothing committed points at it yet)."""
+        new_dir = False
+        try:
+            fd = os.open(target, _CREATE_NEW, 0o644)
+        except FileNotFoundError:  # first file of this leaf directory
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            new_dir = True
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            except FileNotFoundError:  # first file of this leaf directory
-                os.makedirs(leaf, exist_ok=True)
-                new_dir = True
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                fd = os.open(target, _CREATE_NEW, 0o644)
+            except FileExistsError:
+                return self._keep_or_rewrite(target, digest, data, new_dir)
+        except FileExistsError:
+            return self._keep_or_rewrite(target, digest, data, new_dir)
+        try:
+            _write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            os.unlink(target)  # never leave a short file under a hash name
+            raise
+        os.close(fd)
+        return Staged(digest, target, new_dir)
+
+    def _keep_or_rewrite(self, target: str, digest: str, data: Buffer, new_dir: bool) -> Staged:
+        if not _intact(target, digest, len(data)):
+            tmp = os.path.join(os.path.dirname(target), f".tmp-{digest[:16]}-{threading.get_ident()}-{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                _write_all(fd, data)
             finally:
                 os.close(fd)
             os.replace(tmp, target)  # atomic; concurrent writers of the same hash write equal bytes
-        except OSError as exc:
-            return exc
         return Staged(digest, target, new_dir)
 
     def close(self) -> None:
@@ -168,6 +186,15 @@ class Staged:
         """The file's directory, and when it was just created, the entries that lead to it."""
         leaf = os.path.dirname(self.target)
         return [leaf, os.path.dirname(leaf), root] if self.new_dir else [leaf]
+
+
+_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+def _write_all(fd: int, data: Buffer) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _intact(target: str, digest: str, size: int) -> bool:
