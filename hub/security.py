@@ -266,10 +266,40 @@ def verify_event(store: Any, event_id: str, device_id: str | None = None) -> Ver
         signed = EvidenceManifest.from_bytes(record.manifest)
     except ManifestError:
         return result  # verify_stored has already reported the unreadable manifest
-    if [m.name for m in record.media] != [m.name for m in signed.media]:
-        return VerifyResult(event_id, result.device_id, False,
-                            [*result.problems, "stored media list differs from the signed manifest"])
+    problems = _record_problems(store, record, signed)
+    if problems:
+        return VerifyResult(event_id, result.device_id, False, [*result.problems, *problems])
     return result
+
+
+def _record_problems(store: Any, record: Any, signed: EvidenceManifest) -> list[str]:
+    """What in the stored event row disagrees with its signed manifest: the event's identity, its
+    metadata (the JSON the hub keeps verbatim as the device signed it) and its media list. A row
+    edited in the database after ingest (class, times, place) shows up here."""
+    problems = []
+    if (signed.device_id, signed.event_id) != (record.device_id, record.event_id):
+        problems.append(f"stored as {record.device_id}/{record.event_id} but the signed manifest is for "
+                        f"{signed.device_id}/{signed.event_id}")
+    metadata = _stored_metadata(store, record.device_id, record.event_id)
+    if metadata is None or sha256_hex(metadata) != signed.metadata_sha256:
+        problems.append("stored event metadata differs from the signed manifest (metadata SHA-256): the "
+                        "event row was changed after the device signed it")
+    if [m.name for m in record.media] != [m.name for m in signed.media]:
+        problems.append("stored media list differs from the signed manifest")
+    return problems
+
+
+def _stored_metadata(store: Any, device_id: str, event_id: str) -> bytes | None:
+    """The event's metadata JSON exactly as stored (the payload column's text, not a re-serialisation)."""
+    from sqlalchemy import Text, cast, select
+
+    from hub import db
+
+    e = db.events
+    query = select(cast(e.c.payload, Text)).where(e.c.device_id == device_id, e.c.event_id == event_id)
+    with store.engine.connect() as conn:
+        text = conn.execute(query).scalar()
+    return None if text is None else str(text).encode()
 
 
 def event_ids_of_case(store: Any, case_id: str) -> list[tuple[str, str]]:

@@ -113,6 +113,23 @@ def test_events_signed_before_and_after_a_replace_both_verify(store: Store) -> N
     assert len(before.problems) == 1 and before.problems[0].endswith(", replaced)")
 
 
+def test_verify_catches_an_event_row_changed_after_ingest(store: Store) -> None:
+    """The hub keeps the event JSON as the device signed it: editing the stored row (here the class, as
+    someone covering up a case might) breaks the metadata hash, on SQLite and PostgreSQL alike."""
+    box = Box(store)
+    box.send(1)
+    box.send(2)
+    assert verify_event(store, ev(1)).ok and verify_event(store, ev(2)).ok
+    e = db.events
+    with db.begin_write(store.engine) as conn:
+        payload = conn.execute(select(e.c.payload).where(e.c.event_id == ev(1))).scalar_one()
+        conn.execute(update(e).where(e.c.event_id == ev(1)).values(payload={**payload, "class_id": "garbage_overflow"}))
+    changed = verify_event(store, ev(1))
+    assert not changed.ok
+    assert any("stored event metadata differs from the signed manifest" in p for p in changed.problems)
+    assert verify_event(store, ev(2)).ok  # the neighbour is untouched
+
+
 def test_an_old_key_is_not_accepted_outside_its_period(store: Store) -> None:
     box = Box(store)
     old = box.signer
