@@ -133,6 +133,7 @@ class IngestLoop:
         self.store = store
         self.stop_event = stop_event
         self.directory = DeviceDirectory(store, config.device_refresh_s)
+        self._limits = config.limits  # built once: a property that makes a model per message shows in profiles
         self.stats = IngestStats()
         self._chain: dict[str, tuple[int, str]] = {}  # device -> (last seq, its manifest hash)
         self._pool: ThreadPoolExecutor | None = None
@@ -329,7 +330,7 @@ class IngestLoop:
             log.warning("dropped a message from revoked or unknown device %s", user_id)
             return None
         try:
-            msg = decode([f.buffer for f in body], self.config.limits)
+            msg = decode([f.buffer for f in body], self._limits)
         except DecodeError as exc:
             return self._nack(exc.reason, exc.event_id, exc.seq)
         if isinstance(msg, HeartbeatMessage):
