@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edge_agent.geometry import iou_matrix
+
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray]  # xyxy (N,4) f32, scores (N,) f32, class_ids (N,) i32
 
 
@@ -77,14 +79,6 @@ def decode_end2end(output: np.ndarray, thresholds: np.ndarray) -> Decoded:
     return output[keep, :4].astype(np.float32), output[keep, 4].astype(np.float32), class_ids[keep]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes."""
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float,
@@ -104,6 +98,6 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_thresho
         keep.append(i)
         if order.size == 1:
             break
-        ious = box_iou(boxes[i : i + 1], boxes[order[1:]])[0]
+        ious = iou_matrix(boxes[i : i + 1], boxes[order[1:]])[0]
         order = order[1:][ious <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)

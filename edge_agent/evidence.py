@@ -26,6 +26,7 @@ import numpy as np
 
 from edge_agent.annotate import draw_box, draw_polygon
 from edge_agent.config import EvidenceConfig
+from edge_agent.geometry import Box
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
@@ -42,7 +43,6 @@ from protocol.messages import (
 
 log = logging.getLogger(__name__)
 
-Box = tuple[float, float, float, float]
 GroundFn = Callable[[Box, tuple[int, int]], GroundPoint | None]
 
 

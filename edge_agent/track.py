@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge_agent.geometry import Box, iou, iou_matrix
 from edge_agent.types import Detections, Track, TrackState
-
-Box = tuple[float, float, float, float]
 
 
 class TrackerConfig(BaseModel):
@@ -76,23 +75,6 @@ class TrackerConfig(BaseModel):
 # --- geometry -------------------------------------------------------------------------------
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` (N,4 xyxy) with every box in `b` (M,4 xyxy) -> (N, M)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), dtype=np.float32)
-    a = a.astype(np.float32)[:, None, :]
-    b = b.astype(np.float32)[None, :, :]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
-
-
-def box_iou(a: Box, b: Box) -> float:
-    return float(iou_matrix(np.array([a]), np.array([b]))[0, 0])
 
 
 def greedy_match(score: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -294,7 +276,7 @@ class ByteTracker:
         self._update_stationarity(t, box, ts)
 
     def _update_stationarity(self, t: _TrackState, box: Box, ts: float) -> None:
-        if box_iou(box, t.anchor) >= self.config.stationary_iou:
+        if iou(box, t.anchor) >= self.config.stationary_iou:
             if t.stationary_since is None and ts - t.anchor_ts >= self.config.stationary_min_s:
                 t.stationary_since = t.anchor_ts
         else:

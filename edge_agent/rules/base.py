@@ -1,4 +1,4 @@
-"""Shared machinery of the rule types: the problem lifecycle, cooldowns, stationarity, box geometry.
+"""Shared machinery of the rule types: the problem lifecycle, cooldowns, stationarity.
 
 A rule type only says where its condition holds right now (`candidates`) and since when; `Rule.update`
 owns everything else: the dwell threshold, `opened` once per problem, `updated` on a timer, `cleared` when
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from edge_agent.geometry import Box, iou, union_box
 from edge_agent.rules.config import RuleClock, RuleConfig, RuleSchedule
 from edge_agent.types import ProblemUpdate, Track, TrackState
 from edge_agent.zones import Zone
@@ -21,32 +22,16 @@ from protocol.messages import ProblemState
 
 __all__ = [
     "Candidate", "OpenProblem", "Rule", "RuleClock", "RuleConfig", "RuleSchedule", "Stationarity",
-    "box_gap", "iou", "union_box",
 ]
 
-Box = tuple[float, float, float, float]
 SAME_PLACE_IOU = 0.5  # a box this similar to a problem's box is the same place (re-detected, new track id)
 ZONE_EXIT_GRACE_S = 2.0  # anchor jitter across a zone edge shorter than this does not restart a timer
 
 
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
-def union_box(boxes: Iterable[Box]) -> Box:
-    bs = list(boxes)
-    return (min(b[0] for b in bs), min(b[1] for b in bs), max(b[2] for b in bs), max(b[3] for b in bs))
 
 
-def box_gap(a: Box, b: Box) -> float:
-    """Distance between two boxes' edges in pixels; 0 when they touch or overlap."""
-    dx = max(0.0, max(a[0], b[0]) - min(a[2], b[2]))
-    dy = max(0.0, max(a[1], b[1]) - min(a[3], b[3]))
-    return float((dx * dx + dy * dy) ** 0.5)
 
 
 def is_present(track: Track) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edge_agent.geometry import box_gap
 from edge_agent.rules.base import (
     Candidate,
     EnterTimes,
@@ -16,7 +17,6 @@ from edge_agent.rules.base import (
     Rule,
     RuleContext,
     Stationarity,
-    box_gap,
 )
 from edge_agent.types import Track, TrackState
 from protocol.catalog import DwellParams

@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edge_agent.decoders import box_iou
 from edge_agent.detect import Detector
+from edge_agent.geometry import iou_matrix
 from models.cache import cached
 
 # (label alternatives, true box xyxy in pixels)
@@ -36,7 +36,7 @@ def detector() -> Detector:
 def _assert_found(detections, expected):
     names = detections.label_names()
     for labels, true_box in expected:
-        ious = box_iou(np.array([true_box], np.float32), detections.xyxy)[0]
+        ious = iou_matrix(np.array([true_box], np.float32), detections.xyxy)[0]
         matches = [(names[i], float(detections.confidence[i]), float(ious[i]))
                    for i in range(len(names)) if names[i] in labels and ious[i] >= 0.5]
         assert matches, f"no {labels} within IoU 0.5 of {true_box}; got {list(zip(names, ious.round(2)))}"

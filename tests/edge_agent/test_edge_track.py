@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.track import ByteTracker, TrackerConfig, greedy_match, iou_matrix
+from edge_agent.geometry import iou_matrix
+from edge_agent.track import ByteTracker, TrackerConfig, greedy_match
 from edge_agent.types import Detections, TrackState
 
 LABELS = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
