@@ -204,7 +204,6 @@ def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: b
 # Writes: driver SQL on tuples of driver values (db.Batch; times through db.bind_time, JSON db.bind_json).
 _ATTACH = db.batch_update(db.cases, ("event_count", "updated_at", "last_seen", "box"), "case_id", add=("event_count",))
 _SET_GROUND = db.batch_update(db.cases, ("ground_crs", "ground_x", "ground_y", "lat", "lon"), "case_id")
-_EVENT_CASE = db.batch_update(db.events, ("case_id",), "id")
 _INSERT_CASE = db.batch_insert(db.cases, (
     "case_id", "class_id", "status", "source", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "lat",
     "lon", "description", "first_seen", "last_seen", "event_count", "recurrence_of", "recurrence_count",
@@ -272,10 +271,9 @@ class Burst:
     by_problem: dict[tuple[str, str, str], CaseRow]  # the live case of each problem key, kept current
     touched: dict[str, CaseRow] = field(default_factory=dict)  # cases changed in memory, current state
     repeats: dict[str, int] = field(default_factory=dict)  # case_id -> events to add to event_count
-    event_cases: list[tuple[str, int]] = field(default_factory=list)  # (case_id, event pk) still to write
 
-    def assign(self, obs: Observation, case: CaseRow, event_pk: int) -> None:
-        self.event_cases.append((case.case_id, event_pk))
+    def assign(self, obs: Observation, case: CaseRow) -> None:
+        """The observation went to `case` (its event row is inserted with the case_id, after the dedup)."""
         if obs.problem_key is not None:
             self.by_problem[obs.problem_key] = case
 
@@ -327,10 +325,7 @@ def start_burst(conn: Connection, observations: Iterable[Observation], now: date
 
 
 def flush(conn: Connection, burst: Burst) -> None:
-    """Write what the burst kept in memory: event -> case links, then each case's repeats (case order)."""
-    if burst.event_cases:
-        _EVENT_CASE.run(conn, burst.event_cases)
-        burst.event_cases = []
+    """Write what the burst kept in memory: each case's repeats (case order)."""
     if burst.repeats:
         t = db.bind_time(conn)
         now = t(burst.now)
@@ -363,7 +358,9 @@ def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy, burs
         found = burst.by_problem.get(obs.problem_key)
         found = burst.touched.get(found.case_id, found) if found else None
         if found is not None and found.status not in DEDUP_STATUSES:  # closed in this burst: ask the database
-            flush(conn, burst)
+            # It holds none of the burst's events (they are inserted after the dedup), but each of those went
+            # to a case that was closed before the problem's next event looked, and stays closed: so the
+            # newest event of the problem with a live case is one stored before the burst.
             found = find_problem_case(conn, obs)
             found = burst.touched.get(found.case_id, found) if found else None
     if found is not None:

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -41,8 +41,9 @@ T = TypeVar("T")
 
 
 # The ingest transaction's statements: driver SQL on tuples of driver values (db.Batch), built once.
+# The case is decided before the insert, so each row carries its case_id (no UPDATE of the fresh rows after it).
 _EVENT_COLUMNS = ("device_id", "event_id", "seq", "problem_id", "camera_id", "class_id", "state", "source",
-                  "observed_at", "received_at", "payload", "manifest", "signature")
+                  "observed_at", "received_at", "payload", "manifest", "signature", "case_id")
 _EVENT_CONFLICT = " ON CONFLICT (device_id, event_id) DO NOTHING RETURNING id, device_id, event_id"
 _EVENT_INSERT = db.batch_insert(db.events, _EVENT_COLUMNS, suffix=_EVENT_CONFLICT)
 _EVENTS_PER_VALUES = 30000 // len(_EVENT_COLUMNS)  # SQLite takes up to 32766 parameters per statement
@@ -59,6 +60,34 @@ _JSON_NULL = db.bind_json(None)
 def _event_values_sql(rows: int) -> str:
     """SQLite: the events INSERT for `rows` rows in one VALUES list, since executemany drops RETURNING."""
     return db.insert_values(db.events, _EVENT_COLUMNS, rows) + _EVENT_CONFLICT
+
+
+# The events already stored among a burst's (device_id, event_id) keys, with their case.
+_STORED_EVENTS = ("SELECT events.device_id, events.event_id, events.case_id FROM {keys} "
+                  "JOIN events ON events.device_id = k.d AND events.event_id = k.e")
+_STORED_EVENTS_PG = _STORED_EVENTS.format(keys="unnest(CAST(%s AS text[]), CAST(%s AS text[])) AS k(d, e)")
+_KEYS_PER_VALUES = 30000 // 2
+
+
+@functools.lru_cache(maxsize=64)
+def _stored_events_sql(rows: int) -> str:
+    return "WITH k(d, e) AS (VALUES " + ", ".join(["(?, ?)"] * rows) + ") " + _STORED_EVENTS.format(keys="k")
+
+
+def _stored_events(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    """The events among `keys` that are already stored: (device, event) -> case_id."""
+    if not keys:
+        return {}
+    if db.is_postgres(conn):
+        result = conn.exec_driver_sql(_STORED_EVENTS_PG, ([d for d, _ in keys], [e for _, e in keys]))
+        return {(d, e): case_id for d, e, case_id in result}
+    stored = {}
+    for k in range(0, len(keys), _KEYS_PER_VALUES):
+        chunk = keys[k:k + _KEYS_PER_VALUES]
+        params = tuple(v for key in chunk for v in key)
+        stored.update({(d, e): case_id for d, e, case_id in conn.exec_driver_sql(_stored_events_sql(len(chunk)),
+                                                                                 params)})
+    return stored
 
 
 def _insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], int]:
@@ -120,6 +149,11 @@ class _Intake:
     @property
     def key(self) -> tuple[str, str]:
         return self.row["device_id"], self.row["event_id"]
+
+
+class _Raced(Exception):
+    """Roll the batch back and run it again: an event checked as new was stored by a concurrent writer
+    before this transaction's insert (PostgreSQL), so its dedup must not count."""
 
 
 class _Withdraw(Exception):
@@ -302,7 +336,7 @@ class Store:
         return result
 
     def _ingest_intakes(self, prepared: Sequence[_Intake | Exception], *,
-                        before_commit: Callable[[], dict[int, Exception]] | None = None,
+                        before_commit: Callable[[], dict[int, Exception]] | None = None, raced: int = 0,
                         ) -> list[IngestResult | Exception]:
         """One transaction for all intakes; `before_commit` (inside it, last) names the items whose
         evidence did not become durable: they are withdrawn and the others run again without them."""
@@ -324,6 +358,8 @@ class Store:
             retry: list[_Intake | Exception] = [w.failed.get(i, p) for i, p in enumerate(results)]
             return self._ingest_intakes(retry)  # type: ignore[arg-type]
         except Exception as exc:
+            if isinstance(exc, _Raced) and raced < 3:  # the other writer has committed: the check sees it now
+                return self._ingest_intakes(prepared, before_commit=before_commit, raced=raced + 1)
             if len(todo) == 1:
                 done = [exc]
             else:  # find the culprit: one transaction per item
@@ -344,28 +380,22 @@ class Store:
         return results
 
     def _ingest_tx(self, conn: Connection, intakes: Sequence[_Intake]) -> list[IngestResult]:
-        """Insert the reports (idempotent), then dedup the new ones, in order, under their locks."""
+        """Dedup the new reports, in order, under their locks, then insert them (each with its case) and
+        their media. Idempotent: a report already stored changes nothing."""
         now = db.utcnow()
         t = db.bind_time(conn)
-        e = db.events
+        at = t(now)
         first: dict[tuple[str, str], int] = {}
         for i, intake in enumerate(intakes):
             first.setdefault(intake.key, i)
-        # Rows in (device, event) order: concurrent workers meet on the unique index in one order.
-        rows = sorted((_event_values(intakes[i].row, t, t(now)) for i in first.values()), key=lambda r: (r[0], r[1]))
-        inserted = _insert_events(conn, rows)
-        old = [k for k in first if k not in inserted]
-        existing: dict[tuple[str, str], str | None] = {}
-        if old:
-            query = select(e.c.device_id, e.c.event_id, e.c.case_id).where(tuple_(e.c.device_id, e.c.event_id).in_(old))
-            existing = {(r.device_id, r.event_id): r.case_id for r in conn.execute(query)}
-        fresh = [i for i, intake in enumerate(intakes) if intake.key in inserted and first[intake.key] == i]
-        media_rows = [(inserted[intakes[i].key], m.name, m.kind.value, m.content_type, m.size, m.sha256)
-                      for i in fresh for m in intakes[i].refs]
-        _MEDIA_INSERT.run(conn, media_rows)
+        values = {i: _event_values(intakes[i].row, t, at) for i in first.values()}
         if db.is_postgres(conn):  # SQLite has one writer and takes no locks: no keys to work out
-            db.advisory_locks(conn, {k for i in fresh
+            # Before anything is read: a concurrent writer of the same report holds the same keys, so once
+            # they are ours it has committed and the check below sees its row.
+            db.advisory_locks(conn, {k for i in first.values()
                                      for k in dedup.lock_keys(intakes[i].obs, self.policy(intakes[i].obs.class_id))})
+        existing = _stored_events(conn, list(first))
+        fresh = [i for key, i in first.items() if key not in existing]
         burst = dedup.start_burst(conn, [intakes[i].obs for i in fresh], now)
         audit = _AuditLog()
         decided: dict[int, tuple[str | None, bool]] = {}
@@ -373,10 +403,18 @@ class Store:
             intake = intakes[i]
             case, created = self._dedup_tx(conn, intake.obs, now, intake.row["device_id"], burst, audit)
             if case is not None:
-                burst.assign(intake.obs, case, inserted[intake.key])
+                burst.assign(intake.obs, case)
             decided[i] = (case.case_id if case else None, created)
         dedup.flush(conn, burst)
-        audit.write(conn, t(now))
+        # Rows in (device, event) order: concurrent workers meet on the unique index in one order.
+        rows = sorted((values[i] + (decided[i][0],) for i in fresh), key=lambda r: (r[0], r[1]))
+        inserted = _insert_events(conn, rows)
+        if len(inserted) != len(rows):
+            raise _Raced(f"{len(rows) - len(inserted)} event(s) stored concurrently")
+        media_rows = [(inserted[intakes[i].key], m.name, m.kind.value, m.content_type, m.size, m.sha256)
+                      for i in fresh for m in intakes[i].refs]
+        _MEDIA_INSERT.run(conn, media_rows)
+        audit.write(conn, at)
         results = []
         for i, intake in enumerate(intakes):
             if i in decided:
@@ -602,7 +640,7 @@ class _AuditLog:
 
 
 def _event_values(row: Mapping[str, Any], t: Callable[[datetime], Any], received_at: Any) -> tuple[Any, ...]:
-    """An events row (a report's dict) as the driver values of _EVENT_COLUMNS."""
+    """An events row (a report's dict) as the driver values of _EVENT_COLUMNS but the last, case_id."""
     return (row["device_id"], row["event_id"], row["seq"], row["problem_id"], row["camera_id"], row["class_id"],
             row["state"], row["source"], t(row["observed_at"]), received_at, db.bind_json(row["payload"]),
             row["manifest"], row["signature"])
