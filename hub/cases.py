@@ -18,14 +18,16 @@ block of grid cells at least twice the match radius wide, so any two points that
 from __future__ import annotations
 
 import functools
+import json
 import math
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Integer, Select, TextualSelect, and_, bindparam, column, literal_column, or_, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Select, and_, bindparam, literal_column, or_, select
+from sqlalchemy.engine import Connection, Dialect
 
 from hub import db
 from hub.lifecycle import DEDUP_STATUSES, RECURRENCE_STATUSES, CaseStatus
@@ -228,6 +230,27 @@ def row_to_case(row: object) -> CaseRow:
     )
 
 
+def _driver_case(row: Sequence[Any], at: int = 0) -> CaseRow:
+    """row_to_case on the driver's values (exec_driver_sql) of _CASE_COLUMNS, from row[at] on: what the
+    column types would convert, without SQLAlchemy's result processing."""
+    case_id, status, class_id, camera_id, zone, box, crs, x, y, last_seen, recurrence_count = row[at:at + 11]
+    if isinstance(box, str):  # SQLite: the JSON text (PostgreSQL: psycopg has decoded it)
+        box = json.loads(box)
+    return CaseRow(
+        case_id=case_id, status=status, class_id=class_id, camera_id=camera_id, zone=zone,
+        box=NormBox(**box) if box else None, ground=None if crs is None else GroundPoint(crs=crs, x=x, y=y),
+        last_seen=db.result_time(last_seen), recurrence_count=recurrence_count,
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def _driver_sql(stmt: Select, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:  # type: ignore[type-arg]
+    """A Core statement as driver SQL for `dialect`: its text, the names of its positional parameters (None:
+    named), and the values it binds itself (e.g. LIMIT)."""
+    compiled = stmt.compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup) if compiled.positiontup else None, dict(compiled.params)
+
+
 def find_problem_case(conn: Connection, obs: Observation) -> CaseRow | None:
     """The live case the edge already tied this problem instance to, if any."""
     if obs.problem_key is None:
@@ -240,7 +263,12 @@ def find_problem_case(conn: Connection, obs: Observation) -> CaseRow | None:
 def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses: Iterable[str]) -> list[CaseRow]:
     """Cases of the class in `statuses` that could be at the observation's place."""
     query = candidates_query(obs, policy, statuses)
-    return [row_to_case(r) for r in conn.execute(*query)] if query else []
+    if query is None:
+        return []
+    sql, names, values = _driver_sql(query[0], conn.dialect)
+    values = {**values, **query[1]}
+    return [_driver_case(r) for r in conn.exec_driver_sql(sql, values if names is None else
+                                                           tuple(values[n] for n in names))]
 
 
 def candidates_query(obs: Observation, policy: DedupPolicy, statuses: Iterable[str]
@@ -286,19 +314,15 @@ _LATEST_LIVE = (
     "ORDER BY e.id DESC LIMIT 1) AS case_id FROM {keys}) AS l JOIN cases AS live ON live.case_id = l.case_id"
 ).replace("{statuses}", ", ".join(f"'{s}'" for s in _DEDUP)).replace(
     "{columns}", ", ".join(f"live.{c.name}" for c in _CASE_COLUMNS))
-_LATEST_LIVE_COLUMNS = (column("n", Integer), *_CASE_COLUMNS)  # typed: the JSON and time columns are converted
 # PostgreSQL: three arrays, one short statement it can prepare (n counts from 1).
-_LATEST_LIVE_PG = text(_LATEST_LIVE.format(
-    keys="unnest(CAST(:d AS text[]), CAST(:c AS text[]), CAST(:p AS text[])) WITH ORDINALITY AS k(d, c, p, n)",
-)).columns(*_LATEST_LIVE_COLUMNS)
+_LATEST_LIVE_PG = _LATEST_LIVE.format(
+    keys="unnest(CAST(%s AS text[]), CAST(%s AS text[]), CAST(%s AS text[])) WITH ORDINALITY AS k(d, c, p, n)")
 
 
 @functools.lru_cache(maxsize=128)
-def _latest_live_sqlite(n: int) -> TextualSelect:
-    """_LATEST_LIVE for n keys, given as :k0 :d0 :c0 :p0 ... (n counts from 0)."""
-    rows = ", ".join(f"(:k{i}, :d{i}, :c{i}, :p{i})" for i in range(n))
-    return text(f"WITH k(n, d, c, p) AS (VALUES {rows}) " + _LATEST_LIVE.format(keys="k")).columns(
-        *_LATEST_LIVE_COLUMNS)
+def _latest_live_sqlite(n: int) -> str:
+    """_LATEST_LIVE for n keys, given as (n, d, c, p) ... (n counts from 0)."""
+    return f"WITH k(n, d, c, p) AS (VALUES {', '.join(['(?, ?, ?, ?)'] * n)}) " + _LATEST_LIVE.format(keys="k")
 
 
 def start_burst(conn: Connection, observations: Iterable[Observation], now: datetime) -> Burst:
@@ -306,21 +330,22 @@ def start_burst(conn: Connection, observations: Iterable[Observation], now: date
     keys = sorted({o.problem_key for o in observations if o.problem_key is not None})
     found: dict[tuple[str, str, str], CaseRow] = {}
     cases: dict[str, CaseRow] = {}  # one CaseRow per case, however many keys lead to it
+    postgres = db.is_postgres(conn)
     for i in range(0, len(keys), 100):
         chunk = keys[i:i + 100]
-        if db.is_postgres(conn):
-            stmt, params = _LATEST_LIVE_PG, {"d": [k[0] for k in chunk], "c": [k[1] for k in chunk],
-                                             "p": [k[2] for k in chunk]}
+        if postgres:
+            result = conn.exec_driver_sql(_LATEST_LIVE_PG, ([k[0] for k in chunk], [k[1] for k in chunk],
+                                                            [k[2] for k in chunk]))
             base = 1
         else:
-            stmt, params, base = _latest_live_sqlite(len(chunk)), {}, 0
-            for n, (d, c, p) in enumerate(chunk):
-                params.update({f"k{n}": n, f"d{n}": d, f"c{n}": c, f"p{n}": p})
-        for row in conn.execute(stmt, params):
-            case = cases.get(row.case_id)
+            result = conn.exec_driver_sql(_latest_live_sqlite(len(chunk)),
+                                          tuple(v for n, key in enumerate(chunk) for v in (n, *key)))
+            base = 0
+        for row in result:
+            case = cases.get(row[1])
             if case is None:
-                case = cases[row.case_id] = row_to_case(row)
-            found[chunk[int(row.n) - base]] = case
+                case = cases[row[1]] = _driver_case(row, 1)
+            found[chunk[row[0] - base]] = case
     return Burst(now=now, by_problem=found)
 
 

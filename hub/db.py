@@ -485,6 +485,12 @@ def _sqlite_time(value: datetime) -> str:
     return naive_utc(value).isoformat(" ", "microseconds")
 
 
+def result_time(value: str | datetime) -> datetime:
+    """A UTCDateTime column's value as the driver returns it (SQLite: text; PostgreSQL: a naive datetime),
+    as the column type returns it: an aware UTC datetime."""
+    return (datetime.fromisoformat(value) if isinstance(value, str) else value).replace(tzinfo=UTC)
+
+
 def bind_time(conn: Connection) -> Callable[[datetime], Any]:
     """A UTCDateTime column's driver value for this connection (call it with a datetime, not None)."""
     return naive_utc if is_postgres(conn) else _sqlite_time

@@ -271,3 +271,32 @@ def test_candidate_queries_search_the_dedup_indexes(store: Store, shape: str) ->
         expected = {"camera+ground": [CAMERA_SEARCH, GROUND_SEARCH], "ground": [GROUND_SEARCH]}
         assert searches == expected.get(shape, [CAMERA_SEARCH]), plan
         assert ("MULTI-INDEX OR" in plan) == (shape == "camera+ground"), plan
+
+
+
+def test_case_rows_from_driver_values_match_the_core_types(store: Store) -> None:
+    """The hot path reads cases as driver values (exec_driver_sql): the CaseRow must be the one the Core
+    column types give, on either database, with and without a box (JSON null, SQL NULL) and a ground point."""
+    from sqlalchemy import null
+
+    from hub.cases import _CASE_COLUMNS, _driver_case, candidates, row_to_case, start_burst
+
+    ids = [ingest(store, *make_event(event_id="ev-driver1", problem_id="prob-drv1", ground=HERE)).case_id,
+           ingest(store, *make_event(event_id="ev-driver2", problem_id="prob-drv2", zone="z2",
+                                     ground=GroundPoint(crs="local:site1", x=3.5, y=-4.25))).case_id,
+           ingest(store, *make_event(event_id="ev-driver3", problem_id="prob-drv3", zone="z3")).case_id]
+    for case_id, box in zip(ids[1:], [None, null()], strict=True):
+        store.write(lambda conn, c=case_id, b=box: conn.execute(
+            db.cases.update().where(db.cases.c.case_id == c).values(box=b)))
+    with store.engine.connect() as conn:
+        core = {r.case_id: row_to_case(r) for r in conn.execute(select(*_CASE_COLUMNS))}
+        raw = conn.exec_driver_sql("SELECT " + ", ".join(c.name for c in _CASE_COLUMNS) + " FROM cases").all()
+        assert {r[0]: _driver_case(r) for r in raw} == core and set(ids) <= set(core)
+        assert core[ids[0]].box is not None and core[ids[1]].box is None and core[ids[2]].box is None
+        assert core[ids[1]].ground is not None and core[ids[2]].ground is None
+        assert core[ids[0]].last_seen == T0
+        obs = Observation(class_id="illegal_car_parking", state=ProblemState.OPENED, observed_at=T0, first_seen=T0,
+                          source="edge", camera_id="cam-1", zone="np-1", box=core[ids[0]].box, ground=HERE,
+                          problem_key=("box-1", "cam-1", "prob-drv1"))
+        assert candidates(conn, obs, DedupPolicy(), _DEDUP) == [core[ids[0]]]
+        assert start_burst(conn, [obs], T0).by_problem == {obs.problem_key: core[ids[0]]}
