@@ -18,7 +18,6 @@ block of grid cells at least twice the match radius wide, so any two points that
 from __future__ import annotations
 
 import functools
-import json
 import math
 import secrets
 from collections.abc import Iterable, Sequence
@@ -235,10 +234,12 @@ def _driver_case(row: Sequence[Any], at: int = 0) -> CaseRow:
     column types would convert, without SQLAlchemy's result processing."""
     case_id, status, class_id, camera_id, zone, box, crs, x, y, last_seen, recurrence_count = row[at:at + 11]
     if isinstance(box, str):  # SQLite: the JSON text (PostgreSQL: psycopg has decoded it)
-        box = json.loads(box)
+        box = None if box in ("null", "{}") else NormBox.model_validate_json(box)
+    elif box:
+        box = NormBox(**box)
     return CaseRow(
         case_id=case_id, status=status, class_id=class_id, camera_id=camera_id, zone=zone,
-        box=NormBox(**box) if box else None, ground=None if crs is None else GroundPoint(crs=crs, x=x, y=y),
+        box=box or None, ground=None if crs is None else GroundPoint(crs=crs, x=x, y=y),
         last_seen=db.result_time(last_seen), recurrence_count=recurrence_count,
     )
 
@@ -267,8 +268,8 @@ def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses
         return []
     sql, names, values = _driver_sql(query[0], conn.dialect)
     values = {**values, **query[1]}
-    return [_driver_case(r) for r in conn.exec_driver_sql(sql, values if names is None else
-                                                           tuple(values[n] for n in names))]
+    rows = conn.exec_driver_sql(sql, values if names is None else tuple(values[n] for n in names)).fetchall()
+    return [_driver_case(r) for r in rows]
 
 
 def candidates_query(obs: Observation, policy: DedupPolicy, statuses: Iterable[str]
@@ -341,7 +342,7 @@ def start_burst(conn: Connection, observations: Iterable[Observation], now: date
             result = conn.exec_driver_sql(_latest_live_sqlite(len(chunk)),
                                           tuple(v for n, key in enumerate(chunk) for v in (n, *key)))
             base = 0
-        for row in result:
+        for row in result.fetchall():
             case = cases.get(row[1])
             if case is None:
                 case = cases[row[1]] = _driver_case(row, 1)

@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -482,7 +482,13 @@ def bind_json(value: Any) -> str:
 
 def _sqlite_time(value: datetime) -> str:
     # SQLAlchemy's SQLite DATETIME storage format: always 6 fraction digits, so text order is time order.
+    # A time already in UTC (the usual case) needs no conversion: its text less the "+00:00" suffix.
+    if value.utcoffset() == _ZERO:
+        return value.isoformat(" ", "microseconds")[:26]
     return naive_utc(value).isoformat(" ", "microseconds")
+
+
+_ZERO = timedelta(0)
 
 
 def result_time(value: str | datetime) -> datetime:
