@@ -287,3 +287,29 @@ def test_burst_larger_than_one_insert_statement(store: Store, monkeypatch: pytes
         (False, True), (True, False), (False, True), (False, True), (False, True), (True, False)]
     assert results[5].case_id == results[3].case_id  # type: ignore[union-attr]
     assert all((rec := store.get_event(e.event_id)) is not None and rec.media for e, _ in events)
+
+
+def test_event_stored_concurrently_after_the_check_reruns_the_burst(store: Store,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The burst checks which events are stored, dedups the new ones, then inserts them with their case. An
+    event another writer stored in between (the check missed it) must not count: the burst rolls back and
+    runs again, and reports it as a duplicate."""
+    import hub.store
+    from hub.store import IngestItem
+
+    first = ingest(store, *make_event(event_id="ev-raced0001", problem_id="prob-raced"))
+    check, calls = hub.store._stored_events, []
+
+    def missing_once(conn, keys):  # type: ignore[no-untyped-def]
+        calls.append(keys)
+        return {} if len(calls) == 1 else check(conn, keys)
+
+    monkeypatch.setattr(hub.store, "_stored_events", missing_once)
+    again, other = make_event(event_id="ev-raced0001", problem_id="prob-raced"), make_event(
+        event_id="ev-raced0002", problem_id="prob-raced")
+    results = store.ingest_events([IngestItem(e, m, b"m", b"s", 1) for e, m in (again, other)])
+    assert [(r.duplicate, r.case_id) for r in results] == [  # type: ignore[union-attr]
+        (True, first.case_id), (False, first.case_id)]
+    with store.engine.connect() as conn:
+        count = conn.execute(select(db.cases.c.event_count).where(db.cases.c.case_id == first.case_id)).scalar()
+    assert count == 2 and len(calls) == 2
