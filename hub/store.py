@@ -364,8 +364,11 @@ class Store:
                 done = [exc]
             else:  # find the culprit: one transaction per item
                 log.warning("batch of %d failed (%s); retrying item by item", len(todo), exc)
+                # Each of those commits on its own: first wait until the evidence is durable, and
+                # never commit an item whose files did not make it (the agent resends it).
+                failed = before_commit() if before_commit is not None else {}
                 for i, p in todo:
-                    results[i] = self._ingest_intakes([p])[0]
+                    results[i] = failed[i] if i in failed else self._ingest_intakes([p])[0]
                 return results
         for (i, _), r in zip(todo, done, strict=True):
             results[i] = r

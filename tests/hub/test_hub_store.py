@@ -273,6 +273,33 @@ def test_failing_burst_is_retried_item_by_item(store: Store) -> None:
     assert store.get_event("ev-retry003") is None and store.get_event("ev-retry002") is not None
 
 
+def test_item_by_item_retry_commits_nothing_before_its_evidence_is_durable(store: Store) -> None:
+    """The item-by-item retry of a failed burst commits each item on its own: only once the burst's
+    evidence sync has finished, and never an item whose files failed to sync."""
+    import threading
+
+    from hub.store import IngestItem, _edge_intake, _Intake
+
+    good = [_edge_intake(IngestItem(e, m, b"m", b"s", 1)) for e, m in (
+        make_event(event_id="ev-durab001", problem_id="prob-durab1", zone="d1"),
+        make_event(event_id="ev-durab002", problem_id="prob-durab2", zone="d2"))]
+    naive = {**good[1].row, "event_id": "ev-durab003", "observed_at": T0.replace(tzinfo=None)}
+    synced = threading.Event()
+
+    def slow_sync() -> dict[int, Exception]:  # the evidence sync, finishing late, and failing item 2
+        synced.set()
+        return {2: OSError(5, "Input/output error")}
+
+    committed_early = []
+    store.on_change.append(lambda case_id, kind: committed_early.append(not synced.is_set()))
+    first, bad, second = store._ingest_intakes([good[0], _Intake(good[1].obs, naive, []), good[1]],
+                                               before_commit=slow_sync)
+    assert isinstance(bad, ValueError) and isinstance(second, OSError)
+    assert not isinstance(first, Exception) and first.created
+    assert committed_early == [False]  # item 0 committed once the sync was done
+    assert store.get_event("ev-durab002") is None  # its evidence never became durable: not stored
+
+
 def test_burst_larger_than_one_insert_statement(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite inserts a burst's events in multi-row statements of bounded size; duplicates anywhere."""
     import hub.store
