@@ -88,7 +88,7 @@ def sealed_events(bundle: DeviceBundle, count: int, base: bytes) -> list[SealedE
 # --- servers (own processes) ---
 
 def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, out: mp.Queue,
-                fsync: bool = True, processes: int = 1, workers: int = 4) -> None:
+                fsync: bool = True, processes: int = 1, workers: int | None = None) -> None:
     """The hub's ingest as `cityeye hub serve` runs it: in this process, or N worker processes on one port."""
     from hub.ingest import IngestConfig, IngestLoop
     from hub.ingest_processes import run_ingest_processes
@@ -96,7 +96,8 @@ def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, o
     from hub.store import Store
 
     store = Store.open(None, Path(data_dir), evidence_fsync=fsync)
-    config = IngestConfig(bind=endpoint, data_dir=Path(data_dir), processes=processes, workers=workers)
+    config = IngestConfig(bind=endpoint, data_dir=Path(data_dir), processes=processes,
+                          **({} if workers is None else {"workers": workers}))
     if processes == 1:
         loop: Any = IngestLoop(config, store, stop)  # type: ignore[arg-type]
         cpu0 = _proc_cpu([os.getpid()])
@@ -272,8 +273,9 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=8, help="events in flight per agent")
     parser.add_argument("--no-fsync", action="store_true", help="evidence_fsync=False (not power-cut safe)")
     parser.add_argument("--processes", type=int, default=1, help="hub ingest worker processes (1: in-process)")
-    parser.add_argument("--check-threads", type=int, default=4,
-                        help="threads per ingest process for hashes, signatures, JPEG checks (IngestConfig.workers)")
+    parser.add_argument("--check-threads", type=int, default=None,
+                        help="threads per ingest process for hashes, signatures, JPEG checks (IngestConfig.workers; "
+                             "default: IngestConfig.check_threads)")
     parser.add_argument("--fresh-tree", action="store_true",
                         help="start with an empty evidence tree: nearly every file then creates its directory "
                              "(a new hub); by default the 65,536 leaf directories exist, as on a hub past its "

@@ -69,12 +69,21 @@ class IngestConfig(BaseModel):
     poll_ms: int = Field(default=200, gt=0, le=1000)
     rcvhwm: int = Field(default=100, gt=0, description="per peer; agents keep only a few events in flight")
     batch: int = Field(default=64, ge=1, le=1024, description="events received and checked per burst")
-    workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks")
+    workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks (per "
+                         "process; unset with several processes: the cores each has, see check_threads)")
     max_in_store: int = Field(default=256, ge=1, description="events being stored at once; beyond, stop reading")
     heartbeat_flush_s: float = Field(default=1.0, gt=0, le=60, description="heartbeats are written together, at "
                                      "most this often (1,800 agents each every 10 s: one write a second, not 180)")
     processes: int = Field(default=1, ge=1, le=64, description="ingest worker processes (hub.ingest_processes): "
                            "1 runs ingest in the hub's process; more share the port and spread over CPU cores")
+
+    @property
+    def check_threads(self) -> int:
+        """Threads checking events in each process: `workers` when set; by default, with several
+        processes, the cores each has (more threads than that only trade the GIL back and forth)."""
+        if self.processes == 1 or "workers" in self.model_fields_set:
+            return self.workers
+        return max(1, min(self.workers, (os.cpu_count() or 1) // self.processes))
 
     @property
     def limits(self) -> Limits:
@@ -182,7 +191,7 @@ class IngestLoop:
         poller.register(sock, zmq.POLLIN)
         poller.register(wake_r, zmq.POLLIN)
         try:
-            with ThreadPoolExecutor(self.config.workers, thread_name_prefix="ingest-verify") as pool:
+            with ThreadPoolExecutor(self.config.check_threads, thread_name_prefix="ingest-verify") as pool:
                 self._pool = pool
                 checker.start()
                 committer.start()
@@ -383,7 +392,7 @@ class IngestLoop:
     def _map(self, fn: Any, items: list[_Pending]) -> list[Any]:
         """`fn` over `items` in order, split into one contiguous slice per worker; this thread takes
         the first slice itself."""
-        workers = min(self.config.workers, len(items))
+        workers = min(self.config.check_threads, len(items))
         if self._pool is None or workers < 2:
             return [fn(i) for i in items]
         size = -(-len(items) // workers)

@@ -403,6 +403,21 @@ def test_worker_killed_mid_stream_is_restarted_and_every_event_stored_once(tmp_p
             assert sorted(h.event_ids(d)) == [f"ev-{d}-{i:06d}" for i in range(n)]
 
 
+def test_check_threads_default_to_the_cores_each_process_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With several processes, more check threads than a process's share of the cores only pass the GIL
+    around; an explicit `workers` is kept, also in the copy a spawned worker process receives."""
+    import os
+    import pickle
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    bind = "tcp://127.0.0.1:7755"
+    assert IngestConfig(bind=bind, data_dir=tmp_path).check_threads == 4  # one process: `workers`
+    assert IngestConfig(bind=bind, data_dir=tmp_path, processes=4).check_threads == 2
+    assert IngestConfig(bind=bind, data_dir=tmp_path, processes=16).check_threads == 1
+    explicit = pickle.loads(pickle.dumps(IngestConfig(bind=bind, data_dir=tmp_path, processes=4, workers=3)))
+    assert explicit.check_threads == 3
+
+
 def test_several_processes_need_a_tcp_host_port_endpoint(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="bind: several ingest processes share a TCP port"):
         IngestConfig(bind="ipc:///tmp/cityeye-ingest", data_dir=tmp_path, processes=2)
