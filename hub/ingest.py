@@ -151,6 +151,7 @@ class IngestLoop:
         self._work: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()  # to the committer
         self._done: queue.SimpleQueue[tuple[list[_Pending], list[Any], float]] = queue.SimpleQueue()
         self._in_flight = 0  # events handed to the checker and not yet answered
+        self._inline_checks = False  # this thread checks each burst itself (_loop decides)
         self._heartbeats: dict[str, Heartbeat] = {}  # latest per device, not yet handed to the committer
         self._beats: queue.SimpleQueue[list[Heartbeat]] = queue.SimpleQueue()  # to the committer
         self._beats_due = 0.0
@@ -182,19 +183,24 @@ class IngestLoop:
     def _loop(self, sock: zmq.Socket) -> None:
         """A pipeline of three threads: this one receives, decodes and replies (it owns the socket and
         the stats); the checker verifies and writes the files (on a pool); the committer syncs and
-        commits. Each burst moves on as soon as its stage is done, so the next is received meanwhile."""
+        commits. Each burst moves on as soon as its stage is done, so the next is received meanwhile.
+        With one check thread (several processes on few cores) this thread checks each burst itself:
+        libzmq keeps receiving meanwhile, and a hand-over per burst costs more than it overlaps."""
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
-        checker = threading.Thread(target=self._check_loop, args=(wake_w,), name="ingest-check", daemon=True)
-        committer = threading.Thread(target=self._commit_loop, args=(wake_w,), name="ingest-commit", daemon=True)
+        self._inline_checks = self.config.check_threads == 1
+        threads = [threading.Thread(target=self._commit_loop, args=(wake_w,), name="ingest-commit", daemon=True)]
+        if not self._inline_checks:
+            threads.append(threading.Thread(target=self._check_loop, args=(wake_w,), name="ingest-check",
+                                            daemon=True))
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(wake_r, zmq.POLLIN)
         try:
             with ThreadPoolExecutor(self.config.check_threads, thread_name_prefix="ingest-verify") as pool:
                 self._pool = pool
-                checker.start()
-                committer.start()
+                for thread in threads:
+                    thread.start()
                 try:
                     while not self.stop_event.is_set():
                         full = self._in_flight >= self.config.max_in_store
@@ -210,8 +216,9 @@ class IngestLoop:
                             self.link.report(self.stats)
                 finally:
                     self._hand_over_heartbeats(force=True)
-                    self._checks.put(None)  # the checker passes it on to the committer
-                    for thread in (checker, committer):
+                    # The checker passes the end on to the committer once its last burst is through.
+                    (self._work if self._inline_checks else self._checks).put(None)
+                    for thread in threads:
                         thread.join()
         finally:
             self._deliver(sock)  # answer what is decided before the socket closes; the rest is resent
@@ -237,9 +244,24 @@ class IngestLoop:
                 batch.append(outcome)
             elif outcome is not None:
                 self._send(sock, frames[0].bytes, outcome)
-        if batch:
-            self._in_flight += len(batch)
+        if not batch:
+            return
+        self._in_flight += len(batch)
+        if not self._inline_checks:
             self._checks.put(batch)
+            return
+        t0 = time.perf_counter()
+        try:
+            rejected, survivors = self.check(batch)
+        except Exception:  # a bug in a check must not stop ingest: no replies, the agents resend
+            self._in_flight -= len(batch)
+            self.stats.store_errors += 1
+            log.exception("unexpected error checking a burst of %d; no replies, the agents will resend", len(batch))
+            return
+        self._rejected.put((rejected, time.perf_counter() - t0))
+        if survivors:
+            self._work.put(survivors)
+        self._deliver(sock)
 
     def _check_loop(self, wake_w: int) -> None:
         """The checker thread: verify what waits, post the rejected, pass the rest to the committer."""

@@ -1,8 +1,8 @@
 """Hub ingest over real CURVE sockets: auth, revocation, tampering, malformed and oversized input.
 
 The hub runs in a thread on a real Store (SQLite in tmp); clients are real DEALER sockets. Tests marked
-with BOTH_MODES run twice: ingest in the hub's process, and two worker processes sharing the port
-(hub.ingest_processes), which must behave the same to an agent.
+with BOTH_MODES run twice: ingest in the hub's process (checks on a pool), and two worker processes sharing
+the port (hub.ingest_processes; checks inline on each socket thread), which must behave the same to an agent.
 """
 
 from __future__ import annotations
@@ -81,10 +81,14 @@ def start_hub(tmp_path: Path, processes: int = 1, **config: object) -> Iterator[
 
 @pytest.fixture
 def hub(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hub]:
-    yield from start_hub(tmp_path, processes=getattr(request, "param", 1))
+    processes = getattr(request, "param", 1)
+    # Both ways of checking: in-process on the checker thread and its pool (4 threads), and in each worker
+    # process on the socket thread itself (one check thread, as several processes on few cores run).
+    yield from start_hub(tmp_path, processes=processes, **({"workers": 1} if processes > 1 else {}))
 
 
-BOTH_MODES = pytest.mark.parametrize("hub", [1, 2], ids=["in-process", "2-worker-processes"], indirect=True)
+BOTH_MODES = pytest.mark.parametrize("hub", [1, 2], ids=["in-process-check-pool", "2-worker-processes-inline-checks"],
+                                     indirect=True)
 
 
 def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
