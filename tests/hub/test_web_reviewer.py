@@ -195,9 +195,12 @@ def shot(page: Page, name: str) -> None:
 
 
 def natural_width(page: Page, selector: str) -> int:
-    page.wait_for_function("s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0 }",
-                           arg=selector)
-    return page.eval_on_selector(selector, "i => i.naturalWidth")
+    """The loaded image's natural width, read in the same evaluation that finds it loaded: a live refresh
+    (SSE) may re-render the element between a wait and a second lookup."""
+    found = page.wait_for_function(
+        "s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0 && i.naturalWidth }",
+        arg=selector)
+    return int(found.json_value())
 
 
 # ---- tests -----------------------------------------------------------------------------------------------
