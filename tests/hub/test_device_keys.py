@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from delivery_support import make_event, small_jpeg
+from package_support import rewrite
 from sqlalchemy import inspect, select, update
 
 from hub import db
@@ -25,7 +26,7 @@ from hub.evidence_package import build_package, verify_package
 from hub.security import enroll_device, verify_event
 from hub.store import IngestItem, IngestResult, Store
 from protocol.codec import EventMessage, decode, seal_event
-from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key, sha256_hex
+from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
 
 DEVICE = "box-1"
 
@@ -224,17 +225,7 @@ def test_package_carries_only_the_keys_its_events_need(store: Store) -> None:
 
 def rezip(data: bytes, files: dict[str, bytes]) -> bytes:
     """The package with `files` replaced, package.json re-hashed as a tamperer (or an old hub) would."""
-    with zipfile.ZipFile(io.BytesIO(data)) as src:
-        members = {name: src.read(name) for name in src.namelist()}
-    members.update(files)
-    index = json.loads(files.get("package.json", members["package.json"]))
-    index["files"] = {n: sha256_hex(b) for n, b in members.items() if n != "package.json"}
-    members["package.json"] = json.dumps(index).encode()
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as dst:
-        for name, content in members.items():
-            dst.writestr(name, content)
-    return out.getvalue()
+    return rewrite(data, lambda name, content: files.get(name, content), reindex=True)
 
 
 def test_tampered_rotated_package_still_fails(store: Store, rotated: tuple[str, list[str]]) -> None:

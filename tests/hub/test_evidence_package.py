@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 from delivery_support import make_event, small_jpeg
+from package_support import rewrite
 
 from cityeye.cli import main as cli_main
 from hub.device_keys import iso
 from hub.evidence_package import VerifyLimits, build_package, verify_package
 from hub.store import Store
 from protocol.codec import EventMessage, decode, seal_event
-from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key, sha256_hex
+from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
 
 Headers = dict[str, dict[str, str]]
 DEVICE = "box-1"
@@ -72,23 +73,6 @@ def signed_case(store: Store, client: Any, tokens: Headers) -> tuple[str, str, S
     signer = enrol(store)
     case_id = ingest_signed(store, signer, range(1, 3))
     return case_id, handle_with_photo(client, tokens, case_id), signer
-
-
-def rewrite(data: bytes, change: Callable[[str, bytes], bytes | None], *, reindex: bool = False) -> bytes:
-    """The package re-zipped with `change(name, bytes)` applied to each member (None drops it), the way a
-    tamperer would do it; `reindex`: also put the new hashes into package.json."""
-    with zipfile.ZipFile(io.BytesIO(data)) as src:
-        files = {name: src.read(name) for name in src.namelist()}
-    files = {n: new for n, b in files.items() if (new := change(n, b)) is not None}
-    if reindex:
-        index = json.loads(files["package.json"])
-        index["files"] = {n: sha256_hex(b) for n, b in files.items() if n != "package.json"}
-        files["package.json"] = json.dumps(index).encode()
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as dst:
-        for name, content in files.items():
-            dst.writestr(name, content)
-    return out.getvalue()
 
 
 def flip(name: str, at: int = -10) -> Callable[[str, bytes], bytes]:
