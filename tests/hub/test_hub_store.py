@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -227,6 +228,37 @@ def test_evidence_burst_is_durable_by_either_sync_path(tmp_path, monkeypatch, sy
     assert stored[:-1] == [hashlib.sha256(b).hexdigest() for b in blobs]
     assert isinstance(stored[-1], OSError)
     assert all(ev.get(s) == b for s, b in zip(stored, blobs))
+
+
+def _cached_pages(path) -> int:  # type: ignore[no-untyped-def]
+    """How many of a file's pages sit in the page cache: mincore(2) on a private mapping of it."""
+    import ctypes
+    import mmap
+
+    size = path.stat().st_size
+    vec = (ctypes.c_ubyte * -(-size // mmap.PAGESIZE))()
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as m:
+        start = ctypes.c_char.from_buffer(m)
+        rc = ctypes.CDLL(None, use_errno=True).mincore(ctypes.c_void_p(ctypes.addressof(start)),
+                                                       ctypes.c_size_t(size), vec)
+        del start  # the mapping can't close while a ctypes view of it exists
+    assert rc == 0, f"mincore failed: errno {ctypes.get_errno()}"
+    return sum(v & 1 for v in vec)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
+@pytest.mark.parametrize("fsync", [True, False], ids=["synced", "not-synced"])
+def test_synced_evidence_leaves_the_page_cache(tmp_path, fsync: bool) -> None:  # type: ignore[no-untyped-def]
+    """Evidence is written once and read rarely: once synced, its pages are dropped rather than left to
+    crowd out the database's. Unsynced (fsync off) pages are dirty and can't be dropped; they stay."""
+    from hub.evidence import EvidenceStore
+
+    ev = EvidenceStore(tmp_path / "evidence", fsync=fsync)
+    blobs = [os.urandom(256 * 1024) for _ in range(3)]
+    stored = ev.put_many([(b, None) for b in blobs])
+    cached = [_cached_pages(ev.path(s)) for s in stored]
+    assert cached == [0, 0, 0] if fsync else all(c == 64 for c in cached), cached
+    assert [ev.get(s) for s in stored] == blobs  # and read back from disk intact
 
 
 def test_ingest_statements_store_what_the_core_types_store(store: Store) -> None:
