@@ -1,6 +1,8 @@
 """The hub's schema and engine: one SQLAlchemy Core data layer for SQLite (embedded) and PostgreSQL.
 
 SQLite runs in WAL mode with a busy timeout. A write transaction (`begin_write`: Store.write, migrate)
+is durable when it returns, yet holds the write lock only while it writes: SQLite commits without syncing
+(`synchronous=NORMAL`), then `sync_wal` syncs the WAL file outside the lock (see there). It
 starts with BEGIN IMMEDIATE, so the single writer is decided up front and a writer waits for the lock
 before it reads anything (a deferred transaction that reads, then writes, fails with SQLITE_BUSY at once
 when another writer committed in between). Every other transaction, e.g. `engine.connect()` in the API,
@@ -334,9 +336,9 @@ def _sqlite_setup(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
-        # FULL: a commit is on disk before the hub ACKs, so a power cut cannot lose acknowledged
-        # evidence (NORMAL only survives a crash of the process); ingest commits once per burst.
-        cur.execute("PRAGMA synchronous=FULL")
+        # NORMAL: a commit writes the WAL without syncing it; begin_write's caller syncs it after the
+        # commit (sync_wal), so a power cut still cannot lose what the hub acknowledged.
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -354,14 +356,61 @@ _QUERY_ONLY = "cityeye_query_only"
 
 
 @contextlib.contextmanager
-def begin_write(engine: Engine) -> Iterator[Connection]:
+def begin_write(engine: Engine, *, sync: bool = True) -> Iterator[Connection]:
     """A write transaction, committed when the block ends (rolled back on an error). On SQLite it starts
     with BEGIN IMMEDIATE; any other transaction there is a read and refuses to write ("attempt to write a
-    readonly database"). Store.write adds the writer queue and retries: prefer it."""
+    readonly database"). Store.write adds the writer queue and retries: prefer it.
+    `sync=False`: the caller calls `sync_wal` itself before relying on the commit (Store.write does, once
+    it has let the next writer in)."""
     with engine.connect() as conn:
         conn.execution_options(**{_WRITE: True})
         with conn.begin():
             yield conn
+    if sync:
+        sync_wal(engine)
+
+
+def sync_wal(engine: Engine) -> None:
+    """Make every SQLite commit so far durable: fdatasync the WAL file. No-op on PostgreSQL.
+
+    SQLite's own FULL mode syncs the WAL inside the commit, so under its write lock: every other writer
+    (the other ingest processes, the API) waits for the disk too, and commits are synced one by one.
+    Synced here, after the commit, the next writer is already writing while this one waits, and one sync
+    covers every commit written before it. SQLite syncs the WAL before it checkpoints it into the
+    database and the database after, so a commit is on disk whether it is still in the WAL or not."""
+    path = _wal_path(engine)
+    if path is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # the last connection closed: SQLite checkpointed it (synced) and removed it
+        return
+    try:
+        _datasync(fd)
+    finally:
+        os.close(fd)
+    if path not in _wal_dirs_synced:  # a new WAL file: its directory entry must be durable as well
+        _sync_dir(os.path.dirname(path) or ".")
+        _wal_dirs_synced.add(path)
+
+
+def _wal_path(engine: Engine) -> str | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    return f"{database}-wal" if database and database != ":memory:" else None
+
+
+def _sync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_datasync = getattr(os, "fdatasync", os.fsync)
+_wal_dirs_synced: set[str] = set()
 
 
 class WriterLock:
@@ -385,13 +434,22 @@ class WriterLock:
         return cls(f"{database}.writer-lock" if database and database != ":memory:" else None)
 
     @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self, before_waiting: Callable[[], object] | None = None) -> Iterator[None]:
+        """Hold the writer lock for the block. `before_waiting`: run first when another process has the
+        lock (e.g. wait for what the transaction must wait for anyway, rather than while holding it)."""
         if self._threads is None:
             yield
             return
         with self._threads:
             if self._fd is not None:
-                _flock(self._fd, _LOCK_EX)  # blocks in the kernel, without the GIL
+                if before_waiting is None:
+                    _flock(self._fd, _LOCK_EX)  # blocks in the kernel, without the GIL
+                else:
+                    try:
+                        _flock(self._fd, _LOCK_EX | _LOCK_NB)
+                    except BlockingIOError:
+                        before_waiting()
+                        _flock(self._fd, _LOCK_EX)
             try:
                 yield
             finally:
@@ -406,11 +464,12 @@ class WriterLock:
 
 try:
     from fcntl import LOCK_EX as _LOCK_EX
+    from fcntl import LOCK_NB as _LOCK_NB
     from fcntl import LOCK_UN as _LOCK_UN
     from fcntl import flock as _flock
 except ImportError:  # not POSIX: threads are still queued, processes fall back to the busy handler
     _flock = None  # type: ignore[assignment]
-    _LOCK_EX = _LOCK_UN = 0
+    _LOCK_EX = _LOCK_NB = _LOCK_UN = 0
 
 
 def is_postgres(conn_or_engine: Connection | Engine) -> bool:

@@ -243,13 +243,17 @@ class Store:
 
     # ---- transactions ----------------------------------------------------------------------------
 
-    def write(self, fn: Callable[[Connection], T], attempts: int = 5) -> T:
+    def write(self, fn: Callable[[Connection], T], attempts: int = 5, *,
+              before_waiting: Callable[[], object] | None = None) -> T:
         """Run `fn` in one write transaction (db.begin_write, after the SQLite writer queue), retrying
-        PostgreSQL deadlocks and serialisation failures. Reads need none of this: `engine.connect()`."""
+        PostgreSQL deadlocks and serialisation failures; committed and durable when it returns. Reads
+        need none of this: `engine.connect()`. `before_waiting`: see db.WriterLock.hold."""
         for attempt in range(attempts):
             try:
-                with self._writer.hold(), db.begin_write(self.engine) as conn:
-                    return fn(conn)
+                with self._writer.hold(before_waiting), db.begin_write(self.engine, sync=False) as conn:
+                    result = fn(conn)
+                db.sync_wal(self.engine)  # durable before returning; the next writer is already in
+                return result
             except DBAPIError as exc:
                 code = getattr(exc.orig, "sqlstate", None)
                 if code not in ("40001", "40P01") or attempt == attempts - 1:
@@ -353,7 +357,9 @@ class Store:
             return done
 
         try:
-            done: list[IngestResult | Exception] = list(self.write(tx))
+            # With another process writing, first let the evidence become durable: the transaction
+            # would wait for it at its end anyway, and the other writers would wait with it.
+            done: list[IngestResult | Exception] = list(self.write(tx, before_waiting=before_commit))
         except _Withdraw as w:
             retry: list[_Intake | Exception] = [w.failed.get(i, p) for i, p in enumerate(results)]
             return self._ingest_intakes(retry)  # type: ignore[arg-type]

@@ -372,3 +372,70 @@ def test_event_stored_concurrently_after_the_check_reruns_the_burst(store: Store
     with store.engine.connect() as conn:
         count = conn.execute(select(db.cases.c.event_count).where(db.cases.c.case_id == first.case_id)).scalar()
     assert count == 2 and len(calls) == 2
+
+
+def test_sqlite_commits_are_synced_after_the_writer_lock_is_released(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """SQLite commits without syncing (synchronous=NORMAL) and Store.write syncs the WAL itself before it
+    returns, once the writer queue is free: the next writer writes while this one waits for the disk, and
+    a write that returned is on disk all the same."""
+    import fcntl
+
+    from hub.main import open_store
+    from hub.settings import HubSettings
+
+    store = open_store(HubSettings(data_dir=tmp_path / "hub"))
+    try:
+        wal = f"{store.engine.url.database}-wal"
+        lock_path = f"{store.engine.url.database}.writer-lock"
+        real, synced = db._datasync, []
+
+        def datasync(fd: int) -> None:
+            probe = os.open(lock_path, os.O_RDWR)
+            try:  # another process could take the writer lock now?
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(probe, fcntl.LOCK_UN)
+                free = True
+            except BlockingIOError:
+                free = False
+            finally:
+                os.close(probe)
+            synced.append((os.readlink(f"/proc/self/fd/{fd}"), free))
+            real(fd)
+
+        monkeypatch.setattr(db, "_datasync", datasync)
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        event, media = make_event(event_id="ev-sync-0001")
+        ingest(store, event, media)
+        assert synced and synced[-1] == (os.path.realpath(wal), True), synced
+        synced.clear()
+        with db.begin_write(store.engine) as conn:  # the plain transaction syncs as it ends
+            conn.exec_driver_sql("UPDATE devices SET revoked = revoked")
+        assert [p for p, _ in synced] == [os.path.realpath(wal)]
+    finally:
+        store.close()
+
+
+def test_writer_lock_runs_before_waiting_only_when_another_writer_has_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Ingest waits for its evidence sync before queueing behind another process's transaction (not
+    inside its own, where every other writer would wait too); with the lock free it goes straight in."""
+    import fcntl
+    import threading
+
+    path = str(tmp_path / "hub.db.writer-lock")
+    lock, calls = db.WriterLock(path), []
+    with lock.hold(lambda: calls.append("waited")):
+        pass
+    assert calls == []
+    other = os.open(path, os.O_RDWR)  # another process's writer: its own open file, its own flock
+    fcntl.flock(other, fcntl.LOCK_EX)
+    release = threading.Timer(0.3, fcntl.flock, (other, fcntl.LOCK_UN))
+    release.start()
+    try:
+        with lock.hold(lambda: calls.append("waited")):
+            calls.append("holding")
+    finally:
+        release.join()
+        os.close(other)
+    assert calls == ["waited", "holding"]
+    lock.close()
