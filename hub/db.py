@@ -382,15 +382,11 @@ def sync_wal(engine: Engine) -> None:
     if path is None:
         return
     try:
-        fd = os.open(path, os.O_RDONLY)
+        _sync(path, data_only=True)
     except FileNotFoundError:  # the last connection closed: SQLite checkpointed it (synced) and removed it
         return
-    try:
-        _datasync(fd)
-    finally:
-        os.close(fd)
     if path not in _wal_dirs_synced:  # a new WAL file: its directory entry must be durable as well
-        _sync_dir(os.path.dirname(path) or ".")
+        _sync(os.path.dirname(path) or ".", data_only=False)
         _wal_dirs_synced.add(path)
 
 
@@ -401,10 +397,10 @@ def _wal_path(engine: Engine) -> str | None:
     return f"{database}-wal" if database and database != ":memory:" else None
 
 
-def _sync_dir(path: str) -> None:
+def _sync(path: str, *, data_only: bool) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        (_datasync if data_only else os.fsync)(fd)
     finally:
         os.close(fd)
 
