@@ -382,12 +382,12 @@ def sync_wal(engine: Engine) -> None:
     if path is None:
         return
     try:
-        _sync(path, data_only=True)
+        wal = _sync(path, data_only=True)
     except FileNotFoundError:  # the last connection closed: SQLite checkpointed it (synced) and removed it
         return
-    if path not in _wal_dirs_synced:  # a new WAL file: its directory entry must be durable as well
+    if wal not in _wal_files_synced:  # a new WAL file: its directory entry must be durable as well
         _sync(os.path.dirname(path) or ".", data_only=False)
-        _wal_dirs_synced.add(path)
+        _wal_files_synced.add(wal)
 
 
 def _wal_path(engine: Engine) -> str | None:
@@ -397,16 +397,19 @@ def _wal_path(engine: Engine) -> str | None:
     return f"{database}-wal" if database and database != ":memory:" else None
 
 
-def _sync(path: str, *, data_only: bool) -> None:
+def _sync(path: str, *, data_only: bool) -> tuple[int, int]:
+    """Sync one file or directory; its (device, inode): a file removed and created again is another."""
     fd = os.open(path, os.O_RDONLY)
     try:
         (_datasync if data_only else os.fsync)(fd)
+        st = os.fstat(fd)
+        return st.st_dev, st.st_ino
     finally:
         os.close(fd)
 
 
 _datasync = getattr(os, "fdatasync", os.fsync)
-_wal_dirs_synced: set[str] = set()
+_wal_files_synced: set[tuple[int, int]] = set()
 
 
 class WriterLock:

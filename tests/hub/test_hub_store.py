@@ -439,3 +439,33 @@ def test_writer_lock_runs_before_waiting_only_when_another_writer_has_it(tmp_pat
         os.close(other)
     assert calls == ["waited", "holding"]
     lock.close()
+
+
+def test_a_new_wal_file_gets_its_directory_synced_once(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Once all connections close, SQLite removes the WAL; the next write makes a new one, whose
+    directory entry must reach the disk as well (the first one's did; this is another file)."""
+    from hub.main import open_store
+    from hub.settings import HubSettings
+
+    store = open_store(HubSettings(data_dir=tmp_path / "hub"))
+    try:
+        home = os.path.realpath(os.path.dirname(store.engine.url.database))
+        real_fsync, dirs = os.fsync, []
+
+        def fsync(fd: int) -> None:
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                dirs.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        for n in range(3):
+            event, media = make_event(event_id=f"ev-wal-{n}", media_tag=str(n))
+            ingest(store, event, media)
+        wal_syncs_before = dirs.count(home)
+        store.engine.dispose()  # every connection closed: SQLite checkpoints and removes the WAL
+        assert not os.path.exists(f"{store.engine.url.database}-wal")
+        event, media = make_event(event_id="ev-wal-3", media_tag="3")
+        ingest(store, event, media)
+        assert dirs.count(home) == wal_syncs_before + 1, dirs
+    finally:
+        store.close()
