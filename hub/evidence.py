@@ -20,7 +20,7 @@ file, and on a virtual machine the first touch of a fresh page costs the host a 
 a new 93 KB file took 224-275 µs of CPU with the cache growing, 110-130 µs with the pages dropped after
 each sync; dropping costs ~12 µs a file).
 
-A crash between rename and sync can leave a file under its hash whose bytes never reached the disk;
+A crash between the write and the sync can leave a file under its hash whose bytes never reached the disk;
 no committed event refers to it (the commit waits for the sync), and the next copy of that evidence
 finds it: a file that is already there is re-read and re-hashed before being trusted (and rewritten
 when damaged), and synced again with the burst, so an event is never committed on another writer's
@@ -89,7 +89,7 @@ class EvidenceStore:
 
     def stage(self, blobs: Sequence[tuple[Buffer, str | None]], *,
               digests: Sequence[str | None] | None = None) -> list[Staged | EvidenceError | OSError]:
-        """First half of `put_many`: check hashes, write and rename the files (nothing synced yet).
+        """First half of `put_many`: check hashes and write the files (nothing synced yet).
         `digests`: per blob the SHA-256 the caller already computed from these very bytes (not hashed
         again; still compared with the expected one), or None."""
         known = digests if digests is not None else [None] * len(blobs)
