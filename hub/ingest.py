@@ -67,11 +67,17 @@ class IngestConfig(BaseModel):
     zmq_heartbeat_timeout_ms: int = Field(default=180_000, gt=0)
     device_refresh_s: float = Field(default=1.0, gt=0, description="how soon a revocation bites")
     poll_ms: int = Field(default=200, gt=0, le=1000)
-    rcvhwm: int = Field(default=100, gt=0, description="per peer; agents keep only a few events in flight")
+    rcvhwm: int = Field(default=4, gt=0, description="messages libzmq reads ahead per peer; beyond, that peer's TCP "
+                        "connection waits. Bounds what a reconnect storm holds in memory: agents x rcvhwm x event "
+                        "size, whatever window the agents use")
     batch: int = Field(default=64, ge=1, le=1024, description="events received and checked per burst")
     workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks (per "
                          "process; unset with several processes: the cores each has, see check_threads)")
-    max_in_store: int = Field(default=256, ge=1, description="events being stored at once; beyond, stop reading")
+    max_in_store: int = Field(default=256, ge=1, description="events being checked and stored at once; beyond, "
+                              "stop reading")
+    max_in_store_bytes: int = Field(default=512 * 1024**2, gt=0, description="bytes of the events being checked and "
+                                    "stored at once (clips make events of megabytes); beyond, stop reading. The "
+                                    "event that crosses it is still taken")
     heartbeat_flush_s: float = Field(default=1.0, gt=0, le=60, description="heartbeats are written together, at "
                                      "most this often (1,800 agents each every 10 s: one write a second, not 180)")
     processes: int = Field(default=1, ge=1, le=64, description="ingest worker processes (hub.ingest_processes): "
@@ -114,6 +120,7 @@ class _Pending:
     routing_id: bytes
     msg: EventMessage
     sign_public_key: str
+    size: int  # bytes of all its frames
     staged: list[Any] = field(default_factory=list)  # its media files, written once the checks passed
 
 
@@ -151,6 +158,7 @@ class IngestLoop:
         self._work: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()  # to the committer
         self._done: queue.SimpleQueue[tuple[list[_Pending], list[Any], float]] = queue.SimpleQueue()
         self._in_flight = 0  # events handed to the checker and not yet answered
+        self._in_flight_bytes = 0  # and their size
         self._inline_checks = False  # this thread checks each burst itself (_loop decides)
         self._heartbeats: dict[str, Heartbeat] = {}  # latest per device, not yet handed to the committer
         self._beats: queue.SimpleQueue[list[Heartbeat]] = queue.SimpleQueue()  # to the committer
@@ -203,7 +211,7 @@ class IngestLoop:
                     thread.start()
                 try:
                     while not self.stop_event.is_set():
-                        full = self._in_flight >= self.config.max_in_store
+                        full = self._full()
                         poller.modify(sock, 0 if full else zmq.POLLIN)
                         ready = dict(poller.poll(self.config.poll_ms))
                         if wake_r in ready:
@@ -226,10 +234,14 @@ class IngestLoop:
             os.close(wake_w)
 
     def _serve_burst(self, sock: zmq.Socket) -> None:
-        """Take what is queued (up to `batch`), answer what is answerable at once, and hand the
-        events to the checker."""
+        """Take what is queued (up to `batch`, and no further than the in-store limits), answer what is
+        answerable at once, and hand the events to the checker."""
         batch: list[_Pending] = []
+        room = self.config.max_in_store - self._in_flight
+        room_bytes = self.config.max_in_store_bytes - self._in_flight_bytes
         for _ in range(self.config.batch):
+            if len(batch) >= room or room_bytes <= 0:
+                break
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -242,11 +254,12 @@ class IngestLoop:
                 continue
             if isinstance(outcome, _Pending):
                 batch.append(outcome)
+                room_bytes -= outcome.size
             elif outcome is not None:
                 self._send(sock, frames[0].bytes, outcome)
         if not batch:
             return
-        self._in_flight += len(batch)
+        self._account(batch, +1)
         if not self._inline_checks:
             self._checks.put(batch)
             return
@@ -254,7 +267,7 @@ class IngestLoop:
         try:
             rejected, survivors = self.check(batch)
         except Exception:  # a bug in a check must not stop ingest: no replies, the agents resend
-            self._in_flight -= len(batch)
+            self._account(batch, -1)
             self.stats.store_errors += 1
             log.exception("unexpected error checking a burst of %d; no replies, the agents will resend", len(batch))
             return
@@ -327,7 +340,7 @@ class IngestLoop:
             except queue.Empty:
                 break
             self._time("verify", seconds)
-            self._in_flight -= len(rejected)
+            self._account([item for item, _ in rejected], -1)
             for item, reason in rejected:
                 self._send(sock, item.routing_id, self._nack(reason, item.msg.header.event_id, item.msg.header.seq))
         while True:
@@ -336,11 +349,20 @@ class IngestLoop:
             except queue.Empty:
                 return
             self._time("store", seconds)
-            self._in_flight -= len(burst)
+            self._account(burst, -1)
             for item, result in zip(burst, results, strict=True):
                 reply = self._reply(item.msg, result)
                 if reply is not None:
                     self._send(sock, item.routing_id, reply)
+
+    def _full(self) -> bool:
+        """The in-store limits are reached: what is queued stays with libzmq (rcvhwm per peer), then TCP."""
+        return self._in_flight >= self.config.max_in_store or self._in_flight_bytes >= self.config.max_in_store_bytes
+
+    def _account(self, items: list[_Pending], sign: int) -> None:
+        """Count events in (+1, handed to the checker) or out (-1, answered or given up)."""
+        self._in_flight += sign * len(items)
+        self._in_flight_bytes += sign * sum(item.size for item in items)
 
     def _send(self, sock: zmq.Socket, routing_id: bytes, reply: list[bytes]) -> None:
         try:
@@ -377,7 +399,7 @@ class IngestLoop:
         if device is None:
             return self._nack(f"device {head.device_id!r} is not enrolled or is revoked", head.event_id,
                               head.seq)
-        return _Pending(frames[0].bytes, msg, device.sign_public_key)
+        return _Pending(frames[0].bytes, msg, device.sign_public_key, sum(len(f) for f in body))
 
     def _heartbeat(self, hb: Heartbeat, user_id: str | None) -> None:
         if user_id is not None and hb.device_id != user_id:

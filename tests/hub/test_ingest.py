@@ -423,6 +423,58 @@ def test_check_threads_default_to_the_cores_each_process_has(tmp_path: Path, mon
     assert explicit.check_threads == 3
 
 
+class HeldStore:
+    """The real store, whose commits wait until the test opens `gate`: what ingest takes in meanwhile shows
+    how far its in-store limits let it read ahead."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.gate = store, threading.Event()
+
+    def ingest_events(self, items: list[object]) -> list[object]:
+        assert self.gate.wait(30), "the test never opened the gate"
+        return self.store.ingest_events(items)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+@pytest.mark.parametrize("limit", ["events", "bytes"])
+def test_ingest_stops_reading_at_its_in_store_limits_and_loses_nothing(tmp_path: Path, limit: str) -> None:
+    """While 3 events (by count, or by size: the event that crosses the byte limit is still taken) wait for
+    their commit, the other 9 stay with libzmq and TCP; once the store moves, every event is stored and ACKed."""
+    data_dir = tmp_path / "hub"
+    store = Store.open(None, data_dir)
+    held = HeldStore(store)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    client = Client(enroll_device(store, data_dir, "dev1", endpoint), endpoint)
+    events = [client.sealed(n) for n in range(12)]
+    size = sum(len(f) for f in events[0])
+    limits = {"max_in_store": 3} if limit == "events" else {"max_in_store_bytes": int(2.5 * size)}
+    stop = threading.Event()
+    loop = run_ingest(IngestConfig(bind=endpoint, data_dir=data_dir, **limits), held, stop)  # type: ignore[arg-type]
+    try:
+        for frames in events:
+            client.sock.send_multipart(frames)
+        assert eventually(lambda: loop.stats.events >= 3)
+        time.sleep(0.5)  # time enough to read the rest, were it allowed to
+        assert loop.stats.events == 3
+        held.gate.set()
+        replies = []
+        while len(replies) < 12 and client.sock.poll(10_000):
+            reply = decode(client.sock.recv_multipart())
+            assert isinstance(reply, ReplyMessage)
+            replies.append(reply)
+        assert [r.command for r in replies] == [Command.ACK] * 12
+        assert sorted(r.reply.seq for r in replies) == list(range(1, 13))
+        assert len(Hub(store, data_dir, endpoint, loop).event_ids("dev1")) == 12
+    finally:
+        held.gate.set()
+        stop.set()
+        client.close()
+        time.sleep(0.3)
+        store.close()
+
+
 def test_several_processes_need_a_tcp_host_port_endpoint(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="bind: several ingest processes share a TCP port"):
         IngestConfig(bind="ipc:///tmp/cityeye-ingest", data_dir=tmp_path, processes=2)
