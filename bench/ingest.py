@@ -110,6 +110,7 @@ def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, o
         threading.Thread(target=lambda: (loop.ready.wait(), ready.set()), daemon=True).start()
         loop.run()
         cpu, stats = _proc_cpu([os.getpid()]) - cpu0, loop.stats
+        peak_mb = _peak_rss_mb([os.getpid()])
     else:
         settings = HubSettings(data_dir=Path(data_dir), evidence_fsync=fsync, zmq_bind=endpoint,
                                ingest_processes=processes)
@@ -121,9 +122,10 @@ def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, o
         stop.wait()
         time.sleep(1.2)  # workers report their counters about once a second
         cpu, stats = _proc_cpu(pids) - cpu0, pool.stats
+        peak_mb = _peak_rss_mb(pids)
         done.set()
     out.put({"events": stats.events, "acked": stats.acked, "nacked": stats.nacked,
-             "stage_s": stats.stage_s, "cpu_s": cpu})
+             "stage_s": stats.stage_s, "cpu_s": cpu, "peak_rss_mb": peak_mb})
 
 
 def _proc_cpu(pids: list[int]) -> float:
@@ -134,6 +136,15 @@ def _proc_cpu(pids: list[int]) -> float:
             fields = f.read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pids: list[int]) -> float:
+    """The sum of these processes' peak resident memory (VmHWM), MB."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return total / 1024
 
 
 def echo_process(endpoint: str, ready: mp.Event, stop: mp.Event) -> None:
@@ -408,7 +419,7 @@ def main() -> int:
         print(f"hub time per event (ms, wall, parallel stages overlap threads): {stages}")
         print(f"CPU per event (ms, user+sys): hub {stats['cpu_s'] / n * 1000:.2f}, agents "
               f"{agents_cpu / n * 1000:.2f}; busy {(stats['cpu_s'] + agents_cpu) / full_s:.2f} of "
-              f"{os.cpu_count()} CPUs")
+              f"{os.cpu_count()} CPUs; hub peak memory {stats['peak_rss_mb']:.0f} MB (RSS, all its processes)")
         per_core = n / stats["cpu_s"] if stats["cpu_s"] else float("nan")
         print(f"per hub core (1 / hub CPU per event): {per_core:.0f} events/s; 2000 events/s would take "
               f"about {2000 / per_core:.1f} cores of ingest processes with the agents on other machines "
