@@ -73,11 +73,11 @@ class IngestConfig(BaseModel):
     batch: int = Field(default=64, ge=1, le=1024, description="events received and checked per burst")
     workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks (per "
                          "process; unset with several processes: the cores each has, see check_threads)")
-    max_in_store: int = Field(default=256, ge=1, description="events being checked and stored at once; beyond, "
-                              "stop reading")
+    max_in_store: int = Field(default=256, ge=1, description="events being checked and stored at once (per "
+                              "process); beyond, stop reading")
     max_in_store_bytes: int = Field(default=512 * 1024**2, gt=0, description="bytes of the events being checked and "
-                                    "stored at once (clips make events of megabytes); beyond, stop reading. The "
-                                    "event that crosses it is still taken")
+                                    "stored at once, per process (clips make events of megabytes); beyond, stop "
+                                    "reading. The event that crosses it is still taken")
     heartbeat_flush_s: float = Field(default=1.0, gt=0, le=60, description="heartbeats are written together, at "
                                      "most this often (1,800 agents each every 10 s: one write a second, not 180)")
     processes: int = Field(default=1, ge=1, le=64, description="ingest worker processes (hub.ingest_processes): "
