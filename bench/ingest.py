@@ -19,7 +19,11 @@ write + sync). Their sum bounds what this machine could ingest at all, whatever 
 "ratio full/ceiling" says how much of that bound the full path reaches, which compares across machines
 better than events/s (these shared boxes differ by 2x from one day to the next).
 
-    .venv/bin/python bench/ingest.py --agents 16 --events 300 [--processes 2]
+The defaults stand for one hub node dedicated to ingest: 64 agents (a district has hundreds to thousands
+of cameras, each with a few events in flight) and one ingest process per CPU, as `hub serve
+--ingest-processes` would run it there.
+
+    .venv/bin/python bench/ingest.py [--agents 64 --events 150 --processes 2]
 """
 
 from __future__ import annotations
@@ -356,11 +360,13 @@ def free_port() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agents", type=int, default=4, help="simulated agents (M)")
-    parser.add_argument("--events", type=int, default=500, help="events per agent")
+    parser.add_argument("--agents", type=int, default=64, help="simulated agents (M)")
+    parser.add_argument("--events", type=int, default=150,
+                        help="events per agent (all are sealed in memory first: agents x events x ~93 KB)")
     parser.add_argument("--window", type=int, default=8, help="events in flight per agent")
     parser.add_argument("--no-fsync", action="store_true", help="evidence_fsync=False (not power-cut safe)")
-    parser.add_argument("--processes", type=int, default=1, help="hub ingest worker processes (1: in-process)")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="hub ingest worker processes (1: in-process; default: one per CPU)")
     parser.add_argument("--check-threads", type=int, default=None,
                         help="threads per ingest process for hashes, signatures, JPEG checks (IngestConfig.workers; "
                              "default: IngestConfig.check_threads)")

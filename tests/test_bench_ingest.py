@@ -1,0 +1,33 @@
+"""bench/ingest.py end to end at a small size: it must keep running against the real hub code (it
+is not otherwise exercised by CI), and its figures must come from every event being ACKed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ingest_bench_runs_the_full_path_and_prints_its_figures() -> None:
+    agents, events = 3, 12
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ingest.py"), "--agents", str(agents), "--events", str(events),
+         "--processes", "2", "--fresh-tree"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    # The bench exits on any NACK or missing ACK; these counts are ACKs after the hub's commit.
+    for name in ("bare DEALER/ROUTER echo", "full path (CURVE+sig+JPEG+store)"):
+        line = re.search(rf"^{re.escape(name)}\s+(\d+) events/s .*\((\d+) events in", out, re.M)
+        assert line, f"no line for {name!r} in:\n{out}"
+        assert int(line.group(1)) > 0 and int(line.group(2)) == agents * events
+    assert re.search(r"^M=3 agents, window 8, .* 2 ingest process\(es\)", out, re.M)
+    assert re.search(r"hub peak memory \d+ MB", out)
+    ceiling = re.search(r"ceiling for that work alone on \d+ CPUs: (\d+) events/s .* ratio full/ceiling: ([0-9.]+)",
+                        out)
+    assert ceiling and int(ceiling.group(1)) > 0 and 0 < float(ceiling.group(2)) < 1
+    assert re.search(r"target >= 2000 events/s: (met|NOT met)$", out, re.M)
