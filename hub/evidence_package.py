@@ -10,7 +10,9 @@ A bureau hands the package to an enforcement officer or a court (非现场执法
                                  signature.ed25519 (raw 64 bytes), event.json (the event metadata) and
                                  the media files under their own names
     photos/<sha256>.jpg          hand-uploaded photos (handler feedback, people's reports): NOT device-signed
-    package.json                 format, export time, SHA-256 of every other file, what it holds
+    package.json                 format, export time, SHA-256 of every other file, what it holds, the hub's
+                                 public key (hub_sign_public_key)
+    package.json.ed25519         the hub's Ed25519 signature of package.json's exact bytes (raw 64 bytes)
 
 `build_package` reads the store; `verify_package` needs only the bytes: no hub, no database, no network,
 nothing written to disk, and only the core dependencies (pydantic, PyNaCl), so the hub's database
@@ -18,11 +20,15 @@ libraries are imported inside the build functions. What a verified package prove
 was signed by the key devices.json names for its device at the time the hub received it (received_at in
 package.json; a device re-enrolled with `--replace` has several keys, hub.device_keys), and event.json
 and the media are the bytes that manifest covers. That the key is the camera's is for the officer to
-compare with the bureau's device registry (the report prints each key); case.json, devices.json and
-photos/ are the hub's word, protected only by the hashes in package.json.
+compare with the bureau's device registry (the report prints each key). case.json, devices.json and
+photos/ are the hub's word: the hub signs package.json, which holds their hashes, with its own Ed25519
+key (hub.security.HubSigningKey), so they can't be changed after export without the hub's key. Anyone can
+sign a forged package with a key of their own: the verifier prints the hub key, and given the key the
+bureau publishes (`cityeye hub keys`; `--hub-key`) it fails any package not signed with it.
 
 Format versions: 1 had one key per device (devices.json: sign_public_key) and no received_at per event;
-2 has every key an event of the package needs, with its period. `verify_package` reads both.
+2 has every key an event of the package needs, with its period; 3 adds the hub's signature. `verify_package`
+reads all three; a version 1 or 2 package verifies without a hub signature unless a hub key is required.
 """
 
 from __future__ import annotations
@@ -34,10 +40,13 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 from pydantic import Field, TypeAdapter, ValidationError
 
 from hub.device_keys import KeyPeriod, check_signature, iso
@@ -54,13 +63,15 @@ from protocol.messages import ProblemEvent, WireModel
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from hub.security import HubSigningKey
     from hub.store import Store
 
 FORMAT = "cityeye-evidence-package"
-FORMAT_VERSION = 2  # 2: devices.json holds each device's keys with their periods (see the docstring)
+FORMAT_VERSION = 3  # 2: each device's keys with their periods; 3: signed by the hub (see the docstring)
 MB = 1024**2
 DEFAULT_MAX_BYTES = 512 * MB
 INDEX = "package.json"
+HUB_SIGNATURE = "package.json.ed25519"
 README = "README.txt"
 MANIFEST, SIGNATURE, EVENT = "manifest.json", "signature.ed25519", "event.json"
 # One path segment: no leading dot, so never "." or ".." or a hidden file; no "\", ":" or drive letters.
@@ -106,9 +117,12 @@ class PackagePhoto(WireModel):
     uses: list[str] = Field(description="where the case refers to it: timeline step or report")
 
 
+Ed25519Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519, hex")]
+
+
 class PackageIndex(WireModel):
     format: Literal["cityeye-evidence-package"]
-    version: Literal[1, 2]
+    version: Literal[1, 2, 3]
     case_id: str = Field(max_length=64)
     exported_at: datetime = Field(description="hub time of export (UTC)")
     exported_by: str | None = Field(default=None, max_length=200)
@@ -117,9 +131,9 @@ class PackageIndex(WireModel):
     photos: list[PackagePhoto]
     missing: list[str] = Field(default_factory=list, description="evidence the hub could not find at export")
     trust: dict[str, str] = Field(default_factory=dict, description="what is signed by whom, in words")
-
-
-Ed25519Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519, hex")]
+    hub_sign_public_key: Ed25519Hex | None = Field(
+        default=None, description=f"the exporting hub's key; {HUB_SIGNATURE} is its signature of this file (from "
+        "version 3)")
 
 
 class DeviceKeyEntry(WireModel):
@@ -159,10 +173,12 @@ TRUST = {
               "in force when the hub received the event: received_at in package.json); "
               "event.json and each media file are bound to it by their SHA-256 in the manifest; consecutive "
               "manifests of a device chain by prev_manifest_sha256",
-    "unsigned": "case.json, devices.json and photos/ are the hub's records: no device signature; their integrity "
-                "rests only on the SHA-256 values in package.json. Photos were uploaded by people (handler "
-                "feedback, reports), not captured by a camera box",
-    "keys": "compare each key in devices.json with the bureau's device registry before relying on a signature",
+    "unsigned": "case.json, devices.json and photos/ are the hub's records: no device signature. Photos were "
+                "uploaded by people (handler feedback, reports), not captured by a camera box",
+    "hub": f"this file is signed by the exporting hub ({HUB_SIGNATURE}, Ed25519, hub_sign_public_key): every file's "
+           "SHA-256 above, so the hub's records too, are as the hub exported them",
+    "keys": "compare each key in devices.json with the bureau's device registry, and hub_sign_public_key with the "
+            "hub key the bureau publishes, before relying on a signature",
 }
 
 README_TEXT = """\
@@ -175,18 +191,21 @@ It checks: the SHA-256 of every file against package.json; each event's manifest
 signature.ed25519 with the device's Ed25519 key in devices.json that was in force when the hub received
 the event (a device re-enrolled with new keys lists each key with its period); that event.json and
 every photo or clip of the event are exactly the bytes the manifest lists; and the hash chain between
-consecutive events of one device. Exit code 0 means everything verified.
-Then compare the keys it prints with the bureau's device registry. case.json, devices.json and the
-files under photos/ (uploaded by people) are the hub's records and carry no device signature.
+consecutive events of one device; and the hub's signature of package.json (package.json.ed25519),
+which covers the hash of every file. Exit code 0 means everything verified.
+Then compare the device keys it prints with the bureau's device registry, and the hub key with the one
+the bureau publishes (or pass it: --hub-key KEY). case.json, devices.json and the files under photos/
+(uploaded by people) are the hub's records: signed by the hub, not by a device.
 
 校验方法（离线进行，不向外发送任何数据）：
     cityeye evidence verify 本文件.zip
 校验内容：package.json 中每个文件的 SHA-256；每个事件的 manifest.json 是否由 devices.json 中该设备在平台
 接收该事件时有效的 Ed25519 公钥签名（signature.ed25519；设备重新注册换过密钥时，每个公钥都列出其
 有效期）；event.json 及该事件的每张照片、每段视频是否与签名清单完全一致；
-同一设备相邻事件之间的哈希链。退出码为 0 表示全部通过。
-然后请将输出的公钥与本局设备登记簿核对。case.json、devices.json 以及 photos/ 下的照片（人工上传）
-是平台的记录，没有设备签名。
+同一设备相邻事件之间的哈希链；以及平台对 package.json 的签名（package.json.ed25519，覆盖每个文件的
+哈希）。退出码为 0 表示全部通过。
+然后请将输出的设备公钥与本局设备登记簿核对，并将平台公钥与本局公布的平台公钥核对（或用 --hub-key 指定）。
+case.json、devices.json 以及 photos/ 下的照片（人工上传）是平台的记录，由平台签名，没有设备签名。
 """
 
 
@@ -243,12 +262,14 @@ class _Plan:
 
 
 def build_package(store: Store, case_id: str, *, max_bytes: int = DEFAULT_MAX_BYTES, exported_by: str | None = None,
-                  now: datetime | None = None) -> bytes:
-    """The evidence package of `case_id` as ZIP bytes (same store, same `now`: same bytes).
+                  now: datetime | None = None, hub_key: HubSigningKey | None = None) -> bytes:
+    """The evidence package of `case_id` as ZIP bytes (same store, same `now`: same bytes), signed with
+    `hub_key` (default: the hub's key in the store's data dir, made on first use).
 
     Raises UnknownCase, or PackageTooLarge naming the size when it would exceed `max_bytes` (checked
     before any evidence file is read)."""
     from hub import db  # the hub's database layer: see the module docstring
+    from hub.security import HubSigningKey
 
     now = (now or db.utcnow()).astimezone(UTC)
     with store.engine.connect() as conn:
@@ -263,7 +284,7 @@ def build_package(store: Store, case_id: str, *, max_bytes: int = DEFAULT_MAX_BY
     index = PackageIndex(format=FORMAT, version=FORMAT_VERSION, case_id=case_id, exported_at=now,
                          exported_by=exported_by, files={}, events=plan.events, photos=list(plan.photos.values()),
                          missing=plan.missing, trust=TRUST)
-    return _write_zip(store, plan, index, now, max_bytes)
+    return _write_zip(store, plan, index, now, max_bytes, hub_key or HubSigningKey.load_or_create(store.data_dir))
 
 
 def _too_large(case_id: str, size: int, limit: int) -> str:
@@ -451,7 +472,8 @@ def _event_json(ev: _Event, folder: str | None, plan: _Plan) -> dict[str, Any]:
     return out
 
 
-def _write_zip(store: Store, plan: _Plan, index: PackageIndex, now: datetime, max_bytes: int) -> bytes:
+def _write_zip(store: Store, plan: _Plan, index: PackageIndex, now: datetime, max_bytes: int,
+               hub_key: HubSigningKey) -> bytes:
     buf = io.BytesIO()
     files: dict[str, str] = {}
     stamp = now.timetuple()[:6]
@@ -462,8 +484,10 @@ def _write_zip(store: Store, plan: _Plan, index: PackageIndex, now: datetime, ma
             _write_member(zf, name, data, stamp)
             if buf.tell() > max_bytes:  # a store file larger than its database row said
                 raise PackageTooLarge(_too_large(index.case_id, buf.tell(), max_bytes))
-        final = index.model_copy(update={"files": files})
-        _write_member(zf, INDEX, _json_bytes(final.model_dump(mode="json")), stamp)
+        final = index.model_copy(update={"files": files, "hub_sign_public_key": hub_key.public})
+        index_bytes = _json_bytes(final.model_dump(mode="json"))
+        _write_member(zf, INDEX, index_bytes, stamp)
+        _write_member(zf, HUB_SIGNATURE, hub_key.sign(index_bytes), stamp)
     return buf.getvalue()
 
 
@@ -527,6 +551,10 @@ class Report:
     device_keys: dict[str, list[KeyPeriod]] = field(default_factory=dict)  # per device, oldest first, to compare
     files_listed: int = 0
     files_matching: int = 0
+    version: int | None = None
+    hub_key: str | None = None  # hub_sign_public_key, as the package names it
+    hub_signed: bool = False  # package.json's signature verifies with hub_key
+    hub_key_required: bool = False  # hub_key was checked against the keys the caller trusts
 
     @property
     def keys(self) -> dict[str, str]:
@@ -549,6 +577,11 @@ class Report:
         out += [f"FAIL package: {e}" for e in self.errors]
         if self.files_listed and self.files_matching == self.files_listed:
             out.append(f"OK   package: the SHA-256 of all {self.files_listed} file(s) match {INDEX}")
+        if self.hub_signed:
+            out.append(f"OK   package: {INDEX} is signed by the hub key below")
+        elif self.version is not None and self.version < 3 and self.hub_key is None:
+            out.append(f"note package: format version {self.version} has no hub signature: case.json, devices.json "
+                       f"and photos/ rest only on the hashes in {INDEX}")
         for check in (*self.events, *self.photos):
             out.append(f"{'OK  ' if check.ok else 'FAIL'} {check.label}")
             out += [f"       {p}" for p in check.problems] + [f"       note: {n}" for n in check.notes]
@@ -558,23 +591,36 @@ class Report:
                     f"{_iso(key.valid_until)} ({key.ended})" if key.valid_until else "export") if key.valid_from else ""
                 out.append(f"key  {device_id}: Ed25519 {key.sign_public_key}{when} (compare with the bureau's "
                            "device registry)")
+        if self.hub_key is not None:
+            whose = "the required hub key" if self.hub_key_required and self.hub_signed else \
+                "compare with the hub key the bureau publishes"
+            out.append(f"key  hub: Ed25519 {self.hub_key} ({whose})")
         verdict = "VERIFIED" if self.ok else f"NOT VERIFIED: {self.problem_count} problem(s)"
         out.append(f"{verdict} ({len(self.events)} event(s), {len(self.photos)} unsigned photo(s))")
         return out
 
 
-def verify_package(data: bytes, limits: VerifyLimits = VerifyLimits()) -> Report:
-    """Check a package from its bytes alone. Never raises on bad input: every problem is in the Report."""
+def verify_package(data: bytes, limits: VerifyLimits = VerifyLimits(), *, hub_keys: Sequence[str] = ()) -> Report:
+    """Check a package from its bytes alone. Never raises on bad input: every problem is in the Report.
+    `hub_keys`: the hub keys (Ed25519, hex) the caller trusts; when given, a package not signed with one
+    of them fails, whatever else verifies."""
     report = Report()
     try:
         members = _Members(data, limits)
     except PackageError as exc:
         report.errors.append(str(exc))
         return report
-    index = _read_index(members, report)
-    if index is None:
+    read = _read_index(members, report)
+    if read is None:
+        if hub_keys:
+            report.errors.append("no hub signature could be checked")
         return report
+    index, raw_index = read
     report.case_id, report.exported_at, report.exported_by = index.case_id, index.exported_at, index.exported_by
+    report.version = index.version
+    _check_hub_signature(members, index, raw_index, report)
+    if hub_keys:
+        _require_hub_key(report, [k.lower() for k in hub_keys])
     _check_hashes(members, index, report)
     _check_case_json(members, report)
     devices = _read_devices(members, index.version, report)
@@ -647,14 +693,55 @@ class _Members:
         return data
 
 
-def _read_index(members: _Members, report: Report) -> PackageIndex | None:
+def _read_index(members: _Members, report: Report) -> tuple[PackageIndex, bytes] | None:
     try:
-        return PackageIndex.model_validate_json(members.need(INDEX))
+        raw = members.need(INDEX)
+        return PackageIndex.model_validate_json(raw), raw
     except PackageError as exc:
         report.errors.append(f"{exc}: not a CityEye evidence package")
     except ValidationError as exc:
         report.errors.append(f"{INDEX} is not valid: {first_error(exc)}")
     return None
+
+
+def _check_hub_signature(members: _Members, index: PackageIndex, raw_index: bytes, report: Report) -> None:
+    """The hub's signature of package.json's exact bytes, with the key package.json names. Required from
+    version 3 on: removing it (and the key) from a version 3 package is itself a failure."""
+    report.hub_key = key = index.hub_sign_public_key
+    try:
+        signature = members.get(HUB_SIGNATURE)
+    except PackageError as exc:
+        report.errors.append(str(exc))
+        return
+    if key is None:
+        if index.version >= 3:
+            report.errors.append(f"{INDEX} names no hub key (hub_sign_public_key): a version {index.version} package "
+                                 "is signed by the hub that exported it")
+        elif signature is not None:
+            report.errors.append(f"{HUB_SIGNATURE} is in the ZIP but {INDEX} names no hub key to check it with")
+        return
+    if signature is None:
+        report.errors.append(f"{HUB_SIGNATURE} is missing: {INDEX} is not signed by the hub it names")
+        return
+    try:
+        VerifyKey(bytes.fromhex(key)).verify(raw_index, signature)
+    except (BadSignatureError, ValueError):
+        report.errors.append(f"{HUB_SIGNATURE}: the hub's signature of {INDEX} does not verify with its "
+                             f"hub_sign_public_key: {INDEX} or the signature changed after export")
+        return
+    report.hub_signed = True
+
+
+def _require_hub_key(report: Report, trusted: list[str]) -> None:
+    report.hub_key_required = True
+    wanted = ", ".join(trusted)
+    if report.hub_key is None:
+        report.errors.append(f"not signed by a hub; required: signed by hub key {wanted}")
+    elif report.hub_key not in trusted:
+        report.errors.append(f"signed by hub key {report.hub_key}, not by the required {wanted}: not exported by "
+                             "that hub, or re-signed by someone else")
+    elif not report.hub_signed:
+        report.errors.append("names the required hub key, but its signature does not verify")
 
 
 def _check_hashes(members: _Members, index: PackageIndex, report: Report) -> None:
@@ -671,7 +758,7 @@ def _check_hashes(members: _Members, index: PackageIndex, report: Report) -> Non
             report.errors.append(f"{name}: SHA-256 differs from {INDEX}")
         else:
             report.files_matching += 1
-    extra = sorted(set(members.files) - set(index.files) - {INDEX})
+    extra = sorted(set(members.files) - set(index.files) - {INDEX, HUB_SIGNATURE})
     report.errors += [f"{name} is in the ZIP but not listed in {INDEX}" for name in extra]
     # Every file must belong to something the verifier checks: an event dropped from the index can't hide.
     folders = tuple(e.path for e in index.events)

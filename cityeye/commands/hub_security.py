@@ -40,15 +40,19 @@ def add_commands(hub_subparsers: Any) -> None:
         "export-evidence", help="write a case's evidence package: a ZIP anyone can verify offline",
         description="Writes the case's signed edge evidence (manifests, signatures, event metadata, media), the "
         "case record with its timeline, the devices' public keys and the unsigned hand-uploaded photos into one "
-        "ZIP with the SHA-256 of every file, for an enforcement officer or a court. Check it anywhere with "
-        "`cityeye evidence verify FILE`.")
+        "ZIP with the SHA-256 of every file, signed with the hub's own key (`cityeye hub keys`), for an "
+        "enforcement officer or a court. Check it anywhere with `cityeye evidence verify FILE --hub-key KEY`.")
     export.add_argument("case", metavar="CASE_ID")
     export.add_argument("--out", type=Path, help="ZIP file to write (default: CASE_ID-evidence.zip)")
     export.add_argument("--max-mb", type=float, help="refuse a package larger than this many megabytes "
                         "(default: the hub setting evidence_package_max_mb, 512)")
     export.set_defaults(func=_export_evidence)
 
-    keys = hub_subparsers.add_parser("keys", help="show the hub's CURVE public key (creates the pair once)")
+    keys = hub_subparsers.add_parser(
+        "keys", help="show the hub's public keys (creates them once)",
+        description="Prints the hub's CURVE public key (agents' bundles carry it) and its Ed25519 public key, "
+        "which signs every evidence package the hub exports: publish the latter so officers can check packages "
+        "with `cityeye evidence verify FILE --hub-key KEY`. The secret halves stay in keys/ under the data dir.")
     keys.set_defaults(func=_keys)
 
     for parser in (enroll, revoke, verify, export, keys):  # the same settings sources as `hub serve`
@@ -162,8 +166,14 @@ def _export_evidence(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from hub.security import HubKeys
+    from hub.security import HubKeyError, HubKeys, HubSigningKey
 
-    keys = HubKeys.load_or_create(settings_from_args(args).data_dir)
-    print(f"hub CURVE public key (Z85): {keys.public}")
+    data_dir = settings_from_args(args).data_dir
+    try:
+        curve, signing = HubKeys.load_or_create(data_dir), HubSigningKey.load_or_create(data_dir)
+    except (HubKeyError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"hub CURVE public key (Z85): {curve.public}")
+    print(f"hub evidence-package signing key (Ed25519, hex): {signing.public}")
     return 0

@@ -55,7 +55,8 @@ def case_image(case_id: str, store: StoreDep, kind: Literal["snapshot", "annotat
              summary="The case's evidence package: a ZIP anyone can verify offline",
              description="Signed manifests, signatures, event metadata and media of every edge event, the case "
              "record, the devices' public keys and the unsigned hand-uploaded photos, with the SHA-256 of every "
-             "file in package.json. Verify with `cityeye evidence verify FILE`. 413 when the package would "
+             "file in package.json, which the hub signs with its own Ed25519 key (package.json.ed25519). Verify "
+             "with `cityeye evidence verify FILE --hub-key KEY` (`cityeye hub keys`). 413 when the package would "
              "exceed the hub setting evidence_package_max_mb (default 512).",
              responses={200: {"content": {"application/zip": {}}}, 404: {"description": "no such case"},
                         413: {"description": "the package would exceed the size limit"}})

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from protocol.manifest import sha256_hex
 
+UNLISTED = ("package.json", "package.json.ed25519")  # the index and the hub's signature of it
+
 
 def rewrite(data: bytes, change: Callable[[str, bytes], bytes | None], *, reindex: bool = False) -> bytes:
     """The package re-zipped with `change(name, bytes)` applied to each member (None drops it), the way a
@@ -18,7 +20,7 @@ def rewrite(data: bytes, change: Callable[[str, bytes], bytes | None], *, reinde
     files = {n: new for n, b in files.items() if (new := change(n, b)) is not None}
     if reindex:
         index = json.loads(files["package.json"])
-        index["files"] = {n: sha256_hex(b) for n, b in files.items() if n != "package.json"}
+        index["files"] = {n: sha256_hex(b) for n, b in files.items() if n not in UNLISTED}
         files["package.json"] = json.dumps(index).encode()
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as dst:

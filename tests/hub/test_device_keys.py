@@ -23,7 +23,7 @@ from sqlalchemy import inspect, select, update
 from hub import db
 from hub.device_keys import KEY_HANDOVER_S, KeyPeriod, check_signature
 from hub.evidence_package import build_package, verify_package
-from hub.security import enroll_device, verify_event
+from hub.security import HubSigningKey, enroll_device, verify_event
 from hub.store import IngestItem, IngestResult, Store
 from protocol.codec import EventMessage, decode, seal_event
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
@@ -203,7 +203,7 @@ def test_package_of_a_case_across_a_key_rotation_verifies(store: Store, rotated:
     assert "chained to seq 2" in report.events[2].notes  # the chain runs across the rotation
     assert any("earlier key" in n for n in report.events[0].notes)
     assert [k.sign_public_key for k in report.device_keys[DEVICE]] == keys and report.keys == {DEVICE: keys[1]}
-    key_lines = [line for line in report.lines() if line.startswith("key  ")]
+    key_lines = [line for line in report.lines() if line.startswith(f"key  {DEVICE}:")]
     assert len(key_lines) == 2 and "(replaced)" in key_lines[0] and "until export" in key_lines[1]
     with zipfile.ZipFile(io.BytesIO(package)) as zf:
         devices = json.loads(zf.read("devices.json"))
@@ -264,17 +264,20 @@ def test_tampered_rotated_package_still_fails(store: Store, rotated: tuple[str, 
 
 def as_version_1(package: bytes, store: Store, key: str | None = None) -> bytes:
     """The package as a version 1 hub wrote it: one key per device (`key`: instead of the registered one),
-    no received_at in the index."""
+    no received_at in the index, no hub signature."""
     with zipfile.ZipFile(io.BytesIO(package)) as zf:
         index = json.loads(zf.read("package.json"))
     device = store.get_device(DEVICE)
     assert device is not None
     index["version"] = 1
+    del index["hub_sign_public_key"]
     for entry in index["events"]:
         del entry["received_at"]
     devices = {DEVICE: {"sign_public_key": key or device.sign_public_key, "enrolled_at": device.enrolled_at.isoformat(),
                         "revoked": False, "revoked_at": None}}
-    return rezip(package, {"devices.json": json.dumps(devices).encode(), "package.json": json.dumps(index).encode()})
+    files = {"devices.json": json.dumps(devices).encode(), "package.json": json.dumps(index).encode()}
+    return rewrite(package, lambda name, content: None if name == "package.json.ed25519" else files.get(name, content),
+                   reindex=True)
 
 
 def test_a_version_1_package_still_verifies(store: Store) -> None:
@@ -288,6 +291,11 @@ def test_a_version_1_package_still_verifies(store: Store) -> None:
     assert report.keys == {DEVICE: box.signer.public_hex}
     assert f"key  {DEVICE}: Ed25519 {box.signer.public_hex} (compare with the bureau's device registry)" \
         in report.lines()
+    assert "note package: format version 1 has no hub signature: case.json, devices.json and photos/ rest only " \
+        "on the hashes in package.json" in report.lines()
+    assert report.hub_key is None and not report.hub_signed
+    required = verify_package(old, hub_keys=[HubSigningKey.load_or_create(store.data_dir).public])
+    assert required.errors[0].startswith("not signed by a hub; required: signed by hub key ")
     bad = verify_package(as_version_1(package, store, key=generate_signing_key()[1]))
     assert not bad.ok and all(not c.ok for c in bad.events)
 

@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 from delivery_support import make_event, small_jpeg
+from nacl.signing import VerifyKey
 from package_support import rewrite
 
 from cityeye.cli import main as cli_main
 from hub.device_keys import iso
 from hub.evidence_package import VerifyLimits, build_package, verify_package
+from hub.security import HubSigningKey
 from hub.store import Store
 from protocol.codec import EventMessage, decode, seal_event
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
@@ -29,6 +31,8 @@ Headers = dict[str, dict[str, str]]
 DEVICE = "box-1"
 EV1, EV2 = f"ev-{DEVICE}-000001", f"ev-{DEVICE}-000002"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+HUB_SIGNATURE_BROKEN = ("package.json.ed25519: the hub's signature of package.json does not verify with its "
+                        "hub_sign_public_key: package.json or the signature changed after export")
 
 
 def ingest_signed(store: Store, signer: Signer, seqs: range) -> str:
@@ -108,11 +112,18 @@ def test_package_of_a_signed_case_verifies(client: Any, store: Store, tokens: He
     assert "chained to seq 1" in event_check(report, EV2).notes
     assert report.keys == {DEVICE: signer.public_hex}
     assert report.lines()[-1] == "VERIFIED (2 event(s), 1 unsigned photo(s))"
+    hub_key = HubSigningKey.load_or_create(store.data_dir).public
+    assert report.hub_signed and report.hub_key == hub_key
+    assert "OK   package: package.json is signed by the hub key below" in report.lines()
+    assert f"key  hub: Ed25519 {hub_key} (compare with the hub key the bureau publishes)" in report.lines()
+    required = verify_package(resp.content, hub_keys=[hub_key.upper()])
+    assert required.ok and f"key  hub: Ed25519 {hub_key} (the required hub key)" in required.lines()
 
     with zipfile.ZipFile(io.BytesIO(resp.content)) as zf:
         names = zf.namelist()
         case = json.loads(zf.read("case.json"))
-        index = json.loads(zf.read("package.json"))
+        raw_index, signature = zf.read("package.json"), zf.read("package.json.ed25519")
+        index = json.loads(raw_index)
         devices = json.loads(zf.read("devices.json"))
         stored = store.get_event(EV1)
         assert stored is not None
@@ -123,8 +134,10 @@ def test_package_of_a_signed_case_verifies(client: Any, store: Store, tokens: He
     per_event = ["manifest.json", "signature.ed25519", "event.json", "snapshot.jpg"]
     assert names == ["README.txt", "case.json", "devices.json",
                      *[f"events/{e}/{f}" for e in (EV1, EV2) for f in per_event],
-                     f"photos/{photo}.jpg", "package.json"]
-    assert set(index["files"]) == set(names) - {"package.json"}
+                     f"photos/{photo}.jpg", "package.json", "package.json.ed25519"]
+    assert set(index["files"]) == set(names) - {"package.json", "package.json.ed25519"}
+    assert index["hub_sign_public_key"] == hub_key
+    VerifyKey(bytes.fromhex(hub_key)).verify(raw_index, signature)  # raises unless the hub signed these bytes
     assert index["photos"] == [{"path": f"photos/{photo}.jpg", "sha256": photo, "size": len(small_jpeg(99)),
                                 "signed": False, "uses": [index["photos"][0]["uses"][0]]}]
     assert index["photos"][0]["uses"][0].startswith("timeline: handle by handler:handler-1")
@@ -133,7 +146,7 @@ def test_package_of_a_signed_case_verifies(client: Any, store: Store, tokens: He
     assert devices == {DEVICE: {"keys": [{"sign_public_key": signer.public_hex, "valid_from": iso(key.valid_from),
                                           "valid_until": None, "ended": None}],
                                 "revoked": False, "revoked_at": None}}
-    assert index["version"] == 2 and [e["received_at"] for e in index["events"]] == [
+    assert index["version"] == 3 and [e["received_at"] for e in index["events"]] == [
         iso(stored.received_at), iso(store.get_event(EV2).received_at)]  # type: ignore[union-attr]
     # time, place and camera travel with the evidence
     assert case["case_id"] == case_id and case["class_id"] == "illegal_parking" and case["camera_id"] == "cam1"
@@ -192,11 +205,11 @@ def test_a_changed_jpeg_is_reported_by_the_index_and_by_the_manifest(package: by
     assert report.errors == [f"{member}: SHA-256 differs from package.json"]
     assert event_check(report, EV1).problems == ["media 'snapshot.jpg' SHA-256 differs from the manifest"]
     assert event_check(report, EV2).ok and report.photos[0].ok
-    # A tamperer who also rewrites package.json is still caught by the device's signed manifest.
+    # A tamperer who also rewrites package.json is caught by the hub's signature and the device's manifest.
     report = verify_package(rewrite(package, flip(member), reindex=True))
-    assert report.errors == []
+    assert report.errors == [HUB_SIGNATURE_BROKEN]
     assert event_check(report, EV1).problems == ["media 'snapshot.jpg' SHA-256 differs from the manifest"]
-    assert report.lines()[-1].startswith("NOT VERIFIED: 1 problem(s)")
+    assert report.lines()[-1].startswith("NOT VERIFIED: 2 problem(s)")
 
 
 def test_a_changed_manifest_fails_its_signature_and_the_chain(package: bytes) -> None:
@@ -278,8 +291,74 @@ def test_an_event_dropped_from_the_index_is_reported(package: bytes) -> None:
 
     report = verify_package(rewrite(package, drop))
     files = ("event.json", "manifest.json", "signature.ed25519", "snapshot.jpg")
-    assert report.errors == [f"events/{EV2}/{f} belongs to no event or photo listed in package.json" for f in files]
+    assert report.errors == [HUB_SIGNATURE_BROKEN, *(f"events/{EV2}/{f} belongs to no event or photo listed in "
+                                                     "package.json" for f in files)]
     assert [c.ok for c in report.events] == [True]
+
+
+# ---- the hub's signature: what no device signs -------------------------------------------------------------
+
+
+def reopened(name: str, b: bytes) -> bytes:
+    """case.json as if the case had never been handled: no device signature covers the hub's record."""
+    if name != "case.json":
+        return b
+    assert b'"status": "handled"' in b
+    return b.replace(b'"status": "handled"', b'"status": "confirmed"')
+
+
+def resign(data: bytes, change: Callable[[str, bytes], bytes | None], key: HubSigningKey) -> bytes:
+    """A forger's package: `change`d, re-hashed, and package.json signed with the forger's own key."""
+    changed = rewrite(data, change, reindex=True)
+    with zipfile.ZipFile(io.BytesIO(changed)) as zf:
+        index = json.loads(zf.read("package.json"))
+    index["hub_sign_public_key"] = key.public
+    raw = json.dumps(index).encode()
+    signed = {"package.json": raw, "package.json.ed25519": key.sign(raw)}
+    return rewrite(changed, lambda n, b: signed.get(n, b))
+
+
+def test_the_hubs_own_records_are_covered_by_its_signature(package: bytes) -> None:
+    report = verify_package(rewrite(package, reopened, reindex=True))
+    assert report.errors == [HUB_SIGNATURE_BROKEN]
+    assert all(c.ok for c in (*report.events, *report.photos))  # only the hub's signature sees this change
+    assert not report.hub_signed and "OK   package: package.json is signed by the hub key below" not in report.lines()
+
+
+def test_a_package_re_signed_with_another_key_fails_against_the_hubs_key(store: Store, package: bytes,
+                                                                          tmp_path: Path) -> None:
+    hub_key = HubSigningKey.load_or_create(store.data_dir).public
+    forger = HubSigningKey.load_or_create(tmp_path)
+    assert forger.public != hub_key
+    forged = resign(package, reopened, forger)
+    alone = verify_package(forged)  # consistent in itself: the officer must compare the key it prints
+    assert alone.ok and alone.hub_key == forger.public
+    assert f"key  hub: Ed25519 {forger.public} (compare with the hub key the bureau publishes)" in alone.lines()
+    required = verify_package(forged, hub_keys=[hub_key])
+    assert required.errors == [f"signed by hub key {forger.public}, not by the required {hub_key}: not exported by "
+                               "that hub, or re-signed by someone else"]
+    assert verify_package(package, hub_keys=[forger.public, hub_key]).ok  # several hubs: any of them
+
+
+def test_a_removed_or_damaged_hub_signature_fails(package: bytes) -> None:
+    stripped = verify_package(rewrite(package, lambda n, b: None if n == "package.json.ed25519" else b))
+    assert stripped.errors == ["package.json.ed25519 is missing: package.json is not signed by the hub it names"]
+
+    def unnamed(name: str, b: bytes) -> bytes | None:
+        if name == "package.json.ed25519":
+            return None
+        if name != "package.json":
+            return b
+        index = json.loads(b)
+        del index["hub_sign_public_key"]
+        return json.dumps(index).encode()
+
+    report = verify_package(rewrite(package, unnamed))
+    assert report.errors == ["package.json names no hub key (hub_sign_public_key): a version 3 package is signed by "
+                             "the hub that exported it"]
+    for bad in (b"short", bytes(64)):
+        report = verify_package(rewrite(package, lambda n, b, bad=bad: bad if n == "package.json.ed25519" else b))
+        assert report.errors == [HUB_SIGNATURE_BROKEN]
 
 
 # ---- hostile input: a clear error, never a traceback, nothing written ------------------------------------------
@@ -404,6 +483,18 @@ def test_cli_export_and_offline_verify(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"OK   event {DEVICE}/{EV1} seq 1" in printed
     assert printed.rstrip().endswith("\nVERIFIED (3 event(s), 0 unsigned photo(s))")
     assert signer.public_hex in printed
+
+    # The hub's key, as `hub keys` prints it for the bureau to publish, is what --hub-key requires.
+    assert cli_main(["hub", "keys", "--data", str(data)]) == 0
+    hub_key = capsys.readouterr().out.split("hub evidence-package signing key (Ed25519, hex): ")[1].strip()
+    assert hub_key == HubSigningKey.load_or_create(data).public
+    assert cli_main(["evidence", "verify", str(out), "--hub-key", hub_key]) == 0
+    assert f"key  hub: Ed25519 {hub_key} (the required hub key)" in capsys.readouterr().out
+    other = HubSigningKey.load_or_create(tmp_path / "elsewhere").public
+    assert cli_main(["evidence", "verify", str(out), "--hub-key", other]) == 1
+    assert f"FAIL package: signed by hub key {hub_key}, not by the required {other}" in capsys.readouterr().out
+    assert cli_main(["evidence", "verify", str(out), "--hub-key", "abc"]) == 2
+    assert "error: --hub-key 'abc' is not an Ed25519 public key (64 hex digits" in capsys.readouterr().err
 
     assert cli_main(["hub", "export-evidence", "C20990101-NONE", "--out", str(out), "--data", str(data)]) == 2
     assert "error: no case 'C20990101-NONE'" in capsys.readouterr().err

@@ -90,3 +90,40 @@ def test_verify_reports_an_unreadable_stored_manifest(tmp_path: Path, capsys: py
     store.close()
     assert run(data, "verify", event.event_id) == 1  # reported as a failure, not a crash
     assert "FAIL" in capsys.readouterr().out
+
+
+def _first_key(data_dir: str) -> str:
+    from hub.security import HubSigningKey
+
+    return HubSigningKey.load_or_create(Path(data_dir)).public
+
+
+def test_hub_keys_made_at_once_by_several_processes_are_one_key(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """API, ingest workers and a CLI may all start on a new data dir: every one must sign with the key on disk."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        keys = pool.map(_first_key, [str(tmp_path / "hub")] * 8)
+    assert len(set(keys)) == 1
+    path = tmp_path / "hub" / "keys" / "hub_sign.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["hub_sign.json"]  # no temp files left behind
+    assert run(tmp_path / "hub", "keys") == 0
+    assert f"hub evidence-package signing key (Ed25519, hex): {keys[0]}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("not json", "not a hub key file"),
+    ('{"public": "ab"}', "not a hub key file: expected an object with string fields 'public' and 'secret'"),
+    ('{"public": "ab", "secret": "zz"}', "'secret' is not an Ed25519 seed in hex"),
+    ('{"public": "ab", "secret": "' + "11" * 32 + '"}', "'public' is not the public key of 'secret'"),
+])
+def test_a_broken_hub_key_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
+                                        expected: str) -> None:
+    path = tmp_path / "hub" / "keys" / "hub_sign.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    assert run(tmp_path / "hub", "keys") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: ") and expected in err
