@@ -51,6 +51,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
+from hub.fsync import sync_path
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in Python, naive UTC in the database (SQLite has no time zones)."""
@@ -382,11 +384,11 @@ def sync_wal(engine: Engine) -> None:
     if path is None:
         return
     try:
-        wal = _sync(path, data_only=True)
+        wal = sync_path(path, data_only=True)
     except FileNotFoundError:  # the last connection closed: SQLite checkpointed it (synced) and removed it
         return
     if wal not in _wal_files_synced:  # a new WAL file: its directory entry must be durable as well
-        _sync(os.path.dirname(path) or ".", data_only=False)
+        sync_path(os.path.dirname(path) or ".", data_only=False)
         _wal_files_synced.add(wal)
 
 
@@ -397,18 +399,6 @@ def _wal_path(engine: Engine) -> str | None:
     return f"{database}-wal" if database and database != ":memory:" else None
 
 
-def _sync(path: str, *, data_only: bool) -> tuple[int, int]:
-    """Sync one file or directory; its (device, inode): a file removed and created again is another."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        (_datasync if data_only else os.fsync)(fd)
-        st = os.fstat(fd)
-        return st.st_dev, st.st_ino
-    finally:
-        os.close(fd)
-
-
-_datasync = getattr(os, "fdatasync", os.fsync)
 _wal_files_synced: set[tuple[int, int]] = set()
 
 

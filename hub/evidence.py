@@ -41,6 +41,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hub.fsync import sync_path
+
 log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -229,7 +231,6 @@ def _load_syncfs() -> Callable[[int], int] | None:
 
 
 _syncfs = _load_syncfs()
-_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 def _sync_filesystem(root: str) -> OSError | None:
@@ -269,11 +270,7 @@ def _drop_cached(paths: Sequence[str]) -> None:
 def _sync_path(path: str, is_dir: bool) -> OSError | None:
     """fdatasync a file, fsync a directory; the error instead of raising it."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            (os.fsync if is_dir else _datasync)(fd)
-        finally:
-            os.close(fd)
+        sync_path(path, data_only=not is_dir)
     except OSError as exc:
         return exc
     return None

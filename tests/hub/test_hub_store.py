@@ -11,7 +11,7 @@ from hubfactory import T0, ingest, make_event
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from hub import db
+from hub import db, fsync
 from hub.store import Store, StoreError, UnknownDevice
 from protocol.messages import CameraHealth, GroundPoint, Heartbeat
 
@@ -387,7 +387,7 @@ def test_sqlite_commits_are_synced_after_the_writer_lock_is_released(tmp_path, m
     try:
         wal = f"{store.engine.url.database}-wal"
         lock_path = f"{store.engine.url.database}.writer-lock"
-        real, synced = db._datasync, []
+        real, synced = fsync._datasync, []
 
         def datasync(fd: int) -> None:
             probe = os.open(lock_path, os.O_RDWR)
@@ -402,7 +402,7 @@ def test_sqlite_commits_are_synced_after_the_writer_lock_is_released(tmp_path, m
             synced.append((os.readlink(f"/proc/self/fd/{fd}"), free))
             real(fd)
 
-        monkeypatch.setattr(db, "_datasync", datasync)
+        monkeypatch.setattr(fsync, "_datasync", datasync)
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         event, media = make_event(event_id="ev-sync-0001")
