@@ -733,6 +733,8 @@ def _check_hub_signature(members: _Members, index: PackageIndex, raw_index: byte
 
 
 def _require_hub_key(report: Report, trusted: list[str]) -> None:
+    """The key the package names must be one the caller trusts (whether its signature verifies is
+    `_check_hub_signature`'s verdict, already in the report)."""
     report.hub_key_required = True
     wanted = ", ".join(trusted)
     if report.hub_key is None:
@@ -740,8 +742,6 @@ def _require_hub_key(report: Report, trusted: list[str]) -> None:
     elif report.hub_key not in trusted:
         report.errors.append(f"signed by hub key {report.hub_key}, not by the required {wanted}: not exported by "
                              "that hub, or re-signed by someone else")
-    elif not report.hub_signed:
-        report.errors.append("names the required hub key, but its signature does not verify")
 
 
 def _check_hashes(members: _Members, index: PackageIndex, report: Report) -> None:

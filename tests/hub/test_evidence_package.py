@@ -357,8 +357,13 @@ def test_a_removed_or_damaged_hub_signature_fails(package: bytes) -> None:
     assert report.errors == ["package.json names no hub key (hub_sign_public_key): a version 3 package is signed by "
                              "the hub that exported it"]
     for bad in (b"short", bytes(64)):
-        report = verify_package(rewrite(package, lambda n, b, bad=bad: bad if n == "package.json.ed25519" else b))
-        assert report.errors == [HUB_SIGNATURE_BROKEN]
+        damaged = rewrite(package, lambda n, b, bad=bad: bad if n == "package.json.ed25519" else b)
+        assert verify_package(damaged).errors == [HUB_SIGNATURE_BROKEN]
+        with zipfile.ZipFile(io.BytesIO(package)) as zf:
+            named = json.loads(zf.read("package.json"))["hub_sign_public_key"]
+        required = verify_package(damaged, hub_keys=[named])  # the right key named: the signature still decides
+        assert required.errors == [HUB_SIGNATURE_BROKEN] and not required.ok
+        assert f"key  hub: Ed25519 {named} (compare with the hub key the bureau publishes)" in required.lines()
 
 
 # ---- hostile input: a clear error, never a traceback, nothing written ------------------------------------------
