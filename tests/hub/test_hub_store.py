@@ -152,6 +152,37 @@ def test_version_1_database_migrates_to_the_dedup_indexes(db_url: str | None, tm
     store.close()
 
 
+def test_version_3_database_migrates_to_the_statistics_indexes(db_url: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database made before step 4: ix_cases_created gives way to the covering statistics indexes, and
+    /stats counts the same before and after."""
+    from hub import queries
+
+    engine = db.make_engine(db_url or db.sqlite_url(tmp_path))
+    added = {"cases": ("ix_cases_stats", "ix_cases_closed"), "events": ("ix_events_observed",)}
+    with db.begin_write(engine) as conn:  # version 3 as released
+        db.MIGRATIONS[0][2](conn)
+        for name in (*added["cases"], *added["events"]):
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+        conn.exec_driver_sql("CREATE INDEX ix_cases_created ON cases (created_at)")
+        for version, name, _ in db.MIGRATIONS[:3]:
+            conn.execute(db.schema_version.insert().values(version=version, name=name, applied_at=db.utcnow()))
+    old = Store(engine, tmp_path / "hub")
+    for n in range(3):
+        event, media = make_event(event_id=f"ev-before-v4-{n}", camera_id=f"cam-{n % 2}")
+        ingest(old, event, media)
+    since, until = T0 - timedelta(days=1), db.utcnow() + timedelta(days=1)
+    with engine.connect() as conn:
+        before = queries.statistics_for(conn, since, until)
+    assert before["per_class"][0]["events"] == 3 and before["per_camera_total"] == 2
+
+    assert db.migrate(engine) == db.SCHEMA_VERSION
+    assert _indexes(engine, "cases") == METADATA_INDEXES and "ix_cases_created" not in METADATA_INDEXES
+    assert set(added["events"]) <= set(_indexes(engine, "events"))
+    with engine.connect() as conn:
+        assert queries.statistics_for(conn, since, until) == before
+    old.close()
+
+
 def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Only db.begin_write (Store.write) takes SQLite's write lock; a write anywhere else fails at once,
     not only when it meets another writer."""
