@@ -27,6 +27,7 @@ import zmq
 from zmq.utils import z85
 
 from hub.device_keys import KeyPeriod, check_signature
+from hub.fsync import sync_path
 from protocol.bundle import DeviceBundle, write_private
 from protocol.manifest import (
     EvidenceManifest,
@@ -126,6 +127,7 @@ def _load_or_create_secret(path: Path, make: Callable[[], dict[str, str]], what:
         write_private(tmp, json.dumps(make()).encode())
         try:
             os.link(tmp, path)
+            sync_path(str(path.parent), data_only=False)  # the new name survives a power cut too
             log.info("created the hub %s in %s", what, path)
         except FileExistsError:
             pass  # another process was first: use its key
