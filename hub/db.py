@@ -292,15 +292,6 @@ def _v2_dedup_indexes(conn: Connection) -> None:
         next(ix for ix in cases.indexes if ix.name == name).create(conn, checkfirst=True)
 
 
-def _v4_statistics_indexes(conn: Connection) -> None:
-    """Indexes that /stats reads instead of the tables (a 30-day range at 100k cases scanned every event
-    row, payload included). ix_cases_stats starts with created_at: it replaces ix_cases_created."""
-    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_cases_created")
-    for ix in (*cases.indexes, *events.indexes):
-        if ix.name in ("ix_cases_stats", "ix_cases_closed", "ix_events_observed"):
-            ix.create(conn, checkfirst=True)
-
-
 def _v3_device_keys(conn: Connection) -> None:
     """The key history, seeded with each enrolled device's current key (its enrolled_at onwards; a revoked
     device's key ends at revoked_at). Keys replaced before this step were overwritten and are gone."""
@@ -313,6 +304,15 @@ def _v3_device_keys(conn: Connection) -> None:
     ).where(~select(k.c.id).where(k.c.device_id == d.c.device_id).exists())
     conn.execute(k.insert().from_select(
         ["device_id", "sign_public_key", "curve_public_key", "valid_from", "valid_until", "ended"], missing))
+
+
+def _v4_statistics_indexes(conn: Connection) -> None:
+    """Indexes that /stats reads instead of the tables (a 30-day range at 100k cases scanned every event
+    row, payload included). ix_cases_stats starts with created_at: it replaces ix_cases_created."""
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_cases_created")
+    for ix in (*cases.indexes, *events.indexes):
+        if ix.name in ("ix_cases_stats", "ix_cases_closed", "ix_events_observed"):
+            ix.create(conn, checkfirst=True)
 
 
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
