@@ -24,10 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from hub import db, queries  # noqa: E402
+from hub import db, queries
 
 STATUSES = ("pending_review", "void", "filed", "dispatched", "handled", "closed")
 CHUNK = 20_000
@@ -85,8 +82,8 @@ def plans(engine: db.Engine, since: datetime, until: datetime) -> list[str]:
         for name, table, col in (("events per class", "events", "observed_at"), ("cases per class", "cases",
                                                                                  "created_at")):
             sql = f"EXPLAIN QUERY PLAN SELECT class_id, count(*) FROM {table} WHERE {col} >= ? AND {col} < ? GROUP BY 1"
-            detail = "; ".join(r[3] for r in conn.exec_driver_sql(sql, (db.bind_time(conn)(since),
-                                                                         db.bind_time(conn)(until))))
+            t = db.bind_time(conn)
+            detail = "; ".join(r[3] for r in conn.exec_driver_sql(sql, (t(since), t(until))))
             out.append(f"  plan, {name}: {detail}")
     return out
 
