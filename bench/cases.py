@@ -63,9 +63,9 @@ def make_stream(worker: int, n: int) -> list[tuple[ProblemEvent, dict[str, bytes
 
 def _worker(url: str, data_dir: str, worker: int, n: int, fsync: bool, batch: int, barrier: Any,
             results: Any) -> None:
-    from hub.main import open_store
+    from hub.app import open_store
     from hub.settings import HubSettings
-    from hub.store import IngestItem
+    from hub.storage.store import IngestItem
 
     store = open_store(HubSettings(db_url=url, data_dir=Path(data_dir), evidence_fsync=fsync))
     stream = make_stream(worker, n)
@@ -88,7 +88,7 @@ def _worker(url: str, data_dir: str, worker: int, n: int, fsync: bool, batch: in
 
 def run(url: str, data_dir: Path, workers: int, n: int, fsync: bool, batch: int = 1) -> tuple[float, int]:
     """Events/s over all workers (wall clock from a common start), and cases created."""
-    from hub import db
+    from hub.storage import db
 
     engine = db.make_engine(url)
     db.migrate(engine)
@@ -112,8 +112,8 @@ def dedup_ms(url: str, existing: int, probes: int = 400) -> dict[str, float]:
     """Milliseconds per new problem to decide it has no live case and find its previous one, with
     `existing` cases of its class (mostly closed) from 80 cameras in a city 20 km wide: for a camera's
     report with a ground point, and for a report with a ground point only (a sensor's, a person's)."""
-    from hub import cases as dedup
-    from hub import classes, db
+    from hub.cases import classes, dedup
+    from hub.storage import db
     from protocol.messages import GroundPoint, ProblemState
 
     engine = db.make_engine(url)

@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hub import db, queries
+from hub.cases import queries
+from hub.storage import db
 
 STATUSES = ("pending_review", "void", "filed", "dispatched", "handled", "closed")
 CHUNK = 20_000

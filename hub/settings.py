@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
-from hub.lifecycle import StageHours
-from hub.workcal import WorkingCalendar
+from hub.cases.lifecycle import StageHours
+from hub.cases.workcal import WorkingCalendar
 
 ENV_PREFIX = "CITYEYE_HUB_"
 

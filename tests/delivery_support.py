@@ -53,8 +53,8 @@ def hub_main(data_dir: str, port: str) -> None:
     import signal
     import threading
 
-    from hub.ingest import IngestConfig, IngestLoop
-    from hub.store import Store
+    from hub.ingest.loop import IngestConfig, IngestLoop
+    from hub.storage.store import Store
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

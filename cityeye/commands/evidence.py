@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from hub.evidence_package import VerifyLimits, verify_package
+    from hub.evidence.package import VerifyLimits, verify_package
 
     limits = VerifyLimits()
     for key in args.hub_key:

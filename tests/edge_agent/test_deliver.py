@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 from cityeye.commands.edge_spool import add_commands
 from edge_agent.deliver import Outbox, OutboxConfig
 from edge_agent.spool import pack_frames, unpack_frames
-from hub import db
-from hub.security import enroll_device
-from hub.store import Store
+from hub.devices.security import enroll_device
+from hub.storage import db
+from hub.storage.store import Store
 
 SUPPORT = Path(__file__).resolve().parents[1] / "delivery_support.py"
 REPO = SUPPORT.parents[1]

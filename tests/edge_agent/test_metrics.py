@@ -120,8 +120,8 @@ def test_delivery_figures_on_the_endpoint(tmp_path: Path) -> None:
     from delivery_support import make_event, small_jpeg
 
     from edge_agent.deliver import Outbox, OutboxConfig
-    from hub.security import enroll_device
-    from hub.store import Store
+    from hub.devices.security import enroll_device
+    from hub.storage.store import Store
 
     store = Store.open(None, tmp_path / "hub")
     bundle = enroll_device(store, tmp_path / "hub", "box-m", f"tcp://127.0.0.1:{free_port()}")

@@ -20,11 +20,11 @@ from delivery_support import make_event, small_jpeg
 from package_support import rewrite
 from sqlalchemy import inspect, select, update
 
-from hub import db
-from hub.device_keys import KEY_HANDOVER_S, KeyPeriod, check_signature
-from hub.evidence_package import build_package, verify_package
-from hub.security import HubSigningKey, enroll_device, verify_event
-from hub.store import IngestItem, IngestResult, Store
+from hub.devices.keys import KEY_HANDOVER_S, KeyPeriod, check_signature
+from hub.devices.security import HubSigningKey, enroll_device, verify_event
+from hub.evidence.package import build_package, verify_package
+from hub.storage import db
+from hub.storage.store import IngestItem, IngestResult, Store
 from protocol.codec import EventMessage, decode, seal_event
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
 

@@ -20,10 +20,10 @@ from nacl.signing import VerifyKey
 from package_support import rewrite
 
 from cityeye.cli import main as cli_main
-from hub.device_keys import iso
-from hub.evidence_package import VerifyLimits, build_package, verify_package
-from hub.security import HubSigningKey
-from hub.store import Store
+from hub.devices.keys import iso
+from hub.devices.security import HubSigningKey
+from hub.evidence.package import VerifyLimits, build_package, verify_package
+from hub.storage.store import Store
 from protocol.codec import EventMessage, decode, seal_event
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
 

@@ -24,8 +24,8 @@ import pytest
 from hubfactory import T0, ingest, make_event
 from sqlalchemy import func, select, update
 
-from hub import db
-from hub.store import Store
+from hub.storage import db
+from hub.storage.store import Store
 from protocol.messages import GroundPoint, ProblemEvent
 
 WORKERS = 4
@@ -63,7 +63,7 @@ def _stream(worker: int | None) -> list[tuple[ProblemEvent, dict[str, bytes]]]:
 
 
 def _worker(url: str, data_dir: str, worker: int, barrier: Any, results: Any) -> None:
-    from hub.main import open_store
+    from hub.app import open_store
     from hub.settings import HubSettings
 
     store = open_store(HubSettings(db_url=url, data_dir=Path(data_dir)))

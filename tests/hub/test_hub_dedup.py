@@ -10,8 +10,7 @@ from hubfactory import T0, ingest, make_event
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
-from hub import db
-from hub.cases import (
+from hub.cases.dedup import (
     _DEDUP,
     _OLD,
     DedupPolicy,
@@ -21,7 +20,8 @@ from hub.cases import (
     ground_distance_m,
     lock_keys,
 )
-from hub.store import Store
+from hub.storage import db
+from hub.storage.store import Store
 from protocol.messages import GroundPoint, NormBox, ProblemState
 
 HERE = GroundPoint(crs="wgs84", x=116.397128, y=39.916527)
@@ -189,9 +189,9 @@ def _outcome(store: Store) -> tuple[dict, dict]:  # type: ignore[type-arg]
 def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Many events of one problem, resends, closes and comebacks inside one transaction: the outcome
     is the same as storing the events one by one, whatever the burst size."""
-    from hub.main import open_store
+    from hub.app import open_store
     from hub.settings import HubSettings
-    from hub.store import IngestItem
+    from hub.storage.store import IngestItem
 
     reference = open_store(HubSettings(data_dir=tmp_path / "reference"))
     try:
@@ -279,7 +279,7 @@ def test_case_rows_from_driver_values_match_the_core_types(store: Store) -> None
     column types give, on either database, with and without a box (JSON null, SQL NULL) and a ground point."""
     from sqlalchemy import null
 
-    from hub.cases import _CASE_COLUMNS, _driver_case, candidates, row_to_case, start_burst
+    from hub.cases.dedup import _CASE_COLUMNS, _driver_case, candidates, row_to_case, start_burst
 
     ids = [ingest(store, *make_event(event_id="ev-driver1", problem_id="prob-drv1", ground=HERE)).case_id,
            ingest(store, *make_event(event_id="ev-driver2", problem_id="prob-drv2", zone="z2",

@@ -19,11 +19,11 @@ import pytest
 from hubfactory import T0, ingest, jpeg_bytes, make_event
 from sqlalchemy import event, select
 
-from hub import db
-from hub.overdue import OverdueSweeper
-from hub.store import Store
-from hub.webhooks import WebhookWorker, backoff
-from hub.workcal import WorkingCalendar
+from hub.cases.overdue import OverdueSweeper
+from hub.cases.workcal import WorkingCalendar
+from hub.notify.webhooks import WebhookWorker, backoff
+from hub.storage import db
+from hub.storage.store import Store
 
 Headers = dict[str, dict[str, str]]
 LAT, LON = 39.9165, 116.3971
@@ -123,7 +123,7 @@ def loopback_client(store: Store, hub_settings: Any) -> Iterator[Any]:
     """A client on an app whose webhooks may reach this machine (the receivers below listen on 127.0.0.1)."""
     from fastapi.testclient import TestClient
 
-    from hub.main import create_app
+    from hub.app import create_app
 
     settings = hub_settings.model_copy(update={"webhook_allow_cidrs": LOOPBACK})
     with TestClient(create_app(settings, store=store, background=False)) as c:
@@ -283,7 +283,7 @@ REFUSED = [
 def app_client(store: Store, hub_settings: Any, **settings: Any) -> Any:
     from fastapi.testclient import TestClient
 
-    from hub.main import create_app
+    from hub.app import create_app
 
     return TestClient(create_app(hub_settings.model_copy(update=settings), store=store, background=False))
 
@@ -375,7 +375,7 @@ def _timeline(client: Any, tokens: Headers, case_id: str) -> list[dict[str, Any]
 
 def test_overdue_fires_once_per_deadline(loopback_client: Any, store: Store, tokens: Headers, db_url: str | None,
                                          tmp_path: Path) -> None:
-    from hub.main import open_store
+    from hub.app import open_store
     from hub.settings import HubSettings
 
     client = loopback_client
@@ -420,7 +420,7 @@ def test_overdue_fires_once_per_deadline(loopback_client: Any, store: Store, tok
 
 
 def test_overdue_sweep_is_bounded_and_stops(store: Store) -> None:
-    from hub import overdue
+    from hub.cases import overdue
 
     ids = [ingest(store, *make_event(problem_id=f"prob-many{i}", zone=f"m{i}")).case_id for i in range(5)]
     for case_id in ids:
@@ -459,8 +459,8 @@ def test_overdue_on_the_stream_same_payload_as_webhook(loopback_client: Any, sto
 def test_webhook_kinds_match_case_events() -> None:
     from typing import get_args
 
-    from hub import case_events
-    from hub.schemas import WebhookKind
+    from hub.api.schemas import WebhookKind
+    from hub.cases import events as case_events
 
     assert get_args(WebhookKind) == case_events.KINDS
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from hubfactory import T0, ingest, jpeg_bytes, make_event
 
-from hub import db
-from hub.lifecycle import RULES, Action, Role
-from hub.store import Store
+from hub.cases.lifecycle import RULES, Action, Role
+from hub.storage import db
+from hub.storage.store import Store
 from protocol.messages import ProblemState
 
 Headers = dict[str, dict[str, str]]
@@ -148,7 +148,7 @@ def test_unauthenticated_and_role_refusals(client: Any, tokens: Headers) -> None
 def test_routes_without_access_policy_are_refused(store: Store, hub_settings: Any) -> None:
     from fastapi.testclient import TestClient
 
-    from hub.main import create_app
+    from hub.app import create_app
 
     app = create_app(hub_settings, store=store, background=False)
     app.add_api_route("/forgotten", lambda: {"secret": 1})

@@ -20,9 +20,9 @@ from hubfactory import ingest, make_event
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
-from hub.auth import create_token
-from hub.lifecycle import Role
-from hub.main import create_app, open_store
+from hub.app import create_app, open_store
+from hub.auth.tokens import create_token
+from hub.cases.lifecycle import Role
 from hub.settings import HubSettings
 
 

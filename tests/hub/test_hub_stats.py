@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hubfactory import ingest, make_event
 
-from hub.store import Store
+from hub.storage.store import Store
 
 Headers = dict[str, dict[str, str]]
 VENDOR, PARKING, GARBAGE = "unlicensed_mobile_vendor", "illegal_car_parking", "bagged_garbage"

@@ -11,8 +11,8 @@ from hubfactory import T0, ingest, make_event
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from hub import db, fsync
-from hub.store import Store, StoreError, UnknownDevice
+from hub.storage import db, fsync
+from hub.storage.store import Store, StoreError, UnknownDevice
 from protocol.messages import CameraHealth, GroundPoint, Heartbeat
 
 
@@ -155,7 +155,7 @@ def test_version_1_database_migrates_to_the_dedup_indexes(db_url: str | None, tm
 def test_version_3_database_migrates_to_the_statistics_indexes(db_url: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A database made before step 4: ix_cases_created gives way to the covering statistics indexes, and
     /stats counts the same before and after."""
-    from hub import queries
+    from hub.cases import queries
 
     engine = db.make_engine(db_url or db.sqlite_url(tmp_path))
     added = {"cases": ("ix_cases_stats", "ix_cases_closed"), "events": ("ix_events_observed",)}
@@ -196,7 +196,7 @@ def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:  # type: ignor
 
 
 def test_burst_is_one_transaction_with_errors_isolated(store: Store) -> None:
-    from hub.store import IngestItem
+    from hub.storage.store import IngestItem
 
     def item(event, media):  # type: ignore[no-untyped-def]
         return IngestItem(event, media, b'{"m":1}', b"s" * 64, 1)
@@ -228,7 +228,7 @@ def test_burst_is_one_transaction_with_errors_isolated(store: Store) -> None:
 
 
 def test_evidence_burst_rewrites_a_damaged_copy(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from hub.evidence import EvidenceError, EvidenceStore
+    from hub.evidence.files import EvidenceError, EvidenceStore
 
     ev = EvidenceStore(tmp_path / "evidence")
     good, other = b"\xff\xd8good\xff\xd9", b"\xff\xd8other\xff\xd9"
@@ -245,7 +245,7 @@ def test_evidence_burst_rewrites_a_damaged_copy(tmp_path) -> None:  # type: igno
 def test_evidence_burst_is_durable_by_either_sync_path(tmp_path, monkeypatch, syncfs: bool) -> None:  # type: ignore[no-untyped-def]
     """Both ways of making a burst durable store every blob and report a blob whose directory can't
     be created as that blob's error, without failing the others."""
-    from hub import evidence
+    from hub.evidence import files as evidence
 
     if syncfs and evidence._syncfs is None:
         pytest.skip("this platform has no syncfs(2)")
@@ -282,7 +282,7 @@ def _cached_pages(path) -> int:  # type: ignore[no-untyped-def]
 def test_synced_evidence_leaves_the_page_cache(tmp_path, fsync: bool) -> None:  # type: ignore[no-untyped-def]
     """Evidence is written once and read rarely: once synced, its pages are dropped rather than left to
     crowd out the database's. Unsynced (fsync off) pages are dirty and can't be dropped; they stay."""
-    from hub.evidence import EvidenceStore
+    from hub.evidence.files import EvidenceStore
 
     ev = EvidenceStore(tmp_path / "evidence", fsync=fsync)
     blobs = [os.urandom(256 * 1024) for _ in range(3)]
@@ -295,7 +295,7 @@ def test_synced_evidence_leaves_the_page_cache(tmp_path, fsync: bool) -> None:  
 def test_ingest_statements_store_what_the_core_types_store(store: Store) -> None:
     """The ingest path binds values itself (db.bind_time, db.bind_json, db.Batch): the stored text must be
     exactly what a Core statement stores, on either database."""
-    from hub.store import _CHANGE_INSERT
+    from hub.storage.store import _CHANGE_INSERT
 
     times = [T0, T0.replace(microsecond=5), datetime(2026, 3, 1, 7, 30, tzinfo=timezone(timedelta(hours=8)))]
     data = [None, {"a": 1, "b": [1.5, "x", None]}, {"ü": "ß"}]
@@ -323,7 +323,7 @@ def test_stored_payload_is_the_event_document(store: Store) -> None:
 
 def test_failing_burst_is_retried_item_by_item(store: Store) -> None:
     """A burst whose transaction fails is stored again one transaction per item: only the culprit fails."""
-    from hub.store import IngestItem, _edge_intake, _Intake
+    from hub.storage.store import IngestItem, _edge_intake, _Intake
 
     good = [_edge_intake(IngestItem(e, m, b"m", b"s", 1)) for e, m in (
         make_event(event_id="ev-retry001", problem_id="prob-retry1", zone="r1"),
@@ -341,7 +341,7 @@ def test_item_by_item_retry_commits_nothing_before_its_evidence_is_durable(store
     evidence sync has finished, and never an item whose files failed to sync."""
     import threading
 
-    from hub.store import IngestItem, _edge_intake, _Intake
+    from hub.storage.store import IngestItem, _edge_intake, _Intake
 
     good = [_edge_intake(IngestItem(e, m, b"m", b"s", 1)) for e, m in (
         make_event(event_id="ev-durab001", problem_id="prob-durab1", zone="d1"),
@@ -365,8 +365,8 @@ def test_item_by_item_retry_commits_nothing_before_its_evidence_is_durable(store
 
 def test_burst_larger_than_one_insert_statement(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite inserts a burst's events in multi-row statements of bounded size; duplicates anywhere."""
-    import hub.store
-    from hub.store import IngestItem
+    import hub.storage.store
+    from hub.storage.store import IngestItem
 
     monkeypatch.setattr(hub.store, "_EVENTS_PER_VALUES", 2)
     events = [make_event(event_id=f"ev-chunk{n:03d}", problem_id=f"prob-chunk{n}", zone=f"c{n}") for n in range(5)]
@@ -384,8 +384,8 @@ def test_event_stored_concurrently_after_the_check_reruns_the_burst(store: Store
     """The burst checks which events are stored, dedups the new ones, then inserts them with their case. An
     event another writer stored in between (the check missed it) must not count: the burst rolls back and
     runs again, and reports it as a duplicate."""
-    import hub.store
-    from hub.store import IngestItem
+    import hub.storage.store
+    from hub.storage.store import IngestItem
 
     first = ingest(store, *make_event(event_id="ev-raced0001", problem_id="prob-raced"))
     check, calls = hub.store._stored_events, []
@@ -411,7 +411,7 @@ def test_sqlite_commits_are_synced_after_the_writer_lock_is_released(tmp_path, m
     a write that returned is on disk all the same."""
     import fcntl
 
-    from hub.main import open_store
+    from hub.app import open_store
     from hub.settings import HubSettings
 
     store = open_store(HubSettings(data_dir=tmp_path / "hub"))
@@ -475,7 +475,7 @@ def test_writer_lock_runs_before_waiting_only_when_another_writer_has_it(tmp_pat
 def test_a_new_wal_file_gets_its_directory_synced_once(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Once all connections close, SQLite removes the WAL; the next write makes a new one, whose
     directory entry must reach the disk as well (the first one's did; this is another file)."""
-    from hub.main import open_store
+    from hub.app import open_store
     from hub.settings import HubSettings
 
     store = open_store(HubSettings(data_dir=tmp_path / "hub"))

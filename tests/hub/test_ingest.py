@@ -22,12 +22,12 @@ from delivery_support import free_port, make_event, small_jpeg
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from hub import db
-from hub.ingest import IngestConfig, IngestLoop, run_ingest
-from hub.ingest_processes import IngestProcesses, run_ingest_processes, shared_port_socket
-from hub.security import enroll_device
+from hub.devices.security import enroll_device
+from hub.ingest.loop import IngestConfig, IngestLoop, run_ingest
+from hub.ingest.processes import IngestProcesses, run_ingest_processes, shared_port_socket
 from hub.settings import HubSettings, tcp_host_port
-from hub.store import Store
+from hub.storage import db
+from hub.storage.store import Store
 from protocol.bundle import DeviceBundle
 from protocol.codec import PROTOCOL_ID, Command, ReplyMessage, decode, encode_heartbeat, seal_event
 from protocol.manifest import GENESIS_HASH, Signer, sha256_hex
@@ -597,7 +597,7 @@ def _gone(pid: int) -> bool:
 def test_port_reservation_waits_for_a_killed_hubs_workers_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
-    from hub import ingest_processes
+    from hub.ingest import processes as ingest_processes
 
     monkeypatch.setattr(ingest_processes, "_ORPHANS_STOP_S", 1.0)
     with socket.socket() as squatter:  # stands for an orphaned worker still listening
@@ -615,8 +615,8 @@ def test_port_reservation_waits_for_a_killed_hubs_workers_then_gives_up(monkeypa
 _HUB_PROCESS = """
 import sys, threading
 from pathlib import Path
-from hub.ingest import IngestConfig, run_ingest
-from hub.store import Store
+from hub.ingest.loop import IngestConfig, run_ingest
+from hub.storage.store import Store
 store = Store.open(None, Path(sys.argv[1]))
 stop = threading.Event()
 run_ingest(IngestConfig(bind=sys.argv[2], data_dir=Path(sys.argv[1])), store, stop)
@@ -683,7 +683,7 @@ def test_event_json_is_stored_exactly_as_the_device_signed_it(hub: Hub, client: 
     indented and its keys reversed: valid, but nothing the hub's serialiser would write)."""
     from sqlalchemy import Text, cast
 
-    from hub.evidence_package import build_package, verify_package
+    from hub.evidence.package import build_package, verify_package
     from protocol.codec import encode_event
     from protocol.manifest import build_manifest
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hub.jpeg import _ScanEnds, jpeg_error
+from hub.evidence.jpeg import _ScanEnds, jpeg_error
 
 
 def _encode(image: np.ndarray, *params: int) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 from delivery_support import make_event, small_jpeg
 
 from cityeye.cli import build_parser
-from hub.store import Store
+from hub.storage.store import Store
 from protocol.bundle import DeviceBundle
 from protocol.codec import EventMessage, decode, seal_event
 from protocol.manifest import GENESIS_HASH, Signer
@@ -93,7 +93,7 @@ def test_verify_reports_an_unreadable_stored_manifest(tmp_path: Path, capsys: py
 
 
 def _first_key(data_dir: str) -> str:
-    from hub.security import HubSigningKey
+    from hub.devices.security import HubSigningKey
 
     return HubSigningKey.load_or_create(Path(data_dir)).public
 

@@ -28,11 +28,11 @@ import pytest
 import uvicorn
 
 from edge_agent.evidence import encode_clip
-from hub.auth import create_token
-from hub.lifecycle import Role
-from hub.main import create_app, open_store
+from hub.app import create_app, open_store
+from hub.auth.tokens import create_token
+from hub.cases.lifecycle import Role
 from hub.settings import HubSettings, UnitConfig
-from hub.store import Store
+from hub.storage.store import Store
 from protocol.messages import CameraHealth, Heartbeat, MediaKind, MediaRef, NormBox, ProblemEvent, ProblemState
 
 CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -396,7 +396,7 @@ def test_stats_show_precision_per_camera_worst_first(page: Page, hub: Hub) -> No
 
 
 def test_evidence_package_link_downloads_a_package_that_verifies(page: Page, hub: Hub) -> None:
-    from hub.evidence_package import verify_package
+    from hub.evidence.package import verify_package
     from protocol.codec import EventMessage, decode, seal_event
     from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
 
