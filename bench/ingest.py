@@ -376,7 +376,7 @@ def main() -> int:
                              "first ~700,000 files")
     args = parser.parse_args()
 
-    from hub.devices.security import enroll_device
+    from hub.devices.enrol import enroll_device
     from hub.storage.store import Store
 
     mpctx = mp.get_context("spawn")

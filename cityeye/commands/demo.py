@@ -101,7 +101,7 @@ class Demo:
         from hub.app import open_store
         from hub.auth.tokens import create_token
         from hub.cases.lifecycle import Role
-        from hub.devices.security import enroll_device
+        from hub.devices.enrol import enroll_device
         from hub.settings import HubSettings
 
         hub_dir = self.data / "hub"

@@ -72,7 +72,7 @@ def _default_endpoint(zmq_bind: str | None) -> str:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from hub.devices.security import EnrollmentError, enroll_device
+    from hub.devices.enrol import EnrollmentError, enroll_device
 
     settings = settings_from_args(args)
     endpoint = args.endpoint or _default_endpoint(settings.zmq_bind)
@@ -92,7 +92,7 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from hub.devices.security import EnrollmentError, revoke_device
+    from hub.devices.enrol import EnrollmentError, revoke_device
 
     store = _store(args)
     try:
@@ -107,7 +107,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from hub.devices.security import event_ids_of_case, verify_event
+    from hub.devices.verify import event_ids_of_case, verify_event
 
     store = _store(args)
     try:
@@ -166,7 +166,7 @@ def _export_evidence(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from hub.devices.security import HubKeyError, HubKeys, HubSigningKey
+    from hub.devices.hubkeys import HubKeyError, HubKeys, HubSigningKey
 
     data_dir = settings_from_args(args).data_dir
     try:

@@ -63,7 +63,7 @@ from protocol.messages import ProblemEvent, WireModel
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from hub.devices.security import HubSigningKey
+    from hub.devices.hubkeys import HubSigningKey
     from hub.storage.store import Store
 
 FORMAT = "cityeye-evidence-package"
@@ -268,7 +268,7 @@ def build_package(store: Store, case_id: str, *, max_bytes: int = DEFAULT_MAX_BY
 
     Raises UnknownCase, or PackageTooLarge naming the size when it would exceed `max_bytes` (checked
     before any evidence file is read)."""
-    from hub.devices.security import HubSigningKey
+    from hub.devices.hubkeys import HubSigningKey
     from hub.storage import db  # the hub's database layer: see the module docstring
 
     now = (now or db.utcnow()).astimezone(UTC)

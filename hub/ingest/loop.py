@@ -33,7 +33,9 @@ from typing import Any, Protocol
 import zmq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.devices.security import ZAP_DOMAIN, DeviceDirectory, DeviceRegistry, HubKeys, ZapHandler
+from hub.devices.hubkeys import HubKeys
+from hub.devices.registry import DeviceRegistry
+from hub.devices.zap import ZAP_DOMAIN, DeviceDirectory, ZapHandler
 from hub.evidence.jpeg import jpeg_error
 from hub.settings import tcp_host_port
 from hub.storage.store import IngestItem, IngestResult, StoreError

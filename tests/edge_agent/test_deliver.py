@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from cityeye.commands.edge_spool import add_commands
 from edge_agent.deliver import Outbox, OutboxConfig
 from edge_agent.spool import pack_frames, unpack_frames
-from hub.devices.security import enroll_device
+from hub.devices.enrol import enroll_device
 from hub.storage import db
 from hub.storage.store import Store
 

@@ -120,7 +120,7 @@ def test_delivery_figures_on_the_endpoint(tmp_path: Path) -> None:
     from delivery_support import make_event, small_jpeg
 
     from edge_agent.deliver import Outbox, OutboxConfig
-    from hub.devices.security import enroll_device
+    from hub.devices.enrol import enroll_device
     from hub.storage.store import Store
 
     store = Store.open(None, tmp_path / "hub")

@@ -20,8 +20,10 @@ from delivery_support import make_event, small_jpeg
 from package_support import rewrite
 from sqlalchemy import inspect, select, update
 
+from hub.devices.enrol import enroll_device
+from hub.devices.hubkeys import HubSigningKey
 from hub.devices.keys import KEY_HANDOVER_S, KeyPeriod, check_signature
-from hub.devices.security import HubSigningKey, enroll_device, verify_event
+from hub.devices.verify import verify_event
 from hub.evidence.package import build_package, verify_package
 from hub.storage import db
 from hub.storage.store import IngestItem, IngestResult, Store

@@ -20,8 +20,8 @@ from nacl.signing import VerifyKey
 from package_support import rewrite
 
 from cityeye.cli import main as cli_main
+from hub.devices.hubkeys import HubSigningKey
 from hub.devices.keys import iso
-from hub.devices.security import HubSigningKey
 from hub.evidence.package import VerifyLimits, build_package, verify_package
 from hub.storage.store import Store
 from protocol.codec import EventMessage, decode, seal_event

@@ -22,7 +22,7 @@ from delivery_support import free_port, make_event, small_jpeg
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from hub.devices.security import enroll_device
+from hub.devices.enrol import enroll_device
 from hub.ingest.loop import IngestConfig, IngestLoop, run_ingest
 from hub.ingest.processes import IngestProcesses, run_ingest_processes, shared_port_socket
 from hub.settings import HubSettings, tcp_host_port

@@ -93,7 +93,7 @@ def test_verify_reports_an_unreadable_stored_manifest(tmp_path: Path, capsys: py
 
 
 def _first_key(data_dir: str) -> str:
-    from hub.devices.security import HubSigningKey
+    from hub.devices.hubkeys import HubSigningKey
 
     return HubSigningKey.load_or_create(Path(data_dir)).public
 
