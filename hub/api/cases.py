@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from hub.api.deps import READERS, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import CaseDetail, CaseOut, CasePage, TransitionIn
-from hub.cases import queries
-from hub.cases import transitions as casework
+from hub.cases import queries, transitions
 from hub.cases.lifecycle import Action, CaseStatus
 
 router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(require(*READERS))])
@@ -77,7 +76,7 @@ def transition(
     body: TransitionIn | None = None,
 ) -> dict[str, Any]:
     body = body or TransitionIn()
-    row = casework.transition(
+    row = transitions.transition(
         store, case_id, action, actor=user.actor, role=user.role, note=body.note, unit=body.unit,
         photo_sha256=body.photo_sha256, units=settings.units, default_unit=settings.default_unit,
     )

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from hub.api.deps import STAFF, CurrentUser, StoreDep, require
 from hub.api.schemas import IntakeOut
-from hub.cases import classes
-from hub.cases import transitions as casework
+from hub.cases import classes, intake
 from hub.cases.lifecycle import Role
 
 router = APIRouter(prefix="/intake", tags=["intake"], dependencies=[Depends(require(Role.SENSOR, *STAFF))])
@@ -25,12 +24,12 @@ def _out(result: Any) -> dict[str, Any]:
 
 
 @router.post("/sensor", response_model=IntakeOut, summary="An IoT alert (e.g. a gas or noise threshold)")
-def sensor_alert(alert: casework.SensorAlert, store: StoreDep) -> dict[str, Any]:
+def sensor_alert(alert: intake.SensorAlert, store: StoreDep) -> dict[str, Any]:
     _known_class(alert.class_id)
-    return _out(casework.ingest_sensor(store, alert))
+    return _out(intake.ingest_sensor(store, alert))
 
 
 @router.post("/report", response_model=IntakeOut, summary="A problem reported by a person")
-def manual_report(report: casework.ManualReport, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def manual_report(report: intake.ManualReport, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     _known_class(report.class_id)
-    return _out(casework.ingest_manual(store, report, user.name))
+    return _out(intake.ingest_manual(store, report, user.name))

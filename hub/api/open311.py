@@ -22,8 +22,7 @@ from sqlalchemy.engine import Connection
 
 from hub.api.deps import READERS, STAFF, StoreDep, access_policy, bearer
 from hub.auth.tokens import Principal, resolve_token
-from hub.cases import classes
-from hub.cases import transitions as casework
+from hub.cases import classes, intake
 from hub.cases.lifecycle import OPEN311_CLOSED, CaseStatus, Role
 from hub.storage import db
 from hub.storage.store import StoreError
@@ -208,10 +207,10 @@ def create_request(
         raise HTTPException(400, f"unknown service_code {service_code!r}; see services.json")
     text = "\n".join(x for x in (description, f"media_url: {media_url}" if media_url else None) if x) or None
     try:
-        report = casework.ManualReport(class_id=service_code, lat=lat, lon=long, description=text)
+        report = intake.ManualReport(class_id=service_code, lat=lat, lon=long, description=text)
     except ValidationError as exc:
         raise HTTPException(400, exc.errors(include_url=False)[0]["msg"]) from exc
-    result = casework.ingest_manual(store, report, user.name)
+    result = intake.ingest_manual(store, report, user.name)
     notice = "joined an open request at this place" if not result.created else None
     return [{"service_request_id": result.case_id, "service_notice": notice}]
 

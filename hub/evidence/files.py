@@ -183,6 +183,13 @@ class EvidenceStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
+    def has(self, sha256: str) -> bool:
+        """Whether `sha256` names a stored file; False for anything that is not a SHA-256 too."""
+        try:
+            return self.exists(sha256)
+        except ValueError:
+            return False
+
 
 class Staged:
     """A blob under its hash (written now, or found intact), waiting for `finish` to sync it."""
