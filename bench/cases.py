@@ -64,8 +64,8 @@ def make_stream(worker: int, n: int) -> list[tuple[ProblemEvent, dict[str, bytes
 def _worker(url: str, data_dir: str, worker: int, n: int, fsync: bool, batch: int, barrier: Any,
             results: Any) -> None:
     from hub.app import open_store
+    from hub.ingest.burst import IngestItem
     from hub.settings import HubSettings
-    from hub.storage.store import IngestItem
 
     store = open_store(HubSettings(db_url=url, data_dir=Path(data_dir), evidence_fsync=fsync))
     stream = make_stream(worker, n)

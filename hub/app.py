@@ -28,7 +28,8 @@ from hub.cases import overdue, queries
 from hub.cases.lifecycle import TransitionError
 from hub.notify import webhooks
 from hub.settings import HubSettings
-from hub.storage.store import Store, StoreError
+from hub.storage.core import StoreError
+from hub.storage.store import Store
 from hub.web import web_mount
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from hub.auth.tokens import Principal, resolve_token
 from hub.cases import classes, intake
 from hub.cases.lifecycle import OPEN311_CLOSED, CaseStatus, Role
 from hub.storage import db
-from hub.storage.store import StoreError
+from hub.storage.core import StoreError
 from protocol.catalog import Open311Service
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import Select, and_, bindparam, literal_column, or_, select
 from sqlalchemy.engine import Connection, Dialect
 
 from hub.cases.lifecycle import DEDUP_STATUSES, RECURRENCE_STATUSES, CaseStatus
+from hub.cases.transitions import AuditLog, DeadlineRule, mark_cleared, record_open
 from hub.storage import db
 from protocol.messages import GroundPoint, NormBox, ProblemState
 
@@ -441,3 +442,28 @@ def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime, bur
     if case.ground is None and obs.ground is not None:
         case.ground = obs.ground
         _SET_GROUND.run(conn, [(*_ground_columns(obs.ground), case.case_id)])
+
+
+# ---- the decision ----------------------------------------------------------------------------------
+
+
+def decide(conn: Connection, obs: Observation, now: datetime, reporter: str, burst: Burst, audit: AuditLog, *,
+           policy: DedupPolicy, deadline: DeadlineRule) -> tuple[CaseRow | None, bool]:
+    """The case for one observation (None: a `cleared` with no case) and whether it opened it.
+    Transition and case-change rows go to `audit`, which the caller writes. The caller holds
+    lock_keys(obs, policy)."""
+    case = find_live_case(conn, obs, policy, burst)
+    if obs.state == ProblemState.CLEARED:
+        if case is None:
+            return None, False
+        attach(conn, case, obs, now, burst)
+        mark_cleared(conn, case, obs, now, reporter, audit, deadline)
+        return case, False
+    if case is not None:
+        attach(conn, case, obs, now, burst)
+        audit.changes.append((case.case_id, "case.updated", case.status))
+        return case, False
+    previous = find_previous_case(conn, obs, policy, burst)
+    case = insert_case(conn, obs, now, previous, deadline(obs.class_id, CaseStatus.PENDING_REVIEW, now))
+    record_open(audit, case, obs, reporter, previous)
+    return case, True

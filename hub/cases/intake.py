@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field, field_validator
 from hub.api.schemas import In
 from hub.cases.dedup import Observation
 from hub.cases.lifecycle import TransitionInputError
+from hub.ingest.burst import IngestResult
 from hub.storage import db
-from hub.storage.store import IngestResult, Store
+from hub.storage.store import Store
 from protocol.messages import GroundPoint, MediaKind, MediaRef, NormBox, ProblemState
 
 CLASS_ID = r"^[a-z0-9_]{2,64}$"

@@ -95,6 +95,7 @@ RULES: dict[Action, Rule] = {
     Action.CLOSE: _rule({S.VERIFIED}, S.CLOSED, {Role.REVIEWER}),
     Action.REOPEN: _rule({S.CLOSED, S.VOID}, S.FILED, {Role.REVIEWER}, needs_note=True),
 }
+OPEN_ACTION = "open"  # a case is opened by its first report (hub.cases.dedup.decide)
 AUTO_VERIFY_ACTION = "auto_verify"  # the edge reported the problem cleared at the place
 OVERDUE_ACTION = "overdue"  # timeline only: the stage deadline passed (hub.overdue); the status is unchanged
 

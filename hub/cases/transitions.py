@@ -2,25 +2,41 @@
 
 `transition()` locks the case row, asks `lifecycle.check_transition` whether the action is allowed,
 then writes the new status, the stage deadline, an audit row and an outbox row in one transaction.
+Ingest's own transitions (a case opened, a handled case verified by its camera) are written here too,
+into the burst's AuditLog: no other module writes a case's status.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from hub.cases.lifecycle import Action, CaseNotFound, CaseStatus, Role, TransitionInputError, check_transition
+from hub.cases.lifecycle import (
+    AUTO_VERIFY_ACTION,
+    OPEN_ACTION,
+    Action,
+    CaseNotFound,
+    CaseStatus,
+    Role,
+    TransitionInputError,
+    check_transition,
+)
 from hub.cases.routing import route_unit
 from hub.settings import UnitConfig
 from hub.storage import db
-from hub.storage.store import Store
+
+if TYPE_CHECKING:
+    from hub.cases.dedup import CaseRow, Observation
+    from hub.storage.core import StoreBase
 
 
 def transition(
-    store: Store,
+    store: StoreBase,
     case_id: str,
     action: Action,
     *,
@@ -68,12 +84,12 @@ def transition(
 
 
 def _values_for(
-    store: Store, action: Action, case: dict[str, Any], target: CaseStatus, now: datetime, unit: str | None,
+    store: StoreBase, action: Action, case: dict[str, Any], target: CaseStatus, now: datetime, unit: str | None,
     units: list[UnitConfig], default_unit: str | None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if not (action == Action.START and case["deadline_at"] is not None):  # handling clock spans both stages
-        values["deadline_at"] = store._deadline(case["class_id"], target, now)
+        values["deadline_at"] = store.deadline(case["class_id"], target, now)
     if action == Action.CONFIRM or (action == Action.REOPEN and case["filed_at"] is None):
         values["filed_at"] = case["filed_at"] or now
     if action in (Action.DISPATCH, Action.REWORK):
@@ -96,3 +112,59 @@ def _values_for(
     return values
 
 
+# ---- transitions inside the ingest transaction (hub.ingest.burst, via hub.cases.dedup.decide) --------------
+
+# Written once per burst, one statement per table: driver SQL on tuples of driver values (db.Batch).
+_CHANGE_INSERT = db.batch_insert(db.case_changes, ("at", "case_id", "kind", "status", "data"))
+_TRANSITION_INSERT = db.batch_insert(db.transitions, ("case_id", "at", "actor", "action", "from_status", "to_status",
+                                                      "note"))
+_SET_CLEARED = db.batch_update(db.cases, ("cleared_at",), "case_id")
+_SET_VERIFIED = db.batch_update(db.cases, ("status", "deadline_at", "updated_at"), "case_id")
+_JSON_NULL = db.bind_json(None)
+
+# When a case of a class entering a status at a time must leave it (StoreBase.deadline).
+DeadlineRule = Callable[[str, CaseStatus, datetime], datetime | None]
+
+
+@dataclass
+class AuditLog:
+    """What an ingest transaction records besides the cases, written last in one statement per table:
+    the audit transitions and the case_changes outbox (SSE and webhooks read it), in decision order."""
+
+    transitions: list[tuple[str, str, str, str | None, str, str | None]] = field(default_factory=list)
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (case_id, kind, status)
+
+    def write(self, conn: Connection, at: Any) -> None:
+        """`at`: the transaction's time, already bound (db.bind_time)."""
+        _TRANSITION_INSERT.run(conn, [(case_id, at, *rest) for case_id, *rest in self.transitions])
+        _CHANGE_INSERT.run(conn, [(at, case_id, kind, str(status), _JSON_NULL)
+                                  for case_id, kind, status in self.changes])
+
+
+def record_open(audit: AuditLog, case: CaseRow, obs: Observation, reporter: str, previous: CaseRow | None) -> None:
+    """A new case in its first status: the audit row of its opening, and its outbox row."""
+    audit.transitions.append((
+        case.case_id, reporter if ":" in reporter else f"{obs.source}:{reporter}", OPEN_ACTION, None,
+        CaseStatus.PENDING_REVIEW.value, f"recurrence of {previous.case_id}" if previous else None,
+    ))
+    audit.changes.append((case.case_id, "case.created", CaseStatus.PENDING_REVIEW.value))
+
+
+def mark_cleared(conn: Connection, case: CaseRow, obs: Observation, now: datetime, reporter: str, audit: AuditLog,
+                 deadline: DeadlineRule) -> None:
+    """The problem is gone from the place: a handled case is verified by the camera itself (inside the
+    ingest transaction; its audit rows go to `audit`)."""
+    t = db.bind_time(conn)
+    _SET_CLEARED.run(conn, [(t(obs.observed_at), case.case_id)])
+    if case.status != CaseStatus.HANDLED:
+        audit.changes.append((case.case_id, "case.updated", case.status))
+        return
+    case.status = CaseStatus.VERIFIED.value  # no longer absorbs repeats, for the rest of the burst too
+    due = deadline(case.class_id, CaseStatus.VERIFIED, now)
+    _SET_VERIFIED.run(conn, [(CaseStatus.VERIFIED.value, None if due is None else t(due), t(now),
+                              case.case_id)])
+    audit.transitions.append((
+        case.case_id, f"edge:{reporter}", AUTO_VERIFY_ACTION, CaseStatus.HANDLED.value, CaseStatus.VERIFIED.value,
+        f"problem cleared at the place (camera {obs.camera_id})",
+    ))
+    audit.changes.append((case.case_id, "case.transition", CaseStatus.VERIFIED.value))

@@ -37,8 +37,9 @@ from hub.devices.hubkeys import HubKeys
 from hub.devices.registry import DeviceRegistry
 from hub.devices.zap import ZAP_DOMAIN, DeviceDirectory, ZapHandler
 from hub.evidence.jpeg import jpeg_error
+from hub.ingest.burst import IngestItem, IngestResult
 from hub.settings import tcp_host_port
-from hub.storage.store import IngestItem, IngestResult, StoreError
+from hub.storage.core import StoreError
 from protocol.codec import (
     DecodeError,
     EventMessage,

@@ -190,8 +190,8 @@ def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -
     """Many events of one problem, resends, closes and comebacks inside one transaction: the outcome
     is the same as storing the events one by one, whatever the burst size."""
     from hub.app import open_store
+    from hub.ingest.burst import IngestItem
     from hub.settings import HubSettings
-    from hub.storage.store import IngestItem
 
     reference = open_store(HubSettings(data_dir=tmp_path / "reference"))
     try:

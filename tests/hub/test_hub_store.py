@@ -11,8 +11,10 @@ from hubfactory import T0, ingest, make_event
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from hub.devices.registry import UnknownDevice
 from hub.storage import db, fsync
-from hub.storage.store import Store, StoreError, UnknownDevice
+from hub.storage.core import StoreError
+from hub.storage.store import Store
 from protocol.messages import CameraHealth, GroundPoint, Heartbeat
 
 
@@ -196,7 +198,7 @@ def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:  # type: ignor
 
 
 def test_burst_is_one_transaction_with_errors_isolated(store: Store) -> None:
-    from hub.storage.store import IngestItem
+    from hub.ingest.burst import IngestItem
 
     def item(event, media):  # type: ignore[no-untyped-def]
         return IngestItem(event, media, b'{"m":1}', b"s" * 64, 1)
@@ -295,7 +297,7 @@ def test_synced_evidence_leaves_the_page_cache(tmp_path, fsync: bool) -> None:  
 def test_ingest_statements_store_what_the_core_types_store(store: Store) -> None:
     """The ingest path binds values itself (db.bind_time, db.bind_json, db.Batch): the stored text must be
     exactly what a Core statement stores, on either database."""
-    from hub.storage.store import _CHANGE_INSERT
+    from hub.cases.transitions import _CHANGE_INSERT
 
     times = [T0, T0.replace(microsecond=5), datetime(2026, 3, 1, 7, 30, tzinfo=timezone(timedelta(hours=8)))]
     data = [None, {"a": 1, "b": [1.5, "x", None]}, {"ü": "ß"}]
@@ -323,7 +325,7 @@ def test_stored_payload_is_the_event_document(store: Store) -> None:
 
 def test_failing_burst_is_retried_item_by_item(store: Store) -> None:
     """A burst whose transaction fails is stored again one transaction per item: only the culprit fails."""
-    from hub.storage.store import IngestItem, _edge_intake, _Intake
+    from hub.ingest.burst import IngestItem, _edge_intake, _Intake
 
     good = [_edge_intake(IngestItem(e, m, b"m", b"s", 1)) for e, m in (
         make_event(event_id="ev-retry001", problem_id="prob-retry1", zone="r1"),
@@ -341,7 +343,7 @@ def test_item_by_item_retry_commits_nothing_before_its_evidence_is_durable(store
     evidence sync has finished, and never an item whose files failed to sync."""
     import threading
 
-    from hub.storage.store import IngestItem, _edge_intake, _Intake
+    from hub.ingest.burst import IngestItem, _edge_intake, _Intake
 
     good = [_edge_intake(IngestItem(e, m, b"m", b"s", 1)) for e, m in (
         make_event(event_id="ev-durab001", problem_id="prob-durab1", zone="d1"),
@@ -365,10 +367,10 @@ def test_item_by_item_retry_commits_nothing_before_its_evidence_is_durable(store
 
 def test_burst_larger_than_one_insert_statement(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite inserts a burst's events in multi-row statements of bounded size; duplicates anywhere."""
-    import hub.storage.store
-    from hub.storage.store import IngestItem
+    import hub.ingest.burst
+    from hub.ingest.burst import IngestItem
 
-    monkeypatch.setattr(hub.store, "_EVENTS_PER_VALUES", 2)
+    monkeypatch.setattr(hub.ingest.burst, "_EVENTS_PER_VALUES", 2)
     events = [make_event(event_id=f"ev-chunk{n:03d}", problem_id=f"prob-chunk{n}", zone=f"c{n}") for n in range(5)]
     ingest(store, *events[1])
     results = store.ingest_events([IngestItem(e, m, b"m", b"s", 1) for e, m in [*events, events[3]]])
@@ -384,17 +386,17 @@ def test_event_stored_concurrently_after_the_check_reruns_the_burst(store: Store
     """The burst checks which events are stored, dedups the new ones, then inserts them with their case. An
     event another writer stored in between (the check missed it) must not count: the burst rolls back and
     runs again, and reports it as a duplicate."""
-    import hub.storage.store
-    from hub.storage.store import IngestItem
+    import hub.ingest.burst
+    from hub.ingest.burst import IngestItem
 
     first = ingest(store, *make_event(event_id="ev-raced0001", problem_id="prob-raced"))
-    check, calls = hub.store._stored_events, []
+    check, calls = hub.ingest.burst._stored_events, []
 
     def missing_once(conn, keys):  # type: ignore[no-untyped-def]
         calls.append(keys)
         return {} if len(calls) == 1 else check(conn, keys)
 
-    monkeypatch.setattr(hub.store, "_stored_events", missing_once)
+    monkeypatch.setattr(hub.ingest.burst, "_stored_events", missing_once)
     again, other = make_event(event_id="ev-raced0001", problem_id="prob-raced"), make_event(
         event_id="ev-raced0002", problem_id="prob-raced")
     results = store.ingest_events([IngestItem(e, m, b"m", b"s", 1) for e, m in (again, other)])
