@@ -1,5 +1,5 @@
 """Evidence files by SHA-256 (streamed), the latest original/annotated image of a case, the case's evidence
-package (hub.evidence_package), uploads."""
+package (hub.evidence.package), uploads."""
 
 from __future__ import annotations
 
@@ -7,23 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, UploadFile
 from fastapi.responses import FileResponse, Response
-from sqlalchemy import select
 
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import UploadOut
+from hub.evidence import queries
 from hub.evidence.files import EvidenceError
 from hub.evidence.package import MB, PackageTooLarge, UnknownCase, build_package
-from hub.storage import db
 
 router = APIRouter(tags=["evidence"], dependencies=[Depends(require(*READERS))])
 MAX_UPLOAD = 16 * 1024**2
 Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file")]
-
-
-def _content_type(store: StoreDep, sha256: str) -> str:
-    with store.engine.connect() as conn:
-        ct = conn.execute(select(db.media.c.content_type).where(db.media.c.sha256 == sha256).limit(1)).scalar()
-    return ct or "application/octet-stream"
 
 
 @router.get("/evidence/{sha256}", response_class=FileResponse, summary="Download an evidence file",
@@ -32,7 +25,7 @@ def download(sha256: Sha, store: StoreDep) -> FileResponse:
     path = store.evidence_path(sha256)
     if not path.is_file():
         raise HTTPException(404, f"no evidence file {sha256}")
-    return FileResponse(path, media_type=_content_type(store, sha256), filename=f"{sha256}.bin",
+    return FileResponse(path, media_type=queries.content_type(store, sha256), filename=f"{sha256}.bin",
                         headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
@@ -40,12 +33,7 @@ def download(sha256: Sha, store: StoreDep) -> FileResponse:
             responses={200: {"content": {"image/jpeg": {}}}})
 def case_image(case_id: str, store: StoreDep, kind: Literal["snapshot", "annotated", "crop"] = "snapshot"
                ) -> FileResponse:
-    e, m = db.events, db.media
-    with store.engine.connect() as conn:
-        sha = conn.execute(
-            select(m.c.sha256).join(e, e.c.id == m.c.event_pk).where(e.c.case_id == case_id, m.c.kind == kind)
-            .order_by(e.c.observed_at.desc(), e.c.id.desc()).limit(1)
-        ).scalar()
+    sha = queries.latest_media(store, case_id, kind)
     if sha is None:
         raise HTTPException(404, f"case {case_id!r} has no {kind} image")
     return download(sha, store)

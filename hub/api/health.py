@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from hub.api.deps import StoreDep, public
 from hub.storage import db
@@ -16,8 +15,7 @@ router = APIRouter(tags=["health"], dependencies=[Depends(public)])
 
 @router.get("/health", summary="Database reachable and schema current")
 def health(store: StoreDep) -> dict[str, Any]:
-    with store.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    store.ping()
     return {"status": "ok", "database": store.engine.dialect.name, "schema_version": db.SCHEMA_VERSION}
 
 

@@ -17,14 +17,12 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Select, func, select
-from sqlalchemy.engine import Connection
 
 from hub.api.deps import READERS, STAFF, StoreDep, access_policy, bearer
 from hub.auth.tokens import Principal, resolve_token
 from hub.cases import classes, intake
-from hub.cases.lifecycle import OPEN311_CLOSED, CaseStatus, Role
-from hub.storage import db
+from hub.cases.lifecycle import Role
+from hub.open311 import requests
 from hub.storage.core import StoreError
 from protocol.catalog import Open311Service
 
@@ -118,42 +116,6 @@ def services() -> list[Open311Service]:
     return [c.open311() for c in classes.catalog()]
 
 
-def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
-    status = CaseStatus(row["status"])
-    return {
-        "service_request_id": row["case_id"],
-        "status": "closed" if status in OPEN311_CLOSED else "open",
-        "status_notes": status.value,
-        "service_name": classes.display_name(row["class_id"]),
-        "service_code": row["class_id"],
-        "description": row["description"],
-        "agency_responsible": row["unit"],
-        "requested_datetime": row["created_at"],
-        "updated_datetime": row["updated_at"],
-        "expected_datetime": row["deadline_at"],
-        "lat": row["lat"],
-        "long": row["lon"],
-        "media_url": f"/evidence/{media_sha}" if media_sha else None,
-    }
-
-
-def _first_media(conn: Connection, case_ids: list[str]) -> dict[str, str]:
-    """Each case's first evidence file (its earliest event's first media), in one query for all cases."""
-    if not case_ids:
-        return {}
-    e, m = db.events, db.media
-    rank = func.row_number().over(partition_by=e.c.case_id, order_by=(e.c.id, m.c.id)).label("rank")
-    ranked = (select(e.c.case_id, m.c.sha256, rank).join(m, m.c.event_pk == e.c.id)
-              .where(e.c.case_id.in_(case_ids)).subquery())
-    return dict(conn.execute(select(ranked.c.case_id, ranked.c.sha256).where(ranked.c.rank == 1)).all())
-
-
-def _requests(conn: Connection, query: Select[Any]) -> list[dict[str, Any]]:
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    media = _first_media(conn, [r["case_id"] for r in rows])
-    return [_request(row, media.get(row["case_id"])) for row in rows]
-
-
 @router.get("/requests.json", response_model=list[ServiceRequest], summary="Requests = cases")
 def list_requests(
     store: StoreDep,
@@ -166,27 +128,13 @@ def list_requests(
     for value in (start_date, end_date):
         if value is not None and value.tzinfo is None:
             raise HTTPException(400, "start_date/end_date need a time zone (w3c format, e.g. 2026-11-23T09:00:00Z)")
-    c = db.cases
-    query = select(c).order_by(c.c.created_at.desc()).limit(1000)
-    if service_request_id:
-        query = query.where(c.c.case_id.in_(service_request_id.split(",")[:200]))
-    if service_code:
-        query = query.where(c.c.class_id == service_code)
-    if start_date:
-        query = query.where(c.c.created_at >= start_date)
-    if end_date:
-        query = query.where(c.c.created_at < end_date)
-    if status and "," not in status:
-        closed = [s.value for s in OPEN311_CLOSED]
-        query = query.where(c.c.status.in_(closed) if status == "closed" else c.c.status.not_in(closed))
-    with store.engine.connect() as conn:
-        return _requests(conn, query)
+    return requests.find(store, service_request_id.split(",")[:200] if service_request_id else None,
+                         service_code, start_date, end_date, status if status and "," not in status else None)
 
 
 @router.get("/requests/{service_request_id}.json", response_model=list[ServiceRequest], summary="One request")
 def get_request(service_request_id: str, store: StoreDep) -> list[dict[str, Any]]:
-    with store.engine.connect() as conn:
-        found = _requests(conn, select(db.cases).where(db.cases.c.case_id == service_request_id))
+    found = requests.find(store, [service_request_id])
     if not found:
         raise HTTPException(404, f"no service request {service_request_id!r}")
     return found

@@ -6,12 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import select, update
 
 from hub.api.deps import SettingsDep, StoreDep, require
 from hub.api.schemas import DeliveryOut, WebhookIn, WebhookOut
+from hub.notify import subscriptions
 from hub.notify.egress import EgressPolicy, TargetRefused
-from hub.storage import db
 
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(require())])
@@ -26,34 +25,20 @@ def create(body: WebhookIn, store: StoreDep, settings: SettingsDep) -> dict[str,
     except TargetRefused as exc:  # the same shape as the model's own field errors
         raise RequestValidationError([{"type": "url_refused", "loc": ("body", "url"), "msg": str(exc),
                                        "input": body.url}]) from exc
-    now = db.utcnow()
-
-    def tx(conn: db.Connection) -> int:
-        return conn.execute(db.webhooks.insert().values(url=body.url, secret=body.secret, kinds=body.kinds,
-                                                        active=True, created_at=now)
-                            .returning(db.webhooks.c.id)).scalar_one()
-
-    return {"id": store.write(tx), "url": body.url, "kinds": body.kinds, "active": True, "created_at": now}
+    return subscriptions.subscribe(store, body.url, body.secret, body.kinds)
 
 
 @router.get("", response_model=list[WebhookOut], summary="Subscriptions (secrets not shown)")
 def list_all(store: StoreDep) -> list[dict[str, Any]]:
-    w = db.webhooks
-    with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(w).order_by(w.c.id))]
+    return subscriptions.list_all(store)
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Deactivate a subscription")
 def deactivate(webhook_id: RowId, store: StoreDep) -> None:
-    w = db.webhooks
-    done = store.write(lambda conn: conn.execute(update(w).where(w.c.id == webhook_id).values(active=False)).rowcount)
-    if not done:
+    if not subscriptions.deactivate(store, webhook_id):
         raise HTTPException(404, f"no webhook {webhook_id}")
 
 
 @router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut], summary="Recent deliveries")
 def deliveries(webhook_id: RowId, store: StoreDep) -> list[dict[str, Any]]:
-    d = db.webhook_deliveries
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(d).where(d.c.webhook_id == webhook_id).order_by(d.c.id.desc()).limit(200))
-        return [dict(r._mapping) for r in rows]
+    return subscriptions.deliveries(store, webhook_id)

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -78,6 +79,11 @@ class StoreBase:
     def close(self) -> None:
         self.engine.dispose()
         self._writer.close()
+
+    def ping(self) -> None:
+        """Raise unless the database answers (health checks)."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     @property
     def is_postgres(self) -> bool:
