@@ -133,7 +133,8 @@ def _export_evidence(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from hub.evidence.package import MB, PackageError, UnknownCase, build_package, verify_package
+    from hub.evidence.package import UnknownCase, build_package
+    from protocol.package import MB, PackageError, verify_package
 
     out: Path = args.out or Path(f"{args.case}-evidence.zip")
     if args.max_mb is not None and not args.max_mb > 0:

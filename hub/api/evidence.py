@@ -12,7 +12,8 @@ from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, req
 from hub.api.schemas import UploadOut
 from hub.evidence import queries
 from hub.evidence.files import EvidenceError
-from hub.evidence.package import MB, PackageTooLarge, UnknownCase, build_package
+from hub.evidence.package import PackageTooLarge, UnknownCase, build_package
+from protocol.package import MB
 
 router = APIRouter(tags=["evidence"], dependencies=[Depends(require(*READERS))])
 MAX_UPLOAD = 16 * 1024**2

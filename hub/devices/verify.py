@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.devices.keys import KeyPeriod, check_signature
 from hub.devices.registry import DeviceRecord
+from protocol.key_history import KeyPeriod, check_signature
 from protocol.manifest import (
     EvidenceManifest,
     ManifestError,

@@ -22,14 +22,15 @@ from sqlalchemy import inspect, select, update
 
 from hub.devices.enrol import enroll_device
 from hub.devices.hubkeys import HubSigningKey
-from hub.devices.keys import KEY_HANDOVER_S, KeyPeriod, check_signature
 from hub.devices.verify import verify_event
-from hub.evidence.package import build_package, verify_package
+from hub.evidence.package import build_package
 from hub.ingest.burst import IngestItem, IngestResult
 from hub.storage import db
 from hub.storage.store import Store
 from protocol.codec import EventMessage, decode, seal_event
+from protocol.key_history import KEY_HANDOVER_S, KeyPeriod, check_signature
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
+from protocol.package import verify_package
 
 DEVICE = "box-1"
 

@@ -21,11 +21,12 @@ from package_support import rewrite
 
 from cityeye.cli import main as cli_main
 from hub.devices.hubkeys import HubSigningKey
-from hub.devices.keys import iso
-from hub.evidence.package import VerifyLimits, build_package, verify_package
+from hub.evidence.package import build_package
 from hub.storage.store import Store
 from protocol.codec import EventMessage, decode, seal_event
+from protocol.key_history import iso
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
+from protocol.package import VerifyLimits, verify_package
 
 Headers = dict[str, dict[str, str]]
 DEVICE = "box-1"

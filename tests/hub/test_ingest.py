@@ -683,9 +683,10 @@ def test_event_json_is_stored_exactly_as_the_device_signed_it(hub: Hub, client: 
     indented and its keys reversed: valid, but nothing the hub's serialiser would write)."""
     from sqlalchemy import Text, cast
 
-    from hub.evidence.package import build_package, verify_package
+    from hub.evidence.package import build_package
     from protocol.codec import encode_event
     from protocol.manifest import build_manifest
+    from protocol.package import verify_package
 
     event, media = make_event("dev1", 1, JPEG)
     metadata = json.dumps(dict(reversed(list(json.loads(event.model_dump_json()).items()))), indent=2).encode()

@@ -396,9 +396,9 @@ def test_stats_show_precision_per_camera_worst_first(page: Page, hub: Hub) -> No
 
 
 def test_evidence_package_link_downloads_a_package_that_verifies(page: Page, hub: Hub) -> None:
-    from hub.evidence.package import verify_package
     from protocol.codec import EventMessage, decode, seal_event
     from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
+    from protocol.package import verify_package
 
     device = f"box-pkg-{secrets.token_hex(3)}"
     secret, public = generate_signing_key()
