@@ -100,7 +100,8 @@ def sealed_events(bundle: DeviceBundle, count: int, base: bytes) -> list[SealedE
 def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, out: mp.Queue,
                 fsync: bool = True, processes: int = 1, workers: int | None = None) -> None:
     """The hub's ingest as `cityeye hub serve` runs it: in this process, or N worker processes on one port."""
-    from hub.ingest.loop import IngestConfig, IngestLoop
+    from hub.ingest.config import IngestConfig
+    from hub.ingest.loop import IngestLoop
     from hub.ingest.processes import run_ingest_processes
     from hub.settings import HubSettings
     from hub.storage.store import Store

@@ -26,6 +26,7 @@ from hub.api.deps import deny_by_default
 from hub.api.schemas import ERROR_RESPONSES
 from hub.cases import overdue, queries
 from hub.cases.lifecycle import TransitionError
+from hub.ingest.config import IngestConfig
 from hub.notify import webhooks
 from hub.settings import HubSettings
 from hub.storage.core import StoreError
@@ -67,10 +68,9 @@ def _start_ingest(settings: HubSettings, store: Store, stop: threading.Event) ->
     """The ZeroMQ ingest (hub.ingest.run_ingest) when configured; None when the API runs alone."""
     if not settings.zmq_bind:
         return None
-    from hub.ingest.loop import IngestConfig, run_ingest  # zmq is loaded only when ingest runs
+    from hub.ingest.loop import run_ingest  # zmq is loaded only when ingest runs
 
-    config = IngestConfig(bind=settings.zmq_bind, data_dir=settings.data_dir, insecure=settings.insecure,
-                          processes=settings.ingest_processes)
+    config = IngestConfig.from_settings(settings)
     if config.processes > 1:
         from hub.ingest.processes import run_ingest_processes
 

@@ -53,7 +53,8 @@ def hub_main(data_dir: str, port: str) -> None:
     import signal
     import threading
 
-    from hub.ingest.loop import IngestConfig, IngestLoop
+    from hub.ingest.config import IngestConfig
+    from hub.ingest.loop import IngestLoop
     from hub.storage.store import Store
 
     stop = threading.Event()

@@ -27,24 +27,21 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import zmq
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.devices.hubkeys import HubKeys
 from hub.devices.registry import DeviceRegistry
 from hub.devices.zap import ZAP_DOMAIN, DeviceDirectory, ZapHandler
 from hub.evidence.jpeg import jpeg_error
 from hub.ingest.burst import IngestItem, IngestResult
-from hub.settings import tcp_host_port
+from hub.ingest.config import IngestConfig
 from hub.storage.core import StoreError
 from protocol.codec import (
     DecodeError,
     EventMessage,
     HeartbeatMessage,
-    Limits,
     Reply,
     ReplyMessage,
     decode,
@@ -55,57 +52,6 @@ from protocol.manifest import ManifestError, check_manifest_matches, verify
 from protocol.messages import Heartbeat
 
 log = logging.getLogger(__name__)
-
-
-class IngestConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    bind: str = Field(default="tcp://*:7755", description="ROUTER endpoint the agents connect to")
-    data_dir: Path = Field(description="hub data dir; the CURVE key pair lives in keys/ under it")
-    insecure: bool = Field(default=False, description="no CURVE/ZAP: anyone can connect. Lab use only")
-    max_media_bytes: int = Field(default=16 * 1024**2, gt=0, description="one media file")
-    max_event_bytes: int = Field(default=48 * 1024**2, gt=0, description="all frames of one event")
-    check_jpeg: bool = Field(default=True, description="check every JPEG's structure (hub.jpeg) before storing")
-    zmq_heartbeat_ivl_ms: int = Field(default=15_000, gt=0)
-    zmq_heartbeat_timeout_ms: int = Field(default=180_000, gt=0)
-    device_refresh_s: float = Field(default=1.0, gt=0, description="how soon a revocation bites")
-    poll_ms: int = Field(default=200, gt=0, le=1000)
-    rcvhwm: int = Field(default=4, gt=0, description="messages libzmq reads ahead per peer; beyond, that peer's TCP "
-                        "connection waits. Bounds what a reconnect storm holds in memory: agents x rcvhwm x event "
-                        "size, whatever window the agents use")
-    batch: int = Field(default=64, ge=1, le=1024, description="events received and checked per burst")
-    workers: int = Field(default=4, ge=1, le=64, description="threads for hashes, signatures, JPEG checks (per "
-                         "process; unset with several processes: the cores each has, see check_threads)")
-    max_in_store: int = Field(default=256, ge=1, description="events being checked and stored at once (per "
-                              "process); beyond, stop reading")
-    max_in_store_bytes: int = Field(default=512 * 1024**2, gt=0, description="bytes of the events being checked and "
-                                    "stored at once, per process (clips make events of megabytes); beyond, stop "
-                                    "reading. The event that crosses it is still taken")
-    heartbeat_flush_s: float = Field(default=1.0, gt=0, le=60, description="heartbeats are written together, at "
-                                     "most this often (1,800 agents each every 10 s: one write a second, not 180)")
-    processes: int = Field(default=1, ge=1, le=64, description="ingest worker processes (hub.ingest_processes): "
-                           "1 runs ingest in the hub's process; more share the port and spread over CPU cores")
-
-    @property
-    def check_threads(self) -> int:
-        """Threads checking events in each process: `workers` when set; by default, with several
-        processes, the cores each has (more threads than that only trade the GIL back and forth)."""
-        if self.processes == 1 or "workers" in self.model_fields_set:
-            return self.workers
-        return max(1, min(self.workers, (os.cpu_count() or 1) // self.processes))
-
-    @property
-    def limits(self) -> Limits:
-        return Limits(max_media_bytes=self.max_media_bytes, max_event_bytes=self.max_event_bytes)
-
-    @model_validator(mode="after")
-    def _shared_port(self) -> IngestConfig:
-        if self.processes > 1:
-            try:
-                tcp_host_port(self.bind)
-            except ValueError as exc:
-                raise ValueError(f"bind: {exc}") from None
-        return self
 
 
 class IngestStore(DeviceRegistry, Protocol):

@@ -32,8 +32,9 @@ from dataclasses import asdict, fields
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from hub.ingest.loop import IngestConfig, IngestLoop, IngestStats, start_in_thread
-from hub.settings import HubSettings, tcp_host_port
+from hub.ingest.config import IngestConfig, tcp_host_port
+from hub.ingest.loop import IngestLoop, IngestStats, start_in_thread
+from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 

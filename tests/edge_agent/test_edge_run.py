@@ -126,7 +126,8 @@ def test_signal_mid_run_stops_cleanly(tmp_path: Path, short_video: Path, sig: si
 
 def test_run_with_a_bundle_delivers_to_the_hub(tmp_path: Path, short_video: Path) -> None:
     from hub.devices.enrol import enroll_device
-    from hub.ingest.loop import IngestConfig, run_ingest
+    from hub.ingest.config import IngestConfig
+    from hub.ingest.loop import run_ingest
     from hub.storage import db
     from hub.storage.store import Store
 

@@ -23,9 +23,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from hub.devices.enrol import enroll_device
-from hub.ingest.loop import IngestConfig, IngestLoop, run_ingest
+from hub.ingest.config import IngestConfig, tcp_host_port
+from hub.ingest.loop import IngestLoop, run_ingest
 from hub.ingest.processes import IngestProcesses, run_ingest_processes, shared_port_socket
-from hub.settings import HubSettings, tcp_host_port
+from hub.settings import HubSettings
 from hub.storage import db
 from hub.storage.store import Store
 from protocol.bundle import DeviceBundle
@@ -615,7 +616,8 @@ def test_port_reservation_waits_for_a_killed_hubs_workers_then_gives_up(monkeypa
 _HUB_PROCESS = """
 import sys, threading
 from pathlib import Path
-from hub.ingest.loop import IngestConfig, run_ingest
+from hub.ingest.config import IngestConfig
+from hub.ingest.loop import run_ingest
 from hub.storage.store import Store
 store = Store.open(None, Path(sys.argv[1]))
 stop = threading.Event()
