@@ -119,13 +119,13 @@ def _token_list(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from hub.storage import db
+    from hub.storage import db, migrations
 
     settings = settings_from_args(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(settings.db_url or db.sqlite_url(settings.data_dir))
     try:
-        version = db.migrate(engine)
+        version = migrations.migrate(engine)
     finally:
         engine.dispose()
     print(f"database schema at version {version}")

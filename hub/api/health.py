@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api.deps import StoreDep, public
-from hub.storage import db
+from hub.storage import migrations
 
 router = APIRouter(tags=["health"], dependencies=[Depends(public)])
 
@@ -16,7 +16,7 @@ router = APIRouter(tags=["health"], dependencies=[Depends(public)])
 @router.get("/health", summary="Database reachable and schema current")
 def health(store: StoreDep) -> dict[str, Any]:
     store.ping()
-    return {"status": "ok", "database": store.engine.dialect.name, "schema_version": db.SCHEMA_VERSION}
+    return {"status": "ok", "database": store.engine.dialect.name, "schema_version": migrations.SCHEMA_VERSION}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,

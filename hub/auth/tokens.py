@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from hub.cases.lifecycle import Role
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.store import Store
 
 TOKEN_PREFIX = "cey_"
@@ -36,8 +36,8 @@ def create_token(store: Store, name: str, role: Role) -> tuple[int, str]:
 
     def tx(conn: db.Connection) -> int:
         result = conn.execute(
-            db.api_tokens.insert().values(name=name, role=role.value, token_sha256=_digest(token),
-                                          created_at=db.utcnow(), revoked=False).returning(db.api_tokens.c.id)
+            schema.api_tokens.insert().values(name=name, role=role.value, token_sha256=_digest(token),
+                                          created_at=db.utcnow(), revoked=False).returning(schema.api_tokens.c.id)
         )
         return int(result.scalar_one())
 
@@ -47,20 +47,20 @@ def create_token(store: Store, name: str, role: Role) -> tuple[int, str]:
 def resolve_token(store: Store, token: str) -> Principal | None:
     if not token or len(token) > 256:
         return None
-    t = db.api_tokens
+    t = schema.api_tokens
     with store.engine.connect() as conn:
         row = conn.execute(select(t).where(t.c.token_sha256 == _digest(token), t.c.revoked.is_(False))).first()
     return Principal(row.id, row.name, Role(row.role)) if row else None
 
 
 def list_tokens(store: Store) -> list[dict[str, object]]:
-    t = db.api_tokens
+    t = schema.api_tokens
     with store.engine.connect() as conn:
         rows = conn.execute(select(t.c.id, t.c.name, t.c.role).where(t.c.revoked.is_(False)).order_by(t.c.id))
         return [dict(r._mapping) for r in rows]
 
 
 def revoke_token(store: Store, token_id: int) -> bool:
-    t = db.api_tokens
+    t = schema.api_tokens
     return bool(store.write(lambda conn: conn.execute(update(t).where(t.c.id == token_id).values(revoked=True))
                             .rowcount))

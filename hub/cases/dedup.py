@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from hub.cases.lifecycle import DEDUP_STATUSES, RECURRENCE_STATUSES, CaseStatus
 from hub.cases.transitions import AuditLog, DeadlineRule, mark_cleared, record_open
-from hub.storage import db
+from hub.storage import db, schema
 from protocol.messages import GroundPoint, NormBox, ProblemState
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -161,18 +161,18 @@ _OLD = sorted(s.value for s in RECURRENCE_STATUSES)
 def _status_in(statuses: Iterable[str]) -> object:
     """`status IN ('a', 'b')` with the (internal, constant) values in the SQL text: an expanding bound
     list would be re-rendered on every execution and could not be a prepared statement."""
-    return db.cases.c.status.in_([literal_column(f"'{s}'") for s in sorted(statuses)])
+    return schema.cases.c.status.in_([literal_column(f"'{s}'") for s in sorted(statuses)])
 
 
 # The columns CaseRow reads: the others (eight timestamps among them) would only add result processing per row.
-_CASE_COLUMNS = [db.cases.c[name] for name in (
+_CASE_COLUMNS = [schema.cases.c[name] for name in (
     "case_id", "status", "class_id", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "last_seen",
     "recurrence_count")]
 
 
 def _problem_case(device: object, camera: object, problem: object) -> Select:  # type: ignore[type-arg]
-    e = db.events
-    return (select(*_CASE_COLUMNS).join(e, e.c.case_id == db.cases.c.case_id)
+    e = schema.events
+    return (select(*_CASE_COLUMNS).join(e, e.c.case_id == schema.cases.c.case_id)
             .where(e.c.device_id == device, e.c.camera_id == camera, e.c.problem_id == problem, _status_in(_DEDUP))
             .order_by(e.c.id.desc()).limit(1))
 
@@ -190,7 +190,7 @@ def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: b
     in its own index (ix_cases_dedup_camera, ix_cases_dedup_ground) and unites the rows (MULTI-INDEX OR),
     where `class_id = ? AND (...)` makes it walk ix_cases_class_status over every case of the class.
     PostgreSQL ORs two bitmap index scans either way."""
-    c = db.cases
+    c = schema.cases
     near = []
     if by_camera:
         zone = c.c.zone.is_(None) if zone_is_none else c.c.zone == bindparam("b_zone")
@@ -204,9 +204,10 @@ def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: b
 
 
 # Writes: driver SQL on tuples of driver values (db.Batch; times through db.bind_time, JSON db.bind_json).
-_ATTACH = db.batch_update(db.cases, ("event_count", "updated_at", "last_seen", "box"), "case_id", add=("event_count",))
-_SET_GROUND = db.batch_update(db.cases, ("ground_crs", "ground_x", "ground_y", "lat", "lon"), "case_id")
-_INSERT_CASE = db.batch_insert(db.cases, (
+_ATTACH = db.batch_update(schema.cases, ("event_count", "updated_at", "last_seen", "box"), "case_id",
+                          add=("event_count",))
+_SET_GROUND = db.batch_update(schema.cases, ("ground_crs", "ground_x", "ground_y", "lat", "lon"), "case_id")
+_INSERT_CASE = db.batch_insert(schema.cases, (
     "case_id", "class_id", "status", "source", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "lat",
     "lon", "description", "first_seen", "last_seen", "event_count", "recurrence_of", "recurrence_count",
     "deadline_at", "created_at", "updated_at"))

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from hub.cases import events as case_events
 from hub.cases import queries
 from hub.cases.lifecycle import OVERDUE_ACTION
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class OverdueSweeper:
 
     def _sweep(self, conn: Connection, now: datetime) -> list[str]:
         db.advisory_lock(conn, "overdue-sweep")  # two hub processes: the second sees the first's rows
-        c, t = db.cases, db.transitions
+        c, t = schema.cases, schema.transitions
         recorded = exists().where(t.c.case_id == c.c.case_id, t.c.action == OVERDUE_ACTION,
                                   t.c.at == c.c.deadline_at)
         query = (select(c.c.case_id, c.c.status, c.c.deadline_at, c.c.unit)
@@ -68,8 +68,8 @@ class OverdueSweeper:
             query = query.with_for_update(of=c, skip_locked=True)
         rows = conn.execute(query).all()
         if rows:
-            conn.execute(db.transitions.insert(), [_timeline_row(r) for r in rows])
-            conn.execute(db.case_changes.insert(), [_change_row(r, now) for r in rows])
+            conn.execute(schema.transitions.insert(), [_timeline_row(r) for r in rows])
+            conn.execute(schema.case_changes.insert(), [_change_row(r, now) for r in rows])
         return [r.case_id for r in rows]
 
 

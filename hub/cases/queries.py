@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from hub.cases import classes
 from hub.cases.lifecycle import TERMINAL_STATUSES, CaseStatus, Role, allowed_actions
-from hub.storage import db
+from hub.storage import db, schema
 
 SORTABLE = ("created_at", "updated_at", "last_seen", "first_seen", "event_count", "deadline_at")
 
@@ -32,7 +32,7 @@ class CaseFilter:
 
 def case_conditions(f: CaseFilter, now: datetime) -> list[Any]:
     """The WHERE conditions on `cases` of a filter (the queue, the overdue sweep)."""
-    c = db.cases
+    c = schema.cases
     where: list[Any] = []
     if f.status:
         where.append(c.c.status.in_([s.value for s in f.status]))
@@ -66,7 +66,7 @@ def case_out(m: Any, now: datetime) -> dict[str, Any]:
 
 
 def list_cases(conn: Connection, f: CaseFilter, *, sort: str, offset: int, limit: int) -> dict[str, Any]:
-    c = db.cases
+    c = schema.cases
     now = db.utcnow()
     where = case_conditions(f, now)
     total = conn.execute(select(func.count()).select_from(c).where(*where)).scalar_one()
@@ -77,7 +77,7 @@ def list_cases(conn: Connection, f: CaseFilter, *, sort: str, offset: int, limit
 
 
 def case_detail(conn: Connection, case_id: str, role: Role) -> dict[str, Any] | None:
-    c, e, m, t = db.cases, db.events, db.media, db.transitions
+    c, e, m, t = schema.cases, schema.events, schema.media, schema.transitions
     row = conn.execute(select(c).where(c.c.case_id == case_id)).first()
     if row is None:
         return None
@@ -103,7 +103,7 @@ def case_detail(conn: Connection, case_id: str, role: Role) -> dict[str, Any] | 
 
 def list_cameras(conn: Connection, offline_after_s: float) -> list[dict[str, Any]]:
     cutoff = db.utcnow() - timedelta(seconds=offline_after_s)
-    rows = conn.execute(select(db.cameras).order_by(db.cameras.c.camera_id)).all()
+    rows = conn.execute(select(schema.cameras).order_by(schema.cameras.c.camera_id)).all()
     return [
         {**r._mapping, "reported_online": bool(r.online),
          "online": bool(r.online and r.last_seen and r.last_seen >= cutoff)}
@@ -114,17 +114,18 @@ def list_cameras(conn: Connection, offline_after_s: float) -> list[dict[str, Any
 def list_devices(conn: Connection, offline_after_s: float) -> list[dict[str, Any]]:
     cutoff = db.utcnow() - timedelta(seconds=offline_after_s)
     cams: dict[str, list[str]] = {}
-    for r in conn.execute(select(db.cameras.c.device_id, db.cameras.c.camera_id).order_by(db.cameras.c.camera_id)):
+    cam = schema.cameras
+    for r in conn.execute(select(cam.c.device_id, cam.c.camera_id).order_by(cam.c.camera_id)):
         cams.setdefault(r.device_id, []).append(r.camera_id)
     return [
         {**r._mapping, "online": bool(not r.revoked and r.last_seen and r.last_seen >= cutoff),
          "cameras": cams.get(r.device_id, [])}
-        for r in conn.execute(select(db.devices).order_by(db.devices.c.device_id))
+        for r in conn.execute(select(schema.devices).order_by(schema.devices.c.device_id))
     ]
 
 
 def statistics_for(conn: Connection, since: datetime, until: datetime, camera_limit: int = 50) -> dict[str, Any]:
-    c, e = db.cases, db.events
+    c, e = schema.cases, schema.events
     ev_counts = dict(conn.execute(
         select(e.c.class_id, func.count()).where(e.c.observed_at >= since, e.c.observed_at < until)
         .group_by(e.c.class_id)
@@ -155,7 +156,7 @@ def _day(value: Any) -> str:
 
 
 def _per_day(conn: Connection, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    c, e = db.cases, db.events
+    c, e = schema.cases, schema.events
     days: dict[str, dict[str, Any]] = {}
     for table, col, key in ((e, e.c.observed_at, "events"), (c, c.c.created_at, "cases")):
         day = func.date(col)
@@ -166,7 +167,7 @@ def _per_day(conn: Connection, since: datetime, until: datetime) -> list[dict[st
 
 
 def _median_close(conn: Connection, since: datetime, until: datetime) -> float | None:
-    c = db.cases
+    c = schema.cases
     rows = conn.execute(select(c.c.created_at, c.c.closed_at).where(
         c.c.closed_at.is_not(None), c.c.closed_at >= since, c.c.closed_at < until)).all()
     hours = [(closed - created).total_seconds() / 3600 for created, closed in rows]
@@ -174,7 +175,7 @@ def _median_close(conn: Connection, since: datetime, until: datetime) -> float |
 
 
 def _per_unit(conn: Connection, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    c = db.cases
+    c = schema.cases
     on_time = func.sum(case((c.c.handled_on_time.is_(True), 1), else_=0))
     rows = conn.execute(
         select(c.c.unit, func.count(), on_time)
@@ -187,7 +188,7 @@ def _per_unit(conn: Connection, since: datetime, until: datetime) -> list[dict[s
 
 def _per_camera(conn: Connection, since: datetime, until: datetime, limit: int) -> dict[str, Any]:
     """Capture precision per edge camera, worst first: where tuning a camera saves reviewers the most work."""
-    c = db.cases
+    c = schema.cases
     where = (c.c.source == "edge", c.c.camera_id.is_not(None), c.c.created_at >= since, c.c.created_at < until)
     filed = func.count(c.c.filed_at)
     void = func.coalesce(func.sum(case((c.c.status == CaseStatus.VOID.value, 1), else_=0)), 0)
@@ -213,7 +214,7 @@ def _most_voided_class(conn: Connection, where: tuple[Any, ...], cameras: list[s
     """camera_id -> (class with the most voided cases, its void count); ties go to the first class id."""
     if not cameras:
         return {}
-    c = db.cases
+    c = schema.cases
     rows = conn.execute(
         select(c.c.camera_id, c.c.class_id, func.count())
         .where(*where, c.c.status == CaseStatus.VOID.value, c.c.camera_id.in_(cameras))
@@ -226,16 +227,16 @@ def _most_voided_class(conn: Connection, where: tuple[Any, ...], cameras: list[s
 
 
 def changes_since(conn: Connection, after_id: int, limit: int = 100) -> list[dict[str, Any]]:
-    ch = db.case_changes
+    ch = schema.case_changes
     rows = conn.execute(select(ch).where(ch.c.id > after_id).order_by(ch.c.id).limit(limit)).all()
     return [dict(r._mapping) for r in rows]
 
 
 def last_change_id(conn: Connection) -> int:
-    return conn.execute(select(func.coalesce(func.max(db.case_changes.c.id), 0))).scalar_one()
+    return conn.execute(select(func.coalesce(func.max(schema.case_changes.c.id), 0))).scalar_one()
 
 
 def cases_by_status(conn: Connection) -> dict[str, int]:
-    c = db.cases
+    c = schema.cases
     return dict(conn.execute(select(c.c.status, func.count()).group_by(c.c.status)).all())
 

@@ -28,7 +28,7 @@ from hub.cases.lifecycle import (
 )
 from hub.cases.routing import route_unit
 from hub.settings import UnitConfig
-from hub.storage import db
+from hub.storage import db, schema
 
 if TYPE_CHECKING:
     from hub.cases.dedup import CaseRow, Observation
@@ -51,7 +51,7 @@ def transition(
     """Apply `action` to the case; returns the updated case row. Raises a TransitionError subclass."""
 
     def tx(conn: Connection) -> dict[str, Any]:
-        c = db.cases
+        c = schema.cases
         row = conn.execute(select(c).where(c.c.case_id == case_id).with_for_update()).first()
         if row is None:
             raise CaseNotFound(f"no case {case_id!r}")
@@ -65,13 +65,13 @@ def transition(
         conn.execute(update(c).where(c.c.case_id == case_id).values(status=rule.target.value, updated_at=now,
                                                                    **values))
         conn.execute(
-            db.transitions.insert().values(
+            schema.transitions.insert().values(
                 case_id=case_id, at=now, actor=actor, action=action.value, from_status=current.value,
                 to_status=rule.target.value, note=note, unit=values.get("unit"), photo_sha256=photo_sha256,
             )
         )
         conn.execute(
-            db.case_changes.insert().values(
+            schema.case_changes.insert().values(
                 at=now, case_id=case_id, kind="case.transition", status=rule.target.value,
                 data={"action": action.value, "from": current.value, "actor": actor},
             )
@@ -115,11 +115,11 @@ def _values_for(
 # ---- transitions inside the ingest transaction (hub.ingest.burst, via hub.cases.dedup.decide) --------------
 
 # Written once per burst, one statement per table: driver SQL on tuples of driver values (db.Batch).
-_CHANGE_INSERT = db.batch_insert(db.case_changes, ("at", "case_id", "kind", "status", "data"))
-_TRANSITION_INSERT = db.batch_insert(db.transitions, ("case_id", "at", "actor", "action", "from_status", "to_status",
-                                                      "note"))
-_SET_CLEARED = db.batch_update(db.cases, ("cleared_at",), "case_id")
-_SET_VERIFIED = db.batch_update(db.cases, ("status", "deadline_at", "updated_at"), "case_id")
+_CHANGE_INSERT = db.batch_insert(schema.case_changes, ("at", "case_id", "kind", "status", "data"))
+_TRANSITION_INSERT = db.batch_insert(schema.transitions, ("case_id", "at", "actor", "action", "from_status",
+                                                          "to_status", "note"))
+_SET_CLEARED = db.batch_update(schema.cases, ("cleared_at",), "case_id")
+_SET_VERIFIED = db.batch_update(schema.cases, ("status", "deadline_at", "updated_at"), "case_id")
 _JSON_NULL = db.bind_json(None)
 
 # When a case of a class entering a status at a time must leave it (StoreBase.deadline).

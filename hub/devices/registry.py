@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.core import StoreBase, StoreError
 from protocol.messages import Heartbeat
 
@@ -60,7 +60,7 @@ class DeviceTables(StoreBase):
         The key history (device_keys) keeps the old keys: `replace` ends the key in force now, so evidence
         it signed still verifies with it."""
         def tx(conn: Connection) -> None:
-            d, k = db.devices, db.device_keys
+            d, k = schema.devices, schema.device_keys
             now = db.utcnow()
             exists = conn.execute(select(d.c.device_id).where(d.c.device_id == device_id)).first()
             values = {"curve_public_key": curve_public_key, "sign_public_key": sign_public_key,
@@ -81,7 +81,7 @@ class DeviceTables(StoreBase):
     def revoke_device(self, device_id: str) -> None:
         """Revoke a device: ingest refuses it from now on, and its key in force ends now (key history)."""
         def tx(conn: Connection) -> None:
-            d, k = db.devices, db.device_keys
+            d, k = schema.devices, schema.device_keys
             now = db.utcnow()
             done = conn.execute(
                 update(d).where(d.c.device_id == device_id).values(revoked=True, revoked_at=now)
@@ -95,17 +95,17 @@ class DeviceTables(StoreBase):
 
     def get_device(self, device_id: str) -> Device | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(db.devices).where(db.devices.c.device_id == device_id)).first()
+            row = conn.execute(select(schema.devices).where(schema.devices.c.device_id == device_id)).first()
         return _device(row) if row else None
 
     def list_devices(self) -> list[Device]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(db.devices).order_by(db.devices.c.device_id)).all()
+            rows = conn.execute(select(schema.devices).order_by(schema.devices.c.device_id)).all()
         return [_device(r) for r in rows]
 
     def device_keys(self, device_id: str) -> list[DeviceKey]:
         """Every signing key the device has had, oldest first, with the period the hub accepted it."""
-        k = db.device_keys
+        k = schema.device_keys
         with self.engine.connect() as conn:
             rows = conn.execute(select(k).where(k.c.device_id == device_id).order_by(k.c.valid_from, k.c.id)).all()
         return [DeviceKey(**{c: r._mapping[c] for c in _DEVICE_KEY_COLUMNS}) for r in rows]
@@ -125,7 +125,7 @@ class DeviceTables(StoreBase):
         cameras = {cam.camera_id: {"camera_id": cam.camera_id, "device_id": hb.device_id, "online": cam.online,
                                    "last_seen": now, "health": cam.model_dump(mode="json")}
                    for hb in latest.values() for cam in hb.cameras}  # one row per camera: an upsert touches each once
-        d = db.devices
+        d = schema.devices
 
         def tx(conn: Connection) -> None:
             conn.execute(update(d).where(d.c.device_id == bindparam("b_id")).values(
@@ -133,7 +133,7 @@ class DeviceTables(StoreBase):
                 devices)
             rows = list(cameras.values())
             for i in range(0, len(rows), 500):  # under SQLite's bound-parameter limit
-                stmt = self._insert(conn, db.cameras).values(rows[i:i + 500])
+                stmt = self._insert(conn, schema.cameras).values(rows[i:i + 500])
                 conn.execute(stmt.on_conflict_do_update(index_elements=["camera_id"], set_={
                     c: stmt.excluded[c] for c in ("device_id", "online", "last_seen", "health")}))
 
@@ -151,7 +151,7 @@ def _device(row: Any) -> Device:
 
 @dataclass(frozen=True)
 class DeviceKey:
-    """One row of the key history (db.device_keys): in force from valid_from until valid_until (None: now)."""
+    """One row of the key history (schema.device_keys): in force from valid_from until valid_until (None: now)."""
 
     device_id: str
     sign_public_key: str

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Text, cast, select
+
 from hub.devices.registry import DeviceRecord
+from hub.storage import schema
 from protocol.key_history import KeyPeriod, check_signature
 from protocol.manifest import (
     EvidenceManifest,
@@ -100,11 +103,7 @@ def _record_problems(store: Any, record: Any, signed: EvidenceManifest) -> list[
 
 def _stored_metadata(store: Any, device_id: str, event_id: str) -> bytes | None:
     """The event's metadata JSON exactly as stored (the payload column's text, not a re-serialisation)."""
-    from sqlalchemy import Text, cast, select
-
-    from hub.storage import db
-
-    e = db.events
+    e = schema.events
     query = select(cast(e.c.payload, Text)).where(e.c.device_id == device_id, e.c.event_id == event_id)
     with store.engine.connect() as conn:
         text = conn.execute(query).scalar()
@@ -113,11 +112,8 @@ def _stored_metadata(store: Any, device_id: str, event_id: str) -> bytes | None:
 
 def event_ids_of_case(store: Any, case_id: str) -> list[tuple[str, str]]:
     """(device id, event id) of every edge event attached to a case, oldest first."""
-    from sqlalchemy import select
 
-    from hub.storage import db
-
-    e = db.events
+    e = schema.events
     query = select(e.c.device_id, e.c.event_id).where(e.c.case_id == case_id, e.c.source == "edge")
     with store.engine.connect() as conn:
         return [(r.device_id, r.event_id) for r in conn.execute(query.order_by(e.c.id))]

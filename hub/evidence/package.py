@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from hub.cases import queries
 from hub.cases.lifecycle import Role
 from hub.devices.hubkeys import HubSigningKey
-from hub.storage import db
+from hub.storage import db, schema
 from protocol.key_history import KeyPeriod, iso
 from protocol.manifest import sha256_hex
 from protocol.package import (
@@ -158,7 +158,7 @@ def _case_record(conn: Connection, case_id: str) -> dict[str, Any]:
 def _case_events(conn: Connection, case_id: str) -> list[_Event]:
 
 
-    e, m = db.events, db.media
+    e, m = schema.events, schema.media
     # CAST to text: the JSON document as stored (PostgreSQL `json` keeps its text), not a re-serialisation.
     query = (select(e.c.id, e.c.device_id, e.c.event_id, e.c.seq, e.c.source, e.c.state, e.c.camera_id,
                     e.c.observed_at, e.c.received_at, cast(e.c.payload, Text).label("payload_text"), e.c.manifest,
@@ -183,7 +183,7 @@ def _devices(conn: Connection, events: list[_Event]) -> tuple[dict[str, DeviceEn
 
 
     device_ids = sorted({e.device_id for e in events})
-    d, k = db.devices, db.device_keys
+    d, k = schema.devices, schema.device_keys
     rows = {r.device_id: r for r in conn.execute(select(d).where(d.c.device_id.in_(device_ids)))} if device_ids else {}
     history: dict[str, list[Any]] = {}
     if device_ids:

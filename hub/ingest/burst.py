@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from hub.cases import dedup
 from hub.cases.transitions import AuditLog
 from hub.evidence.files import EvidenceError, Staged
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.core import StoreBase, StoreError
 from protocol.messages import MediaRef, ProblemEvent
 
@@ -32,15 +32,15 @@ log = logging.getLogger(__name__)
 _EVENT_COLUMNS = ("device_id", "event_id", "seq", "problem_id", "camera_id", "class_id", "state", "source",
                   "observed_at", "received_at", "payload", "manifest", "signature", "case_id")
 _EVENT_CONFLICT = " ON CONFLICT (device_id, event_id) DO NOTHING RETURNING id, device_id, event_id"
-_EVENT_INSERT = db.batch_insert(db.events, _EVENT_COLUMNS, suffix=_EVENT_CONFLICT)
+_EVENT_INSERT = db.batch_insert(schema.events, _EVENT_COLUMNS, suffix=_EVENT_CONFLICT)
 _EVENTS_PER_VALUES = 30000 // len(_EVENT_COLUMNS)  # SQLite takes up to 32766 parameters per statement
-_MEDIA_INSERT = db.batch_insert(db.media, ("event_pk", "name", "kind", "content_type", "size", "sha256"))
+_MEDIA_INSERT = db.batch_insert(schema.media, ("event_pk", "name", "kind", "content_type", "size", "sha256"))
 
 
 @functools.lru_cache(maxsize=64)
 def _event_values_sql(rows: int) -> str:
     """SQLite: the events INSERT for `rows` rows in one VALUES list, since executemany drops RETURNING."""
-    return db.insert_values(db.events, _EVENT_COLUMNS, rows) + _EVENT_CONFLICT
+    return db.insert_values(schema.events, _EVENT_COLUMNS, rows) + _EVENT_CONFLICT
 
 
 # The events already stored among a burst's (device_id, event_id) keys, with their case.

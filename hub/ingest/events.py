@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from hub.storage import db
+from hub.storage import schema
 from hub.storage.core import StoreBase
 from protocol.messages import MediaRef, ProblemEvent
 
@@ -30,7 +30,7 @@ class EventReads(StoreBase):
     """The store's reads of stored events (a part of hub.storage.store.Store)."""
 
     def get_event(self, event_id: str, device_id: str | None = None) -> EventRecord | None:
-        e = db.events
+        e = schema.events
         query = select(e).where(e.c.event_id == event_id, e.c.source == "edge")
         if device_id is not None:
             query = query.where(e.c.device_id == device_id)
@@ -38,7 +38,8 @@ class EventReads(StoreBase):
             row = conn.execute(query.order_by(e.c.id).limit(1)).first()
             if row is None:
                 return None
-            refs = conn.execute(select(db.media).where(db.media.c.event_pk == row.id).order_by(db.media.c.id)).all()
+            mt = schema.media
+            refs = conn.execute(select(mt).where(mt.c.event_pk == row.id).order_by(mt.c.id)).all()
         m = row._mapping
         return EventRecord(
             device_id=m["device_id"], event_id=m["event_id"], seq=m["seq"], case_id=m["case_id"],

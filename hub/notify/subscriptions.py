@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.core import StoreBase
 
 
@@ -17,29 +17,29 @@ def subscribe(store: StoreBase, url: str, secret: str, kinds: Sequence[str]) -> 
     now = db.utcnow()
 
     def tx(conn: Connection) -> int:
-        return conn.execute(db.webhooks.insert().values(url=url, secret=secret, kinds=kinds, active=True,
+        return conn.execute(schema.webhooks.insert().values(url=url, secret=secret, kinds=kinds, active=True,
                                                         created_at=now)
-                            .returning(db.webhooks.c.id)).scalar_one()
+                            .returning(schema.webhooks.c.id)).scalar_one()
 
     return {"id": store.write(tx), "url": url, "kinds": kinds, "active": True, "created_at": now}
 
 
 def list_all(store: StoreBase) -> list[dict[str, Any]]:
-    w = db.webhooks
+    w = schema.webhooks
     with store.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(w).order_by(w.c.id))]
 
 
 def deactivate(store: StoreBase, webhook_id: int) -> bool:
     """False: no such subscription."""
-    w = db.webhooks
+    w = schema.webhooks
     return bool(store.write(lambda conn: conn.execute(update(w).where(w.c.id == webhook_id).values(active=False))
                             .rowcount))
 
 
 def deliveries(store: StoreBase, webhook_id: int) -> list[dict[str, Any]]:
     """The subscription's latest 200 deliveries, newest first."""
-    d = db.webhook_deliveries
+    d = schema.webhook_deliveries
     with store.engine.connect() as conn:
         rows = conn.execute(select(d).where(d.c.webhook_id == webhook_id).order_by(d.c.id.desc()).limit(200))
         return [dict(r._mapping) for r in rows]

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from hub.cases import events as case_events
 from hub.notify.egress import EgressPolicy, Network, TargetRefused, guarded_client
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class WebhookWorker:
 
     def _fan_out(self, conn: Connection) -> None:
         db.advisory_lock(conn, "webhook-fanout")
-        kv, ch, wh = db.kv, db.case_changes, db.webhooks
+        kv, ch, wh = schema.kv, schema.case_changes, schema.webhooks
         cursor = conn.execute(select(kv.c.value).where(kv.c.key == "webhook_cursor")).scalar()
         if cursor is None:
             cursor = 0
@@ -87,12 +87,12 @@ class WebhookWorker:
         rows = [{"webhook_id": h.id, "change_id": c.id, "status": "pending", "attempts": 0, "next_attempt_at": now}
                 for c in changes for h in hooks if c.kind in h.kinds and c.at >= h.created_at]
         if rows:
-            conn.execute(db.webhook_deliveries.insert(), rows)
+            conn.execute(schema.webhook_deliveries.insert(), rows)
         if changes:
             conn.execute(update(kv).where(kv.c.key == "webhook_cursor").values(value=changes[-1].id))
 
     def _claim(self, conn: Connection, now: datetime) -> list[dict[str, Any]]:
-        d, wh, ch = db.webhook_deliveries, db.webhooks, db.case_changes
+        d, wh, ch = schema.webhook_deliveries, schema.webhooks, schema.case_changes
         query = (select(d.c.id, d.c.attempts, wh.c.url, wh.c.secret, ch.c.id.label("change_id"), ch.c.kind,
                         ch.c.case_id, ch.c.status, ch.c.at, ch.c.data)
                  .join(wh, wh.c.id == d.c.webhook_id).join(ch, ch.c.id == d.c.change_id)
@@ -124,7 +124,7 @@ class WebhookWorker:
         self.store.write(lambda conn: self._record(conn, delivery, error))
 
     def _record(self, conn: Connection, delivery: dict[str, Any], error: str | None) -> None:
-        d = db.webhook_deliveries
+        d = schema.webhook_deliveries
         attempts = delivery["attempts"] + 1
         now = db.utcnow()
         if error is None:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from hub.cases import classes
 from hub.cases.lifecycle import OPEN311_CLOSED, CaseStatus
-from hub.storage import db
+from hub.storage import schema
 from hub.storage.core import StoreBase
 
 
@@ -40,7 +40,7 @@ def _first_media(conn: Connection, case_ids: list[str]) -> dict[str, str]:
     """Each case's first evidence file (its earliest event's first media), in one query for all cases."""
     if not case_ids:
         return {}
-    e, m = db.events, db.media
+    e, m = schema.events, schema.media
     rank = func.row_number().over(partition_by=e.c.case_id, order_by=(e.c.id, m.c.id)).label("rank")
     ranked = (select(e.c.case_id, m.c.sha256, rank).join(m, m.c.event_pk == e.c.id)
               .where(e.c.case_id.in_(case_ids)).subquery())
@@ -58,7 +58,7 @@ def find(store: StoreBase, case_ids: list[str] | None = None, service_code: str 
          ) -> list[dict[str, Any]]:
     """Service requests (cases), newest first, at most 1000: by case ids, class, creation time and
     open/closed (None: both)."""
-    c = db.cases
+    c = schema.cases
     query = select(c).order_by(c.c.created_at.desc()).limit(1000)
     if case_ids is not None:
         query = query.where(c.c.case_id.in_(case_ids))

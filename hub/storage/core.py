@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from hub.cases import classes, dedup
 from hub.cases.lifecycle import CaseStatus, Deadlines
 from hub.evidence.files import EvidenceStore
-from hub.storage import db
+from hub.storage import db, migrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,7 +73,7 @@ class StoreBase:
         data_dir.mkdir(parents=True, exist_ok=True)
         engine = db.make_engine(db_url or db.sqlite_url(data_dir))
         if migrate:
-            db.migrate(engine)
+            migrations.migrate(engine)
         return cls(engine, data_dir, **kwargs)
 
     def close(self) -> None:

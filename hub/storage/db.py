@@ -1,4 +1,4 @@
-"""The hub's schema and engine: one SQLAlchemy Core data layer for SQLite (embedded) and PostgreSQL.
+"""The hub's database engine: one SQLAlchemy Core data layer for SQLite (embedded) and PostgreSQL.
 
 SQLite runs in WAL mode with a busy timeout. A write transaction (`begin_write`: Store.write, migrate)
 is durable when it returns, yet holds the write lock only while it writes: SQLite commits without syncing
@@ -8,7 +8,7 @@ before it reads anything (a deferred transaction that reads, then writes, fails 
 when another writer committed in between). Every other transaction, e.g. `engine.connect()` in the API,
 is a read: a deferred BEGIN that reads a WAL snapshot without waiting for writers, under
 `PRAGMA query_only` so a write there fails at once instead of only under contention. PostgreSQL runs
-through psycopg 3. Migrations are a versioned list applied at open under a lock, recorded in `schema_version`.
+through psycopg 3. The tables are in hub.storage.schema, the migrations in hub.storage.migrations.
 """
 
 from __future__ import annotations
@@ -25,46 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
     Column,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
     String,
     Table,
-    Text,
-    TypeDecorator,
-    UniqueConstraint,
-    case,
     create_engine,
     event,
-    literal,
-    select,
     text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
 from hub.storage.fsync import sync_path
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC in Python, naive UTC in the database (SQLite has no time zones)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        return None if value is None else naive_utc(value)
-
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -77,255 +48,6 @@ def naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-metadata = MetaData()
-
-schema_version = Table(
-    "schema_version",
-    metadata,
-    Column("version", Integer, primary_key=True),
-    Column("name", String(128), nullable=False),
-    Column("applied_at", UTCDateTime, nullable=False),
-)
-
-devices = Table(
-    "devices",
-    metadata,
-    Column("device_id", String(64), primary_key=True),
-    Column("curve_public_key", String(128), nullable=False),
-    Column("sign_public_key", String(128), nullable=False),
-    Column("revoked", Boolean, nullable=False, default=False),
-    Column("enrolled_at", UTCDateTime, nullable=False),
-    Column("revoked_at", UTCDateTime),
-    Column("last_seen", UTCDateTime),
-    Column("agent_version", String(32)),
-    Column("health", JSON),
-)
-
-# Every signing key a device has had, with the period the hub accepted it: [valid_from, valid_until).
-# Written with the devices row by enrolment, re-enrolment (--replace ends the current key) and revocation;
-# `cityeye hub verify` and evidence packages check an event with the key in force at its received_at.
-device_keys = Table(
-    "device_keys",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("device_id", String(64), nullable=False),
-    Column("sign_public_key", String(128), nullable=False),
-    Column("curve_public_key", String(128), nullable=False),
-    Column("valid_from", UTCDateTime, nullable=False),
-    Column("valid_until", UTCDateTime),  # None: in force
-    Column("ended", String(16)),  # replaced, revoked
-    Index("ix_device_keys_device", "device_id", "valid_from"),
-)
-
-cameras = Table(
-    "cameras",
-    metadata,
-    Column("camera_id", String(64), primary_key=True),
-    Column("device_id", String(64), nullable=False),
-    Column("online", Boolean, nullable=False, default=False),
-    Column("last_seen", UTCDateTime),
-    Column("health", JSON),
-)
-
-cases = Table(
-    "cases",
-    metadata,
-    Column("case_id", String(32), primary_key=True),
-    Column("class_id", String(64), nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("source", String(16), nullable=False),  # edge, sensor, manual
-    Column("camera_id", String(64)),
-    Column("zone", String(64)),
-    Column("box", JSON),
-    Column("ground_crs", String(80)),
-    Column("ground_x", Float),
-    Column("ground_y", Float),
-    Column("lat", Float),
-    Column("lon", Float),
-    Column("description", Text),
-    Column("first_seen", UTCDateTime, nullable=False),
-    Column("last_seen", UTCDateTime, nullable=False),
-    Column("event_count", Integer, nullable=False, default=1),
-    Column("recurrence_of", String(32)),
-    Column("recurrence_count", Integer, nullable=False, default=0),
-    Column("unit", String(64)),
-    Column("deadline_at", UTCDateTime),
-    Column("cleared_at", UTCDateTime),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("filed_at", UTCDateTime),
-    Column("handled_at", UTCDateTime),
-    Column("handled_on_time", Boolean),
-    Column("closed_at", UTCDateTime),
-    Index("ix_cases_class_status", "class_id", "status"),
-    Index("ix_cases_camera_status", "camera_id", "status"),
-    # Statistics over a time range (hub.queries.statistics_for) read only the index, not the rows: per class,
-    # per camera, filed and void. Also serves every lookup by creation time.
-    Index("ix_cases_stats", "created_at", "class_id", "status", "source", "camera_id", "filed_at"),
-    Index("ix_cases_closed", "closed_at", "created_at"),  # time to close
-    # Dedup candidates (hub.cases._candidates_query), one index per branch of its OR: same camera and zone,
-    # or a ground box (equality columns, the status IN list, then the x range; y is checked in the index).
-    Index("ix_cases_dedup_camera", "class_id", "camera_id", "zone", "status"),
-    Index("ix_cases_dedup_ground", "class_id", "ground_crs", "status", "ground_x", "ground_y"),
-)
-
-events = Table(
-    "events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("device_id", String(64), nullable=False),
-    Column("event_id", String(64), nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("problem_id", String(64), nullable=False),
-    Column("camera_id", String(64), nullable=False),
-    Column("class_id", String(64), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("source", String(16), nullable=False, default="edge"),  # edge, sensor, manual
-    Column("observed_at", UTCDateTime, nullable=False),
-    Column("received_at", UTCDateTime, nullable=False),
-    Column("payload", JSON, nullable=False),  # the ProblemEvent as JSON
-    Column("manifest", LargeBinary, nullable=False),  # verbatim, for later re-verification
-    Column("signature", LargeBinary, nullable=False),
-    Column("case_id", String(32), ForeignKey("cases.case_id")),
-    UniqueConstraint("device_id", "event_id", name="uq_events_device_event"),
-    Index("ix_events_case", "case_id"),
-    Index("ix_events_problem", "device_id", "camera_id", "problem_id"),
-    Index("ix_events_event_id", "event_id"),
-    Index("ix_events_observed", "observed_at", "class_id"),  # events per class and per day, from the index
-)
-
-media = Table(
-    "media",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("event_pk", Integer, ForeignKey("events.id"), nullable=False),
-    Column("name", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("content_type", String(64), nullable=False),
-    Column("size", BigInteger, nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Index("ix_media_event", "event_pk"),
-    Index("ix_media_sha", "sha256"),
-)
-
-transitions = Table(
-    "case_transitions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("case_id", String(32), ForeignKey("cases.case_id"), nullable=False),
-    Column("at", UTCDateTime, nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("action", String(32), nullable=False),
-    Column("from_status", String(32)),
-    Column("to_status", String(32), nullable=False),
-    Column("note", Text),
-    Column("unit", String(64)),
-    Column("photo_sha256", String(64)),
-    Index("ix_transitions_case", "case_id"),
-)
-
-# Transactional outbox: every case change appends a row in the same transaction; SSE and webhooks
-# read it by id, so they work across hub worker processes.
-case_changes = Table(
-    "case_changes",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", UTCDateTime, nullable=False),
-    Column("case_id", String(32), nullable=False),
-    Column("kind", String(32), nullable=False),  # case.created, case.updated, case.transition
-    Column("status", String(32), nullable=False),
-    Column("data", JSON),
-)
-
-api_tokens = Table(
-    "api_tokens",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(128), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("token_sha256", String(64), nullable=False, unique=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("revoked", Boolean, nullable=False, default=False),
-)
-
-webhooks = Table(
-    "webhooks",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("url", String(2000), nullable=False),
-    Column("secret", String(256), nullable=False),
-    Column("kinds", JSON, nullable=False),
-    Column("active", Boolean, nullable=False, default=True),
-    Column("created_at", UTCDateTime, nullable=False),
-)
-
-webhook_deliveries = Table(
-    "webhook_deliveries",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("webhook_id", Integer, ForeignKey("webhooks.id"), nullable=False),
-    Column("change_id", Integer, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, delivered, failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTCDateTime, nullable=False),
-    Column("last_error", Text),
-    Column("delivered_at", UTCDateTime),
-    UniqueConstraint("webhook_id", "change_id", name="uq_delivery_change"),
-    Index("ix_deliveries_due", "status", "next_attempt_at"),
-)
-
-kv = Table(
-    "kv",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", BigInteger, nullable=False),
-)
-
-
-def _v1_initial(conn: Connection) -> None:
-    metadata.create_all(conn)
-
-
-def _v2_dedup_indexes(conn: Connection) -> None:
-    # checkfirst: on a fresh database step 1 has already made them (it creates the current metadata).
-    for name in ("ix_cases_dedup_camera", "ix_cases_dedup_ground"):
-        next(ix for ix in cases.indexes if ix.name == name).create(conn, checkfirst=True)
-
-
-def _v3_device_keys(conn: Connection) -> None:
-    """The key history, seeded with each enrolled device's current key (its enrolled_at onwards; a revoked
-    device's key ends at revoked_at). Keys replaced before this step were overwritten and are gone."""
-    device_keys.create(conn, checkfirst=True)  # a fresh database: step 1 made it
-    d, k = devices, device_keys
-    missing = select(
-        d.c.device_id, d.c.sign_public_key, d.c.curve_public_key, d.c.enrolled_at,
-        case((d.c.revoked, d.c.revoked_at), else_=None),
-        case((d.c.revoked, literal("revoked")), else_=None),
-    ).where(~select(k.c.id).where(k.c.device_id == d.c.device_id).exists())
-    conn.execute(k.insert().from_select(
-        ["device_id", "sign_public_key", "curve_public_key", "valid_from", "valid_until", "ended"], missing))
-
-
-def _v4_statistics_indexes(conn: Connection) -> None:
-    """Indexes that /stats reads instead of the tables (a 30-day range at 100k cases scanned every event
-    row, payload included). ix_cases_stats starts with created_at: it replaces ix_cases_created."""
-    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_cases_created")
-    for ix in (*cases.indexes, *events.indexes):
-        if ix.name in ("ix_cases_stats", "ix_cases_closed", "ix_events_observed"):
-            ix.create(conn, checkfirst=True)
-
-
-# Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
-# metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
-# EXISTS): a fresh and an upgraded database then end with the same schema (test_hub_store checks it).
-MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
-    (1, "initial schema", _v1_initial),
-    (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
-    (3, "device key history", _v3_device_keys),
-    (4, "statistics indexes", _v4_statistics_indexes),
-]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-_MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -501,23 +223,6 @@ def advisory_locks(conn: Connection, keys: Iterable[str]) -> None:
         if ids:
             conn.execute(_LOCK_MANY, {"ks": ids})
 
-
-def migrate(engine: Engine) -> int:
-    """Apply pending migrations; returns the schema version now in force."""
-    with begin_write(engine) as conn:
-        if is_postgres(conn):
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
-        schema_version.create(conn, checkfirst=True)
-        done = {row[0] for row in conn.execute(schema_version.select().with_only_columns(schema_version.c.version))}
-        for version, name, step in MIGRATIONS:
-            if version in done:
-                continue
-            step(conn)
-            conn.execute(schema_version.insert().values(version=version, name=name, applied_at=utcnow()))
-        current = max(done | {v for v, _, _ in MIGRATIONS})
-    if current > SCHEMA_VERSION:
-        raise RuntimeError(f"database schema {current} is newer than this hub ({SCHEMA_VERSION}); upgrade it")
-    return current
 
 
 # ---- driver SQL for the ingest hot path ------------------------------------------------------------------

@@ -128,7 +128,7 @@ def test_run_with_a_bundle_delivers_to_the_hub(tmp_path: Path, short_video: Path
     from hub.devices.enrol import enroll_device
     from hub.ingest.config import IngestConfig
     from hub.ingest.loop import run_ingest
-    from hub.storage import db
+    from hub.storage import schema
     from hub.storage.store import Store
 
     data_dir = tmp_path / "hub"
@@ -146,8 +146,9 @@ def test_run_with_a_bundle_delivers_to_the_hub(tmp_path: Path, short_video: Path
         assert proc.returncode == 0, log[-3000:]
         assert "events go to hub " + endpoint in log and "all delivered" in log
         with store.engine.connect() as conn:
-            rows = conn.execute(select(db.events.c.event_id, db.events.c.device_id, db.events.c.payload)).all()
-            cams = conn.execute(select(db.cameras.c.camera_id, db.cameras.c.device_id)).all()
+            e = schema.events
+            rows = conn.execute(select(e.c.event_id, e.c.device_id, e.c.payload)).all()
+            cams = conn.execute(select(schema.cameras.c.camera_id, schema.cameras.c.device_id)).all()
         assert rows and {r.device_id for r in rows} == {"box-hub"}
         assert {r.payload["device_id"] for r in rows} == {"box-hub"}
         assert [(c.camera_id, c.device_id) for c in cams] == [("plaza-cam", "box-hub")]  # from heartbeats

@@ -25,7 +25,7 @@ from hub.devices.hubkeys import HubSigningKey
 from hub.devices.verify import verify_event
 from hub.evidence.package import build_package
 from hub.ingest.burst import IngestItem, IngestResult
-from hub.storage import db
+from hub.storage import db, migrations, schema
 from hub.storage.store import Store
 from protocol.codec import EventMessage, decode, seal_event
 from protocol.key_history import KEY_HANDOVER_S, KeyPeriod, check_signature
@@ -69,7 +69,7 @@ class Box:
 
 def shift_key(store: Store, sign_public_key: str, by: timedelta) -> None:
     """Move a key's period (a test's way to put an event outside it)."""
-    k = db.device_keys
+    k = schema.device_keys
     with db.begin_write(store.engine) as conn:
         row = conn.execute(select(k).where(k.c.sign_public_key == sign_public_key)).one()
         conn.execute(update(k).where(k.c.id == row.id).values(
@@ -125,7 +125,7 @@ def test_verify_catches_an_event_row_changed_after_ingest(store: Store) -> None:
     box.send(1)
     box.send(2)
     assert verify_event(store, ev(1)).ok and verify_event(store, ev(2)).ok
-    e = db.events
+    e = schema.events
     with db.begin_write(store.engine) as conn:
         payload = conn.execute(select(e.c.payload).where(e.c.event_id == ev(1))).scalar_one()
         conn.execute(update(e).where(e.c.event_id == ev(1)).values(payload={**payload, "class_id": "garbage_overflow"}))
@@ -318,10 +318,11 @@ def test_version_2_database_back_fills_the_key_history(db_url: str | None, tmp_p
     secret, public = generate_signing_key()
     _, revoked_public = generate_signing_key()
     with db.begin_write(engine) as conn:  # schema 2 as released: every table but device_keys
-        db.metadata.create_all(conn, tables=[t for t in db.metadata.sorted_tables if t is not db.device_keys])
-        for version, name, _ in db.MIGRATIONS[:2]:
-            conn.execute(db.schema_version.insert().values(version=version, name=name, applied_at=db.utcnow()))
-        conn.execute(db.devices.insert(), [
+        schema.metadata.create_all(conn, tables=[t for t in schema.metadata.sorted_tables
+                                                 if t is not schema.device_keys])
+        for version, name, _ in migrations.MIGRATIONS[:2]:
+            conn.execute(schema.schema_version.insert().values(version=version, name=name, applied_at=db.utcnow()))
+        conn.execute(schema.devices.insert(), [
             {"device_id": DEVICE, "curve_public_key": "curve-1", "sign_public_key": public, "revoked": False,
              "enrolled_at": enrolled, "revoked_at": None},
             {"device_id": "box-gone", "curve_public_key": "curve-2", "sign_public_key": revoked_public,
@@ -333,9 +334,10 @@ def test_version_2_database_back_fills_the_key_history(db_url: str | None, tmp_p
     box.store, box.prev, box.signer = old, GENESIS_HASH, Signer(secret)
     case_id = box.send(1)
 
-    assert db.migrate(engine) == db.SCHEMA_VERSION
-    assert db.migrate(engine) == db.SCHEMA_VERSION  # nothing left to do
-    assert _indexes(engine, "device_keys") == {ix.name: [c.name for c in ix.columns] for ix in db.device_keys.indexes}
+    assert migrations.migrate(engine) == migrations.SCHEMA_VERSION
+    assert migrations.migrate(engine) == migrations.SCHEMA_VERSION  # nothing left to do
+    assert _indexes(engine, "device_keys") == {ix.name: [c.name for c in ix.columns]
+                                               for ix in schema.device_keys.indexes}
     store = Store(engine, tmp_path / "hub")
     (key,) = store.device_keys(DEVICE)
     assert (key.sign_public_key, key.valid_from, key.valid_until, key.ended) == (public, enrolled, None, None)

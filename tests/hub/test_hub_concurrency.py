@@ -24,7 +24,7 @@ import pytest
 from hubfactory import T0, ingest, make_event
 from sqlalchemy import func, select, update
 
-from hub.storage import db
+from hub.storage import db, migrations, schema
 from hub.storage.store import Store
 from protocol.messages import GroundPoint, ProblemEvent
 
@@ -82,7 +82,7 @@ def _worker(url: str, data_dir: str, worker: int, barrier: Any, results: Any) ->
 def test_four_workers_make_no_duplicate_case(db_url: str | None, tmp_path: Path) -> None:
     url = db_url or f"sqlite:///{tmp_path / 'hub' / 'hub.db'}"
     (tmp_path / "hub").mkdir()
-    db.migrate(db.make_engine(url))  # as `cityeye hub migrate` would, before the workers start
+    migrations.migrate(db.make_engine(url))  # as `cityeye hub migrate` would, before the workers start
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(url, str(tmp_path / "hub"), w, barrier, results))
@@ -105,9 +105,9 @@ def test_four_workers_make_no_duplicate_case(db_url: str | None, tmp_path: Path)
 
     engine = db.make_engine(url)
     with engine.connect() as conn:
-        n_cases = conn.execute(select(func.count()).select_from(db.cases)).scalar_one()
-        counts = dict(conn.execute(select(db.cases.c.case_id, db.cases.c.event_count)).all())
-        n_events = conn.execute(select(func.count()).select_from(db.events)).scalar_one()
+        n_cases = conn.execute(select(func.count()).select_from(schema.cases)).scalar_one()
+        counts = dict(conn.execute(select(schema.cases.c.case_id, schema.cases.c.event_count)).all())
+        n_events = conn.execute(select(func.count()).select_from(schema.events)).scalar_one()
     engine.dispose()
     assert n_cases == PROBLEMS
     per_problem = REPEATS * (WORKERS + 1)
@@ -122,13 +122,13 @@ def test_api_reads_do_not_wait_for_an_open_write(store: Store, client: Any, toke
     last committed data; writers still wait for it (SQLite: before they read anything), then succeed."""
     event, media = make_event(event_id="ev-committed")
     case_id = ingest(store, event, media).case_id
-    c = db.cases.c
+    c = schema.cases.c
     this_case = c.case_id == case_id
     inside, release = threading.Event(), threading.Event()
     started = threading.Event()  # the second writer's body runs: on SQLite only once it holds the write lock
 
     def held(conn: db.Connection) -> None:
-        conn.execute(update(db.cases).where(this_case).values(description="uncommitted"))
+        conn.execute(update(schema.cases).where(this_case).values(description="uncommitted"))
         inside.set()
         assert release.wait(30)
 
@@ -136,7 +136,7 @@ def test_api_reads_do_not_wait_for_an_open_write(store: Store, client: Any, toke
         with db.begin_write(store.engine) as conn:
             started.set()
             n = conn.execute(select(c.event_count).where(this_case)).scalar_one()
-            conn.execute(update(db.cases).where(this_case).values(description="second", event_count=n + 1))
+            conn.execute(update(schema.cases).where(this_case).values(description="second", event_count=n + 1))
 
     with ThreadPoolExecutor(3) as pool:
         first = pool.submit(store.write, held)
@@ -147,7 +147,7 @@ def test_api_reads_do_not_wait_for_an_open_write(store: Store, client: Any, toke
             listed = client.get("/cases", headers=tokens["reader"])
             read_s = time.monotonic() - t0
             assert read_s < 2.0, f"reads took {read_s:.2f} s beside an open write"
-            queued = pool.submit(store.write, lambda conn: conn.execute(update(db.cases).where(this_case)
+            queued = pool.submit(store.write, lambda conn: conn.execute(update(schema.cases).where(this_case)
                                                                         .values(unit="sanitation")))
             direct = pool.submit(read_then_write)
             time.sleep(0.5)

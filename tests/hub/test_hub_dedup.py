@@ -20,7 +20,7 @@ from hub.cases.dedup import (
     ground_distance_m,
     lock_keys,
 )
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.store import Store
 from protocol.messages import GroundPoint, NormBox, ProblemState
 
@@ -34,11 +34,11 @@ def near(dx_m: float) -> GroundPoint:
 
 def case_row(store: Store, case_id: str) -> dict:
     with store.engine.connect() as conn:
-        return dict(conn.execute(select(db.cases).where(db.cases.c.case_id == case_id)).one()._mapping)
+        return dict(conn.execute(select(schema.cases).where(schema.cases.c.case_id == case_id)).one()._mapping)
 
 
 def close_case(store: Store, case_id: str) -> None:
-    store.write(lambda conn: conn.execute(db.cases.update().where(db.cases.c.case_id == case_id)
+    store.write(lambda conn: conn.execute(schema.cases.update().where(schema.cases.c.case_id == case_id)
                                           .values(status="closed")))
 
 
@@ -174,9 +174,9 @@ def _tricky_stream(seed: int) -> list[tuple[str, list]]:  # type: ignore[type-ar
 def _outcome(store: Store) -> tuple[dict, dict]:  # type: ignore[type-arg]
     """Cases keyed by their first event id (case ids are random), and each event's case in those terms."""
     with store.engine.connect() as conn:
-        links = conn.execute(select(db.events.c.event_id, db.events.c.case_id)).all()
-        cases = {r.case_id: r for r in conn.execute(select(db.cases))}
-        changes = sorted(conn.execute(select(db.case_changes.c.kind, db.case_changes.c.status)).all())
+        links = conn.execute(select(schema.events.c.event_id, schema.events.c.case_id)).all()
+        cases = {r.case_id: r for r in conn.execute(select(schema.cases))}
+        changes = sorted(conn.execute(select(schema.case_changes.c.kind, schema.case_changes.c.status)).all())
     label = {}
     for event_id, case_id in sorted(links):
         if case_id is not None:
@@ -198,7 +198,8 @@ def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -
         for phase, events in _tricky_stream(5):
             if phase == "clear":  # the city handled every open case in between
                 for s in (store, reference):
-                    s.write(lambda conn: conn.execute(db.cases.update().where(db.cases.c.status == "pending_review")
+                    s.write(lambda conn: conn.execute(schema.cases.update()
+                                                      .where(schema.cases.c.status == "pending_review")
                                                       .values(status="handled")))
             for event, media in events:
                 ingest(reference, event, media)
@@ -233,7 +234,7 @@ def _seed_cases(conn: Connection, n: int) -> None:
     """`n` cases of one class across a city, most of them closed, on 50 cameras."""
     rnd = random.Random(7)
     now = db.utcnow()
-    conn.execute(db.cases.insert(), [{
+    conn.execute(schema.cases.insert(), [{
         "case_id": f"S{i:07d}", "class_id": "exposed_garbage", "source": "edge",
         "status": rnd.choice(["closed"] * 8 + ["void", "pending_review"]),
         "camera_id": f"cam-{rnd.randrange(50)}", "zone": f"z{rnd.randrange(4)}", "box": None,
@@ -287,7 +288,7 @@ def test_case_rows_from_driver_values_match_the_core_types(store: Store) -> None
            ingest(store, *make_event(event_id="ev-driver3", problem_id="prob-drv3", zone="z3")).case_id]
     for case_id, box in zip(ids[1:], [None, null()], strict=True):
         store.write(lambda conn, c=case_id, b=box: conn.execute(
-            db.cases.update().where(db.cases.c.case_id == c).values(box=b)))
+            schema.cases.update().where(schema.cases.c.case_id == c).values(box=b)))
     with store.engine.connect() as conn:
         core = {r.case_id: row_to_case(r) for r in conn.execute(select(*_CASE_COLUMNS))}
         raw = conn.exec_driver_sql("SELECT " + ", ".join(c.name for c in _CASE_COLUMNS) + " FROM cases").all()

@@ -22,7 +22,7 @@ from sqlalchemy import event, select
 from hub.cases.overdue import OverdueSweeper
 from hub.cases.workcal import WorkingCalendar
 from hub.notify.webhooks import WebhookWorker, backoff
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.store import Store
 
 Headers = dict[str, dict[str, str]]
@@ -318,14 +318,14 @@ def test_webhook_url_allow_list(store: Store, hub_settings: Any, tokens: Headers
 def _add_hook(store: Store, url: str, kinds: list[str]) -> int:
     """A subscription written straight to the database: as if the name resolved elsewhere at registration,
     or the allow-list was narrowed since."""
-    return store.write(lambda conn: conn.execute(db.webhooks.insert().values(
+    return store.write(lambda conn: conn.execute(schema.webhooks.insert().values(
         url=url, secret=SECRET, kinds=kinds, active=True, created_at=db.utcnow() - timedelta(minutes=1),
-    ).returning(db.webhooks.c.id)).scalar_one())
+    ).returning(schema.webhooks.c.id)).scalar_one())
 
 
 def _deliveries(store: Store) -> dict[int, dict[str, Any]]:
     with store.engine.connect() as conn:
-        return {r.webhook_id: dict(r._mapping) for r in conn.execute(select(db.webhook_deliveries))}
+        return {r.webhook_id: dict(r._mapping) for r in conn.execute(select(schema.webhook_deliveries))}
 
 
 def test_delivery_rechecks_the_target(store: Store) -> None:
@@ -364,7 +364,7 @@ def test_redirects_are_not_followed(store: Store) -> None:
 
 def _make_late(store: Store, case_id: str, hours: float = 1.0) -> datetime:
     deadline = (db.utcnow() - timedelta(hours=hours)).replace(microsecond=123456)
-    store.write(lambda conn: conn.execute(db.cases.update().where(db.cases.c.case_id == case_id)
+    store.write(lambda conn: conn.execute(schema.cases.update().where(schema.cases.c.case_id == case_id)
                                           .values(deadline_at=deadline)))
     return deadline
 
@@ -470,7 +470,7 @@ def test_webhook_kinds_match_case_events() -> None:
 
 def _old_first_media(conn: Any, case_id: str) -> str | None:
     """The per-case query the listing used to run (the reference for its output)."""
-    e, m = db.events, db.media
+    e, m = schema.events, schema.media
     return conn.execute(select(m.c.sha256).join(e, e.c.id == m.c.event_pk).where(e.c.case_id == case_id)
                         .order_by(e.c.id).limit(1)).scalar()
 

@@ -9,7 +9,7 @@ import pytest
 from hubfactory import T0, ingest, jpeg_bytes, make_event
 
 from hub.cases.lifecycle import RULES, Action, Role
-from hub.storage import db
+from hub.storage import db, schema
 from hub.storage.store import Store
 from protocol.messages import ProblemState
 
@@ -160,7 +160,7 @@ def test_routes_without_access_policy_are_refused(store: Store, hub_settings: An
 def test_overdue_pool_and_filters(client: Any, store: Store, tokens: Headers) -> None:
     late = open_case(store, problem_id="prob-late001")
     fresh = open_case(store, problem_id="prob-fresh01", camera_id="cam-2")
-    store.write(lambda conn: conn.execute(db.cases.update().where(db.cases.c.case_id == late)
+    store.write(lambda conn: conn.execute(schema.cases.update().where(schema.cases.c.case_id == late)
                                           .values(deadline_at=db.utcnow() - timedelta(hours=1))))
     pool = client.get("/cases", params={"overdue": "true"}, headers=tokens["reader"]).json()
     assert [c["case_id"] for c in pool["items"]] == [late] and pool["items"][0]["overdue"]

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hub.devices.registry import UnknownDevice
-from hub.storage import db, fsync
+from hub.storage import db, fsync, migrations, schema
 from hub.storage.core import StoreError
 from hub.storage.store import Store
 from protocol.messages import CameraHealth, GroundPoint, Heartbeat
@@ -72,7 +72,7 @@ def test_heartbeats_of_many_devices_in_one_transaction(store: Store) -> None:
     assert store.get_device("box-1").agent_version == "1.1"  # type: ignore[union-attr]
     assert store.get_device("box-2").agent_version == "2.1"  # type: ignore[union-attr]
     with store.engine.connect() as conn:
-        cams = {r.camera_id: (r.device_id, r.online) for r in conn.execute(select(db.cameras))}
+        cams = {r.camera_id: (r.device_id, r.online) for r in conn.execute(select(schema.cameras))}
     assert cams == {"cam-a": ("box-1", False), "cam-b": ("box-2", False), "cam-c": ("box-2", True)}
     store.record_heartbeats([])
 
@@ -117,14 +117,14 @@ def _indexes(engine: db.Engine, table: str) -> dict[str, list[str]]:
     return {ix["name"]: list(ix["column_names"]) for ix in inspect(engine).get_indexes(table)}
 
 
-METADATA_INDEXES = {ix.name: [c.name for c in ix.columns] for ix in db.cases.indexes}
+METADATA_INDEXES = {ix.name: [c.name for c in ix.columns] for ix in schema.cases.indexes}
 
 
 def test_fresh_database_has_every_step_and_index(store: Store) -> None:
     with store.engine.connect() as conn:
-        versions = list(conn.execute(select(db.schema_version.c.version).order_by(db.schema_version.c.version))
+        versions = list(conn.execute(select(schema.schema_version.c.version).order_by(schema.schema_version.c.version))
                         .scalars())
-    assert versions == [v for v, _, _ in db.MIGRATIONS] and versions[-1] == db.SCHEMA_VERSION
+    assert versions == [v for v, _, _ in migrations.MIGRATIONS] and versions[-1] == migrations.SCHEMA_VERSION
     assert _indexes(store.engine, "cases") == METADATA_INDEXES
 
 
@@ -133,18 +133,18 @@ def test_version_1_database_migrates_to_the_dedup_indexes(db_url: str | None, tm
     engine = db.make_engine(db_url or db.sqlite_url(tmp_path))
     added = ("ix_cases_dedup_camera", "ix_cases_dedup_ground")
     with db.begin_write(engine) as conn:  # version 1 as released: step 1 made the tables without them
-        db.MIGRATIONS[0][2](conn)
+        migrations.MIGRATIONS[0][2](conn)
         for name in added:
             conn.exec_driver_sql(f"DROP INDEX {name}")
-        conn.execute(db.schema_version.insert().values(version=1, name="initial schema", applied_at=db.utcnow()))
+        conn.execute(schema.schema_version.insert().values(version=1, name="initial schema", applied_at=db.utcnow()))
     assert not set(added) & set(_indexes(engine, "cases"))
     old = Store(engine, tmp_path / "hub")
     event, media = make_event(event_id="ev-before-v2", ground=GroundPoint(crs="wgs84", x=116.4, y=39.9))
     case_id = ingest(old, event, media).case_id
 
-    assert db.migrate(engine) == db.SCHEMA_VERSION
+    assert migrations.migrate(engine) == migrations.SCHEMA_VERSION
     assert _indexes(engine, "cases") == METADATA_INDEXES
-    assert db.migrate(engine) == db.SCHEMA_VERSION  # nothing left to do
+    assert migrations.migrate(engine) == migrations.SCHEMA_VERSION  # nothing left to do
     store = Store(engine, tmp_path / "hub")
     assert store.get_event("ev-before-v2").case_id == case_id  # type: ignore[union-attr]
     # Another camera, the same spot on the ground: found through the new ground index.
@@ -162,12 +162,12 @@ def test_version_3_database_migrates_to_the_statistics_indexes(db_url: str | Non
     engine = db.make_engine(db_url or db.sqlite_url(tmp_path))
     added = {"cases": ("ix_cases_stats", "ix_cases_closed"), "events": ("ix_events_observed",)}
     with db.begin_write(engine) as conn:  # version 3 as released
-        db.MIGRATIONS[0][2](conn)
+        migrations.MIGRATIONS[0][2](conn)
         for name in (*added["cases"], *added["events"]):
             conn.exec_driver_sql(f"DROP INDEX {name}")
         conn.exec_driver_sql("CREATE INDEX ix_cases_created ON cases (created_at)")
-        for version, name, _ in db.MIGRATIONS[:3]:
-            conn.execute(db.schema_version.insert().values(version=version, name=name, applied_at=db.utcnow()))
+        for version, name, _ in migrations.MIGRATIONS[:3]:
+            conn.execute(schema.schema_version.insert().values(version=version, name=name, applied_at=db.utcnow()))
     old = Store(engine, tmp_path / "hub")
     for n in range(3):
         event, media = make_event(event_id=f"ev-before-v4-{n}", camera_id=f"cam-{n % 2}")
@@ -177,7 +177,7 @@ def test_version_3_database_migrates_to_the_statistics_indexes(db_url: str | Non
         before = queries.statistics_for(conn, since, until)
     assert before["per_class"][0]["events"] == 3 and before["per_camera_total"] == 2
 
-    assert db.migrate(engine) == db.SCHEMA_VERSION
+    assert migrations.migrate(engine) == migrations.SCHEMA_VERSION
     assert _indexes(engine, "cases") == METADATA_INDEXES and "ix_cases_created" not in METADATA_INDEXES
     assert set(added["events"]) <= set(_indexes(engine, "events"))
     with engine.connect() as conn:
@@ -190,10 +190,10 @@ def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:  # type: ignor
     not only when it meets another writer."""
     store = Store.open(None, tmp_path)
     with store.engine.connect() as conn, pytest.raises(OperationalError, match="readonly"):
-        conn.execute(db.kv.insert().values(key="k", value=1))
-    store.write(lambda conn: conn.execute(db.kv.insert().values(key="k", value=2)))  # the same pooled connection
+        conn.execute(schema.kv.insert().values(key="k", value=1))
+    store.write(lambda conn: conn.execute(schema.kv.insert().values(key="k", value=2)))  # the same pooled connection
     with store.engine.connect() as conn:
-        assert conn.execute(select(db.kv.c.value)).scalar_one() == 2
+        assert conn.execute(select(schema.kv.c.value)).scalar_one() == 2
     store.close()
 
 
@@ -225,7 +225,8 @@ def test_burst_is_one_transaction_with_errors_isolated(store: Store) -> None:
         assert store.evidence_bytes(event.media[0].sha256)
         assert (rec := store.get_event(event.event_id)) is not None and rec.case_id
     with store.engine.connect() as conn:
-        count = conn.execute(select(db.cases.c.event_count).where(db.cases.c.case_id == r_first.case_id)).scalar()
+        c = schema.cases
+        count = conn.execute(select(c.c.event_count).where(c.c.case_id == r_first.case_id)).scalar()
     assert count == 2
 
 
@@ -303,7 +304,8 @@ def test_ingest_statements_store_what_the_core_types_store(store: Store) -> None
     data = [None, {"a": 1, "b": [1.5, "x", None]}, {"ü": "ß"}]
     with db.begin_write(store.engine) as conn:
         for n, (at, value) in enumerate(zip(times, data, strict=True)):
-            conn.execute(db.case_changes.insert().values(at=at, case_id=f"core-{n}", kind="k", status="s", data=value))
+            conn.execute(schema.case_changes.insert().values(at=at, case_id=f"core-{n}", kind="k", status="s",
+                                                             data=value))
         t = db.bind_time(conn)
         _CHANGE_INSERT.run(conn, [(t(at), f"fast-{n}", "k", "s", db.bind_json(value))
                                   for n, (at, value) in enumerate(zip(times, data, strict=True))])
@@ -319,7 +321,8 @@ def test_stored_payload_is_the_event_document(store: Store) -> None:
     event, media = make_event(event_id="ev-payload1", ground=GroundPoint(crs="wgs84", x=116.4, y=39.9))
     ingest(store, event, media)
     with store.engine.connect() as conn:
-        payload = conn.execute(select(db.events.c.payload).where(db.events.c.event_id == "ev-payload1")).scalar_one()
+        e = schema.events
+        payload = conn.execute(select(e.c.payload).where(e.c.event_id == "ev-payload1")).scalar_one()
     assert payload == event.model_dump(mode="json")
 
 
@@ -403,7 +406,7 @@ def test_event_stored_concurrently_after_the_check_reruns_the_burst(store: Store
     assert [(r.duplicate, r.case_id) for r in results] == [  # type: ignore[union-attr]
         (True, first.case_id), (False, first.case_id)]
     with store.engine.connect() as conn:
-        count = conn.execute(select(db.cases.c.event_count).where(db.cases.c.case_id == first.case_id)).scalar()
+        count = conn.execute(select(schema.cases.c.event_count).where(schema.cases.c.case_id == first.case_id)).scalar()
     assert count == 2 and len(calls) == 2
 
 

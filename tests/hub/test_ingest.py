@@ -27,7 +27,7 @@ from hub.ingest.config import IngestConfig, tcp_host_port
 from hub.ingest.loop import IngestLoop, run_ingest
 from hub.ingest.processes import IngestProcesses, run_ingest_processes, shared_port_socket
 from hub.settings import HubSettings
-from hub.storage import db
+from hub.storage import schema
 from hub.storage.store import Store
 from protocol.bundle import DeviceBundle
 from protocol.codec import PROTOCOL_ID, Command, ReplyMessage, decode, encode_heartbeat, seal_event
@@ -49,7 +49,7 @@ class Hub:
 
     def event_ids(self, device_id: str) -> list[str]:
         with self.store.engine.connect() as conn:
-            q = select(db.events.c.event_id).where(db.events.c.device_id == device_id)
+            q = select(schema.events.c.event_id).where(schema.events.c.device_id == device_id)
             return list(conn.execute(q).scalars())
 
     def evidence_files(self) -> int:
@@ -305,8 +305,8 @@ def test_heartbeat_updates_device_and_camera_state(hub: Hub, client: Client) -> 
     device = hub.store.get_device("dev1")
     assert device is not None and device.last_seen is not None
     with hub.store.engine.connect() as conn:
-        cams = conn.execute(select(func.count()).select_from(db.cameras)
-                            .where(db.cameras.c.camera_id == "cam7", db.cameras.c.online.is_(True))).scalar()
+        cams = conn.execute(select(func.count()).select_from(schema.cameras)
+                            .where(schema.cameras.c.camera_id == "cam7", schema.cameras.c.online.is_(True))).scalar()
     assert cams == 1
 
 
@@ -324,7 +324,8 @@ def test_a_burst_of_heartbeats_is_written_once_with_the_latest(hub: Hub, client:
     assert eventually(lambda: hub.loop.stats.heartbeats == 50)
     assert eventually(lambda: hub.store.get_device("dev1").agent_version == "1.49", 3)  # type: ignore[union-attr]
     with hub.store.engine.connect() as conn:
-        assert conn.execute(select(db.cameras.c.online).where(db.cameras.c.camera_id == "cam7")).scalar() is True
+        cams = schema.cameras
+        assert conn.execute(select(cams.c.online).where(cams.c.camera_id == "cam7")).scalar() is True
     assert 1 <= len(writes) <= 4 and sum(writes) == len(writes)  # one device: one row per write
 
 
@@ -698,7 +699,7 @@ def test_event_json_is_stored_exactly_as_the_device_signed_it(hub: Hub, client: 
     reply = client.request(frames)
     assert reply is not None and reply.command is Command.ACK
     with hub.store.engine.connect() as conn:
-        stored = conn.execute(select(cast(db.events.c.payload, Text))).scalar_one()
+        stored = conn.execute(select(cast(schema.events.c.payload, Text))).scalar_one()
     assert stored.encode() == metadata
     report = verify_package(build_package(hub.store, reply.reply.case_id))  # type: ignore[arg-type]
     assert report.ok, report
