@@ -9,7 +9,7 @@ signature are what protect content. So this module walks the marker segments the
 reader does and checks every field the decoder would refuse, then checks that each scan's entropy-coded
 data ends in a marker (every 0xFF in it is stuffed or a restart marker) and that the image ends with EOI.
 On a corpus of bit flips and cuts it rejects a superset of what the 1/8 decode rejected
-(tests/hub/test_jpeg.py).
+(tests/hub/evidence/test_jpeg.py).
 
 Cost (bench/jpeg_check.py): the buffer is not copied (ingest passes zmq frames as memoryviews); the
 end of each scan is found with two vectorised numpy passes over the file instead of a byte-at-a-time

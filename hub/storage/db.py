@@ -230,10 +230,10 @@ def advisory_locks(conn: Connection, keys: Iterable[str]) -> None:
 # spends more CPU per row (construct_params, a bind processor call per value) than the database does, and
 # psycopg's executemany more again (Python work per row in its pipeline). So the hot statements are plain
 # SQL run with Connection.exec_driver_sql (same transaction, errors still wrapped as DBAPIError), on rows
-# whose values are already what the Core types would have sent (`bind_time`, `bind_json`; test_hub_store
-# compares the stored text with a Core statement's): executemany on SQLite (a C loop), one statement over
-# unnest() arrays on PostgreSQL. Values of one column must share a Python type (psycopg refuses a list
-# mixing int and float).
+# whose values are already what the Core types would have sent (`bind_time`, `bind_json`;
+# tests/hub/storage/test_store.py compares the stored text with a Core statement's): executemany on SQLite
+# (a C loop), one statement over unnest() arrays on PostgreSQL. Values of one column must share a Python
+# type (psycopg refuses a list mixing int and float).
 
 _PG = postgresql.dialect()
 

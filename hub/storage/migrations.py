@@ -52,7 +52,7 @@ def _v4_statistics_indexes(conn: Connection) -> None:
 
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
-# EXISTS): a fresh and an upgraded database then end with the same schema (test_hub_store checks it).
+# EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "dedup candidate indexes on cases", _v2_dedup_indexes),

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from delivery_support import free_port, make_event, small_jpeg
 from sqlalchemy import func, select
 
 from cityeye.commands.edge_spool import add_commands
@@ -25,6 +24,7 @@ from edge_agent.spool import pack_frames, unpack_frames
 from hub.devices.enrol import enroll_device
 from hub.storage import schema
 from hub.storage.store import Store
+from tests.delivery_support import free_port, make_event, small_jpeg
 
 SUPPORT = Path(__file__).resolve().parents[1] / "delivery_support.py"
 REPO = SUPPORT.parents[1]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from rules_helpers import T0, engine, run, states, track, uneven_times
-
 from edge_agent.types import TrackState
+from tests.edge_agent.rules.rules_helpers import T0, engine, run, states, track, uneven_times
 
 CAR = (700.0, 200.0, 850.0, 300.0)  # bottom centre (775, 300) is inside the top-right quarter
 

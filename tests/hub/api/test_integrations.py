@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from hubfactory import T0, ingest, jpeg_bytes, make_event
 from sqlalchemy import event, select
 
 from hub.cases.overdue import OverdueSweeper
@@ -24,6 +23,7 @@ from hub.cases.workcal import WorkingCalendar
 from hub.notify.webhooks import WebhookWorker, backoff
 from hub.storage import db, schema
 from hub.storage.store import Store
+from tests.hub.hubfactory import T0, ingest, jpeg_bytes, make_event
 
 Headers = dict[str, dict[str, str]]
 LAT, LON = 39.9165, 116.3971

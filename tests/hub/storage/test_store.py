@@ -7,7 +7,6 @@ import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hubfactory import T0, ingest, make_event
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -16,6 +15,7 @@ from hub.storage import db, fsync, migrations, schema
 from hub.storage.core import StoreError
 from hub.storage.store import Store
 from protocol.messages import CameraHealth, GroundPoint, Heartbeat
+from tests.hub.hubfactory import T0, ingest, make_event
 
 
 def test_ingest_is_idempotent_and_keeps_manifest(store: Store) -> None:

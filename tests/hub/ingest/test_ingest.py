@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import zmq
-from delivery_support import free_port, make_event, small_jpeg
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
@@ -33,6 +32,7 @@ from protocol.bundle import DeviceBundle
 from protocol.codec import PROTOCOL_ID, Command, ReplyMessage, decode, encode_heartbeat, seal_event
 from protocol.manifest import GENESIS_HASH, Signer, sha256_hex
 from protocol.messages import CameraHealth, Heartbeat
+from tests.delivery_support import free_port, make_event, small_jpeg
 
 JPEG = small_jpeg()
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hubfactory import ingest, make_event
 
 from hub.storage.store import Store
+from tests.hub.hubfactory import ingest, make_event
 
 Headers = dict[str, dict[str, str]]
 VENDOR, PARKING, GARBAGE = "unlicensed_mobile_vendor", "illegal_car_parking", "bagged_garbage"

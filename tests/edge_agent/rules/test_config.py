@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from rules_helpers import FRAME, SQUARE, engine
 
 from edge_agent.rules import RuleConfig, RuleEngine, check_rules_against_zones
 from edge_agent.zones import ZoneConfig
 from protocol.catalog import default_catalog
+from tests.edge_agent.rules.rules_helpers import FRAME, SQUARE, engine
 
 
 @pytest.mark.parametrize(("cfg", "field", "message"), [

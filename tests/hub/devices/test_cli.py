@@ -6,13 +6,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from delivery_support import make_event, small_jpeg
 
 from cityeye.cli import build_parser
 from hub.storage.store import Store
 from protocol.bundle import DeviceBundle
 from protocol.codec import EventMessage, decode, seal_event
 from protocol.manifest import GENESIS_HASH, Signer
+from tests.delivery_support import make_event, small_jpeg
 
 
 def run(data_dir: Path, *argv: str) -> int:

@@ -15,12 +15,12 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
-from delivery_support import free_port
 from sqlalchemy import select
 
 from edge_agent.evidence import sha256_hex
 from edge_agent.sinks import read_folder_events
 from tests.conftest import shared_file
+from tests.delivery_support import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from delivery_support import make_event, small_jpeg
-from package_support import rewrite
 from sqlalchemy import inspect, select, update
 
 from hub.devices.enrol import enroll_device
@@ -31,6 +29,8 @@ from protocol.codec import EventMessage, decode, seal_event
 from protocol.key_history import KEY_HANDOVER_S, KeyPeriod, check_signature
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
 from protocol.package import verify_package
+from tests.delivery_support import make_event, small_jpeg
+from tests.hub.package_support import rewrite
 
 DEVICE = "box-1"
 
@@ -162,9 +162,8 @@ def test_a_signature_no_key_made_is_reported_as_invalid(store: Store) -> None:
 
 
 def test_hub_verify_cli_after_replace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from test_security_cli import ingest_signed, run
-
     from protocol.bundle import DeviceBundle
+    from tests.hub.devices.test_cli import ingest_signed, run
 
     data = tmp_path / "hub"
     assert run(data, "enroll", DEVICE, "--out", str(tmp_path / "old.json")) == 0
@@ -386,10 +385,9 @@ def test_check_signature_picks_the_key_by_received_time() -> None:
 def test_real_ingest_across_a_re_enrolment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An agent sends, its box is re-enrolled (`--replace`), the new box sends: both verify, in `hub verify`
     and in the evidence package."""
-    from test_ingest import Client, start_hub
-    from test_security_cli import run
-
     from protocol.codec import Command
+    from tests.hub.devices.test_cli import run
+    from tests.hub.ingest.test_ingest import Client, start_hub
 
     hubs = start_hub(tmp_path)
     hub = next(hubs)

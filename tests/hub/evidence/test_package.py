@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from delivery_support import make_event, small_jpeg
 from nacl.signing import VerifyKey
-from package_support import rewrite
 
 from cityeye.cli import main as cli_main
 from hub.devices.hubkeys import HubSigningKey
@@ -27,6 +25,8 @@ from protocol.codec import EventMessage, decode, seal_event
 from protocol.key_history import iso
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key
 from protocol.package import VerifyLimits, verify_package
+from tests.delivery_support import make_event, small_jpeg
+from tests.hub.package_support import rewrite
 
 Headers = dict[str, dict[str, str]]
 DEVICE = "box-1"

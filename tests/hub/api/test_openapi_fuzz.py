@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import schemathesis
 import uvicorn
-from hubfactory import ingest, make_event
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
@@ -24,6 +23,7 @@ from hub.app import create_app, open_store
 from hub.auth.tokens import create_token
 from hub.cases.lifecycle import Role
 from hub.settings import HubSettings
+from tests.hub.hubfactory import ingest, make_event
 
 
 def _free_port() -> int:

@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hubfactory import T0, ingest, jpeg_bytes, make_event
 
 from hub.cases.lifecycle import RULES, Action, Role
 from hub.storage import db, schema
 from hub.storage.store import Store
 from protocol.messages import ProblemState
+from tests.hub.hubfactory import T0, ingest, jpeg_bytes, make_event
 
 Headers = dict[str, dict[str, str]]
 

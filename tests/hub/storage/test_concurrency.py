@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hubfactory import T0, ingest, make_event
 from sqlalchemy import func, select, update
 
 from hub.storage import db, migrations, schema
 from hub.storage.store import Store
 from protocol.messages import GroundPoint, ProblemEvent
+from tests.hub.hubfactory import T0, ingest, make_event
 
 WORKERS = 4
 PROBLEMS = 12

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from rules_helpers import T0, engine, run, states, track, uneven_times
-
 from edge_agent.types import TrackState
+from tests.edge_agent.rules.rules_helpers import T0, engine, run, states, track, uneven_times
 
 SH = ZoneInfo("Asia/Shanghai")
 TIDAL = {"id": "tidal", "kind": "tidal_stall", "polygon": [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]}

@@ -6,7 +6,6 @@ import random
 from datetime import timedelta
 
 import pytest
-from hubfactory import T0, ingest, make_event
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
@@ -23,6 +22,7 @@ from hub.cases.dedup import (
 from hub.storage import db, schema
 from hub.storage.store import Store
 from protocol.messages import GroundPoint, NormBox, ProblemState
+from tests.hub.hubfactory import T0, ingest, make_event
 
 HERE = GroundPoint(crs="wgs84", x=116.397128, y=39.916527)
 
