@@ -1,7 +1,7 @@
 """Hub ingest throughput: the full path against a bare pyzmq DEALER/ROUTER echo, in one run.
 
 Full path: M simulated agents (one CURVE DEALER each, a window of W events in flight, all driven from one thread)
-send pre-sealed events with a ~100 KB JPEG each to a hub process running hub.ingest.IngestLoop on
+send pre-sealed events with a ~100 KB JPEG each to a hub process running hub.ingest.loop.IngestLoop on
 a real Store (SQLite in a temp dir): ZAP, CURVE, schema, manifest hashes, Ed25519 signature, JPEG
 decode, evidence files, database commit, ACK. Each JPEG is made unique (a COM segment) so the
 content-addressed evidence store really writes every file.

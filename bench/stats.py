@@ -1,4 +1,4 @@
-"""/stats at a district's scale: the time `hub.queries.statistics_for` takes over a 30-day range.
+"""/stats at a district's scale: the time `hub.cases.queries.statistics_for` takes over a 30-day range.
 
     .venv/bin/python bench/stats.py [--cases 100000] [--pg postgresql://postgres@127.0.0.1:5432/test]
 

@@ -65,7 +65,7 @@ class HubCollector(Collector):
 
 
 def _start_ingest(settings: HubSettings, store: Store, stop: threading.Event) -> Any:
-    """The ZeroMQ ingest (hub.ingest.run_ingest) when configured; None when the API runs alone."""
+    """The ZeroMQ ingest (hub.ingest.loop.run_ingest) when configured; None when the API runs alone."""
     if not settings.zmq_bind:
         return None
     from hub.ingest.loop import run_ingest  # zmq is loaded only when ingest runs

@@ -11,7 +11,7 @@ about once a second (IngestConfig.device_refresh_s) and commits events in bursts
 signed with the previous key can be stored shortly after the change. Within that window the previous key
 is accepted, with a note saying so.
 
-Used by `cityeye hub verify` (hub.security) and by the offline package verifier (hub.evidence_package),
+Used by `cityeye hub verify` (hub.devices.verify) and by the offline package verifier (hub.evidence.package),
 so it imports only the protocol's signature check.
 """
 

@@ -1,6 +1,6 @@
 """Live case changes as Server-Sent Events, read from the change outbox (works across workers).
 
-Each event's data is the case event of `hub.case_events`, the same JSON the webhooks POST.
+Each event's data is the case event of `hub.cases.events`, the same JSON the webhooks POST.
 """
 
 from __future__ import annotations

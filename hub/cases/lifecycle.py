@@ -97,7 +97,7 @@ RULES: dict[Action, Rule] = {
 }
 OPEN_ACTION = "open"  # a case is opened by its first report (hub.cases.dedup.decide)
 AUTO_VERIFY_ACTION = "auto_verify"  # the edge reported the problem cleared at the place
-OVERDUE_ACTION = "overdue"  # timeline only: the stage deadline passed (hub.overdue); the status is unchanged
+OVERDUE_ACTION = "overdue"  # timeline only: the stage deadline passed (hub.cases.overdue); the status is unchanged
 
 
 class TransitionError(Exception):

@@ -50,7 +50,7 @@ class HubKeys:
 
 
 class HubSigningKey:
-    """The hub's own Ed25519 key: it signs each evidence package it exports (hub.evidence_package), so
+    """The hub's own Ed25519 key: it signs each evidence package it exports (hub.evidence.package), so
     what only the hub vouches for (case record, device keys, uploaded photos) can't be changed unseen.
     Separate from the CURVE pair, which only secures transport; publish `public` (`cityeye hub keys`)."""
 

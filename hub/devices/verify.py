@@ -1,5 +1,5 @@
 """Re-verification of stored evidence (`cityeye hub verify`): each event's signature with the device's key
-in force when the hub received it (hub.devices.keys), and every evidence file's hash.
+in force when the hub received it (protocol.key_history), and every evidence file's hash.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def verify_stored(device: DeviceRecord | None, event_id: str, manifest: bytes, s
                   media: dict[str, bytes | None], *, keys: Sequence[KeyPeriod],
                   received_at: datetime | None) -> VerifyResult:
     """Re-check a stored event: its signature with the device's key in force when the hub received it
-    (`keys`: the device's key history, hub.device_keys), and every evidence file's hash."""
+    (`keys`: the device's key history, protocol.key_history), and every evidence file's hash."""
     problems: list[str] = []
     try:
         parsed = EvidenceManifest.from_bytes(manifest)
@@ -60,7 +60,7 @@ def verify_stored(device: DeviceRecord | None, event_id: str, manifest: bytes, s
 
 
 def verify_event(store: Any, event_id: str, device_id: str | None = None) -> VerifyResult:
-    """Re-verify one stored event (hub.store.Store): its manifest, signature and evidence files."""
+    """Re-verify one stored event (hub.storage.store.Store): its manifest, signature and evidence files."""
     record = store.get_event(event_id, device_id)
     if record is None:
         return VerifyResult(event_id, device_id or "?", False, [f"no stored event {event_id!r}"])

@@ -178,7 +178,7 @@ def _case_events(conn: Connection, case_id: str) -> list[_Event]:
 
 
 def _devices(conn: Connection, events: list[_Event]) -> tuple[dict[str, DeviceEntry], list[str]]:
-    """The events' devices, each with the keys its events need (hub.device_keys: the key in force when the
+    """The events' devices, each with the keys its events need (protocol.key_history: the key in force when the
     hub received each event, or one that ended just before), and why any device has none to package."""
 
 

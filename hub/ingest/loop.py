@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 
 class IngestStore(DeviceRegistry, Protocol):
-    """The part of hub.store.Store that ingest uses."""
+    """The part of hub.storage.store.Store that ingest uses."""
 
     def ingest_events(self, items: Sequence[IngestItem]) -> list[IngestResult | Exception]: ...
     def stage_media(self, item: IngestItem) -> list[Any]: ...
@@ -94,7 +94,7 @@ class IngestLoop:
     def __init__(self, config: IngestConfig, store: IngestStore, stop_event: threading.Event, *,
                  link: WorkerLink | None = None) -> None:
         self.config = config
-        self.link = link  # a worker process of hub.ingest_processes: its port and its reports
+        self.link = link  # a worker process of hub.ingest.processes: its port and its reports
         self.store = store
         self.stop_event = stop_event
         self.directory = DeviceDirectory(store, config.device_refresh_s)
@@ -538,7 +538,7 @@ def _drain(fd: int) -> None:
 
 
 class WorkerLink(Protocol):
-    """What a worker process of hub.ingest_processes gets from its parent."""
+    """What a worker process of hub.ingest.processes gets from its parent."""
 
     def listen(self) -> int: ...  # a listening socket (fd) on the shared port
     def ready(self) -> None: ...  # bound: tell the parent

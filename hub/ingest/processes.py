@@ -2,7 +2,7 @@
 
 One Python process checks and stores at most what one core's worth of GIL allows (decoding, the JPEG
 walk and the database are Python). With `IngestConfig.processes` > 1 the hub starts N worker processes,
-each a complete `hub.ingest.IngestLoop` with its own CURVE ROUTER, ZAP handler and store connection, all
+each a complete `hub.ingest.loop.IngestLoop` with its own CURVE ROUTER, ZAP handler and store connection, all
 accepting on the same port: each worker listens on its own socket with SO_REUSEPORT, handed to libzmq
 (ZMQ_USE_FD), and the kernel spreads new agent connections over the listeners. No process sits in
 between, so a message costs no extra hop, copy or Python. The checks, the evidence writes, the commits
@@ -101,7 +101,7 @@ def endpoint_of(sock: socket.socket) -> str:
 
 
 class _Link:
-    """The worker side (hub.ingest.WorkerLink): the shared port, and a pipe to the parent."""
+    """The worker side (hub.ingest.loop.WorkerLink): the shared port, and a pipe to the parent."""
 
     def __init__(self, endpoint: str, conn: Connection, report_every_s: float = 1.0) -> None:
         self.endpoint, self.conn, self.every = endpoint, conn, report_every_s

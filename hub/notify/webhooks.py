@@ -6,8 +6,8 @@ subscription's secret: `X-CityEye-Signature: sha256=<hex>`. A failure is retried
 backoff * 2^attempts (capped at an hour) until max_attempts, then marked failed. Several hub
 processes may run the worker: PostgreSQL claims rows with SKIP LOCKED and a lease.
 
-The body is the case event of `hub.case_events` (the same JSON as the SSE stream's). Deliveries connect only
-where the egress policy allows (`hub.egress`: public addresses plus `webhook_allow_cidrs`), checked on the
+The body is the case event of `hub.cases.events` (the same JSON as the SSE stream's). Deliveries connect only
+where the egress policy allows (`hub.notify.egress`: public addresses plus `webhook_allow_cidrs`), checked on the
 addresses actually connected to; a refused target is a failed attempt whose error says why. Redirects are
 not followed (a 3xx is a failed attempt), so a receiver can't bounce the hub to an unchecked host.
 """

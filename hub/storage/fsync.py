@@ -1,5 +1,5 @@
-"""Durability on disk: sync one file's data or one directory's entries. The database's WAL (hub.db) and
-the evidence store (hub.evidence) both need it before anything is acknowledged."""
+"""Durability on disk: sync one file's data or one directory's entries. The database's WAL (hub.storage.db) and
+the evidence store (hub.evidence.files) both need it before anything is acknowledged."""
 
 from __future__ import annotations
 

@@ -122,11 +122,11 @@ cases = Table(
     Column("closed_at", UTCDateTime),
     Index("ix_cases_class_status", "class_id", "status"),
     Index("ix_cases_camera_status", "camera_id", "status"),
-    # Statistics over a time range (hub.queries.statistics_for) read only the index, not the rows: per class,
+    # Statistics over a time range (hub.cases.queries.statistics_for) read only the index, not the rows: per class,
     # per camera, filed and void. Also serves every lookup by creation time.
     Index("ix_cases_stats", "created_at", "class_id", "status", "source", "camera_id", "filed_at"),
     Index("ix_cases_closed", "closed_at", "created_at"),  # time to close
-    # Dedup candidates (hub.cases._candidates_query), one index per branch of its OR: same camera and zone,
+    # Dedup candidates (hub.cases.dedup._candidates_query), one index per branch of its OR: same camera and zone,
     # or a ground box (equality columns, the status IN list, then the x range; y is checked in the index).
     Index("ix_cases_dedup_camera", "class_id", "camera_id", "zone", "status"),
     Index("ix_cases_dedup_ground", "class_id", "ground_crs", "status", "ground_x", "ground_y"),

@@ -353,7 +353,7 @@ def test_version_2_database_back_fills_the_key_history(db_url: str | None, tmp_p
     store.close()
 
 
-# ---- the rule itself (hub.device_keys) ------------------------------------------------------------------
+# ---- the rule itself (protocol.key_history) ------------------------------------------------------------------
 
 
 def test_check_signature_picks_the_key_by_received_time() -> None:
