@@ -557,11 +557,12 @@ function toggleMark(caseId, on, dupOf = null) {
   showBatch();
 }
 
-/** Mark every pending case that repeats an older pending one of the same camera, zone and class. */
+/** Mark every pending case that repeats an older case of the same camera, zone and class on this page
+ * (pending or already filed: anything but void or closed); the oldest is kept. */
 function markDuplicates() {
   const groups = new Map();
   for (const c of S.queue.items) {
-    if (c.status !== "pending_review" || !c.camera_id) continue;
+    if (TERMINAL.has(c.status) || !c.camera_id) continue;
     const key = `${c.camera_id}\u0000${c.zone || ""}\u0000${c.class_id}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(c);
@@ -569,8 +570,8 @@ function markDuplicates() {
   let n = 0;
   for (const cases of groups.values()) {
     if (cases.length < 2) continue;
-    cases.sort((a, b) => Date.parse(a.first_seen) - Date.parse(b.first_seen));
-    for (const dup of cases.slice(1)) {
+    cases.sort((a, b) => Date.parse(a.first_seen) - Date.parse(b.first_seen) || a.case_id.localeCompare(b.case_id));
+    for (const dup of cases.slice(1).filter((c) => c.status === "pending_review")) {
       toggleMark(dup.case_id, true, cases[0].case_id);
       n += 1;
     }
