@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from edge_agent.ingest import IngestStats
 from protocol.messages import CameraHealth
@@ -46,6 +47,8 @@ class CameraMetrics:
     events: int = 0
     pending_events: int = 0  # events waiting for their clip's post-roll
     queue_depth: int = 0  # frames decoded but not yet processed
+    last_frame_ts: float | None = None  # wall time of the newest frame sampled
+    config_version: int = 0  # the hub config version it runs (0: its local YAML)
     _decode_rate: RateMeter = field(default_factory=RateMeter, repr=False)
     _detect_rate: RateMeter = field(default_factory=RateMeter, repr=False)
 
@@ -68,7 +71,9 @@ class CameraMetrics:
             detect_fps=round(self.detect_fps(), 2), skipped_frames=self.skipped_frames(),
             inference_ms=round(self.inference_ms, 2), reconnects=self.ingest.reconnects,
             queue_depth=self.queue_depth + self.pending_events,
-            last_error=(self.ingest.last_error or None) and self.ingest.last_error[:500])
+            last_error=(self.ingest.last_error or None) and self.ingest.last_error[:500],
+            last_frame_at=None if self.last_frame_ts is None else datetime.fromtimestamp(self.last_frame_ts, UTC),
+            dropped_frames=self.ingest.frames_dropped, config_version=self.config_version)
 
 
 class EdgeMetrics:

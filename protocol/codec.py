@@ -12,6 +12,8 @@ Frames of an EVENT (agent -> hub):
 
 HEARTBEAT (agent -> hub): [id, b"HEARTBEAT", Heartbeat JSON].
 ACK / NACK (hub -> agent): [id, b"ACK" | b"NACK", Reply JSON].
+PUSH (hub -> agent): [id, b"PUSH", Push JSON (canonical), 64-byte hub Ed25519 signature of it].
+PUSH_RESULT (agent -> hub): [id, b"PUSH_RESULT", PushResult JSON].
 
 Media never goes through base64 or JSON; decode never unpickles and never trusts a size it
 hasn't checked. Every decode failure is a DecodeError naming the frame and what is wrong.
@@ -36,6 +38,7 @@ from protocol.manifest import (
     sha256_hex,
 )
 from protocol.messages import Heartbeat, ProblemEvent, WireModel
+from protocol.push import MAX_PUSH_BYTES, Push, PushResult
 
 PROTOCOL_ID = b"CITYEYE/1"
 FIXED_EVENT_FRAMES = 6  # everything but the media frames
@@ -53,6 +56,8 @@ class Command(StrEnum):
     HEARTBEAT = "HEARTBEAT"
     ACK = "ACK"
     NACK = "NACK"
+    PUSH = "PUSH"
+    PUSH_RESULT = "PUSH_RESULT"
 
 
 class DecodeError(ValueError):
@@ -123,7 +128,19 @@ class ReplyMessage:
     reply: Reply
 
 
-Message = EventMessage | HeartbeatMessage | ReplyMessage
+@dataclass(frozen=True)
+class PushMessage:
+    push: Push
+    payload: Buffer  # the exact signed bytes
+    signature: Buffer
+
+
+@dataclass(frozen=True)
+class PushResultMessage:
+    result: PushResult
+
+
+Message = EventMessage | HeartbeatMessage | ReplyMessage | PushMessage | PushResultMessage
 
 
 @dataclass(frozen=True)
@@ -174,6 +191,15 @@ def encode_nack(reply: Reply) -> list[bytes]:
     return [PROTOCOL_ID, Command.NACK.encode(), reply.model_dump_json().encode()]
 
 
+def encode_push(payload: bytes, signature: bytes) -> list[bytes]:
+    """`payload` and `signature` from protocol.push.sign_push."""
+    return [PROTOCOL_ID, Command.PUSH.encode(), payload, signature]
+
+
+def encode_push_result(result: PushResult) -> list[bytes]:
+    return [PROTOCOL_ID, Command.PUSH_RESULT.encode(), result.model_dump_json().encode()]
+
+
 # --- decode ---
 
 def decode(frames: Sequence[Buffer], limits: Limits = Limits()) -> Message:
@@ -188,10 +214,18 @@ def decode(frames: Sequence[Buffer], limits: Limits = Limits()) -> Message:
         raise DecodeError(1, f"unknown command {bytes(frames[1][:16])!r}") from None
     if command is Command.EVENT:
         return _decode_event(frames, limits)
+    if command is Command.PUSH:
+        if len(frames) != 4:
+            raise DecodeError(None, f"PUSH needs 4 frames, got {len(frames)}")
+        if len(frames[3]) != SIGNATURE_BYTES:
+            raise DecodeError(3, f"signature is {len(frames[3])} bytes, expected {SIGNATURE_BYTES}")
+        return PushMessage(_parse(Push, frames[2], 2, MAX_PUSH_BYTES), frames[2], frames[3])
     if len(frames) != 3:
         raise DecodeError(None, f"{command} needs 3 frames, got {len(frames)}")
     if command is Command.HEARTBEAT:
         return HeartbeatMessage(_parse(Heartbeat, frames[2], 2, MAX_METADATA_BYTES))
+    if command is Command.PUSH_RESULT:
+        return PushResultMessage(_parse(PushResult, frames[2], 2, MAX_PUSH_BYTES))
     return ReplyMessage(command, _parse(Reply, frames[2], 2, MAX_HEADER_BYTES))
 
 
