@@ -30,13 +30,15 @@ from protocol.codec import (
     DecodeError,
     PushMessage,
     ReplyMessage,
+    SnapshotRequestMessage,
     decode,
     encode_heartbeat,
     encode_push_result,
+    encode_snapshot,
 )
 from protocol.manifest import Signer
 from protocol.messages import CameraHealth, Heartbeat, ModelInfo, ProblemEvent
-from protocol.push import PushResult
+from protocol.push import PushResult, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class DeliveryStats:
 
 
 HealthSource = Callable[[], Sequence[CameraHealth]]
+SnapshotSource = Callable[[str], tuple[bytes, float]]  # camera id -> (JPEG, frame time); LookupError: none
 
 
 class PushHandler(Protocol):
@@ -101,8 +104,10 @@ class Outbox:
     """EventSink for production: spools every event, a sender thread delivers them."""
 
     def __init__(self, bundle: DeviceBundle, config: OutboxConfig, *, health: HealthSource | None = None,
-                 agent_version: str = "", pushes: PushHandler | None = None, model: ModelInfo | None = None) -> None:
-        """`pushes` answers the hub's pushes (configs) and says what the box runs when the link comes up."""
+                 agent_version: str = "", pushes: PushHandler | None = None, model: ModelInfo | None = None,
+                 snapshots: SnapshotSource | None = None) -> None:
+        """`pushes` answers the hub's pushes (configs) and says what the box runs when the link comes up;
+        `snapshots` gives the hub a camera's newest frame when it asks (Pipeline.snapshot)."""
         self.bundle = bundle
         self.config = config
         self.spool = Spool(config.spool_dir, bundle.device_id, Signer(bundle.sign_secret),
@@ -112,6 +117,7 @@ class Outbox:
         self._agent_version = agent_version
         self._started = time.monotonic()
         self.pushes = pushes
+        self.snapshots = snapshots
         self._model = model
         self._cpu_mark = (time.monotonic(), time.process_time())
         self._stop = threading.Event()
@@ -203,7 +209,9 @@ class Outbox:
                 "evicted_total": spool.evicted, "refused_total": spool.refused, "sent_total": d.sent,
                 "resent_total": d.resent, "acked_total": d.acked, "duplicate_acks_total": d.duplicates,
                 "nacked_total": d.nacked, "reconnects_total": d.reconnects,
-                "last_ack_age_s": time.time() - d.last_ack_at if d.last_ack_at else -1.0}
+                "last_ack_age_s": time.time() - d.last_ack_at if d.last_ack_at else -1.0,
+                "oldest_unsent_age_s": time.time() - oldest.timestamp() if (oldest := self.oldest_unsent_at())
+                else -1.0}
 
     def heartbeat(self) -> Heartbeat:
         spool: SpoolStats = self.spool.stats()
@@ -352,6 +360,23 @@ class _SenderLoop:
                 self._on_reply(msg)
             elif isinstance(msg, PushMessage) and self.outbox.pushes is not None:
                 self._answer(self.outbox.pushes.handle(msg))
+            elif isinstance(msg, SnapshotRequestMessage):
+                self._send_snapshot(msg.request.camera_id)
+
+    def _send_snapshot(self, camera_id: str) -> None:
+        snap = Snapshot(device_id=self.outbox.bundle.device_id, camera_id=camera_id)
+        jpeg = b""
+        try:
+            if self.outbox.snapshots is None:
+                raise LookupError("this agent takes no snapshots")
+            jpeg, ts = self.outbox.snapshots(camera_id)
+            snap = snap.model_copy(update={"taken_at": datetime.fromtimestamp(ts, UTC)})
+        except LookupError as exc:
+            snap = snap.model_copy(update={"error": str(exc)[:500]})
+        try:
+            send_frames(self.sock, encode_snapshot(snap, jpeg), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("could not send the snapshot of %s: hub link down", camera_id)
 
     def _send_reports(self) -> None:
         """Tell the hub what runs here, so it pushes what this box missed while away."""

@@ -28,6 +28,7 @@ from protocol.push import ManagedBy, Push, PushIssue, PushKind, PushRefused, Pus
 log = logging.getLogger(__name__)
 
 STARTUP_FIELDS = ("model", "detector_threads", "loop", "start_time")  # read when the agent starts only
+SOURCE_ON_THE_BOX = "source-kept-on-the-box.mp4"  # what the hub checks with: it never sees the real source
 
 Apply = Callable[[CameraConfig], None]
 
@@ -35,6 +36,37 @@ Apply = Callable[[CameraConfig], None]
 def config_body(cfg: CameraConfig) -> dict[str, Any]:
     """A config as the hub holds it: JSON values, without the box-only fields."""
     return strip_local(cfg.model_dump(mode="json", exclude_none=True))
+
+
+def validate_body(local: CameraConfig, body: dict[str, Any], *, file: str,
+                  catalog: Catalog | None = None) -> CameraConfig:
+    """`body` (a config without the box-only fields) on top of the box's `local` config, checked as
+    check-config checks a file, and refused where it changes what is read at start only."""
+    cfg = parse_camera_config({**body, "source": local.source}, file=file, catalog=catalog)
+    changed = [f for f in STARTUP_FIELDS if getattr(cfg, f) != getattr(local, f)]
+    if changed:
+        raise ConfigError([ConfigIssue(file, f, None, f"is read when the agent starts only ({getattr(local, f)!r} "
+                                       "on this box); change it in the box's YAML") for f in changed])
+    return cfg
+
+
+def check_for_hub(body: dict[str, Any], running: dict[str, Any]) -> list[dict[str, str]]:
+    """The agent's check of a push, run by the hub before it saves (hub.fleet.check): `running` is the
+    config the box reported (without its source). Problems as {path, message}."""
+    try:
+        local = parse_camera_config({**running, "source": SOURCE_ON_THE_BOX}, file="running")
+    except ConfigError:  # what the box runs no longer validates here (another agent version): check alone
+        local = None
+    try:
+        if local is None:
+            parse_camera_config({**body, "source": SOURCE_ON_THE_BOX}, file="config")
+        else:
+            validate_body(local, body, file="config")
+    except ConfigError as exc:
+        return [{"path": i.path, "message": i.message} for i in exc.issues]
+    if "source" in body:
+        return [{"path": "source", "message": "the video source is set in the box's YAML, never from the hub"}]
+    return []
 
 
 class ManagedConfigs:
@@ -93,13 +125,7 @@ class ManagedConfigs:
             log.info("camera %s: running hub config version %d (kept in %s)", camera_id, kept["version"], path)
 
     def _validate(self, local: CameraConfig, body: dict[str, Any], *, file: str) -> CameraConfig:
-        data = {**body, "source": local.source}
-        cfg = parse_camera_config(data, file=file, catalog=self.catalog)
-        changed = [f for f in STARTUP_FIELDS if getattr(cfg, f) != getattr(local, f)]
-        if changed:
-            raise ConfigError([ConfigIssue(file, f, None, f"is read when the agent starts only ({getattr(local, f)!r} "
-                                           "on this box); change it in the box's YAML") for f in changed])
-        return cfg
+        return validate_body(local, body, file=file, catalog=self.catalog)
 
     # --- pushes -----------------------------------------------------------------------------------
 
@@ -163,7 +189,10 @@ class ManagedConfigs:
         return ManagedBy.HUB if self.managed else ManagedBy.LOCAL
 
     def reports(self) -> list[PushResult]:
-        """What each camera runs, for the hub when the link comes up (it pushes what the box missed)."""
+        """What each camera runs, for the hub when the link comes up (it pushes what the box missed).
+        None to a hub whose bundle carries no signing key: it predates pushes and would not read them."""
+        if not self.hub_sign_public:
+            return []
         with self._lock:
             return [PushResult(device_id=self.device_id, kind=PushKind.CAMERA_CONFIG, target=cid,
                                version=self.versions[cid], accepted=True, report=True,

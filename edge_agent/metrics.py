@@ -114,6 +114,10 @@ class PrometheusCollector:
                                               labels=label),
             "queue": GaugeMetricFamily("cityeye_camera_queue_depth", "frames and events waiting", labels=label),
             "online": GaugeMetricFamily("cityeye_camera_online", "1 if the source is connected", labels=label),
+            "last_frame": GaugeMetricFamily("cityeye_camera_last_frame_timestamp_seconds",
+                                            "wall time of the newest frame sampled", labels=label),
+            "config": GaugeMetricFamily("cityeye_camera_config_version", "hub config version it runs (0: local)",
+                                        labels=label),
         }
         counters = {
             "skipped": CounterMetricFamily("cityeye_camera_skipped_frames", "frames not detected", labels=label),
@@ -122,6 +126,8 @@ class PrometheusCollector:
                                          labels=label),
             "reconnects": CounterMetricFamily("cityeye_camera_reconnects", "source reopenings", labels=label),
             "events": CounterMetricFamily("cityeye_camera_events", "problem events emitted", labels=label),
+            "dropped": CounterMetricFamily("cityeye_camera_dropped_frames", "decoded frames replaced unread",
+                                           labels=label),
         }
         for cam in self.metrics.cameras():
             h = cam.health()
@@ -131,6 +137,10 @@ class PrometheusCollector:
             gauges["inference_ms"].add_metric(cid, h.inference_ms)
             gauges["queue"].add_metric(cid, h.queue_depth)
             gauges["online"].add_metric(cid, 1.0 if h.online else 0.0)
+            if cam.last_frame_ts is not None:
+                gauges["last_frame"].add_metric(cid, cam.last_frame_ts)
+            gauges["config"].add_metric(cid, cam.config_version)
+            counters["dropped"].add_metric(cid, h.dropped_frames)
             counters["skipped"].add_metric(cid, h.skipped_frames)
             counters["detected"].add_metric(cid, cam.detect_frames)
             counters["gated"].add_metric(cid, cam.gate_skipped)

@@ -73,6 +73,7 @@ class CameraRuntime:
     last_sample_ts: float | None = None
     last_detect_slot: float | None = None
     updates: list[ProblemUpdate] = field(default_factory=list)  # every update so far (summaries, tests)
+    latest: Frame | None = None  # the newest sampled frame (snapshots for the hub's zone editor)
 
     def due(self, ts: float) -> bool:
         """Whether a frame at `ts` is one the pipeline samples (sample_fps), frames between are dropped."""
@@ -168,6 +169,21 @@ class Pipeline:
                                     ground=self._ground(cfg) if self._ground else None)
         log.info("%s", camera_summary(cfg, {}))
 
+    def snapshot(self, camera_id: str, quality: int = 85) -> tuple[bytes, float]:
+        """The camera's newest sampled frame as a JPEG and its time; LookupError saying why there is none."""
+        import cv2
+
+        rt = self.cameras.get(camera_id)
+        if rt is None:
+            raise LookupError(f"camera {camera_id} is not on this device")
+        frame = rt.latest
+        if frame is None:
+            raise LookupError(f"camera {camera_id} has delivered no frame yet")
+        ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise LookupError(f"camera {camera_id}: the frame could not be encoded as JPEG")
+        return buf.tobytes(), frame.ts
+
     # One tick ------------------------------------------------------------------------------------
 
     def process(self, frames: Sequence[Frame]) -> list[ProblemUpdate]:
@@ -182,6 +198,7 @@ class Pipeline:
             rt.last_sample_ts = frame.ts
             rt.metrics.frames_sampled += 1
             rt.metrics.last_frame_ts = frame.ts
+            rt.latest = frame
             rt.evidence.add_frame(frame)
             detect = False
             if rt.detect_slot(frame.ts):

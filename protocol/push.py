@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, field_validator
 
-from protocol.manifest import ManifestError, Signer, verify
-from protocol.messages import PROTOCOL_VERSION, WireModel, _require_utc
+from protocol.manifest import ManifestError, verify
+from protocol.messages import PROTOCOL_VERSION, WireModel, _optional_utc, _require_utc
 
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_PUSH_BYTES = 256 * 1024
@@ -74,13 +74,37 @@ class PushResult(WireModel):
                                            "so the hub can start from the box's own config)")
 
 
+class SnapshotRequest(WireModel):
+    """The hub asks for a fresh picture of one camera (the page's zone editor draws on it)."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    device_id: str = Field(pattern=ID)
+    camera_id: str = Field(pattern=ID)
+
+
+class Snapshot(WireModel):
+    """The answer: the camera's newest frame as a JPEG in the next frame, or why there is none."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    device_id: str = Field(pattern=ID)
+    camera_id: str = Field(pattern=ID)
+    taken_at: datetime | None = None
+    error: str | None = Field(default=None, max_length=500)
+
+    _utc = field_validator("taken_at")(_optional_utc)
+
+
+class SignsBytes(Protocol):
+    def sign(self, message: bytes) -> bytes: ...
+
+
 def canonical(push: Push) -> bytes:
     """The exact bytes the hub signs and the device verifies."""
     return json.dumps(push.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode()
 
 
-def sign_push(push: Push, signer: Signer) -> tuple[bytes, bytes]:
+def sign_push(push: Push, signer: SignsBytes) -> tuple[bytes, bytes]:
     """(payload, signature) for the wire."""
     payload = canonical(push)
     return payload, signer.sign(payload)

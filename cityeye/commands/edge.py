@@ -168,6 +168,8 @@ def _run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(configs, detector, sink, device_id=device_id, metrics=metrics)
     if managed is not None:
         managed.attach(pipeline.reconfigure, metrics)
+    if outbox is not None:
+        outbox.snapshots = pipeline.snapshot
     server = serve_prometheus(metrics, args.metrics_port, args.metrics_addr) if args.metrics_port else None
     stop = threading.Event()
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import zmq
 from delivery_support import free_port
 from edge_fakes import ScriptedDetector, frames, textured_frame
@@ -19,9 +21,17 @@ from edge_agent.managed_config import ManagedConfigs, config_body
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.pipeline import Pipeline
 from protocol.bundle import DeviceBundle
-from protocol.codec import HeartbeatMessage, PushMessage, PushResultMessage, decode, encode_push
+from protocol.codec import (
+    HeartbeatMessage,
+    PushMessage,
+    PushResultMessage,
+    SnapshotMessage,
+    decode,
+    encode_push,
+    encode_snapshot_request,
+)
 from protocol.manifest import Signer, generate_signing_key
-from protocol.push import ManagedBy, Push, PushKind, sign_push
+from protocol.push import ManagedBy, Push, PushKind, SnapshotRequest, sign_push
 
 LEFT = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
 RIGHT = [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
@@ -117,6 +127,7 @@ def test_unsigned_foreign_or_unmanaged_pushes_are_refused(tmp_path: Path) -> Non
     assert local.reports()[0].managed_by is ManagedBy.LOCAL
     unkeyed = ManagedConfigs([camera()], tmp_path / "k", device_id="dev1", hub_sign_public=None)
     assert "re-enrol" in (unkeyed.handle(push_msg(body, 1)).error or "")
+    assert unkeyed.reports() == []  # a hub that predates pushes gets no message it cannot read
 
 
 def test_running_pipeline_uses_the_new_zone_from_the_next_tick(tmp_path: Path) -> None:
@@ -157,8 +168,9 @@ def test_over_zmq_reports_on_connect_answers_pushes_and_heartbeats_the_version(t
     configs = managed(tmp_path)
     metrics = EdgeMetrics()
     configs.attach(lambda cfg: None, metrics)
+    pipeline = Pipeline([camera()], ScriptedDetector([]), lambda: None, device_id="dev1", ground=None)  # type: ignore[arg-type]
     outbox = Outbox(bundle, OutboxConfig(spool_dir=tmp_path / "spool", insecure=True, heartbeat_s=0.2),
-                    health=metrics.health, pushes=configs)
+                    health=metrics.health, pushes=configs, snapshots=pipeline.snapshot)
 
     def next_of(kind: type, timeout: float = 10.0) -> tuple[bytes, Any]:
         deadline = time.monotonic() + timeout
@@ -185,6 +197,16 @@ def test_over_zmq_reports_on_connect_answers_pushes_and_heartbeats_the_version(t
                 break
         assert beat.heartbeat.cameras[0].config_version == 5
         assert beat.heartbeat.cpu_percent is not None
+
+        router.send_multipart([peer, *encode_snapshot_request(SnapshotRequest(device_id="dev1", camera_id="cam1"))])
+        _, none_yet = next_of(SnapshotMessage)
+        assert none_yet.snapshot.error == "camera cam1 has delivered no frame yet" and len(none_yet.jpeg) == 0
+        image = textured_frame(320, 240)
+        pipeline.process(frames("cam1", image, 1_700_000_000.0, 0, 2))
+        router.send_multipart([peer, *encode_snapshot_request(SnapshotRequest(device_id="dev1", camera_id="cam1"))])
+        _, snap = next_of(SnapshotMessage)
+        decoded = cv2.imdecode(np.frombuffer(bytes(snap.jpeg), np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape == image.shape and snap.snapshot.taken_at.timestamp() == 1_700_000_000.0
     router.close(linger=0)
     kept = json.loads((tmp_path / "hub-config" / "cam1.json").read_text())
     assert kept["version"] == 5 and kept["issued_by"] == "admin"
