@@ -33,7 +33,7 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def camera(i: int, detect_fps: float, gating: bool):  # type: ignore[no-untyped-def]
+def camera(i: int, detect_fps: float, gating: bool):
     return parse_camera_config({
         "id": f"cam{i:02d}", "source": str(VTEST), "timezone": "Asia/Shanghai", "detect_fps": detect_fps,
         "start_time": "2026-03-02T10:00:00", "motion": {"enabled": gating},

@@ -110,7 +110,7 @@ def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, o
     config = IngestConfig(bind=endpoint, data_dir=Path(data_dir), processes=processes,
                           **({} if workers is None else {"workers": workers}))
     if processes == 1:
-        loop: Any = IngestLoop(config, store, stop)  # type: ignore[arg-type]
+        loop: Any = IngestLoop(config, store, stop)
         cpu0 = _proc_cpu([os.getpid()])
         threading.Thread(target=lambda: (loop.ready.wait(), ready.set()), daemon=True).start()
         loop.run()

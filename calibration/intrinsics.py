@@ -86,7 +86,7 @@ def find_corners(gray: np.ndarray, board: tuple[int, int]) -> np.ndarray | None:
     import cv2
 
     found, corners = cv2.findChessboardCorners(
-        gray, board, cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
+        gray, board, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
     if not found:
         return None
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 30, 1e-3)

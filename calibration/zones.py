@@ -16,7 +16,8 @@ _PALETTE = [(0, 0, 255), (0, 200, 255), (255, 128, 0), (0, 200, 0), (255, 0, 255
 
 
 class ZoneLike(Protocol):
-    id: str
+    @property
+    def id(self) -> str: ...
 
     @property
     def polygon(self) -> Sequence[Sequence[float]] | None: ...

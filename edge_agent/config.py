@@ -280,7 +280,7 @@ _TYPE_TAGS = re.compile(r"^(str|int|float|bool|list|dict|tuple|none|.*\[.*\])$")
 
 def _yaml_node_at(root: yaml.Node | None, loc: Sequence[str | int]) -> tuple[yaml.Node | None, list[str | int]]:
     """The deepest YAML node along `loc` and the part of `loc` that exists in the file."""
-    node, walked = root, []
+    node, walked = root, list[str | int]()
     for part in loc:
         child = None
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
@@ -316,13 +316,14 @@ def parse_camera_config(data: Any, *, file: str = "<config>", root: yaml.Node | 
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, "", None, "a camera config must be a YAML mapping "
                                        f"(id: ..., source: ...), got {type(data).__name__}")])
-    context = {"catalog": catalog or default_catalog(), SKIP_CROSS_CHECKS: True}
+    catalog = catalog or default_catalog()
+    context = {"catalog": catalog, SKIP_CROSS_CHECKS: True}
     try:
         cfg = CameraConfig.model_validate(data, context=context)
     except ValidationError as exc:
         issues = [_issue(file, root, list(err["loc"]), _message(err)) for err in exc.errors()]
         raise ConfigError(issues) from None
-    problems = cross_check_issues(cfg, context["catalog"])  # type: ignore[arg-type]
+    problems = cross_check_issues(cfg, catalog)
     if problems:
         raise ConfigError([_issue(file, root, list(path), msg) for path, msg in problems])
     return cfg

@@ -58,7 +58,8 @@ def decode_nanodet(cls: Sequence[np.ndarray], box: Sequence[np.ndarray], strides
         parts.append((xyxy.astype(np.float32), best[cells].astype(np.float32), class_ids[cells]))
     if not parts:
         return empty()
-    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+    xyxy, scores, class_ids = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return xyxy, scores, class_ids
 
 
 def decode_yolo(output: np.ndarray, thresholds: np.ndarray) -> Decoded:

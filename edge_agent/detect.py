@@ -94,7 +94,7 @@ class Detector:
             transform = _Transform(scale, scale, float(pad_x), float(pad_y), (w, h))
         if spec.color == "rgb":
             fitted = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)
-        tensor = fitted.astype(np.float32) * spec.scale
+        tensor: np.ndarray = fitted.astype(np.float32) * spec.scale
         if spec.mean != (0.0, 0.0, 0.0) or spec.std != (1.0, 1.0, 1.0):
             tensor = (tensor - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
         return tensor.transpose(2, 0, 1), transform

@@ -83,7 +83,7 @@ def _write_clip(frames: Sequence[np.ndarray], fps: float, quality: int, fmt: Cli
     fd, path = tempfile.mkstemp(suffix=Path(fmt.name).suffix)
     os.close(fd)
     try:
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fmt.fourcc), max(fps, 0.5), size_wh)
+        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*fmt.fourcc), max(fps, 0.5), size_wh)
         if not writer.isOpened():
             return b""
         writer.set(cv2.VIDEOWRITER_PROP_QUALITY, quality)
@@ -265,7 +265,7 @@ class EvidenceBuilder:
         if p.wants_clip and p.clip:
             fmt, clip = encode_clip([f.image for f in p.clip], self.clip_fps, quality=min(q, 80))
             files.append((fmt.name, MediaKind.CLIP, fmt.content_type, clip))
-        refs = [MediaRef(name=n, kind=k, content_type=ct, size=len(b), sha256=sha256_hex(b))  # type: ignore[arg-type]
+        refs = [MediaRef(name=n, kind=k, content_type=ct, size=len(b), sha256=sha256_hex(b))
                 for n, k, ct, b in files]
         wh = p.frame.resolution_wh
         event = ProblemEvent(

@@ -318,7 +318,7 @@ class FileReplay:
                     continue
                 failures = 0
                 self.stats.frames_decoded += 1
-                if wanted:
+                if wanted and image is not None:  # read whenever wanted
                     yield Frame(self.camera_id, index, self.start_time + pos_s, image)
                     while next_due <= pos_s + eps:
                         next_due += period if period else 1.0 / self.fps

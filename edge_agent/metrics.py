@@ -166,6 +166,6 @@ def serve_prometheus(metrics: EdgeMetrics, port: int, addr: str = "127.0.0.1") -
     from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry()
-    registry.register(PrometheusCollector(metrics))  # type: ignore[arg-type]
+    registry.register(PrometheusCollector(metrics))  # type: ignore[arg-type]  # a Collector by its collect(), not by class
     server, _thread = start_http_server(port, addr=addr, registry=registry)
     return server

@@ -94,7 +94,7 @@ class MotionDetector:
             return np.zeros(grey.shape, np.uint8), 0.0, np.zeros((0, 4), np.float32)
         diff = cv2.absdiff(grey, self._background)
         cv2.accumulateWeighted(grey, self._background, self.config.background_alpha)
-        mask = (diff >= self.config.threshold).astype(np.uint8) * 255
+        mask: np.ndarray = (diff >= self.config.threshold).astype(np.uint8) * 255
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)
         boxes = self._boxes(mask, scale)
         fraction = float(np.count_nonzero(mask)) / mask.size if len(boxes) else 0.0

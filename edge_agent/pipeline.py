@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -332,7 +332,7 @@ class _CountingSink:
     def __init__(self, sink: EventSink, metrics: CameraMetrics) -> None:
         self.sink, self.metrics = sink, metrics
 
-    def submit(self, event, media) -> None:  # type: ignore[no-untyped-def]
+    def submit(self, event: Any, media: Any) -> None:
         self.sink.submit(event, media)
         self.metrics.events += 1
 

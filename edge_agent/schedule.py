@@ -29,7 +29,7 @@ class Weekday(StrEnum):
     SUN = "sun"
 
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]  # the weekday's number; never used as str.index
         """0 = Monday, as `date.weekday()`."""
         return list(Weekday).index(self)
 

@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from protocol.codec import seal_event
 from protocol.manifest import GENESIS_HASH, Signer, sha256_hex
@@ -319,7 +320,7 @@ def inspect_spool(root: Path) -> SpoolReport:
     dead = []
     for entry in entries_in(dead_dir):
         reason_path = entry.path.with_name(entry.name + ".reason.json")
-        info = json.loads(reason_path.read_text()) if reason_path.exists() else {"reason": "?", "at": 0}
+        info: dict[str, Any] = json.loads(reason_path.read_text()) if reason_path.exists() else {"reason": "?", "at": 0}
         dead.append(DeadLetter(entry, info["reason"], info["at"]))
     log_path = root / "evictions.jsonl"
     evictions = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []

@@ -268,7 +268,8 @@ class ByteTracker:
         return np.array([j for c, j in enumerate(det_idx) if c not in taken], dtype=np.int64)
 
     def _apply(self, t: _TrackState, xyxy: np.ndarray, score: float, class_id: int, ts: float) -> None:
-        box: Box = tuple(float(v) for v in xyxy)  # type: ignore[assignment]
+        x1, y1, x2, y2 = (float(v) for v in xyxy)
+        box: Box = (x1, y1, x2, y2)
         t.kf.correct(np.asarray(xyxy, dtype=np.float64))
         t.box, t.score, t.last_seen = box, score, ts
         t.state = TrackState.TRACKED
@@ -299,7 +300,8 @@ class ByteTracker:
         return [t for t in removed if t.state != TrackState.NEW]
 
     def _start(self, dets: Detections, i: int, group: str, ts: float) -> None:
-        box: Box = tuple(float(v) for v in dets.xyxy[i])  # type: ignore[assignment]
+        x1, y1, x2, y2 = (float(v) for v in dets.xyxy[i])
+        box: Box = (x1, y1, x2, y2)
         self._tracks.append(_TrackState(
             track_id=self._next_id, group=group, kf=_Kalman.start(np.asarray(box, dtype=np.float64)),
             box=box, score=float(dets.confidence[i]), state=TrackState.NEW, first_seen=ts, last_seen=ts,

@@ -53,7 +53,7 @@ class Detections:
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
-    tracker_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    tracker_id: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None means untracked: __post_init__ makes it -1s
     labels: Sequence[str] = ()
 
     def __post_init__(self) -> None:

@@ -88,7 +88,7 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         own = store is None
-        s = open_store(settings) if own else store
+        s = open_store(settings) if store is None else store
         stop = threading.Event()
         ingest = None
         workers: list[threading.Thread] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -115,7 +115,7 @@ def builtin_manifests() -> dict[str, Path]:
     return {p.stem: p for p in sorted(MANIFEST_DIR.glob("*.yaml"))}
 
 
-def _literal(value: str, key: str, source: str):
+def _literal(value: str, key: str, source: str) -> Any:
     try:
         return ast.literal_eval(value)
     except (ValueError, SyntaxError) as exc:

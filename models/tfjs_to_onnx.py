@@ -313,8 +313,8 @@ def convert(model_json: Mapping, weights: Mapping[str, np.ndarray],
         op, name = node["op"], node["name"]
         if op == "Placeholder":
             dims = [int(d.get("size", -1)) for d in _attr(node, "shape")["shape"]["dim"]]
-            dims = [BATCH] + [d if d > 0 else None for d in dims[1:]]
-            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+            shape = [BATCH] + [d if d > 0 else None for d in dims[1:]]
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
             continue
         if op == "Const" or name in b.consts:
             continue
@@ -332,8 +332,8 @@ def convert(model_json: Mapping, weights: Mapping[str, np.ndarray],
         if out != src:
             b.add("Identity", [src], [out])
         dims = [int(d.get("size", -1)) for d in signature["outputs"][tf_name]["tensorShape"]["dim"]]
-        dims = [BATCH] + [d if d > 0 else None for d in dims[1:]]
-        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, dims))
+        shape = [BATCH] + [d if d > 0 else None for d in dims[1:]]
+        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, shape))
 
     graph = helper.make_graph(
         b.nodes, "tfjs_graph", inputs, outputs,

@@ -8,6 +8,7 @@ importing edge code.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from functools import lru_cache
@@ -266,13 +267,13 @@ class Catalog(WireModel):
     @field_validator("classes")
     @classmethod
     def _unique_ids(cls, classes: list[ProblemClass]) -> list[ProblemClass]:
-        seen: set[str] = set()
-        dupes = sorted({c.id for c in classes if c.id in seen or seen.add(c.id)})  # type: ignore[func-returns-value]
+        counts = Counter(c.id for c in classes)
+        dupes = sorted(cid for cid, n in counts.items() if n > 1)
         if dupes:
             raise ValueError(f"duplicate class ids: {dupes}")
         return classes
 
-    def __iter__(self) -> Iterator[ProblemClass]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[ProblemClass]:  # type: ignore[override]  # its classes, not pydantic's fields
         return iter(self.classes)
 
     def __len__(self) -> int:

@@ -274,11 +274,10 @@ def _decode_event(frames: Sequence[Buffer], limits: Limits) -> EventMessage:
     if len(frames) < FIXED_EVENT_FRAMES:
         raise DecodeError(None, f"EVENT needs at least {FIXED_EVENT_FRAMES} frames, got {len(frames)}")
     header = _parse(EventHeader, frames[2], 2, MAX_HEADER_BYTES)
-    ids = {"event_id": header.event_id, "seq": header.seq}
     try:
         return _decode_event_body(frames, header, limits)
     except DecodeError as exc:
-        raise DecodeError(exc.frame, exc.detail, **ids) from None
+        raise DecodeError(exc.frame, exc.detail, event_id=header.event_id, seq=header.seq) from None
 
 
 def _decode_event_body(frames: Sequence[Buffer], header: EventHeader, limits: Limits) -> EventMessage:

@@ -91,7 +91,7 @@ def check_signature(keys: Sequence[KeyPeriod], manifest: bytes, signature: bytes
         for key in keys:
             if key.just_ended(received_at) and _verify(key, manifest, signature) is None:
                 out.key = key
-                late = (received_at - key.valid_until).total_seconds()  # type: ignore[operator]
+                late = (received_at - key.valid_until).total_seconds()  # type: ignore[operator]  # just_ended: it has ended
                 out.notes.append(f"signed with device {device_id}'s previous key {key.sign_public_key}, "
                                  f"{key.ended or 'ended'} {late:.1f} s before the hub received the event at "
                                  f"{iso(received_at)} (a running hub takes up to {KEY_HANDOVER_S:.0f} s to "

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("cityeye.edge")
 
@@ -82,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     edge_spool.add_commands(esub)
 
 
-def _load(paths: list[Path]):  # type: ignore[no-untyped-def]
+def _load(paths: list[Path]) -> Any:  # list of edge_agent.config.CameraConfig
     from edge_agent.config import ConfigError, load_camera_config
 
     configs, failed = [], False
@@ -106,7 +107,7 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _detector(configs):  # type: ignore[no-untyped-def]
+def _detector(configs: Any) -> Any:  # an edge_agent.detect.Detector
     from edge_agent.detect import Detector
 
     models = {c.model for c in configs}
@@ -156,7 +157,8 @@ def _run(args: argparse.Namespace) -> int:
         outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,
                         agent_version=__version__, pushes=managed, model=model_info(detector))
         metrics.delivery = outbox.metrics
-        sink, where = outbox, f"hub {bundle.endpoint} via spool {spool}"
+        sink: Outbox | FolderSink = outbox
+        where = f"hub {bundle.endpoint} via spool {spool}"
     else:
         from edge_agent.sinks import FolderSink
 
@@ -190,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if server is not None:
-            server.shutdown()  # type: ignore[attr-defined]
+            server.shutdown()  # type: ignore[attr-defined]  # serve_prometheus returns the http.server it started
         if outbox is not None:
             drained = outbox.wait_drained(args.drain_s)
             outbox.stop()
@@ -227,12 +229,12 @@ def _replay(args: argparse.Namespace) -> int:
     sink = FolderSink(args.out)
     with tqdm(total=total, unit="frame", desc=f"replay {args.video.name}") as bar:
         result = replay(cfg, str(args.video), _detector([cfg]), sink, device_id=args.device_id,
-                        on_frame=lambda _f: bar.update(1))
+                        on_frame=lambda _f: _tick(bar))
     print(_summary(result, sink.events))
     return 0
 
 
-def _summary(result, events) -> str:  # type: ignore[no-untyped-def]
+def _summary(result: Any, events: Any) -> str:
     start = result.camera.start_epoch() or (events[0].first_seen.timestamp() if events else 0.0)
     rows = [("state", "class", "zone", "labels", "first seen", "fired at", "dwell s", "media", "event id")]
     for e in events:
@@ -248,3 +250,8 @@ def _summary(result, events) -> str:  # type: ignore[no-untyped-def]
                  f"{saved} spared by motion gating; {result.video_s:.1f} s of video in {result.wall_s:.1f} s "
                  f"({speed:.1f}x real time)")
     return "\n".join(lines)
+
+
+def _tick(bar: Any, n: int = 1) -> None:
+    """Advance a tqdm bar (its update returns a value the callbacks must not)."""
+    bar.update(n)

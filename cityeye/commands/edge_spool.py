@@ -18,8 +18,8 @@ def add_commands(edge_subparsers: Any) -> None:
     spool.set_defaults(func=_show)
 
 
-def _when(ts: object) -> str:
-    return datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="seconds") if ts else "?"  # type: ignore[arg-type]
+def _when(ts: Any) -> str:
+    return datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="seconds") if ts else "?"
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT = "coco-nanodet"
 
@@ -93,7 +95,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_detector(model: str, threshold: float | None):
+def _load_detector(model: str, threshold: float | None) -> Any:  # an edge_agent.detect.Detector
     from edge_agent.detect import Detector
     from models.cache import ModelNotFoundError
     from models.manifest import ManifestError
@@ -105,7 +107,7 @@ def _load_detector(model: str, threshold: float | None):
         return None
 
 
-def _read_source(source: Path, frame: int):
+def _read_source(source: Path, frame: int) -> Any:  # a BGR image (numpy array)
     import cv2
 
     if not source.is_file():
@@ -166,7 +168,7 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"error: no images in {args.images}", file=sys.stderr)
         return 1
 
-    def predict(paths):
+    def predict(paths: Sequence[Path]) -> list[Any]:
         frames = []
         for path in paths:
             frame = cv2.imread(str(path))
@@ -179,10 +181,15 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         with tqdm(total=len(images), unit="img", desc="eval", disable=not sys.stderr.isatty()) as bar:
             report = evaluate(images, args.labels, predict, detector.labels, batch=detector.max_batch,
-                              on_progress=bar.update)
+                              on_progress=lambda n: _tick(bar, n))
     except LabelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for line in format_report(report, only_present=not args.all_classes):
         print(line)
     return 0
+
+
+def _tick(bar: Any, n: int = 1) -> None:
+    """Advance a tqdm bar (its update returns a value the callbacks must not)."""
+    bar.update(n)

@@ -98,7 +98,7 @@ class RuleConfig(BaseModel):
     def _params_fit_rule(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         class_id = info.data.get("class_id")  # absent when class_id itself failed
         catalog = _catalog(info)
-        if class_id in catalog:
+        if isinstance(class_id, str) and class_id in catalog:
             catalog.get(class_id).typed_params(params)  # raises naming params.<field>
         return params
 

@@ -54,11 +54,11 @@ def rule_zone_issues(rules: Sequence[RuleConfig], zones: Sequence[ZoneConfig], c
         seen.add(rule.rule_id)
         wants_line = rule.problem_class(catalog).rule is RuleType.LINE_CROSSING
         for j, zone_id in enumerate(rule.zones):
-            zone = by_id.get(zone_id)
-            if zone is None:
+            target = by_id.get(zone_id)
+            if target is None:
                 out.append((("rules", i, "zones", j), f"{where}rule {rule.rule_id!r} refers to unknown zone "
                             f"{zone_id!r} (zones: {', '.join(sorted(by_id)) or 'none defined'})"))
-            elif zone.is_line != wants_line:
+            elif target.is_line != wants_line:
                 need, got = ("a line zone (`line`)", "a polygon") if wants_line else ("a polygon zone (`polygon`)",
                                                                                     "a line")
                 out.append((("rules", i, "zones", j), f"{where}rule {rule.rule_id!r}: class {rule.class_id!r} "
@@ -98,7 +98,7 @@ class RuleEngine:
             clock = cfg.clock(timezone)
             for zid in cfg.zones:
                 ctx = RuleContext(cfg, problem_class, params, self.zones[zid], camera_id, clock)
-                self.rules.append(RULE_TYPES[problem_class.rule](ctx))
+                self.rules.append(RULE_TYPES[problem_class.rule](ctx))  # type: ignore[index]  # checked: a camera class
 
     def update(self, tracks: Sequence[Track], now: float) -> list[ProblemUpdate]:
         """Feed the tracker's current tracks (including LOST ones in their grace window) at time `now`."""

@@ -29,7 +29,7 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
         parts = ()
     if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
         raise HTTPException(422, f"bbox must be min_lon,min_lat,max_lon,max_lat with min <= max; got {value!r}")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 @router.get("", response_model=CasePage, summary="List cases")

@@ -49,7 +49,7 @@ def authenticate(
 
 def access_policy(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Mark `fn` as a dependency that decides who may call a route (what `deny_by_default` looks for)."""
-    fn.access_policy = True  # type: ignore[attr-defined]
+    fn.access_policy = True  # type: ignore[attr-defined]  # a marker on the function, read by deny_by_default
     return fn
 
 

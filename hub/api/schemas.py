@@ -222,13 +222,16 @@ class TokenOut(Out):
 WebhookKind = Literal["case.created", "case.updated", "case.transition", "case.overdue"]  # = case_events.KINDS
 
 
+_DEFAULT_KINDS: tuple[WebhookKind, ...] = ("case.created", "case.transition")
+
+
 class WebhookIn(In):
     url: str = Field(pattern=r"^https?://[^\s]{1,1990}$",
                      description="receiver of the POSTed case events; no credentials in it, and only public "
                                  "addresses unless the hub setting webhook_allow_cidrs lists the network")
     secret: str = Field(min_length=16, max_length=256, description="HMAC-SHA256 key for X-CityEye-Signature")
     kinds: list[WebhookKind] = Field(
-        default_factory=lambda: ["case.created", "case.transition"], min_length=1,
+        default_factory=lambda: list(_DEFAULT_KINDS), min_length=1,
         description="case.overdue: a stage deadline passed (once per case and deadline)",
     )
 

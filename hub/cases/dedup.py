@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, literal_column, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, literal_column, or_, select
 from sqlalchemy.engine import Connection, Dialect
 
 from hub.cases.lifecycle import DEDUP_STATUSES, RECURRENCE_STATUSES, CaseStatus
@@ -158,7 +158,7 @@ _DEDUP = sorted(s.value for s in DEDUP_STATUSES)
 _OLD = sorted(s.value for s in RECURRENCE_STATUSES)
 
 
-def _status_in(statuses: Iterable[str]) -> object:
+def _status_in(statuses: Iterable[str]) -> ColumnElement[bool]:
     """`status IN ('a', 'b')` with the (internal, constant) values in the SQL text: an expanding bound
     list would be re-rendered on every execution and could not be a prepared statement."""
     return schema.cases.c.status.in_([literal_column(f"'{s}'") for s in sorted(statuses)])
@@ -170,7 +170,7 @@ _CASE_COLUMNS = [schema.cases.c[name] for name in (
     "recurrence_count")]
 
 
-def _problem_case(device: object, camera: object, problem: object) -> Select:  # type: ignore[type-arg]
+def _problem_case(device: object, camera: object, problem: object) -> Select[Any]:
     e = schema.events
     return (select(*_CASE_COLUMNS).join(e, e.c.case_id == schema.cases.c.case_id)
             .where(e.c.device_id == device, e.c.camera_id == camera, e.c.problem_id == problem, _status_in(_DEDUP))
@@ -182,7 +182,7 @@ _PROBLEM_CASE = _problem_case(bindparam("b_device"), bindparam("b_camera"), bind
 
 @functools.lru_cache(maxsize=64)
 def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: bool, by_ground: bool
-                      ) -> Select:  # type: ignore[type-arg]
+                      ) -> Select[Any]:
     """Cases of a class in `statuses` on the same camera and zone and/or within a ground box, latest first:
     one statement per shape, so only the parameters change per call.
 
@@ -213,8 +213,8 @@ _INSERT_CASE = db.batch_insert(schema.cases, (
     "deadline_at", "created_at", "updated_at"))
 
 
-def row_to_case(row: object) -> CaseRow:
-    m = row._mapping  # type: ignore[attr-defined]
+def row_to_case(row: Row[Any]) -> CaseRow:
+    m = row._mapping
     ground = None
     if m["ground_crs"] is not None:
         ground = GroundPoint(crs=m["ground_crs"], x=m["ground_x"], y=m["ground_y"])
@@ -247,7 +247,7 @@ def _driver_case(row: Sequence[Any], at: int = 0) -> CaseRow:
 
 
 @functools.lru_cache(maxsize=128)
-def _driver_sql(stmt: Select, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:  # type: ignore[type-arg]
+def _driver_sql(stmt: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
     """A Core statement as driver SQL for `dialect`: its text, the names of its positional parameters (None:
     named), and the values it binds itself (e.g. LIMIT)."""
     compiled = stmt.compile(dialect=dialect)
@@ -275,7 +275,7 @@ def candidates(conn: Connection, obs: Observation, policy: DedupPolicy, statuses
 
 
 def candidates_query(obs: Observation, policy: DedupPolicy, statuses: Iterable[str]
-                     ) -> tuple[Select, dict[str, object]] | None:  # type: ignore[type-arg]
+                     ) -> tuple[Select[Any], dict[str, object]] | None:
     """The statement and parameters of `candidates` (None: the observation has no place to match)."""
     by_camera = bool(obs.camera_id and obs.box)
     if not by_camera and obs.ground is None:

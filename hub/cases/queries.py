@@ -126,7 +126,7 @@ def list_devices(conn: Connection, offline_after_s: float) -> list[dict[str, Any
 
 def statistics_for(conn: Connection, since: datetime, until: datetime, camera_limit: int = 50) -> dict[str, Any]:
     c, e = schema.cases, schema.events
-    ev_counts = dict(conn.execute(
+    ev_counts: dict[str, int] = dict(conn.execute(
         select(e.c.class_id, func.count()).where(e.c.observed_at >= since, e.c.observed_at < until)
         .group_by(e.c.class_id)
     ).all())
@@ -135,7 +135,8 @@ def statistics_for(conn: Connection, since: datetime, until: datetime, camera_li
                func.sum(case((c.c.status == CaseStatus.VOID.value, 1), else_=0)))
         .where(c.c.created_at >= since, c.c.created_at < until).group_by(c.c.class_id)
     ).all()
-    per_class = {cid: {"class_id": cid, "events": n, "cases": 0, "filed": 0, "void": 0} for cid, n in ev_counts.items()}
+    per_class: dict[str, dict[str, Any]] = {cid: {"class_id": cid, "events": n, "cases": 0, "filed": 0, "void": 0}
+                                            for cid, n in ev_counts.items()}
     for cid, n, filed, void in case_rows:
         entry = per_class.setdefault(cid, {"class_id": cid, "events": 0})
         entry.update(cases=n, filed=filed, void=int(void or 0))

@@ -17,10 +17,14 @@ from protocol.messages import Heartbeat
 
 
 class DeviceRecord(Protocol):
-    device_id: str
-    curve_public_key: str
-    sign_public_key: str
-    revoked: bool
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def curve_public_key(self) -> str: ...
+    @property
+    def sign_public_key(self) -> str: ...
+    @property
+    def revoked(self) -> bool: ...
 
 
 class DeviceRegistry(Protocol):

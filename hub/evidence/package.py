@@ -192,8 +192,8 @@ def _devices(conn: Connection, events: list[_Event]) -> tuple[dict[str, DeviceEn
     entries: dict[str, DeviceEntry] = {}
     unusable: list[str] = []
     for device_id in device_ids:
-        r = rows.get(device_id)
-        if r is None or not history.get(device_id):
+        device = rows.get(device_id)
+        if device is None or not history.get(device_id):
             unusable.append(f"devices.json: device {device_id} is not in the hub's registry")
             continue
         keys: list[DeviceKeyEntry] = []
@@ -205,7 +205,7 @@ def _devices(conn: Connection, events: list[_Event]) -> tuple[dict[str, DeviceEn
                 unusable.append(f"devices.json: a registered key of device {device_id} is not an Ed25519 public "
                                 f"key ({key.sign_public_key!r}, from {iso(key.valid_from)})")
         if keys:
-            entries[device_id] = DeviceEntry(keys=keys, revoked=bool(r.revoked), revoked_at=r.revoked_at)
+            entries[device_id] = DeviceEntry(keys=keys, revoked=bool(device.revoked), revoked_at=device.revoked_at)
     return entries, unusable
 
 
@@ -321,7 +321,8 @@ def _write_zip(store: Store, plan: _Plan, index: PackageIndex, now: datetime, ma
                hub_key: HubSigningKey) -> bytes:
     buf = io.BytesIO()
     files: dict[str, str] = {}
-    stamp = now.timetuple()[:6]
+    t = now.timetuple()
+    stamp = (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
     with zipfile.ZipFile(buf, "w", allowZip64=True) as zf:
         for name, content in plan.files:
             data = store.evidence_bytes(content) if isinstance(content, str) else content
@@ -336,8 +337,8 @@ def _write_zip(store: Store, plan: _Plan, index: PackageIndex, now: datetime, ma
     return buf.getvalue()
 
 
-def _write_member(zf: zipfile.ZipFile, name: str, data: bytes, stamp: tuple[int, ...]) -> None:
-    info = zipfile.ZipInfo(name, date_time=stamp)  # type: ignore[arg-type]
+def _write_member(zf: zipfile.ZipFile, name: str, data: bytes, stamp: tuple[int, int, int, int, int, int]) -> None:
+    info = zipfile.ZipInfo(name, date_time=stamp)
     info.external_attr = (stat.S_IFREG | 0o444) << 16
     # JPEG and video don't shrink: stored as they are; the JSON and text files are deflated.
     info.compress_type = zipfile.ZIP_DEFLATED if name.endswith(TEXT_SUFFIXES) else zipfile.ZIP_STORED

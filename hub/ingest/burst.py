@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 
@@ -218,7 +218,8 @@ class BurstIngest(StoreBase):
                         ) -> list[IngestResult | Exception]:
         """One transaction for all intakes; `before_commit` (inside it, last) names the items whose
         evidence did not become durable: they are withdrawn and the others run again without them."""
-        results: list[IngestResult | Exception] = list(prepared)  # errors stay where they are
+        # Errors stay where they are; every report's place is filled below.
+        results = cast(list[IngestResult | Exception], list(prepared))
         todo = [(i, p) for i, p in enumerate(prepared) if isinstance(p, _Intake)]
         if not todo:
             return results
@@ -235,8 +236,8 @@ class BurstIngest(StoreBase):
             # would wait for it at its end anyway, and the other writers would wait with it.
             done: list[IngestResult | Exception] = list(self.write(tx, before_waiting=before_commit))
         except _Withdraw as w:
-            retry: list[_Intake | Exception] = [w.failed.get(i, p) for i, p in enumerate(results)]
-            return self._ingest_intakes(retry)  # type: ignore[arg-type]
+            retry: list[_Intake | Exception] = [w.failed.get(i, p) for i, p in enumerate(prepared)]
+            return self._ingest_intakes(retry)
         except Exception as exc:
             if isinstance(exc, _Raced) and raced < 3:  # the other writer has committed: the check sees it now
                 return self._ingest_intakes(prepared, before_commit=before_commit, raced=raced + 1)

@@ -324,7 +324,7 @@ class IngestLoop:
         """First look at one message ([routing id, *body]): a reply now, an event to check and store,
         or None (dropped, or a heartbeat)."""
         body = frames[1:]
-        user_id = None if self.config.insecure or not body else body[0].get("User-Id")
+        user_id = None if self.config.insecure or not body else str(body[0].get("User-Id"))  # a str property
         if not body:
             return None
         if user_id is not None and self.directory.active(user_id) is None:
@@ -336,9 +336,12 @@ class IngestLoop:
         except DecodeError as exc:
             return self._nack(exc.reason, exc.event_id, exc.seq)
         if isinstance(msg, HeartbeatMessage):
-            return self._heartbeat(msg.heartbeat, user_id)
+            self._heartbeat(msg.heartbeat, user_id)
+            return None
         if isinstance(msg, ReplyMessage):
             return self._nack(f"frame 1: {msg.command} is a hub reply, not accepted from agents", None, None)
+        if not isinstance(msg, EventMessage):  # pushes and snapshots: this hub has no handler for them yet
+            return self._nack(f"{type(msg).__name__} is not accepted by this hub", None, None)
         self.stats.events += 1
         head = msg.header
         if user_id is not None and head.device_id != user_id:

@@ -137,7 +137,7 @@ def worker_main(settings: HubSettings, config: IngestConfig, index: int, conn: C
 
     store = Store.from_settings(settings)
     try:
-        loop = IngestLoop(config, store, _StopWhenOrphaned(stop), link=_Link(config.bind, conn))  # type: ignore[arg-type]
+        loop = IngestLoop(config, store, _StopWhenOrphaned(stop), link=_Link(config.bind, conn))  # type: ignore[arg-type]  # an Event by duck type
         loop.run()
     finally:
         store.close()
@@ -173,7 +173,7 @@ class IngestProcesses:
                     for k, v in value.items():
                         merged[k] = merged.get(k, 0) + v
                 elif f.name == "last_nack" and value:
-                    total.last_nack = value
+                    total.last_nack = str(value)
         return total
 
     def run(self) -> None:
@@ -204,12 +204,11 @@ class IngestProcesses:
         by_pipe = {conn: i for i, conn in self._pipes.items()}
         sentinels = [p.sentinel for i, p in self.procs.items() if i not in self._restart_at]  # dead: stays ready
         for ready in wait([*by_pipe, *sentinels], timeout_s):
-            index = by_pipe.get(ready)  # type: ignore[call-overload]
-            if index is None:
+            if not isinstance(ready, Connection) or (index := by_pipe.get(ready)) is None:  # a sentinel: dead
                 continue
             try:
-                while ready.poll():  # type: ignore[union-attr]
-                    self._received(index, ready.recv())  # type: ignore[union-attr]
+                while ready.poll():
+                    self._received(index, ready.recv())
             except (EOFError, OSError):  # the worker is gone: _supervise restarts it
                 self._pipes.pop(index).close()
                 self.up.discard(index)

@@ -69,7 +69,7 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # let us emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -149,7 +149,7 @@ class WriterLock:
 
     def __init__(self, path: str | None, *, enabled: bool = True) -> None:
         self._threads = threading.Lock() if enabled else None
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600) if enabled and path and _flock else None
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600) if enabled and path and _flock is not None else None
 
     @classmethod
     def for_engine(cls, engine: Engine) -> WriterLock:
@@ -193,8 +193,8 @@ try:
     from fcntl import LOCK_UN as _LOCK_UN
     from fcntl import flock as _flock
 except ImportError:  # not POSIX: threads are still queued, processes fall back to the busy handler
-    _flock = None  # type: ignore[assignment]
-    _LOCK_EX = _LOCK_NB = _LOCK_UN = 0
+    _flock = None  # type: ignore[assignment]  # typeshed knows only POSIX, where fcntl always imports
+    _LOCK_EX = _LOCK_NB = _LOCK_UN = 0  # type: ignore[misc]  # the same: fcntl's Final constants stand in
 
 
 def is_postgres(conn_or_engine: Connection | Engine) -> bool:
@@ -284,7 +284,7 @@ class Batch:
     sqlite: str  # one row, ? placeholders: executemany
     postgres: str  # one array per column, unnested
 
-    def run(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> CursorResult[Any] | None:
+    def run(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> CursorResult[*tuple[Any, ...]] | None:
         if not rows:
             return None
         if is_postgres(conn):

@@ -168,7 +168,7 @@ def test_over_zmq_reports_on_connect_answers_pushes_and_heartbeats_the_version(t
     configs = managed(tmp_path)
     metrics = EdgeMetrics()
     configs.attach(lambda cfg: None, metrics)
-    pipeline = Pipeline([camera()], ScriptedDetector([]), lambda: None, device_id="dev1", ground=None)  # type: ignore[arg-type]
+    pipeline = Pipeline([camera()], ScriptedDetector([]), lambda: None, device_id="dev1", ground=None)
     outbox = Outbox(bundle, OutboxConfig(spool_dir=tmp_path / "spool", insecure=True, heartbeat_s=0.2),
                     health=metrics.health, pushes=configs, snapshots=pipeline.snapshot)
 

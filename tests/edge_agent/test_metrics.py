@@ -81,7 +81,7 @@ def test_prometheus_endpoint_over_http(video: Path) -> None:
             assert resp.headers["Content-Type"].startswith("text/plain")
             text = resp.read().decode()
     finally:
-        server.shutdown()  # type: ignore[attr-defined]
+        server.shutdown()
     values = {(s.name, s.labels.get("camera")): s.value
               for fam in text_string_to_metric_families(text) for s in fam.samples}
     samples = 2 * SECONDS
@@ -136,7 +136,7 @@ def test_delivery_figures_on_the_endpoint(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             text = resp.read().decode()
     finally:
-        server.shutdown()  # type: ignore[attr-defined]
+        server.shutdown()
     values = {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
     assert values["cityeye_delivery_spool_events"] == 3
     assert values["cityeye_delivery_spool_bytes"] > 0

@@ -38,7 +38,7 @@ def test_rule_config_errors_name_the_field(cfg: dict, field: str, message: str) 
 def test_defaults_and_rule_id() -> None:
     cfg = RuleConfig.model_validate({"class_id": "illegal_car_parking", "zones": "np"})
     assert cfg.zones == ["np"] and cfg.rule_id == "illegal_car_parking@np" and cfg.schedule is None
-    assert cfg.typed_params().min_dwell_s == 300  # type: ignore[attr-defined]
+    assert cfg.typed_params().min_dwell_s == 300
 
 
 def test_engine_checks_zone_references_and_shapes() -> None:

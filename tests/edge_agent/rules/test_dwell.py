@@ -12,7 +12,7 @@ CAR = (700.0, 200.0, 850.0, 300.0)  # bottom centre (775, 300) is inside the top
 
 def parked(now: float, tid: int = 1, box: tuple[float, float, float, float] = CAR,
            **kw: object) -> list:
-    return [track(tid, "car", box, now=now, first_seen=T0, stationary_since=T0, **kw)]  # type: ignore[arg-type]
+    return [track(tid, "car", box, now=now, first_seen=T0, stationary_since=T0, **kw)]
 
 
 def test_opens_once_after_min_dwell_not_before() -> None:

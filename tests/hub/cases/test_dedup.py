@@ -47,7 +47,7 @@ def test_pure_matching() -> None:
     assert boxes_match(a, NormBox(x1=0.12, y1=0.1, x2=0.32, y2=0.3), DedupPolicy())
     assert boxes_match(a, NormBox(x1=0.15, y1=0.15, x2=0.25, y2=0.25), DedupPolicy())  # contained
     assert not boxes_match(a, NormBox(x1=0.5, y1=0.5, x2=0.7, y2=0.7), DedupPolicy())
-    assert abs(ground_distance_m(HERE, near(10.0)) - 10.0) < 0.05  # type: ignore[operator]
+    assert abs(ground_distance_m(HERE, near(10.0)) - 10.0) < 0.05
     assert ground_distance_m(HERE, GroundPoint(crs="local:site1", x=0, y=0)) is None
     local = GroundPoint(crs="local:site1", x=3.0, y=4.0)
     assert ground_distance_m(local, GroundPoint(crs="local:site1", x=0, y=0)) == 5.0
@@ -83,7 +83,7 @@ def test_cross_camera_within_distance(store: Store) -> None:
     case_a = ingest(store, a, ma).case_id
     assert ingest(store, b, mb).case_id == case_a
     assert ingest(store, c, mc).case_id != case_a
-    assert case_row(store, case_a)["event_count"] == 2  # type: ignore[arg-type]
+    assert case_row(store, case_a)["event_count"] == 2
 
 
 def test_local_site_frames_compare_only_within_a_site(store: Store) -> None:
@@ -99,15 +99,15 @@ def test_local_site_frames_compare_only_within_a_site(store: Store) -> None:
 def test_recurrence_after_close_links_cases(store: Store) -> None:
     e1, m1 = make_event(problem_id="prob-aaaa1")
     first = ingest(store, e1, m1).case_id
-    close_case(store, first)  # type: ignore[arg-type]
+    close_case(store, first)
     e2, m2 = make_event(problem_id="prob-aaaa2", at=T0 + timedelta(days=7))
     second = ingest(store, e2, m2)
     assert second.created and second.case_id != first
-    row = case_row(store, second.case_id)  # type: ignore[arg-type]
+    row = case_row(store, second.case_id)
     assert row["recurrence_of"] == first and row["recurrence_count"] == 1
-    close_case(store, second.case_id)  # type: ignore[arg-type]
+    close_case(store, second.case_id)
     e3, m3 = make_event(problem_id="prob-aaaa3", at=T0 + timedelta(days=14))
-    third = case_row(store, ingest(store, e3, m3).case_id)  # type: ignore[arg-type]
+    third = case_row(store, ingest(store, e3, m3).case_id)
     assert third["recurrence_of"] == second.case_id and third["recurrence_count"] == 2
 
 
@@ -118,13 +118,13 @@ def test_recurrence_is_the_latest_closed_case_at_the_place_past_newer_ones_elsew
     for day in (1, 2):
         e, m = make_event(problem_id=f"prob-here-{day}", at=T0 + timedelta(days=day))
         at_place.append(ingest(store, e, m).case_id)
-        close_case(store, at_place[-1])  # type: ignore[arg-type]
+        close_case(store, at_place[-1])
     for k in range(6):  # newer, same camera and zone, other spots
         x = 0.4 + 0.08 * k
         e, m = make_event(problem_id=f"prob-else-{k}", box=(x, 0.6, x + 0.05, 0.7), at=T0 + timedelta(days=3 + k))
-        close_case(store, ingest(store, e, m).case_id)  # type: ignore[arg-type]
+        close_case(store, ingest(store, e, m).case_id)
     e, m = make_event(problem_id="prob-here-3", at=T0 + timedelta(days=20))
-    row = case_row(store, ingest(store, e, m).case_id)  # type: ignore[arg-type]
+    row = case_row(store, ingest(store, e, m).case_id)
     assert row["recurrence_of"] == at_place[1]
 
 
@@ -135,13 +135,13 @@ def test_cleared_without_case_is_kept_without_case(store: Store) -> None:
     assert store.get_event(e.event_id) is not None
 
 
-def _tricky_stream(seed: int) -> list[tuple[str, list]]:  # type: ignore[type-arg]
+def _tricky_stream(seed: int) -> list[tuple[str, list]]:
     """Phases of events: repeats (some re-sent), boxes that drift, a second camera on the ground,
     then (after the caller marks cases handled) `cleared` reports and the same problems back again."""
     import random
 
     rng = random.Random(seed)
-    phases: list[tuple[str, list]] = []  # type: ignore[type-arg]
+    phases: list[tuple[str, list]] = []
     creep = 0
     for phase, states in (("open", (ProblemState.OPENED, ProblemState.UPDATED)),
                           ("clear", (ProblemState.UPDATED, ProblemState.CLEARED, ProblemState.OPENED))):
@@ -171,7 +171,7 @@ def _tricky_stream(seed: int) -> list[tuple[str, list]]:  # type: ignore[type-ar
     return phases
 
 
-def _outcome(store: Store) -> tuple[dict, dict]:  # type: ignore[type-arg]
+def _outcome(store: Store) -> tuple[dict, dict]:
     """Cases keyed by their first event id (case ids are random), and each event's case in those terms."""
     with store.engine.connect() as conn:
         links = conn.execute(select(schema.events.c.event_id, schema.events.c.case_id)).all()
@@ -186,7 +186,7 @@ def _outcome(store: Store) -> tuple[dict, dict]:  # type: ignore[type-arg]
     return table, {"links": {e: label.get(c) for e, c in links}, "changes": changes}
 
 
-def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -> None:
     """Many events of one problem, resends, closes and comebacks inside one transaction: the outcome
     is the same as storing the events one by one, whatever the burst size."""
     from hub.app import open_store
@@ -218,7 +218,7 @@ def test_bursts_dedup_exactly_like_one_event_at_a_time(store: Store, tmp_path) -
         reference.close()
 
 
-def _plan(conn: Connection, stmt: Select, params: dict[str, object]) -> str:  # type: ignore[type-arg]
+def _plan(conn: Connection, stmt: Select, params: dict[str, object]) -> str:
     """EXPLAIN QUERY PLAN (SQLite) or EXPLAIN (PostgreSQL) of `stmt` with `params`, as text."""
     compiled = stmt.compile(conn)
     values = {**compiled.params, **params}

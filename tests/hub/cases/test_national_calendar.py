@@ -14,7 +14,7 @@ from hub.cases.workcal import WorkingCalendar
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def calendar(days) -> WorkingCalendar:  # type: ignore[no-untyped-def]
+def calendar(days) -> WorkingCalendar:
     return WorkingCalendar(tz=SHANGHAI, holidays=days.holidays, extra_workdays=days.extra_workdays)
 
 

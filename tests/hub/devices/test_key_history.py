@@ -84,13 +84,13 @@ def test_enrol_replace_and_revoke_write_the_key_history(store: Store) -> None:
     first = box.signer.public_hex
     (key,) = store.device_keys(DEVICE)
     assert (key.sign_public_key, key.valid_until, key.ended) == (first, None, None)
-    assert key.valid_from == store.get_device(DEVICE).enrolled_at  # type: ignore[union-attr]
+    assert key.valid_from == store.get_device(DEVICE).enrolled_at
 
     second = box.enrol(replace=True).public_hex
     old, new = store.device_keys(DEVICE)
     assert (old.sign_public_key, old.ended, new.sign_public_key, new.valid_until) == (first, "replaced", second, None)
-    assert old.valid_until == new.valid_from == store.get_device(DEVICE).enrolled_at  # type: ignore[union-attr]
-    assert new.curve_public_key == store.get_device(DEVICE).curve_public_key  # type: ignore[union-attr]
+    assert old.valid_until == new.valid_from == store.get_device(DEVICE).enrolled_at
+    assert new.curve_public_key == store.get_device(DEVICE).curve_public_key
 
     store.revoke_device(DEVICE)
     device = store.get_device(DEVICE)

@@ -43,7 +43,7 @@ def _decodes(data: bytes) -> bool:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
 
 
-def test_encoder_output_passes(dog_jpg, person_jpg) -> None:  # type: ignore[no-untyped-def]
+def test_encoder_output_passes(dog_jpg, person_jpg) -> None:
     for data in [*CORPUS, dog_jpg.read_bytes(), person_jpg.read_bytes()]:
         assert jpeg_error(data) is None
         assert jpeg_error(memoryview(data)) is None
@@ -59,7 +59,7 @@ def test_encoder_output_passes(dog_jpg, person_jpg) -> None:  # type: ignore[no-
         (lambda b: b[:2] + b"\xff\xd9", "EOI before any image data"),
     ],
 )
-def test_damaged_files_name_the_problem(damage, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_files_name_the_problem(damage, reason: str) -> None:
     error = jpeg_error(damage(CORPUS[0]))
     assert error is not None and reason in error
 

@@ -148,7 +148,7 @@ def test_package_of_a_signed_case_verifies(client: Any, store: Store, tokens: He
                                           "valid_until": None, "ended": None}],
                                 "revoked": False, "revoked_at": None}}
     assert index["version"] == 3 and [e["received_at"] for e in index["events"]] == [
-        iso(stored.received_at), iso(store.get_event(EV2).received_at)]  # type: ignore[union-attr]
+        iso(stored.received_at), iso(store.get_event(EV2).received_at)]
     # time, place and camera travel with the evidence
     assert case["case_id"] == case_id and case["class_id"] == "illegal_parking" and case["camera_id"] == "cam1"
     assert case["status"] == "handled" and case["first_seen"].startswith("2026-01-01T00:00:01")

@@ -62,7 +62,7 @@ def start_hub(tmp_path: Path, processes: int = 1, **config: object) -> Iterator[
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     stop = threading.Event()
     ingest_config = IngestConfig(bind=endpoint, data_dir=data_dir, device_refresh_s=0.2, processes=processes,
-                                 **config)  # type: ignore[arg-type]
+                                 **config)
     loop: IngestLoop | IngestProcesses
     if processes == 1:
         loop = run_ingest(ingest_config, store, stop)
@@ -301,7 +301,7 @@ def test_heartbeat_updates_device_and_camera_state(hub: Hub, client: Client) -> 
     hb = Heartbeat(device_id="dev1", sent_at=datetime.now(UTC), agent_version="9.9",
                    cameras=[CameraHealth(camera_id="cam7", online=True, decode_fps=5.0)])
     client.sock.send_multipart(encode_heartbeat(hb))
-    assert eventually(lambda: (hub.store.get_device("dev1").agent_version == "9.9"))  # type: ignore[union-attr]
+    assert eventually(lambda: (hub.store.get_device("dev1").agent_version == "9.9"))
     device = hub.store.get_device("dev1")
     assert device is not None and device.last_seen is not None
     with hub.store.engine.connect() as conn:
@@ -322,7 +322,7 @@ def test_a_burst_of_heartbeats_is_written_once_with_the_latest(hub: Hub, client:
             device_id="dev1", sent_at=datetime.now(UTC), agent_version=f"1.{i}",
             cameras=[CameraHealth(camera_id="cam7", online=i % 2 == 1)])))
     assert eventually(lambda: hub.loop.stats.heartbeats == 50)
-    assert eventually(lambda: hub.store.get_device("dev1").agent_version == "1.49", 3)  # type: ignore[union-attr]
+    assert eventually(lambda: hub.store.get_device("dev1").agent_version == "1.49", 3)
     with hub.store.engine.connect() as conn:
         cams = schema.cameras
         assert conn.execute(select(cams.c.online).where(cams.c.camera_id == "cam7")).scalar() is True
@@ -434,7 +434,7 @@ class HeldStore:
 
     def ingest_events(self, items: list[object]) -> list[object]:
         assert self.gate.wait(30), "the test never opened the gate"
-        return self.store.ingest_events(items)  # type: ignore[arg-type]
+        return self.store.ingest_events(items)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.store, name)
@@ -453,7 +453,7 @@ def test_ingest_stops_reading_at_its_in_store_limits_and_loses_nothing(tmp_path:
     size = sum(len(f) for f in events[0])
     limits = {"max_in_store": 3} if limit == "events" else {"max_in_store_bytes": int(2.5 * size)}
     stop = threading.Event()
-    loop = run_ingest(IngestConfig(bind=endpoint, data_dir=data_dir, **limits), held, stop)  # type: ignore[arg-type]
+    loop = run_ingest(IngestConfig(bind=endpoint, data_dir=data_dir, **limits), held, stop)
     try:
         for frames in events:
             client.sock.send_multipart(frames)
@@ -701,5 +701,5 @@ def test_event_json_is_stored_exactly_as_the_device_signed_it(hub: Hub, client: 
     with hub.store.engine.connect() as conn:
         stored = conn.execute(select(cast(schema.events.c.payload, Text))).scalar_one()
     assert stored.encode() == metadata
-    report = verify_package(build_package(hub.store, reply.reply.case_id))  # type: ignore[arg-type]
+    report = verify_package(build_package(hub.store, reply.reply.case_id))
     assert report.ok, report

@@ -69,8 +69,8 @@ def test_heartbeats_of_many_devices_in_one_transaction(store: Store) -> None:
                              hb("box-2", "2.0", ("cam-c", False)),
                              hb("box-1", "1.1", ("cam-a", False), ("cam-b", True)),
                              hb("box-2", "2.1", ("cam-c", True), ("cam-b", False))])
-    assert store.get_device("box-1").agent_version == "1.1"  # type: ignore[union-attr]
-    assert store.get_device("box-2").agent_version == "2.1"  # type: ignore[union-attr]
+    assert store.get_device("box-1").agent_version == "1.1"
+    assert store.get_device("box-2").agent_version == "2.1"
     with store.engine.connect() as conn:
         cams = {r.camera_id: (r.device_id, r.online) for r in conn.execute(select(schema.cameras))}
     assert cams == {"cam-a": ("box-1", False), "cam-b": ("box-2", False), "cam-c": ("box-2", True)}
@@ -95,15 +95,15 @@ def test_device_registry_and_heartbeat(store: Store) -> None:
     dev = store.get_device("box-1")
     assert dev is not None and dev.last_seen is not None
     store.revoke_device("box-1")
-    assert store.get_device("box-1").revoked  # type: ignore[union-attr]
+    assert store.get_device("box-1").revoked
     with pytest.raises(UnknownDevice):
         store.revoke_device("nobody")
     assert [d.device_id for d in store.list_devices()] == ["box-1"]
     store.add_device("box-1", "new-curve", "new-sign", replace=True)
-    assert not store.get_device("box-1").revoked  # type: ignore[union-attr]
+    assert not store.get_device("box-1").revoked
 
 
-def test_reopen_existing_database(db_url: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_reopen_existing_database(db_url: str | None, tmp_path) -> None:
     s = Store.open(db_url, tmp_path / "hub")
     event, media = make_event(at=T0)
     case_id = ingest(s, event, media).case_id
@@ -128,7 +128,7 @@ def test_fresh_database_has_every_step_and_index(store: Store) -> None:
     assert _indexes(store.engine, "cases") == METADATA_INDEXES
 
 
-def test_version_1_database_migrates_to_the_dedup_indexes(db_url: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_version_1_database_migrates_to_the_dedup_indexes(db_url: str | None, tmp_path) -> None:
     """A database made before step 2 keeps its data and ends with the indexes a fresh one has."""
     engine = db.make_engine(db_url or db.sqlite_url(tmp_path))
     added = ("ix_cases_dedup_camera", "ix_cases_dedup_ground")
@@ -146,7 +146,7 @@ def test_version_1_database_migrates_to_the_dedup_indexes(db_url: str | None, tm
     assert _indexes(engine, "cases") == METADATA_INDEXES
     assert migrations.migrate(engine) == migrations.SCHEMA_VERSION  # nothing left to do
     store = Store(engine, tmp_path / "hub")
-    assert store.get_event("ev-before-v2").case_id == case_id  # type: ignore[union-attr]
+    assert store.get_event("ev-before-v2").case_id == case_id
     # Another camera, the same spot on the ground: found through the new ground index.
     again, media = make_event(event_id="ev-after-v2", camera_id="cam-9", zone="elsewhere",
                               ground=GroundPoint(crs="wgs84", x=116.40001, y=39.9))
@@ -154,7 +154,7 @@ def test_version_1_database_migrates_to_the_dedup_indexes(db_url: str | None, tm
     store.close()
 
 
-def test_version_3_database_migrates_to_the_statistics_indexes(db_url: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_version_3_database_migrates_to_the_statistics_indexes(db_url: str | None, tmp_path) -> None:
     """A database made before step 4: ix_cases_created gives way to the covering statistics indexes, and
     /stats counts the same before and after."""
     from hub.cases import queries
@@ -185,7 +185,7 @@ def test_version_3_database_migrates_to_the_statistics_indexes(db_url: str | Non
     old.close()
 
 
-def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:
     """Only db.begin_write (Store.write) takes SQLite's write lock; a write anywhere else fails at once,
     not only when it meets another writer."""
     store = Store.open(None, tmp_path)
@@ -200,7 +200,7 @@ def test_sqlite_read_transactions_cannot_write(tmp_path) -> None:  # type: ignor
 def test_burst_is_one_transaction_with_errors_isolated(store: Store) -> None:
     from hub.ingest.burst import IngestItem
 
-    def item(event, media):  # type: ignore[no-untyped-def]
+    def item(event, media):
         return IngestItem(event, media, b'{"m":1}', b"s" * 64, 1)
 
     old, old_media = make_event(event_id="ev-old00001", problem_id="prob-old1", zone="z9")
@@ -230,7 +230,7 @@ def test_burst_is_one_transaction_with_errors_isolated(store: Store) -> None:
     assert count == 2
 
 
-def test_evidence_burst_rewrites_a_damaged_copy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_evidence_burst_rewrites_a_damaged_copy(tmp_path) -> None:
     from hub.evidence.files import EvidenceError, EvidenceStore
 
     ev = EvidenceStore(tmp_path / "evidence")
@@ -245,7 +245,7 @@ def test_evidence_burst_rewrites_a_damaged_copy(tmp_path) -> None:  # type: igno
 
 
 @pytest.mark.parametrize("syncfs", [True, False], ids=["one-syncfs-per-burst", "per-file-sync"])
-def test_evidence_burst_is_durable_by_either_sync_path(tmp_path, monkeypatch, syncfs: bool) -> None:  # type: ignore[no-untyped-def]
+def test_evidence_burst_is_durable_by_either_sync_path(tmp_path, monkeypatch, syncfs: bool) -> None:
     """Both ways of making a burst durable store every blob and report a blob whose directory can't
     be created as that blob's error, without failing the others."""
     from hub.evidence import files as evidence
@@ -264,7 +264,7 @@ def test_evidence_burst_is_durable_by_either_sync_path(tmp_path, monkeypatch, sy
     assert all(ev.get(s) == b for s, b in zip(stored, blobs))
 
 
-def _cached_pages(path) -> int:  # type: ignore[no-untyped-def]
+def _cached_pages(path) -> int:
     """How many of a file's pages sit in the page cache: mincore(2) on a private mapping of it."""
     import ctypes
     import mmap
@@ -282,7 +282,7 @@ def _cached_pages(path) -> int:  # type: ignore[no-untyped-def]
 
 @pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
 @pytest.mark.parametrize("fsync", [True, False], ids=["synced", "not-synced"])
-def test_synced_evidence_leaves_the_page_cache(tmp_path, fsync: bool) -> None:  # type: ignore[no-untyped-def]
+def test_synced_evidence_leaves_the_page_cache(tmp_path, fsync: bool) -> None:
     """Evidence is written once and read rarely: once synced, its pages are dropped rather than left to
     crowd out the database's. Unsynced (fsync off) pages are dirty and can't be dropped; they stay."""
     from hub.evidence.files import EvidenceStore
@@ -378,9 +378,9 @@ def test_burst_larger_than_one_insert_statement(store: Store, monkeypatch: pytes
     ingest(store, *events[1])
     results = store.ingest_events([IngestItem(e, m, b"m", b"s", 1) for e, m in [*events, events[3]]])
     assert not any(isinstance(r, Exception) for r in results)
-    assert [(r.duplicate, r.created) for r in results] == [  # type: ignore[union-attr]
+    assert [(r.duplicate, r.created) for r in results] == [
         (False, True), (True, False), (False, True), (False, True), (False, True), (True, False)]
-    assert results[5].case_id == results[3].case_id  # type: ignore[union-attr]
+    assert results[5].case_id == results[3].case_id
     assert all((rec := store.get_event(e.event_id)) is not None and rec.media for e, _ in events)
 
 
@@ -395,7 +395,7 @@ def test_event_stored_concurrently_after_the_check_reruns_the_burst(store: Store
     first = ingest(store, *make_event(event_id="ev-raced0001", problem_id="prob-raced"))
     check, calls = hub.ingest.burst._stored_events, []
 
-    def missing_once(conn, keys):  # type: ignore[no-untyped-def]
+    def missing_once(conn, keys):
         calls.append(keys)
         return {} if len(calls) == 1 else check(conn, keys)
 
@@ -403,14 +403,14 @@ def test_event_stored_concurrently_after_the_check_reruns_the_burst(store: Store
     again, other = make_event(event_id="ev-raced0001", problem_id="prob-raced"), make_event(
         event_id="ev-raced0002", problem_id="prob-raced")
     results = store.ingest_events([IngestItem(e, m, b"m", b"s", 1) for e, m in (again, other)])
-    assert [(r.duplicate, r.case_id) for r in results] == [  # type: ignore[union-attr]
+    assert [(r.duplicate, r.case_id) for r in results] == [
         (True, first.case_id), (False, first.case_id)]
     with store.engine.connect() as conn:
         count = conn.execute(select(schema.cases.c.event_count).where(schema.cases.c.case_id == first.case_id)).scalar()
     assert count == 2 and len(calls) == 2
 
 
-def test_sqlite_commits_are_synced_after_the_writer_lock_is_released(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_commits_are_synced_after_the_writer_lock_is_released(tmp_path, monkeypatch) -> None:
     """SQLite commits without syncing (synchronous=NORMAL) and Store.write syncs the WAL itself before it
     returns, once the writer queue is free: the next writer writes while this one waits for the disk, and
     a write that returned is on disk all the same."""
@@ -452,7 +452,7 @@ def test_sqlite_commits_are_synced_after_the_writer_lock_is_released(tmp_path, m
         store.close()
 
 
-def test_writer_lock_runs_before_waiting_only_when_another_writer_has_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_writer_lock_runs_before_waiting_only_when_another_writer_has_it(tmp_path) -> None:
     """Ingest waits for its evidence sync before queueing behind another process's transaction (not
     inside its own, where every other writer would wait too); with the lock free it goes straight in."""
     import fcntl
@@ -477,7 +477,7 @@ def test_writer_lock_runs_before_waiting_only_when_another_writer_has_it(tmp_pat
     lock.close()
 
 
-def test_a_new_wal_file_gets_its_directory_synced_once(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_wal_file_gets_its_directory_synced_once(tmp_path, monkeypatch) -> None:
     """Once all connections close, SQLite removes the WAL; the next write makes a new one, whose
     directory entry must reach the disk as well (the first one's did; this is another file)."""
     from hub.app import open_store
