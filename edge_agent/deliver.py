@@ -31,6 +31,7 @@ from protocol.messages import CameraHealth, Heartbeat, ProblemEvent
 log = logging.getLogger(__name__)
 
 ZERO_COPY_MIN = 64 * 1024  # below this, copying is cheaper than pinning the buffer
+MAX_LATENCY_WATCH = 10_000  # events whose ACK latency is awaited
 
 
 class OutboxConfig(BaseModel):
@@ -47,7 +48,9 @@ class OutboxConfig(BaseModel):
     max_event_bytes: int = Field(default=48 * 1024**2, gt=0,
                                  description="larger events are dead-lettered here, the hub would refuse")
     reconnect_ivl_ms: int = Field(default=250, gt=0)
-    reconnect_ivl_max_ms: int = Field(default=60_000, ge=0, description="reconnect backoff ceiling")
+    reconnect_ivl_max_ms: int = Field(
+        default=2_000, ge=0, description="reconnect backoff ceiling: the link is back within this long of the hub "
+        "listening again (a refused TCP connect costs the hub nothing)")
     # A 10 MB clip on a 1 Mbit/s uplink takes ~80 s; ZMTP pings queue behind it, so the timeout
     # must be longer than that or a healthy slow link gets torn down mid-message forever.
     zmq_heartbeat_ivl_ms: int = Field(default=15_000, gt=0)
@@ -75,6 +78,14 @@ class DeliveryStats:
     reconnects: int = 0
     unmatched_replies: int = 0
     last_ack_at: float | None = None
+    link_up: bool = False
+    ack_latency_s: float | None = None  # the last ACKed event: its frame time -> the hub's ACK
+    ack_latency_avg_s: float | None = None  # moving average of the same
+
+    def record_latency(self, seconds: float) -> None:
+        self.ack_latency_s = seconds
+        avg = self.ack_latency_avg_s
+        self.ack_latency_avg_s = seconds if avg is None else 0.9 * avg + 0.1 * seconds
 
 
 HealthSource = Callable[[], Sequence[CameraHealth]]
@@ -93,12 +104,39 @@ class Outbox:
         self._health = health or (lambda: [])
         self._agent_version = agent_version
         self._started = time.monotonic()
+        self._observed: dict[str, float] = {}  # event id -> its frame time (epoch), for the ACK latency
+        self._link_changed = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def submit(self, event: ProblemEvent, media: Mapping[str, bytes]) -> None:
         """Durable on return (or SpoolFull: the quota policy refused it, nothing was stored)."""
         self.spool.put(event, dict(media))
+        self._observed[event.event_id] = event.observed_at.timestamp()
+        if len(self._observed) > MAX_LATENCY_WATCH:  # evicted or dead-lettered events never ACK
+            self._observed.pop(next(iter(self._observed)))
+
+    def settled(self, event_id: str, acked: bool) -> None:
+        """The hub ACKed (or refused) an event: record its end-to-end latency, frame time to ACK."""
+        observed = self._observed.pop(event_id, None)
+        if observed is not None and acked:
+            self.stats.record_latency(max(0.0, time.time() - observed))
+
+    def link_changed(self, up: bool, in_flight: int = 0) -> None:
+        """Logs each change of the hub link once (libzmq reconnects by itself, silently)."""
+        if up == self.stats.link_up:
+            return
+        now = time.monotonic()
+        since, self._link_changed = now - self._link_changed, now
+        self.stats.link_up = up
+        endpoint = self.bundle.endpoint
+        if up:
+            self.stats.reconnects += 1
+            log.info("hub link up: %s (after %.1f s down); %d events in flight resent, %d waiting in the spool",
+                     endpoint, since, in_flight, self.spool.stats().events)
+        else:
+            log.warning("hub link down: %s (was up %.1f s); events wait in the spool (%d now)", endpoint, since,
+                        self.spool.stats().events)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -143,6 +181,7 @@ class Outbox:
                     refused = False
                     stop_event.wait(1.0)
                 finally:
+                    self.link_changed(False)
                     sock.disable_monitor()
                     monitor.close(linger=0)
                     sock.close(linger=0)
@@ -181,7 +220,9 @@ class Outbox:
         return {"spool_events": spool.events, "spool_bytes": spool.bytes, "dead_letters": spool.dead_letters,
                 "evicted_total": spool.evicted, "refused_total": spool.refused, "sent_total": d.sent,
                 "resent_total": d.resent, "acked_total": d.acked, "duplicate_acks_total": d.duplicates,
-                "nacked_total": d.nacked, "reconnects_total": d.reconnects,
+                "nacked_total": d.nacked, "reconnects_total": d.reconnects, "link_up": 1.0 if d.link_up else 0.0,
+                "ack_latency_s": -1.0 if d.ack_latency_s is None else d.ack_latency_s,
+                "ack_latency_avg_s": -1.0 if d.ack_latency_avg_s is None else d.ack_latency_avg_s,
                 "last_ack_age_s": time.time() - d.last_ack_at if d.last_ack_at else -1.0}
 
     def heartbeat(self) -> Heartbeat:
@@ -288,13 +329,13 @@ class _SenderLoop:
         while self.monitor.poll(0):
             msg = recv_monitor_message(self.monitor)
             if msg["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.stats.reconnects += 1
                 # Whatever was in flight died with the old connection: resend it now, not at timeout.
                 for flight in self.in_flight.values():
                     flight.deadline = 0.0
                 self.next_heartbeat = 0.0
-                log.info("connected to hub %s; %d events in flight resent", self.outbox.bundle.endpoint,
-                         len(self.in_flight))
+                self.outbox.link_changed(True, len(self.in_flight))
+            elif msg["event"] == zmq.EVENT_DISCONNECTED:
+                self.outbox.link_changed(False)
             elif msg["event"] in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
                 self.refused = True
 
@@ -324,10 +365,12 @@ class _SenderLoop:
             return
         if msg.command is Command.ACK:
             self.spool.ack(entry.seq)
+            self.outbox.settled(entry.event_id, acked=True)
             self.stats.acked += 1
             self.stats.duplicates += reply.duplicate
             self.stats.last_ack_at = time.time()
         else:
+            self.outbox.settled(entry.event_id, acked=False)
             self.spool.dead_letter(entry.seq, reply.reason or "refused by hub without a reason")
             self.stats.nacked += 1
 

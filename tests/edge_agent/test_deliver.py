@@ -219,6 +219,36 @@ def test_heartbeats_reach_the_hub_with_health(hub: HubProcess, tmp_path: Path) -
     assert device is not None and device.agent_version == "1.2.3"
 
 
+@pytest.mark.slow
+def test_hub_restart_link_back_within_seconds_logged_once_per_change(
+        hub: HubProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The default reconnect ceiling (not the tests' fast one): a hub down 6 s, then listening again, has
+    the link back within 3 s; each change is logged once; the ACK latency (frame time -> ACK) is measured."""
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    hub.start()
+    config = OutboxConfig(spool_dir=tmp_path / "spool", ack_timeout_s=1.0, heartbeat_s=1.0)
+    caplog.set_level("INFO", logger="edge_agent.deliver")
+    with Outbox(bundle, config) as outbox:
+        submit_all(outbox, "dev1", 3)
+        assert outbox.wait_drained(20)
+        hub.kill()
+        wait_for(lambda: not outbox.stats.link_up, 5, "the link noticed down")
+        time.sleep(6.0)  # libzmq's reconnect interval has grown to its ceiling meanwhile
+        outbox.submit(*make_event("dev1", 3, JPEG))
+        hub.start()
+        listening = time.monotonic()
+        wait_for(lambda: outbox.stats.link_up, 10, "the link back up")
+        back_s = time.monotonic() - listening
+        assert outbox.wait_drained(10)
+    assert back_s < 3.0, f"link back {back_s:.1f} s after the hub listened again"
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge_agent.deliver"]
+    assert sum("hub link up" in m for m in lines) == 2, lines
+    assert sum("hub link down" in m for m in lines) == 2, lines  # the kill, and the stop at the end
+    # make_event's frame times are in 2026-01-01: the latency is that old, and it is measured
+    assert outbox.stats.ack_latency_s is not None and outbox.stats.ack_latency_s > 0
+    assert outbox.metrics()["link_up"] == 0.0 and outbox.metrics()["ack_latency_s"] > 0
+
+
 def test_stop_is_prompt_even_when_hub_is_down(tmp_path: Path) -> None:
     store = Store.open(None, tmp_path / "h")
     bundle = enroll_device(store, tmp_path / "h", "dev1", f"tcp://127.0.0.1:{free_port()}")  # nobody there
