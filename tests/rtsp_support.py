@@ -1,6 +1,6 @@
 """The real RTSP camera of the live-source tests: `tests/rtsp_server.py` (GStreamer's gst-rtsp-server
 under Debian's /usr/bin/python3) as a process a test can start, stall (SIGSTOP), resume and kill, and
-`content_time`, which reads the wall-clock time the server burned into a frame."""
+`content_time`, which reads the wall-clock time the server burned into a frame; `wait_for` polls."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,16 @@ class RtspCamera:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float) -> bool:
+    """Polls `predicate` until it is true (True) or `timeout` s passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def content_time(image: np.ndarray) -> float | None:

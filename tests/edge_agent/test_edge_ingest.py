@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from rtsp_support import wait_for
 
 from edge_agent.ingest import (
     FileReplay,
@@ -63,15 +64,6 @@ def camera() -> Iterator[Camera]:
     cam.start()
     yield cam
     cam.kill()
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def frames_from(reader: LiveReader, n: int, timeout: float = 10.0) -> list:

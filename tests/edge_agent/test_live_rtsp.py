@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
 import yaml
-from rtsp_support import RtspCamera, content_time, free_port, require_gst_rtsp
+from rtsp_support import RtspCamera, content_time, free_port, require_gst_rtsp, wait_for
 
 from edge_agent.ingest import LiveReader, SourceState
 from edge_agent.metrics import CameraMetrics
@@ -55,31 +55,16 @@ def camera(vtest: Path) -> Iterator[RtspCamera]:
         yield cam
 
 
-def wait_for(predicate: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def next_frame(reader: LiveReader, timeout: float) -> Frame | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frame = reader.read(timeout=0.2)
-        if frame is not None:
-            return frame
-    return None
+    got: list[Frame | None] = [None]
+    wait_for(lambda: (got.__setitem__(0, reader.read(timeout=0.2)), got[0])[1], timeout)
+    return got[0]
 
 
 def frames_for(reader: LiveReader, seconds: float) -> list[Frame]:
-    out, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        frame = reader.read(timeout=0.2)
-        if frame is not None:
-            out.append(frame)
-    return out
+    end = time.monotonic() + seconds
+    frames = (reader.read(timeout=0.2) for _ in iter(lambda: time.monotonic() < end, False))
+    return [f for f in frames if f is not None]
 
 
 def lag(frame: Frame) -> float:
