@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import cv2
 import numpy as np
@@ -51,3 +52,14 @@ def draw_polygon(image: np.ndarray, points_px: np.ndarray, text: str = "",
     if text:
         x, y = pts[:, 0, 0].min(), pts[:, 0, 1].min()
         cv2.putText(image, text, (int(x) + 3, int(y) + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+
+
+def draw_time(image: np.ndarray, when: datetime) -> None:
+    """The frame's time (when it was made, with its UTC offset) in the bottom-left corner, in place."""
+    text = when.isoformat(sep=" ", timespec="milliseconds")
+    scale = max(0.4, min(image.shape[:2]) / 900)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    bottom = image.shape[0] - 2
+    cv2.rectangle(image, (0, bottom - th - base - 4), (tw + 6, bottom), (0, 0, 0), -1)
+    cv2.putText(image, text, (3, bottom - base - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                cv2.LINE_AA)

@@ -122,7 +122,8 @@ class Pipeline:
             cam_metrics = self.metrics.camera(cfg.id)
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
-                                       zones=cfg.zones, model=model, ground=ground(cfg) if ground else None)
+                                       zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
+                                       timezone=cfg.timezone)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog)
