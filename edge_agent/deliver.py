@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ZERO_COPY_MIN = 64 * 1024  # below this, copying is cheaper than pinning the buffer
 MAX_LATENCY_WATCH = 10_000  # events whose ACK latency is awaited
+HEALTH_CHECK_S = 1.0  # how often the sender looks for a camera going online, offline or stalled
 
 
 class OutboxConfig(BaseModel):
@@ -106,6 +107,8 @@ class Outbox:
         self._started = time.monotonic()
         self._observed: dict[str, float] = {}  # event id -> its frame time (epoch), for the ACK latency
         self._link_changed = time.monotonic()
+        self._health_sent: tuple[tuple[str, bool, bool], ...] = ()  # cameras' states in the last heartbeat
+        self._next_health_check = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -227,10 +230,24 @@ class Outbox:
 
     def heartbeat(self) -> Heartbeat:
         spool: SpoolStats = self.spool.stats()
+        cameras = list(self._health())
+        self._health_sent = _camera_states(cameras)
         return Heartbeat(device_id=self.bundle.device_id, sent_at=datetime.now(UTC),
                          agent_version=self._agent_version, uptime_s=time.monotonic() - self._started,
                          spool_events=spool.events, spool_bytes=spool.bytes, dead_letters=spool.dead_letters,
-                         cameras=list(self._health()))
+                         cameras=cameras)
+
+    def health_changed(self, now: float) -> bool:
+        """Whether a camera went online, offline or stalled since the last heartbeat (looked at once a
+        second): the hub hears such news at once, not a heartbeat interval later."""
+        if now < self._next_health_check:
+            return False
+        self._next_health_check = now + HEALTH_CHECK_S
+        return _camera_states(list(self._health())) != self._health_sent
+
+
+def _camera_states(cameras: Sequence[CameraHealth]) -> tuple[tuple[str, bool, bool], ...]:
+    return tuple((c.camera_id, c.online, c.stalled) for c in cameras)
 
 
 _MONITORED = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -259,7 +276,7 @@ class _SenderLoop:
             now = time.monotonic()
             self._resend_expired(now)
             self._fill_window(now)
-            if now >= self.next_heartbeat:
+            if now >= self.next_heartbeat or self.outbox.health_changed(now):
                 self._send_heartbeat(now)
             events = dict(self.poller.poll(self.cfg.poll_ms))
             if self.monitor in events:

@@ -826,7 +826,8 @@ async function renderStats(view) {
   const camTable = h("table", { class: "grid", id: "cameras" },
     h("thead", {}, h("tr", {}, ...["Camera 摄像头", "Device", "State", "Last heartbeat", "Health"].map((t) => h("th", {}, t)))),
     h("tbody", {}, cameras.length ? cameras.map((c) => h("tr", {}, h("td", {}, c.camera_id), h("td", {}, c.device_id),
-      h("td", {}, onlineBadge(c.online)), h("td", { class: "mono" }, fmtTime(c.last_seen)),
+      h("td", {}, c.health && c.health.stalled ? stalledBadge() : onlineBadge(c.online)),
+      h("td", { class: "mono" }, fmtTime(c.last_seen)),
       h("td", { class: "muted" }, healthText(c.health)))) :
       h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No camera has reported yet."))));
   const devTable = h("table", { class: "grid", id: "devices" },
@@ -879,9 +880,14 @@ function precisionBar(x) {
 function onlineBadge(online) {
   return h("span", { class: `badge ${online ? "online" : "offline"}` }, online ? "● online 在线" : "● offline 离线");
 }
+/** Connected but no frame for the camera's stall_s: the agent is reconnecting. */
+function stalledBadge() {
+  return h("span", { class: "badge offline", title: "Connected, but no video: the agent is reconnecting" }, "● stalled 画面停滞");
+}
 function healthText(health) {
   if (!health) return "—";
   const bits = [];
+  if (typeof health.frame_age_s === "number") bits.push(`frame age 画面延迟 ${health.frame_age_s.toFixed(1)} s`);
   if (health.detect_fps) bits.push(`detect ${health.detect_fps} fps`);
   if (health.inference_ms) bits.push(`inference ${health.inference_ms.toFixed(0)} ms`);
   if (health.reconnects) bits.push(`${health.reconnects} reconnects`);

@@ -219,6 +219,27 @@ def test_heartbeats_reach_the_hub_with_health(hub: HubProcess, tmp_path: Path) -
     assert device is not None and device.agent_version == "1.2.3"
 
 
+def test_a_camera_stalling_reaches_the_hub_at_once_not_a_heartbeat_later(hub: HubProcess, tmp_path: Path) -> None:
+    from protocol.messages import CameraHealth
+
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    hub.start()
+    health = [CameraHealth(camera_id="gate-3", online=True)]
+
+    def stored() -> dict | None:
+        with hub.store.engine.connect() as conn:
+            row = conn.execute(select(db.cameras.c.health).where(db.cameras.c.camera_id == "gate-3")).first()
+        return row.health if row else None
+
+    config = OutboxConfig(spool_dir=tmp_path / "spool", heartbeat_s=60.0)
+    with Outbox(bundle, config, health=lambda: health):
+        wait_for(lambda: (h := stored()) is not None and h["online"], 10, "the first heartbeat")
+        health[0] = CameraHealth(camera_id="gate-3", online=False, stalled=True, last_error="stalled: no frame for 5 s")
+        changed = time.monotonic()
+        wait_for(lambda: (h := stored()) is not None and h["stalled"], 10, "the stall at the hub")
+        assert time.monotonic() - changed < 3.0  # with a 60 s heartbeat interval
+
+
 @pytest.mark.slow
 def test_hub_restart_link_back_within_seconds_logged_once_per_change(
         hub: HubProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
