@@ -261,7 +261,9 @@ def test_hub_restart_link_back_within_seconds_logged_once_per_change(
         wait_for(lambda: outbox.stats.link_up, 10, "the link back up")
         back_s = time.monotonic() - listening
         assert outbox.wait_drained(10)
+    print(f"hub down 6 s: link back {back_s:.2f} s after it listened again")
     assert back_s < 3.0, f"link back {back_s:.1f} s after the hub listened again"
+    assert hub.counts("dev1") == (4, 4)  # nothing lost, nothing stored twice
     lines = [r.getMessage() for r in caplog.records if r.name == "edge_agent.deliver"]
     assert sum("hub link up" in m for m in lines) == 2, lines
     assert sum("hub link down" in m for m in lines) == 2, lines  # the kill, and the stop at the end
