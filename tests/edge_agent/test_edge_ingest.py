@@ -4,6 +4,7 @@ latency under a slow consumer, and deterministic file replay (also of a damaged 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -125,6 +126,24 @@ def test_dead_stream_is_reopened_and_reader_keeps_running(camera: Camera) -> Non
         assert reader.stats.last_error is None, "the error of the outage outlived it"
         assert reader.stats.online and reader._thread.is_alive()
     assert not reader._thread.is_alive()
+
+
+def test_stalled_mjpeg_camera_goes_offline_within_6_s_and_comes_back(camera: Camera) -> None:
+    assert camera.proc is not None
+    with LiveReader("cam5", camera.url, stall_s=3.0) as reader:
+        assert frames_from(reader, 3)
+        camera.proc.send_signal(signal.SIGSTOP)  # TCP stays open, nothing comes
+        stopped = time.monotonic()
+        try:
+            assert wait_for(lambda: reader.stats.state == SourceState.STALLED, 8)
+            assert time.monotonic() - stopped < 6.0 and not reader.stats.online
+            assert reader.stats.last_error is not None and reader.stats.last_error.startswith("stalled")
+        finally:
+            camera.proc.send_signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        assert frames_from(reader, 3)
+        assert time.monotonic() - resumed < 6.0
+        assert reader.stats.online and reader.stats.last_error is None and reader.stats.stalls == 1
 
 
 def test_garbled_frames_are_skipped_without_reconnecting() -> None:

@@ -74,8 +74,9 @@ def lag(frame: Frame) -> float:
     return frame.ts - made
 
 
-def test_frames_carry_the_time_they_were_made(camera: RtspCamera) -> None:
-    with LiveReader("cam", camera.url) as reader:
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_frames_carry_the_time_they_were_made(camera: RtspCamera, transport: str) -> None:
+    with LiveReader("cam", camera.url, rtsp_transport=transport) as reader:
         assert next_frame(reader, 20) is not None
         frames = frames_for(reader, 3.0)
         health = CameraMetrics("cam", ingest=reader.stats).health()
