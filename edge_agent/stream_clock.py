@@ -41,6 +41,8 @@ class StreamClock:
         """The time a frame at stream position `pts_s`, decoded at wall time `wall`, was made."""
         if self._offset is None or self._last_pts is None:
             self._offset = wall - pts_s
+        elif pts_s == self._last_pts:
+            return wall  # a stream without timestamps: the decode time is all there is
         elif pts_s < self._last_pts:
             self._offset = self._last_pts + self._offset + self.frame_s - pts_s
         self._last_pts = pts_s

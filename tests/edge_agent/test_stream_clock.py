@@ -44,3 +44,8 @@ def test_a_steady_shift_at_the_real_rate_re_anchors_but_a_drain_or_stall_does_no
     feed(clock, [(i * 0.1, T0 + i * 0.1) for i in range(20)])
     slow = feed(clock, [(2.0 + i * 0.1, T0 + 2.0 + i * 5.0) for i in range(1, 6)])
     assert slow == pytest.approx([T0 + 2.0 + i * 0.1 for i in range(1, 6)])
+
+
+def test_a_stream_without_timestamps_gets_decode_times() -> None:
+    clock = StreamClock()
+    assert feed(clock, [(0.0, T0 + i) for i in range(5)]) == [T0 + i for i in range(5)]  # never "stale"
