@@ -320,7 +320,7 @@ class LiveReader:
             if self._stop.is_set():
                 break
             self._lost()
-            attempt = 1 if got_frames else attempt + 1  # a source that flaps still backs off
+            attempt = 1 if got_frames else attempt + 1  # at once after a loss; backs off while no frame comes
         self._finish()
 
     def _open_failed(self) -> None:
