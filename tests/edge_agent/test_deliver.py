@@ -30,6 +30,7 @@ SUPPORT = Path(__file__).resolve().parents[1] / "delivery_support.py"
 REPO = SUPPORT.parents[1]
 JPEG = small_jpeg()
 N = 2000
+HUB_DOWN_S = 60.0 if os.environ.get("CITYEYE_FULL_FAULTS") == "1" else 6.0
 
 
 def child(*args: str) -> subprocess.Popen[str]:
@@ -243,8 +244,9 @@ def test_a_camera_stalling_reaches_the_hub_at_once_not_a_heartbeat_later(hub: Hu
 @pytest.mark.slow
 def test_hub_restart_link_back_within_seconds_logged_once_per_change(
         hub: HubProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The default reconnect ceiling (not the tests' fast one): a hub down 6 s, then listening again, has
-    the link back within 3 s; each change is logged once; the ACK latency (frame time -> ACK) is measured."""
+    """The default reconnect ceiling (not the tests' fast one): a hub down 6 s (60 s with
+    CITYEYE_FULL_FAULTS=1), then listening again, has the link back within 3 s; each change is logged
+    once; the ACK latency (frame time -> ACK) is measured."""
     bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
     hub.start()
     config = OutboxConfig(spool_dir=tmp_path / "spool", ack_timeout_s=1.0, heartbeat_s=1.0)
@@ -254,14 +256,14 @@ def test_hub_restart_link_back_within_seconds_logged_once_per_change(
         assert outbox.wait_drained(20)
         hub.kill()
         wait_for(lambda: not outbox.stats.link_up, 5, "the link noticed down")
-        time.sleep(6.0)  # libzmq's reconnect interval has grown to its ceiling meanwhile
+        time.sleep(HUB_DOWN_S)  # libzmq's reconnect interval has grown to its ceiling meanwhile
         outbox.submit(*make_event("dev1", 3, JPEG))
         hub.start()
         listening = time.monotonic()
         wait_for(lambda: outbox.stats.link_up, 10, "the link back up")
         back_s = time.monotonic() - listening
         assert outbox.wait_drained(10)
-    print(f"hub down 6 s: link back {back_s:.2f} s after it listened again")
+    print(f"hub down {HUB_DOWN_S:.0f} s: link back {back_s:.2f} s after it listened again")
     assert back_s < 3.0, f"link back {back_s:.1f} s after the hub listened again"
     assert hub.counts("dev1") == (4, 4)  # nothing lost, nothing stored twice
     lines = [r.getMessage() for r in caplog.records if r.name == "edge_agent.deliver"]
