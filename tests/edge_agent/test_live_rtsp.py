@@ -23,13 +23,13 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
-from rtsp_support import RtspCamera, content_time, free_port, require_gst_rtsp, wait_for
 
 from edge_agent.ingest import LiveReader, SourceState
 from edge_agent.metrics import CameraMetrics
 from edge_agent.sinks import read_folder_events
 from edge_agent.types import Frame
 from tests.conftest import shared_file
+from tests.rtsp_support import RtspCamera, content_time, free_port, require_gst_rtsp, wait_for
 
 pytestmark = pytest.mark.slow
 
