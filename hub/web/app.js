@@ -818,9 +818,25 @@ function timeline(c) {
         x.from_status ? [statusBadge(x.from_status), " → "] : null, statusBadge(x.to_status),
         x.unit ? t("timeline.unit", { unit: unitName(x.unit) }) : ""),
       h("div", { class: "when" }, `${fmtTime(x.at)} · ${x.actor}`),
-      x.note ? h("div", { class: "note" }, x.note) : null,
+      x.note ? h("div", { class: "note" }, noteText(x)) : null,
       x.photo_sha256 ? h("div", {}, authImg(`/evidence/${x.photo_sha256}`, { cls: "thumb", alt: t("timeline.photo_alt") }),
         h("span", { class: "sha" }, x.photo_sha256)) : null)));
+}
+
+/** A timeline note in the page's language: the hub writes its own notes (undo, recurrence, auto-verify,
+ * overdue) in English; people's notes are shown as they wrote them. */
+const HUB_NOTES = [
+  [/^undo of (\w+) \(/, (m) => t("timeline.undo_of", { action: actionText(m[1]) })],
+  [/^recurrence of (\S+)$/, (m) => t("queue.recurrence_of", { case: m[1] })],
+  [/^problem cleared at the place \(camera (.+)\)$/, (m) => t("timeline.cleared", { camera: m[1] })],
+  [/^deadline of the (\w+) stage passed$/, (m) => t("timeline.overdue", { status: statusText(m[1]) })],
+];
+function noteText(x) {
+  for (const [re, fmt] of HUB_NOTES) {
+    const m = x.note.match(re);
+    if (m) return fmt(m);
+  }
+  return x.note;
 }
 
 function actionsPanel(c) {
