@@ -224,7 +224,7 @@ function classCell(classId) {
 }
 
 function deadlineCell(c) {
-  const stage = t(`deadline.stage.${c.status}`);
+  const stage = MESSAGES["zh-CN"][`deadline.stage.${c.status}`] ? t(`deadline.stage.${c.status}`) : "";
   if (c.overdue) {
     return h("div", { class: "deadline" }, h("span", { class: "badge overdue", title: `${stage} ${fmtTime(c.deadline_at)}` },
       t("deadline.overdue", { d: fmtDuration(Date.now() - Date.parse(c.deadline_at)) })));
@@ -471,7 +471,10 @@ async function loadQueue() {
     return;
   }
   if (gen !== S.gen) return;
-  const prevId = S.queue.items[S.queue.selected]?.case_id;
+  // A live refresh keeps the selected case; other filters or another page start at the top.
+  const same = JSON.stringify(S.queue.filters || null) === JSON.stringify(f);
+  const prevId = same ? S.queue.items[S.queue.selected]?.case_id : null;
+  if (!same) S.queue.selected = 0;
   S.queue = { ...S.queue, ...page, filters: f };
   const ids = new Set(page.items.map((c) => c.case_id));
   for (const id of [...S.queue.marked.keys()]) if (!ids.has(id)) S.queue.marked.delete(id);
