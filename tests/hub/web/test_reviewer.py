@@ -125,7 +125,8 @@ class Hub:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     data = Path(tmp_path_factory.mktemp("webhub"))
-    settings = HubSettings(data_dir=data, zmq_bind=None, sse_poll_s=0.2,
+    # camera_offline_after_s: the module's one heartbeat (below) must count as fresh through all its tests
+    settings = HubSettings(data_dir=data, zmq_bind=None, sse_poll_s=0.2, camera_offline_after_s=3600,
                            units=[UnitConfig(id="district-east", name="East district 东区中队", cameras=["cam-east"]),
                                   UnitConfig(id="sanitation", name="Sanitation 环卫所")],
                            default_unit="sanitation")
