@@ -13,12 +13,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from edge_agent.change.confirm import RegionConfirmer
+from edge_agent.change.watch import ChangeWatch, change_rules
 from edge_agent.config import CameraConfig
 from edge_agent.evidence import EvidenceBuilder, GroundFn
 from edge_agent.ground import ground_for
@@ -69,6 +71,7 @@ class CameraRuntime:
     metrics: CameraMetrics
     catalog: Catalog
     engine: RuleEngine | None = None  # built on the first frame: zones need the frame size
+    change: ChangeWatch | None = None  # the `source: change` rules, if any
     tracks: list[Track] = field(default_factory=list)
     last_sample_ts: float | None = None
     last_detect_slot: float | None = None
@@ -105,9 +108,11 @@ class Pipeline:
     def __init__(self, cameras: Sequence[CameraConfig], detector: DetectorLike, sink: EventSink, *,
                  device_id: str | None = None, metrics: EdgeMetrics | None = None,
                  catalog: Catalog | None = None,
-                 ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for) -> None:
+                 ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for,
+                 confirmers: Mapping[str, RegionConfirmer] | None = None) -> None:
         """`ground` builds each camera's box -> GroundPoint mapping (default: from its `calibration`;
-        None: events carry no ground position)."""
+        None: events carry no ground position). `confirmers`: classifiers change rules may ask
+        (`params.confirm.by`), by name."""
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
@@ -126,6 +131,9 @@ class Pipeline:
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog)
+            if change_rules(cfg.rules):
+                self.cameras[cfg.id].change = ChangeWatch(cfg.change, cfg.rules, cfg.zones, cfg.id, self.catalog,
+                                                          timezone=cfg.timezone, confirmers=confirmers)
         self.log_startup()
 
     # Start-up report -----------------------------------------------------------------------------
@@ -175,6 +183,8 @@ class Pipeline:
             else:
                 rt.tracks = rt.tracker.tracks()
             new = rt.engine_for(frame).update(rt.tracks, frame.ts)
+            if rt.change is not None:
+                new += rt.change.update(frame, rt.tracks)
             if new:
                 rt.evidence.on_updates(new, frame, rt.tracks)
                 rt.updates.extend(new)
@@ -263,6 +273,8 @@ def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]
     rules = []
     for r in cfg.rules:
         state = "" if r.enabled else " disabled"
+        if r.source == "change":
+            state += " by change"
         if r.rule_id in inactive_rules:
             state += " INACTIVE: model lacks " + "/".join(inactive_rules[r.rule_id])
         rules.append(f"{r.rule_id}[{r.class_id}{state}]")
