@@ -8,6 +8,7 @@ events. The fault clears when the view matches the reference again for `fault_af
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 
@@ -33,7 +34,9 @@ class ViewFault:
         return self._bad_since is not None or self._open is not None
 
     def update(self, differs: np.ndarray, masked: np.ndarray, frame: Frame,
-               reference_image: np.ndarray) -> list[ProblemUpdate]:
+               clear_view: Callable[[], np.ndarray]) -> list[ProblemUpdate]:
+        """`differs`: pixels differing from the reference now; `clear_view()`: the reference image (for
+        the evidence, made only when an update is sent)."""
         visible = ~masked
         n = int(visible.sum())
         self.fraction = float(np.count_nonzero(differs & visible)) / n if n else 0.0
@@ -44,7 +47,7 @@ class ViewFault:
             self._bad_since = self._bad_since if self._bad_since is not None else now
             if self._open is None and now - self._bad_since >= self.config.fault_after_s:
                 self._open = (uuid.uuid4().hex, self._bad_since)
-                return [self._emit(ProblemState.OPENED, frame, reference_image)]
+                return [self._emit(ProblemState.OPENED, frame, clear_view())]
             return []
         self._bad_since = None
         if self._open is None:
@@ -55,7 +58,7 @@ class ViewFault:
         self._good_since = self._good_since if self._good_since is not None else now
         if now - self._good_since < self.config.fault_after_s:
             return []
-        update = self._emit(ProblemState.CLEARED, frame, reference_image)
+        update = self._emit(ProblemState.CLEARED, frame, clear_view())
         self._open = None
         return [update]
 

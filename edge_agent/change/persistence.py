@@ -47,7 +47,7 @@ class StaticChange:
         # Pixels that are not holding a change follow the current look, so a changed pixel's comparison
         # (smoothed over its neighbours) is not disturbed by stale neighbours.
         follow = renew | ~self.active
-        self.look[:, follow] = current[:, follow]
+        np.copyto(self.look, current, where=follow[None, :, :, None])
 
     def reset(self, where: np.ndarray) -> None:
         self.since[where] = np.nan

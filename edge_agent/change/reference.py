@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 
 from edge_agent.change.params import ChangeConfig
@@ -58,10 +59,10 @@ class Reference:
         if self.image is None or self.config.adapt_s is None or dt <= 0:
             return
         rate = min(1.0, dt / self.config.adapt_s)
-        self.image[where] += rate * (image[where].astype(np.float32) - self.image[where])
+        cv2.accumulateWeighted(image, self.image, rate, mask=where.astype(np.uint8))
 
     def retake(self, image: np.ndarray, where: np.ndarray) -> None:
         """Adopt `image` as the clear view at `where`."""
         if self.image is None:
             return
-        self.image[where] = image[where].astype(np.float32)
+        np.copyto(self.image, image, where=where[..., None], casting="unsafe")

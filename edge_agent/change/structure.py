@@ -25,12 +25,17 @@ def structure(image_bgr: np.ndarray) -> np.ndarray:
 def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(H, W) float32 structural difference of two `structure` results."""
     per_channel = np.abs(a[0] - b[0]) + np.abs(a[1] - b[1])
-    return cv2.blur(per_channel.max(axis=2), (3, 3))
+    return cv2.blur(_channel_max(per_channel), (3, 3))
 
 
 def edge_energy(s: np.ndarray) -> np.ndarray:
     """(H, W) gradient strength of one `structure` result (largest channel)."""
-    return (np.abs(s[0]) + np.abs(s[1])).max(axis=2)
+    return _channel_max(np.abs(s[0]) + np.abs(s[1]))
+
+
+def _channel_max(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H, W): elementwise, several times faster than `.max(axis=2)` on small images."""
+    return np.maximum(np.maximum(image[..., 0], image[..., 1]), image[..., 2])
 
 
 def outline(mask: np.ndarray, width: int = 2) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -22,7 +24,11 @@ class ChangeView:
     current: np.ndarray  # structure now
     reference: np.ndarray  # structure of the reference
     diff: np.ndarray  # (h, w) structural difference
-    reference_image: np.ndarray  # (H', W', 3) uint8 clear view at the reference size
+    clear_view: Callable[[], np.ndarray]  # the clear view at the reference size, (H', W', 3) uint8
+
+    @cached_property
+    def reference_image(self) -> np.ndarray:
+        return self.clear_view()
 
     @property
     def scale(self) -> tuple[float, float]:

@@ -28,6 +28,8 @@ from protocol.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
+REFRESH_EVERY = 10  # analyses between recomputations of the (slowly adapting) reference's structure
+
 
 def change_rules(rules: Sequence[RuleConfig]) -> list[RuleConfig]:
     return [r for r in rules if r.enabled and r.source == "change"]
@@ -61,6 +63,7 @@ class ChangeWatch:
         self._ref_wh = (0, 0)
         self._last: float | None = None
         self._retake: set[str | None] = set()
+        self._ref_structure: np.ndarray | None = None
         self.analyses = 0
 
     def retake(self, zone_id: str | None = None) -> None:
@@ -80,32 +83,31 @@ class ChangeWatch:
             self._setup(frame.resolution_wh)
         self.analyses += 1
         h, w = self._shape_hw
-        small = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
         at_ref = cv2.resize(frame.image, self._ref_wh, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(at_ref, (w, h), interpolation=cv2.INTER_AREA)
         masked = self._mask(tracks, frame.resolution_wh)
         masked_ref = self._to_ref(masked)
         if not self.reference.learn(at_ref, masked_ref, now):
             return []
         assert self.persistence is not None
         self._apply_retakes(at_ref, masked)
-        ref_small = cv2.resize(self.reference.image, (w, h), interpolation=cv2.INTER_AREA)  # type: ignore[arg-type]
-        current, reference = structure(small), structure(ref_small)
+        current, reference = structure(small), self._reference_structure()
         diff = difference(current, reference)
         differs = diff > self.config.threshold * OFF_FRACTION
-        reference_image = self.reference.as_uint8()
-        out = self.fault.update(diff > self.config.threshold, masked, frame, reference_image)
+        out = self.fault.update(diff > self.config.threshold, masked, frame, self.reference.as_uint8)
         if self.fault.suspended:
             self.persistence.reset(np.ones_like(masked))
             return out
         self.persistence.update(current, diff, masked, now, dt, self.config.threshold)
         view = ChangeView(now, frame, self.persistence.age(now), differs, masked, current, reference, diff,
-                          reference_image)
+                          self.reference.as_uint8)
         for rule in self.rules:
             updates, ghosts = rule.update(view)
             out.extend(updates)
             for ghost in ghosts:  # something that stood there at learning went away: that is the clear view
                 self.reference.retake(at_ref, self._to_ref(ghost))
                 self.persistence.reset(ghost)
+                self._ref_structure = None
         self.reference.adapt(at_ref, self._to_ref(~self.persistence.active & ~masked & ~differs), dt)
         return out
 
@@ -123,6 +125,7 @@ class ChangeWatch:
         self._frame_wh = frame_wh
         self.reference = Reference(self.config)
         self.persistence = StaticChange(self._shape_hw)
+        self._ref_structure = None
         self.rules = []
         for r in self.rule_configs:
             problem_class = self.catalog.get(r.class_id)
@@ -131,6 +134,15 @@ class ChangeWatch:
             for zid in r.zones:
                 self.rules.append(ChangeRule(r, problem_class, params, self.zones[zid], self.camera_id,
                                              r.clock(self.timezone), self._shape_hw, confirmer))
+
+    def _reference_structure(self) -> np.ndarray:
+        """The reference's structure, recomputed every REFRESH_EVERY analyses (it adapts slowly) or after a
+        retake."""
+        if self._ref_structure is None or self.analyses % REFRESH_EVERY == 0:
+            h, w = self._shape_hw
+            assert self.reference.image is not None
+            self._ref_structure = structure(cv2.resize(self.reference.image, (w, h), interpolation=cv2.INTER_AREA))
+        return self._ref_structure
 
     def _mask(self, tracks: Sequence[Track], frame_wh: tuple[int, int]) -> np.ndarray:
         """Analysis pixels under (margin-grown) boxes of present tracks of movers."""
@@ -158,6 +170,7 @@ class ChangeWatch:
             where = zone_mask(zone, self._shape_hw) if zone is not None else np.ones_like(masked)
             self.reference.retake(at_ref, self._to_ref(where & ~masked))
             self.persistence.reset(where & ~masked)
+            self._ref_structure = None
             for rule in self.rules:
                 if zone_id is None or rule.zone.id == zone_id:
                     rule.open.clear()
