@@ -156,3 +156,19 @@ class Heartbeat(WireModel):
     cameras: list[CameraHealth] = Field(default_factory=list, max_length=256)
 
     _utc = field_validator("sent_at")(_require_utc)
+
+
+class ReferenceRetake(WireModel):
+    """Hub -> agent (designed, not yet sent by the hub): adopt what a camera sees in a zone now as that
+    zone's clear reference for its change rules (`source: change`).
+
+    Sent when a reviewer verifies a change case of the zone clear, or rejects it as no problem (a new
+    bench, a planter): how the place looks now is how it should look, so the agent stops reporting it.
+    On the wire it would be a third hub reply beside ACK/NACK, `[b"CITYEYE/1", b"RETAKE", this JSON]`,
+    on the agent's existing connection; the agent calls `ChangeWatch.retake(zone)` of that camera.
+    """
+
+    v: Literal[1] = PROTOCOL_VERSION
+    camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    zone: str | None = Field(default=None, max_length=64, description="None: the camera's whole view")
+    case_id: str | None = Field(default=None, max_length=64, description="the case whose review asked for it")

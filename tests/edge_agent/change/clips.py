@@ -24,6 +24,7 @@ PLAZA = [[0.0, 0.38], [0.6, 0.38], [0.75, 0.32], [1.0, 0.5], [1.0, 0.85], [0.45,
 LITTER_SOURCE: Box = (60, 490, 170, 540)  # the yellow litter on the grass, frame 0
 LITTER_AT = (430, 280)  # top-left where the tests set it down, on the plaza
 WALKER_SOURCE: Box = (244, 217, 288, 314)  # a walker on the plaza in frame 0 (detected as person)
+BRIEF_AT = (580, 330)  # where litter lies only briefly: the right of the plaza
 VAN_SOURCE: Box = (650, 42, 724, 98)  # the parked white van, top right
 VAN_AT = (660, 150)  # where the tests park it: on the road beside the plaza (the detector sees it as a truck)
 
@@ -79,10 +80,12 @@ class Scene:
 
     litter: tuple[float, float] | None = None  # (set down, picked up)
     litter_at: tuple[int, int] = LITTER_AT
+    brief: tuple[float, float] | None = None  # the same litter at BRIEF_AT for a moment (picked up again)
     pause: tuple[float, float] | None = None  # the walker of frame 0 stands where he was
     van: float | None = None  # from then on the van stands on the plaza
     ramp: float = 0.0  # brightness dips by this fraction mid-clip (auto exposure, clouds)
     shadow: tuple[float, float] | None = None  # a soft shadow band sweeps left to right over this time
+    rain: tuple[float, float] | None = None  # rain streaks and wet, darker ground over this time
     cast: tuple[float, float] | None = None  # a warm colour cast (sodium lights) over this time
     jump: float | None = None  # from then on the picture is 30% brighter (an auto-exposure jump)
     shift: tuple[float, float] | None = None  # the view is shifted and turned (knocked, then set back)
@@ -105,6 +108,8 @@ class Scene:
                 paste(image, van, VAN_AT)
             if self.litter and self.litter[0] <= t < self.litter[1]:
                 paste(image, litter, self.litter_at, litter_mask)
+            if self.brief and self.brief[0] <= t < self.brief[1]:
+                paste(image, litter, BRIEF_AT, litter_mask)
             gain = np.ones(image.shape[:2], np.float32)
             if self.jump is not None and t >= self.jump:
                 gain *= 1.3
@@ -113,7 +118,12 @@ class Scene:
             if self.shadow and self.shadow[0] <= t < self.shadow[1]:
                 gain *= shadow_band(image.shape[:2], (t - self.shadow[0]) / (self.shadow[1] - self.shadow[0]))
             tint = np.array([0.75, 0.95, 1.2], np.float32) if self.cast and self.cast[0] <= t < self.cast[1] else 1.0
+            raining = self.rain is not None and self.rain[0] <= t < self.rain[1]
+            if raining:
+                gain *= 0.85
             image = np.clip(image * gain[..., None] * tint, 0, 255).astype(np.uint8)
+            if raining:
+                rain_streaks(image, seed=i)
             if self.shift and self.shift[0] <= t < self.shift[1]:
                 h, w = image.shape[:2]
                 turn = cv2.getRotationMatrix2D((w / 2, h / 2), 4.0, 1.0)
@@ -123,6 +133,16 @@ class Scene:
                 edit(image, t)
             out.append((t, image))
         return out
+
+
+def rain_streaks(image: np.ndarray, seed: int, drops: int = 250) -> None:
+    """Short light streaks falling at a slant, new ones every frame (rain seen by a camera)."""
+    rng = np.random.default_rng(seed)
+    h, w = image.shape[:2]
+    streaks = image.copy()
+    for x, y in zip(rng.integers(0, w, drops), rng.integers(0, h, drops), strict=True):
+        cv2.line(streaks, (int(x), int(y)), (int(x) + 3, int(y) + 14), (215, 215, 215), 1, cv2.LINE_AA)
+    cv2.addWeighted(streaks, 0.6, image, 0.4, 0, dst=image)
 
 
 def shadow_band(shape_hw: tuple[int, int], progress: float, width: int = 240, depth: float = 0.45,
