@@ -123,6 +123,7 @@ class Pipeline:
         self.metrics = metrics or EdgeMetrics()
         self.catalog = catalog or default_catalog()
         self._ground = ground
+        self._confirmers = dict(confirmers or {})
         self._tick = threading.Lock()  # a config swap (hub push, another thread) happens between ticks
         model = model_info(detector)
         self.cameras: dict[str, CameraRuntime] = {}
@@ -134,10 +135,15 @@ class Pipeline:
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog)
-            if change_rules(cfg.rules):
-                self.cameras[cfg.id].change = ChangeWatch(cfg.change, cfg.rules, cfg.zones, cfg.id, self.catalog,
-                                                          timezone=cfg.timezone, confirmers=confirmers)
+            self.cameras[cfg.id].change = self._change_watch(cfg)
         self.log_startup()
+
+    def _change_watch(self, cfg: CameraConfig) -> ChangeWatch | None:
+        """The camera's `source: change` rules, if it has any."""
+        if not change_rules(cfg.rules):
+            return None
+        return ChangeWatch(cfg.change, cfg.rules, cfg.zones, cfg.id, self.catalog, timezone=cfg.timezone,
+                           confirmers=self._confirmers)
 
     # Start-up report -----------------------------------------------------------------------------
 
@@ -173,6 +179,8 @@ class Pipeline:
             if cfg.tracker != old.tracker:
                 rt.tracker, rt.tracks = ByteTracker(cfg.tracker), []
             rt.engine = None
+            if (cfg.change, change_rules(cfg.rules), cfg.zones) != (old.change, change_rules(old.rules), old.zones):
+                rt.change = self._change_watch(cfg)  # learns the reference anew
             rt.evidence.reconfigure(cfg.evidence, clip_fps=cfg.clip_fps(), zones=cfg.zones,
                                     ground=self._ground(cfg) if self._ground else None)
         log.info("%s", camera_summary(cfg, {}))

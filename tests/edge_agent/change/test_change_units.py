@@ -212,3 +212,22 @@ def test_a_change_rule_needs_no_label_and_is_not_reported_inactive() -> None:
     cfg = parse_camera_config(camera([{"class_id": "exposed_garbage", "zones": ["walk"], "source": "change"}]))
     engine = RuleEngine(default_catalog(), cfg.zones, cfg.rules, cfg.id, (640, 480))
     assert engine.rules == [] and engine.inactive_rules(["person"]) == []
+
+
+def test_a_pushed_config_rebuilds_the_change_rules_only_when_they_change() -> None:
+    from edge_agent.pipeline import Pipeline
+    from edge_agent.sinks import MemorySink
+    from tests.edge_agent.edge_fakes import ScriptedDetector
+
+    plain = parse_camera_config(camera([{"class_id": "begging", "zones": ["walk"]}]))
+    pipeline = Pipeline([plain], ScriptedDetector(), MemorySink(), device_id="box", ground=None)
+    assert pipeline.cameras["c"].change is None
+    with_change = parse_camera_config(camera([{"class_id": "begging", "zones": ["walk"]},
+                                              {"class_id": "exposed_garbage", "zones": ["walk"], "source": "change"}]))
+    pipeline.reconfigure(with_change)
+    watch_ = pipeline.cameras["c"].change
+    assert watch_ is not None and [r.class_id for r in watch_.rule_configs] == ["exposed_garbage"]
+    pipeline.reconfigure(with_change.model_copy(update={"detect_fps": 1.0}))
+    assert pipeline.cameras["c"].change is watch_  # the learned reference is kept
+    pipeline.reconfigure(plain)
+    assert pipeline.cameras["c"].change is None
