@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared_data import shared_file
+from tests.shared_data import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

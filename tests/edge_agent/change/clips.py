@@ -15,7 +15,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from shared_data import shared_file
+
+from tests.shared_data import shared_file
 
 Box = tuple[int, int, int, int]
 

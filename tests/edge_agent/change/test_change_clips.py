@@ -14,12 +14,12 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from clips import BRIEF_AT, LITTER_AT, LITTER_SOURCE, PLAZA, WALKER_SOURCE, Scene
 
 from edge_agent.config import CameraConfig, parse_camera_config
 from edge_agent.pipeline import Pipeline
 from edge_agent.sinks import FolderSink, read_folder_events
 from edge_agent.types import Frame, ProblemUpdate
+from tests.edge_agent.change.clips import BRIEF_AT, LITTER_AT, LITTER_SOURCE, PLAZA, WALKER_SOURCE, Scene
 
 pytestmark = pytest.mark.slow
 
