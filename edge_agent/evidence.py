@@ -33,6 +33,7 @@ from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
 from protocol.catalog import default_catalog
+from protocol.label_names import label_zh
 from protocol.manifest import sha256_hex
 from protocol.messages import (
     GroundPoint,
@@ -312,7 +313,7 @@ class EvidenceBuilder:
         involved = set(u.track_ids)
         for t in p.tracks:
             if t.track_id in involved and t.xyxy != u.xyxy:
-                draw_box(out, t.xyxy, f"{t.label} #{t.track_id}", (255, 200, 0))
+                draw_box(out, t.xyxy, f"{label_zh(t.label)} #{t.track_id}", (255, 200, 0))
         color = (0, 200, 0) if u.state == ProblemState.CLEARED.value else (0, 0, 255)
         draw_box(out, u.xyxy, problem_label(u.class_id, u.state, u.dwell_s), color)
         draw_time(out, datetime.fromtimestamp(p.frame.ts, self.timezone))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     case,
+    inspect,
     literal,
     select,
     text,
@@ -14,7 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from hub.storage.db import begin_write, is_postgres, utcnow
-from hub.storage.schema import cases, device_keys, devices, events, metadata, schema_version
+from hub.storage.schema import cases, device_keys, devices, events, metadata, schema_version, sessions, users
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -50,6 +51,14 @@ def _v4_statistics_indexes(conn: Connection) -> None:
             ix.create(conn, checkfirst=True)
 
 
+def _v5_accounts_and_undo(conn: Connection) -> None:
+    """People's accounts and sessions; transitions remember what an undoable action changed."""
+    users.create(conn, checkfirst=True)
+    sessions.create(conn, checkfirst=True)
+    if "undo_values" not in {c["name"] for c in inspect(conn).get_columns("case_transitions")}:
+        conn.exec_driver_sql("ALTER TABLE case_transitions ADD COLUMN undo_values JSON")
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -58,6 +67,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
+    (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

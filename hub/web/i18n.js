@@ -256,7 +256,9 @@ const MESSAGES = {
     "timeline.empty": "{time} 由{source}创建，尚未处理。",
     "timeline.unit": " · 单位 {unit}",
     "timeline.photo_alt": "处置照片",
-    "timeline.undo_of": "撤销了 {action}",
+    "timeline.undo_of": "撤销了{action}",
+    "timeline.cleared": "目标已离开现场（摄像头 {camera}），自动核查",
+    "timeline.overdue": "{status}阶段已超过时限",
 
     "stats.title": "统计",
     "stats.range.1": "最近 24 小时",
@@ -624,6 +626,8 @@ const MESSAGES = {
     "timeline.unit": " · unit {unit}",
     "timeline.photo_alt": "feedback photo",
     "timeline.undo_of": "undid {action}",
+    "timeline.cleared": "the problem cleared at the place (camera {camera}): verified automatically",
+    "timeline.overdue": "the deadline of the {status} stage passed",
 
     "stats.title": "Statistics",
     "stats.range.1": "Last 24 hours",
