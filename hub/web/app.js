@@ -859,12 +859,33 @@ function actionsPanel(c) {
   return panel;
 }
 
+// The hub's refusals of case actions, in the page's language; anything else is shown as the hub said it.
+const HUB_ERRORS = [
+  [/^cannot (\w+) a case that is (\w+);/, (m) => t("error.illegal", { action: actionText(m[1]), status: statusText(m[2]) })],
+  [/^role '(\w+)' may not (\w+) a case/, (m) => t("error.role", { role: roleText(m[1]), action: actionText(m[2]) })],
+  [/^(\w+) needs a note giving the reason$/, (m) => t("error.needs_note", { action: actionText(m[1]) })],
+  [/^(\w+) needs photo_sha256/, () => t("error.needs_photo")],
+  [/^nothing to undo/, () => t("action.nothing_to_undo")],
+  [/^only (\S+) may undo their (\w+)$/, (m) => t("error.undo_other", { actor: m[1], action: actionText(m[2]) })],
+  [/^the undo period \((\d+) s\) is over/, (m) => t("error.undo_late", { seconds: m[1] })],
+  [/^dispatch needs a unit/, () => t("error.no_unit")],
+  [/^CSRF token missing or wrong/, () => t("error.csrf")],
+];
+function hubErrorText(e) {
+  if (!(e instanceof ApiError) || typeof e.detail !== "string") return e.message;
+  for (const [re, fmt] of HUB_ERRORS) {
+    const m = e.detail.match(re);
+    if (m) return fmt(m);
+  }
+  return t("error.detail", { detail: e.message });
+}
+
 function showActionError(e) {
   const box = $("#action-error");
   const title = e instanceof ApiError ? `${e.status || ""} · ${e.title()}` : t("error.unknown");
-  if (!box) return toast(`${title}: ${e.message}`, true);
-  box.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, title),
-    e instanceof ApiError && e.detail ? t("error.detail", { detail: e.message }) : e.message));
+  if (!box) return toast(`${title}: ${hubErrorText(e)}`, true);
+  box.replaceChildren(h("div", { class: "alert", role: "alert", title: e.message }, h("strong", {}, title),
+    hubErrorText(e)));
 }
 
 function startAction(action) {
@@ -1024,7 +1045,7 @@ async function undoLast() {
       last = await api(`/cases/${enc(caseId)}/undo`, { method: "POST", body: {} });
       toast(t("action.undone", { case: caseId, status: statusText(last.status) }));
     } catch (e) {
-      toast(`${caseId}: ${e.status} ${e.title()} — ${e.message}`, true, 8000);
+      toast(`${caseId}: ${e.status} ${e.title()} — ${hubErrorText(e)}`, true, 8000);
     }
   }
   if (u.cases.length === 1 && last) go(`#/case/${enc(u.cases[0].caseId)}`);
