@@ -100,12 +100,13 @@ class FeatureDetector(Detector):
         return transform.to_frame(norm_xyxy * np.array([spec.width, spec.height] * 2, np.float32))
 
 
-def _checked_backbone(model: FewShotModel, cache_dir: Path | None, threads: int | None) -> FeatureDetector:
+def _checked_backbone(model: FewShotModel, cache_dir: Path | None, threads: int | None,
+                      score_threshold: float | None = None) -> FeatureDetector:
     resolved = resolve(model.backbone.name, cache_dir)
     if resolved.manifest.sha256 != model.backbone.sha256:
         raise FewShotError(f"few-shot model {model.name} was trained on {model.backbone.name} sha256 "
                            f"{model.backbone.sha256[:12]}…, the cached one is {str(resolved.manifest.sha256)[:12]}…")
-    detector = FeatureDetector(resolved.manifest, resolved.onnx_path, threads=threads)
+    detector = FeatureDetector(resolved.manifest, resolved.onnx_path, threads=threads, score_threshold=score_threshold)
     if tuple(detector.taps.tensors) != model.backbone.tensors:
         raise FewShotError(f"few-shot model {model.name} reads tensors {list(model.backbone.tensors)}, "
                            f"the detector exposes {detector.taps.tensors}")
@@ -130,7 +131,9 @@ class FewShotDetector:
         self.manifest = base.manifest.model_copy(update={"name": model.name, "labels": labels, "sha256": sha256})
 
     @classmethod
-    def load(cls, path: Path, *, cache_dir: Path | None = None, threads: int | None = None) -> FewShotDetector:
+    def load(cls, path: str | Path, *, cache_dir: Path | None = None, threads: int | None = None
+             ) -> FewShotDetector:
+        path = Path(path)
         model = load_model(path)
         return cls(_checked_backbone(model, cache_dir, threads), model, sha256_file(path))
 
@@ -149,12 +152,10 @@ class FewShotDetector:
 
     def _with_heads(self, image: np.ndarray, found: Detections, maps: Features) -> Detections:
         cells = cell_features(maps)
-        channels, height, width = cells.shape
-        rows = cells.reshape(channels, -1).T
         xyxy, scores, class_ids = [found.xyxy], [found.confidence], [found.class_id]
         for head, class_id in zip(self.model.heads, self._class_of, strict=True):
-            probability = head.probe.probability(rows).reshape(height, width)
-            offsets = head.offsets.offsets(rows).reshape(height, width, 2) if head.offsets else None
+            probability = head.probe.probability_map(cells)
+            offsets = head.offsets.offset_map(cells) if head.offsets else None
             boxes, head_scores = boxes_from_map(probability, head.threshold, head.box_wh, offsets)
             xyxy.append(self.base.frame_box(image, boxes))
             scores.append(head_scores)
@@ -173,8 +174,9 @@ class ZoneStateClassifier:
         self.model = model
 
     @classmethod
-    def load(cls, path: Path, *, cache_dir: Path | None = None, threads: int | None = None) -> ZoneStateClassifier:
-        model = load_model(path)
+    def load(cls, path: str | Path, *, cache_dir: Path | None = None, threads: int | None = None
+             ) -> ZoneStateClassifier:
+        model = load_model(Path(path))
         return cls(_checked_backbone(model, cache_dir, threads), model)
 
     def embed(self, crop: np.ndarray) -> np.ndarray:
@@ -199,3 +201,22 @@ def feature_backend(model: str | Path = "coco-nanodet", *, cache_dir: Path | Non
     backbone = Backbone(spec.name, str(spec.sha256), tuple(detector.taps.tensors))
     return Backend(lambda images: detector.detect_with_features(images)[1], backbone,
                    (spec.input.width, spec.input.height))
+
+
+def load_detector(model: str | Path, *, score_threshold: float | None = None, cache_dir: Path | None = None,
+                  threads: int | None = None) -> tuple[Detector | FewShotDetector, np.ndarray]:
+    """A detector from a cached name, an .onnx file or a few-shot head file (.json), and the score
+    each of its labels must reach in service (the manifest's thresholds; a head's own threshold)."""
+    path = Path(model)
+    if path.suffix == ".json":
+        head = load_model(path)
+        base = _checked_backbone(head, cache_dir, threads, score_threshold)
+        detector: Detector | FewShotDetector = FewShotDetector(base, head, sha256_file(path))
+        manifest = base.manifest
+    else:
+        detector = Detector.load(model, threads=threads, score_threshold=score_threshold, cache_dir=cache_dir)
+        manifest = detector.manifest
+    operating = [manifest.class_thresholds.get(label, manifest.score_threshold) for label in manifest.labels]
+    if isinstance(detector, FewShotDetector):
+        operating += [h.threshold for h in detector.model.heads if h.label not in manifest.labels]
+    return detector, np.array(operating, np.float32)

@@ -100,13 +100,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _detector(configs):  # type: ignore[no-untyped-def]
-    from edge_agent.detect import Detector
+    from edge_agent.fewshot import load_detector
 
     models = {c.model for c in configs}
     if len(models) > 1:
         raise SystemExit(f"all cameras of one agent must use the same model for batching, got {sorted(models)}")
     threads = max((c.detector_threads or 0) for c in configs) or None
-    return Detector.load(models.pop(), threads=threads)
+    return load_detector(models.pop(), threads=threads)[0]  # a name, an .onnx or a few-shot head (.json)
 
 
 def default_spool_dir(device_id: str) -> Path:
