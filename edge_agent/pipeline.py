@@ -146,6 +146,22 @@ class Pipeline:
                 log.warning("camera %s: rule %s can never fire: the model has none of %s", cfg.id, rule_id,
                             list(missing))
 
+    # A new model while running -------------------------------------------------------------------
+
+    def swap_detector(self, detector: DetectorLike) -> None:
+        """Run `detector` from the next tick on (a model rollout; the caller loaded and warmed it, so no
+        frame waits). Tracks are kept when the new labels extend the old ones (their class ids keep
+        their meaning, and open problems go on); otherwise tracking and the rules start over. Events
+        report the new model from now on."""
+        keeps_ids = tuple(detector.labels[:len(self.detector.labels)]) == tuple(self.detector.labels)
+        model = model_info(detector)
+        self.detector = detector
+        for rt in self.cameras.values():
+            rt.evidence.model = model
+            if not keeps_ids:
+                rt.tracker, rt.tracks, rt.engine = ByteTracker(rt.config.tracker), [], None
+        self.log_startup()
+
     # One tick ------------------------------------------------------------------------------------
 
     def process(self, frames: Sequence[Frame]) -> list[ProblemUpdate]:
