@@ -1,7 +1,7 @@
 """ProblemUpdate + recent frames -> wire `ProblemEvent` + media bytes, handed to an `EventSink`.
 
 Per event: `snapshot.jpg` (the frame the rule fired on, original pixels), `annotated.jpg` (zone, box,
-class, dwell; heads blurred when `blur_faces`), `crop.jpg` (the object), and for `opened` a
+the class's Chinese name, state and dwell; heads blurred when `blur_faces`), `crop.jpg` (the object), and for `opened` a
 `clip.webm` (VP8, which browsers play inline; `clip.avi` MJPEG where OpenCV lacks VP8) from `pre_s`
 before to `post_s` after. The clip's future half does not
 exist when the rule fires, so an opened event waits in `pending` until its post-roll is in (or
@@ -30,6 +30,7 @@ from edge_agent.geometry import Box
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
+from protocol.catalog import default_catalog
 from protocol.manifest import sha256_hex
 from protocol.messages import (
     GroundPoint,
@@ -125,6 +126,30 @@ def norm_box(xyxy: Box, frame_wh: tuple[int, int]) -> NormBox:
     return NormBox(x1=x1, y1=y1, x2=max(x1, x2), y2=max(y1, y2))
 
 
+# The overlay is read by Chinese reviewers: the catalogue's Chinese class name, then these words.
+STATE_ZH = {ProblemState.OPENED.value: "新发现", ProblemState.UPDATED.value: "仍在",
+            ProblemState.CLEARED.value: "已离开"}
+
+
+def duration_zh(seconds: float) -> str:
+    """31 秒, 5 分 12 秒, 2 小时 3 分, 3 天 4 小时: the dwell as a reviewer reads it."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} 秒"
+    if s < 3600:
+        return f"{s // 60} 分 {s % 60} 秒"
+    if s < 86400:
+        return f"{s // 3600} 小时 {s % 3600 // 60} 分"
+    return f"{s // 86400} 天 {s % 86400 // 3600} 小时"
+
+
+def problem_label(class_id: str, state: str, dwell_s: float) -> str:
+    """'机动车乱停放 新发现 停留 31 秒'; an id the catalogue lacks is shown as it is."""
+    catalog = default_catalog()
+    name = catalog.get(class_id).name_zh if class_id in catalog else class_id
+    return f"{name} {STATE_ZH.get(state, state)} 停留 {duration_zh(dwell_s)}"
+
+
 def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -184,6 +209,15 @@ class EvidenceBuilder:
         self.ring = FrameRing(config.pre_s, clip_fps)
         self.pending: deque[_Pending] = deque()
         self.emitted = 0
+
+    def reconfigure(self, config: EvidenceConfig, *, clip_fps: float, zones: Sequence[ZoneConfig],
+                    ground: GroundFn | None) -> None:
+        """A new camera config (a hub push) between frames; events already pending keep their clips.
+        The pre-roll ring starts over only when its length or rate changed."""
+        if (config.pre_s, clip_fps) != (self.config.pre_s, self.clip_fps):
+            self.ring = FrameRing(config.pre_s, clip_fps)
+        self.config, self.clip_fps, self.ground = config, clip_fps, ground
+        self.zones = {z.id: z for z in zones}
 
     def add_frame(self, frame: Frame) -> None:
         if self.ring.push(frame):
@@ -257,5 +291,5 @@ class EvidenceBuilder:
             if t.track_id in involved and t.xyxy != u.xyxy:
                 draw_box(out, t.xyxy, f"{t.label} #{t.track_id}", (255, 200, 0))
         color = (0, 200, 0) if u.state == ProblemState.CLEARED.value else (0, 0, 255)
-        draw_box(out, u.xyxy, f"{u.class_id} {u.state} {u.dwell_s:.0f}s", color)
+        draw_box(out, u.xyxy, problem_label(u.class_id, u.state, u.dwell_s), color)
         return out
