@@ -16,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from vtest_cones import extract_frames, write_labels
 
 from cityeye.cli import main
 from edge_agent.config import parse_camera_config
@@ -31,6 +30,7 @@ from models.fewshot import load_model
 from models.fewshot_train import train_state
 from protocol.model_release import ReleaseError, inline_release
 from tests.conftest import shared_file
+from tests.models.vtest_cones import extract_frames, write_labels
 
 pytestmark = pytest.mark.slow
 
