@@ -1,9 +1,10 @@
 """Done-when on real footage: teach the traffic cones along the tape in vtest.avi (COCO has no cone).
 
-Label 20 frames of the first 40 s (tests/models/vtest_cones.py), write the dataset (one camera-day:
-split by time, the last 40 s held out), fit a few-shot cells head on the detector's own features,
-compare it with coco-nanodet on the held-out frames, then run it as the edge's model on a replay
-where a roadway zone along the tape has a work-zone rule: a cone event carries the head's version.
+Label 40 frames (one per 2 s) through the hub's label API as the page does (tests/models/vtest_cones.py),
+export them, write the dataset (one camera-day: split by time, the 20 frames of the last 40 s held out),
+fit a few-shot cells head on the detector's own features, compare it with coco-nanodet on the held-out
+frames, then run it as the edge's model on a replay where a roadway zone along the tape has a work-zone
+rule: a cone event carries the head's version; and a release pushed mid-replay swaps in between ticks.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from models.fewshot import load_model
 from models.fewshot_train import train_state
 from protocol.model_release import ReleaseError, inline_release
 from tests.conftest import shared_file
-from tests.models.vtest_cones import extract_frames, write_labels
+from tests.models.vtest_cones import extract_frames, label_through_hub
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ def taught(tmp_path_factory):
     video = shared_file("video/vtest.avi")
     root = tmp_path_factory.mktemp("teach")
     frames = extract_frames(video, root / "frames")
-    write_yolo(read_labels(write_labels(frames, root / "labels.jsonl")), root / "ds", val_fraction=0.5)
+    write_yolo(read_labels(label_through_hub(frames, root)), root / "ds", val_fraction=0.5)
     head = root / "vtest-cones.json"
     assert main(["models", "fewshot", "--data", str(root / "ds"), "--label", "traffic_cone",
                  "--name", "vtest-cones", "--out", str(head)]) == 0

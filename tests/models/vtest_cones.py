@@ -6,7 +6,6 @@ boxes are left out, as a reviewer would leave them out. Frames are every 2 s of 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,11 +46,44 @@ def taken_at(index: int) -> datetime:
     return CLIP_START + timedelta(seconds=index / 10)
 
 
-def write_labels(frames: list[tuple[int, Path]], labels_file: Path, camera_id: str = "vtest") -> Path:
-    """A labels file (models/dataset.py format) with the cones of every frame."""
-    lines = [json.dumps({"image": str(path.relative_to(labels_file.parent)), "camera_id": camera_id,
-                         "taken_at": taken_at(index).isoformat(), "source": "review",
-                         "boxes": [{"label": "traffic_cone", "box": b} for b in cone_boxes(index)]})
-             for index, path in frames]
-    labels_file.write_text("\n".join(lines) + "\n")
-    return labels_file
+def label_through_hub(frames: list[tuple[int, Path]], root: Path) -> Path:
+    """Each frame a case on a hub (one event with the frame as its snapshot); a reviewer puts the cone
+    boxes on it with PUT /cases/{id}/labels, as the page does; GET /labels/export gives the labels file."""
+    import hashlib
+    import io
+    import zipfile
+
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app, open_store
+    from hub.auth.tokens import create_token
+    from hub.cases.lifecycle import Role
+    from hub.settings import HubSettings
+    from protocol.messages import MediaKind, MediaRef, ModelInfo, NormBox, ProblemEvent, ProblemState
+
+    settings = HubSettings(data_dir=root / "hub", zmq_bind=None)
+    store = open_store(settings)
+    cases = []
+    for seq, (index, path) in enumerate(frames, 1):
+        jpeg = path.read_bytes()
+        event = ProblemEvent(
+            event_id=f"vtest-ev-{index:05d}", problem_id=f"vtest-pr-{index:05d}", device_id="box-1", camera_id="vtest",
+            class_id="work_zone_on_road", state=ProblemState.OPENED, zone=f"tape-{index}",
+            box=NormBox(x1=0.0, y1=0.28, x2=0.62, y2=0.38), score=0.5, labels=["person"], first_seen=taken_at(index),
+            observed_at=taken_at(index), dwell_s=0.0, model=ModelInfo(name="coco-nanodet", sha256="0" * 64),
+            media=[MediaRef(name="snapshot.jpg", kind=MediaKind.SNAPSHOT, content_type="image/jpeg", size=len(jpeg),
+                            sha256=hashlib.sha256(jpeg).hexdigest())])
+        result = store.ingest_event(event, {"snapshot.jpg": jpeg}, manifest=b"{}", signature=b"s" * 64, seq=seq)
+        cases.append((index, result.case_id))
+    reviewer = {"Authorization": f"Bearer {create_token(store, 'labeller', Role.REVIEWER)[1]}"}
+    with TestClient(create_app(settings, store=store, background=False)) as client:
+        for index, case_id in cases:
+            boxes = [{"label": "traffic_cone", "box": b} for b in cone_boxes(index)]
+            r = client.put(f"/cases/{case_id}/labels", headers=reviewer, json={"boxes": boxes})
+            assert r.status_code == 200, r.text
+        export = client.get("/labels/export", headers=reviewer)
+        assert export.status_code == 200, export.text
+    store.close()
+    with zipfile.ZipFile(io.BytesIO(export.content)) as zf:
+        zf.extractall(root / "labelled")
+    return root / "labelled" / "labels.jsonl"
