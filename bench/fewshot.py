@@ -13,30 +13,13 @@ import os
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+from detect import frames  # bench/detect.py: vtest.avi's first frames (noise without ../shared)
 
 from edge_agent.detect import Detector
 from edge_agent.fewshot import FewShotDetector, feature_backend
 from models.dataset import load_dataset
 from models.fewshot import load_model
 from models.fewshot_train import train_cells
-
-VTEST = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "video" / "vtest.avi"
-
-
-def frames(count: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(VTEST))
-    out = []
-    while len(out) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        out.append(frame)
-    if out:
-        return out
-    rng = np.random.default_rng(0)
-    return [rng.integers(0, 255, (576, 768, 3), np.uint8) for _ in range(count)]
 
 
 def main() -> None:

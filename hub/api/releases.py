@@ -27,6 +27,11 @@ class RolloutIn(BaseModel):
     policy: RolloutPolicy = Field(default_factory=RolloutPolicy)
 
 
+class DeployIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cameras: list[str] = Field(min_length=1, max_length=2000)
+
+
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=500)
@@ -74,6 +79,15 @@ def releases(store: StoreDep) -> list[dict[str, Any]]:
 
 @router.get("/assignments", summary="Which camera runs which release")
 def assignments(store: StoreDep) -> dict[str, int]:
+    return registry.assignments(store)
+
+
+@router.post("/releases/{release_id}/deploy", summary="Run a release on cameras at once (a first release)")
+def deploy(release_id: RowId, body: DeployIn, store: StoreDep, user: CurrentUser) -> dict[str, int]:
+    try:
+        registry.deploy(store, release_id, body.cameras, user.actor)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
     return registry.assignments(store)
 
 

@@ -91,13 +91,16 @@ def register(store: StoreBase, content: bytes, *, name: str, kind: Kind, actor: 
     return get(store, store.write(tx))
 
 
-def get(store: StoreBase, release_id: int) -> Release:
+def _one(store: StoreBase, table: Any, key: str, value: int, what: str) -> Any:
     with store.engine.connect() as conn:
-        row = conn.execute(select(schema.model_releases).where(schema.model_releases.c.release_id == release_id)
-                           ).first()
+        row = conn.execute(select(table).where(table.c[key] == value)).first()
     if row is None:
-        raise LookupError(f"no model release {release_id}")
-    return _release(row)
+        raise LookupError(f"no {what} {value}")
+    return row
+
+
+def get(store: StoreBase, release_id: int) -> Release:
+    return _release(_one(store, schema.model_releases, "release_id", release_id, "model release"))
 
 
 def by_sha256(store: StoreBase) -> dict[str, Release]:
@@ -199,6 +202,9 @@ def start_rollout(store: StoreBase, release_id: int, canary: Sequence[str], acto
         if len(previous) != 1:
             raise ReleaseError(f"the canary cameras run different releases ({sorted(map(str, previous))}): "
                                "a canary is judged against one")
+        if None in previous:
+            raise ReleaseError(f"camera(s) {', '.join(c for c in canary if c not in current)} run no hub release "
+                               "yet: deploy a first release to them; a rollout replaces one (and can go back to it)")
         others = list(rest) if rest is not None else [c for c in _cameras_of(conn) if c not in canary]
         baseline, _ = _mean_detect_ms(conn, canary)
         rollout_id = conn.execute(r.insert().values(
@@ -213,12 +219,7 @@ def start_rollout(store: StoreBase, release_id: int, canary: Sequence[str], acto
 
 
 def rollout(store: StoreBase, rollout_id: int) -> Rollout:
-    with store.engine.connect() as conn:
-        row = conn.execute(select(schema.model_rollouts).where(schema.model_rollouts.c.rollout_id == rollout_id)
-                           ).first()
-    if row is None:
-        raise LookupError(f"no rollout {rollout_id}")
-    return _rollout(row)
+    return _rollout(_one(store, schema.model_rollouts, "rollout_id", rollout_id, "rollout"))
 
 
 def version_figures(store: StoreBase, sha256: str, cameras: Sequence[str], since: datetime | None,
@@ -307,12 +308,9 @@ def _finish(store: StoreBase, current: Rollout, status: str, reason: str, actor:
 
 
 def _restore(conn: Connection, current: Rollout, actor: str, reason: str) -> None:
-    a = schema.model_assignments
     cameras = current.canary if current.status == "canary" else current.canary + current.rest
-    if current.previous_release_id is None:
-        conn.execute(a.delete().where(a.c.camera_id.in_(cameras)))
-    else:
-        _assign(conn, cameras, current.previous_release_id, "fleet", actor)
+    assert current.previous_release_id is not None  # start_rollout refuses cameras without a release
+    _assign(conn, cameras, current.previous_release_id, "fleet", actor)
     _audit(conn, actor, "rollback", current.previous_release_id, cameras,
            f"from release {current.release_id}: {reason}", current.rollout_id)
 

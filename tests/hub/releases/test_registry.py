@@ -49,7 +49,8 @@ def fleet(store, client, tokens):
     store.write(lambda conn: conn.execute(schema.cameras.insert(), [
         {"camera_id": c, "device_id": "box-1", "online": True, "health": {"inference_ms": 30.0}} for c in CAMERAS]))
     v1 = _register(client, tokens, "cones-v1", b'{"v": 1}')
-    registry.deploy(store, v1["release_id"], CAMERAS, "admin:test")
+    r = client.post(f"/models/releases/{v1['release_id']}/deploy", headers=tokens["admin"], json={"cameras": CAMERAS})
+    assert r.status_code == 200 and set(r.json().values()) == {v1["release_id"]}
     _cases(store, client, tokens, v1, "cam-2", 10, 2, 0)
     _cases(store, client, tokens, v1, "cam-3", 10, 2, 100)
     return v1
