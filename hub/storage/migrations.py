@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     case,
+    inspect,
     literal,
     select,
     text,
@@ -28,6 +29,8 @@ from hub.storage.schema import (
     model_releases,
     model_rollouts,
     schema_version,
+    sessions,
+    users,
 )
 
 
@@ -64,7 +67,15 @@ def _v4_statistics_indexes(conn: Connection) -> None:
             ix.create(conn, checkfirst=True)
 
 
-def _v5_model_registry(conn: Connection) -> None:
+def _v5_accounts_and_undo(conn: Connection) -> None:
+    """People's accounts and sessions; transitions remember what an undoable action changed."""
+    users.create(conn, checkfirst=True)
+    sessions.create(conn, checkfirst=True)
+    if "undo_values" not in {c["name"] for c in inspect(conn).get_columns("case_transitions")}:
+        conn.exec_driver_sql("ALTER TABLE case_transitions ADD COLUMN undo_values JSON")
+
+
+def _v6_model_registry(conn: Connection) -> None:
     """The model registry (hub.releases): releases, assignments, rollouts, their audit, model pushes, frame labels."""
     for table in (model_releases, model_assignments, model_rollouts, model_audit, model_pushes, frame_labels,
                   label_names):
@@ -79,7 +90,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
-    (5, "model registry, rollouts, model pushes and frame labels", _v5_model_registry),
+    (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
+    (6, "model registry, rollouts, model pushes and frame labels", _v6_model_registry),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
