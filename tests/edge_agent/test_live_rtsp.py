@@ -130,7 +130,7 @@ def test_killed_server_costs_at_most_its_outage_plus_3_s(camera: RtspCamera) -> 
         first = next_frame(reader, 20)
         assert first is not None
         back = frames_for(reader, 1.0)
-        assert reader.stats.last_error is None and reader.stats.reconnects == 1
+        assert reader.stats.last_error is None and reader.stats.reconnects >= 1
     gap_s = content_time(first.image) - content_time(last.image)  # type: ignore[operator]
     print(f"kill {KILL_S:.0f} s (server back after {outage_s:.2f} s): {gap_s:.2f} s of video lost")
     assert gap_s <= outage_s + 3.0
