@@ -22,7 +22,22 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hub.api import cases, devices, evidence, health, intake, me, open311, session, stats, stream, tokens, users
+from hub.api import (
+    cases,
+    devices,
+    evidence,
+    health,
+    intake,
+    labels,
+    me,
+    open311,
+    releases,
+    session,
+    stats,
+    stream,
+    tokens,
+    users,
+)
 from hub.api import classes as classes_router
 from hub.api import webhooks as webhooks_router
 from hub.api.deps import deny_by_default
@@ -34,6 +49,7 @@ from hub.cases import overdue, queries
 from hub.cases.lifecycle import TransitionError
 from hub.ingest.config import IngestConfig
 from hub.notify import webhooks
+from hub.releases import judge_loop
 from hub.settings import HubSettings
 from hub.storage.core import StoreError
 from hub.storage.store import Store
@@ -119,6 +135,7 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
                                           backoff_s=settings.webhook_backoff_s,
                                           allow_cidrs=settings.webhook_allow_cidrs))
             workers.append(overdue.start(s, stop, poll_s=settings.overdue_sweep_s))
+            workers.append(judge_loop.start(s, stop, poll_s=settings.rollout_judge_s))
         redact_access_log()  # after the server configured its loggers
         registry = CollectorRegistry()
         registry.register(HubCollector(s, ingest))
@@ -142,7 +159,8 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     )
     for router in (health.router, cases.router, evidence.router, evidence.upload_router, intake.router,
                    devices.router, classes_router.router, stats.router, stream.router, webhooks_router.router,
-                   tokens.router, open311.router, me.router, session.router, users.router):
+                   tokens.router, open311.router, me.router, session.router, users.router, labels.router,
+                   releases.router):
         app.include_router(router)
 
     app.add_middleware(InputGuard)
