@@ -98,7 +98,9 @@ class HubSettings(Strict):
     default_unit: str | None = Field(default=None, description="unit for cases no rule matches")
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)
     stage_hours: dict[str, float] = Field(default_factory=dict, description="review/dispatch/handle/verify/close")
-    camera_offline_after_s: float = Field(default=90.0, gt=0)
+    camera_offline_after_s: float = Field(
+        default=25.0, gt=0, description="a camera whose agent sent no heartbeat for this long shows offline "
+        "(agents send one every 10 s, and at once when a camera stalls or comes back)")
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_backoff_s: float = Field(default=2.0, gt=0)
     webhook_allow_cidrs: list[IPvAnyNetwork] = Field(
@@ -109,6 +111,9 @@ class HubSettings(Strict):
     )
     overdue_sweep_s: float = Field(
         default=30.0, gt=0, description="how often the hub looks for cases past their deadline (case.overdue)"
+    )
+    rollout_judge_s: float = Field(
+        default=300.0, gt=0, description="how often the hub judges a model rollout's canary (promote, roll back, wait)"
     )
     sse_poll_s: float = Field(default=0.5, gt=0)
     accounts: AccountPolicy = Field(default_factory=AccountPolicy, description="people's sign-in: lockout, "

@@ -116,7 +116,7 @@ Predictor = Callable[[Sequence[Path]], Sequence[tuple[np.ndarray, np.ndarray, np
 
 
 def evaluate(images: Sequence[Path], labels_dir: Path, predict: Predictor, labels: Sequence[str],
-             batch: int = 8, on_progress: Callable[[int], None] | None = None) -> EvalReport:
+             batch: int = 8, on_progress: Callable[[int], object] | None = None) -> EvalReport:
     """`predict(paths)` returns per image (xyxy, scores, class_ids, (width, height))."""
     records = [_ClassRecords() for _ in labels]
     for start in range(0, len(images), batch):
