@@ -1,0 +1,136 @@
+"""Reading the plate on a vehicle: localise text lines, read each restricted to plate characters,
+keep only reads that are well-formed Chinese plates.
+
+The text detector's box around a plate is loose (it grows regions so whole characters fit) and a
+plate seen from the side is a parallelogram, not a rectangle; both upset the recogniser. So each
+candidate line is read in a few variants (trimmed top and bottom, sheared upright) from the cheapest
+on, and the well-formed text most variants agree on wins; two sure reads of the same text end it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_agent.plates.colour import pixel_colour, plate_colour
+from edge_agent.plates.ocr import Decoded, PlateOcr, TextBox, ctc_decode, rectify
+from protocol.plates import ALPHABET, SEPARATOR, PlateColour, formatted, is_new_energy, is_valid
+
+# Line variants: (fraction trimmed off top and bottom, horizontal shear per unit height).
+VARIANTS: tuple[tuple[float, float], ...] = (
+    (0.15, 0.0), (0.15, 0.2), (0.15, -0.2), (0.2, 0.0), (0.1, 0.3), (0.1, -0.3), (0.0, 0.0), (0.25, 0.0))
+WIDEN = 0.1  # the detector's box often clips the last character: each side is stretched by this
+MIN_CHAR_SCORE = 0.3  # below this for any character the read is a guess
+CONFIDENT = 0.85  # least character probability of a sure read
+AGREE = 2  # sure reads of one text that end the search over variants
+MIN_LINE_HEIGHT = 8  # pixels; smaller text cannot hold a legible plate
+MIN_ASPECT, MAX_ASPECT = 1.5, 9.0  # single-row plates are about 3.1-4.5 wide for 1 high; loose for tilt
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRead:
+    """One well-formed plate read on one image."""
+
+    text: str  # formatted: 皖A·73C39
+    colour: PlateColour
+    score: float  # mean character probability
+    min_char: float  # the least sure character
+    xyxy: tuple[float, float, float, float]  # pixels of the image read
+    corners: np.ndarray  # (4, 2) the plate quadrilateral, pixels of the image read
+
+
+def _variant(line: np.ndarray, trim: float, shear: float) -> np.ndarray:
+    h, w = line.shape[:2]
+    top = int(h * trim)
+    cut = line[top:h - top] if h - 2 * top >= MIN_LINE_HEIGHT else line
+    if shear == 0.0:
+        return cut
+    ch = cut.shape[0]
+    matrix = np.float32([[1, shear, -shear * ch / 2], [0, 1, 0]])
+    return cv2.warpAffine(cut, matrix, (w, ch), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _plausible(box: TextBox) -> bool:
+    tl, tr, _, bl = box.corners
+    width, height = float(np.linalg.norm(tr - tl)), float(np.linalg.norm(bl - tl))
+    return height >= MIN_LINE_HEIGHT and MIN_ASPECT <= width / max(height, 1e-6) <= MAX_ASPECT
+
+
+class PlateReader:
+    """Reads plates on vehicle crops (or any image showing a vehicle close up)."""
+
+    def __init__(self, ocr: PlateOcr | None = None, *, threads: int | None = None) -> None:
+        self.ocr = ocr or PlateOcr(threads=threads)
+        rec = self.ocr.recogniser
+        self._allowed = rec.columns(ALPHABET + SEPARATOR + ".")
+
+    def read(self, image: np.ndarray) -> list[PlateRead]:
+        """Every well-formed plate on `image` (BGR), best first; [] when none is legible."""
+        if image.ndim != 3 or image.shape[0] < MIN_LINE_HEIGHT or image.shape[1] < MIN_LINE_HEIGHT:
+            return []
+        reads = []
+        for box in self.ocr.detector.detect(image):
+            if _plausible(box):
+                found = self.read_line(image, box)
+                if found is not None:
+                    reads.append(found)
+        return _distinct(sorted(reads, key=lambda r: -r.score))
+
+    def read_line(self, image: np.ndarray, box: TextBox) -> PlateRead | None:
+        """The well-formed text most variants of one line agree on (weighted by score), or None."""
+        corners = _widened(box.corners, WIDEN)
+        line = rectify(image, corners)
+        # A green plate is a new-energy one with 6 characters after the letter: a 5-character read of
+        # it has lost one, so its 6-character reads win whatever their votes.
+        green = pixel_colour(line) == PlateColour.GREEN
+        votes: dict[str, list[Decoded]] = {}
+        for trim, shear in VARIANTS:
+            decoded = self._decode(_variant(line, trim, shear))
+            if not is_valid(decoded.text) or decoded.score < MIN_CHAR_SCORE:
+                continue
+            votes.setdefault(decoded.text, []).append(decoded)
+            sure = [d for d in votes[decoded.text] if d.score >= CONFIDENT]
+            if len(sure) >= AGREE and (not green or is_new_energy(decoded.text)):
+                break
+        if not votes:
+            return None
+        text = max(votes, key=lambda t: (green and is_new_energy(t), sum(_mean(d) for d in votes[t])))
+        best = max(votes[text], key=_mean)
+        return PlateRead(formatted(text), plate_colour(line, text), round(_mean(best), 4), round(best.score, 4),
+                         _xyxy(corners), corners)
+
+    def _decode(self, line: np.ndarray) -> Decoded:
+        rec = self.ocr.recogniser
+        raw = ctc_decode(rec.probabilities(line), rec.characters, self._allowed)
+        keep = [i for i, ch in enumerate(raw.text) if ch not in SEPARATOR + "."]
+        return Decoded("".join(raw.text[i] for i in keep), tuple(raw.char_scores[i] for i in keep))
+
+
+def _widened(corners: np.ndarray, fraction: float) -> np.ndarray:
+    """The quadrilateral stretched along its rows by `fraction` of its width on each side."""
+    tl, tr, br, bl = corners
+    top, bottom = (tr - tl) * fraction, (br - bl) * fraction
+    return np.array([tl - top, tr + top, br + bottom, bl - bottom], np.float32)
+
+
+def _xyxy(corners: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(corners[:, 0].min()), float(corners[:, 1].min()), float(corners[:, 0].max()),
+            float(corners[:, 1].max()))
+
+
+def _mean(decoded: Decoded) -> float:
+    return sum(decoded.char_scores) / len(decoded.char_scores) if decoded.char_scores else 0.0
+
+
+def _distinct(reads: Sequence[PlateRead]) -> list[PlateRead]:
+    """One read per plate: the same text twice (overlapping boxes, two vehicles' crops) counts once."""
+    seen: set[str] = set()
+    out = []
+    for r in reads:
+        if r.text not in seen:
+            seen.add(r.text)
+            out.append(r)
+    return out
