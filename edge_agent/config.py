@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge_agent.motion import MotionConfig
+from edge_agent.plates.watch import PlateConfig
 from edge_agent.rules.config import RuleConfig
 from edge_agent.rules.engine import rule_zone_issues
 from edge_agent.schedule import check_timezone
@@ -130,6 +131,10 @@ class CameraConfig(StrictConfig):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     calibration: CalibrationConfig | None = None
+    place: str | None = Field(
+        None, max_length=64, description="where the camera looks, as people name it (长江路东段): burned into "
+        "the parking stills beside the time and the camera id")
+    plates: PlateConfig = Field(default_factory=PlateConfig)
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
 

@@ -22,7 +22,7 @@ _WHITE_VALUE = 100
 # Hue bands in degrees: yellow and green plates; everything else with chroma is blue (over-exposed
 # blue turns cyan, about 170 degrees; new-energy green is about 150).
 _YELLOW = (20.0, 75.0)
-_GREEN = (75.0, 162.0)
+_GREEN = (75.0, 158.0)
 
 
 def background_bgr(plate: np.ndarray) -> np.ndarray:

@@ -202,7 +202,8 @@ def ctc_decode(probs: np.ndarray, characters: tuple[str, ...], allowed: np.ndarr
 class PlateOcr:
     """Both models, loaded once (about 15 MB)."""
 
-    def __init__(self, folder: Path | None = None, *, threads: int | None = None, det_side: int = 640) -> None:
+    def __init__(self, folder: Path | None = None, *, threads: int | None = None, det_side: int = 736) -> None:
         folder = folder or model_dir()
-        self.detector = TextDetector(folder / DET_MODEL, threads=threads, side=det_side)
+        self.det_path = folder / DET_MODEL
+        self.detector = TextDetector(self.det_path, threads=threads, side=det_side)
         self.recogniser = TextRecogniser(folder / REC_MODEL, threads=threads)
