@@ -30,6 +30,7 @@ AGREE = 2  # sure reads of one text that end the search over variants
 MIN_LINE_HEIGHT = 8  # pixels; smaller text cannot hold a legible plate
 MIN_ASPECT, MAX_ASPECT = 1.5, 9.0  # single-row plates are about 3.1-4.5 wide for 1 high; loose for tilt
 COARSE_ASPECT = (1.2, 9.0)  # a first box may hold only part of the plate
+MIN_PLATE_CHARS = 4  # plate characters a first box must show to be read in earnest
 REFINE_SIDE = 320  # the window around a first box is detected again at this size
 REFINE_MARGIN = 0.6  # of the first box's width and height, each side
 
@@ -78,13 +79,19 @@ class PlateReader:
             return []
         reads = []
         for coarse in self.ocr.detector.detect(image):
-            if not _plausible(coarse, COARSE_ASPECT):
+            if not _plausible(coarse, COARSE_ASPECT) or not self._may_be_plate(image, coarse):
                 continue
             box = self.refine(image, coarse)
             found = self.read_line(image, box) if _plausible(box, (MIN_ASPECT, MAX_ASPECT)) else None
             if found is not None:
                 reads.append(found)
         return _distinct(sorted(reads, key=lambda r: -r.score))
+
+    def _may_be_plate(self, image: np.ndarray, box: TextBox) -> bool:
+        """One cheap read of the first box: a line with fewer than 4 plate characters (a shop sign, a
+        banner, a badge) is not refined and read in every variant."""
+        line = _variant(rectify(image, _widened(box.corners, WIDEN)), *VARIANTS[0])
+        return len(self._decode(line).text) >= MIN_PLATE_CHARS
 
     def refine(self, image: np.ndarray, coarse: TextBox) -> TextBox:
         """The line detected again in a window around `coarse`, at a scale where the plate fills it:
