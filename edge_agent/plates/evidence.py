@@ -19,11 +19,21 @@ import numpy as np
 
 from edge_agent.plates.watch import PlateWatcher, TrackPlates
 from edge_agent.types import Frame, ProblemUpdate
+from protocol.fonts.text import draw_text, label_size_px
 from protocol.messages import MediaKind, PlateInfo
 
 CLOSE_UP_HEIGHT = 480  # pixels: the vehicle close-up is upscaled to at least this
 # Draws a caption line onto a copy of an image (the stills' burned-in time, camera and place).
 Captioner = Callable[[np.ndarray, str], np.ndarray]
+
+
+def burn_in(image: np.ndarray, line: str) -> np.ndarray:
+    """A copy of `image` with `line` stamped across its top on a dark band, as field systems stamp their
+    stills (white on black reads on any scene, day or night)."""
+    out = image.copy()
+    size = label_size_px(out.shape)
+    draw_text(out, line, (0, 0), size, color=(255, 255, 255), background=(0, 0, 0), padding=max(4, size // 4))
+    return out
 
 
 def plate_info(state: TrackPlates | None) -> PlateInfo:
@@ -78,7 +88,7 @@ class ParkingEvidence:
     that read their vehicles, and how the stills are captioned (None: no burned-in line)."""
 
     def __init__(self, classes: frozenset[str], watcher: PlateWatcher | None, *, camera_id: str,
-                 place: str | None, timezone: str, captioner: Captioner | None = None) -> None:
+                 place: str | None, timezone: str, captioner: Captioner | None = burn_in) -> None:
         self.classes = classes
         self.watcher = watcher
         self.camera_id, self.place, self.timezone = camera_id, place, timezone

@@ -61,6 +61,10 @@ def test_parked_car_video_gives_the_plate_the_timed_stills_and_the_crop(tmp_path
     assert plate.shape[0] >= 120 and 2.0 <= plate.shape[1] / plate.shape[0] <= 5.0  # upscaled, plate-shaped
     first, fired = cv2.imread(str(folder / "still_1.jpg")), cv2.imread(str(folder / "still_2.jpg"))
     assert first.shape == fired.shape == (1080, 1920, 3)  # wide views
+    # The burned-in line (time, camera, place): white glyphs on a black band across the top left.
+    band = first[:30, :600].astype(int)
+    original = cv2.imread(str(shared_file(STREET)))[:30, :600].astype(int)
+    assert (band < 40).mean() > 0.6 and (band > 200).mean() > 0.03 and original.mean() > 100
     assert cv2.imread(str(folder / "still_3.jpg")).shape[0] >= 480  # the close-up
     # The other vehicles in the zone (a dark car, a motorcycle) show no legible plate: no guess.
     for other in (e for e in events if e not in read):
