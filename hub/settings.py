@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
@@ -13,8 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
-from hub.lifecycle import StageHours
-from hub.workcal import WorkingCalendar
+from hub.cases.lifecycle import StageHours
+from hub.cases.workcal import WorkingCalendar
+from hub.ingest.config import IngestTuning, tcp_host_port
 
 ENV_PREFIX = "CITYEYE_HUB_"
 
@@ -86,8 +86,10 @@ class HubSettings(Strict):
         default=1, ge=1, le=64,
         description="ZeroMQ ingest worker processes; 1: ingest runs in the API's process. On a node with "
                     "several cores, about one per core spent on ingest; they share the zmq_bind port "
-                    "(tcp://HOST:PORT, Linux SO_REUSEPORT; hub.ingest_processes)",
+                    "(tcp://HOST:PORT, Linux SO_REUSEPORT; hub.ingest.processes)",
     )
+    ingest: IngestTuning = Field(default_factory=IngestTuning, description="ZeroMQ ingest limits, threads and "
+                                 "batching per process (hub.ingest.config.IngestTuning)")
     evidence_fsync: bool = Field(
         default=True, description="fsync each evidence file before the ACK (survives power loss; slower)"
     )
@@ -167,20 +169,6 @@ def _parse_env(raw: str) -> Any:
     if raw[:1] in "[{":
         return json.loads(raw)
     return raw
-
-
-def tcp_host_port(endpoint: str) -> tuple[str, int]:
-    """(host, port) of a `tcp://HOST:PORT` endpoint: "*" is every IPv4 address, a port "*" or 0 any free one.
-    Several ingest processes share one port (hub.ingest_processes), which needs exactly this form."""
-    m = re.fullmatch(r"tcp://(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:/\[\]]+)):(?P<port>\d{1,5}|\*)", endpoint)
-    if m is None:
-        raise ValueError(f"several ingest processes share a TCP port: the endpoint must be tcp://HOST:PORT "
-                         f"(HOST an address, a name or *), got {endpoint!r}")
-    port = 0 if m["port"] == "*" else int(m["port"])
-    if port > 65535:
-        raise ValueError(f"port {port} of {endpoint!r} is out of range")
-    host = m["v6"] or m["host"]
-    return ("0.0.0.0" if host == "*" else host), port
 
 
 __all__ = ["CalendarConfig", "HubSettings", "UnitConfig", "ValidationError"]

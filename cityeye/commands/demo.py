@@ -98,10 +98,10 @@ class Demo:
 
     def prepare(self) -> None:
         """Hub database, an admin token for the demo and the device's enrollment bundle."""
-        from hub.auth import create_token
-        from hub.lifecycle import Role
-        from hub.main import open_store
-        from hub.security import enroll_device
+        from hub.app import open_store
+        from hub.auth.tokens import create_token
+        from hub.cases.lifecycle import Role
+        from hub.devices.enrol import enroll_device
         from hub.settings import HubSettings
 
         hub_dir = self.data / "hub"

@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from delivery_support import free_port, make_event, small_jpeg
 from sqlalchemy import func, select
 
 from cityeye.commands.edge_spool import add_commands
 from edge_agent.deliver import Outbox, OutboxConfig
 from edge_agent.spool import pack_frames, unpack_frames
-from hub import db
-from hub.security import enroll_device
-from hub.store import Store
+from hub.devices.enrol import enroll_device
+from hub.storage import schema
+from hub.storage.store import Store
+from tests.delivery_support import free_port, make_event, small_jpeg
 
 SUPPORT = Path(__file__).resolve().parents[1] / "delivery_support.py"
 REPO = SUPPORT.parents[1]
@@ -89,7 +89,7 @@ class HubProcess:
 
     def counts(self, device_id: str) -> tuple[int, int]:
         """(rows, distinct event ids) stored for the device."""
-        e = db.events
+        e = schema.events
         with self.store.engine.connect() as conn:
             rows = conn.execute(select(func.count()).where(e.c.device_id == device_id)).scalar_one()
             distinct = conn.execute(select(func.count(func.distinct(e.c.event_id)))

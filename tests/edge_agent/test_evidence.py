@@ -10,13 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from edge_fakes import textured_frame
 
 from edge_agent.config import EvidenceConfig
 from edge_agent.evidence import EvidenceBuilder
 from edge_agent.sinks import MemorySink
 from edge_agent.types import Frame, ProblemUpdate, Track, TrackState
 from protocol.messages import MediaKind
+from tests.edge_agent.edge_fakes import textured_frame
 
 W, H = 640, 480
 T0 = 1_780_000_000.0
