@@ -52,7 +52,7 @@ def case_image(case_id: str, store: StoreDep, kind: Literal["snapshot", "annotat
 def evidence_package(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Response:
     try:
         data = build_package(store, case_id, max_bytes=int(settings.evidence_package_max_mb * MB),
-                             exported_by=user.actor)
+                             exported_by=user.actor, role=user.role)
     except UnknownCase as exc:
         raise HTTPException(404, str(exc)) from exc
     except PackageTooLarge as exc:

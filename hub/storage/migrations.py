@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     case,
+    inspect,
     literal,
     select,
     text,
@@ -50,6 +51,16 @@ def _v4_statistics_indexes(conn: Connection) -> None:
             ix.create(conn, checkfirst=True)
 
 
+def _v5_plates(conn: Connection) -> None:
+    """Licence plates on cases (parking evidence): four columns and their index; no-ops when present."""
+    have = {c["name"] for c in inspect(conn).get_columns("cases")}
+    for column in ("plate", "plate_colour", "plate_score", "plate_corrected"):
+        if column not in have:
+            kind = cases.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE cases ADD COLUMN {column} {kind}")
+    next(ix for ix in cases.indexes if ix.name == "ix_cases_plate").create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -58,6 +69,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
+    (5, "licence plates on cases", _v5_plates),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

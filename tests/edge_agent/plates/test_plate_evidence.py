@@ -6,8 +6,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from parked_video import STREET, STREET_PLATE, STREET_ZONE, parked_car_video
-from shared_data import shared_file
 
 from edge_agent.config import parse_camera_config
 from edge_agent.pipeline import replay
@@ -16,6 +14,8 @@ from edge_agent.plates.vote import PlateVote
 from edge_agent.sinks import FolderSink, read_folder_events
 from protocol.messages import MediaKind, PlateInfo
 from protocol.plates import PlateColour
+from tests.edge_agent.plates.parked_video import STREET, STREET_PLATE, STREET_ZONE, parked_car_video
+from tests.shared_data import shared_file
 
 
 def _read(text: str, score: float, colour: PlateColour = PlateColour.BLUE) -> PlateRead:

@@ -11,10 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from shared_data import SHARED_FIXTURES
 
 from edge_agent.plates.colour import pixel_colour, plate_colour
 from protocol.plates import PlateColour
+from tests.shared_data import SHARED_FIXTURES
 
 PLATES = SHARED_FIXTURES / "plates"
 REPO = Path(__file__).resolve().parents[3]
