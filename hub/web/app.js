@@ -703,8 +703,9 @@ function caseMedia(c) {
 function platePanel(c) {
   if (!c.plate) return null;
   const p = c.plate;
-  const crop = latestMedia(c, "plate");
-  const stills = latestStills(c);
+  // A masked plate's close-ups stay hidden: the crop and the vehicle close-up would show it in full.
+  const crop = p.masked ? null : latestMedia(c, "plate");
+  const stills = latestStills(c).filter((m) => !(p.masked && m.name === "still_3.jpg"));
   const text = p.text
     ? h("div", { class: "plate-text", id: "plate-text", dataset: { colour: p.colour || "" } }, p.text)
     : h("div", { class: "plate-text unreadable", id: "plate-text" }, t("plate.unreadable"));

@@ -67,6 +67,12 @@ def test_plate_panel_masked_for_readers_and_unreadable_said_so(page: Page, hub: 
     page.goto(f"{hub.base}/#/case/{read}")
     expect(page.locator("#plate-text")).to_have_text("皖A·7**39")
     expect(page.locator("#plate-input")).to_have_count(0)  # readers cannot correct
+    expect(page.locator("#plate-panel img.plate-crop")).to_have_count(0)  # nor see the plate up close
+    expect(page.locator("#plate-stills figure")).to_have_count(2)  # the wide stills, not the close-up
+    media = {m["name"]: m for e in hub.api("reviewer", "GET", f"/cases/{read}").json()["events"] for m in e["media"]}
+    assert hub.api("reader", "GET", media["plate.jpg"]["url"]).status_code == 403
+    assert hub.api("reviewer", "GET", media["plate.jpg"]["url"]).status_code == 200
+    assert hub.api("reader", "GET", media["still_1.jpg"]["url"]).status_code == 200
     page.goto(f"{hub.base}/#/case/{unreadable}")
     expect(page.locator("#plate-text")).to_have_text("车牌无法识别")
     expect(page.locator("#plate-stills figure")).to_have_count(3)
