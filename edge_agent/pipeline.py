@@ -74,7 +74,7 @@ class CameraRuntime:
     catalog: Catalog
     engine: RuleEngine | None = None  # built on the first frame: zones need the frame size
     plates: PlateWatcher | None = None  # reads the plates of vehicles stopped in parking-rule zones
-    plate_zones: tuple[str, ...] = ()
+    plate_classes: frozenset[str] = frozenset()  # the catalog's classes that read plates
     tracks: list[Track] = field(default_factory=list)
     last_sample_ts: float | None = None
     last_detect_slot: float | None = None
@@ -86,9 +86,11 @@ class CameraRuntime:
         return _period_passed(self.last_sample_ts, ts, self.config.sample_fps())
 
     def observe_plates(self, frame: Frame) -> None:
+        """Plate reads in the zones the camera's parking rules watch now (a managed config may change them)."""
         if self.plates is not None:
             engine = self.engine_for(frame)
-            self.plates.observe(frame, self.tracks, [engine.zones[z] for z in self.plate_zones])
+            zones = [engine.zones[z] for z in plate_zones(self.config, self.plate_classes) if z in engine.zones]
+            self.plates.observe(frame, self.tracks, zones)
 
     def detect_slot(self, ts: float) -> bool:
         """Whether a sampled frame may be detected (detect_fps <= sample_fps)."""
@@ -148,7 +150,8 @@ class Pipeline:
                                        plates=parking)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
-                                                 cam_metrics, self.catalog, plates=watcher, plate_zones=zones)
+                                                 cam_metrics, self.catalog, plates=watcher,
+                                                 plate_classes=plate_classes)
         self.log_startup()
 
     def _plate_watcher(self, cfg: CameraConfig) -> PlateWatcher | None:
