@@ -20,11 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
-from edge_agent.annotate import draw_box, draw_polygon
+from edge_agent.annotate import draw_box, draw_polygon, draw_time
 from edge_agent.config import EvidenceConfig
 from edge_agent.geometry import Box
 from edge_agent.plates.evidence import ParkingEvidence
@@ -198,9 +199,11 @@ class EvidenceBuilder:
     def __init__(self, config: EvidenceConfig, *, camera_id: str, device_id: str, clip_fps: float,
                  sink: EventSink, zones: Sequence[ZoneConfig] = (), model: ModelInfo | None = None,
                  ground: GroundFn | None = None, agent_version: str = __version__,
-                 plates: ParkingEvidence | None = None) -> None:
-        """`plates`: the plate and timed stills of parking classes (None: no plate evidence)."""
+                 timezone: str | None = None, plates: ParkingEvidence | None = None) -> None:
+        """`timezone`: the camera's, for the frame time printed on the annotated still (default UTC).
+        `plates`: the plate and timed stills of parking classes (None: no plate evidence)."""
         self.config = config
+        self.timezone = ZoneInfo(timezone) if timezone else UTC
         self.camera_id = camera_id
         self.device_id = device_id
         self.clip_fps = clip_fps
@@ -302,4 +305,5 @@ class EvidenceBuilder:
                 draw_box(out, t.xyxy, f"{t.label} #{t.track_id}", (255, 200, 0))
         color = (0, 200, 0) if u.state == ProblemState.CLEARED.value else (0, 0, 255)
         draw_box(out, u.xyxy, problem_label(u.class_id, u.state, u.dwell_s), color)
+        draw_time(out, datetime.fromtimestamp(p.frame.ts, self.timezone))
         return out

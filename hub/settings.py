@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
+from hub.auth.config import AccountPolicy
 from hub.cases.lifecycle import StageHours
 from hub.cases.workcal import WorkingCalendar
 from hub.ingest.config import IngestTuning, tcp_host_port
@@ -110,6 +111,10 @@ class HubSettings(Strict):
         default=30.0, gt=0, description="how often the hub looks for cases past their deadline (case.overdue)"
     )
     sse_poll_s: float = Field(default=0.5, gt=0)
+    accounts: AccountPolicy = Field(default_factory=AccountPolicy, description="people's sign-in: lockout, "
+                                    "sessions, rate limit, password cost (hub.auth.config.AccountPolicy)")
+    undo_grace_s: float = Field(default=60.0, ge=0, le=3600,
+                                description="a reviewer may undo their own confirm or void this long after it")
     evidence_package_max_mb: float = Field(
         default=512.0, gt=0, description="largest evidence package (MB) the API and `hub export-evidence` build; "
                                          "a larger case gets 413 / an error naming its size"

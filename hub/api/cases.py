@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from hub.api.deps import READERS, CurrentUser, SettingsDep, StoreDep, require
+from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import CaseDetail, CaseOut, CasePage, PlateIn, TransitionIn
 from hub.auth.tokens import Principal
 from hub.cases import plates, queries, transitions
-from hub.cases.lifecycle import Action, CaseStatus, Role
+from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseStatus, Role
+from hub.cases.routing import route_unit
+from hub.settings import HubSettings
 
 router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(require(*READERS))])
 
@@ -19,6 +21,13 @@ SortKey = Annotated[
     str,
     Query(pattern=r"^-?(" + "|".join(queries.SORTABLE) + ")$", description="column; '-' prefix: descending"),
 ]
+
+
+def _with_routed_unit(case: dict[str, Any], settings: HubSettings) -> dict[str, Any]:
+    """Before dispatch, the unit routing would pick, so the reviewer sees where the case will go."""
+    if case["unit"] is None and CaseStatus(case["status"]) not in TERMINAL_STATUSES:
+        case["routed_unit"] = route_unit(case, settings.units, settings.default_unit)
+    return case
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
@@ -36,6 +45,7 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
 @router.get("", response_model=CasePage, summary="List cases")
 def list_cases(
     store: StoreDep,
+    settings: SettingsDep,
     user: CurrentUser,
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     class_id: str | None = None,
@@ -59,7 +69,9 @@ def list_cases(
     f = queries.CaseFilter(status=status or [], class_id=class_id, camera_id=camera_id, unit=unit, source=source,
                            since=since, until=until, bbox=_bbox(bbox), overdue=overdue, plate=_plate(plate, user))
     with store.engine.connect() as conn:
-        return queries.list_cases(conn, f, sort=sort, offset=offset, limit=limit, role=user.role)
+        page = queries.list_cases(conn, f, sort=sort, offset=offset, limit=limit, role=user.role)
+    page["items"] = [_with_routed_unit(c, settings) for c in page["items"]]
+    return page
 
 
 def _plate(value: str | None, user: Principal) -> plates.PlateQuery | None:
@@ -74,22 +86,30 @@ def _plate(value: str | None, user: Principal) -> plates.PlateQuery | None:
 
 
 @router.get("/{case_id}", response_model=CaseDetail, summary="A case with its evidence and timeline")
-def get_case(case_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def get_case(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> dict[str, Any]:
     with store.engine.connect() as conn:
         detail = queries.case_detail(conn, case_id, user.role)
     if detail is None:
         raise HTTPException(404, f"no case {case_id!r}")
-    return detail
+    return _with_routed_unit(detail, settings)
+
+
+@router.post("/{case_id}/undo", response_model=CaseOut, dependencies=[Depends(require(*STAFF))],
+             summary="Take back your own confirm or void within the grace period (an audited undo)")
+def undo(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> dict[str, Any]:
+    row = transitions.undo(store, case_id, actor=user.actor, grace_s=settings.undo_grace_s)
+    return _with_routed_unit(queries.case_out(row, row["updated_at"], user.role), settings)
 
 
 @router.post("/{case_id}/plate", response_model=CaseOut, summary="Correct a misread licence plate (audited)",
              dependencies=[Depends(require(Role.ADMIN, Role.REVIEWER))])
-def correct_plate(case_id: str, body: PlateIn, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def correct_plate(case_id: str, body: PlateIn, store: StoreDep, settings: SettingsDep,
+                  user: CurrentUser) -> dict[str, Any]:
     try:
         row = plates.correct(store, case_id, body.text, body.note, actor=user.actor)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return queries.case_out(row, row["updated_at"], user.role)
+    return _with_routed_unit(queries.case_out(row, row["updated_at"], user.role), settings)
 
 
 @router.post(
@@ -106,4 +126,4 @@ def transition(
         store, case_id, action, actor=user.actor, role=user.role, note=body.note, unit=body.unit,
         photo_sha256=body.photo_sha256, units=settings.units, default_unit=settings.default_unit,
     )
-    return queries.case_out(row, row["updated_at"], user.role)
+    return _with_routed_unit(queries.case_out(row, row["updated_at"], user.role), settings)

@@ -15,7 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from hub.storage.db import begin_write, is_postgres, utcnow
-from hub.storage.schema import cases, device_keys, devices, events, metadata, schema_version
+from hub.storage.schema import cases, device_keys, devices, events, metadata, schema_version, sessions, users
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -51,7 +51,15 @@ def _v4_statistics_indexes(conn: Connection) -> None:
             ix.create(conn, checkfirst=True)
 
 
-def _v5_plates(conn: Connection) -> None:
+def _v5_accounts_and_undo(conn: Connection) -> None:
+    """People's accounts and sessions; transitions remember what an undoable action changed."""
+    users.create(conn, checkfirst=True)
+    sessions.create(conn, checkfirst=True)
+    if "undo_values" not in {c["name"] for c in inspect(conn).get_columns("case_transitions")}:
+        conn.exec_driver_sql("ALTER TABLE case_transitions ADD COLUMN undo_values JSON")
+
+
+def _v6_plates(conn: Connection) -> None:
     """Licence plates on cases (parking evidence): four columns and their index; no-ops when present."""
     have = {c["name"] for c in inspect(conn).get_columns("cases")}
     for column in ("plate", "plate_colour", "plate_score", "plate_corrected"):
@@ -69,7 +77,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
-    (5, "licence plates on cases", _v5_plates),
+    (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
+    (6, "licence plates on cases", _v6_plates),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

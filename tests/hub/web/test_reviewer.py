@@ -12,9 +12,6 @@ import hashlib
 import os
 import secrets
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +22,6 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from edge_agent.annotate import draw_box
 from edge_agent.evidence import encode_clip, problem_label
@@ -35,6 +31,7 @@ from hub.cases.lifecycle import Role
 from hub.settings import HubSettings, UnitConfig
 from hub.storage.store import Store
 from protocol.messages import CameraHealth, Heartbeat, MediaKind, MediaRef, NormBox, ProblemEvent, ProblemState
+from tests.hub.served import serve_app
 
 CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).is_file():
@@ -124,11 +121,6 @@ class Hub:
                              timeout=10, **kw)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
@@ -142,22 +134,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     store.record_heartbeat(Heartbeat(device_id="box-1", sent_at=datetime.now(UTC), agent_version="0.1.0", cameras=[
         CameraHealth(camera_id="cam-east", online=True, detect_fps=2.0),
         CameraHealth(camera_id="cam-west", online=False, last_error="rtsp: connection refused"),
+        CameraHealth(camera_id="cam-north", online=False, stalled=True, frame_age_s=7.2,
+                     last_error="stalled: no frame for 5.0 s"),
     ]))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, store=store, background=False), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    h = Hub(base=f"http://127.0.0.1:{port}", store=store, data=data)
-    for role in (Role.REVIEWER, Role.READER, Role.ADMIN, Role.SENSOR):
-        h.tokens[role.value] = create_token(store, f"{role.value}-web", role)[1]
-    yield h
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(create_app(settings, store=store, background=False)) as base:
+        h = Hub(base=base, store=store, data=data)
+        for role in (Role.REVIEWER, Role.READER, Role.ADMIN, Role.SENSOR):
+            h.tokens[role.value] = create_token(store, f"{role.value}-web", role)[1]
+        yield h
     store.close()
 
 
@@ -370,6 +354,9 @@ def test_stats_show_precision_and_camera_state(page: Page, hub: Hub) -> None:
     expect(page.locator("#cameras")).to_contain_text("cam-east")
     expect(page.locator("#cameras tr", has_text="cam-east")).to_contain_text("在线")
     expect(page.locator("#cameras tr", has_text="cam-west")).to_contain_text("离线")
+    north = page.locator("#cameras tr", has_text="cam-north")
+    expect(north).to_contain_text("画面停滞")
+    expect(north).to_contain_text("画面延迟 7.2 秒")
     expect(page.locator("#devices")).to_contain_text("box-1")
     shot(page, "stats")
 
