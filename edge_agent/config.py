@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from edge_agent.change.params import ChangeConfig
 from edge_agent.motion import MotionConfig
 from edge_agent.plates.watch import PlateConfig
 from edge_agent.rules.config import RuleConfig
@@ -144,6 +145,8 @@ class CameraConfig(StrictConfig):
         None, max_length=64, description="where the camera looks, as people name it (长江路东段): burned into "
         "the parking stills beside the time and the camera id")
     plates: PlateConfig = Field(default_factory=PlateConfig)
+    change: ChangeConfig = Field(default_factory=ChangeConfig,
+                                 description="change detection, for rules with `source: change`")
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
 

@@ -98,7 +98,9 @@ class HubSettings(Strict):
     default_unit: str | None = Field(default=None, description="unit for cases no rule matches")
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)
     stage_hours: dict[str, float] = Field(default_factory=dict, description="review/dispatch/handle/verify/close")
-    camera_offline_after_s: float = Field(default=90.0, gt=0)
+    camera_offline_after_s: float = Field(
+        default=25.0, gt=0, description="a camera whose agent sent no heartbeat for this long shows offline "
+        "(agents send one every 10 s, and at once when a camera stalls or comes back)")
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_backoff_s: float = Field(default=2.0, gt=0)
     webhook_allow_cidrs: list[IPvAnyNetwork] = Field(

@@ -53,7 +53,7 @@ DEMO_CAMERA: dict[str, Any] = {
 # Responsible units the demo's cases can be dispatched to (district squad for the camera, a fallback).
 DEMO_HUB_SETTINGS: dict[str, Any] = {
     "units": [
-        {"id": "east-squad", "name": "东区城管中队 East district squad", "cameras": [CAMERA_ID]},
+        {"id": "east-squad", "name": "东区城管中队", "cameras": [CAMERA_ID]},
         {"id": "sanitation", "name": "环卫所 Sanitation station"},
     ],
     "default_unit": "east-squad",

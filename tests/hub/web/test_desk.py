@@ -228,7 +228,10 @@ def test_the_reviewers_desk(desk: Desk, tmp_path: Path) -> None:
         last = undone["timeline"][-1]
         assert (last["action"], last["from_status"], last["to_status"]) == ("undo", "void", "pending_review")
         assert last["actor"] == "reviewer:li.wei"
-        expect(page.locator('#timeline li[data-action="undo"]')).to_contain_text("撤销")
+        expect(page.locator('#timeline li[data-action="undo"]')).to_contain_text("撤销了作废")
+        ids |= {x["actor"] for x in undone["timeline"]} | {e["event_id"] for e in undone["events"]}
+        ids |= {m["sha256"] for e in undone["events"] for m in e["media"]}
+        assert not (leak := visible_latin_words(page, ids)), f"English on the case after undo: {leak}"
 
         # -- batch: the obvious duplicate voided in one go -----------------------------------------------
         page.goto(f"{desk.base}/#/queue")
