@@ -15,7 +15,23 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from hub.storage.db import begin_write, is_postgres, utcnow
-from hub.storage.schema import cases, device_keys, devices, events, metadata, schema_version, sessions, users
+from hub.storage.schema import (
+    cases,
+    device_keys,
+    devices,
+    events,
+    frame_labels,
+    label_names,
+    metadata,
+    model_assignments,
+    model_audit,
+    model_pushes,
+    model_releases,
+    model_rollouts,
+    schema_version,
+    sessions,
+    users,
+)
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -59,7 +75,14 @@ def _v5_accounts_and_undo(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE case_transitions ADD COLUMN undo_values JSON")
 
 
-def _v6_plates(conn: Connection) -> None:
+def _v6_model_registry(conn: Connection) -> None:
+    """The model registry (hub.releases): releases, assignments, rollouts, their audit, model pushes, frame labels."""
+    for table in (model_releases, model_assignments, model_rollouts, model_audit, model_pushes, frame_labels,
+                  label_names):
+        table.create(conn, checkfirst=True)
+
+
+def _v7_plates(conn: Connection) -> None:
     """Licence plates on cases (parking evidence): four columns and their index; no-ops when present."""
     have = {c["name"] for c in inspect(conn).get_columns("cases")}
     for column in ("plate", "plate_colour", "plate_score", "plate_corrected"):
@@ -78,7 +101,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
     (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
-    (6, "licence plates on cases", _v6_plates),
+    (6, "model registry, rollouts, model pushes and frame labels", _v6_model_registry),
+    (7, "licence plates on cases", _v7_plates),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
