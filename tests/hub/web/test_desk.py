@@ -150,6 +150,7 @@ def test_the_reviewers_desk(desk: Desk, tmp_path: Path) -> None:
         expect(page.locator("#login")).to_be_visible()
         assert page.evaluate("document.documentElement.lang") == "zh-CN"
         expect(page.locator("#password-form button[type=submit]")).to_have_text("登录")
+        assert not (leak := visible_latin_words(page, ids)), f"English on the sign-in page: {leak}"
         shot(page, "desk-login")
         tofu = page.evaluate(GLYPHS_JS, ['"NoSuchFamily"', "审", "核"])
         assert tofu["same"], "this browser has a CJK system font; the test needs one without"
