@@ -82,6 +82,16 @@ def _v6_model_registry(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v7_plates(conn: Connection) -> None:
+    """Licence plates on cases (parking evidence): four columns and their index; no-ops when present."""
+    have = {c["name"] for c in inspect(conn).get_columns("cases")}
+    for column in ("plate", "plate_colour", "plate_score", "plate_corrected"):
+        if column not in have:
+            kind = cases.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE cases ADD COLUMN {column} {kind}")
+    next(ix for ix in cases.indexes if ix.name == "ix_cases_plate").create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -92,6 +102,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "statistics indexes", _v4_statistics_indexes),
     (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
     (6, "model registry, rollouts, model pushes and frame labels", _v6_model_registry),
+    (7, "licence plates on cases", _v7_plates),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
