@@ -316,14 +316,14 @@ function showWhoami() {
   $("#whoami").textContent = t("top.whoami", { name: S.me.name, role: roleText(S.me.role), timezone: S.me.timezone });
 }
 
-async function signOut(message) {
-  const wasSession = S.me && !S.token;
-  if (wasSession && message === t("login.signed_out")) {
-    await api("/session", { method: "DELETE" }).catch(() => null);
-  }
+/** Back to the sign-in form; `endSession`: the user signed out, so the hub ends the session too. */
+async function signOut(message, endSession = false) {
+  if (endSession && S.me && !S.token) await api("/session", { method: "DELETE" }).catch(() => null);
   S.token = null;
   S.me = null;
   S.csrf = null;
+  S.undo = null; // nothing of this user's to take back after someone else signs in
+  $("#toasts").replaceChildren();
   sessionStorage.removeItem(TOKEN_KEY);
   S.live.ctrl?.abort();
   for (const p of blobCache.values()) p.then((u) => u && URL.revokeObjectURL(u));
@@ -1612,7 +1612,7 @@ function init() {
       btn.disabled = false;
     }
   });
-  $("#logout").addEventListener("click", () => signOut(t("login.signed_out")));
+  $("#logout").addEventListener("click", () => signOut(t("login.signed_out"), true));
   $("#lang").addEventListener("click", switchLang);
   $("#login-lang").addEventListener("click", switchLang);
   $("#help-btn").addEventListener("click", () => $("#help").showModal());
