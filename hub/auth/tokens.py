@@ -4,8 +4,10 @@ and the time it was last used (kept to the minute, so a busy token does not writ
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,6 +17,7 @@ from hub.cases.lifecycle import Role
 from hub.storage import db, schema
 from hub.storage.store import Store
 
+log = logging.getLogger(__name__)
 TOKEN_PREFIX = "cey_"
 LAST_USED_EVERY = timedelta(minutes=1)
 
@@ -88,8 +91,33 @@ def resolve_token(store: Store, token: str) -> Principal | None:
     if row.expires_at is not None and row.expires_at <= now:
         raise TokenExpired(row.expires_at)
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
-        store.write(lambda conn: conn.execute(update(t).where(t.c.id == row.id).values(last_used_at=now)))
+        _note_use(store, row.id, now)
     return Principal(row.id, row.name, Role(row.role))
+
+
+_noting: set[int] = set()  # token ids whose last use is being written
+_noting_lock = threading.Lock()
+
+
+def _note_use(store: Store, token_id: int, now: datetime) -> None:
+    """Record the token's use in the background: a request never waits for the write lock (an ingest
+    burst may hold it), and the last-used time is advice for the administrator, not a control."""
+    with _noting_lock:
+        if token_id in _noting:
+            return
+        _noting.add(token_id)
+    t = schema.api_tokens
+
+    def write() -> None:
+        try:
+            store.write(lambda conn: conn.execute(update(t).where(t.c.id == token_id).values(last_used_at=now)))
+        except Exception:  # the store closed meanwhile: the next use records it
+            log.debug("last use of token %s not recorded", token_id, exc_info=True)
+        finally:
+            with _noting_lock:
+                _noting.discard(token_id)
+
+    threading.Thread(target=write, name="token-last-used", daemon=True).start()
 
 
 def list_tokens(store: Store, token_id: int | None = None) -> list[dict[str, object]]:
