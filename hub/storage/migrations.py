@@ -14,7 +14,18 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from hub.storage.db import begin_write, is_postgres, utcnow
-from hub.storage.schema import cases, device_keys, devices, events, metadata, schema_version
+from hub.storage.schema import (
+    calendar_days,
+    camera_config_state,
+    camera_configs,
+    cases,
+    config_audit,
+    device_keys,
+    devices,
+    events,
+    metadata,
+    schema_version,
+)
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -50,6 +61,12 @@ def _v4_statistics_indexes(conn: Connection) -> None:
             ix.create(conn, checkfirst=True)
 
 
+def _v5_camera_configs(conn: Connection) -> None:
+    """Camera configs run from the hub (versions, agent state, audit) and the bureau's calendar days."""
+    for table in (camera_configs, camera_config_state, config_audit, calendar_days):
+        table.create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -58,6 +75,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
+    (5, "camera configs from the hub, bureau calendar days", _v5_camera_configs),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
