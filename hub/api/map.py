@@ -4,8 +4,9 @@ calibration fit for the page's calibration editor (the `calibrate homography` lo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import cv2
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,9 +36,10 @@ def map_info(store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
 
 
 class CalibrationPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    image: tuple[float, float] = Field(description="[x, y] in 0-1 of the frame")
+    image: tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]] = Field(
+        description="[x, y] in 0-1 of the frame")
     world: tuple[float, float] = Field(description="[x, y] metres, or [lon, lat] for wgs84")
 
 
@@ -57,9 +59,12 @@ def calibration_fit(req: FitRequest) -> dict[str, Any]:
     world = np.array([p.world for p in req.points], dtype=np.float64)
     try:
         fit = fit_homography(image, world, req.crs, ransac_px=req.ransac_px)
-    except ValueError as exc:
-        raise HTTPException(422, f"calibration.points: {exc}") from None
-    off = np.linalg.norm(fit.world_to_image(world) - image, axis=1)
+        off = np.linalg.norm(fit.world_to_image(world) - image, axis=1)
+    except (ValueError, np.linalg.LinAlgError, cv2.error) as exc:
+        raise HTTPException(422, f"calibration.points: no fit: {exc}") from None
+    if not (np.all(np.isfinite(off)) and np.isfinite(fit.error_m) and np.isfinite(fit.error_px)):
+        raise HTTPException(422, "calibration.points: the fit is degenerate (points at infinity); spread them "
+                            "over the ground")
     outliers = [i for i in range(len(req.points)) if not fit.inliers[i]]
     message = ""
     if outliers:
