@@ -172,6 +172,14 @@ def _on_report(conn: Connection, result: PushResult) -> None:
         _audit(conn, actor=actor, device_id=result.device_id, camera_id=result.target, version=result.version,
                action=IMPORTED, detail=f"the config the box runs ({result.managed_by.value})")
         return
+    if (latest.origin == "device" and latest.version == result.version and result.current is not None
+            and latest.body != result.current):  # the box's own YAML changed (it runs no hub version yet)
+        conn.execute(update(c).where(c.c.camera_id == result.target, c.c.version == latest.version)
+                     .values(body=result.current, created_at=db.utcnow()))
+        _audit(conn, actor=actor, device_id=result.device_id, camera_id=result.target, version=result.version,
+               action=IMPORTED, detail="the box's own config changed",
+               changes=config_changes(latest.body, result.current))
+        return
     running = conn.execute(select(c).where(c.c.camera_id == result.target, c.c.version == result.version)).first()
     if running is not None and running.status in (PENDING, SENT):  # applied while its answer was lost
         _mark(conn, result, ACCEPTED)
