@@ -1,8 +1,53 @@
-"""What the district page tests share: signing in with a token, and the catalogue check."""
+"""What the district page tests share: the hub served in a thread, a browser session, signing in with
+a token, and the check that every string came from the catalogue."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.delivery_support import free_port
+
+CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+
+def serve(app: Any) -> tuple[str, Callable[[], None]]:
+    """Run `app` under uvicorn on a free port in a daemon thread: (base URL, stop)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    runner = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    runner.start()
+    give_up = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < give_up, "uvicorn did not start within 30 s"
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        runner.join(10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium through Playwright (never `playwright install`), closed afterwards."""
+    pw = sync_playwright().start()
+    try:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        pw.stop()
 
 
 def sign_in(page: Page, token: str) -> None:

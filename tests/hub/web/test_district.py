@@ -22,10 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import httpx
 import pytest
-import uvicorn
 import yaml
 
 from edge_agent.managed_config import check_for_hub
@@ -38,19 +36,18 @@ from hub.ingest.config import IngestConfig
 from hub.ingest.loop import IngestLoop, start_in_thread
 from hub.settings import HubSettings
 from tests.delivery_support import free_port
-from tests.shared_data import shared_file
+from tests.shared_data import vtest_clip
 
 CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).is_file():
     pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
                 allow_module_level=True)
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
-from tests.hub.web.district_pages import no_missing_messages, sign_in  # noqa: E402
+from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 CAMERA = "plaza-cam"
 CLIP_S = 12.0
 # vtest.avi: a white van and a car stand at the top right for the whole clip; nothing parks bottom left.
@@ -62,20 +59,8 @@ expect.set_options(timeout=15_000)
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cap = cv2.VideoCapture(str(shared_file("video/vtest.avi")))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    path = tmp_path_factory.mktemp("video") / "vtest-short.avi"
-    writer = None
-    for _ in range(int(CLIP_S * fps)):
-        ok, image = cap.read()
-        assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, image.shape[1::-1])
-        writer.write(image)
-    assert writer is not None
-    writer.release()
-    cap.release()
-    return path
+    """vtest.avi's first seconds, looped by the agent."""
+    return vtest_clip(tmp_path_factory.mktemp("video"), CLIP_S)
 
 
 class Hub:
@@ -89,16 +74,7 @@ class Hub:
                           self.stop)
         errors = start_in_thread(loop, "ingest")
         assert not errors and loop.ready.is_set()
-        port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(self.settings, store=self.store, background=False),
-                                                    host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.server.started
-        self.base = f"http://127.0.0.1:{port}"
+        self.base, self._stop_api = serve(create_app(self.settings, store=self.store, background=False))
         self.token = create_token(self.store, "chief", Role.ADMIN)[1]
 
     def api(self, path: str) -> Any:
@@ -107,8 +83,7 @@ class Hub:
         return r.json()
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self._stop_api()
         self.stop.set()
         self.store.close()
 
@@ -195,8 +170,7 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
     wait_for(lambda: httpx.get(f"{hub.base}/cameras/{CAMERA}/config",
                                headers={"Authorization": f"Bearer {hub.token}"}).status_code == 200,
              60, "the agent's report of its config", agent)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1100}).new_page()
         page.goto(hub.base + "/")
         sign_in(page, hub.token)
@@ -271,4 +245,3 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         page.goto(f"{hub.base}/#/cameras")
         expect(page.locator("tr[data-camera='plaza-cam'] td[data-field='online']")).to_have_class("ok")
         no_missing_messages(page)
-        browser.close()

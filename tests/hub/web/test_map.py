@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +17,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-import uvicorn
 
 from calibration.homography import fit_homography
 from cityeye.commands.demo import CAMERA_ID, DEMO_CAMERA
@@ -38,11 +36,10 @@ if not Path(CHROMIUM).is_file():
     pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
                 allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
-from tests.hub.web.district_pages import no_missing_messages, sign_in  # noqa: E402
+from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 pytestmark = pytest.mark.timeout(120)
 expect.set_options(timeout=15_000)
 
@@ -116,26 +113,16 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Hu
                                             current=config_body(demo)))
     for i, (east, north) in enumerate(CASE_PLACES):
         add_case(store, i, east, north)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, store=store, background=False), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", create_token(store, "chief", Role.ADMIN)[1], settings, store
-    server.should_exit = True
-    thread.join(10)
+    base, stop = serve(create_app(settings, store=store, background=False))
+    yield base, create_token(store, "chief", Role.ADMIN)[1], settings, store
+    stop()
     store.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def open_page(browser: Browser, base: str, token: str, hash_: str) -> Page:
