@@ -20,11 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
-from edge_agent.annotate import draw_box, draw_polygon
+from edge_agent.annotate import draw_box, draw_polygon, draw_time
 from edge_agent.config import EvidenceConfig
 from edge_agent.geometry import Box
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
@@ -196,8 +197,11 @@ class EvidenceBuilder:
 
     def __init__(self, config: EvidenceConfig, *, camera_id: str, device_id: str, clip_fps: float,
                  sink: EventSink, zones: Sequence[ZoneConfig] = (), model: ModelInfo | None = None,
-                 ground: GroundFn | None = None, agent_version: str = __version__) -> None:
+                 ground: GroundFn | None = None, agent_version: str = __version__,
+                 timezone: str | None = None) -> None:
+        """`timezone`: the camera's, for the frame time printed on the annotated still (default UTC)."""
         self.config = config
+        self.timezone = ZoneInfo(timezone) if timezone else UTC
         self.camera_id = camera_id
         self.device_id = device_id
         self.clip_fps = clip_fps
@@ -292,4 +296,5 @@ class EvidenceBuilder:
                 draw_box(out, t.xyxy, f"{t.label} #{t.track_id}", (255, 200, 0))
         color = (0, 200, 0) if u.state == ProblemState.CLEARED.value else (0, 0, 255)
         draw_box(out, u.xyxy, problem_label(u.class_id, u.state, u.dwell_s), color)
+        draw_time(out, datetime.fromtimestamp(p.frame.ts, self.timezone))
         return out

@@ -125,7 +125,8 @@ class Pipeline:
             cam_metrics = self.metrics.camera(cfg.id)
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
-                                       zones=cfg.zones, model=model, ground=ground(cfg) if ground else None)
+                                       zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
+                                       timezone=cfg.timezone)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog)
@@ -246,9 +247,7 @@ class Pipeline:
 
     def run_live(self, stop: threading.Event, *, poll_s: float = 0.01) -> None:
         """Read every camera on its own thread until `stop` is set (or every file source ends)."""
-        readers = {cid: LiveReader(cid, rt.config.source, start_time=rt.config.start_epoch(),
-                                   loop_file=rt.config.loop)
-                   for cid, rt in self.cameras.items()}
+        readers = {cid: reader_for(rt.config) for cid, rt in self.cameras.items()}
         for cid, reader in readers.items():
             self.cameras[cid].metrics.ingest = reader.stats
             reader.start()
@@ -294,6 +293,12 @@ class Pipeline:
                 else:
                     heads[frame.camera_id] = nxt
         self.flush()
+
+
+def reader_for(cfg: CameraConfig) -> LiveReader:
+    """The threaded reader of one camera, with its live-source knobs."""
+    return LiveReader(cfg.id, cfg.source, start_time=cfg.start_epoch(), loop_file=cfg.loop, stall_s=cfg.stall_s,
+                      max_frame_age_s=cfg.max_frame_age_s, rtsp_transport=cfg.rtsp_transport)
 
 
 def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]) -> str:

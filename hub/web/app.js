@@ -1088,7 +1088,8 @@ async function renderStats(view) {
   const camTable = h("table", { class: "grid", id: "cameras" },
     th(["stats.camera", "stats.device", "stats.state", "stats.last_heartbeat", "stats.health"], 99),
     h("tbody", {}, cameras.length ? cameras.map((c) => h("tr", {}, h("td", {}, c.camera_id), h("td", {}, c.device_id),
-      h("td", {}, onlineBadge(c.online)), h("td", { class: "mono" }, fmtTime(c.last_seen)),
+      h("td", {}, c.health && c.health.stalled ? stalledBadge() : onlineBadge(c.online)),
+      h("td", { class: "mono" }, fmtTime(c.last_seen)),
       h("td", { class: "muted" }, healthText(c.health)))) :
       h("tr", {}, h("td", { colspan: 5, class: "empty" }, t("stats.no_camera")))));
   const devTable = h("table", { class: "grid", id: "devices" },
@@ -1138,9 +1139,14 @@ function precisionBar(x) {
 function onlineBadge(online) {
   return h("span", { class: `badge ${online ? "online" : "offline"}` }, t(online ? "stats.online" : "stats.offline"));
 }
+/** Connected but no frame for the camera's stall_s: the agent is reconnecting. */
+function stalledBadge() {
+  return h("span", { class: "badge offline", title: t("stats.stalled_hint") }, t("stats.stalled"));
+}
 function healthText(health) {
   if (!health) return t("misc.dash");
   const bits = [];
+  if (typeof health.frame_age_s === "number") bits.push(t("stats.health.frame_age", { n: health.frame_age_s.toFixed(1) }));
   if (health.detect_fps) bits.push(t("stats.health.fps", { n: health.detect_fps }));
   if (health.inference_ms) bits.push(t("stats.health.inference", { n: health.inference_ms.toFixed(0) }));
   if (health.reconnects) bits.push(t("stats.health.reconnects", { n: health.reconnects }));

@@ -39,7 +39,7 @@
           h("td", {}, d.device_id),
           h("td", {}, c ? h("a", { href: `#/camera/${encodeURIComponent(c.camera_id)}` }, c.camera_id) : "—"),
           h("td", { class: (c ? c.online : d.online) ? "ok" : "bad", dataset: { field: "online" } },
-            (c ? c.online : d.online) ? tr("online") : tr("offline")),
+            ch.stalled ? tr("stalled") : (c ? c.online : d.online) ? tr("online") : tr("offline")),
           h("td", { dataset: { field: "last_frame" } }, ch.last_frame_at ? ago(ch.last_frame_at) : "—"),
           h("td", { dataset: { field: "detect_fps" } }, num(ch.detect_fps, 2)),
           h("td", { dataset: { field: "dropped" } }, ch.dropped_frames ?? "—"),

@@ -305,7 +305,10 @@ const MESSAGES = {
     "stats.no_data": "该时段内没有数据。",
     "stats.online": "● 在线",
     "stats.offline": "● 离线",
+    "stats.stalled": "● 画面停滞",
+    "stats.stalled_hint": "已连接但没有画面：设备正在重连",
     "stats.revoked": "已吊销",
+    "stats.health.frame_age": "画面延迟 {n} 秒",
     "stats.health.fps": "检测 {n} 帧/秒",
     "stats.health.inference": "推理 {n} 毫秒",
     "stats.health.reconnects": "重连 {n} 次",
@@ -456,6 +459,7 @@ const MESSAGES = {
     "district.no_position": "无位置",
     "district.st_saved": "已保存",
     "district.n_points": "{n} 个点",
+    "district.stalled": "画面停滞",
   },
 
   en: {
@@ -755,7 +759,10 @@ const MESSAGES = {
     "stats.no_data": "No data in this range.",
     "stats.online": "● online",
     "stats.offline": "● offline",
+    "stats.stalled": "● stalled",
+    "stats.stalled_hint": "Connected, but no video: the device is reconnecting",
     "stats.revoked": "revoked",
+    "stats.health.frame_age": "frame age {n} s",
     "stats.health.fps": "detect {n} fps",
     "stats.health.inference": "inference {n} ms",
     "stats.health.reconnects": "{n} reconnects",
@@ -906,6 +913,7 @@ const MESSAGES = {
     "district.no_position": "no position",
     "district.st_saved": "saved",
     "district.n_points": "{n} points",
+    "district.stalled": "stalled",
   },
 };
 

@@ -4,6 +4,7 @@ latency under a slow consumer, and deterministic file replay (also of a damaged 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,17 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.ingest import FileReplay, LiveReader, SourceKind, backoff_delay, source_kind
+from edge_agent.ingest import (
+    FileReplay,
+    LiveReader,
+    ReconnectPolicy,
+    SourceKind,
+    SourceState,
+    shown_source,
+    source_kind,
+    tcp_answer,
+)
+from tests.rtsp_support import wait_for
 
 SERVER = Path(__file__).with_name("mjpeg_server.py")
 
@@ -56,15 +67,6 @@ def camera() -> Iterator[Camera]:
     cam.kill()
 
 
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def frames_from(reader: LiveReader, n: int, timeout: float = 10.0) -> list:
     out = []
     deadline = time.monotonic() + timeout
@@ -82,36 +84,73 @@ def test_source_kinds() -> None:
     assert source_kind("/data/clip.mp4") == SourceKind.FILE
 
 
-def test_backoff_doubles_and_caps_at_a_minute() -> None:
-    delays = [backoff_delay(a, 0.5, 60.0, jitter=0.0) for a in range(1, 12)]
-    assert delays[:4] == [0.5, 1.0, 2.0, 4.0]
-    assert max(delays) == 60.0 and delays[-1] == 60.0
-    assert all(54.0 <= backoff_delay(20, 0.5, 60.0) <= 66.0 for _ in range(50))
+def test_reconnect_first_retry_is_immediate_then_short_jittered_backoff() -> None:
+    policy = ReconnectPolicy(initial_s=0.25, max_s=1.0, unreachable_max_s=15.0, jitter=0.0)
+    assert [policy.delay(a) for a in range(1, 7)] == [0.0, 0.25, 0.5, 1.0, 1.0, 1.0]
+    assert policy.delay(20, host_answers=False) == 15.0  # nothing answers: no need to knock every second
+    jittered = {ReconnectPolicy().delay(10) for _ in range(50)}
+    assert len(jittered) > 40 and all(0.8 <= d <= 1.2 for d in jittered)  # cameras do not retry in lockstep
+
+
+def test_credentials_are_masked_in_shown_sources() -> None:
+    assert shown_source("rtsp://admin:p@ss:w0rd@10.0.0.5:554/Streaming/101") == "rtsp://***@10.0.0.5:554/Streaming/101"
+    assert shown_source("http://cam/snap.cgi?user=admin&pwd=s3cret&ch=1") == "http://cam/snap.cgi?user=admin&pwd=***&ch=1"
+    assert shown_source("rtsp://cam/live?token=abc") == "rtsp://cam/live?token=***"
+    assert shown_source("/data/clip.mp4") == "/data/clip.mp4" and shown_source(0) == "0"
+
+
+def test_tcp_answer_tells_refused_from_listening(camera: Camera) -> None:
+    assert tcp_answer(camera.url) == "listening"
+    assert tcp_answer(f"rtsp://127.0.0.1:{free_port()}/x") == "refused"
+    assert tcp_answer("/data/clip.mp4") is None
 
 
 def test_dead_stream_is_reopened_and_reader_keeps_running(camera: Camera) -> None:
-    reader = LiveReader("cam1", camera.url, backoff_initial_s=0.2, backoff_max_s=1.0, open_timeout_s=2.0)
+    reader = LiveReader("cam1", camera.url, open_timeout_s=2.0)
     with reader:
         before = frames_from(reader, 5)
         assert len(before) == 5 and before[0].image.shape == (120, 160, 3)
+        assert reader.stats.last_error is None and reader.stats.state == SourceState.ONLINE
         camera.kill()
         assert wait_for(lambda: not reader.stats.online, 10), "the reader never noticed the dead source"
         time.sleep(1.5)  # a few failed reconnects against nobody
         assert reader.stats.open_failures >= 1
+        assert reader.stats.last_error is not None and "connection refused" in reader.stats.last_error
+        restarted = time.monotonic()
         camera.start()
         assert wait_for(lambda: reader.stats.reconnects >= 1, 15), "never reconnected"
         after = frames_from(reader, 5)
+        assert time.monotonic() - restarted < 4.0, "a refusing host is retried at least every second"
         assert len(after) == 5
         assert after[0].index > before[-1].index and after[0].ts > before[-1].ts
-        assert reader._thread.is_alive()
+        assert reader.stats.last_error is None, "the error of the outage outlived it"
+        assert reader.stats.online and reader._thread.is_alive()
     assert not reader._thread.is_alive()
+
+
+def test_stalled_mjpeg_camera_goes_offline_within_6_s_and_comes_back(camera: Camera) -> None:
+    assert camera.proc is not None
+    with LiveReader("cam5", camera.url, stall_s=3.0) as reader:
+        assert frames_from(reader, 3)
+        camera.proc.send_signal(signal.SIGSTOP)  # TCP stays open, nothing comes
+        stopped = time.monotonic()
+        try:
+            assert wait_for(lambda: reader.stats.state == SourceState.STALLED, 8)
+            assert time.monotonic() - stopped < 6.0 and not reader.stats.online
+            assert reader.stats.last_error is not None and reader.stats.last_error.startswith("stalled")
+        finally:
+            camera.proc.send_signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        assert frames_from(reader, 3)
+        assert time.monotonic() - resumed < 6.0
+        assert reader.stats.online and reader.stats.last_error is None and reader.stats.stalls == 1
 
 
 def test_garbled_frames_are_skipped_without_reconnecting() -> None:
     cam = Camera(free_port(), corrupt_every=4)
     cam.start()
     try:
-        with LiveReader("cam2", cam.url, backoff_initial_s=0.2) as reader:
+        with LiveReader("cam2", cam.url) as reader:
             got = frames_from(reader, 25)
             assert len(got) == 25
             assert reader.stats.bad_reads >= 3

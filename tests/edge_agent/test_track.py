@@ -147,3 +147,16 @@ def test_time_must_not_go_backwards() -> None:
     tr.update(dets(), 5.0)
     with pytest.raises(ValueError, match="backwards"):
         tr.update(dets(), 4.0)
+
+
+def test_a_gap_longer_than_the_grace_ends_tracks_even_if_the_object_is_still_there() -> None:
+    """One frame after a 30 s pause of the agent: the same box must not be re-acquired with 30 s of dwell."""
+    tr = ByteTracker(TrackerConfig(lost_grace_s=10.0))
+    before = run(tr, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5])[0]
+    assert before.stationary_since == 0.0
+    after = tr.update(dets((VAN, 0.8, CAR)), 32.5)
+    assert [(t.track_id, t.state) for t in after if t.state == TrackState.REMOVED] == [
+        (before.track_id, TrackState.REMOVED)]
+    live = [t for t in after if t.state != TrackState.REMOVED]
+    assert [t.track_id for t in live] != [before.track_id]
+    assert all(t.first_seen == 32.5 and t.stationary_for(32.5) == 0.0 for t in live)

@@ -142,6 +142,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     store.record_heartbeat(Heartbeat(device_id="box-1", sent_at=datetime.now(UTC), agent_version="0.1.0", cameras=[
         CameraHealth(camera_id="cam-east", online=True, detect_fps=2.0),
         CameraHealth(camera_id="cam-west", online=False, last_error="rtsp: connection refused"),
+        CameraHealth(camera_id="cam-north", online=False, stalled=True, frame_age_s=7.2,
+                     last_error="stalled: no frame for 5.0 s"),
     ]))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, store=store, background=False), host="127.0.0.1",
@@ -370,6 +372,9 @@ def test_stats_show_precision_and_camera_state(page: Page, hub: Hub) -> None:
     expect(page.locator("#cameras")).to_contain_text("cam-east")
     expect(page.locator("#cameras tr", has_text="cam-east")).to_contain_text("在线")
     expect(page.locator("#cameras tr", has_text="cam-west")).to_contain_text("离线")
+    north = page.locator("#cameras tr", has_text="cam-north")
+    expect(north).to_contain_text("画面停滞")
+    expect(north).to_contain_text("画面延迟 7.2 秒")
     expect(page.locator("#devices")).to_contain_text("box-1")
     shot(page, "stats")
 
