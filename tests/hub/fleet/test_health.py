@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from edge_agent.deliver import Outbox, OutboxConfig
+from edge_agent.ingest import SourceState
 from edge_agent.metrics import EdgeMetrics, PrometheusCollector
 from hub.app import create_app
 from hub.auth.tokens import create_token
@@ -44,7 +45,8 @@ def test_fleet_health_matches_the_agents_own_metrics(tmp_path: Path) -> None:
 
     metrics = EdgeMetrics()
     cam = metrics.camera("gate-3")  # figures a running pipeline would have counted
-    cam.ingest.online, cam.ingest.frames_decoded, cam.ingest.frames_dropped, cam.ingest.reconnects = True, 900, 37, 2
+    cam.ingest.frames_decoded, cam.ingest.frames_dropped, cam.ingest.reconnects = 900, 37, 2
+    cam.ingest.state, cam.ingest.last_frame_wall, cam.ingest.stall_s = SourceState.ONLINE, time.time(), 3600.0
     cam.detect_frames, cam.gate_skipped, cam.inference_ms, cam.config_version = 240, 55, 31.25, 4
     cam.last_frame_ts = time.time() - 1.5
     model = ModelInfo(name="coco-nanodet", sha256="ab" * 32)
