@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from edge_agent.change.params import ChangeConfig
 from edge_agent.motion import MotionConfig
 from edge_agent.rules.config import RuleConfig
 from edge_agent.rules.engine import rule_zone_issues
@@ -139,6 +140,8 @@ class CameraConfig(StrictConfig):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     calibration: CalibrationConfig | None = None
+    change: ChangeConfig = Field(default_factory=ChangeConfig,
+                                 description="change detection, for rules with `source: change`")
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
 

@@ -211,6 +211,8 @@ class Outbox:
                     refused = False
                     stop_event.wait(1.0)
                 finally:
+                    if stop_event.is_set():
+                        self.stats.link_up = False  # a clean stop is no outage to report
                     self.link_changed(False)
                     sock.disable_monitor()
                     monitor.close(linger=0)

@@ -1,7 +1,8 @@
 """ProblemUpdate + recent frames -> wire `ProblemEvent` + media bytes, handed to an `EventSink`.
 
 Per event: `snapshot.jpg` (the frame the rule fired on, original pixels), `annotated.jpg` (zone, box,
-the class's Chinese name, state and dwell; heads blurred when `blur_faces`), `crop.jpg` (the object), and for `opened` a
+the class's Chinese name, state and dwell; heads blurred when `blur_faces`), `crop.jpg` (the object; for
+change rules the clear reference of the place on the left, the place now on the right), and for `opened` a
 `clip.webm` (VP8, which browsers play inline; `clip.avi` MJPEG where OpenCV lacks VP8) from `pre_s`
 before to `post_s` after. The clip's future half does not
 exist when the rule fires, so an opened event waits in `pending` until its post-roll is in (or
@@ -32,6 +33,7 @@ from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
 from protocol.catalog import default_catalog
+from protocol.label_names import label_zh
 from protocol.manifest import sha256_hex
 from protocol.messages import (
     GroundPoint,
@@ -106,6 +108,20 @@ def crop_box(image: np.ndarray, xyxy: Box, margin: float) -> np.ndarray:
     if right - left < 2 or bottom - top < 2:
         return image
     return image[top:bottom, left:right]
+
+
+def scale_box(xyxy: Box, frame_wh: tuple[int, int], image: np.ndarray) -> Box:
+    """A frame-pixel box in the pixels of `image` (the same view at another size)."""
+    kx, ky = image.shape[1] / frame_wh[0], image.shape[0] / frame_wh[1]
+    return (xyxy[0] * kx, xyxy[1] * ky, xyxy[2] * kx, xyxy[3] * ky)
+
+
+def before_after(before: np.ndarray, after: np.ndarray, gap_px: int = 6) -> np.ndarray:
+    """`before` (scaled to `after`'s size) and `after` side by side with a white bar between:
+    a change event's crop shows the clear reference on the left and the place now on the right."""
+    before = cv2.resize(before, after.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    bar = np.full((after.shape[0], gap_px, 3), 255, np.uint8)
+    return np.hstack([before, bar, after])
 
 
 def blur_heads(image: np.ndarray, person_boxes: Sequence[Box], head_fraction: float = 0.22) -> None:
@@ -265,6 +281,10 @@ class EvidenceBuilder:
         ]
         if u.state != ProblemState.CLEARED.value:
             crop = crop_box(image, u.xyxy, self.config.crop_margin)
+            if u.reference_image is not None:
+                crop = before_after(crop_box(u.reference_image, scale_box(u.xyxy, p.frame.resolution_wh,
+                                                                          u.reference_image),
+                                             self.config.crop_margin), crop)
             files.append(("crop.jpg", MediaKind.CROP, "image/jpeg", encode_jpeg(crop, q)))
         if p.wants_clip and p.clip:
             fmt, clip = encode_clip([f.image for f in p.clip], self.clip_fps, quality=min(q, 80))
@@ -293,7 +313,7 @@ class EvidenceBuilder:
         involved = set(u.track_ids)
         for t in p.tracks:
             if t.track_id in involved and t.xyxy != u.xyxy:
-                draw_box(out, t.xyxy, f"{t.label} #{t.track_id}", (255, 200, 0))
+                draw_box(out, t.xyxy, f"{label_zh(t.label)} #{t.track_id}", (255, 200, 0))
         color = (0, 200, 0) if u.state == ProblemState.CLEARED.value else (0, 0, 255)
         draw_box(out, u.xyxy, problem_label(u.class_id, u.state, u.dwell_s), color)
         draw_time(out, datetime.fromtimestamp(p.frame.ts, self.timezone))

@@ -13,12 +13,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from edge_agent.change.confirm import RegionConfirmer
+from edge_agent.change.watch import ChangeWatch, change_rules
 from edge_agent.config import CameraConfig
 from edge_agent.evidence import EvidenceBuilder, GroundFn
 from edge_agent.ground import ground_for
@@ -69,6 +71,7 @@ class CameraRuntime:
     metrics: CameraMetrics
     catalog: Catalog
     engine: RuleEngine | None = None  # built on the first frame: zones need the frame size
+    change: ChangeWatch | None = None  # the `source: change` rules, if any
     tracks: list[Track] = field(default_factory=list)
     last_sample_ts: float | None = None
     last_detect_slot: float | None = None
@@ -106,9 +109,11 @@ class Pipeline:
     def __init__(self, cameras: Sequence[CameraConfig], detector: DetectorLike, sink: EventSink, *,
                  device_id: str | None = None, metrics: EdgeMetrics | None = None,
                  catalog: Catalog | None = None,
-                 ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for) -> None:
+                 ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for,
+                 confirmers: Mapping[str, RegionConfirmer] | None = None) -> None:
         """`ground` builds each camera's box -> GroundPoint mapping (default: from its `calibration`;
-        None: events carry no ground position)."""
+        None: events carry no ground position). `confirmers`: classifiers change rules may ask
+        (`params.confirm.by`), by name."""
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
@@ -118,6 +123,7 @@ class Pipeline:
         self.metrics = metrics or EdgeMetrics()
         self.catalog = catalog or default_catalog()
         self._ground = ground
+        self._confirmers = dict(confirmers or {})
         self._tick = threading.Lock()  # a config swap (hub push, another thread) happens between ticks
         model = model_info(detector)
         self.cameras: dict[str, CameraRuntime] = {}
@@ -130,7 +136,15 @@ class Pipeline:
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog)
+            self.cameras[cfg.id].change = self._change_watch(cfg)
         self.log_startup()
+
+    def _change_watch(self, cfg: CameraConfig) -> ChangeWatch | None:
+        """The camera's `source: change` rules, if it has any."""
+        if not change_rules(cfg.rules):
+            return None
+        return ChangeWatch(cfg.change, cfg.rules, cfg.zones, cfg.id, self.catalog, timezone=cfg.timezone,
+                           confirmers=self._confirmers)
 
     # Start-up report -----------------------------------------------------------------------------
 
@@ -166,6 +180,8 @@ class Pipeline:
             if cfg.tracker != old.tracker:
                 rt.tracker, rt.tracks = ByteTracker(cfg.tracker), []
             rt.engine = None
+            if (cfg.change, change_rules(cfg.rules), cfg.zones) != (old.change, change_rules(old.rules), old.zones):
+                rt.change = self._change_watch(cfg)  # learns the reference anew
             rt.evidence.reconfigure(cfg.evidence, clip_fps=cfg.clip_fps(), zones=cfg.zones,
                                     ground=self._ground(cfg) if self._ground else None)
         log.info("%s", camera_summary(cfg, {}))
@@ -220,6 +236,8 @@ class Pipeline:
             else:
                 rt.tracks = rt.tracker.tracks()
             new = rt.engine_for(frame).update(rt.tracks, frame.ts)
+            if rt.change is not None:
+                new += rt.change.update(frame, rt.tracks)
             if new:
                 rt.evidence.on_updates(new, frame, rt.tracks)
                 rt.updates.extend(new)
@@ -312,6 +330,8 @@ def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]
     rules = []
     for r in cfg.rules:
         state = "" if r.enabled else " disabled"
+        if r.source == "change":
+            state += " by change"
         if r.rule_id in inactive_rules:
             state += " INACTIVE: model lacks " + "/".join(inactive_rules[r.rule_id])
         rules.append(f"{r.rule_id}[{r.class_id}{state}]")

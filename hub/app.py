@@ -21,12 +21,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hub.api import calendar as calendar_router
-from hub.api import cases, devices, evidence, fleet, health, intake, me, open311, stats, stream, tokens
+from hub.api import cases, devices, evidence, fleet, health, intake, me, open311, session, stats, stream, tokens, users
 from hub.api import classes as classes_router
 from hub.api import map as map_router
 from hub.api import webhooks as webhooks_router
 from hub.api.deps import deny_by_default
 from hub.api.schemas import ERROR_RESPONSES
+from hub.auth.rate import AttemptLimiter
 from hub.cases import overdue, queries
 from hub.cases.lifecycle import TransitionError
 from hub.ingest.config import IngestConfig
@@ -112,7 +113,8 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
         registry = CollectorRegistry()
         registry.register(HubCollector(s, ingest))
         try:
-            yield {"store": s, "settings": settings, "metrics": registry}
+            yield {"store": s, "settings": settings, "metrics": registry,
+                   "sign_in_limiter": AttemptLimiter(settings.accounts.sign_in_per_minute)}
         finally:
             stop.set()
             for worker in workers:  # a tick in flight finishes before the store closes
@@ -130,8 +132,8 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     )
     for router in (health.router, cases.router, evidence.router, evidence.upload_router, intake.router,
                    devices.router, classes_router.router, stats.router, stream.router, webhooks_router.router,
-                   tokens.router, open311.router, me.router, fleet.router, map_router.router,
-                   calendar_router.router):
+                   tokens.router, open311.router, me.router, session.router, users.router, fleet.router,
+                   map_router.router, calendar_router.router):
         app.include_router(router)
 
     @app.exception_handler(TransitionError)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
+from hub.auth.config import AccountPolicy
 from hub.cases.lifecycle import StageHours
 from hub.cases.national_calendar import DaysOff, official_days, with_bureau_changes
 from hub.cases.workcal import WorkingCalendar
@@ -132,7 +133,9 @@ class HubSettings(Strict):
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)
     map: MapConfig = Field(default_factory=MapConfig)
     stage_hours: dict[str, float] = Field(default_factory=dict, description="review/dispatch/handle/verify/close")
-    camera_offline_after_s: float = Field(default=90.0, gt=0)
+    camera_offline_after_s: float = Field(
+        default=25.0, gt=0, description="a camera whose agent sent no heartbeat for this long shows offline "
+        "(agents send one every 10 s, and at once when a camera stalls or comes back)")
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_backoff_s: float = Field(default=2.0, gt=0)
     webhook_allow_cidrs: list[IPvAnyNetwork] = Field(
@@ -145,6 +148,10 @@ class HubSettings(Strict):
         default=30.0, gt=0, description="how often the hub looks for cases past their deadline (case.overdue)"
     )
     sse_poll_s: float = Field(default=0.5, gt=0)
+    accounts: AccountPolicy = Field(default_factory=AccountPolicy, description="people's sign-in: lockout, "
+                                    "sessions, rate limit, password cost (hub.auth.config.AccountPolicy)")
+    undo_grace_s: float = Field(default=60.0, ge=0, le=3600,
+                                description="a reviewer may undo their own confirm or void this long after it")
     evidence_package_max_mb: float = Field(
         default=512.0, gt=0, description="largest evidence package (MB) the API and `hub export-evidence` build; "
                                          "a larger case gets 413 / an error naming its size"

@@ -174,3 +174,20 @@ class Heartbeat(WireModel):
 
     _utc = field_validator("sent_at")(_require_utc)
     _utc_unsent = field_validator("oldest_unsent_at")(_optional_utc)
+
+
+class ReferenceRetake(WireModel):
+    """Hub -> agent (designed, not yet sent by the hub): adopt what a camera sees in a zone now as that
+    zone's clear reference for its change rules (`source: change`).
+
+    Sent when a reviewer verifies a change case of the zone clear, or rejects it as no problem (a new
+    bench, a planter): how the place looks now is how it should look, so the agent stops reporting it.
+    It would travel as the body of a hub-signed `protocol.push.Push` of a new kind `change_reference`
+    (target: the camera id; each retake the next version, so a replayed or stale one is ignored), and
+    the agent would call `ChangeWatch.retake(zone)` of that camera and answer with its PushResult.
+    """
+
+    v: Literal[1] = PROTOCOL_VERSION
+    camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    zone: str | None = Field(default=None, max_length=64, description="None: the camera's whole view")
+    case_id: str | None = Field(default=None, max_length=64, description="the case whose review asked for it")

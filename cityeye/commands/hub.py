@@ -1,4 +1,5 @@
-"""`cityeye hub ...`: serve the hub (ZeroMQ ingest + REST API), manage API tokens, migrate the database."""
+"""`cityeye hub ...`: serve the hub (ZeroMQ ingest + REST API), manage API tokens and user accounts, migrate the
+database."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ def register(subparsers: Any) -> None:
     db_args(migrate)
     migrate.set_defaults(func=_migrate)
 
-    from cityeye.commands import hub_security  # enroll / revoke / verify / keys
+    from cityeye.commands import hub_security, hub_users  # enroll / revoke / verify / keys; user accounts
 
     hub_security.add_commands(hub_sub)
+    hub_users.add_commands(hub_sub)
 
 
 def db_args(parser: argparse.ArgumentParser) -> None:

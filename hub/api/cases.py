@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from hub.api.deps import READERS, CurrentUser, SettingsDep, StoreDep, require
+from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import CaseDetail, CaseOut, CasePage, TransitionIn
 from hub.cases import queries, transitions
-from hub.cases.lifecycle import Action, CaseStatus
+from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseStatus
+from hub.cases.routing import route_unit
+from hub.settings import HubSettings
 
 router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(require(*READERS))])
 
@@ -18,6 +20,13 @@ SortKey = Annotated[
     str,
     Query(pattern=r"^-?(" + "|".join(queries.SORTABLE) + ")$", description="column; '-' prefix: descending"),
 ]
+
+
+def _with_routed_unit(case: dict[str, Any], settings: HubSettings) -> dict[str, Any]:
+    """Before dispatch, the unit routing would pick, so the reviewer sees where the case will go."""
+    if case["unit"] is None and CaseStatus(case["status"]) not in TERMINAL_STATUSES:
+        case["routed_unit"] = route_unit(case, settings.units, settings.default_unit)
+    return case
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
@@ -35,6 +44,7 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
 @router.get("", response_model=CasePage, summary="List cases")
 def list_cases(
     store: StoreDep,
+    settings: SettingsDep,
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     class_id: str | None = None,
     camera_id: str | None = None,
@@ -54,16 +64,25 @@ def list_cases(
     f = queries.CaseFilter(status=status or [], class_id=class_id, camera_id=camera_id, unit=unit, source=source,
                            since=since, until=until, bbox=_bbox(bbox), overdue=overdue)
     with store.engine.connect() as conn:
-        return queries.list_cases(conn, f, sort=sort, offset=offset, limit=limit)
+        page = queries.list_cases(conn, f, sort=sort, offset=offset, limit=limit)
+    page["items"] = [_with_routed_unit(c, settings) for c in page["items"]]
+    return page
 
 
 @router.get("/{case_id}", response_model=CaseDetail, summary="A case with its evidence and timeline")
-def get_case(case_id: str, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def get_case(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> dict[str, Any]:
     with store.engine.connect() as conn:
         detail = queries.case_detail(conn, case_id, user.role)
     if detail is None:
         raise HTTPException(404, f"no case {case_id!r}")
-    return detail
+    return _with_routed_unit(detail, settings)
+
+
+@router.post("/{case_id}/undo", response_model=CaseOut, dependencies=[Depends(require(*STAFF))],
+             summary="Take back your own confirm or void within the grace period (an audited undo)")
+def undo(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> dict[str, Any]:
+    row = transitions.undo(store, case_id, actor=user.actor, grace_s=settings.undo_grace_s)
+    return _with_routed_unit(queries.case_out(row, row["updated_at"]), settings)
 
 
 @router.post(
@@ -80,4 +99,4 @@ def transition(
         store, case_id, action, actor=user.actor, role=user.role, note=body.note, unit=body.unit,
         photo_sha256=body.photo_sha256, units=settings.units, default_unit=settings.default_unit,
     )
-    return queries.case_out(row, row["updated_at"])
+    return _with_routed_unit(queries.case_out(row, row["updated_at"]), settings)

@@ -1,7 +1,11 @@
 """Shared FastAPI dependencies: the store, the settings, and access control.
 
-Deny by default: an app-wide dependency refuses any route whose router did not declare an access
-policy (`require(...)` or `public`), so a new route without one fails closed instead of open.
+A caller is an API token (`Authorization: Bearer`, machines) or a signed-in person's session cookie
+(hub.auth.sessions); with a session, a request that changes something must carry the session's CSRF
+token in `X-CSRF-Token`, or it is refused (403).
+
+Deny by default: an app-wide dependency refuses any route whose router did not declare an access policy
+(`require(...)` or `public`), so a new route without one fails closed instead of open.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hub.auth import sessions
 from hub.auth.tokens import Principal, resolve_token
 from hub.cases.lifecycle import Role
 from hub.settings import HubSettings
@@ -37,14 +42,24 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 def authenticate(
-    store: StoreDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request, store: StoreDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    if creds is None:
-        raise _unauthorized("missing API token: send 'Authorization: Bearer <token>'")
-    principal = resolve_token(store, creds.credentials)
-    if principal is None:
-        raise _unauthorized("unknown or revoked API token")
-    return principal
+    if creds is not None:
+        principal = resolve_token(store, creds.credentials)
+        if principal is None:
+            raise _unauthorized("unknown or revoked API token")
+        return principal
+    cookie = request.cookies.get(sessions.COOKIE)
+    if cookie is None:
+        raise _unauthorized("missing API token: send 'Authorization: Bearer <token>', or sign in (POST /session)")
+    session = sessions.resolve_session(store, cookie)
+    if session is None:
+        raise _unauthorized("the session has ended (signed out, expired, or the account changed): sign in again")
+    if request.method in sessions.UNSAFE_METHODS and not sessions.csrf_ok(
+            session, request.headers.get(sessions.CSRF_HEADER)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"CSRF token missing or wrong: a signed-in browser must "
+                            f"send the {sessions.CSRF_HEADER} header it got from POST /session or GET /me")
+    return Principal(None, session.name, session.role, session_id=session.id, csrf_token=session.csrf_token)
 
 
 def access_policy(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -57,6 +57,8 @@ class CaseOut(Out):
     recurrence_of: str | None
     recurrence_count: int
     unit: str | None
+    routed_unit: str | None = Field(default=None, description="before dispatch: the unit the routing rules "
+                                    "would pick (dispatch without a unit goes there)")
     deadline_at: datetime | None
     overdue: bool
     cleared_at: datetime | None
@@ -216,6 +218,7 @@ class TokenOut(Out):
     id: int
     name: str
     role: Role
+    created_at: datetime | None = None
     token: str | None = Field(default=None, description="shown once, at creation")
 
 
@@ -264,6 +267,43 @@ class MeOut(Out):
     timezone: str = Field(description="IANA zone of the bureau's working calendar")
     units: list[UnitOut] = Field(description="units a case may be dispatched to")
     default_unit: str | None
+    undo_grace_s: float = Field(description="how long after a confirm or void its actor may undo it")
+    csrf_token: str | None = Field(default=None, description="signed in with a password: the token to send as "
+                                   "X-CSRF-Token with every request that changes something")
+
+
+class SessionIn(In):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(Out):
+    name: str
+    role: Role
+    csrf_token: str = Field(description="send as X-CSRF-Token with every request that changes something")
+    expires_at: datetime
+
+
+class SignInRefusal(Out):
+    code: Literal["bad_credentials", "locked", "disabled", "rate_limited"]
+    message: str
+    locked_until: datetime | None = None
+    retry_after_s: int | None = None
+    max_failures: int | None = None
+
+
+class SignInErrorOut(Out):
+    detail: SignInRefusal
+
+
+class UserOut(Out):
+    id: int
+    name: str
+    role: Role
+    disabled: bool
+    locked_until: datetime | None
+    created_at: datetime
+    last_login_at: datetime | None
 
 
 class HealthOut(Out):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from hub.api.deps import READERS, StoreDep, require
+from hub.api.deps import READERS, SettingsDep, StoreDep, require
 from hub.api.schemas import StatsOut
 from hub.cases import queries
 from hub.storage import db
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/stats", tags=["stats"], dependencies=[Depends(requir
 @router.get("", response_model=StatsOut, summary="Statistics over a time range (default: last 30 days)")
 def stats(
     store: StoreDep,
+    settings: SettingsDep,
     since: Annotated[datetime | None, Query(description="default: 30 days ago")] = None,
     until: Annotated[datetime | None, Query(description="default: now")] = None,
     camera_limit: Annotated[int, Query(ge=1, le=500, description="rows of per_camera (worst first)")] = 50,
@@ -30,4 +32,4 @@ def stats(
     if since.tzinfo is None or until.tzinfo is None:
         raise HTTPException(422, "since and until need a time zone, e.g. 2026-11-23T09:00:00Z")
     with store.engine.connect() as conn:
-        return queries.statistics_for(conn, since, until, camera_limit)
+        return queries.statistics_for(conn, since, until, camera_limit, tz=ZoneInfo(settings.calendar.timezone))

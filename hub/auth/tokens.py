@@ -17,9 +17,13 @@ TOKEN_PREFIX = "cey_"
 
 @dataclass(frozen=True)
 class Principal:
-    token_id: int
+    """Who calls: an API token (token_id) or a signed-in user's session (session_id, with its CSRF token)."""
+
+    token_id: int | None
     name: str
     role: Role
+    session_id: int | None = None
+    csrf_token: str | None = None
 
     @property
     def actor(self) -> str:
@@ -56,7 +60,8 @@ def resolve_token(store: Store, token: str) -> Principal | None:
 def list_tokens(store: Store) -> list[dict[str, object]]:
     t = schema.api_tokens
     with store.engine.connect() as conn:
-        rows = conn.execute(select(t.c.id, t.c.name, t.c.role).where(t.c.revoked.is_(False)).order_by(t.c.id))
+        rows = conn.execute(select(t.c.id, t.c.name, t.c.role, t.c.created_at).where(t.c.revoked.is_(False))
+                            .order_by(t.c.id))
         return [dict(r._mapping) for r in rows]
 
 

@@ -98,6 +98,11 @@ RULES: dict[Action, Rule] = {
 OPEN_ACTION = "open"  # a case is opened by its first report (hub.cases.dedup.decide)
 AUTO_VERIFY_ACTION = "auto_verify"  # the edge reported the problem cleared at the place
 OVERDUE_ACTION = "overdue"  # timeline only: the stage deadline passed (hub.cases.overdue); the status is unchanged
+UNDO_ACTION = "undo"  # the actor of a confirm or void took it back within the grace period
+# Review decisions a reviewer may take back for a short while (a slip of the key): the case returns to
+# the status and values it had, and the undo is an audit row of its own. Later actions are undone by
+# the lifecycle's own moves (return, rework, reopen), which name a reason.
+UNDOABLE = frozenset({Action.CONFIRM, Action.VOID})
 
 
 class TransitionError(Exception):
@@ -138,6 +143,23 @@ def check_transition(action: Action, current: CaseStatus, role: Role, note: str 
     if rule.needs_photo and not photo:
         raise TransitionInputError(f"{action.value} needs photo_sha256: upload the feedback photo first")
     return rule
+
+
+def check_undo(last_action: str | None, last_actor: str | None, last_to: str | None, seconds_ago: float, *,
+               actor: str, current: CaseStatus, grace_s: float) -> Action:
+    """The action the case's last transition took, if `actor` may undo it now; else a typed error saying why."""
+    undoable = ", ".join(sorted(a.value for a in UNDOABLE))
+    if last_action not in {a.value for a in UNDOABLE}:
+        raise IllegalTransition(f"nothing to undo: the last change of this case was {last_action or 'its opening'}"
+                                f" (undo takes back {undoable})")
+    if last_actor != actor:
+        raise TransitionForbidden(f"only {last_actor} may undo their {last_action}")
+    if last_to != current.value:
+        raise IllegalTransition(f"cannot undo {last_action}: the case is {current.value} now")
+    if seconds_ago > grace_s:
+        raise IllegalTransition(f"the undo period ({grace_s:.0f} s) is over: the {last_action} was "
+                                f"{seconds_ago:.0f} s ago; reopen the case instead")
+    return Action(last_action)
 
 
 def allowed_actions(current: CaseStatus, role: Role) -> list[Action]:

@@ -19,12 +19,15 @@ from sqlalchemy.engine import Connection
 from hub.cases.lifecycle import (
     AUTO_VERIFY_ACTION,
     OPEN_ACTION,
+    UNDO_ACTION,
+    UNDOABLE,
     Action,
     CaseNotFound,
     CaseStatus,
     Role,
     TransitionInputError,
     check_transition,
+    check_undo,
 )
 from hub.cases.routing import route_unit
 from hub.settings import UnitConfig
@@ -68,6 +71,7 @@ def transition(
             schema.transitions.insert().values(
                 case_id=case_id, at=now, actor=actor, action=action.value, from_status=current.value,
                 to_status=rule.target.value, note=note, unit=values.get("unit"), photo_sha256=photo_sha256,
+                undo_values=_before(case, values) if action in UNDOABLE else None,
             )
         )
         conn.execute(
@@ -81,6 +85,51 @@ def transition(
     result = store.write(tx)
     store.notify(case_id, "case.transition")
     return result
+
+
+def undo(store: StoreBase, case_id: str, *, actor: str, grace_s: float) -> dict[str, Any]:
+    """Take back `actor`'s own confirm or void of the case within `grace_s` seconds: the case gets back its
+    status and the values the action changed (deadline, filing time), and an `undo` audit row says so.
+    Returns the updated case row; raises a TransitionError subclass saying why not."""
+
+    def tx(conn: Connection) -> dict[str, Any]:
+        c, t = schema.cases, schema.transitions
+        row = conn.execute(select(c).where(c.c.case_id == case_id).with_for_update()).first()
+        if row is None:
+            raise CaseNotFound(f"no case {case_id!r}")
+        current = CaseStatus(row.status)
+        last = conn.execute(select(t).where(t.c.case_id == case_id).order_by(t.c.id.desc()).limit(1)).first()
+        now = db.utcnow()
+        action = check_undo(last.action if last else None, last.actor if last else None,
+                            last.to_status if last else None, (now - last.at).total_seconds() if last else 0.0,
+                            actor=actor, current=current, grace_s=grace_s)
+        assert last is not None  # check_undo refuses a case without transitions
+        restored = CaseStatus(last.from_status)
+        conn.execute(update(c).where(c.c.case_id == case_id).values(
+            status=restored.value, updated_at=now, **_restore(last.undo_values or {})))
+        conn.execute(schema.transitions.insert().values(
+            case_id=case_id, at=now, actor=actor, action=UNDO_ACTION, from_status=current.value,
+            to_status=restored.value, note=f"undo of {action.value} ({last.at.isoformat(timespec='seconds')})"))
+        conn.execute(schema.case_changes.insert().values(
+            at=now, case_id=case_id, kind="case.transition", status=restored.value,
+            data={"action": UNDO_ACTION, "from": current.value, "actor": actor, "undid": action.value}))
+        return dict(conn.execute(select(c).where(c.c.case_id == case_id)).one()._mapping)
+
+    result = store.write(tx)
+    store.notify(case_id, "case.transition")
+    return result
+
+
+_TIME_COLUMNS = frozenset({"deadline_at", "filed_at", "handled_at", "closed_at"})
+
+
+def _before(case: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The case's values that `values` will overwrite, as JSON (times as ISO 8601)."""
+    return {k: case[k].isoformat() if isinstance(case[k], datetime) else case[k] for k in values}
+
+
+def _restore(saved: dict[str, Any]) -> dict[str, Any]:
+    return {k: datetime.fromisoformat(v) if k in _TIME_COLUMNS and v is not None else v for k, v in saved.items()}
 
 
 def _values_for(

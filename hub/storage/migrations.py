@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     case,
+    inspect,
     literal,
     select,
     text,
@@ -25,6 +26,8 @@ from hub.storage.schema import (
     events,
     metadata,
     schema_version,
+    sessions,
+    users,
 )
 
 
@@ -61,7 +64,15 @@ def _v4_statistics_indexes(conn: Connection) -> None:
             ix.create(conn, checkfirst=True)
 
 
-def _v5_camera_configs(conn: Connection) -> None:
+def _v5_accounts_and_undo(conn: Connection) -> None:
+    """People's accounts and sessions; transitions remember what an undoable action changed."""
+    users.create(conn, checkfirst=True)
+    sessions.create(conn, checkfirst=True)
+    if "undo_values" not in {c["name"] for c in inspect(conn).get_columns("case_transitions")}:
+        conn.exec_driver_sql("ALTER TABLE case_transitions ADD COLUMN undo_values JSON")
+
+
+def _v6_camera_configs(conn: Connection) -> None:
     """Camera configs run from the hub (versions, agent state, audit) and the bureau's calendar days."""
     for table in (camera_configs, camera_config_state, config_audit, calendar_days):
         table.create(conn, checkfirst=True)
@@ -75,7 +86,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "dedup candidate indexes on cases", _v2_dedup_indexes),
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
-    (5, "camera configs from the hub, bureau calendar days", _v5_camera_configs),
+    (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
+    (6, "camera configs from the hub, bureau calendar days", _v6_camera_configs),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -184,6 +184,8 @@ transitions = Table(
     Column("note", Text),
     Column("unit", String(64)),
     Column("photo_sha256", String(64)),
+    # What an undoable action (confirm, void) changed, as it was before: undo puts it back (hub.cases.transitions).
+    Column("undo_values", JSON),
     Index("ix_transitions_case", "case_id"),
 )
 
@@ -209,6 +211,35 @@ api_tokens = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+)
+
+# People's accounts (hub.auth.users): machines use api_tokens, people sign in with a password.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256), nullable=False),  # scrypt$N$r$p$salt$digest (hub.auth.passwords)
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("failed_attempts", Integer, nullable=False, default=0),  # wrong passwords in a row
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime),
+)
+
+# Browser sessions (hub.auth.sessions): the cookie secret only as its SHA-256.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_sessions_user", "user_id"),
 )
 
 webhooks = Table(

@@ -224,7 +224,7 @@ function classCell(classId) {
 }
 
 function deadlineCell(c) {
-  const stage = t(`deadline.stage.${c.status}`);
+  const stage = MESSAGES["zh-CN"][`deadline.stage.${c.status}`] ? t(`deadline.stage.${c.status}`) : "";
   if (c.overdue) {
     return h("div", { class: "deadline" }, h("span", { class: "badge overdue", title: `${stage} ${fmtTime(c.deadline_at)}` },
       t("deadline.overdue", { d: fmtDuration(Date.now() - Date.parse(c.deadline_at)) })));
@@ -476,7 +476,10 @@ async function loadQueue() {
     return;
   }
   if (gen !== S.gen) return;
-  const prevId = S.queue.items[S.queue.selected]?.case_id;
+  // A live refresh keeps the selected case; other filters or another page start at the top.
+  const same = JSON.stringify(S.queue.filters || null) === JSON.stringify(f);
+  const prevId = same ? S.queue.items[S.queue.selected]?.case_id : null;
+  if (!same) S.queue.selected = 0;
   S.queue = { ...S.queue, ...page, filters: f };
   const ids = new Set(page.items.map((c) => c.case_id));
   for (const id of [...S.queue.marked.keys()]) if (!ids.has(id)) S.queue.marked.delete(id);
@@ -820,9 +823,25 @@ function timeline(c) {
         x.from_status ? [statusBadge(x.from_status), " → "] : null, statusBadge(x.to_status),
         x.unit ? t("timeline.unit", { unit: unitName(x.unit) }) : ""),
       h("div", { class: "when" }, `${fmtTime(x.at)} · ${x.actor}`),
-      x.note ? h("div", { class: "note" }, x.note) : null,
+      x.note ? h("div", { class: "note" }, noteText(x)) : null,
       x.photo_sha256 ? h("div", {}, authImg(`/evidence/${x.photo_sha256}`, { cls: "thumb", alt: t("timeline.photo_alt") }),
         h("span", { class: "sha" }, x.photo_sha256)) : null)));
+}
+
+/** A timeline note in the page's language: the hub writes its own notes (undo, recurrence, auto-verify,
+ * overdue) in English; people's notes are shown as they wrote them. */
+const HUB_NOTES = [
+  [/^undo of (\w+) \(/, (m) => t("timeline.undo_of", { action: actionText(m[1]) })],
+  [/^recurrence of (\S+)$/, (m) => t("queue.recurrence_of", { case: m[1] })],
+  [/^problem cleared at the place \(camera (.+)\)$/, (m) => t("timeline.cleared", { camera: m[1] })],
+  [/^deadline of the (\w+) stage passed$/, (m) => t("timeline.overdue", { status: statusText(m[1]) })],
+];
+function noteText(x) {
+  for (const [re, fmt] of HUB_NOTES) {
+    const m = x.note.match(re);
+    if (m) return fmt(m);
+  }
+  return x.note;
 }
 
 function actionsPanel(c) {
@@ -845,12 +864,33 @@ function actionsPanel(c) {
   return panel;
 }
 
+// The hub's refusals of case actions, in the page's language; anything else is shown as the hub said it.
+const HUB_ERRORS = [
+  [/^cannot (\w+) a case that is (\w+);/, (m) => t("error.illegal", { action: actionText(m[1]), status: statusText(m[2]) })],
+  [/^role '(\w+)' may not (\w+) a case/, (m) => t("error.role", { role: roleText(m[1]), action: actionText(m[2]) })],
+  [/^(\w+) needs a note giving the reason$/, (m) => t("error.needs_note", { action: actionText(m[1]) })],
+  [/^(\w+) needs photo_sha256/, () => t("error.needs_photo")],
+  [/^nothing to undo/, () => t("action.nothing_to_undo")],
+  [/^only (\S+) may undo their (\w+)$/, (m) => t("error.undo_other", { actor: m[1], action: actionText(m[2]) })],
+  [/^the undo period \((\d+) s\) is over/, (m) => t("error.undo_late", { seconds: m[1] })],
+  [/^dispatch needs a unit/, () => t("error.no_unit")],
+  [/^CSRF token missing or wrong/, () => t("error.csrf")],
+];
+function hubErrorText(e) {
+  if (!(e instanceof ApiError) || typeof e.detail !== "string") return e.message;
+  for (const [re, fmt] of HUB_ERRORS) {
+    const m = e.detail.match(re);
+    if (m) return fmt(m);
+  }
+  return t("error.detail", { detail: e.message });
+}
+
 function showActionError(e) {
   const box = $("#action-error");
   const title = e instanceof ApiError ? `${e.status || ""} · ${e.title()}` : t("error.unknown");
-  if (!box) return toast(`${title}: ${e.message}`, true);
-  box.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, title),
-    e instanceof ApiError && e.detail ? t("error.detail", { detail: e.message }) : e.message));
+  if (!box) return toast(`${title}: ${hubErrorText(e)}`, true);
+  box.replaceChildren(h("div", { class: "alert", role: "alert", title: e.message }, h("strong", {}, title),
+    hubErrorText(e)));
 }
 
 function startAction(action) {
@@ -1010,7 +1050,7 @@ async function undoLast() {
       last = await api(`/cases/${enc(caseId)}/undo`, { method: "POST", body: {} });
       toast(t("action.undone", { case: caseId, status: statusText(last.status) }));
     } catch (e) {
-      toast(`${caseId}: ${e.status} ${e.title()} — ${e.message}`, true, 8000);
+      toast(`${caseId}: ${e.status} ${e.title()} — ${hubErrorText(e)}`, true, 8000);
     }
   }
   if (u.cases.length === 1 && last) go(`#/case/${enc(u.cases[0].caseId)}`);

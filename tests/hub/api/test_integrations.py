@@ -220,6 +220,30 @@ def test_cameras_and_devices_online_state(client: Any, store: Store, tokens: Hea
     assert not client.get("/devices", headers=tokens["reader"]).json()[0]["online"]
 
 
+def test_camera_offline_after_two_missed_heartbeats_and_stalled_shown(client: Any, store: Store,
+                                                                       tokens: Headers) -> None:
+    """An agent that stops sending (heartbeats every 10 s) shows its cameras offline 25 s later, not 90 s;
+    a stalled camera (the agent says so at once) shows stalled with its frame age."""
+    from sqlalchemy import update
+
+    from hub.settings import HubSettings
+    from protocol.messages import CameraHealth, Heartbeat
+
+    assert HubSettings().camera_offline_after_s == 25.0
+    store.add_device("box-1", "curve", "sign")
+    store.record_heartbeat(Heartbeat(device_id="box-1", sent_at=datetime.now(UTC), cameras=[
+        CameraHealth(camera_id="cam-1", online=True),
+        CameraHealth(camera_id="cam-2", online=False, stalled=True, frame_age_s=6.5, last_error="stalled: no frame"),
+    ]))
+    cams = {c["camera_id"]: c for c in client.get("/cameras", headers=tokens["reader"]).json()}
+    assert cams["cam-1"]["online"] and cams["cam-2"]["health"]["stalled"]
+    assert cams["cam-2"]["health"]["frame_age_s"] == 6.5
+    store.write(lambda conn: conn.execute(  # the agent died 30 s ago
+        update(schema.cameras).values(last_seen=db.utcnow() - timedelta(seconds=30))))
+    cams = {c["camera_id"]: c for c in client.get("/cameras", headers=tokens["reader"]).json()}
+    assert not cams["cam-1"]["online"] and cams["cam-1"]["reported_online"]
+
+
 # ---- webhook targets (SSRF) ----------------------------------------------------------------------------
 
 

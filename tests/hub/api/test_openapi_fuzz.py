@@ -7,15 +7,12 @@ few generated requests as admin. Bounded: few examples per operation, no shrinki
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
@@ -24,6 +21,7 @@ from hub.auth.tokens import create_token
 from hub.cases.lifecycle import Role
 from hub.settings import HubSettings
 from tests.hub.hubfactory import ingest, make_event
+from tests.hub.served import serve_app
 
 
 def _free_port() -> int:
@@ -40,18 +38,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     event, media = make_event()
     ingest(store, event, media)
     _, token = create_token(store, "fuzzer", Role.ADMIN)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(hub_settings, store=store, background=False),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield {"base": f"http://127.0.0.1:{port}", "headers": {"Authorization": f"Bearer {token}"}}
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(create_app(hub_settings, store=store, background=False)) as base:
+        yield {"base": base, "headers": {"Authorization": f"Bearer {token}"}}
     store.close()
 
 

@@ -79,3 +79,23 @@ def test_per_camera_ties_limit_and_range(client: Any, store: Store, tokens: Head
         assert client.get("/stats", params={"camera_limit": bad}, headers=h).status_code == 422
     widest = client.get("/stats", params={"since": _since(), "camera_limit": 500}, headers=h).json()
     assert len(widest["per_camera"]) == 5
+
+
+def test_per_day_counts_the_bureaus_days_not_utc_days(store: Store) -> None:
+    """07:30 in Shanghai is 23:30 UTC the day before: the event and its case belong to the Shanghai day."""
+    from zoneinfo import ZoneInfo
+
+    from hub.cases import queries
+    from hub.storage import schema
+
+    at = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)
+    event, media = make_event(problem_id="prob-early", at=at)
+    case_id = ingest(store, event, media).case_id
+    store.write(lambda conn: conn.execute(schema.cases.update().where(schema.cases.c.case_id == case_id)
+                                          .values(created_at=at)))
+    since, until = at - timedelta(days=2), at + timedelta(days=2)
+    with store.engine.connect() as conn:
+        local = queries.statistics_for(conn, since, until, tz=ZoneInfo("Asia/Shanghai"))["per_day"]
+        utc = queries.statistics_for(conn, since, until)["per_day"]
+    assert local == [{"day": "2026-11-25", "events": 1, "cases": 1}]
+    assert utc == [{"day": "2026-11-24", "events": 1, "cases": 1}]

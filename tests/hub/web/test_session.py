@@ -10,7 +10,7 @@ def test_me_names_the_token_role_zone_and_units(client: Any, tokens: dict[str, d
     assert me == {"name": "reviewer-1", "role": "reviewer", "timezone": "Asia/Shanghai",
                   "units": [{"id": "district-east", "name": "district-east"},
                             {"id": "sanitation", "name": "sanitation"}],
-                  "default_unit": "sanitation"}
+                  "default_unit": "sanitation", "undo_grace_s": 60.0, "csrf_token": None}
     assert client.get("/me", headers=tokens["sensor"]).json()["role"] == "sensor"  # so a client can say why not
     assert client.get("/me").status_code == 401
 
