@@ -118,7 +118,8 @@ class CameraConfig(StrictConfig):
         2.0, gt=0.0, le=30.0,
         description="frames per second sampled for motion gating and detection; 1-5 is plenty for "
         "dwell rules, line crossing wants 5+")
-    model: str = Field("coco-nanodet", min_length=1, description="cached model name or .onnx path")
+    model: str = Field("coco-nanodet", min_length=1,
+                       description="cached model name, .onnx path or few-shot head (.json)")
     detector_threads: int | None = Field(
         None, ge=1, le=64, description="onnxruntime intra-op threads; default: all cores")
     loop: bool = Field(

@@ -47,13 +47,16 @@ class Detector:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.session = self._open_session(onnx_path, options)
         model_input = self.session.get_inputs()[0]
         self.input_name = manifest.input.name or model_input.name
         batch_dim = model_input.shape[0]
         self.max_batch = manifest.max_batch if not isinstance(batch_dim, int) else max(1, batch_dim)
         self.thresholds = self._thresholds(score_threshold, class_thresholds or {})
         self.last_inference_ms = 0.0
+
+    def _open_session(self, onnx_path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
+        return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, *, threads: int | None = None,
@@ -110,9 +113,13 @@ class Detector:
         prepared = [self._prepare(image) for image in images]
         batch = np.stack([p[0] for p in prepared])
         started = time.perf_counter()
-        outputs = self.session.run(None, {self.input_name: batch})
+        outputs = self._infer(batch)
         self.last_inference_ms = (time.perf_counter() - started) * 1000
         return [self._decode_one(outputs, i, transform) for i, (_, transform) in enumerate(prepared)]
+
+    def _infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The model's outputs for a prepared (B, 3, H, W) batch."""
+        return self.session.run(None, {self.input_name: batch})
 
     def _decode_one(self, outputs: list[np.ndarray], index: int, transform: _Transform) -> Detections:
         spec = self.manifest

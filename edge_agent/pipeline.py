@@ -201,6 +201,23 @@ class Pipeline:
             raise LookupError(f"camera {camera_id}: the frame could not be encoded as JPEG")
         return buf.tobytes(), frame.ts
 
+    # A new model while running -------------------------------------------------------------------
+
+    def swap_detector(self, detector: DetectorLike) -> None:
+        """Run `detector` from the next tick on (a model rollout; the caller loaded and warmed it, so no
+        frame waits). Tracks are kept when the new labels extend the old ones (their class ids keep
+        their meaning, and open problems go on); otherwise tracking and the rules start over. Events
+        report the new model from now on."""
+        model = model_info(detector)
+        with self._tick:
+            keeps_ids = tuple(detector.labels[:len(self.detector.labels)]) == tuple(self.detector.labels)
+            self.detector = detector
+            for rt in self.cameras.values():
+                rt.evidence.model = model
+                if not keeps_ids:
+                    rt.tracker, rt.tracks, rt.engine = ByteTracker(rt.config.tracker), [], None
+        self.log_startup()
+
     # One tick ------------------------------------------------------------------------------------
 
     def process(self, frames: Sequence[Frame]) -> list[ProblemUpdate]:

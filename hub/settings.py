@@ -147,6 +147,9 @@ class HubSettings(Strict):
     overdue_sweep_s: float = Field(
         default=30.0, gt=0, description="how often the hub looks for cases past their deadline (case.overdue)"
     )
+    rollout_judge_s: float = Field(
+        default=300.0, gt=0, description="how often the hub judges a model rollout's canary (promote, roll back, wait)"
+    )
     sse_poll_s: float = Field(default=0.5, gt=0)
     accounts: AccountPolicy = Field(default_factory=AccountPolicy, description="people's sign-in: lockout, "
                                     "sessions, rate limit, password cost (hub.auth.config.AccountPolicy)")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
-from hub.api.schemas import CaseDetail, CaseOut, CasePage, TransitionIn
+from hub.api.schemas import ApiTime, CaseDetail, CaseOut, CasePage, TransitionIn
 from hub.cases import queries, transitions
 from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseStatus
 from hub.cases.routing import route_unit
@@ -36,8 +36,10 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
         parts = tuple(float(p) for p in value.split(","))
     except ValueError:
         parts = ()
-    if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
-        raise HTTPException(422, f"bbox must be min_lon,min_lat,max_lon,max_lat with min <= max; got {value!r}")
+    if (len(parts) != 4 or not all(math.isfinite(p) for p in parts) or parts[0] > parts[2]
+            or parts[1] > parts[3]):
+        raise HTTPException(422, f"bbox must be min_lon,min_lat,max_lon,max_lat (finite numbers) with min <= max; "
+                                 f"got {value!r}")
     return parts  # type: ignore[return-value]
 
 
@@ -50,8 +52,8 @@ def list_cases(
     camera_id: str | None = None,
     unit: str | None = None,
     source: str | None = None,
-    since: Annotated[datetime | None, Query(description="created at or after (ISO 8601 with zone)")] = None,
-    until: Annotated[datetime | None, Query(description="created before")] = None,
+    since: Annotated[ApiTime | None, Query(description="created at or after (ISO 8601 with zone)")] = None,
+    until: Annotated[ApiTime | None, Query(description="created before")] = None,
     bbox: Annotated[str | None, Query(description="map bbox: min_lon,min_lat,max_lon,max_lat")] = None,
     overdue: Annotated[bool | None, Query(description="true: the overdue pool")] = None,
     sort: SortKey = "-created_at",

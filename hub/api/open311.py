@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ValidationError
 
 from hub.api.deps import READERS, STAFF, StoreDep, access_policy, bearer
+from hub.api.schemas import ApiTime
 from hub.auth.tokens import Principal, resolve_token
 from hub.cases import classes, intake
 from hub.cases.lifecycle import Role
@@ -121,8 +122,8 @@ def list_requests(
     store: StoreDep,
     service_request_id: Annotated[str | None, Query(description="comma-separated case ids")] = None,
     service_code: str | None = None,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
+    start_date: ApiTime | None = None,
+    end_date: ApiTime | None = None,
     status: Annotated[str | None, Query(pattern=r"^(open|closed)(,(open|closed))?$")] = None,
 ) -> list[dict[str, Any]]:
     for value in (start_date, end_date):

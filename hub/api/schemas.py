@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hub.cases.lifecycle import Action, CaseStatus, Role
 
@@ -15,7 +15,28 @@ class Out(BaseModel):
 
 
 class In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity are not numbers a case, a sensor reading or a box can hold.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def sane_time(value: datetime) -> datetime:
+    """A time the hub can store and compare on both databases: 1970-2200 once in UTC. (A date near year 1
+    or 9999 with an offset overflows on conversion to UTC.) Naive times pass through: routes that need a
+    zone say so themselves."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"time {value.isoformat()} is outside the range the hub keeps "
+                         f"({EARLIEST.date()} to {LATEST.date()})")
+    return value
+
+
+ApiTime = Annotated[datetime, AfterValidator(sane_time)]
 
 
 class ErrorOut(Out):

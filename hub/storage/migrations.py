@@ -24,7 +24,14 @@ from hub.storage.schema import (
     device_keys,
     devices,
     events,
+    frame_labels,
+    label_names,
     metadata,
+    model_assignments,
+    model_audit,
+    model_pushes,
+    model_releases,
+    model_rollouts,
     schema_version,
     sessions,
     users,
@@ -72,7 +79,14 @@ def _v5_accounts_and_undo(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE case_transitions ADD COLUMN undo_values JSON")
 
 
-def _v6_camera_configs(conn: Connection) -> None:
+def _v6_model_registry(conn: Connection) -> None:
+    """The model registry (hub.releases): releases, assignments, rollouts, their audit, model pushes, frame labels."""
+    for table in (model_releases, model_assignments, model_rollouts, model_audit, model_pushes, frame_labels,
+                  label_names):
+        table.create(conn, checkfirst=True)
+
+
+def _v7_camera_configs(conn: Connection) -> None:
     """Camera configs run from the hub (versions, agent state, audit) and the bureau's calendar days."""
     for table in (camera_configs, camera_config_state, config_audit, calendar_days):
         table.create(conn, checkfirst=True)
@@ -87,7 +101,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
     (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
-    (6, "camera configs from the hub, bureau calendar days", _v6_camera_configs),
+    (6, "model registry, rollouts, model pushes and frame labels", _v6_model_registry),
+    (7, "camera configs from the hub, bureau calendar days", _v7_camera_configs),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -275,6 +275,103 @@ kv = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# Model releases (hub.releases.registry): files the hub can push to agents, stored with the evidence
+# files under their sha256, signed by the hub's Ed25519 key; which camera runs which; staged rollouts.
+model_releases = Table(
+    "model_releases",
+    metadata,
+    Column("release_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # fewshot, onnx
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("backbone_sha256", String(64)),
+    Column("metrics", JSON, nullable=False),
+    Column("signature", String(128), nullable=False),  # hex Ed25519 of registry.descriptor(...)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+model_assignments = Table(
+    "model_assignments",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("release_id", Integer, ForeignKey("model_releases.release_id"), nullable=False),
+    Column("previous_release_id", Integer),
+    Column("stage", String(16), nullable=False),  # canary, fleet
+    Column("assigned_at", UTCDateTime, nullable=False),
+    Column("assigned_by", String(128), nullable=False),
+)
+
+model_rollouts = Table(
+    "model_rollouts",
+    metadata,
+    Column("rollout_id", Integer, primary_key=True, autoincrement=True),
+    Column("release_id", Integer, ForeignKey("model_releases.release_id"), nullable=False),
+    Column("previous_release_id", Integer),
+    Column("canary", JSON, nullable=False),  # camera ids
+    Column("rest", JSON, nullable=False),  # camera ids that follow on promotion
+    Column("status", String(16), nullable=False),  # canary, promoted, rolled_back
+    Column("policy", JSON, nullable=False),  # hub.releases.rollout.RolloutPolicy
+    Column("baseline_detect_ms", Float),  # the canaries' detect time before the switch
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("started_by", String(128), nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("reason", Text),
+)
+
+model_audit = Table(
+    "model_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # register, deploy, canary, promote, rollback
+    Column("release_id", Integer),
+    Column("rollout_id", Integer),
+    Column("cameras", JSON, nullable=False),
+    Column("note", Text, nullable=False),
+    Index("ix_model_audit_rollout", "rollout_id"),
+)
+
+# Reviewers' labels on a case's frame (hub.releases.labels): boxes drawn, moved and relabelled, or
+# "nothing here"; exported with the confirmed and voided cases as a labels file for `cityeye models dataset`.
+frame_labels = Table(
+    "frame_labels",
+    metadata,
+    Column("case_id", String(32), ForeignKey("cases.case_id"), primary_key=True),
+    Column("image_sha256", String(64), nullable=False),
+    Column("camera_id", String(64)),
+    Column("taken_at", UTCDateTime, nullable=False),
+    Column("nothing_here", Boolean, nullable=False, default=False),
+    Column("boxes", JSON, nullable=False),  # [{"label": ..., "box": [x1, y1, x2, y2]}] normalised
+    Column("labelled_by", String(128), nullable=False),
+    Column("labelled_at", UTCDateTime, nullable=False),
+)
+
+label_names = Table(  # labels an admin added beyond the catalog's
+    "label_names",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Model pushes per device (hub.releases.pushes): the release its cameras should run, numbered per device.
+model_pushes = Table(
+    "model_pushes",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("release_id", Integer, ForeignKey("model_releases.release_id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | accepted | rejected
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("answered_at", UTCDateTime),
+    Column("error", Text),
+)
+
 # ---- running cameras from the hub (hub.fleet) ---------------------------------------------------
 
 # Every version of each camera's config: imported from its agent's report, or saved on the page; the

@@ -696,11 +696,123 @@ function caseMedia(c) {
       fig(t("media.snapshot"), annotated ? snapshot : null, t("media.snapshot")),
       fig(t("media.crop"), crop, t("media.crop")),
       clipFigure(c, clip)),
+    ["reviewer", "admin"].includes(S.me?.role) ? labelEditor(c) : null,
     h("section", { class: "panel", style: "margin-top:16px" },
       h("header", { style: "display:flex;align-items:center;justify-content:space-between;gap:8px" },
         h("h2", {}, t("evidence.title", { n: c.events.length })),
         packageLink(c)),
       evidenceTable(c)));
+}
+
+// ---------------------------------------------------------------- label editor (teaching new classes)
+// Boxes on the case's snapshot: drag on the image to draw one, drag a box to move it, pick its label or
+// delete it; "Nothing here" saves the frame as a hard negative. Saved with PUT /cases/{id}/labels; the
+// hub exports them (GET /labels/export) for `cityeye models dataset`.
+
+function labelEditor(c) {
+  const id = encodeURIComponent(c.case_id);
+  const panel = h("section", { class: "panel label-editor", id: "label-editor" },
+    h("header", {}, h("h2", {}, t("labels.title"))),
+    h("p", { class: "muted" }, t("labels.loading")));
+  (async () => {
+    let data, names;
+    try {
+      [data, names] = await Promise.all([api(`/cases/${id}/labels`), api("/labels/names")]);
+    } catch (e) {
+      panel.replaceChildren(h("p", { class: "muted" }, t("labels.unavailable", { error: e.message })));
+      return;
+    }
+    const state = { boxes: data.boxes.map((b) => ({ label: b.label, box: [...b.box] })), selected: -1,
+      nothing: data.nothing };
+    const img = authImg(`/evidence/${data.image_sha256}`, { alt: t("labels.image_alt") });
+    img.id = "label-image";
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 1 1");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.id = "label-svg";
+    const labelSelect = h("select", { id: "label-select", "aria-label": t("labels.select"),
+      onchange: () => { if (state.selected >= 0) { state.boxes[state.selected].label = labelSelect.value; draw(); } } },
+      ...names.map((n) => h("option", { value: n }, n)));
+    const status = h("span", { class: "muted", id: "label-status" },
+      data.source === "detector" ? t("labels.from_detector") : t("labels.saved_by", { name: data.labelled_by }));
+    const pos = (e) => {
+      const r = svg.getBoundingClientRect();
+      return [Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)), Math.min(1, Math.max(0, (e.clientY - r.top) / r.height))];
+    };
+    let drag = null;
+    svg.addEventListener("pointerdown", (e) => {
+      const [x, y] = pos(e);
+      const hit = state.boxes.findIndex((b) => x >= b.box[0] && x <= b.box[2] && y >= b.box[1] && y <= b.box[3]);
+      state.selected = hit;
+      drag = hit >= 0 ? { kind: "move", start: [x, y], orig: [...state.boxes[hit].box] } : { kind: "draw", start: [x, y] };
+      if (hit < 0) {
+        state.boxes.push({ label: labelSelect.value || names[0], box: [x, y, x, y] });
+        state.selected = state.boxes.length - 1;
+      } else {
+        labelSelect.value = state.boxes[hit].label;
+      }
+      state.nothing = false;
+      svg.setPointerCapture(e.pointerId);
+      draw();
+    });
+    svg.addEventListener("pointermove", (e) => {
+      if (!drag || state.selected < 0) return;
+      const [x, y] = pos(e);
+      const b = state.boxes[state.selected];
+      if (drag.kind === "draw") {
+        b.box = [Math.min(drag.start[0], x), Math.min(drag.start[1], y), Math.max(drag.start[0], x), Math.max(drag.start[1], y)];
+      } else {
+        const dx = Math.max(-drag.orig[0], Math.min(1 - drag.orig[2], x - drag.start[0]));
+        const dy = Math.max(-drag.orig[1], Math.min(1 - drag.orig[3], y - drag.start[1]));
+        b.box = [drag.orig[0] + dx, drag.orig[1] + dy, drag.orig[2] + dx, drag.orig[3] + dy];
+      }
+      draw();
+    });
+    svg.addEventListener("pointerup", () => {
+      if (drag && drag.kind === "draw" && state.selected >= 0) {
+        const b = state.boxes[state.selected].box;
+        if (b[2] - b[0] < 0.004 || b[3] - b[1] < 0.004) { state.boxes.splice(state.selected, 1); state.selected = -1; }
+      }
+      drag = null;
+      draw();
+    });
+    function draw() {  // rects are updated in place: replacing the one under the pointer would end its drag
+      while (svg.childNodes.length > state.boxes.length) svg.lastChild.remove();
+      while (svg.childNodes.length < state.boxes.length) svg.append(document.createElementNS("http://www.w3.org/2000/svg", "rect"));
+      state.boxes.forEach((b, i) => {
+        const r = svg.childNodes[i];
+        r.setAttribute("x", b.box[0]); r.setAttribute("y", b.box[1]);
+        r.setAttribute("width", b.box[2] - b.box[0]); r.setAttribute("height", b.box[3] - b.box[1]);
+        r.setAttribute("class", i === state.selected ? "label-box selected" : "label-box");
+        r.setAttribute("data-label", b.label);
+      });
+      count.textContent = state.nothing ? t("labels.nothing") : t("labels.count", { n: state.boxes.length });
+    }
+    const count = h("span", { id: "label-count" });
+    async function save(nothing) {
+      try {
+        const out = await api(`/cases/${id}/labels`, { method: "PUT", body: {
+          boxes: nothing ? [] : state.boxes, nothing, image_sha256: data.image_sha256 } });
+        state.boxes = out.boxes; state.nothing = out.nothing; state.selected = -1;
+        status.textContent = t("labels.saved", { n: out.boxes.length });
+        draw();
+      } catch (e) {
+        status.textContent = t("labels.not_saved", { error: e.message });
+      }
+    }
+    panel.replaceChildren(panel.firstChild, h("p", { class: "muted" }, t("labels.help")),
+      h("div", { class: "label-stage" }, img, svg),
+      h("div", { class: "label-tools" },
+        labelSelect,
+        h("button", { class: "btn small", type: "button", id: "label-delete",
+          onclick: () => { if (state.selected >= 0) { state.boxes.splice(state.selected, 1); state.selected = -1; draw(); } } },
+          t("labels.delete")),
+        h("button", { class: "btn small", type: "button", id: "label-nothing", onclick: () => save(true) }, t("labels.nothing")),
+        h("button", { class: "btn small primary", type: "button", id: "label-save", onclick: () => save(false) }, t("labels.save")),
+        count, status));
+    draw();
+  })();
+  return panel;
 }
 
 // The evidence package (signed evidence + case record, verifiable offline) is built per request, so it is
