@@ -242,6 +242,8 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
                      and a["action"] == "saved")
         assert {c["path"] for c in saved["changes"]} >= {"zones[1]", "rules[0].zones"}
         expect(page.locator(".audit tr[data-action='saved']")).to_have_count(3)
+        wait_for(lambda: hub.api("/fleet")["devices"][0]["cameras"][0]["online"], 60,
+                 "the restarted agent's camera online again", agent)
         page.goto(f"{hub.base}/#/cameras")
         expect(page.locator("tr[data-camera='plaza-cam'] td[data-field='online']")).to_have_class("ok")
         no_missing_messages(page)
