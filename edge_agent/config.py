@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from edge_agent.change.params import ChangeConfig
 from edge_agent.motion import MotionConfig
+from edge_agent.plates.watch import PlateConfig
 from edge_agent.rules.config import RuleConfig
 from edge_agent.rules.engine import rule_zone_issues
 from edge_agent.schedule import check_timezone
@@ -141,6 +142,10 @@ class CameraConfig(StrictConfig):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     calibration: CalibrationConfig | None = None
+    place: str | None = Field(
+        None, max_length=64, description="where the camera looks, as people name it (长江路东段): burned into "
+        "the parking stills beside the time and the camera id")
+    plates: PlateConfig = Field(default_factory=PlateConfig)
     change: ChangeConfig = Field(default_factory=ChangeConfig,
                                  description="change detection, for rules with `source: change`")
     zones: list[ZoneConfig] = Field(default_factory=list)

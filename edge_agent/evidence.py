@@ -29,6 +29,7 @@ import numpy as np
 from edge_agent.annotate import draw_box, draw_polygon, draw_time
 from edge_agent.config import EvidenceConfig
 from edge_agent.geometry import Box
+from edge_agent.plates.evidence import ParkingEvidence
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
@@ -214,8 +215,9 @@ class EvidenceBuilder:
     def __init__(self, config: EvidenceConfig, *, camera_id: str, device_id: str, clip_fps: float,
                  sink: EventSink, zones: Sequence[ZoneConfig] = (), model: ModelInfo | None = None,
                  ground: GroundFn | None = None, agent_version: str = __version__,
-                 timezone: str | None = None) -> None:
-        """`timezone`: the camera's, for the frame time printed on the annotated still (default UTC)."""
+                 timezone: str | None = None, plates: ParkingEvidence | None = None) -> None:
+        """`timezone`: the camera's, for the frame time printed on the annotated still (default UTC).
+        `plates`: the plate and timed stills of parking classes (None: no plate evidence)."""
         self.config = config
         self.timezone = ZoneInfo(timezone) if timezone else UTC
         self.camera_id = camera_id
@@ -226,6 +228,7 @@ class EvidenceBuilder:
         self.model = model
         self.ground = ground
         self.agent_version = agent_version[:32]
+        self.plates = plates
         self.ring = FrameRing(config.pre_s, clip_fps)
         self.pending: deque[_Pending] = deque()
         self.emitted = 0
@@ -289,6 +292,12 @@ class EvidenceBuilder:
         if p.wants_clip and p.clip:
             fmt, clip = encode_clip([f.image for f in p.clip], self.clip_fps, quality=min(q, 80))
             files.append((fmt.name, MediaKind.CLIP, fmt.content_type, clip))
+        plate = None
+        if self.plates is not None and u.class_id in self.plates.classes:
+            plate = self.plates.info(u)
+            if u.state != ProblemState.CLEARED.value:
+                files += [(name, kind, "image/jpeg", encode_jpeg(still, q))
+                          for name, kind, still in self.plates.stills(u, p.frame)]
         refs = [MediaRef(name=n, kind=k, content_type=ct, size=len(b), sha256=sha256_hex(b))  # type: ignore[arg-type]
                 for n, k, ct, b in files]
         wh = p.frame.resolution_wh
@@ -298,7 +307,7 @@ class EvidenceBuilder:
             score=min(1.0, max(0.0, u.score)), labels=list(u.labels)[:32], first_seen=utc(u.first_seen),
             observed_at=utc(u.observed_at), dwell_s=max(0.0, u.dwell_s), object_count=u.object_count,
             ground=self.ground(u.xyxy, wh) if self.ground else None, model=self.model,
-            agent_version=self.agent_version, media=refs)
+            agent_version=self.agent_version, media=refs, plate=plate)
         return event, {n: b for n, _, _, b in files}
 
     def annotate(self, p: _Pending) -> np.ndarray:

@@ -27,6 +27,10 @@ from edge_agent.ground import ground_for
 from edge_agent.ingest import FileReplay, LiveReader, shown_source, source_kind
 from edge_agent.metrics import CameraMetrics, EdgeMetrics
 from edge_agent.motion import GateReason, MotionGate
+from edge_agent.plates.evidence import ParkingEvidence
+from edge_agent.plates.ocr import ModelsMissing
+from edge_agent.plates.reader import PlateReader
+from edge_agent.plates.watch import PlateWatcher
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.track import ByteTracker
 from edge_agent.types import Detections, EventSink, Frame, ProblemUpdate, Track
@@ -71,6 +75,8 @@ class CameraRuntime:
     metrics: CameraMetrics
     catalog: Catalog
     engine: RuleEngine | None = None  # built on the first frame: zones need the frame size
+    plates: PlateWatcher | None = None  # reads the plates of vehicles stopped in parking-rule zones
+    plate_classes: frozenset[str] = frozenset()  # the catalog's classes that read plates
     change: ChangeWatch | None = None  # the `source: change` rules, if any
     tracks: list[Track] = field(default_factory=list)
     last_sample_ts: float | None = None
@@ -81,6 +87,13 @@ class CameraRuntime:
     def due(self, ts: float) -> bool:
         """Whether a frame at `ts` is one the pipeline samples (sample_fps), frames between are dropped."""
         return _period_passed(self.last_sample_ts, ts, self.config.sample_fps())
+
+    def observe_plates(self, frame: Frame) -> None:
+        """Plate reads in the zones the camera's parking rules watch now (a managed config may change them)."""
+        if self.plates is not None:
+            engine = self.engine_for(frame)
+            zones = [engine.zones[z] for z in plate_zones(self.config, self.plate_classes) if z in engine.zones]
+            self.plates.observe(frame, self.tracks, zones)
 
     def detect_slot(self, ts: float) -> bool:
         """Whether a sampled frame may be detected (detect_fps <= sample_fps)."""
@@ -110,10 +123,12 @@ class Pipeline:
                  device_id: str | None = None, metrics: EdgeMetrics | None = None,
                  catalog: Catalog | None = None,
                  ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for,
-                 confirmers: Mapping[str, RegionConfirmer] | None = None) -> None:
+                 confirmers: Mapping[str, RegionConfirmer] | None = None,
+                 plate_reader: PlateReader | None = None) -> None:
         """`ground` builds each camera's box -> GroundPoint mapping (default: from its `calibration`;
         None: events carry no ground position). `confirmers`: classifiers change rules may ask
-        (`params.confirm.by`), by name."""
+        (`params.confirm.by`), by name. `plate_reader`: shared by the cameras that read plates
+        (default: loaded when one does)."""
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
@@ -126,18 +141,38 @@ class Pipeline:
         self._confirmers = dict(confirmers or {})
         self._tick = threading.Lock()  # a config swap (hub push, another thread) happens between ticks
         model = model_info(detector)
+        self._plate_reader = plate_reader
+        plate_classes = frozenset(c.id for c in self.catalog if c.plates)
         self.cameras: dict[str, CameraRuntime] = {}
         for cfg in cameras:
             cam_metrics = self.metrics.camera(cfg.id)
+            zones = plate_zones(cfg, plate_classes)
+            watcher = self._plate_watcher(cfg) if zones else None
+            parking = ParkingEvidence(plate_classes, watcher, camera_id=cfg.id, place=cfg.place,
+                                      timezone=cfg.timezone)
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
                                        zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
-                                       timezone=cfg.timezone)
+                                       timezone=cfg.timezone, plates=parking)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
-                                                 cam_metrics, self.catalog)
+                                                 cam_metrics, self.catalog, plates=watcher,
+                                                 plate_classes=plate_classes)
             self.cameras[cfg.id].change = self._change_watch(cfg)
         self.log_startup()
+
+    def _plate_watcher(self, cfg: CameraConfig) -> PlateWatcher | None:
+        """A plate watcher for a camera with parking rules, sharing one reader; None when plates are
+        off or the OCR models are not installed (events then say the plate was not read)."""
+        if not cfg.plates.enabled:
+            return None
+        if self._plate_reader is None:
+            try:
+                self._plate_reader = PlateReader(threads=cfg.plates.threads)
+            except ModelsMissing as exc:
+                log.warning("camera %s: plates are not read: %s", cfg.id, exc)
+                return None
+        return PlateWatcher(cfg.plates, self._plate_reader)
 
     def _change_watch(self, cfg: CameraConfig) -> ChangeWatch | None:
         """The camera's `source: change` rules, if it has any."""
@@ -252,6 +287,7 @@ class Pipeline:
                 rt.metrics.detect_frames += 1
             else:
                 rt.tracks = rt.tracker.tracks()
+            rt.observe_plates(frame)
             new = rt.engine_for(frame).update(rt.tracks, frame.ts)
             if rt.change is not None:
                 new += rt.change.update(frame, rt.tracks)
@@ -356,6 +392,11 @@ def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]
     return (f"camera {cfg.id}: {kind.value} {shown}, detect {cfg.detect_fps:g} fps, motion gating "
             f"{'on' if cfg.motion.enabled else 'off'}; zones: {zones}; rules: {', '.join(rules) or 'none'}; "
             f"active classes: {', '.join(active) or 'none'}")
+
+
+def plate_zones(cfg: CameraConfig, plate_classes: frozenset[str]) -> tuple[str, ...]:
+    """Zones watched by the camera's enabled rules of classes that read plates (parking)."""
+    return tuple(dict.fromkeys(z for r in cfg.rules if r.enabled and r.class_id in plate_classes for z in r.zones))
 
 
 def watched_regions(cfg: CameraConfig) -> list[tuple[float, float, float, float]] | None:

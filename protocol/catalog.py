@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from protocol.messages import WireModel
+from protocol.plates import PLATE_LABELS
 
 SLUG = r"^[a-z0-9_]{2,64}$"
 
@@ -215,6 +216,15 @@ class ProblemClass(WireModel):
     priority: Priority = Priority.NORMAL
     keywords: list[str] = Field(default_factory=list)
     detect: str = Field(default="", description="how the rule reads the scene, for people")
+    plates: bool = Field(default=False, description="parking evidence: the edge reads the plates of the "
+                         "class's vehicles (car, truck, bus, motorcycle) and sends the timed stills")
+
+    @model_validator(mode="after")
+    def _plates_need_vehicles(self) -> ProblemClass:
+        if self.plates and not set(self.labels) & PLATE_LABELS:
+            raise ValueError(f"plates: the class's labels {self.labels} hold no vehicle with a plate "
+                             f"({', '.join(sorted(PLATE_LABELS))})")
+        return self
 
     @model_validator(mode="after")
     def _params_fit_rule(self) -> ProblemClass:

@@ -59,6 +59,25 @@ class GroundOut(Out):
     y: float
 
 
+class PlateOut(Out):
+    """The vehicle's licence plate (parking classes). `text` None: the edge could not read it."""
+
+    text: str | None = Field(description="苏E·D51712 for roles that act on the case; masked (苏E·D5**12) otherwise")
+    colour: str | None
+    score: float
+    masked: bool
+    corrected: bool = Field(description="a reviewer corrected the edge's read (see the timeline)")
+    can_correct: bool
+    frames: int | None = Field(None, description="edge reads (frames) that agreed on the text, latest event")
+    attempts: int | None = Field(None, description="frames the edge read, latest event")
+    cases_90d: int | None = Field(None, description="cases of this plate created in the last 90 days")
+
+
+class PlateIn(BaseModel):
+    text: str = Field(min_length=2, max_length=16, description="the correct plate, e.g. 苏E·D51712")
+    note: str | None = Field(None, max_length=500, description="why the edge's read was wrong")
+
+
 class CaseOut(Out):
     case_id: str
     class_id: str
@@ -88,6 +107,7 @@ class CaseOut(Out):
     filed_at: datetime | None
     handled_at: datetime | None
     closed_at: datetime | None
+    plate: PlateOut | None = None
 
 
 class CasePage(Out):

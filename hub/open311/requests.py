@@ -15,6 +15,7 @@ from hub.cases import classes
 from hub.cases.lifecycle import OPEN311_CLOSED, CaseStatus
 from hub.storage import schema
 from hub.storage.core import StoreBase
+from protocol import plates
 
 
 def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
         "status_notes": status.value,
         "service_name": classes.display_name(row["class_id"]),
         "service_code": row["class_id"],
-        "description": row["description"],
+        "description": _description(row),
         "agency_responsible": row["unit"],
         "requested_datetime": row["created_at"],
         "updated_datetime": row["updated_at"],
@@ -34,6 +35,14 @@ def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
         "long": row["lon"],
         "media_url": f"/evidence/{media_sha}" if media_sha else None,
     }
+
+
+def _description(row: dict[str, Any]) -> str | None:
+    """The case's description; a parking case's plate appended masked (Open311 output is public)."""
+    if not row.get("plate"):
+        return row["description"]
+    plate = f"车牌 {plates.masked(row['plate'])}"
+    return f"{row['description']} {plate}" if row["description"] else plate
 
 
 def _first_media(conn: Connection, case_ids: list[str]) -> dict[str, str]:

@@ -86,7 +86,17 @@ def _v6_model_registry(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
-def _v7_camera_configs(conn: Connection) -> None:
+def _v7_plates(conn: Connection) -> None:
+    """Licence plates on cases (parking evidence): four columns and their index; no-ops when present."""
+    have = {c["name"] for c in inspect(conn).get_columns("cases")}
+    for column in ("plate", "plate_colour", "plate_score", "plate_corrected"):
+        if column not in have:
+            kind = cases.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE cases ADD COLUMN {column} {kind}")
+    next(ix for ix in cases.indexes if ix.name == "ix_cases_plate").create(conn, checkfirst=True)
+
+
+def _v8_camera_configs(conn: Connection) -> None:
     """Camera configs run from the hub (versions, agent state, audit) and the bureau's calendar days."""
     for table in (camera_configs, camera_config_state, config_audit, calendar_days):
         table.create(conn, checkfirst=True)
@@ -102,7 +112,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "statistics indexes", _v4_statistics_indexes),
     (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
     (6, "model registry, rollouts, model pushes and frame labels", _v6_model_registry),
-    (7, "camera configs from the hub, bureau calendar days", _v7_camera_configs),
+    (7, "licence plates on cases", _v7_plates),
+    (8, "camera configs from the hub, bureau calendar days", _v8_camera_configs),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -120,7 +120,13 @@ cases = Table(
     Column("handled_at", UTCDateTime),
     Column("handled_on_time", Boolean),
     Column("closed_at", UTCDateTime),
+    # The vehicle's licence plate (parking classes), without its dot: 苏ED51712. None: not read.
+    Column("plate", String(16)),
+    Column("plate_colour", String(8)),
+    Column("plate_score", Float),
+    Column("plate_corrected", Boolean),  # true: a reviewer corrected the edge's read (audited)
     Index("ix_cases_class_status", "class_id", "status"),
+    Index("ix_cases_plate", "plate", "created_at"),  # ?plate=, dedup by plate, repeat offenders
     Index("ix_cases_camera_status", "camera_id", "status"),
     # Statistics over a time range (hub.cases.queries.statistics_for) read only the index, not the rows: per class,
     # per camera, filed and void. Also serves every lookup by creation time.

@@ -316,14 +316,14 @@ function showWhoami() {
   $("#whoami").textContent = t("top.whoami", { name: S.me.name, role: roleText(S.me.role), timezone: S.me.timezone });
 }
 
-async function signOut(message) {
-  const wasSession = S.me && !S.token;
-  if (wasSession && message === t("login.signed_out")) {
-    await api("/session", { method: "DELETE" }).catch(() => null);
-  }
+/** Back to the sign-in form; `endSession`: the user signed out, so the hub ends the session too. */
+async function signOut(message, endSession = false) {
+  if (endSession && S.me && !S.token) await api("/session", { method: "DELETE" }).catch(() => null);
   S.token = null;
   S.me = null;
   S.csrf = null;
+  S.undo = null; // nothing of this user's to take back after someone else signs in
+  $("#toasts").replaceChildren();
   sessionStorage.removeItem(TOKEN_KEY);
   S.live.ctrl?.abort();
   for (const p of blobCache.values()) p.then((u) => u && URL.revokeObjectURL(u));
@@ -696,12 +696,70 @@ function caseMedia(c) {
       fig(t("media.snapshot"), annotated ? snapshot : null, t("media.snapshot")),
       fig(t("media.crop"), crop, t("media.crop")),
       clipFigure(c, clip)),
+    platePanel(c),
     ["reviewer", "admin"].includes(S.me?.role) ? labelEditor(c) : null,
     h("section", { class: "panel", style: "margin-top:16px" },
       h("header", { style: "display:flex;align-items:center;justify-content:space-between;gap:8px" },
         h("h2", {}, t("evidence.title", { n: c.events.length })),
         packageLink(c)),
       evidenceTable(c)));
+}
+
+// ---------------------------------------------------------------- licence plate (parking evidence)
+
+// The plate crop large beside its text, the three timed stills, and (for roles that may) a correction form.
+// Classes without plate evidence have no `plate`; `plate.text` null means the edge could not read it.
+function platePanel(c) {
+  if (!c.plate) return null;
+  const p = c.plate;
+  // A masked plate's close-ups stay hidden: the crop and the vehicle close-up would show it in full.
+  const crop = p.masked ? null : latestMedia(c, "plate");
+  const stills = latestStills(c).filter((m) => !(p.masked && m.name === "still_3.jpg"));
+  const text = p.text
+    ? h("div", { class: "plate-text", id: "plate-text", dataset: { colour: p.colour || "" } }, p.text)
+    : h("div", { class: "plate-text unreadable", id: "plate-text" }, t("plate.unreadable"));
+  const facts = p.text ? h("div", { class: "muted", id: "plate-facts" },
+    t("plate.facts", { colour: t(`plate.colour.${p.colour}`), frames: p.frames, attempts: p.attempts,
+      score: Math.round(p.score * 100) }),
+    p.corrected ? h("div", {}, t("plate.corrected")) : null,
+    p.cases_90d > 1 ? h("div", { class: "plate-repeat", id: "plate-repeat" }, t("plate.repeat", { n: p.cases_90d })) : null)
+    : null;
+  return h("section", { class: "panel plate-panel", id: "plate-panel", style: "margin-top:16px" },
+    h("h2", {}, t("plate.title")),
+    h("div", { class: "body", style: "display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start" },
+      crop ? authImg(crop.url, { alt: t("plate.crop_alt"), cls: "plate-crop" }) : null,
+      h("div", {}, text, facts, p.can_correct ? plateForm(c) : null)),
+    stills.length ? h("div", { class: "media-row", id: "plate-stills" }, ...stills.map((m, i) => h("figure", {},
+      authImg(m.url, { alt: t(`plate.still.${i + 1}`) }),
+      h("figcaption", {}, h("span", {}, t(`plate.still.${i + 1}`)),
+        h("a", { href: "#", onclick: (e) => { e.preventDefault(); openBlob(m.url); } }, t("media.full_size")))))) : null);
+}
+
+function latestStills(c) {
+  for (let i = c.events.length - 1; i >= 0; i--) {
+    const stills = c.events[i].media.filter((x) => x.kind === "still").sort((a, b) => a.name.localeCompare(b.name));
+    if (stills.length) return stills;
+  }
+  return [];
+}
+
+function plateForm(c) {
+  const input = h("input", { id: "plate-input", value: c.plate.text || "", placeholder: "苏E·D51712", maxlength: "12",
+    "aria-label": t("plate.correct_label") });
+  const note = h("input", { id: "plate-note", placeholder: t("plate.correct_note"), "aria-label": t("plate.correct_note") });
+  return h("form", { class: "plate-form", style: "margin-top:8px;display:flex;gap:6px;flex-wrap:wrap",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        await api(`/cases/${encodeURIComponent(c.case_id)}/plate`, { method: "POST",
+          body: { text: input.value, note: note.value } });
+        toast(t("plate.corrected_toast"));
+        route();
+      } catch (err) {
+        toast(t("plate.correct_failed", { error: err.message }), true, 8000);
+      }
+    } },
+    input, note, h("button", { class: "btn small", type: "submit", id: "plate-save" }, t("plate.correct")));
 }
 
 // ---------------------------------------------------------------- label editor (teaching new classes)
@@ -1559,7 +1617,7 @@ function init() {
       btn.disabled = false;
     }
   });
-  $("#logout").addEventListener("click", () => signOut(t("login.signed_out")));
+  $("#logout").addEventListener("click", () => signOut(t("login.signed_out"), true));
   $("#lang").addEventListener("click", switchLang);
   $("#login-lang").addEventListener("click", switchLang);
   $("#help-btn").addEventListener("click", () => $("#help").showModal());
