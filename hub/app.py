@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.api import calendar as calendar_router
 from hub.api import (
@@ -180,6 +181,8 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": [_json_safe_error(e) for e in exc.errors()]}, status_code=422)
+
+    app.add_exception_handler(StarletteHTTPException, open311.open311_http_error)  # type: ignore[arg-type]
 
     @app.exception_handler(TransitionError)
     async def _transition_error(_: Request, exc: TransitionError) -> JSONResponse:

@@ -159,6 +159,9 @@ class HubSettings(Strict):
         default=512.0, gt=0, description="largest evidence package (MB) the API and `hub export-evidence` build; "
                                          "a larger case gets 413 / an error naming its size"
     )
+    open311_public_reads: bool = Field(
+        default=True, description="Open311 GET without an api_key, as GeoReport v2 has it (reporters' contacts "
+                                  "masked); false: every Open311 read needs a token")
 
     @field_validator("db_url")
     @classmethod
