@@ -82,7 +82,15 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.app import create_app
+    from hub.fleet import check
 
+    try:  # the page checks camera configs with the agent's own check when the edge part is installed
+        from edge_agent.managed_config import check_for_hub
+
+        check.use(check_for_hub)
+    except ImportError:
+        print("note: the edge agent is not installed here; camera configs are checked by the agents only",
+              file=sys.stderr)
     zmq = None if args.zmq is None else ("" if args.zmq.lower() == "none" else args.zmq)
     settings = settings_from_args(args, api_bind=args.api, zmq_bind=zmq, insecure=args.insecure or None,
                                   ingest_processes=args.ingest_processes)

@@ -90,14 +90,14 @@ def test_cli_create_with_expiry_and_list(tmp_path: Path, capsys: pytest.CaptureF
     assert "--expires 'soon'" in capsys.readouterr().err
 
 
-def test_version_7_database_gains_token_expiry(db_url: str | None, tmp_path: Path) -> None:
-    """A database made before step 8 keeps its tokens; they never expire and record their use."""
+def test_version_8_database_gains_token_expiry(db_url: str | None, tmp_path: Path) -> None:
+    """A database made before step 9 keeps its tokens; they never expire and record their use."""
     engine = db.make_engine(db_url or db.sqlite_url(tmp_path))
-    with db.begin_write(engine) as conn:  # version 7 as released: api_tokens without the two columns
+    with db.begin_write(engine) as conn:  # version 8 as released: api_tokens without the two columns
         migrations.MIGRATIONS[0][2](conn)
         for column in ("expires_at", "last_used_at"):
             conn.exec_driver_sql(f"ALTER TABLE api_tokens DROP COLUMN {column}")
-        for version, name, _ in migrations.MIGRATIONS[:7]:
+        for version, name, _ in migrations.MIGRATIONS[:8]:
             conn.execute(schema.schema_version.insert().values(version=version, name=name, applied_at=db.utcnow()))
         conn.exec_driver_sql(
             "INSERT INTO api_tokens (name, role, token_sha256, created_at, revoked) VALUES "
