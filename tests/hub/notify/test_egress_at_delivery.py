@@ -49,7 +49,7 @@ def test_a_name_allowed_at_registration_is_checked_again_at_delivery(receiver: s
     assert _Receiver.hits == ["/hook"]
 
     now = EgressPolicy.of([])  # the address is no longer allowed (the setting changed, or the name moved)
-    with guarded_client(now, timeout_s=20) as client, \
-            pytest.raises(TargetRefused, match=r"host 'localhost' resolves to (127\.0\.0\.1|::1).*not a public address"):
+    refused = r"host 'localhost' resolves to (127\.0\.0\.1|::1).*not a public address"
+    with guarded_client(now, timeout_s=20) as client, pytest.raises(TargetRefused, match=refused):
         client.post(receiver, content=b"{}")
     assert _Receiver.hits == ["/hook"]  # the refused delivery never connected
