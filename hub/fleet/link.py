@@ -1,5 +1,5 @@
 """The ingest loop's side of running cameras from the hub: which agent is on which connection, the config
-pushes and snapshot requests due for them, and what they answer.
+pushes, model pushes (hub.releases.pushes) and snapshot requests due for them, and what they answer.
 
 The page writes to the database (a saved config version, a snapshot request); the loop that owns the
 agents' socket asks `outgoing()` about twice a second for what to send to the agents connected to it
@@ -21,6 +21,7 @@ from protocol.codec import encode_push, encode_snapshot_request
 from protocol.push import Push, PushKind, PushResult, Snapshot, SnapshotRequest, sign_push
 
 log = logging.getLogger(__name__)
+
 MODEL_SLOT = "detector"  # the agent's one model slot (edge_agent.model_push.SLOT)
 
 
@@ -42,7 +43,7 @@ class FleetLink:
 
     def on_result(self, result: PushResult) -> None:
         try:
-            configs.record_result(self.store, result)
+            configs.record_result(self.store, result)  # each ignores the other kind
             model_pushes.record_result(self.store, result)
         except Exception:  # a database hiccup: the agent reports again on its next connect
             log.exception("could not record %s's answer for %s v%d", result.device_id, result.target, result.version)
@@ -67,27 +68,28 @@ class FleetLink:
         try:
             with self.store.engine.connect() as conn:
                 due = configs.due_pushes(conn, self.peers, self.resend_after_s)
+                models = model_pushes.due(conn, self.peers, self.resend_after_s)
                 asked = snapshots.due_requests(conn, self.peers)
-                models_due = model_pushes.due(conn, self.peers, self.resend_after_s)
             out = [[self.peers[p.device_id], *self._push_frames(p)] for p in due]
-            out += [[self.peers[p.device_id], *self._model_frames(p)] for p in models_due]
+            out += [[self.peers[m.device_id], *self._model_frames(m)] for m in models]
             out += [[self.peers[r.device_id], *encode_snapshot_request(
                 SnapshotRequest(device_id=r.device_id, camera_id=r.camera_id))] for r in asked]
             configs.mark_sent(self.store, due)
+            model_pushes.mark_sent(self.store, models)
             snapshots.mark_requested(self.store, asked)
-            model_pushes.mark_sent(self.store, models_due)
         except Exception:
             log.exception("could not read the pushes due; trying again in %.1f s", self.poll_s)
             return []
         return out
 
-    def _model_frames(self, due: model_pushes.DueModelPush) -> list[bytes]:
-        release = registry.wire_release(self.store, registry.get(self.store, due.release_id))
-        push = Push(device_id=due.device_id, kind=PushKind.MODEL, target=MODEL_SLOT, version=due.version,
-                    issued_at=due.created_at, issued_by=due.created_by, body=release.model_dump(mode="json"))
-        return encode_push(*sign_push(push, self.signer))
-
     def _push_frames(self, due: configs.DuePush) -> list[bytes]:
         push = Push(device_id=due.device_id, kind=PushKind.CAMERA_CONFIG, target=due.camera_id,
                     version=due.version, issued_at=due.created_at, issued_by=due.created_by, body=due.body)
+        return encode_push(*sign_push(push, self.signer))
+
+    def _model_frames(self, due: model_pushes.DueModelPush) -> list[bytes]:
+        release = registry.wire_release(self.store, registry.get(self.store, due.release_id))
+        push = Push(device_id=due.device_id, kind=PushKind.MODEL, target=MODEL_SLOT, version=due.version,
+                    issued_at=due.created_at, issued_by=due.created_by,
+                    body=release.model_dump(mode="json", exclude_none=True))
         return encode_push(*sign_push(push, self.signer))

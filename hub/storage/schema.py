@@ -217,6 +217,8 @@ api_tokens = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    Column("expires_at", UTCDateTime),  # None: never expires
+    Column("last_used_at", UTCDateTime),  # to the minute (hub.auth.tokens.LAST_USED_EVERY)
 )
 
 # People's accounts (hub.auth.users): machines use api_tokens, people sign in with a password.
