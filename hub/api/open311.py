@@ -29,6 +29,7 @@ from hub.api.deps import READERS, STAFF, SettingsDep, StoreDep, access_policy, b
 from hub.api.schemas import ApiTime
 from hub.auth.tokens import Principal, TokenExpired, resolve_token
 from hub.cases import classes, intake
+from hub.cases.contacts import may_see_contacts
 from hub.cases.lifecycle import Role
 from hub.open311 import requests
 from hub.open311.formats import FORMATS, MEDIA_TYPES, Format, error_body, format_of, object_xml, to_xml
@@ -119,7 +120,6 @@ async def open311_user(
 
 router.dependencies.append(Depends(open311_user))
 User = Annotated[Principal | None, Depends(open311_user)]
-SEES_CONTACTS = {*STAFF, Role.ADMIN}
 
 
 class ServiceRequest(BaseModel):
@@ -192,7 +192,7 @@ def service_definition(request: Request, service_code: str, jurisdiction_id: Jur
 
 
 def _shown(found: list[dict[str, Any]], user: Principal | None) -> list[dict[str, Any]]:
-    return found if user is not None and user.role in SEES_CONTACTS else [requests.masked(r) for r in found]
+    return found if user is not None and may_see_contacts(user.role) else [requests.masked(r) for r in found]
 
 
 @_both("/requests", "GET", list[ServiceRequest], "Requests = cases")

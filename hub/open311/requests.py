@@ -17,20 +17,19 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from hub.cases import classes
+from hub.cases import contacts as contacts_
 from hub.cases.lifecycle import OPEN311_CLOSED, CaseStatus
 from hub.storage import schema
 from hub.storage.core import StoreBase
 from protocol import plates
 
 MEDIA_LINE = "media_url: "
-REPORTER_LINE = "reporter: "
-MASKED_REPORTER = REPORTER_LINE + "(hidden)"
 
 
 def describe(description: str | None, media_url: str | None, contacts: list[str]) -> str | None:
     """A filed request's case description: the client's text, its media link, the reporter's contacts."""
     lines = [description, MEDIA_LINE + media_url if media_url else None,
-             REPORTER_LINE + ", ".join(contacts) if contacts else None]
+             contacts_.reporter_line(contacts)]
     return "\n".join(line for line in lines if line) or None
 
 
@@ -43,11 +42,7 @@ def _linked_media(description: str | None) -> str | None:
 
 def masked(request: dict[str, Any]) -> dict[str, Any]:
     """`request` as the public and readers see it: the reporter's contacts hidden."""
-    text = request["description"]
-    if not text or REPORTER_LINE not in text:
-        return request
-    lines = [MASKED_REPORTER if line.startswith(REPORTER_LINE) else line for line in text.splitlines()]
-    return {**request, "description": "\n".join(lines)}
+    return {**request, "description": contacts_.hide_contacts(request["description"])}
 
 
 def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:

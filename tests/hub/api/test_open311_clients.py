@@ -111,3 +111,20 @@ def test_reads_can_require_a_key(store: Store, hub_settings: Any) -> None:
         refused = client.get("/open311/v2/services.xml")
         assert refused.status_code == 401 and b"<errors>" in refused.content
         assert client.get("/open311/v2/services.json", params={"api_key": reader}).status_code == 200
+
+
+def test_reporter_contacts_are_hidden_from_readers_on_the_case_api(store: Store, hub_settings: Any,
+                                                                  hub: dict[str, str]) -> None:
+    filed = _file(hub, "json", description="bags by the gate", **CONTACT).json()[0]["service_request_id"]
+    _, reader = create_token(store, "viewer", Role.READER)
+    with TestClient(create_app(hub_settings, store=store, background=False)) as client:
+        def seen(token: str) -> tuple[str, str]:
+            auth = {"Authorization": f"Bearer {token}"}
+            listed = client.get("/cases", headers=auth).json()["items"]
+            detail = client.get(f"/cases/{filed}", headers=auth).json()
+            return next(c["description"] for c in listed if c["case_id"] == filed), detail["description"]
+
+        for text in seen(reader):
+            assert "reporter: (hidden)" in text and not any(v in text for v in CONTACT.values()), text
+        for text in seen(hub["key"]):  # the reviewer acts on the case: may call the reporter back
+            assert all(v in text for v in CONTACT.values()), text
