@@ -13,19 +13,21 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from edge_agent.config import CameraConfig
-from edge_agent.evidence import EvidenceBuilder, GroundFn
+from edge_agent.evidence import EvidenceBuilder, EvidenceWorker, GroundFn
 from edge_agent.ground import ground_for
-from edge_agent.ingest import FileReplay, LiveReader, shown_source, source_kind
+from edge_agent.ingest import FileReplay, LiveReader, SourceKind, shown_source, source_kind
 from edge_agent.metrics import CameraMetrics, EdgeMetrics
 from edge_agent.motion import GateReason, MotionGate
+from edge_agent.prefetch import Prefetch
 from edge_agent.rules.engine import RuleEngine
+from edge_agent.streams import DetectStream, MainStreamFile, MainStreamRecorder
 from edge_agent.track import ByteTracker
 from edge_agent.types import Detections, EventSink, Frame, ProblemUpdate, Track
 from protocol.catalog import Catalog, InactiveClass, default_catalog
@@ -117,12 +119,14 @@ class Pipeline:
         self.metrics = metrics or EdgeMetrics()
         self.catalog = catalog or default_catalog()
         model = model_info(detector)
+        self.evidence_worker = EvidenceWorker()  # JPEG and clip encoding off the hot path, in order
         self.cameras: dict[str, CameraRuntime] = {}
         for cfg in cameras:
             cam_metrics = self.metrics.camera(cfg.id)
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
-                                       zones=cfg.zones, model=model, ground=ground(cfg) if ground else None)
+                                       zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
+                                       worker=self.evidence_worker)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog)
@@ -193,7 +197,7 @@ class Pipeline:
         return results
 
     def flush(self) -> None:
-        """End of input: send events still waiting for their post-roll."""
+        """End of input: send events still waiting for their post-roll; returns once they are sent."""
         for rt in self.cameras.values():
             rt.evidence.flush()
             rt.metrics.pending_events = 0
@@ -201,10 +205,23 @@ class Pipeline:
     # Drivers -------------------------------------------------------------------------------------
 
     def run_live(self, stop: threading.Event, *, poll_s: float = 0.01) -> None:
-        """Read every camera on its own thread until `stop` is set (or every file source ends)."""
-        readers = {cid: LiveReader(cid, rt.config.source, start_time=rt.config.start_epoch(),
-                                   loop_file=rt.config.loop)
-                   for cid, rt in self.cameras.items()}
+        """Read every camera on its own thread until `stop` is set (or every file source ends).
+
+        A camera with a `detect_source` is read from it; its main stream (`source`) is only demuxed,
+        on a thread of its own, for the evidence."""
+        readers: dict[str, LiveReader] = {}
+        recorders: list[MainStreamRecorder] = []
+        for cid, rt in self.cameras.items():
+            cfg = rt.config
+            detect = cfg.source if cfg.detect_source is None else cfg.detect_source
+            readers[cid] = LiveReader(cid, detect, start_time=cfg.start_epoch(), loop_file=cfg.loop)
+            if cfg.detect_source is not None:
+                recorder = MainStreamRecorder(cid, cfg.source, keep_s=cfg.main_stream_keep_s(),
+                                              start_time=readers[cid].start_time, loop_file=cfg.loop)
+                rt.evidence.main = recorder.ring
+                recorders.append(recorder)
+        for recorder in recorders:
+            recorder.start()
         for cid, reader in readers.items():
             self.cameras[cid].metrics.ingest = reader.stats
             reader.start()
@@ -225,13 +242,31 @@ class Pipeline:
             for reader in readers.values():
                 reader.stop()
             self.flush()
+            for recorder in recorders:
+                recorder.stop()
 
-    def run_replays(self, sources: dict[str, FileReplay],
+    def run_replays(self, sources: Mapping[str, FileReplay | DetectStream],
                     on_frame: Callable[[Frame], None] | None = None) -> None:
-        """Replay files deterministically, interleaved by timestamp, as fast as the detector goes."""
-        iterators = {cid: iter(src) for cid, src in sources.items()}
+        """Replay files deterministically, interleaved by timestamp, as fast as the detector goes.
+
+        Each source decodes on its own thread a few frames ahead (the decoders release the GIL), so
+        decoding uses the cores the detector leaves. A `DetectStream` with a main stream gives its
+        camera's evidence the main stream's frames."""
+        iterators = {cid: Prefetch(src, name=f"decode-{cid}") for cid, src in sources.items()}
         for cid, src in sources.items():
             self.cameras[cid].metrics.ingest = src.stats
+            main = getattr(src, "main", None)
+            if main is not None:
+                self.cameras[cid].evidence.main = main.ring
+        try:
+            self._interleave(iterators, on_frame)
+        finally:
+            for it in iterators.values():
+                it.close()
+        self.flush()
+
+    def _interleave(self, iterators: Mapping[str, Prefetch[Frame]],
+                    on_frame: Callable[[Frame], None] | None) -> None:
         heads: dict[str, Frame] = {}
         for cid, it in iterators.items():
             head = next(it, None)
@@ -249,7 +284,6 @@ class Pipeline:
                     del heads[frame.camera_id]
                 else:
                     heads[frame.camera_id] = nxt
-        self.flush()
 
 
 def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]) -> str:
@@ -314,11 +348,20 @@ def replay(config: CameraConfig, video: str, detector: DetectorLike, sink: Event
     """Replay one video file through one camera's pipeline, deterministically and as fast as possible.
 
     Frame times are `config.start_time` (default: the current second) + the position in the file.
+    With a `detect_source` file, `video` is the main stream: detection runs on the detect source and
+    the evidence shows `video`'s frames.
     """
     start = config.start_epoch()
     if start is None:
         start = float(int(time.time()))
-    source = FileReplay(config.id, video, sample_fps=config.sample_fps(), start_time=start)
+    source: FileReplay | DetectStream
+    if config.detect_source is not None and source_kind(config.detect_source) == SourceKind.FILE:
+        # `video` is the main stream; detection runs on the recorded sub-stream beside it
+        main = MainStreamFile(video, keep_s=config.main_stream_keep_s(), start_time=start)
+        source = DetectStream(config.id, str(config.detect_source), sample_fps=config.sample_fps(),
+                              start_time=start, main=main)
+    else:
+        source = FileReplay(config.id, video, sample_fps=config.sample_fps(), start_time=start)
     pipeline = Pipeline([config], detector, sink, device_id=device_id, catalog=catalog)
     started = time.perf_counter()
     pipeline.run_replays({config.id: source}, on_frame)
