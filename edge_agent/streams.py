@@ -311,15 +311,18 @@ class MainStreamRecorder:
         self.backoff = (backoff_initial_s, backoff_max_s)
         self.stats = IngestStats()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"main-{camera_id}", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> MainStreamRecorder:
+        """Start demuxing on the recorder's own thread."""
+        self._thread = threading.Thread(target=self._run, name=f"main-{self.camera_id}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop and wait for the thread (a source that hangs is left to its open/read timeout)."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None:
             self._thread.join(timeout)
 
     def _open(self) -> av.container.InputContainer:
