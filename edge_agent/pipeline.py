@@ -293,6 +293,8 @@ def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]
     shown = shown_source(cfg.source)
     if cfg.loop:
         shown += " (looping)"
+    if cfg.detect_source is not None:
+        shown += f", detecting on {shown_source(cfg.detect_source)}"
     zones = ", ".join(f"{z.id}({'line' if z.is_line else 'polygon'})" for z in cfg.zones) or "none"
     rules = []
     for r in cfg.rules:
