@@ -1,4 +1,8 @@
-"""Drawing on frames: detection boxes and zone outlines. Returns copies; never touches the original."""
+"""Drawing on frames: detection boxes and zone outlines. Returns copies; never touches the original.
+
+Labels use the project's shipped CJK font (`protocol.fonts.text`), so Chinese class names render on boxes
+that have no CJK font installed.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import cv2
 import numpy as np
 
 from edge_agent.types import Detections
+from protocol.fonts.text import draw_text, label_size_px, text_size
 
 _PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
             (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
@@ -23,14 +28,11 @@ def draw_box(image: np.ndarray, xyxy: Sequence[float], text: str, color: tuple[i
     thickness = max(1, round(min(image.shape[:2]) / 300))
     cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
     if text:
-        scale = 0.4 * thickness
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        top = max(0, y1 - th - base - 2)
-        left = max(0, min(x1, image.shape[1] - tw - 2))  # keep the label inside the frame at the right edge
-        cv2.rectangle(image, (left, top), (left + tw + 2, top + th + base + 2), color, -1)
-        cv2.putText(image, text, (left + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                    cv2.LINE_AA)
-
+        size = label_size_px(image.shape)
+        pad = max(1, size // 8)
+        _, th = text_size(text, size)
+        top = y1 - th - 2 * pad if y1 - th - 2 * pad >= 0 else y1  # above the box, or inside it at the top
+        draw_text(image, text, (x1, top), size, (255, 255, 255), background=color, padding=pad)
 
 def draw_detections(image: np.ndarray, detections: Detections) -> np.ndarray:
     out = image.copy()
@@ -50,4 +52,5 @@ def draw_polygon(image: np.ndarray, points_px: np.ndarray, text: str = "",
     cv2.polylines(image, [pts], True, color, 2, cv2.LINE_AA)
     if text:
         x, y = pts[:, 0, 0].min(), pts[:, 0, 1].min()
-        cv2.putText(image, text, (int(x) + 3, int(y) + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+        size = label_size_px(image.shape)
+        draw_text(image, text, (int(x) + 3, int(y) + 3), round(size * 0.8), color)

@@ -1,11 +1,11 @@
 """ProblemUpdate + recent frames -> wire `ProblemEvent` + media bytes, handed to an `EventSink`.
 
 Per event: `snapshot.jpg` (the frame the rule fired on, original pixels), `annotated.jpg` (zone, box,
-class, dwell; heads blurred when `blur_faces`), `crop.jpg` (the object), and for `opened` a
-clip (H.264 MP4, see `edge_agent.clips`) from `pre_s` before to `post_s` after. The clip's future
-half does not exist when the rule fires, so an opened event waits in `pending` until its post-roll
-is in (or the stream ends) and only then goes to the sink, complete and hashed. Events leave in the
-order they were made, so a `cleared` never overtakes its own `opened`.
+the class's Chinese name, state and dwell; heads blurred when `blur_faces`), `crop.jpg` (the object),
+and for `opened` a clip (H.264 MP4, see `edge_agent.clips`) from `pre_s` before to `post_s` after.
+The clip's future half does not exist when the rule fires, so an opened event waits in `pending`
+until its post-roll is in (or the stream ends) and only then goes to the sink, complete and hashed.
+Events leave in the order they were made, so a `cleared` never overtakes its own `opened`.
 
 Encoding (JPEGs, the clip) is the slow part; with an `EvidenceWorker` it runs on that worker's
 thread, off the pipeline's hot path, still in order.
@@ -33,6 +33,7 @@ from edge_agent.streams import Packet, PacketRing, StreamInfo, decode_at
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
+from protocol.catalog import default_catalog
 from protocol.manifest import sha256_hex
 from protocol.messages import (
     GroundPoint,
@@ -84,6 +85,30 @@ def norm_box(xyxy: Box, frame_wh: tuple[int, int]) -> NormBox:
     w, h = frame_wh
     x1, y1, x2, y2 = (min(1.0, max(0.0, v)) for v in (xyxy[0] / w, xyxy[1] / h, xyxy[2] / w, xyxy[3] / h))
     return NormBox(x1=x1, y1=y1, x2=max(x1, x2), y2=max(y1, y2))
+
+
+# The overlay is read by Chinese reviewers: the catalogue's Chinese class name, then these words.
+STATE_ZH = {ProblemState.OPENED.value: "新发现", ProblemState.UPDATED.value: "仍在",
+            ProblemState.CLEARED.value: "已离开"}
+
+
+def duration_zh(seconds: float) -> str:
+    """31 秒, 5 分 12 秒, 2 小时 3 分, 3 天 4 小时: the dwell as a reviewer reads it."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} 秒"
+    if s < 3600:
+        return f"{s // 60} 分 {s % 60} 秒"
+    if s < 86400:
+        return f"{s // 3600} 小时 {s % 3600 // 60} 分"
+    return f"{s // 86400} 天 {s % 86400 // 3600} 小时"
+
+
+def problem_label(class_id: str, state: str, dwell_s: float) -> str:
+    """'机动车乱停放 新发现 停留 31 秒'; an id the catalogue lacks is shown as it is."""
+    catalog = default_catalog()
+    name = catalog.get(class_id).name_zh if class_id in catalog else class_id
+    return f"{name} {STATE_ZH.get(state, state)} 停留 {duration_zh(dwell_s)}"
 
 
 def utc(ts: float) -> datetime:
@@ -292,5 +317,5 @@ class EvidenceBuilder:
             if t.track_id in involved and t.xyxy != u.xyxy:
                 draw_box(out, t.xyxy, f"{t.label} #{t.track_id}", (255, 200, 0))
         color = (0, 200, 0) if u.state == ProblemState.CLEARED.value else (0, 0, 255)
-        draw_box(out, u.xyxy, f"{u.class_id} {u.state} {u.dwell_s:.0f}s", color)
+        draw_box(out, u.xyxy, problem_label(u.class_id, u.state, u.dwell_s), color)
         return out

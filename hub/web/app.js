@@ -435,7 +435,7 @@ function queueRow(c, i) {
   },
   h("td", {}, thumb),
   h("td", {}, h("div", { class: "case-id" }, c.case_id), statusBadge(c.status),
-    c.recurrence_of ? h("div", { class: "muted", title: `recurrence of ${c.recurrence_of}` }, `↻ recurrence ×${c.recurrence_count}`) : null),
+    c.recurrence_of ? h("div", { class: "muted", title: `recurrence of ${c.recurrence_of}` }, `recurrence ×${c.recurrence_count}`) : null),
   h("td", {}, classCell(c.class_id)),
   h("td", {}, place(c), h("div", { class: "muted" }, c.source)),
   h("td", { class: "mono" }, fmtTime(c.first_seen)),

@@ -149,3 +149,50 @@ def test_media_hashes_and_sizes_match_the_bytes() -> None:
     assert {m.kind for m in opened.media} == {MediaKind.SNAPSHOT, MediaKind.ANNOTATED, MediaKind.CROP,
                                               MediaKind.CLIP}
     assert {m.kind for m in cleared.media} == {MediaKind.SNAPSHOT, MediaKind.ANNOTATED}
+
+
+def test_annotated_image_names_the_class_in_chinese_legibly_at_1080p() -> None:
+    """The label region of the decoded JPEG matches the label rendered straight from the shipped font,
+    and a row of .notdef boxes of the same length matches it far worse."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from edge_agent.evidence import problem_label
+    from protocol.fonts import FONT_PATH
+    from protocol.fonts.text import label_size_px
+
+    w, h = 1920, 1080
+    sink = MemorySink()
+    car = (1200.0, 300.0, 1600.0, 600.0)
+    u = ProblemUpdate(problem_id="problem-car", class_id="illegal_car_parking", state="opened", camera_id="cam",
+                      zone=None, xyxy=car, score=0.8, labels=("car",), track_ids=(1,), first_seen=T0,
+                      observed_at=T0 + 31, dwell_s=31.0)
+    frame = Frame("cam", 0, T0, np.full((h, w, 3), 90, np.uint8))
+    b = builder(sink, clip=False)
+    b.on_updates([u], frame, [])
+    b.flush()
+    (_, media), = sink.items
+    annotated = cv2.cvtColor(decode(media["annotated.jpg"]), cv2.COLOR_BGR2GRAY)
+    text = problem_label("illegal_car_parking", "opened", 31.0)
+    assert text == "机动车乱停放 新发现 停留 31 秒"
+
+    def render(s: str) -> np.ndarray:
+        font = ImageFont.truetype(str(FONT_PATH), label_size_px((h, w)))
+        ascent, descent = font.getmetrics()
+        image = Image.new("L", (round(font.getlength(s)), ascent + descent), 0)
+        ImageDraw.Draw(image).text((0, 0), s, font=font, fill=255)
+        return np.asarray(image)
+
+    def best_match(template: np.ndarray) -> tuple[float, tuple[int, int]]:
+        region = annotated[150:320, 1150:1950 - 30]  # around the top-left corner of the box
+        scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, at = cv2.minMaxLoc(scores)
+        return best, (at[0] + 1150, at[1] + 150)
+
+    label = render(text)
+    assert label.shape[0] >= 36  # legible at 1080p: a 30 px em, about 1/36 of the frame's height
+    score, (x, y) = best_match(label)
+    tofu_score, _ = best_match(render("\U00020000" * 6 + text[6:]))
+    print(f"label match {score:.3f}, tofu {tofu_score:.3f}")
+    assert score > 0.85, f"the Chinese label is not on the image (best match {score:.2f})"
+    assert tofu_score < score - 0.2, f"tofu boxes match as well as the glyphs ({tofu_score:.2f} vs {score:.2f})"
+    assert abs(x - car[0]) < 20 and y + label.shape[0] <= car[1]  # above the box's top-left corner
