@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import zmq
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,9 +25,20 @@ from zmq.utils.monitor import recv_monitor_message
 
 from edge_agent.spool import Spool, SpoolCorrupt, SpoolEntry, SpoolStats
 from protocol.bundle import DeviceBundle
-from protocol.codec import Command, DecodeError, ReplyMessage, decode, encode_heartbeat
+from protocol.codec import (
+    Command,
+    DecodeError,
+    PushMessage,
+    ReplyMessage,
+    SnapshotRequestMessage,
+    decode,
+    encode_heartbeat,
+    encode_push_result,
+    encode_snapshot,
+)
 from protocol.manifest import Signer
-from protocol.messages import CameraHealth, Heartbeat, ProblemEvent
+from protocol.messages import CameraHealth, Heartbeat, ModelInfo, ProblemEvent
+from protocol.push import PushResult, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +90,24 @@ class DeliveryStats:
 
 
 HealthSource = Callable[[], Sequence[CameraHealth]]
+SnapshotSource = Callable[[str], tuple[bytes, float]]  # camera id -> (JPEG, frame time); LookupError: none
+
+
+class PushHandler(Protocol):
+    """What the outbox needs from edge_agent.managed_config.ManagedConfigs (hub -> agent pushes)."""
+
+    def handle(self, msg: PushMessage) -> PushResult: ...
+    def reports(self) -> list[PushResult]: ...
 
 
 class Outbox:
     """EventSink for production: spools every event, a sender thread delivers them."""
 
     def __init__(self, bundle: DeviceBundle, config: OutboxConfig, *, health: HealthSource | None = None,
-                 agent_version: str = "") -> None:
+                 agent_version: str = "", pushes: PushHandler | None = None, model: ModelInfo | None = None,
+                 snapshots: SnapshotSource | None = None) -> None:
+        """`pushes` answers the hub's pushes (configs) and says what the box runs when the link comes up;
+        `snapshots` gives the hub a camera's newest frame when it asks (Pipeline.snapshot)."""
         self.bundle = bundle
         self.config = config
         self.spool = Spool(config.spool_dir, bundle.device_id, Signer(bundle.sign_secret),
@@ -93,6 +116,10 @@ class Outbox:
         self._health = health or (lambda: [])
         self._agent_version = agent_version
         self._started = time.monotonic()
+        self.pushes = pushes
+        self.snapshots = snapshots
+        self._model = model
+        self._cpu_mark = (time.monotonic(), time.process_time())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -182,14 +209,33 @@ class Outbox:
                 "evicted_total": spool.evicted, "refused_total": spool.refused, "sent_total": d.sent,
                 "resent_total": d.resent, "acked_total": d.acked, "duplicate_acks_total": d.duplicates,
                 "nacked_total": d.nacked, "reconnects_total": d.reconnects,
-                "last_ack_age_s": time.time() - d.last_ack_at if d.last_ack_at else -1.0}
+                "last_ack_age_s": time.time() - d.last_ack_at if d.last_ack_at else -1.0,
+                "oldest_unsent_age_s": time.time() - oldest.timestamp() if (oldest := self.oldest_unsent_at())
+                else -1.0}
 
     def heartbeat(self) -> Heartbeat:
         spool: SpoolStats = self.spool.stats()
         return Heartbeat(device_id=self.bundle.device_id, sent_at=datetime.now(UTC),
                          agent_version=self._agent_version, uptime_s=time.monotonic() - self._started,
                          spool_events=spool.events, spool_bytes=spool.bytes, dead_letters=spool.dead_letters,
-                         cameras=list(self._health()))
+                         cameras=list(self._health()), oldest_unsent_at=self.oldest_unsent_at(),
+                         cpu_percent=self._cpu_percent(), model=self._model)
+
+    def oldest_unsent_at(self) -> datetime | None:
+        """When the oldest event still waiting for its ACK was spooled."""
+        for entry in self.spool.pending(limit=1):
+            try:
+                return datetime.fromtimestamp(entry.path.stat().st_mtime, UTC)
+            except FileNotFoundError:  # ACKed meanwhile
+                return None
+        return None
+
+    def _cpu_percent(self) -> float:
+        """This process's CPU (all threads) since the previous call, in % of one core."""
+        wall, cpu = time.monotonic(), time.process_time()
+        last_wall, last_cpu = self._cpu_mark
+        self._cpu_mark = (wall, cpu)
+        return round(max(0.0, cpu - last_cpu) / (wall - last_wall) * 100, 1) if wall > last_wall else 0.0
 
 
 _MONITORED = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -293,6 +339,7 @@ class _SenderLoop:
                 for flight in self.in_flight.values():
                     flight.deadline = 0.0
                 self.next_heartbeat = 0.0
+                self._send_reports()
                 log.info("connected to hub %s; %d events in flight resent", self.outbox.bundle.endpoint,
                          len(self.in_flight))
             elif msg["event"] in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
@@ -311,6 +358,38 @@ class _SenderLoop:
                 continue
             if isinstance(msg, ReplyMessage):
                 self._on_reply(msg)
+            elif isinstance(msg, PushMessage) and self.outbox.pushes is not None:
+                self._answer(self.outbox.pushes.handle(msg))
+            elif isinstance(msg, SnapshotRequestMessage):
+                self._send_snapshot(msg.request.camera_id)
+
+    def _send_snapshot(self, camera_id: str) -> None:
+        snap = Snapshot(device_id=self.outbox.bundle.device_id, camera_id=camera_id)
+        jpeg = b""
+        try:
+            if self.outbox.snapshots is None:
+                raise LookupError("this agent takes no snapshots")
+            jpeg, ts = self.outbox.snapshots(camera_id)
+            snap = snap.model_copy(update={"taken_at": datetime.fromtimestamp(ts, UTC)})
+        except LookupError as exc:
+            snap = snap.model_copy(update={"error": str(exc)[:500]})
+        try:
+            send_frames(self.sock, encode_snapshot(snap, jpeg), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("could not send the snapshot of %s: hub link down", camera_id)
+
+    def _send_reports(self) -> None:
+        """Tell the hub what runs here, so it pushes what this box missed while away."""
+        if self.outbox.pushes is not None:
+            for result in self.outbox.pushes.reports():
+                self._answer(result)
+
+    def _answer(self, result: PushResult) -> None:
+        try:
+            send_frames(self.sock, encode_push_result(result), zmq.NOBLOCK)
+        except zmq.Again:  # the link went down: the report on the next connect says it again
+            log.warning("could not answer push %s %s v%d: hub link down", result.kind.value, result.target,
+                        result.version)
 
     def _on_reply(self, msg: ReplyMessage) -> None:
         reply = msg.reply

@@ -216,6 +216,15 @@ class EvidenceBuilder:
         self.worker = worker
         self.emitted = 0  # events handed to the sink
 
+    def reconfigure(self, config: EvidenceConfig, *, clip_fps: float, zones: Sequence[ZoneConfig],
+                    ground: GroundFn | None) -> None:
+        """A new camera config (a hub push) between frames; events already pending keep their clips.
+        The pre-roll ring starts over only when its length or rate changed."""
+        if (config.pre_s, clip_fps) != (self.config.pre_s, self.clip_fps):
+            self.ring = FrameRing(config.pre_s, clip_fps)
+        self.config, self.clip_fps, self.ground = config, clip_fps, ground
+        self.zones = {z.id: z for z in zones}
+
     def add_frame(self, frame: Frame) -> None:
         if self.ring.push(frame):
             for p in self.pending:

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from edge_agent.ingest import IngestStats
 from protocol.messages import CameraHealth
@@ -46,6 +47,8 @@ class CameraMetrics:
     events: int = 0
     pending_events: int = 0  # events waiting for their clip's post-roll
     queue_depth: int = 0  # frames decoded but not yet processed
+    last_frame_ts: float | None = None  # wall time of the newest frame sampled
+    config_version: int = 0  # the hub config version it runs (0: its local YAML)
     _decode_rate: RateMeter = field(default_factory=RateMeter, repr=False)
     _detect_rate: RateMeter = field(default_factory=RateMeter, repr=False)
 
@@ -68,7 +71,9 @@ class CameraMetrics:
             detect_fps=round(self.detect_fps(), 2), skipped_frames=self.skipped_frames(),
             inference_ms=round(self.inference_ms, 2), reconnects=self.ingest.reconnects,
             queue_depth=self.queue_depth + self.pending_events,
-            last_error=(self.ingest.last_error or None) and self.ingest.last_error[:500])
+            last_error=(self.ingest.last_error or None) and self.ingest.last_error[:500],
+            last_frame_at=None if self.last_frame_ts is None else datetime.fromtimestamp(self.last_frame_ts, UTC),
+            dropped_frames=self.ingest.frames_dropped, config_version=self.config_version)
 
 
 class EdgeMetrics:
@@ -109,6 +114,10 @@ class PrometheusCollector:
                                               labels=label),
             "queue": GaugeMetricFamily("cityeye_camera_queue_depth", "frames and events waiting", labels=label),
             "online": GaugeMetricFamily("cityeye_camera_online", "1 if the source is connected", labels=label),
+            "last_frame": GaugeMetricFamily("cityeye_camera_last_frame_timestamp_seconds",
+                                            "wall time of the newest frame sampled", labels=label),
+            "config": GaugeMetricFamily("cityeye_camera_config_version", "hub config version it runs (0: local)",
+                                        labels=label),
         }
         counters = {
             "skipped": CounterMetricFamily("cityeye_camera_skipped_frames", "frames not detected", labels=label),
@@ -117,6 +126,8 @@ class PrometheusCollector:
                                          labels=label),
             "reconnects": CounterMetricFamily("cityeye_camera_reconnects", "source reopenings", labels=label),
             "events": CounterMetricFamily("cityeye_camera_events", "problem events emitted", labels=label),
+            "dropped": CounterMetricFamily("cityeye_camera_dropped_frames", "decoded frames replaced unread",
+                                           labels=label),
         }
         for cam in self.metrics.cameras():
             h = cam.health()
@@ -126,6 +137,10 @@ class PrometheusCollector:
             gauges["inference_ms"].add_metric(cid, h.inference_ms)
             gauges["queue"].add_metric(cid, h.queue_depth)
             gauges["online"].add_metric(cid, 1.0 if h.online else 0.0)
+            if cam.last_frame_ts is not None:
+                gauges["last_frame"].add_metric(cid, cam.last_frame_ts)
+            gauges["config"].add_metric(cid, cam.config_version)
+            counters["dropped"].add_metric(cid, h.dropped_frames)
             counters["skipped"].add_metric(cid, h.skipped_frames)
             counters["detected"].add_metric(cid, cam.detect_frames)
             counters["gated"].add_metric(cid, cam.gate_skipped)

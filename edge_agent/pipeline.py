@@ -75,6 +75,7 @@ class CameraRuntime:
     last_sample_ts: float | None = None
     last_detect_slot: float | None = None
     updates: list[ProblemUpdate] = field(default_factory=list)  # every update so far (summaries, tests)
+    latest: Frame | None = None  # the newest sampled frame (snapshots for the hub's zone editor)
 
     def due(self, ts: float) -> bool:
         """Whether a frame at `ts` is one the pipeline samples (sample_fps), frames between are dropped."""
@@ -118,6 +119,8 @@ class Pipeline:
         self.device_id = device_id or default_device_id()
         self.metrics = metrics or EdgeMetrics()
         self.catalog = catalog or default_catalog()
+        self._ground = ground
+        self._tick = threading.Lock()  # a config swap (hub push, another thread) happens between ticks
         model = model_info(detector)
         self.evidence_worker = EvidenceWorker()  # JPEG and clip encoding off the hot path, in order
         self.cameras: dict[str, CameraRuntime] = {}
@@ -150,15 +153,56 @@ class Pipeline:
                 log.warning("camera %s: rule %s can never fire: the model has none of %s", cfg.id, rule_id,
                             list(missing))
 
+    # A new config while running --------------------------------------------------------------
+
+    def reconfigure(self, cfg: CameraConfig) -> None:
+        """Swap one camera's config between two ticks, its stream untouched (a hub push).
+
+        The gate and the rule engine are rebuilt (zones and rules are their whole state; problems open
+        under the old zones are not cleared on the hub by this camera, they age out there); the tracker
+        keeps its tracks unless its own settings changed. `source` and `model` are read at start only:
+        the caller refuses changes to them."""
+        with self._tick:
+            rt = self.cameras[cfg.id]
+            old, rt.config = rt.config, cfg
+            rt.gate = MotionGate(cfg.motion, watched_regions(cfg))
+            if cfg.tracker != old.tracker:
+                rt.tracker, rt.tracks = ByteTracker(cfg.tracker), []
+            rt.engine = None
+            rt.evidence.reconfigure(cfg.evidence, clip_fps=cfg.clip_fps(), zones=cfg.zones,
+                                    ground=self._ground(cfg) if self._ground else None)
+        log.info("%s", camera_summary(cfg, {}))
+
+    def snapshot(self, camera_id: str, quality: int = 85) -> tuple[bytes, float]:
+        """The camera's newest sampled frame as a JPEG and its time; LookupError saying why there is none."""
+        import cv2
+
+        rt = self.cameras.get(camera_id)
+        if rt is None:
+            raise LookupError(f"camera {camera_id} is not on this device")
+        frame = rt.latest
+        if frame is None:
+            raise LookupError(f"camera {camera_id} has delivered no frame yet")
+        ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise LookupError(f"camera {camera_id}: the frame could not be encoded as JPEG")
+        return buf.tobytes(), frame.ts
+
     # One tick ------------------------------------------------------------------------------------
 
     def process(self, frames: Sequence[Frame]) -> list[ProblemUpdate]:
         """Run one frame per camera (at most) through every stage; returns the rule updates."""
+        with self._tick:
+            return self._process(frames)
+
+    def _process(self, frames: Sequence[Frame]) -> list[ProblemUpdate]:
         work: list[tuple[CameraRuntime, Frame, bool]] = []
         for frame in frames:
             rt = self.cameras[frame.camera_id]
             rt.last_sample_ts = frame.ts
             rt.metrics.frames_sampled += 1
+            rt.metrics.last_frame_ts = frame.ts
+            rt.latest = frame
             rt.evidence.add_frame(frame)
             detect = False
             if rt.detect_slot(frame.ts):

@@ -27,6 +27,9 @@ class DeviceBundle(WireModel):
     curve_secret: str = Field(pattern=Z85_KEY)
     sign_secret: str = Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519 seed (hex)")
     sign_public: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hub_sign_public: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                                        description="hub Ed25519 key (hex) that signs config pushes; "
+                                        "bundles without it accept no push")
 
     def save(self, path: Path) -> None:
         """Write the bundle readable by its owner only; the secrets never touch a wider-mode file."""

@@ -12,6 +12,10 @@ Frames of an EVENT (agent -> hub):
 
 HEARTBEAT (agent -> hub): [id, b"HEARTBEAT", Heartbeat JSON].
 ACK / NACK (hub -> agent): [id, b"ACK" | b"NACK", Reply JSON].
+PUSH (hub -> agent): [id, b"PUSH", Push JSON (canonical), 64-byte hub Ed25519 signature of it].
+PUSH_RESULT (agent -> hub): [id, b"PUSH_RESULT", PushResult JSON].
+SNAPSHOT_REQUEST (hub -> agent): [id, b"SNAPSHOT_REQUEST", SnapshotRequest JSON].
+SNAPSHOT (agent -> hub): [id, b"SNAPSHOT", Snapshot JSON, JPEG bytes (empty when Snapshot.error says why)].
 
 Media never goes through base64 or JSON; decode never unpickles and never trusts a size it
 hasn't checked. Every decode failure is a DecodeError naming the frame and what is wrong.
@@ -36,6 +40,7 @@ from protocol.manifest import (
     sha256_hex,
 )
 from protocol.messages import Heartbeat, ProblemEvent, WireModel
+from protocol.push import MAX_PUSH_BYTES, Push, PushResult, Snapshot, SnapshotRequest
 
 PROTOCOL_ID = b"CITYEYE/1"
 FIXED_EVENT_FRAMES = 6  # everything but the media frames
@@ -53,6 +58,10 @@ class Command(StrEnum):
     HEARTBEAT = "HEARTBEAT"
     ACK = "ACK"
     NACK = "NACK"
+    PUSH = "PUSH"
+    PUSH_RESULT = "PUSH_RESULT"
+    SNAPSHOT_REQUEST = "SNAPSHOT_REQUEST"
+    SNAPSHOT = "SNAPSHOT"
 
 
 class DecodeError(ValueError):
@@ -123,7 +132,31 @@ class ReplyMessage:
     reply: Reply
 
 
-Message = EventMessage | HeartbeatMessage | ReplyMessage
+@dataclass(frozen=True)
+class PushMessage:
+    push: Push
+    payload: Buffer  # the exact signed bytes
+    signature: Buffer
+
+
+@dataclass(frozen=True)
+class PushResultMessage:
+    result: PushResult
+
+
+@dataclass(frozen=True)
+class SnapshotRequestMessage:
+    request: SnapshotRequest
+
+
+@dataclass(frozen=True)
+class SnapshotMessage:
+    snapshot: Snapshot
+    jpeg: Buffer
+
+
+Message = (EventMessage | HeartbeatMessage | ReplyMessage | PushMessage | PushResultMessage
+           | SnapshotRequestMessage | SnapshotMessage)
 
 
 @dataclass(frozen=True)
@@ -174,6 +207,23 @@ def encode_nack(reply: Reply) -> list[bytes]:
     return [PROTOCOL_ID, Command.NACK.encode(), reply.model_dump_json().encode()]
 
 
+def encode_push(payload: bytes, signature: bytes) -> list[bytes]:
+    """`payload` and `signature` from protocol.push.sign_push."""
+    return [PROTOCOL_ID, Command.PUSH.encode(), payload, signature]
+
+
+def encode_push_result(result: PushResult) -> list[bytes]:
+    return [PROTOCOL_ID, Command.PUSH_RESULT.encode(), result.model_dump_json().encode()]
+
+
+def encode_snapshot_request(request: SnapshotRequest) -> list[bytes]:
+    return [PROTOCOL_ID, Command.SNAPSHOT_REQUEST.encode(), request.model_dump_json().encode()]
+
+
+def encode_snapshot(snapshot: Snapshot, jpeg: bytes) -> list[bytes]:
+    return [PROTOCOL_ID, Command.SNAPSHOT.encode(), snapshot.model_dump_json().encode(), jpeg]
+
+
 # --- decode ---
 
 def decode(frames: Sequence[Buffer], limits: Limits = Limits()) -> Message:
@@ -188,10 +238,26 @@ def decode(frames: Sequence[Buffer], limits: Limits = Limits()) -> Message:
         raise DecodeError(1, f"unknown command {bytes(frames[1][:16])!r}") from None
     if command is Command.EVENT:
         return _decode_event(frames, limits)
+    if command is Command.PUSH:
+        if len(frames) != 4:
+            raise DecodeError(None, f"PUSH needs 4 frames, got {len(frames)}")
+        if len(frames[3]) != SIGNATURE_BYTES:
+            raise DecodeError(3, f"signature is {len(frames[3])} bytes, expected {SIGNATURE_BYTES}")
+        return PushMessage(_parse(Push, frames[2], 2, MAX_PUSH_BYTES), frames[2], frames[3])
+    if command is Command.SNAPSHOT:
+        if len(frames) != 4:
+            raise DecodeError(None, f"SNAPSHOT needs 4 frames, got {len(frames)}")
+        if len(frames[3]) > limits.max_media_bytes:
+            raise DecodeError(3, f"snapshot is {len(frames[3])} bytes, limit {limits.max_media_bytes}")
+        return SnapshotMessage(_parse(Snapshot, frames[2], 2, MAX_HEADER_BYTES), frames[3])
     if len(frames) != 3:
         raise DecodeError(None, f"{command} needs 3 frames, got {len(frames)}")
     if command is Command.HEARTBEAT:
         return HeartbeatMessage(_parse(Heartbeat, frames[2], 2, MAX_METADATA_BYTES))
+    if command is Command.PUSH_RESULT:
+        return PushResultMessage(_parse(PushResult, frames[2], 2, MAX_PUSH_BYTES))
+    if command is Command.SNAPSHOT_REQUEST:
+        return SnapshotRequestMessage(_parse(SnapshotRequest, frames[2], 2, MAX_HEADER_BYTES))
     return ReplyMessage(command, _parse(Reply, frames[2], 2, MAX_HEADER_BYTES))
 
 

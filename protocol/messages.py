@@ -29,6 +29,10 @@ def _require_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _require_utc(value)
+
+
 class ProblemState(StrEnum):
     """Where a problem instance is in its life on the edge."""
 
@@ -142,6 +146,12 @@ class CameraHealth(WireModel):
     reconnects: int = Field(default=0, ge=0)
     queue_depth: int = Field(default=0, ge=0)
     last_error: str | None = Field(default=None, max_length=500)
+    # fleet health (hub camera admin)
+    last_frame_at: datetime | None = Field(default=None, description="wall time of the newest frame sampled")
+    dropped_frames: int = Field(default=0, ge=0, description="decoded frames replaced by newer ones unread")
+    config_version: int = Field(default=0, ge=0, description="hub config version it runs; 0 = its local YAML")
+
+    _utc_frame = field_validator("last_frame_at")(_optional_utc)
 
 
 class Heartbeat(WireModel):
@@ -154,5 +164,11 @@ class Heartbeat(WireModel):
     spool_bytes: int = Field(default=0, ge=0)
     dead_letters: int = Field(default=0, ge=0)
     cameras: list[CameraHealth] = Field(default_factory=list, max_length=256)
+    # fleet health (hub camera admin); the hub derives the clock offset from sent_at
+    oldest_unsent_at: datetime | None = Field(default=None, description="when the oldest spooled event was spooled")
+    cpu_percent: float | None = Field(default=None, ge=0.0, description="agent process CPU since the last "
+                                      "heartbeat, % of one core")
+    model: ModelInfo | None = None
 
     _utc = field_validator("sent_at")(_require_utc)
+    _utc_unsent = field_validator("oldest_unsent_at")(_optional_utc)

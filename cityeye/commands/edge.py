@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "$XDG_DATA_HOME/cityeye/spool/<device id>, i.e. ~/.local/share/cityeye/spool/<device id>)")
     p.add_argument("--insecure", action="store_true",
                    help="with --bundle: plain TCP without CURVE, for a lab hub started with --insecure")
+    p.add_argument("--local-config", action="store_true",
+                   help="with --bundle: this box is managed locally: it runs its YAML files and refuses the "
+                   "hub's config pushes (default: the hub may set zones, rules and schedules; the video source "
+                   "always stays in the YAML)")
+    p.add_argument("--hub-config-dir", type=Path,
+                   help="with --bundle: where the last good config from the hub is kept per camera (default "
+                   "$XDG_DATA_HOME/cityeye/hub-config/<device id>); it replaces the YAML's settings at start")
     p.add_argument("--drain-s", type=float, default=5.0,
                    help="with --bundle: at stop, wait up to this long for the hub to ACK what is spooled "
                    "(the rest stays in the spool for the next run; default 5)")
@@ -109,10 +116,10 @@ def _detector(configs):  # type: ignore[no-untyped-def]
     return Detector.load(models.pop(), threads=threads)
 
 
-def default_spool_dir(device_id: str) -> Path:
-    """Per-device spool under the user's data dir (XDG): one box may host agents for several devices."""
+def default_spool_dir(device_id: str, kind: str = "spool") -> Path:
+    """Per-device folder under the user's data dir (XDG): one box may host agents for several devices."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "cityeye" / "spool" / device_id
+    return Path(base) / "cityeye" / kind / device_id
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -121,12 +128,14 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     from cityeye import __version__
     from edge_agent.metrics import EdgeMetrics, serve_prometheus
-    from edge_agent.pipeline import Pipeline
+    from edge_agent.pipeline import Pipeline, model_info
 
     metrics = EdgeMetrics()
-    outbox = None
+    outbox = managed = None
+    detector = _detector(configs)
     if args.bundle is not None:
         from edge_agent.deliver import Outbox, OutboxConfig
+        from edge_agent.managed_config import ManagedConfigs
         from protocol.bundle import DeviceBundle
 
         try:
@@ -140,18 +149,27 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         device_id = bundle.device_id
         spool = args.spool or default_spool_dir(device_id)
+        managed = ManagedConfigs(configs, args.hub_config_dir or default_spool_dir(device_id, "hub-config"),
+                                 device_id=device_id, hub_sign_public=bundle.hub_sign_public,
+                                 managed=not args.local_config)
+        configs = managed.configs()
         outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,
-                        agent_version=__version__)
+                        agent_version=__version__, pushes=managed, model=model_info(detector))
         metrics.delivery = outbox.metrics
         sink, where = outbox, f"hub {bundle.endpoint} via spool {spool}"
     else:
         from edge_agent.sinks import FolderSink
 
-        if args.insecure or args.spool:
-            print("--insecure and --spool only apply with --bundle", file=sys.stderr)
+        if args.insecure or args.spool or args.local_config or args.hub_config_dir:
+            print("--insecure, --spool, --local-config and --hub-config-dir only apply with --bundle",
+                  file=sys.stderr)
             return 1
         device_id, sink, where = args.device_id, FolderSink(args.out), f"folder {args.out}"
-    pipeline = Pipeline(configs, _detector(configs), sink, device_id=device_id, metrics=metrics)
+    pipeline = Pipeline(configs, detector, sink, device_id=device_id, metrics=metrics)
+    if managed is not None:
+        managed.attach(pipeline.reconfigure, metrics)
+    if outbox is not None:
+        outbox.snapshots = pipeline.snapshot
     server = serve_prometheus(metrics, args.metrics_port, args.metrics_addr) if args.metrics_port else None
     stop = threading.Event()
 

@@ -1,57 +1,50 @@
 /* CityEye reviewer page. Plain modern JS, no build step, no third-party code.
  *
- * Every piece of data comes from the hub's REST API with the user's Bearer token (kept in
- * sessionStorage). Images and clips are fetched with the token and shown as blob: URLs; live updates
- * read /stream/cases (Server-Sent Events) through fetch, since EventSource cannot send a header.
- * The DOM is built with textContent only: nothing from the API is ever parsed as HTML.
+ * Every string comes from the message catalogue (i18n.js: t()). Data comes from the hub's REST API:
+ * people sign in with a password and hold a session cookie (HttpOnly, SameSite); every request that
+ * changes something carries the session's CSRF token in X-CSRF-Token. Machines and temporary access may
+ * sign in with an API token instead (kept in sessionStorage, sent as a Bearer header). Images and clips
+ * are fetched with the same credentials and shown as blob: URLs; live updates read /stream/cases
+ * (Server-Sent Events) through fetch. The DOM is built with textContent only: nothing from the API is
+ * ever parsed as HTML.
  */
 "use strict";
 
 const TOKEN_KEY = "cityeye.token";
+const UNDO_GRACE_S = 60; // the hub's default undo window; /me says the hub's own (undo_grace_s)
 
-const STATUS = {
-  pending_review: ["Pending review", "待审核"],
-  filed: ["Filed", "已立案"],
-  void: ["Void", "已作废"],
-  dispatched: ["Dispatched", "已派遣"],
-  in_progress: ["In progress", "处置中"],
-  handled: ["Handled", "已处置"],
-  verified: ["Verified", "已核查"],
-  closed: ["Closed", "已结案"],
-};
+const STATUSES = ["pending_review", "filed", "void", "dispatched", "in_progress", "handled", "verified", "closed"];
 const TERMINAL = new Set(["void", "closed"]);
 
-// label, Chinese, shortcut, needs a note, style
+// shortcut, needs a note, style
 const ACTIONS = {
-  confirm: { en: "Confirm", zh: "立案", key: "c", style: "primary" },
-  void: { en: "Void", zh: "作废", key: "v", note: "Reason (required)", style: "danger" },
-  dispatch: { en: "Dispatch", zh: "派遣", key: "d", unit: true, style: "primary" },
-  return: { en: "Return", zh: "退回", note: "Reason (required)" },
-  start: { en: "Start", zh: "开始处置", style: "primary" },
-  handle: { en: "Handled", zh: "处置反馈", note: "What was done (required)", photo: true, style: "primary" },
-  verify: { en: "Verify", zh: "核查通过", style: "primary" },
-  rework: { en: "Rework", zh: "返工", note: "Reason (required)" },
-  close: { en: "Close", zh: "结案", style: "primary" },
-  reopen: { en: "Reopen", zh: "重新立案", note: "Reason (required)" },
+  confirm: { key: "c", style: "primary", advance: true },
+  void: { key: "v", note: "action.note_required", style: "danger", advance: true },
+  dispatch: { key: "d", unit: true, style: "primary" },
+  return: { note: "action.note_required" },
+  start: { style: "primary" },
+  handle: { note: "action.what_was_done", photo: true, style: "primary" },
+  verify: { style: "primary" },
+  rework: { note: "action.note_required" },
+  close: { style: "primary" },
+  reopen: { note: "action.note_required" },
 };
-const VOID_REASONS = ["False alarm 误报", "Not a violation here 非违规", "Permitted 已许可", "Duplicate 重复",
-                      "Image unclear 图像不清"];
-const ROLE_ZH = { admin: "管理员", reviewer: "审核员", dispatcher: "派遣员", handler: "处置人员", reader: "只读",
-                  sensor: "传感器" };
+// Void reasons on number keys 1..n; the last needs a note. Stored in the bureau's language (zh-CN).
+const VOID_REASONS = ["false_alarm", "not_violation", "permitted", "duplicate", "unclear", "other"];
 const PAGE_SIZES = [25, 50, 100];
-const SORTS = [
-  ["-created_at", "Newest first"], ["created_at", "Oldest first"], ["deadline_at", "Deadline soonest"],
-  ["-last_seen", "Last seen"], ["-event_count", "Most events"],
-];
+const SORTS = [["-created_at", "sort.newest"], ["created_at", "sort.oldest"], ["deadline_at", "sort.deadline"],
+  ["-last_seen", "sort.last_seen"], ["-event_count", "sort.events"]];
 
 const S = {
-  token: sessionStorage.getItem(TOKEN_KEY),
+  token: sessionStorage.getItem(TOKEN_KEY), // API token sign-in; null with a password session
+  csrf: null, // the session's CSRF token (from /session or /me)
   me: null,
   classes: new Map(),
   cameras: [],
   route: { view: "queue", params: new URLSearchParams() },
-  queue: { items: [], total: 0, pending: 0, selected: 0, fresh: new Set() },
+  queue: { items: [], total: 0, pending: 0, selected: 0, fresh: new Set(), marked: new Map() },
   detail: null,
+  undo: null, // { cases: [{ caseId, status }], label, at }
   live: { ctrl: null, connected: false, lastId: null },
   gen: 0, // render generation: stale async results are dropped
 };
@@ -78,7 +71,12 @@ function h(tag, attrs, ...children) {
 }
 const $ = (sel, root = document) => root.querySelector(sel);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const zh = (text) => h("span", { class: "zh" }, text);
+const enc = encodeURIComponent;
+const zhText = (key, vars) => { // a message in the bureau's language, for records others read
+  const saved = I18N.lang;
+  I18N.lang = "zh-CN";
+  try { return t(key, vars); } finally { I18N.lang = saved; }
+};
 
 class ApiError extends Error {
   constructor(status, detail) {
@@ -86,20 +84,27 @@ class ApiError extends Error {
     this.status = status;
     this.detail = detail;
   }
+  /** The reason in the page's language: the status's title, then what the hub said. */
+  title() {
+    return MESSAGES["zh-CN"][`error.${this.status}`] ? t(`error.${this.status}`) : t("error.unknown");
+  }
 }
-const STATUS_TEXT = { 400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found",
-                      409: "Conflict with the case's state", 413: "File too large", 415: "Unsupported file",
-                      422: "Invalid input", 500: "Hub error" };
 
 function formatDetail(detail) {
   if (Array.isArray(detail)) {
     return detail.map((d) => `${(d.loc || []).filter((p) => p !== "body").join(".") || "request"}: ${d.msg}`).join("\n");
   }
+  if (detail && typeof detail === "object") return detail.message || JSON.stringify(detail);
   return typeof detail === "string" ? detail : JSON.stringify(detail);
 }
 
+function authHeaders(token = S.token) {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 async function api(path, { method = "GET", body, form, token = S.token } = {}) {
-  const headers = { Authorization: `Bearer ${token}` };
+  const headers = authHeaders(token);
+  if (method !== "GET" && !token && S.csrf) headers["X-CSRF-Token"] = S.csrf;
   let payload;
   if (form) payload = form;
   else if (body !== undefined) {
@@ -108,13 +113,11 @@ async function api(path, { method = "GET", body, form, token = S.token } = {}) {
   }
   let res;
   try {
-    res = await fetch(path, { method, headers, body: payload });
+    res = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
   } catch (e) {
-    throw new ApiError(0, `the hub is not reachable (${e.message})`);
+    throw new ApiError(0, t("error.unreachable", { error: e.message }));
   }
-  if (res.status === 401 && token === S.token && S.token) {
-    signOut("Your token is no longer valid (401). Sign in again.");
-  }
+  if (res.status === 401 && S.me && path !== "/session") signOut(t("login.expired"));
   if (!res.ok) {
     let detail = res.statusText;
     try { detail = (await res.json()).detail ?? detail; } catch { /* not JSON */ }
@@ -123,11 +126,11 @@ async function api(path, { method = "GET", body, form, token = S.token } = {}) {
   return res.status === 204 ? null : res.json();
 }
 
-// Evidence is behind the token: fetch it and hand out blob: URLs (cached, bounded).
+// Evidence is behind the sign-in: fetch it and hand out blob: URLs (cached, bounded).
 const blobCache = new Map();
 function blobUrl(path) {
   if (blobCache.has(path)) return blobCache.get(path);
-  const p = fetch(path, { headers: { Authorization: `Bearer ${S.token}` } })
+  const p = fetch(path, { headers: authHeaders(), credentials: "same-origin" })
     .then((r) => (r.ok ? r.blob() : null))
     .then((b) => (b ? URL.createObjectURL(b) : null))
     .catch(() => null);
@@ -145,14 +148,14 @@ function authImg(path, { cls = "", alt = "", onmissing } = {}) {
   blobUrl(path).then((u) => {
     if (u) img.src = u;
     else if (onmissing) onmissing(img);
-    else img.replaceWith(h("div", { class: `${cls} none` }, "no image"));
+    else img.replaceWith(h("div", { class: `${cls} none` }, t("media.image_missing")));
   });
   return img;
 }
 
 async function download(path, filename) {
   const u = await blobUrl(path);
-  if (!u) return toast(`Could not download ${filename}`, true);
+  if (!u) return toast(t("media.download_failed", { name: filename }), true);
   const a = h("a", { href: u, download: filename });
   document.body.append(a);
   a.click();
@@ -160,72 +163,101 @@ async function download(path, filename) {
 }
 
 function toast(text, error = false, ms = 5000) {
-  const t = h("div", { class: `toast${error ? " error" : ""}`, role: error ? "alert" : "status" }, text);
-  $("#toasts").append(t);
-  setTimeout(() => t.remove(), ms);
+  const el = h("div", { class: `toast${error ? " error" : ""}`, role: error ? "alert" : "status" }, text);
+  $("#toasts").append(el);
+  setTimeout(() => el.remove(), ms);
+  return el;
 }
 
-// ---- time, in the bureau's time zone
+// ---- time, in the bureau's time zone and the page's language
 
+function locale() {
+  return I18N.locales[I18N.lang] || I18N.lang;
+}
 function fmtTime(iso, { seconds = true } = {}) {
-  if (!iso) return "—";
-  const d = new Date(iso);
-  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+  if (!iso) return t("misc.dash");
+  return new Intl.DateTimeFormat(locale(), {
     timeZone: S.me?.timezone || undefined, year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-  }).formatToParts(d).map((p) => [p.type, p.value]));
-  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}${seconds ? ":" + parts.second : ""}`;
+    hour: "2-digit", minute: "2-digit", second: seconds ? "2-digit" : undefined, hourCycle: "h23",
+  }).format(new Date(iso));
+}
+function fmtDay(day) { // "2026-12-07" (a bureau-local date) in the page's format
+  const [y, m, d] = day.split("-").map(Number);
+  return new Intl.DateTimeFormat(locale(), { month: "2-digit", day: "2-digit", timeZone: "UTC" })
+    .format(new Date(Date.UTC(y, m - 1, d)));
 }
 function fmtDuration(ms) {
-  const m = Math.round(Math.abs(ms) / 60000);
-  if (m < 60) return `${m} min`;
+  const s = Math.round(Math.abs(ms) / 1000);
+  if (s < 60) return t("dur.s", { s });
+  const m = Math.round(s / 60);
+  if (m < 60) return t("dur.min", { m });
   const hrs = Math.floor(m / 60);
-  if (hrs < 48) return `${hrs} h ${m % 60} min`;
-  return `${Math.floor(hrs / 24)} d ${hrs % 24} h`;
+  if (hrs < 48) return t("dur.hm", { h: hrs, m: m % 60 });
+  return t("dur.dh", { d: Math.floor(hrs / 24), h: hrs % 24 });
 }
 function fmtBytes(n) {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
   return `${(n / 1024 ** 2).toFixed(1)} MB`;
 }
-const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)} %`);
+const pct = (x) => (x === null || x === undefined ? t("misc.dash") : `${(x * 100).toFixed(1)} %`);
 
 // ---- presentation pieces
 
+const statusText = (status) => (STATUSES.includes(status) ? t(`status.${status}`) : status);
+const roleText = (role) => t(`role.${role}`);
+const actionText = (action) => (MESSAGES["zh-CN"][`action.${action}`] ? t(`action.${action}`) : action);
+
 function statusBadge(status) {
-  const [en, cn] = STATUS[status] || [status, ""];
-  return h("span", { class: `badge st-${status}`, dataset: { status } }, en, cn ? ` ${cn}` : "");
+  return h("span", { class: `badge st-${status}`, dataset: { status } }, statusText(status));
 }
 
+/** The class's name in the page's language (the catalogue's name_zh / name_en), and the other one. */
 function className(classId) {
   const c = S.classes.get(classId);
-  return c ? [c.name_zh, c.name_en] : [classId, ""];
+  if (!c) return [classId, ""];
+  return I18N.lang === "zh-CN" ? [c.name_zh, ""] : [c.name_en, c.name_zh];
 }
 function classCell(classId) {
-  const [cn, en] = className(classId);
-  return h("div", {}, h("div", { class: "cls-zh" }, cn), h("div", { class: "cls-en" }, en));
+  const [main, other] = className(classId);
+  return h("div", {}, h("div", { class: "cls-main" }, main), other ? h("div", { class: "cls-other" }, other) : null);
 }
 
 function deadlineCell(c) {
+  const stage = t(`deadline.stage.${c.status}`);
   if (c.overdue) {
-    return h("div", { class: "deadline" }, h("span", { class: "badge overdue", title: fmtTime(c.deadline_at) },
-      `Overdue 超期 ${fmtDuration(Date.now() - Date.parse(c.deadline_at))}`));
+    return h("div", { class: "deadline" }, h("span", { class: "badge overdue", title: `${stage} ${fmtTime(c.deadline_at)}` },
+      t("deadline.overdue", { d: fmtDuration(Date.now() - Date.parse(c.deadline_at)) })));
   }
-  if (!c.deadline_at || TERMINAL.has(c.status)) return h("span", { class: "muted" }, "—");
+  if (!c.deadline_at || TERMINAL.has(c.status)) return h("span", { class: "muted" }, t("misc.dash"));
   const left = Date.parse(c.deadline_at) - Date.now();
   return h("div", { class: "deadline" },
-    h("span", { class: `badge${left < 3600e3 ? " soon" : ""}`, title: fmtTime(c.deadline_at) },
-      `${fmtDuration(left)} left`),
-    h("div", { class: "muted" }, fmtTime(c.deadline_at, { seconds: false })));
+    h("span", { class: `badge${left < 3600e3 ? " soon" : ""}`, title: stage }, t("deadline.left", { d: fmtDuration(left) })),
+    h("div", { class: "muted" }, `${stage} ${fmtTime(c.deadline_at, { seconds: false })}`));
 }
 
 function place(c) {
   if (c.camera_id) return [c.camera_id, c.zone ? ` / ${c.zone}` : ""].join("");
   if (c.lat !== null && c.lat !== undefined) return `${c.lat.toFixed(5)}, ${c.lon.toFixed(5)}`;
-  return c.source;
+  return sourceText(c.source);
+}
+const sourceText = (source) => (MESSAGES["zh-CN"][`source.${source}`] ? t(`source.${source}`) : source);
+
+/** The unit column: the responsible unit, or the one routing would pick, marked as not dispatched yet. */
+function unitText(c, long = false) {
+  if (c.unit) return unitName(c.unit);
+  if (c.routed_unit) {
+    return h("span", { class: "routed", title: t("queue.unit_routed_title") },
+      t(long ? "case.unit_routed" : "queue.unit_routed", { unit: unitName(c.routed_unit) }));
+  }
+  return h("span", { class: "muted" }, t("misc.dash"));
+}
+function unitName(id) {
+  const u = (S.me?.units || []).find((x) => x.id === id);
+  return u && u.name !== id ? u.name : id;
 }
 
-// ---------------------------------------------------------------- login / session
+// ---------------------------------------------------------------- sign-in / session
 
 function showLogin(message) {
   $("#app").hidden = true;
@@ -233,31 +265,65 @@ function showLogin(message) {
   const err = $("#login-error");
   err.hidden = !message;
   err.textContent = message || "";
-  $("#token").focus();
+  $("#username").focus();
 }
 
-async function signIn(token) {
-  const me = await api("/me", { token });
-  if (me.role === "sensor") {
-    throw new ApiError(403, "this is a sensor token: it may only report problems. Use a reviewer, dispatcher, "
-      + "handler or reader token.");
+/** The wrong-password, lockout and rate-limit answers of POST /session, in the page's language. */
+function loginMessage(e) {
+  const d = e.detail && typeof e.detail === "object" ? e.detail : {};
+  if (d.code === "locked") return t("login.locked", { time: fmtTime(d.locked_until, { seconds: false }) });
+  if (d.code === "rate_limited") return t("login.rate_limited", { seconds: d.retry_after_s });
+  if (d.code === "disabled") return t("login.disabled");
+  if (d.code === "bad_credentials") {
+    return d.attempts_left > 0 && d.attempts_left <= 3 ? t("login.failed_left", { left: d.attempts_left }) : t("login.failed");
   }
+  return e.status ? `${e.title()} (${e.status})` : e.message;
+}
+
+async function passwordSignIn(username, password) {
+  const out = await api("/session", { method: "POST", body: { username, password }, token: null });
+  S.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  S.csrf = out.csrf_token;
+  await start();
+}
+
+async function tokenSignIn(token) {
+  const me = await api("/me", { token });
+  if (me.role === "sensor") throw new ApiError(403, t("login.sensor_token"));
   S.token = token;
-  S.me = me;
   sessionStorage.setItem(TOKEN_KEY, token);
+  await start(me);
+}
+
+/** Signed in (by session cookie or token): load what every view needs and show the page. */
+async function start(me) {
+  S.me = me || await api("/me");
+  if (S.me.csrf_token) S.csrf = S.me.csrf_token;
   const [classes, cameras] = await Promise.all([api("/classes"), api("/cameras").catch(() => [])]);
   S.classes = new Map(classes.map((c) => [c.id, c]));
   S.cameras = cameras;
   $("#login").hidden = true;
   $("#app").hidden = false;
-  $("#whoami").textContent = `${me.name} · ${me.role} ${ROLE_ZH[me.role] || ""} · ${me.timezone}`;
+  $("#admin-tab").hidden = S.me.role !== "admin";
+  showWhoami();
   startLive();
   route();
 }
 
-function signOut(message) {
+function showWhoami() {
+  if (!S.me) return;
+  $("#whoami").textContent = t("top.whoami", { name: S.me.name, role: roleText(S.me.role), timezone: S.me.timezone });
+}
+
+async function signOut(message) {
+  const wasSession = S.me && !S.token;
+  if (wasSession && message === t("login.signed_out")) {
+    await api("/session", { method: "DELETE" }).catch(() => null);
+  }
   S.token = null;
   S.me = null;
+  S.csrf = null;
   sessionStorage.removeItem(TOKEN_KEY);
   S.live.ctrl?.abort();
   for (const p of blobCache.values()) p.then((u) => u && URL.revokeObjectURL(u));
@@ -274,6 +340,7 @@ function parseHash() {
   const params = new URLSearchParams(query);
   if (parts[0] === "case" && parts[1]) return { view: "case", caseId: parts[1], params };
   if (parts[0] === "stats") return { view: "stats", params };
+  if (parts[0] === "admin") return { view: "admin", params };
   return { view: "queue", params };
 }
 
@@ -293,6 +360,7 @@ function route() {
   view.replaceChildren();
   if (S.route.view === "case") renderCase(view, S.route.caseId);
   else if (S.route.view === "stats") renderStats(view);
+  else if (S.route.view === "admin") renderAdmin(view);
   else renderQueue(view);
 }
 
@@ -337,7 +405,7 @@ async function fetchQueue(f) {
     return { items: page.items, total: page.total, pending: f.status === "pending_review" ? page.total : null };
   }
   const pending = await api(listQuery(f, ["pending_review"], f.offset, f.limit));
-  const others = Object.keys(STATUS).filter((s) => s !== "pending_review");
+  const others = STATUSES.filter((s) => s !== "pending_review");
   const need = f.limit - pending.items.length;
   const rest = await api(listQuery(f, others, Math.max(0, f.offset - pending.total), Math.max(1, need)));
   return { items: [...pending.items, ...(need > 0 ? rest.items : [])], total: pending.total + rest.total,
@@ -354,30 +422,34 @@ function renderQueue(view) {
   const f = queueFilters();
   S.queueParams = S.route.params;
   const apply = (patch) => go(queueHash({ ...f, offset: 0, ...patch }));
-  const classOpts = [["", "All classes 全部类别"],
-    ...[...S.classes.values()].sort((a, b) => a.id.localeCompare(b.id)).map((c) => [c.id, `${c.name_zh} ${c.name_en}`])];
+  const byName = (a, b) => className(a.id)[0].localeCompare(className(b.id)[0], locale());
+  const classOpts = [["", t("queue.filter.all_classes")], ...[...S.classes.values()].sort(byName).map((c) => [c.id, className(c.id)[0]])];
   const cams = new Set(S.cameras.map((c) => c.camera_id));
   if (f.camera_id) cams.add(f.camera_id);
   const filters = h("div", { class: "filters" },
-    h("label", {}, "Status 状态", select("status", f.status, [["", "Queue: pending review first"],
-      ...Object.entries(STATUS).map(([k, [en, cn]]) => [k, `${en} ${cn}`])], (e) => apply({ status: e.target.value }))),
-    h("label", {}, "Class 类别", select("class_id", f.class_id, classOpts, (e) => apply({ class_id: e.target.value }))),
-    h("label", {}, "Camera 摄像头", select("camera_id", f.camera_id, [["", "All cameras"], ...[...cams].sort().map((c) => [c, c])],
-      (e) => apply({ camera_id: e.target.value }))),
-    h("label", {}, "Deadline 时限", select("overdue", f.overdue, [["", "Any"], ["true", "Overdue only 超期"],
-      ["false", "Not overdue"]], (e) => apply({ overdue: e.target.value }))),
-    h("label", {}, "Sort 排序", select("sort", f.sort, SORTS, (e) => apply({ sort: e.target.value }))),
-    h("label", {}, "Per page", select("limit", f.limit, PAGE_SIZES.map((n) => [String(n), String(n)]),
+    h("label", {}, t("queue.filter.status"), select("status", f.status, [["", t("queue.filter.status_default")],
+      ...STATUSES.map((k) => [k, statusText(k)])], (e) => apply({ status: e.target.value }))),
+    h("label", {}, t("queue.filter.class"), select("class_id", f.class_id, classOpts, (e) => apply({ class_id: e.target.value }))),
+    h("label", {}, t("queue.filter.camera"), select("camera_id", f.camera_id,
+      [["", t("queue.filter.all_cameras")], ...[...cams].sort().map((c) => [c, c])], (e) => apply({ camera_id: e.target.value }))),
+    h("label", {}, t("queue.filter.deadline"), select("overdue", f.overdue, [["", t("queue.filter.any")],
+      ["true", t("queue.filter.overdue")], ["false", t("queue.filter.not_overdue")]], (e) => apply({ overdue: e.target.value }))),
+    h("label", {}, t("queue.filter.sort"), select("sort", f.sort, SORTS.map(([v, k]) => [v, t(k)]), (e) => apply({ sort: e.target.value }))),
+    h("label", {}, t("queue.filter.per_page"), select("limit", f.limit, PAGE_SIZES.map((n) => [String(n), String(n)]),
       (e) => apply({ limit: Number(e.target.value) }))),
-    h("button", { class: "btn", type: "button", onclick: () => go("#/queue") }, "Reset"),
-    h("button", { class: "btn", type: "button", title: "Reload (r)", onclick: () => loadQueue() }, "Reload"));
-  const summary = h("div", { class: "summary", id: "queue-summary" }, "Loading…");
+    h("button", { class: "btn", type: "button", onclick: () => go("#/queue") }, t("queue.reset")),
+    h("button", { class: "btn", type: "button", title: t("queue.reload_title"), onclick: () => loadQueue() }, t("queue.reload")),
+    h("button", { class: "btn", type: "button", id: "mark-duplicates", title: t("batch.mark_duplicates_title"),
+      onclick: markDuplicates }, t("batch.mark_duplicates")));
+  const summary = h("div", { class: "summary", id: "queue-summary" }, t("queue.loading"));
+  const batch = h("div", { class: "batch", id: "batch", hidden: true });
   const table = h("table", { class: "grid", id: "queue" },
-    h("thead", {}, h("tr", {}, ...["", "Case 案件", "Class 类别", "Camera / zone 位置", "First seen 首次发现",
-      "Last seen 最近发现", "Events", "Deadline 处置时限", "Unit 单位"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, h("th", { class: "mark" }), h("th", {}),
+      ...["queue.col.case", "queue.col.class", "queue.col.place", "queue.col.first_seen", "queue.col.last_seen",
+        "queue.col.events", "queue.col.deadline", "queue.col.unit"].map((k) => h("th", {}, t(k))))),
     h("tbody", {}));
   const pager = h("div", { class: "pager", id: "pager" });
-  view.append(h("section", { class: "panel" }, filters, summary, table, pager));
+  view.append(h("section", { class: "panel" }, filters, summary, batch, table, pager));
   loadQueue();
 }
 
@@ -395,54 +467,73 @@ async function loadQueue() {
     page = await fetchQueue(f);
   } catch (e) {
     if (gen === S.gen) $("#queue-summary").replaceChildren(h("span", { class: "error", role: "alert" },
-      `Could not load cases: ${e.status || ""} ${e.message}`));
+      t("queue.load_failed", { error: `${e.title()} ${e.message}` })));
     return;
   }
   if (gen !== S.gen) return;
   const prevId = S.queue.items[S.queue.selected]?.case_id;
   S.queue = { ...S.queue, ...page, filters: f };
+  const ids = new Set(page.items.map((c) => c.case_id));
+  for (const id of [...S.queue.marked.keys()]) if (!ids.has(id)) S.queue.marked.delete(id);
   const idx = page.items.findIndex((c) => c.case_id === prevId);
   S.queue.selected = idx >= 0 ? idx : Math.min(S.queue.selected, Math.max(0, page.items.length - 1));
   const tbody = $("#queue tbody");
   tbody.replaceChildren(...page.items.map((c, i) => queueRow(c, i)));
   if (!page.items.length) {
-    tbody.append(h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No cases match these filters. 暂无案件")));
+    tbody.append(h("tr", {}, h("td", { colspan: 10, class: "empty" }, t("queue.empty"))));
   }
   const first = page.total ? f.offset + 1 : 0;
   const last = f.offset + page.items.length;
   $("#queue-summary").replaceChildren(
-    h("span", {}, h("strong", {}, String(page.total)), " cases"),
-    page.pending !== null ? h("span", {}, h("strong", {}, String(page.pending)), " pending review 待审核") : null,
-    h("span", {}, `showing ${first}–${last}`),
-    h("span", { class: "muted" }, "j/k to move, Enter to open, ? for shortcuts"));
+    h("span", {}, t("queue.total", { n: page.total })),
+    page.pending !== null ? h("span", { class: "pending" }, t("queue.pending", { n: page.pending })) : null,
+    h("span", {}, t("queue.showing", { first, last })),
+    h("span", { class: "muted" }, t("queue.keys")));
   $("#pager").replaceChildren(
     h("button", { class: "btn", type: "button", disabled: f.offset === 0,
-      onclick: () => go(queueHash({ ...f, offset: Math.max(0, f.offset - f.limit) })) }, "← Previous"),
-    h("span", { class: "muted" }, `Page ${Math.floor(f.offset / f.limit) + 1} of ${Math.max(1, Math.ceil(page.total / f.limit))}`),
+      onclick: () => go(queueHash({ ...f, offset: Math.max(0, f.offset - f.limit) })) }, t("queue.previous")),
+    h("span", { class: "muted" }, t("queue.page", { page: Math.floor(f.offset / f.limit) + 1,
+      pages: Math.max(1, Math.ceil(page.total / f.limit)) })),
     h("button", { class: "btn", type: "button", disabled: last >= page.total,
-      onclick: () => go(queueHash({ ...f, offset: f.offset + f.limit })) }, "Next →"));
+      onclick: () => go(queueHash({ ...f, offset: f.offset + f.limit })) }, t("queue.next")));
   markSelected();
+  showBatch();
 }
 
+/** A queue row: the case's own crop, with class, place, plate (when read) and age beside it. */
 function queueRow(c, i) {
   const fresh = S.queue.fresh.has(c.case_id);
   if (fresh) S.queue.fresh.delete(c.case_id);
-  const thumb = authImg(`/cases/${encodeURIComponent(c.case_id)}/image?kind=snapshot&v=${c.event_count}`,
-    { cls: "thumb", alt: `snapshot of ${c.case_id}` });
+  const id = enc(c.case_id);
+  const thumb = authImg(`/cases/${id}/image?kind=crop&v=${c.event_count}`, {
+    cls: "thumb", alt: t("queue.thumb_alt", { case: c.case_id }),
+    onmissing: (img) => { // sensor and citizen cases have no crop: their snapshot, if any
+      blobUrl(`/cases/${id}/image?kind=snapshot&v=${c.event_count}`).then((u) => {
+        if (u) img.src = u;
+        else img.replaceWith(h("div", { class: "thumb none" }, t("media.none")));
+      });
+    } });
+  const plate = c.plate?.text || (typeof c.plate === "string" ? c.plate : null);
+  const mark = h("input", { type: "checkbox", class: "mark", title: t("batch.mark_title"), checked: S.queue.marked.has(c.case_id),
+    onclick: (e) => { e.stopPropagation(); toggleMark(c.case_id, e.target.checked); } });
   return h("tr", {
-    class: `case-row${fresh ? " fresh" : ""}`, dataset: { caseId: c.case_id, index: i },
-    onclick: () => { S.queue.selected = i; go(`#/case/${encodeURIComponent(c.case_id)}`); },
+    class: `case-row${fresh ? " fresh" : ""}${S.queue.marked.has(c.case_id) ? " marked" : ""}`,
+    dataset: { caseId: c.case_id, index: i },
+    onclick: () => { S.queue.selected = i; go(`#/case/${id}`); },
   },
-  h("td", {}, thumb),
+  h("td", { class: "mark" }, mark),
+  h("td", { class: "thumb-cell" }, thumb),
   h("td", {}, h("div", { class: "case-id" }, c.case_id), statusBadge(c.status),
-    c.recurrence_of ? h("div", { class: "muted", title: `recurrence of ${c.recurrence_of}` }, `recurrence ×${c.recurrence_count}`) : null),
-  h("td", {}, classCell(c.class_id)),
-  h("td", {}, place(c), h("div", { class: "muted" }, c.source)),
-  h("td", { class: "mono" }, fmtTime(c.first_seen)),
+    c.recurrence_of ? h("div", { class: "muted", title: t("queue.recurrence_of", { case: c.recurrence_of }) },
+      t("queue.recurrence", { n: c.recurrence_count })) : null),
+  h("td", {}, classCell(c.class_id), plate ? h("div", { class: "plate" }, t("queue.plate", { plate })) : null),
+  h("td", {}, place(c), h("div", { class: "muted" }, sourceText(c.source))),
+  h("td", { class: "mono" }, fmtTime(c.first_seen), h("div", { class: "age muted" },
+    t("queue.age", { age: fmtDuration(Date.now() - Date.parse(c.first_seen)) }))),
   h("td", { class: "mono" }, fmtTime(c.last_seen)),
   h("td", { class: "num" }, String(c.event_count)),
   h("td", {}, deadlineCell(c)),
-  h("td", {}, c.unit || h("span", { class: "muted" }, "—")));
+  h("td", { class: "unit" }, unitText(c)));
 }
 
 function markSelected(scroll = false) {
@@ -453,18 +544,87 @@ function markSelected(scroll = false) {
   }
 }
 
+// ---- batch: obvious duplicates (same camera, zone and class, pending review) voided together
+
+function toggleMark(caseId, on, dupOf = null) {
+  if (on) S.queue.marked.set(caseId, dupOf);
+  else S.queue.marked.delete(caseId);
+  const tr = $(`#queue tr[data-case-id="${CSS.escape(caseId)}"]`);
+  if (tr) {
+    tr.classList.toggle("marked", on);
+    tr.querySelector("input.mark").checked = on;
+  }
+  showBatch();
+}
+
+/** Mark every pending case that repeats an older case of the same camera, zone and class on this page
+ * (pending or already filed: anything but void or closed); the oldest is kept. */
+function markDuplicates() {
+  const groups = new Map();
+  for (const c of S.queue.items) {
+    if (TERMINAL.has(c.status) || !c.camera_id) continue;
+    const key = `${c.camera_id}\u0000${c.zone || ""}\u0000${c.class_id}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(c);
+  }
+  let n = 0;
+  for (const cases of groups.values()) {
+    if (cases.length < 2) continue;
+    cases.sort((a, b) => Date.parse(a.first_seen) - Date.parse(b.first_seen) || a.case_id.localeCompare(b.case_id));
+    for (const dup of cases.slice(1).filter((c) => c.status === "pending_review")) {
+      toggleMark(dup.case_id, true, cases[0].case_id);
+      n += 1;
+    }
+  }
+  if (!n) toast(t("batch.none"));
+}
+
+function showBatch() {
+  const bar = $("#batch");
+  if (!bar) return;
+  const n = S.queue.marked.size;
+  bar.hidden = n === 0;
+  bar.replaceChildren(
+    h("strong", {}, t("batch.title")), h("span", {}, t("batch.selected", { n })),
+    h("button", { class: "btn danger solid", type: "button", id: "void-duplicates", onclick: voidMarked },
+      t("batch.void_duplicates", { n })),
+    h("button", { class: "btn", type: "button", onclick: () => { for (const id of [...S.queue.marked.keys()]) toggleMark(id, false); } },
+      t("batch.clear")));
+}
+
+async function voidMarked() {
+  const marked = [...S.queue.marked.entries()];
+  if (!marked.length) return;
+  const done = [];
+  const failed = [];
+  for (const [caseId, dupOf] of marked) {
+    const note = dupOf ? `${zhText("void.duplicate")}：${zhText("void.duplicate_of", { case: dupOf })}` : zhText("void.duplicate");
+    try {
+      await api(`/cases/${enc(caseId)}/void`, { method: "POST", body: { note } });
+      done.push({ caseId, status: "pending_review" });
+      S.queue.marked.delete(caseId);
+    } catch (e) {
+      failed.push(`${caseId}: ${e.title()}`);
+    }
+  }
+  if (done.length) offerUndo(done, t("batch.done", { n: done.length }));
+  if (failed.length) toast(t("batch.failed", { n: failed.length, error: failed.join("; ") }), true, 10000);
+  loadQueue();
+}
+
 // ---------------------------------------------------------------- case detail
 
 async function renderCase(view, caseId) {
   const gen = S.gen;
-  view.append(h("p", { class: "muted" }, "Loading case…"));
+  view.append(h("p", { class: "muted" }, t("case.loading")));
   let c;
   try {
-    c = await api(`/cases/${encodeURIComponent(caseId)}`);
+    c = await api(`/cases/${enc(caseId)}`);
   } catch (e) {
     if (gen !== S.gen) return;
-    view.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, `${e.status} ${STATUS_TEXT[e.status] || ""}`),
-      e.message), h("p", {}, h("a", { href: "#/queue" }, "← Back to the queue")));
+    view.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, `${e.status} ${e.title()}`),
+      e.status === 404 ? t("case.not_found") : t("error.detail", { detail: e.message })),
+    h("p", {}, h("a", { href: "#/queue" }, t("case.back"))));
     return;
   }
   if (gen !== S.gen) return;
@@ -478,17 +638,17 @@ function queuePosition(caseId) {
 
 function caseHead(c) {
   const pos = queuePosition(c.case_id);
-  const [cn, en] = className(c.class_id);
+  const [main, other] = className(c.class_id);
   return h("div", { class: "detail-head" },
-    h("a", { class: "btn", href: "#/queue", title: "Back to the queue (Esc)" }, "← Queue"),
-    h("h1", {}, `${cn} `, zh(en), " "),
+    h("a", { class: "btn", href: "#/queue", title: t("case.back_title") }, t("case.back")),
+    h("h1", {}, main, other ? [" ", h("span", { class: "zh" }, other)] : null),
     statusBadge(c.status),
-    c.overdue ? h("span", { class: "badge overdue" }, "Overdue 超期") : null,
+    c.overdue ? h("span", { class: "badge overdue" }, t("case.overdue")) : null,
     h("span", { class: "case-id muted" }, c.case_id),
     h("span", { class: "nav" },
-      pos >= 0 ? h("span", { class: "muted" }, `${S.queue.filters.offset + pos + 1} of ${S.queue.total}`) : null,
-      h("button", { class: "btn", type: "button", title: "Previous case (k)", onclick: () => stepCase(-1) }, "↑ Prev ", h("kbd", {}, "k")),
-      h("button", { class: "btn", type: "button", title: "Next case (j)", onclick: () => stepCase(1) }, "↓ Next ", h("kbd", {}, "j"))));
+      pos >= 0 ? h("span", { class: "muted" }, t("case.position", { pos: S.queue.filters.offset + pos + 1, total: S.queue.total })) : null,
+      h("button", { class: "btn", type: "button", title: t("case.prev_title"), onclick: () => stepCase(-1) }, t("case.prev"), h("kbd", {}, "k")),
+      h("button", { class: "btn", type: "button", title: t("case.next_title"), onclick: () => stepCase(1) }, t("case.next"), h("kbd", {}, "j"))));
 }
 
 function latestMedia(c, kind) {
@@ -500,48 +660,46 @@ function latestMedia(c, kind) {
 }
 
 function caseMedia(c) {
-  const id = encodeURIComponent(c.case_id);
   const annotated = latestMedia(c, "annotated");
   const snapshot = latestMedia(c, "snapshot");
-  const mainKind = annotated ? "annotated" : "snapshot";
   const main = annotated || snapshot;
   const stage = h("div", { class: "stage" });
   if (main) {
-    const img = authImg(main.url, { alt: `${mainKind} image of ${c.case_id}`,
-      onmissing: (el) => el.replaceWith(h("div", { class: "none" }, "image not available")) });
+    const img = authImg(main.url, { alt: t("media.image_alt", { case: c.case_id }),
+      onmissing: (el) => el.replaceWith(h("div", { class: "none" }, t("media.image_missing"))) });
     img.id = "main-image";
-    stage.append(h("a", { title: "Open full size", onclick: (e) => { e.preventDefault(); openBlob(main.url); }, href: "#" }, img));
+    stage.append(h("a", { title: t("media.open_full"), onclick: (e) => { e.preventDefault(); openBlob(main.url); }, href: "#" }, img));
   } else {
-    stage.append(h("div", { class: "none" }, `No image for this ${c.source} case. 无图像`));
+    stage.append(h("div", { class: "none" }, t("media.no_image")));
   }
   const caption = h("div", { class: "stage-caption" },
-    h("span", {}, main ? (annotated ? "Annotated (zone, box, dwell) 标注图" : "Snapshot 原图") : ""),
-    h("span", {}, `latest of ${c.events.length} event(s)`));
+    h("span", {}, main ? t(annotated ? "media.annotated" : "media.snapshot") : ""),
+    h("span", {}, t("media.latest", { n: c.events.length })));
 
   const crop = latestMedia(c, "crop");
   const clip = latestMedia(c, "clip");
   const fig = (title, media, alt) => h("figure", {},
-    media ? authImg(media.url, { alt }) : h("div", { class: "placeholder" }, "none"),
-    h("figcaption", {}, h("span", {}, title), media ? h("a", { href: "#", onclick: (e) => { e.preventDefault(); openBlob(media.url); } }, "full size") : null));
+    media ? authImg(media.url, { alt }) : h("div", { class: "placeholder" }, t("media.none")),
+    h("figcaption", {}, h("span", {}, title),
+      media ? h("a", { href: "#", onclick: (e) => { e.preventDefault(); openBlob(media.url); } }, t("media.full_size")) : null));
   return h("section", {},
     stage, caption,
     h("div", { class: "media-row" },
-      fig("Original snapshot 原图", annotated ? snapshot : null, "original snapshot"),
-      fig("Crop 特写", crop, "crop of the object"),
+      fig(t("media.snapshot"), annotated ? snapshot : null, t("media.snapshot")),
+      fig(t("media.crop"), crop, t("media.crop")),
       clipFigure(c, clip)),
     h("section", { class: "panel", style: "margin-top:16px" },
       h("header", { style: "display:flex;align-items:center;justify-content:space-between;gap:8px" },
-        h("h2", {}, `Evidence (${c.events.length} event${c.events.length === 1 ? "" : "s"})`, zh("证据")),
+        h("h2", {}, t("evidence.title", { n: c.events.length })),
         packageLink(c)),
       evidenceTable(c)));
 }
 
 // The evidence package (signed evidence + case record, verifiable offline) is built per request, so it is
-// fetched with the token each time, never from the blob cache.
+// fetched each time, never from the blob cache.
 function packageLink(c) {
-  const link = h("a", { class: "btn small", id: "evidence-package", href: "#",
-    title: "A ZIP with the signed evidence of every event, the case record and the device keys; check it offline "
-      + "with `cityeye evidence verify FILE`" }, "Download evidence package / 下载证据包");
+  const link = h("a", { class: "btn small", id: "evidence-package", href: "#", title: t("evidence.package_title") },
+    t("evidence.package"));
   link.addEventListener("click", (e) => { e.preventDefault(); downloadPackage(c, link); });
   return link;
 }
@@ -550,13 +708,13 @@ async function downloadPackage(c, link) {
   if (link.getAttribute("aria-busy")) return;
   link.setAttribute("aria-busy", "true");
   try {
-    const res = await fetch(`/cases/${encodeURIComponent(c.case_id)}/evidence-package`,
-      { headers: { Authorization: `Bearer ${S.token}` } });
-    if (res.status === 401) return signOut("Your token is no longer valid (401). Sign in again.");
+    const res = await fetch(`/cases/${enc(c.case_id)}/evidence-package`, { headers: authHeaders(), credentials: "same-origin" });
+    if (res.status === 401) return signOut(t("login.expired"));
     if (!res.ok) {
       let detail = res.statusText;
       try { detail = (await res.json()).detail ?? detail; } catch { /* not JSON */ }
-      return toast(`Evidence package: ${res.status} ${formatDetail(detail)}`, true, 10000);
+      const e = new ApiError(res.status, detail);
+      return toast(t("evidence.package_failed", { error: `${res.status} ${e.title()}: ${e.message}` }), true, 10000);
     }
     const u = URL.createObjectURL(await res.blob());
     const a = h("a", { href: u, download: `${c.case_id}-evidence.zip` });
@@ -565,7 +723,7 @@ async function downloadPackage(c, link) {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(u), 60_000);
   } catch (e) {
-    toast(`Evidence package: ${e.message}`, true);
+    toast(t("evidence.package_failed", { error: e.message }), true);
   } finally {
     link.removeAttribute("aria-busy");
   }
@@ -577,12 +735,11 @@ async function openBlob(path) {
 }
 
 function clipFigure(c, clip) {
-  const caption = h("figcaption", {}, h("span", {}, "Clip 视频"));
-  if (!clip) return h("figure", {}, h("div", { class: "placeholder" }, "no clip"), caption);
+  const caption = h("figcaption", {}, h("span", {}, t("media.clip")));
+  if (!clip) return h("figure", {}, h("div", { class: "placeholder" }, t("media.no_clip")), caption);
   const ext = { "video/webm": "webm", "video/x-msvideo": "avi", "video/mp4": "mp4" }[clip.content_type] || "bin";
   const name = `${c.case_id}-clip.${ext}`;
-  const dl = h("button", { class: "btn small", type: "button", onclick: () => download(clip.url, name) }, "Download");
-  caption.append(dl);
+  caption.append(h("button", { class: "btn small", type: "button", onclick: () => download(clip.url, name) }, t("media.download")));
   const video = h("video", { controls: true, preload: "metadata", muted: true, id: "clip-video" });
   if (video.canPlayType(clip.content_type)) {
     blobUrl(clip.url).then((u) => { if (u) video.src = u; });
@@ -590,84 +747,94 @@ function clipFigure(c, clip) {
   }
   return h("figure", {},
     h("div", { class: "placeholder", id: "clip-fallback" },
-      h("div", {}, `This browser cannot play ${clip.content_type} inline.`, h("br"),
+      h("div", {}, t("media.cannot_play", { type: ext }), h("br"),
         h("button", { class: "btn small", type: "button", style: "margin-top:8px", onclick: () => download(clip.url, name) },
-          `Download clip (${fmtBytes(clip.size)})`))),
+          t("media.download_clip", { size: fmtBytes(clip.size) })))),
     caption);
 }
+
+const mediaKind = (kind) => (MESSAGES["zh-CN"][`media.kind.${kind}`] ? t(`media.kind.${kind}`) : kind);
 
 function evidenceTable(c) {
   const rows = [];
   for (const ev of [...c.events].reverse()) {
     const media = ev.media.length ? ev.media : [null];
+    const state = MESSAGES["zh-CN"][`evidence.state.${ev.state}`] ? t(`evidence.state.${ev.state}`) : ev.state;
     media.forEach((m, i) => rows.push(h("tr", {},
       i === 0 ? h("td", { rowspan: media.length, class: "mono" }, fmtTime(ev.observed_at),
-        h("div", { class: "muted" }, `${ev.state} · ${ev.source}`)) : null,
+        h("div", { class: "muted" }, `${state} · ${sourceText(ev.source)}`)) : null,
       i === 0 ? h("td", { rowspan: media.length }, h("div", {}, ev.device_id), h("div", { class: "muted mono" }, ev.event_id),
-        h("div", { class: ev.signed ? "signed" : "unsigned" }, ev.signed ? "✓ signed by the device" : "not signed")) : null,
-      m ? h("td", {}, m.kind, h("div", { class: "muted" }, `${m.content_type}, ${fmtBytes(m.size)}`)) : h("td", { class: "muted" }, "no media"),
+        h("div", { class: ev.signed ? "signed" : "unsigned" }, t(ev.signed ? "evidence.signed" : "evidence.unsigned"))) : null,
+      m ? h("td", {}, mediaKind(m.kind), h("div", { class: "muted" }, fmtBytes(m.size))) : h("td", { class: "muted" }, t("evidence.no_media")),
       m ? h("td", { class: "sha", title: "SHA-256" }, m.sha256) : h("td"),
-      m ? h("td", {}, h("button", { class: "btn small", type: "button", onclick: () => download(m.url, `${m.sha256.slice(0, 12)}-${m.name}`) },
-        "Download")) : h("td"))));
+      m ? h("td", {}, h("button", { class: "btn small", type: "button",
+        onclick: () => download(m.url, `${m.sha256.slice(0, 12)}-${m.name}`) }, t("media.download"))) : h("td"))));
   }
   return h("div", { style: "overflow-x:auto" }, h("table", { class: "grid evidence", id: "evidence" },
-    h("thead", {}, h("tr", {}, ...["Observed", "Device / event", "Kind", "SHA-256", ""].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ...["evidence.col.observed", "evidence.col.device", "evidence.col.kind", "evidence.col.sha"]
+      .map((k) => h("th", {}, t(k))), h("th", {}))),
     h("tbody", {}, rows)));
 }
 
 function caseSide(c) {
   const ground = c.ground ? `${c.ground.crs}: ${c.ground.x.toFixed(2)}, ${c.ground.y.toFixed(2)}` : null;
+  const plate = c.plate?.text || (typeof c.plate === "string" ? c.plate : null);
+  const explain = c.deadline_at && !TERMINAL.has(c.status) ? `deadline.explain.${c.status}` : "deadline.explain.none";
   const facts = h("dl", { class: "facts" },
     ...[
-      ["Status 状态", statusBadge(c.status)],
-      ["Class 类别", classCell(c.class_id)],
-      ["Camera / zone", place(c)],
-      ["Source 来源", c.source],
-      ["First seen", fmtTime(c.first_seen)],
-      ["Last seen", fmtTime(c.last_seen)],
-      ["Events", String(c.event_count)],
-      ["Deadline 时限", deadlineCell(c)],
-      ["Unit 责任单位", c.unit || "—"],
-      ["Location", c.lat !== null ? `${c.lat.toFixed(6)}, ${c.lon.toFixed(6)}` : (ground || "—")],
-      c.recurrence_of ? ["Recurrence", h("a", { href: `#/case/${encodeURIComponent(c.recurrence_of)}` }, `of ${c.recurrence_of} (×${c.recurrence_count})`)] : null,
-      c.description ? ["Description", c.description] : null,
-      ["Created", fmtTime(c.created_at)],
-    ].filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+      ["case.status", statusBadge(c.status)],
+      ["case.class", classCell(c.class_id)],
+      plate ? ["case.plate", h("span", { class: "plate" }, plate)] : null,
+      ["case.place", place(c)],
+      ["case.source", sourceText(c.source)],
+      ["case.first_seen", fmtTime(c.first_seen)],
+      ["case.last_seen", fmtTime(c.last_seen)],
+      ["case.events", String(c.event_count)],
+      ["case.deadline", h("div", {}, deadlineCell(c), h("div", { class: "stage-help", id: "deadline-stage" },
+        MESSAGES["zh-CN"][explain] ? t(explain) : ""))],
+      ["case.unit", h("span", { id: "case-unit" }, unitText(c, true))],
+      ["case.location", c.lat !== null && c.lat !== undefined ? `${c.lat.toFixed(6)}, ${c.lon.toFixed(6)}` : (ground || t("misc.dash"))],
+      c.recurrence_of ? ["case.recurrence", h("a", { href: `#/case/${enc(c.recurrence_of)}` },
+        t("case.recurrence_text", { case: c.recurrence_of, n: c.recurrence_count }))] : null,
+      c.description ? ["case.description", c.description] : null,
+      ["case.created", fmtTime(c.created_at)],
+    ].filter(Boolean).flatMap(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)]));
   return h("aside", { class: "side" },
     actionsPanel(c),
-    h("section", { class: "panel" }, h("h2", {}, "Case", zh("案件信息")), h("div", { class: "body" }, facts)),
-    h("section", { class: "panel" }, h("h2", {}, "Timeline", zh("处理记录")), h("div", { class: "body" }, timeline(c))));
+    h("section", { class: "panel" }, h("h2", {}, t("case.info")), h("div", { class: "body" }, facts)),
+    h("section", { class: "panel" }, h("h2", {}, t("timeline.title")), h("div", { class: "body" }, timeline(c))));
 }
 
 function timeline(c) {
   if (!c.timeline.length) {
-    return h("p", { class: "muted" }, `Opened ${fmtTime(c.created_at)} from ${c.source}; no action taken yet.`);
+    return h("p", { class: "muted", id: "timeline" }, t("timeline.empty", { time: fmtTime(c.created_at), source: sourceText(c.source) }));
   }
   return h("ol", { class: "timeline", id: "timeline" },
-    ...c.timeline.map((t) => h("li", {},
-      h("div", {}, h("strong", {}, t.action), " ", t.from_status ? [statusBadge(t.from_status), " → "] : null, statusBadge(t.to_status),
-        t.unit ? ` · unit ${t.unit}` : ""),
-      h("div", { class: "when" }, `${fmtTime(t.at)} · ${t.actor}`),
-      t.note ? h("div", { class: "note" }, t.note) : null,
-      t.photo_sha256 ? h("div", {}, authImg(`/evidence/${t.photo_sha256}`, { cls: "thumb", alt: "feedback photo" }),
-        h("span", { class: "sha" }, t.photo_sha256)) : null)));
+    ...c.timeline.map((x) => h("li", { dataset: { action: x.action } },
+      h("div", {}, h("strong", {}, actionText(x.action)), " ",
+        x.from_status ? [statusBadge(x.from_status), " → "] : null, statusBadge(x.to_status),
+        x.unit ? t("timeline.unit", { unit: unitName(x.unit) }) : ""),
+      h("div", { class: "when" }, `${fmtTime(x.at)} · ${x.actor}`),
+      x.note ? h("div", { class: "note" }, x.note) : null,
+      x.photo_sha256 ? h("div", {}, authImg(`/evidence/${x.photo_sha256}`, { cls: "thumb", alt: t("timeline.photo_alt") }),
+        h("span", { class: "sha" }, x.photo_sha256)) : null)));
 }
 
 function actionsPanel(c) {
   const body = h("div", { class: "body" });
-  const panel = h("section", { class: "panel actions", id: "actions" }, h("h2", {}, "Actions", zh("操作")), body);
+  const panel = h("section", { class: "panel actions", id: "actions" }, h("h2", {}, t("action.title")), body);
   if (!c.allowed_actions.length) {
     body.append(h("p", { class: "readonly-note", id: "no-actions" },
-      `No action for role ${S.me.role} on a ${STATUS[c.status]?.[0].toLowerCase() || c.status} case.`));
+      t("action.none", { role: roleText(S.me.role), status: statusText(c.status) })));
     return panel;
   }
   const buttons = h("div", { class: "buttons" }, ...c.allowed_actions.map((a) => {
-    const spec = ACTIONS[a] || { en: a, zh: "" };
+    const spec = ACTIONS[a] || {};
     return h("button", {
       class: `btn ${spec.style || ""}`, type: "button", dataset: { action: a },
-      "aria-keyshortcuts": spec.key || null, title: spec.key ? `shortcut: ${spec.key}` : null,
+      "aria-keyshortcuts": spec.key || null, title: spec.key || null,
       onclick: () => startAction(a),
-    }, `${spec.en} ${spec.zh}`, spec.key ? h("kbd", {}, spec.key) : null);
+    }, actionText(a), spec.key ? h("kbd", {}, spec.key) : null);
   }));
   body.append(buttons, h("div", { id: "action-form" }), h("div", { id: "action-error" }));
   return panel;
@@ -675,9 +842,10 @@ function actionsPanel(c) {
 
 function showActionError(e) {
   const box = $("#action-error");
-  if (!box) return toast(e.message, true);
-  box.replaceChildren(h("div", { class: "alert", role: "alert" },
-    h("strong", {}, `${e.status || "Error"} · ${STATUS_TEXT[e.status] || "request failed"}`), e.message));
+  const title = e instanceof ApiError ? `${e.status || ""} · ${e.title()}` : t("error.unknown");
+  if (!box) return toast(`${title}: ${e.message}`, true);
+  box.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, title),
+    e instanceof ApiError && e.detail ? t("error.detail", { detail: e.message }) : e.message));
 }
 
 function startAction(action) {
@@ -686,31 +854,28 @@ function startAction(action) {
   const spec = ACTIONS[action] || {};
   $("#action-error").replaceChildren();
   if (!spec.note && !spec.unit && !spec.photo) return runAction(action, {});
+  if (action === "void") return startVoid();
   const form = h("form", { id: `form-${action}` });
-  const note = h("textarea", { name: "note", placeholder: spec.note, maxlength: 4000 });
+  const note = h("textarea", { name: "note", placeholder: t(spec.note || "action.note_optional"), maxlength: 4000 });
   let unit = null;
   let photo = null;
-  form.append(h("strong", {}, `${spec.en} ${spec.zh}`));
-  if (action === "void") {
-    form.append(h("div", { class: "chips" }, ...VOID_REASONS.map((r) => h("button", {
-      class: "btn", type: "button", onclick: () => { note.value = r; note.focus(); } }, r))));
-  }
+  form.append(h("strong", {}, actionText(action)));
   if (spec.unit) {
     const units = S.me.units || [];
+    const auto = c.routed_unit ? t("action.unit_auto", { unit: unitName(c.routed_unit) }) : t("action.unit_auto_none");
     unit = h("select", { name: "unit" },
-      h("option", { value: "" }, S.me.default_unit || units.length ? "Automatic (routing rules) 自动" : "—"),
+      h("option", { value: "" }, auto),
       ...units.map((u) => h("option", { value: u.id, selected: c.unit === u.id }, u.name !== u.id ? `${u.name} (${u.id})` : u.id)));
-    form.append(h("label", {}, "Responsible unit 责任单位", unit));
+    form.append(h("label", {}, t("action.unit"), unit));
   }
-  form.append(h("label", {}, spec.note ? `${spec.note} ${action === "void" ? "作废原因" : "说明"}` : "Note (optional)", note));
+  form.append(h("label", {}, t(spec.note || "action.note_optional"), note));
   if (spec.photo) {
     photo = h("input", { type: "file", name: "photo", accept: "image/jpeg" });
-    form.append(h("label", {}, "Photo of the result (JPEG, required) 处置照片", photo));
+    form.append(h("label", {}, t("action.photo"), photo));
   }
-  const submit = h("button", { class: `btn ${spec.style === "danger" ? "danger solid" : "primary"}`, type: "submit" },
-    `${spec.en} ${spec.zh}`);
+  const submit = h("button", { class: "btn primary", type: "submit" }, actionText(action));
   form.append(h("div", { class: "row" },
-    h("button", { class: "btn", type: "button", onclick: cancelAction }, "Cancel ", h("kbd", {}, "Esc")), submit));
+    h("button", { class: "btn", type: "button", onclick: cancelAction }, t("action.cancel"), h("kbd", {}, "Esc")), submit));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;
@@ -735,6 +900,38 @@ function startAction(action) {
   (unit && !spec.note ? unit : note).focus();
 }
 
+/** The void form: reasons on number keys (one more keystroke voids), an optional note (n to type it). */
+function startVoid() {
+  const form = h("form", { id: "form-void" });
+  const note = h("textarea", { name: "note", placeholder: t("void.note_hint"), maxlength: 4000 });
+  const chips = h("div", { class: "chips", role: "group", "aria-label": t("void.reasons") },
+    ...VOID_REASONS.map((r, i) => h("button", { class: "btn", type: "button", dataset: { reason: r, key: String(i + 1) },
+      onclick: () => submitVoid(r) }, h("kbd", {}, String(i + 1)), t(`void.${r}`))));
+  form.append(h("strong", {}, actionText("void")), h("div", { class: "muted" }, t("void.reasons")), chips,
+    h("label", {}, t("void.note_hint"), note),
+    h("div", { class: "row" }, h("button", { class: "btn", type: "button", onclick: cancelAction }, t("action.cancel"), h("kbd", {}, "Esc"))));
+  form.addEventListener("submit", (e) => { e.preventDefault(); submitVoid(null); });
+  note.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); submitVoid(null); }
+  });
+  S.detail.form = "void";
+  $("#action-form").replaceChildren(form);
+  form.tabIndex = -1;
+  form.focus();
+}
+
+/** Void with preset `reason` (null: "other", which needs the typed note), plus the note if one was typed. */
+function submitVoid(reason) {
+  const extra = $("#form-void textarea")?.value.trim() || "";
+  const r = reason || "other";
+  if (r === "other" && !extra) {
+    $("#form-void textarea").focus();
+    return;
+  }
+  const label = zhText(`void.${r === "other" ? "other" : r}`).replace(/（.*）$/, "");
+  runAction("void", { note: extra ? `${label}：${extra}` : label });
+}
+
 function cancelAction() {
   if (!S.detail?.form) return false;
   S.detail.form = null;
@@ -745,15 +942,74 @@ function cancelAction() {
 
 async function runAction(action, body) {
   const c = S.detail.case;
+  let out;
   try {
-    const out = await api(`/cases/${encodeURIComponent(c.case_id)}/${action}`, { method: "POST", body });
-    const [en, cn] = STATUS[out.status] || [out.status, ""];
-    toast(`${c.case_id}: ${ACTIONS[action]?.en || action} → ${en} ${cn}`);
-    S.detail.form = null;
-    route(); // reload the case (status, timeline, next actions)
+    out = await api(`/cases/${enc(c.case_id)}/${action}`, { method: "POST", body });
   } catch (e) {
     showActionError(e);
+    return;
   }
+  S.detail.form = null;
+  const done = t("action.done", { case: c.case_id, action: actionText(action), status: statusText(out.status) });
+  if (ACTIONS[action]?.advance) {
+    offerUndo([{ caseId: c.case_id, status: c.status }], done);
+    const pos = queuePosition(c.case_id);
+    if (pos >= 0) S.queue.items[pos] = { ...S.queue.items[pos], status: out.status };
+    return nextPending(c.case_id);
+  }
+  toast(done);
+  route(); // reload the case (status, timeline, next actions)
+}
+
+/** After confirm or void: the next case still pending review in the queue, else the queue itself. */
+async function nextPending(doneId) {
+  if (!S.queue.items.length || queuePosition(doneId) < 0) {
+    const f = S.queue.filters || queueFilters();
+    try { Object.assign(S.queue, await fetchQueue(f), { filters: f }); } catch { /* fall through to the queue */ }
+  }
+  const from = Math.max(0, queuePosition(doneId));
+  const order = [...S.queue.items.slice(from + 1), ...S.queue.items.slice(0, from)];
+  const next = order.find((x) => x.status === "pending_review" && x.case_id !== doneId);
+  if (next) {
+    S.queue.selected = queuePosition(next.case_id);
+    return go(`#/case/${enc(next.case_id)}`);
+  }
+  toast(t("case.queue_done"));
+  go(queueHash(S.queue.filters || queueFilters()));
+}
+
+// ---- undo: the hub reverses the transition and writes an audit row (POST /cases/{id}/undo)
+
+function undoGraceMs() {
+  return (S.me?.undo_grace_s ?? UNDO_GRACE_S) * 1000;
+}
+
+function offerUndo(cases, message) {
+  S.undo = { cases, at: Date.now() };
+  const el = toast(`${message} · ${t("action.undo_hint", { seconds: Math.round(undoGraceMs() / 1000) })}`, false, 8000);
+  el.append(" ", h("button", { class: "btn small", type: "button", id: "undo-btn", onclick: () => undoLast() }, t("action.undo"),
+    h("kbd", {}, "z")));
+}
+
+async function undoLast() {
+  const u = S.undo;
+  if (!u) return toast(t("action.nothing_to_undo"), true, 3000);
+  if (Date.now() - u.at > undoGraceMs()) {
+    S.undo = null;
+    return toast(t("action.undo_expired"), true, 3000);
+  }
+  S.undo = null;
+  let last = null;
+  for (const { caseId } of u.cases) {
+    try {
+      last = await api(`/cases/${enc(caseId)}/undo`, { method: "POST", body: {} });
+      toast(t("action.undone", { case: caseId, status: statusText(last.status) }));
+    } catch (e) {
+      toast(`${caseId}: ${e.status} ${e.title()} — ${e.message}`, true, 8000);
+    }
+  }
+  if (u.cases.length === 1 && last) go(`#/case/${enc(u.cases[0].caseId)}`);
+  else route();
 }
 
 async function stepCase(delta) {
@@ -766,16 +1022,16 @@ async function stepCase(delta) {
   const f = S.queue.filters || queueFilters();
   if (next >= 0 && next < S.queue.items.length) {
     S.queue.selected = next;
-    return go(`#/case/${encodeURIComponent(S.queue.items[next].case_id)}`);
+    return go(`#/case/${enc(S.queue.items[next].case_id)}`);
   }
   const offset = f.offset + (delta > 0 ? f.limit : -f.limit);
-  if (offset < 0 || offset >= S.queue.total) return toast(delta > 0 ? "End of the queue" : "Start of the queue");
+  if (offset < 0 || offset >= S.queue.total) return toast(t(delta > 0 ? "case.end_of_queue" : "case.start_of_queue"));
   const nf = { ...f, offset };
   const page = await fetchQueue(nf);
-  if (!page.items.length) return toast("End of the queue");
+  if (!page.items.length) return toast(t("case.end_of_queue"));
   S.queue = { ...S.queue, ...page, filters: nf, selected: delta > 0 ? 0 : page.items.length - 1 };
   S.queueParams = new URLSearchParams(queueHash(nf).split("?")[1] || "");
-  go(`#/case/${encodeURIComponent(S.queue.items[S.queue.selected].case_id)}`);
+  go(`#/case/${enc(S.queue.items[S.queue.selected].case_id)}`);
 }
 
 // ---------------------------------------------------------------- statistics
@@ -785,17 +1041,17 @@ async function renderStats(view) {
   const days = Number(S.route.params.get("days")) || 30;
   const until = new Date(Date.now() + 1000);
   const since = new Date(until - days * 86400e3);
-  const range = select("days", days, [[1, "Last 24 hours"], [7, "Last 7 days"], [30, "Last 30 days"], [90, "Last 90 days"],
-    [365, "Last year"]].map(([v, l]) => [String(v), l]), (e) => go(`#/stats?days=${e.target.value}`));
-  view.append(h("div", { class: "detail-head" }, h("h1", {}, "Statistics ", zh("统计")), range,
-    h("span", { class: "muted" }, `${fmtTime(since.toISOString(), { seconds: false })} – ${fmtTime(until.toISOString(), { seconds: false })} (${S.me.timezone})`)));
+  const range = select("days", days, [1, 7, 30, 90, 365].map((v) => [String(v), t(`stats.range.${v}`)]),
+    (e) => go(`#/stats?days=${e.target.value}`));
+  view.append(h("div", { class: "detail-head" }, h("h1", {}, t("stats.title")), range,
+    h("span", { class: "muted" }, `${fmtTime(since.toISOString(), { seconds: false })} – ${fmtTime(until.toISOString(), { seconds: false })} ${t("stats.tz", { tz: S.me.timezone })}`)));
   let stats, cameras, devices;
   try {
     [stats, cameras, devices] = await Promise.all([
-      api(`/stats?since=${encodeURIComponent(since.toISOString())}&until=${encodeURIComponent(until.toISOString())}`),
+      api(`/stats?since=${enc(since.toISOString())}&until=${enc(until.toISOString())}`),
       api("/cameras"), api("/devices")]);
   } catch (e) {
-    if (gen === S.gen) view.append(h("div", { class: "alert", role: "alert" }, `Could not load statistics: ${e.status} ${e.message}`));
+    if (gen === S.gen) view.append(h("div", { class: "alert", role: "alert" }, t("stats.load_failed", { error: `${e.status} ${e.title()}` })));
     return;
   }
   if (gen !== S.gen) return;
@@ -804,68 +1060,67 @@ async function renderStats(view) {
   const filed = sum("filed");
   const voided = sum("void");
   view.append(h("div", { class: "cards" },
-    card("Events 事件", sum("events")), card("Cases 案件", sum("cases")), card("Filed 立案", filed),
-    card("Void 作废", voided), card("Precision 准确率", pct(filed + voided ? filed / (filed + voided) : null)),
-    card("Median time to close 结案中位时长", stats.median_hours_to_close === null ? "—" : `${stats.median_hours_to_close.toFixed(1)} h`),
-    card("Cameras online 在线摄像头", `${cameras.filter((c) => c.online).length} / ${cameras.length}`)));
+    card(t("stats.events"), sum("events")), card(t("stats.cases"), sum("cases")), card(t("stats.filed"), filed),
+    card(t("stats.void"), voided), card(t("stats.precision"), pct(filed + voided ? filed / (filed + voided) : null)),
+    card(t("stats.median_close"), stats.median_hours_to_close === null ? t("misc.dash") : t("stats.hours", { n: stats.median_hours_to_close.toFixed(1) })),
+    card(t("stats.cameras_online"), `${cameras.filter((c) => c.online).length} / ${cameras.length}`)));
 
+  const th = (keys, numFrom = 1, numTo = 99) => h("thead", {}, h("tr", {}, ...keys.map((k, i) =>
+    h("th", { class: i >= numFrom && i < numTo ? "num" : "" }, t(k)))));
   const perClass = h("table", { class: "grid", id: "per-class" },
-    h("thead", {}, h("tr", {}, ...["Class 类别", "Events", "Cases", "Filed", "Void", "Precision 准确率"].map((t, i) =>
-      h("th", { class: i ? "num" : "" }, t)))),
+    th(["stats.class", "stats.events", "stats.cases", "stats.filed", "stats.void", "stats.precision"]),
     h("tbody", {}, stats.per_class.length ? stats.per_class.map((x) => h("tr", { dataset: { classId: x.class_id } },
       h("td", {}, classCell(x.class_id)),
       ...["events", "cases", "filed", "void"].map((k) => h("td", { class: "num" }, String(x[k]))),
       h("td", { class: "num precision" }, precisionBar(x.precision), pct(x.precision)))) :
-      h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No events in this range."))));
+      h("tr", {}, h("td", { colspan: 6, class: "empty" }, t("stats.no_events")))));
   const perUnit = h("table", { class: "grid", id: "per-unit" },
-    h("thead", {}, h("tr", {}, ...["Unit 单位", "Handled", "On time", "On-time rate 按时率"].map((t, i) => h("th", { class: i ? "num" : "" }, t)))),
-    h("tbody", {}, stats.per_unit.length ? stats.per_unit.map((u) => h("tr", {}, h("td", {}, u.unit),
+    th(["stats.unit", "stats.handled", "stats.on_time", "stats.on_time_rate"]),
+    h("tbody", {}, stats.per_unit.length ? stats.per_unit.map((u) => h("tr", {}, h("td", {}, unitName(u.unit)),
       h("td", { class: "num" }, String(u.handled)), h("td", { class: "num" }, String(u.on_time)),
       h("td", { class: "num" }, precisionBar(u.on_time_rate), pct(u.on_time_rate)))) :
-      h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No case handled in this range."))));
+      h("tr", {}, h("td", { colspan: 4, class: "empty" }, t("stats.no_handled")))));
   const camTable = h("table", { class: "grid", id: "cameras" },
-    h("thead", {}, h("tr", {}, ...["Camera 摄像头", "Device", "State", "Last heartbeat", "Health"].map((t) => h("th", {}, t)))),
+    th(["stats.camera", "stats.device", "stats.state", "stats.last_heartbeat", "stats.health"], 99),
     h("tbody", {}, cameras.length ? cameras.map((c) => h("tr", {}, h("td", {}, c.camera_id), h("td", {}, c.device_id),
       h("td", {}, onlineBadge(c.online)), h("td", { class: "mono" }, fmtTime(c.last_seen)),
       h("td", { class: "muted" }, healthText(c.health)))) :
-      h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No camera has reported yet."))));
+      h("tr", {}, h("td", { colspan: 5, class: "empty" }, t("stats.no_camera")))));
   const devTable = h("table", { class: "grid", id: "devices" },
-    h("thead", {}, h("tr", {}, ...["Device 设备", "State", "Agent", "Last heartbeat", "Cameras"].map((t) => h("th", {}, t)))),
+    th(["stats.device", "stats.state", "stats.agent", "stats.last_heartbeat", "stats.cameras"], 99),
     h("tbody", {}, devices.length ? devices.map((d) => h("tr", {}, h("td", {}, d.device_id),
-      h("td", {}, d.revoked ? h("span", { class: "badge offline" }, "revoked 已吊销") : onlineBadge(d.online)),
-      h("td", {}, d.agent_version || "—"), h("td", { class: "mono" }, fmtTime(d.last_seen)), h("td", {}, d.cameras.join(", ") || "—"))) :
-      h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No device enrolled."))));
+      h("td", {}, d.revoked ? h("span", { class: "badge offline" }, t("stats.revoked")) : onlineBadge(d.online)),
+      h("td", {}, d.agent_version || t("misc.dash")), h("td", { class: "mono" }, fmtTime(d.last_seen)),
+      h("td", {}, d.cameras.join(", ") || t("misc.dash")))) :
+      h("tr", {}, h("td", { colspan: 5, class: "empty" }, t("stats.no_device")))));
+  const note = (text) => h("p", { class: "body muted", style: "margin:0;padding-top:6px;padding-bottom:6px" }, text);
   view.append(h("div", { class: "stats-grid" },
-    h("section", { class: "panel wide" }, h("h2", {}, "Per class: capture precision", zh("各类别准确率")),
-      h("p", { class: "body muted", style: "margin:0;padding-top:6px;padding-bottom:6px" },
-        "Precision = filed / (filed + void): the share of reviewed captures that were real problems."),
-      perClass),
-    h("section", { class: "panel wide" }, h("h2", {}, "Per camera: capture precision", zh("各摄像头准确率")),
-      h("p", { class: "body muted", style: "margin:0;padding-top:6px;padding-bottom:6px" },
-        "Worst first: a badly placed camera floods reviewers with false captures. Edge cameras only.",
-        stats.per_camera_total > stats.per_camera.length ? ` Showing ${stats.per_camera.length} of ${stats.per_camera_total}.` : ""),
+    h("section", { class: "panel wide" }, h("h2", {}, t("stats.per_class")), note(t("stats.per_class_help")), perClass),
+    h("section", { class: "panel wide" }, h("h2", {}, t("stats.per_camera")),
+      note([t("stats.per_camera_help"), stats.per_camera_total > stats.per_camera.length
+        ? ` ${t("stats.per_camera_more", { shown: stats.per_camera.length, total: stats.per_camera_total })}` : ""].join("")),
       perCameraTable(stats.per_camera)),
-    h("section", { class: "panel" }, h("h2", {}, "Per day", zh("每日趋势")), h("div", { class: "body" }, dayChart(stats.per_day))),
-    h("section", { class: "panel" }, h("h2", {}, "Per unit: on-time handling", zh("责任单位按时处置率")), perUnit),
-    h("section", { class: "panel" }, h("h2", {}, "Cameras", zh("摄像头")), camTable),
-    h("section", { class: "panel" }, h("h2", {}, "Edge devices", zh("边缘设备")), devTable)));
+    h("section", { class: "panel" }, h("h2", {}, t("stats.per_day")), h("div", { class: "body" }, dayChart(stats.per_day, since, until))),
+    h("section", { class: "panel" }, h("h2", {}, t("stats.per_unit")), perUnit),
+    h("section", { class: "panel" }, h("h2", {}, t("stats.cameras")), camTable),
+    h("section", { class: "panel" }, h("h2", {}, t("stats.devices")), devTable)));
 }
 
 /** Per-camera precision rows; the camera links to its voided cases, the false captures to look at. */
 function perCameraTable(rows) {
   const worst = (x) => x.most_voided_class
     ? h("td", { class: "most-voided" }, classCell(x.most_voided_class),
-      h("div", { class: "muted" }, `${x.most_voided_class_voids} of ${x.void} void`))
-    : h("td", { class: "most-voided muted" }, "—");
+      h("div", { class: "muted" }, t("stats.most_voided_n", { n: x.most_voided_class_voids, void: x.void })))
+    : h("td", { class: "most-voided muted" }, t("misc.dash"));
   return h("table", { class: "grid", id: "per-camera" },
-    h("thead", {}, h("tr", {}, ...["Camera 摄像头", "Cases", "Filed", "Void", "Precision 准确率", "Most voided 主要误报"]
-      .map((t, i) => h("th", { class: i && i < 5 ? "num" : "" }, t)))),
+    h("thead", {}, h("tr", {}, ...["stats.camera", "stats.cases", "stats.filed", "stats.void", "stats.precision", "stats.most_voided"]
+      .map((k, i) => h("th", { class: i && i < 5 ? "num" : "" }, t(k))))),
     h("tbody", {}, rows.length ? rows.map((x) => h("tr", { dataset: { cameraId: x.camera_id } },
-      h("td", {}, h("a", { href: queueHash({ camera_id: x.camera_id, status: "void" }), title: "Voided cases of this camera" },
+      h("td", {}, h("a", { href: queueHash({ camera_id: x.camera_id, status: "void" }), title: t("stats.voided_cases_title") },
         x.camera_id)),
       ...["cases", "filed", "void"].map((k) => h("td", { class: "num" }, String(x[k]))),
       h("td", { class: "num precision" }, precisionBar(x.precision), pct(x.precision)), worst(x))) :
-      h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No camera captured a case in this range."))));
+      h("tr", {}, h("td", { colspan: 6, class: "empty" }, t("stats.no_camera_cases")))));
 }
 
 function card(label, value) {
@@ -873,31 +1128,82 @@ function card(label, value) {
 }
 function precisionBar(x) {
   if (x === null || x === undefined) return null;
-  const bar = h("span", { class: `bar${x < 0.5 ? " low" : x < 0.8 ? " mid" : ""}` }, h("i", { style: `width:${(x * 100).toFixed(0)}%` }));
-  return bar;
+  return h("span", { class: `bar${x < 0.5 ? " low" : x < 0.8 ? " mid" : ""}` }, h("i", { style: `width:${(x * 100).toFixed(0)}%` }));
 }
 function onlineBadge(online) {
-  return h("span", { class: `badge ${online ? "online" : "offline"}` }, online ? "● online 在线" : "● offline 离线");
+  return h("span", { class: `badge ${online ? "online" : "offline"}` }, t(online ? "stats.online" : "stats.offline"));
 }
 function healthText(health) {
-  if (!health) return "—";
+  if (!health) return t("misc.dash");
   const bits = [];
-  if (health.detect_fps) bits.push(`detect ${health.detect_fps} fps`);
-  if (health.inference_ms) bits.push(`inference ${health.inference_ms.toFixed(0)} ms`);
-  if (health.reconnects) bits.push(`${health.reconnects} reconnects`);
-  if (health.skipped_frames) bits.push(`${health.skipped_frames} frames skipped`);
-  if (health.last_error) bits.push(`error: ${health.last_error}`);
-  return bits.join(" · ") || "—";
+  if (health.detect_fps) bits.push(t("stats.health.fps", { n: health.detect_fps }));
+  if (health.inference_ms) bits.push(t("stats.health.inference", { n: health.inference_ms.toFixed(0) }));
+  if (health.reconnects) bits.push(t("stats.health.reconnects", { n: health.reconnects }));
+  if (health.skipped_frames) bits.push(t("stats.health.skipped", { n: health.skipped_frames }));
+  if (health.last_error) bits.push(t("stats.health.error", { error: health.last_error }));
+  return bits.join(" · ") || t("misc.dash");
 }
-function dayChart(days) {
-  if (!days.length) return h("p", { class: "muted" }, "No data in this range.");
-  const max = Math.max(1, ...days.map((d) => d.events));
+
+/** Every day of the range, in the bureau's time zone, with its events and cases side by side: a day with
+ * cases but no events (sensor or citizen reports) still shows, and days without any show as gaps. */
+function dayChart(days, since, until) {
+  const byDay = new Map(days.map((d) => [d.day, d]));
+  const dayOf = (date) => new Intl.DateTimeFormat("en-CA", { timeZone: S.me.timezone, year: "numeric", month: "2-digit",
+    day: "2-digit" }).format(date);
+  const all = [];
+  for (let ms = since.getTime(); ; ms += 86400e3) {
+    const day = dayOf(new Date(Math.min(ms, until.getTime())));
+    if (!all.length || all[all.length - 1] !== day) all.push(day);
+    if (ms >= until.getTime()) break;
+  }
+  for (const d of byDay.keys()) if (!all.includes(d)) all.push(d);
+  all.sort();
+  if (!days.length) return h("p", { class: "muted" }, t("stats.no_data"));
+  const max = Math.max(1, ...days.map((d) => Math.max(d.events, d.cases)));
   return h("div", {},
-    h("div", { class: "days" }, ...days.map((d) => h("div", { class: "day", title: `${d.day}: ${d.events} events, ${d.cases} cases` },
-      h("i", { style: `height:${(100 * (d.events - d.cases)) / max}%` }), h("i", { class: "cases", style: `height:${(100 * Math.min(d.cases, d.events)) / max}%` })))),
-    h("div", { class: "legend" }, h("span", {}, h("i", { style: "background:var(--accent)" }), "cases"),
-      h("span", {}, h("i", { style: "background:#8fb3ea" }), "events"),
-      h("span", {}, `${days[0].day} – ${days[days.length - 1].day}`)));
+    h("div", { class: "days", id: "per-day" }, ...all.map((day) => {
+      const d = byDay.get(day) || { events: 0, cases: 0 };
+      return h("div", { class: "day", dataset: { day, events: d.events, cases: d.cases },
+        title: t("stats.per_day_title", { day: fmtDay(day), events: d.events, cases: d.cases }) },
+      h("i", { class: "events", style: `height:${(100 * d.events) / max}%` }),
+      h("i", { class: "cases", style: `height:${(100 * d.cases) / max}%` }));
+    })),
+    h("div", { class: "legend" }, h("span", {}, h("i", { class: "cases" }), t("stats.legend.cases")),
+      h("span", {}, h("i", { class: "events" }), t("stats.legend.events")),
+      h("span", {}, `${fmtDay(all[0])} – ${fmtDay(all[all.length - 1])}`)));
+}
+
+// ---------------------------------------------------------------- accounts (admin)
+
+async function renderAdmin(view) {
+  const gen = S.gen;
+  view.append(h("div", { class: "detail-head" }, h("h1", {}, t("admin.title")), h("span", { class: "muted" }, t("admin.cli_hint"))));
+  let users, tokens;
+  try {
+    [users, tokens] = await Promise.all([api("/users"), api("/tokens")]);
+  } catch (e) {
+    if (gen === S.gen) view.append(h("div", { class: "alert", role: "alert" }, t("admin.load_failed", { error: `${e.status} ${e.title()}` })));
+    return;
+  }
+  if (gen !== S.gen) return;
+  const state = (u) => {
+    if (u.disabled) return h("span", { class: "badge offline" }, t("admin.disabled"));
+    if (u.locked_until && Date.parse(u.locked_until) > Date.now()) {
+      return h("span", { class: "badge overdue" }, t("admin.locked_until", { time: fmtTime(u.locked_until, { seconds: false }) }));
+    }
+    return h("span", { class: "badge online" }, t("admin.active"));
+  };
+  view.append(h("div", { class: "stats-grid" },
+    h("section", { class: "panel wide" }, h("h2", {}, t("admin.users")), h("table", { class: "grid", id: "users" },
+      h("thead", {}, h("tr", {}, ...["admin.name", "admin.role", "admin.state", "admin.last_login", "admin.created"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, users.length ? users.map((u) => h("tr", { dataset: { user: u.name } }, h("td", {}, u.name), h("td", {}, roleText(u.role)),
+        h("td", {}, state(u)), h("td", { class: "mono" }, fmtTime(u.last_login_at)), h("td", { class: "mono" }, fmtTime(u.created_at)))) :
+        h("tr", {}, h("td", { colspan: 5, class: "empty" }, t("admin.no_users")))))),
+    h("section", { class: "panel wide" }, h("h2", {}, t("admin.tokens")), h("table", { class: "grid", id: "tokens" },
+      h("thead", {}, h("tr", {}, ...["admin.name", "admin.role", "admin.created"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, tokens.length ? tokens.map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, roleText(x.role)),
+        h("td", { class: "mono" }, fmtTime(x.created_at)))) :
+        h("tr", {}, h("td", { colspan: 3, class: "empty" }, t("admin.no_tokens"))))))));
 }
 
 // ---------------------------------------------------------------- live updates (SSE over fetch)
@@ -906,7 +1212,7 @@ function setLive(on) {
   S.live.connected = on;
   const el = $("#live");
   el.className = `live ${on ? "on" : "off"}`;
-  el.lastElementChild.textContent = on ? "live 实时" : "reconnecting…";
+  el.lastElementChild.textContent = t(on ? "top.live" : "top.reconnecting");
 }
 
 async function startLive() {
@@ -914,12 +1220,12 @@ async function startLive() {
   const ctrl = new AbortController();
   S.live.ctrl = ctrl;
   let backoff = 1000;
-  while (!ctrl.signal.aborted && S.token) {
+  while (!ctrl.signal.aborted && S.me) {
     try {
       const q = S.live.lastId !== null ? `?after=${S.live.lastId}` : "";
-      const res = await fetch(`/stream/cases${q}`, { headers: { Authorization: `Bearer ${S.token}`, Accept: "text/event-stream" },
-        signal: ctrl.signal, cache: "no-store" });
-      if (res.status === 401) return signOut("Your token is no longer valid (401). Sign in again.");
+      const res = await fetch(`/stream/cases${q}`, { headers: { ...authHeaders(), Accept: "text/event-stream" },
+        signal: ctrl.signal, cache: "no-store", credentials: "same-origin" });
+      if (res.status === 401) return signOut(t("login.expired"));
       if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
       setLive(true);
       backoff = 1000;
@@ -967,8 +1273,7 @@ let statsTimer = null;
 function onChange(ch) {
   if (ch.kind === "case.created") {
     S.queue.fresh.add(ch.case_id);
-    const cls = S.classes.get(ch.data?.class_id);
-    toast(`New case ${ch.case_id}${cls ? ` · ${cls.name_zh} ${cls.name_en}` : ""}`);
+    toast(t("live.new_case", { case: ch.case_id, cls: className(ch.data?.class_id)[0] || "" }));
   }
   if (S.route.view === "queue") refreshQueueSoon();
   else if (S.route.view === "stats") {
@@ -985,7 +1290,7 @@ let pendingG = false;
 function onKey(e) {
   if (!S.me || e.ctrlKey || e.metaKey || e.altKey) return;
   const help = $("#help");
-  const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName);
+  const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName) && e.target.type !== "checkbox";
   if (e.key === "Escape") {
     if (help.open) return;
     if (cancelAction()) return e.preventDefault();
@@ -1001,10 +1306,29 @@ function onKey(e) {
     if (e.key === "s") return go("#/stats");
   }
   const view = S.route.view;
+  if (view === "case" && S.detail?.form === "void") { // the void form: a number picks the reason and voids
+    const i = Number(e.key) - 1;
+    if (Number.isInteger(i) && i >= 0 && i < VOID_REASONS.length) {
+      e.preventDefault();
+      return submitVoid(VOID_REASONS[i] === "other" ? null : VOID_REASONS[i]);
+    }
+    if (e.key === "n") {
+      e.preventDefault();
+      return $("#form-void textarea").focus();
+    }
+  }
   switch (e.key) {
     case "?": help.showModal(); break;
     case "g": pendingG = true; setTimeout(() => { pendingG = false; }, 1000); break;
     case "r": route(); break;
+    case "z": undoLast(); break;
+    case "x":
+      if (view === "queue" && S.queue.items[S.queue.selected]) {
+        const id = S.queue.items[S.queue.selected].case_id;
+        toggleMark(id, !S.queue.marked.has(id));
+      }
+      break;
+    case "D": if (view === "queue") markDuplicates(); break;
     case "j": case "k":
       if (view === "case") stepCase(e.key === "j" ? 1 : -1);
       else if (view === "queue" && S.queue.items.length) {
@@ -1013,14 +1337,15 @@ function onKey(e) {
       }
       break;
     case "Enter": case "o":
-      if (view === "queue" && S.queue.items[S.queue.selected]) go(`#/case/${encodeURIComponent(S.queue.items[S.queue.selected].case_id)}`);
+      if (view === "queue" && S.queue.items[S.queue.selected]) go(`#/case/${enc(S.queue.items[S.queue.selected].case_id)}`);
       break;
     default: {
       if (view !== "case") return;
       const action = Object.keys(ACTIONS).find((a) => ACTIONS[a].key === e.key);
       if (!action) return;
       if (!S.detail?.case.allowed_actions.includes(action)) {
-        toast(`${ACTIONS[action].en} is not possible here (status ${S.detail?.case.status}, role ${S.me.role})`, true, 3000);
+        toast(t("action.not_possible", { action: actionText(action), status: statusText(S.detail?.case.status),
+          role: roleText(S.me.role) }), true, 3000);
         return;
       }
       startAction(action);
@@ -1031,35 +1356,61 @@ function onKey(e) {
 
 // ---------------------------------------------------------------- start
 
+function switchLang() {
+  setLang(I18N.lang === "zh-CN" ? "en" : "zh-CN");
+  $("#help-undo").textContent = t("help.undo", { seconds: Math.round(undoGraceMs() / 1000) });
+  showWhoami();
+  if (S.me) {
+    setLive(S.live.connected);
+    route();
+  }
+}
+
 function init() {
-  $("#login-form").addEventListener("submit", async (e) => {
+  initLang();
+  $("#help-undo").textContent = t("help.undo", { seconds: UNDO_GRACE_S });
+  $("#password-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    const token = $("#token").value.trim();
     const btn = e.target.querySelector("button");
     btn.disabled = true;
     try {
-      await signIn(token);
-      $("#token").value = "";
+      await passwordSignIn($("#username").value.trim(), $("#password").value);
+      $("#password").value = "";
     } catch (err) {
-      showLogin(err.status === 401 ? "Unknown or revoked token (401)." : `${err.status || ""} ${err.message}`);
+      $("#password").value = "";
+      showLogin(loginMessage(err));
     } finally {
       btn.disabled = false;
     }
   });
-  $("#logout").addEventListener("click", () => signOut("Signed out."));
+  $("#login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const btn = e.target.querySelector("button");
+    btn.disabled = true;
+    try {
+      await tokenSignIn($("#token").value.trim());
+      $("#token").value = "";
+    } catch (err) {
+      showLogin(err.status === 401 ? t("login.bad_token") : err.status === 403 ? t("login.sensor_token") : loginMessage(err));
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  $("#logout").addEventListener("click", () => signOut(t("login.signed_out")));
+  $("#lang").addEventListener("click", switchLang);
+  $("#login-lang").addEventListener("click", switchLang);
   $("#help-btn").addEventListener("click", () => $("#help").showModal());
   $("#help-close").addEventListener("click", () => $("#help").close());
   window.addEventListener("hashchange", route);
   document.addEventListener("keydown", onKey);
-  if (S.token) {
-    signIn(S.token).catch((err) => {
-      sessionStorage.removeItem(TOKEN_KEY);
-      S.token = null;
-      showLogin(err.status === 401 ? "Your token is no longer valid. Sign in again." : err.message);
-    });
-  } else {
-    showLogin();
-  }
+  // A session cookie or a token from this tab signs in at once; otherwise the sign-in form.
+  const resume = S.token ? tokenSignIn(S.token) : start();
+  resume.catch((err) => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    S.token = null;
+    S.me = null;
+    showLogin(err.status === 401 ? "" : loginMessage(err));
+  });
 }
 
 init();

@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 import uvicorn
 
-from edge_agent.evidence import encode_clip
+from edge_agent.annotate import draw_box
+from edge_agent.evidence import encode_clip, problem_label
 from hub.auth import create_token
 from hub.lifecycle import Role
 from hub.main import create_app, open_store
@@ -80,10 +81,9 @@ def edge_event(tmp: Path, *, camera_id: str, class_id: str = "illegal_car_parkin
                at: datetime | None = None) -> tuple[ProblemEvent, dict[str, bytes]]:
     at = at or datetime.now(UTC)
     scene = _scene(int.from_bytes(secrets.token_bytes(2), "big"))
-    annotated = scene.copy()
-    cv2.rectangle(annotated, (int(640 * 0.55), int(360 * 0.45)), (int(640 * 0.85), int(360 * 0.72)), (0, 0, 255), 3)
-    cv2.putText(annotated, f"{class_id} 312s", (int(640 * 0.55), int(360 * 0.43)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                (0, 0, 255), 2)
+    annotated = scene.copy()  # drawn as the agent draws it: the class's Chinese name in the shipped font
+    draw_box(annotated, (640 * 0.55, 360 * 0.45, 640 * 0.85, 360 * 0.72), problem_label(class_id, "opened", 312),
+             (0, 0, 255))
     clip_name, clip_type, clip = _clip(scene)
     files = {
         "snapshot.jpg": (MediaKind.SNAPSHOT, "image/jpeg", _jpeg(scene)),
@@ -181,11 +181,19 @@ def page(browser: Browser) -> Iterator[Page]:
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+def open_token_form(page: Page) -> None:
+    """People sign in with a password; tokens (machines, temporary access) sit behind a disclosure."""
+    expect(page.locator("#login")).to_be_visible()
+    if not page.locator("#token").is_visible():
+        page.click("#token-login summary")
+
+
 def sign_in(page: Page, hub: Hub, role: str) -> None:
     page.goto(hub.base + "/")
+    open_token_form(page)
     page.fill("#token", hub.tokens[role])
     page.click("#login-form button[type=submit]")
-    expect(page.locator("#whoami")).to_contain_text(role)
+    expect(page.locator("#whoami")).to_contain_text(f"{role}-web")
 
 
 def shot(page: Page, name: str) -> None:
@@ -217,12 +225,13 @@ def test_page_is_public_and_locked_down(hub: Hub) -> None:
 
 def test_login_refuses_bad_and_sensor_tokens(page: Page, hub: Hub) -> None:
     page.goto(hub.base + "/")
+    open_token_form(page)
     page.fill("#token", "cey_not-a-token")
     page.click("#login-form button[type=submit]")
-    expect(page.locator("#login-error")).to_contain_text("401")
+    expect(page.locator("#login-error")).to_have_text("令牌无效或已吊销。")
     page.fill("#token", hub.tokens["sensor"])
     page.click("#login-form button[type=submit]")
-    expect(page.locator("#login-error")).to_contain_text("sensor token")
+    expect(page.locator("#login-error")).to_contain_text("传感器令牌")
     expect(page.locator("#app")).to_be_hidden()
 
 
@@ -243,7 +252,7 @@ def test_reviewer_queue_detail_and_confirm(page: Page, hub: Hub) -> None:
     row = page.locator(f'#queue tr[data-case-id="{ours}"]')
     expect(row).to_contain_text("机动车乱停放")  # class names come from /classes: Chinese and English
     expect(row).to_contain_text("cam-west / np-1")
-    assert natural_width(page, f'#queue tr[data-case-id="{ours}"] img.thumb') == 640
+    assert natural_width(page, f'#queue tr[data-case-id="{ours}"] img.thumb') == 192  # the case's own crop
     shot(page, "queue")
 
     row.click()
@@ -259,29 +268,29 @@ def test_reviewer_queue_detail_and_confirm(page: Page, hub: Hub) -> None:
     assert {b.get_attribute("data-action") for b in buttons} == {"confirm", "void"}
     shot(page, "case-detail")
 
-    page.keyboard.press("c")  # the review seat's shortcut for confirm
-    expect(page.locator(".detail-head .badge[data-status]")).to_have_attribute("data-status", "filed")
-    expect(page.locator("#timeline")).to_contain_text("confirm")
+    page.keyboard.press("c")  # the review seat's shortcut for confirm: files the case and moves on
+    expect(page).not_to_have_url(f"{hub.base}/#/case/{ours}")
     assert hub.api("reviewer", "GET", f"/cases/{ours}").json()["status"] == "filed"
+    page.goto(f"{hub.base}/#/case/{ours}")
+    expect(page.locator(".detail-head .badge[data-status]")).to_have_attribute("data-status", "filed")
+    expect(page.locator('#timeline li[data-action="confirm"]')).to_contain_text("立案")
     assert page.locator("#actions button[data-action]").count() == 0  # a reviewer doesn't dispatch
 
 
-def test_void_needs_a_reason_and_the_error_is_shown(page: Page, hub: Hub) -> None:
+def test_void_takes_a_preset_reason_or_a_typed_one(page: Page, hub: Hub) -> None:
     case_id = add_case(hub.store, hub.data, "cam-void", class_id="exposed_garbage", zone="z-void")
     sign_in(page, hub, "reviewer")
     page.goto(f"{hub.base}/#/case/{case_id}")
     page.click('#actions button[data-action="void"]')
-    page.click("#form-void button[type=submit]")  # no reason given
-    alert = page.locator("#action-error .alert")
-    expect(alert).to_contain_text("422")
-    expect(alert).to_contain_text("void needs a note")
+    page.click("#form-void .chips button[data-reason=other]")  # "other" needs a typed reason: nothing is sent
+    expect(page.locator("#form-void textarea")).to_be_focused()
     assert hub.api("reviewer", "GET", f"/cases/{case_id}").json()["status"] == "pending_review"
 
-    page.click("#form-void .chips button >> nth=0")  # a canned reason
-    page.click("#form-void button[type=submit]")
-    expect(page.locator(".detail-head .badge[data-status]")).to_have_attribute("data-status", "void")
-    assert hub.api("reviewer", "GET", f"/cases/{case_id}").json()["status"] == "void"
-    expect(page.locator("#timeline")).to_contain_text("False alarm")
+    page.fill("#form-void textarea", "bins out on collection day")
+    page.click("#form-void .chips button >> nth=0")  # a canned reason, with the typed note after it
+    expect(page).not_to_have_url(f"{hub.base}/#/case/{case_id}")
+    case = hub.api("reviewer", "GET", f"/cases/{case_id}").json()
+    assert case["status"] == "void" and case["timeline"][-1]["note"] == "误报：bins out on collection day"
 
 
 def test_conflict_from_a_stale_page_is_shown(page: Page, hub: Hub) -> None:
@@ -293,21 +302,21 @@ def test_conflict_from_a_stale_page_is_shown(page: Page, hub: Hub) -> None:
     page.fill("#form-void textarea", "duplicate")
     other = hub.api("admin", "POST", f"/cases/{case_id}/void", json={"note": "someone else was faster"})
     assert other.status_code == 200
-    page.click("#form-void button[type=submit]")
+    page.press("#form-void textarea", "Enter")
     alert = page.locator("#action-error .alert")
-    expect(alert).to_contain_text("409")
-    expect(alert).to_contain_text("cannot void a case that is void")
+    expect(alert).to_contain_text("409 · 与案件当前状态冲突")
+    expect(alert).to_contain_text("cannot void a case that is void")  # the hub's own words, after the title
 
 
 def test_reader_sees_no_action_buttons(page: Page, hub: Hub) -> None:
     case_id = add_case(hub.store, hub.data, "cam-read", zone="z-read")
     sign_in(page, hub, "reader")
     page.goto(f"{hub.base}/#/case/{case_id}")
-    expect(page.locator("#no-actions")).to_contain_text("No action for role reader")
+    expect(page.locator("#no-actions")).to_have_text("只读用户对待审核的案件无可执行操作。")
     assert page.locator("#actions button[data-action]").count() == 0
     assert natural_width(page, "#main-image") == 640
     page.keyboard.press("c")  # the shortcut does nothing but say why
-    expect(page.locator(".toast.error")).to_contain_text("not possible")
+    expect(page.locator(".toast.error")).to_contain_text("此处不能立案")
     assert hub.api("reader", "GET", f"/cases/{case_id}").json()["status"] == "pending_review"
 
 
@@ -359,8 +368,8 @@ def test_stats_show_precision_and_camera_state(page: Page, hub: Hub) -> None:
     expect(row).to_contain_text("打包垃圾")
     expect(row.locator("td.precision")).to_have_text("66.7 %")
     expect(page.locator("#cameras")).to_contain_text("cam-east")
-    expect(page.locator("#cameras tr", has_text="cam-east")).to_contain_text("online")
-    expect(page.locator("#cameras tr", has_text="cam-west")).to_contain_text("offline")
+    expect(page.locator("#cameras tr", has_text="cam-east")).to_contain_text("在线")
+    expect(page.locator("#cameras tr", has_text="cam-west")).to_contain_text("离线")
     expect(page.locator("#devices")).to_contain_text("box-1")
     shot(page, "stats")
 
@@ -384,8 +393,8 @@ def test_stats_show_precision_per_camera_worst_first(page: Page, hub: Hub) -> No
     good = page.locator('#per-camera tr[data-camera-id="cam-p2"]')
     vendor = next(c for c in hub.api("reader", "GET", "/classes").json() if c["id"] == "unlicensed_mobile_vendor")
     expect(bad.locator("td.precision")).to_have_text("33.3 %")
-    expect(bad.locator("td.most-voided .cls-zh")).to_have_text(vendor["name_zh"])
-    expect(bad.locator("td.most-voided")).to_contain_text("2 of 2 void")
+    expect(bad.locator("td.most-voided .cls-main")).to_have_text(vendor["name_zh"])
+    expect(bad.locator("td.most-voided")).to_contain_text("作废 2 件中占 2 件")
     expect(good.locator("td.precision")).to_have_text("100.0 %")
     ids = page.locator("#per-camera tbody tr").evaluate_all("rows => rows.map(r => r.dataset.cameraId)")
     assert ids.index("cam-p1") < ids.index("cam-p2"), f"worst precision first: {ids}"
