@@ -27,7 +27,7 @@ from edge_agent.metrics import CameraMetrics, EdgeMetrics
 from edge_agent.motion import GateReason, MotionGate
 from edge_agent.prefetch import Prefetch
 from edge_agent.rules.engine import RuleEngine
-from edge_agent.streams import DetectStream, MainStreamFile, MainStreamRecorder
+from edge_agent.streams import DetectStream, MainStreamFile, MainStreamRecorder, decode_at
 from edge_agent.track import ByteTracker
 from edge_agent.types import Detections, EventSink, Frame, ProblemUpdate, Track
 from protocol.catalog import Catalog, InactiveClass, default_catalog
@@ -183,7 +183,12 @@ class Pipeline:
         frame = rt.latest
         if frame is None:
             raise LookupError(f"camera {camera_id} has delivered no frame yet")
-        ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = frame.image
+        if rt.evidence.main is not None:  # the zone editor wants the main stream's pixels
+            info, packets = rt.evidence.main.since(frame.ts)
+            full = decode_at(info, packets, [frame.ts]) if info else []
+            image = full[0] if full else image
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise LookupError(f"camera {camera_id}: the frame could not be encoded as JPEG")
         return buf.tobytes(), frame.ts

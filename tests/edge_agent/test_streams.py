@@ -104,3 +104,23 @@ def test_prefetch_keeps_order_and_raises_where_the_source_failed() -> None:
     with pytest.raises(ValueError, match="bad frame 5"):
         next(it)
     assert next(it, None) is None
+
+
+def test_a_dual_stream_cameras_snapshot_is_the_main_streams_frame(tmp_path: Path, main_video: Path) -> None:
+    import cv2
+    from edge_fakes import ScriptedDetector
+
+    from edge_agent.config import parse_camera_config
+    from edge_agent.pipeline import Pipeline
+    from edge_agent.sinks import MemorySink
+
+    sub = make_substream(main_video, tmp_path / "sub.mp4", 64, 48, gop_s=1, crf=5)
+    cfg = parse_camera_config({"id": "cam", "source": str(main_video), "detect_source": str(sub),
+                               "timezone": "Asia/Shanghai", "detect_fps": 2})
+    pipeline = Pipeline([cfg], ScriptedDetector(), MemorySink(), device_id="box", ground=None)
+    main = MainStreamFile(main_video, keep_s=cfg.main_stream_keep_s(), start_time=0.0)
+    pipeline.run_replays({"cam": DetectStream("cam", sub, sample_fps=2, main=main)})
+    jpeg, ts = pipeline.snapshot("cam")
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert ts == pytest.approx(3.5) and image.shape == (96, 128, 3)  # full size, not the 64x48 detect frame
+    assert index_of(image) == 35
