@@ -63,9 +63,9 @@ def make_stream(worker: int, n: int) -> list[tuple[ProblemEvent, dict[str, bytes
 
 def _worker(url: str, data_dir: str, worker: int, n: int, fsync: bool, batch: int, barrier: Any,
             results: Any) -> None:
-    from hub.main import open_store
+    from hub.app import open_store
+    from hub.ingest.burst import IngestItem
     from hub.settings import HubSettings
-    from hub.store import IngestItem
 
     store = open_store(HubSettings(db_url=url, data_dir=Path(data_dir), evidence_fsync=fsync))
     stream = make_stream(worker, n)
@@ -88,10 +88,10 @@ def _worker(url: str, data_dir: str, worker: int, n: int, fsync: bool, batch: in
 
 def run(url: str, data_dir: Path, workers: int, n: int, fsync: bool, batch: int = 1) -> tuple[float, int]:
     """Events/s over all workers (wall clock from a common start), and cases created."""
-    from hub import db
+    from hub.storage import db, migrations
 
     engine = db.make_engine(url)
-    db.migrate(engine)
+    migrations.migrate(engine)
     engine.dispose()
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(workers + 1), ctx.Queue()
@@ -112,12 +112,12 @@ def dedup_ms(url: str, existing: int, probes: int = 400) -> dict[str, float]:
     """Milliseconds per new problem to decide it has no live case and find its previous one, with
     `existing` cases of its class (mostly closed) from 80 cameras in a city 20 km wide: for a camera's
     report with a ground point, and for a report with a ground point only (a sensor's, a person's)."""
-    from hub import cases as dedup
-    from hub import classes, db
+    from hub.cases import classes, dedup
+    from hub.storage import db, migrations, schema
     from protocol.messages import GroundPoint, ProblemState
 
     engine = db.make_engine(url)
-    db.migrate(engine)
+    migrations.migrate(engine)
     rnd, now, class_id = random.Random(1), datetime.now(UTC), "exposed_garbage"
 
     def spot() -> dict[str, Any]:
@@ -129,7 +129,7 @@ def dedup_ms(url: str, existing: int, probes: int = 400) -> dict[str, float]:
              "last_seen": now, "created_at": now, "updated_at": now, **spot()} for i in range(existing)]
     with db.begin_write(engine) as conn:
         for k in range(0, len(rows), 5000):
-            conn.execute(db.cases.insert(), rows[k:k + 5000])
+            conn.execute(schema.cases.insert(), rows[k:k + 5000])
         if db.is_postgres(conn):
             conn.exec_driver_sql("ANALYZE cases")
     policy = classes.dedup_policy(class_id)

@@ -1,7 +1,7 @@
 """Hub ingest throughput: the full path against a bare pyzmq DEALER/ROUTER echo, in one run.
 
 Full path: M simulated agents (one CURVE DEALER each, a window of W events in flight, all driven from one thread)
-send pre-sealed events with a ~100 KB JPEG each to a hub process running hub.ingest.IngestLoop on
+send pre-sealed events with a ~100 KB JPEG each to a hub process running hub.ingest.loop.IngestLoop on
 a real Store (SQLite in a temp dir): ZAP, CURVE, schema, manifest hashes, Ed25519 signature, JPEG
 decode, evidence files, database commit, ACK. Each JPEG is made unique (a COM segment) so the
 content-addressed evidence store really writes every file.
@@ -100,10 +100,11 @@ def sealed_events(bundle: DeviceBundle, count: int, base: bytes) -> list[SealedE
 def hub_process(data_dir: str, endpoint: str, ready: mp.Event, stop: mp.Event, out: mp.Queue,
                 fsync: bool = True, processes: int = 1, workers: int | None = None) -> None:
     """The hub's ingest as `cityeye hub serve` runs it: in this process, or N worker processes on one port."""
-    from hub.ingest import IngestConfig, IngestLoop
-    from hub.ingest_processes import run_ingest_processes
+    from hub.ingest.config import IngestConfig
+    from hub.ingest.loop import IngestLoop
+    from hub.ingest.processes import run_ingest_processes
     from hub.settings import HubSettings
-    from hub.store import Store
+    from hub.storage.store import Store
 
     store = Store.open(None, Path(data_dir), evidence_fsync=fsync)
     config = IngestConfig(bind=endpoint, data_dir=Path(data_dir), processes=processes,
@@ -300,8 +301,8 @@ def measure_primitives(base: bytes, sealed: SealedEvent, sign_public: str, evide
     ingest does). Left out: the TCP copies (the bare echo has them), the database, all Python around them."""
     from nacl import bindings as nacl
 
-    from hub.evidence import EvidenceStore
-    from hub.jpeg import jpeg_error
+    from hub.evidence.files import EvidenceStore
+    from hub.evidence.jpeg import jpeg_error
 
     msg = decode(sealed.frames)
     assert isinstance(msg, EventMessage)
@@ -376,8 +377,8 @@ def main() -> int:
                              "first ~700,000 files")
     args = parser.parse_args()
 
-    from hub.security import enroll_device
-    from hub.store import Store
+    from hub.devices.enrol import enroll_device
+    from hub.storage.store import Store
 
     mpctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="cityeye-bench-") as tmp:

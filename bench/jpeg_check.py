@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub import jpeg as new  # noqa: E402
+from hub.evidence import jpeg as new  # noqa: E402
 
 OLD_REV = "d4b1ac2"  # hub.jpeg before the zero-copy / numpy scan / segment cache rewrite
 

@@ -1,4 +1,4 @@
-"""/stats at a district's scale: the time `hub.queries.statistics_for` takes over a 30-day range.
+"""/stats at a district's scale: the time `hub.cases.queries.statistics_for` takes over a 30-day range.
 
     .venv/bin/python bench/stats.py [--cases 100000] [--pg postgresql://postgres@127.0.0.1:5432/test]
 
@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hub import db, queries
+from hub.cases import queries
+from hub.storage import db, migrations, schema
 
 STATUSES = ("pending_review", "void", "filed", "dispatched", "handled", "closed")
 CHUNK = 20_000
@@ -41,8 +42,8 @@ def fill(engine: db.Engine, cases: int, now: datetime) -> None:
             case_rows.append(_case_row(i, created, status))
             event_rows += [_event_row(i, k, created, payload) for k in range(3)]
         with db.begin_write(engine) as conn:
-            conn.execute(db.cases.insert(), case_rows)
-            conn.execute(db.events.insert(), event_rows)
+            conn.execute(schema.cases.insert(), case_rows)
+            conn.execute(schema.events.insert(), event_rows)
         print(f"  filled {min(cases, start + CHUNK)} of {cases} cases", file=sys.stderr)
 
 
@@ -90,7 +91,7 @@ def plans(engine: db.Engine, since: datetime, until: datetime) -> list[str]:
 
 def run(label: str, engine: db.Engine, cases: int, rounds: int) -> float:
     now = db.utcnow()
-    db.migrate(engine)
+    migrations.migrate(engine)
     print(f"{label}: filling {cases} cases and {3 * cases} events ...", file=sys.stderr)
     t0 = time.perf_counter()
     fill(engine, cases, now)

@@ -7,6 +7,7 @@ that have no CJK font installed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import cv2
 import numpy as np
@@ -54,3 +55,13 @@ def draw_polygon(image: np.ndarray, points_px: np.ndarray, text: str = "",
         x, y = pts[:, 0, 0].min(), pts[:, 0, 1].min()
         size = label_size_px(image.shape)
         draw_text(image, text, (int(x) + 3, int(y) + 3), round(size * 0.8), color)
+
+
+def draw_time(image: np.ndarray, when: datetime) -> None:
+    """The frame's time (when it was made, with its UTC offset) in the bottom-left corner, in place."""
+    text = when.isoformat(sep=" ", timespec="milliseconds")
+    size = label_size_px(image.shape)
+    _, th = text_size(text, size)
+    pad = max(1, size // 8)
+    draw_text(image, text, (0, image.shape[0] - th - 2 * pad), size, (255, 255, 255), background=(0, 0, 0),
+              padding=pad)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -127,6 +127,15 @@ class CameraConfig(StrictConfig):
     loop: bool = Field(
         False, description="file sources only: replay the file forever at real speed (demos, soak tests); "
         "without it a file source ends the agent's run at its end")
+    stall_s: float = Field(
+        5.0, ge=0.5, le=300.0,
+        description="live sources: no frame for this long marks the camera stalled (offline) and reconnects")
+    max_frame_age_s: float = Field(
+        2.0, gt=0.0, le=60.0,
+        description="live sources: a frame made longer ago than this (buffered while the agent or the network "
+        "stood still) is dropped, never fed to the rules")
+    rtsp_transport: Literal["tcp", "udp"] = Field(
+        "tcp", description="RTSP transport; UDP loses packets on busy networks and smears H.264 frames")
     start_time: datetime | None = Field(
         None, description="wall-clock time of the first frame for file sources (replays), so schedules can "
         "be tested on footage; without a timezone it is read in `timezone`")

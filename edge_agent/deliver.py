@@ -43,6 +43,8 @@ from protocol.push import PushResult, Snapshot
 log = logging.getLogger(__name__)
 
 ZERO_COPY_MIN = 64 * 1024  # below this, copying is cheaper than pinning the buffer
+MAX_LATENCY_WATCH = 10_000  # events whose ACK latency is awaited
+HEALTH_CHECK_S = 1.0  # how often the sender looks for a camera going online, offline or stalled
 
 
 class OutboxConfig(BaseModel):
@@ -59,7 +61,9 @@ class OutboxConfig(BaseModel):
     max_event_bytes: int = Field(default=48 * 1024**2, gt=0,
                                  description="larger events are dead-lettered here, the hub would refuse")
     reconnect_ivl_ms: int = Field(default=250, gt=0)
-    reconnect_ivl_max_ms: int = Field(default=60_000, ge=0, description="reconnect backoff ceiling")
+    reconnect_ivl_max_ms: int = Field(
+        default=2_000, ge=0, description="reconnect backoff ceiling: the link is back within this long of the hub "
+        "listening again (a refused TCP connect costs the hub nothing)")
     # A 10 MB clip on a 1 Mbit/s uplink takes ~80 s; ZMTP pings queue behind it, so the timeout
     # must be longer than that or a healthy slow link gets torn down mid-message forever.
     zmq_heartbeat_ivl_ms: int = Field(default=15_000, gt=0)
@@ -87,6 +91,14 @@ class DeliveryStats:
     reconnects: int = 0
     unmatched_replies: int = 0
     last_ack_at: float | None = None
+    link_up: bool = False
+    ack_latency_s: float | None = None  # the last ACKed event: its frame time -> the hub's ACK
+    ack_latency_avg_s: float | None = None  # moving average of the same
+
+    def record_latency(self, seconds: float) -> None:
+        self.ack_latency_s = seconds
+        avg = self.ack_latency_avg_s
+        self.ack_latency_avg_s = seconds if avg is None else 0.9 * avg + 0.1 * seconds
 
 
 HealthSource = Callable[[], Sequence[CameraHealth]]
@@ -116,6 +128,10 @@ class Outbox:
         self._health = health or (lambda: [])
         self._agent_version = agent_version
         self._started = time.monotonic()
+        self._observed: dict[str, float] = {}  # event id -> its frame time (epoch), for the ACK latency
+        self._link_changed = time.monotonic()
+        self._health_sent: tuple[tuple[str, bool, bool], ...] = ()  # cameras' states in the last heartbeat
+        self._next_health_check = 0.0
         self.pushes = pushes
         self.snapshots = snapshots
         self._model = model
@@ -126,6 +142,31 @@ class Outbox:
     def submit(self, event: ProblemEvent, media: Mapping[str, bytes]) -> None:
         """Durable on return (or SpoolFull: the quota policy refused it, nothing was stored)."""
         self.spool.put(event, dict(media))
+        self._observed[event.event_id] = event.observed_at.timestamp()
+        if len(self._observed) > MAX_LATENCY_WATCH:  # evicted or dead-lettered events never ACK
+            self._observed.pop(next(iter(self._observed)))
+
+    def settled(self, event_id: str, acked: bool) -> None:
+        """The hub ACKed (or refused) an event: record its end-to-end latency, frame time to ACK."""
+        observed = self._observed.pop(event_id, None)
+        if observed is not None and acked:
+            self.stats.record_latency(max(0.0, time.time() - observed))
+
+    def link_changed(self, up: bool, in_flight: int = 0) -> None:
+        """Logs each change of the hub link once (libzmq reconnects by itself, silently)."""
+        if up == self.stats.link_up:
+            return
+        now = time.monotonic()
+        since, self._link_changed = now - self._link_changed, now
+        self.stats.link_up = up
+        endpoint = self.bundle.endpoint
+        if up:
+            self.stats.reconnects += 1
+            log.info("hub link up: %s (after %.1f s down); %d events in flight resent, %d waiting in the spool",
+                     endpoint, since, in_flight, self.spool.stats().events)
+        else:
+            log.warning("hub link down: %s (was up %.1f s); events wait in the spool (%d now)", endpoint, since,
+                        self.spool.stats().events)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -170,6 +211,7 @@ class Outbox:
                     refused = False
                     stop_event.wait(1.0)
                 finally:
+                    self.link_changed(False)
                     sock.disable_monitor()
                     monitor.close(linger=0)
                     sock.close(linger=0)
@@ -208,17 +250,21 @@ class Outbox:
         return {"spool_events": spool.events, "spool_bytes": spool.bytes, "dead_letters": spool.dead_letters,
                 "evicted_total": spool.evicted, "refused_total": spool.refused, "sent_total": d.sent,
                 "resent_total": d.resent, "acked_total": d.acked, "duplicate_acks_total": d.duplicates,
-                "nacked_total": d.nacked, "reconnects_total": d.reconnects,
+                "nacked_total": d.nacked, "reconnects_total": d.reconnects, "link_up": 1.0 if d.link_up else 0.0,
+                "ack_latency_s": -1.0 if d.ack_latency_s is None else d.ack_latency_s,
+                "ack_latency_avg_s": -1.0 if d.ack_latency_avg_s is None else d.ack_latency_avg_s,
                 "last_ack_age_s": time.time() - d.last_ack_at if d.last_ack_at else -1.0,
                 "oldest_unsent_age_s": time.time() - oldest.timestamp() if (oldest := self.oldest_unsent_at())
                 else -1.0}
 
     def heartbeat(self) -> Heartbeat:
         spool: SpoolStats = self.spool.stats()
+        cameras = list(self._health())
+        self._health_sent = _camera_states(cameras)
         return Heartbeat(device_id=self.bundle.device_id, sent_at=datetime.now(UTC),
                          agent_version=self._agent_version, uptime_s=time.monotonic() - self._started,
                          spool_events=spool.events, spool_bytes=spool.bytes, dead_letters=spool.dead_letters,
-                         cameras=list(self._health()), oldest_unsent_at=self.oldest_unsent_at(),
+                         cameras=cameras, oldest_unsent_at=self.oldest_unsent_at(),
                          cpu_percent=self._cpu_percent(), model=self._model)
 
     def oldest_unsent_at(self) -> datetime | None:
@@ -236,6 +282,18 @@ class Outbox:
         last_wall, last_cpu = self._cpu_mark
         self._cpu_mark = (wall, cpu)
         return round(max(0.0, cpu - last_cpu) / (wall - last_wall) * 100, 1) if wall > last_wall else 0.0
+
+    def health_changed(self, now: float) -> bool:
+        """Whether a camera went online, offline or stalled since the last heartbeat (looked at once a
+        second): the hub hears such news at once, not a heartbeat interval later."""
+        if now < self._next_health_check:
+            return False
+        self._next_health_check = now + HEALTH_CHECK_S
+        return _camera_states(list(self._health())) != self._health_sent
+
+
+def _camera_states(cameras: Sequence[CameraHealth]) -> tuple[tuple[str, bool, bool], ...]:
+    return tuple((c.camera_id, c.online, c.stalled) for c in cameras)
 
 
 _MONITORED = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -264,7 +322,7 @@ class _SenderLoop:
             now = time.monotonic()
             self._resend_expired(now)
             self._fill_window(now)
-            if now >= self.next_heartbeat:
+            if now >= self.next_heartbeat or self.outbox.health_changed(now):
                 self._send_heartbeat(now)
             events = dict(self.poller.poll(self.cfg.poll_ms))
             if self.monitor in events:
@@ -334,14 +392,14 @@ class _SenderLoop:
         while self.monitor.poll(0):
             msg = recv_monitor_message(self.monitor)
             if msg["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.stats.reconnects += 1
                 # Whatever was in flight died with the old connection: resend it now, not at timeout.
                 for flight in self.in_flight.values():
                     flight.deadline = 0.0
                 self.next_heartbeat = 0.0
                 self._send_reports()
-                log.info("connected to hub %s; %d events in flight resent", self.outbox.bundle.endpoint,
-                         len(self.in_flight))
+                self.outbox.link_changed(True, len(self.in_flight))
+            elif msg["event"] == zmq.EVENT_DISCONNECTED:
+                self.outbox.link_changed(False)
             elif msg["event"] in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
                 self.refused = True
 
@@ -403,10 +461,12 @@ class _SenderLoop:
             return
         if msg.command is Command.ACK:
             self.spool.ack(entry.seq)
+            self.outbox.settled(entry.event_id, acked=True)
             self.stats.acked += 1
             self.stats.duplicates += reply.duplicate
             self.stats.last_ack_at = time.time()
         else:
+            self.outbox.settled(entry.event_id, acked=False)
             self.spool.dead_letter(entry.seq, reply.reason or "refused by hub without a reason")
             self.stats.nacked += 1
 

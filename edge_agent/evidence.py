@@ -21,11 +21,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
-from edge_agent.annotate import draw_box, draw_polygon
+from edge_agent.annotate import draw_box, draw_polygon, draw_time
 from edge_agent.clips import encode_clip
 from edge_agent.config import EvidenceConfig
 from edge_agent.geometry import Box, scale_box
@@ -34,6 +35,7 @@ from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
 from protocol.catalog import default_catalog
+from protocol.label_names import label_zh
 from protocol.manifest import sha256_hex
 from protocol.messages import (
     GroundPoint,
@@ -199,9 +201,11 @@ class EvidenceBuilder:
     def __init__(self, config: EvidenceConfig, *, camera_id: str, device_id: str, clip_fps: float,
                  sink: EventSink, zones: Sequence[ZoneConfig] = (), model: ModelInfo | None = None,
                  ground: GroundFn | None = None, agent_version: str = __version__,
-                 worker: EvidenceWorker | None = None) -> None:
-        """`worker`: encode and send on that worker's thread (None: on the caller's, before returning)."""
+                 timezone: str | None = None, worker: EvidenceWorker | None = None) -> None:
+        """`timezone`: the camera's, for the frame time printed on the annotated still (default UTC).
+        `worker`: encode and send on that worker's thread (None: on the caller's, before returning)."""
         self.config = config
+        self.timezone = ZoneInfo(timezone) if timezone else UTC
         self.camera_id = camera_id
         self.device_id = device_id
         self.clip_fps = clip_fps
@@ -324,7 +328,8 @@ class EvidenceBuilder:
         involved = set(u.track_ids)
         for t in p.tracks:
             if t.track_id in involved and t.xyxy != u.xyxy:
-                draw_box(out, t.xyxy, f"{t.label} #{t.track_id}", (255, 200, 0))
+                draw_box(out, t.xyxy, f"{label_zh(t.label)} #{t.track_id}", (255, 200, 0))
         color = (0, 200, 0) if u.state == ProblemState.CLEARED.value else (0, 0, 255)
         draw_box(out, u.xyxy, problem_label(u.class_id, u.state, u.dwell_s), color)
+        draw_time(out, datetime.fromtimestamp(p.frame.ts, self.timezone))
         return out

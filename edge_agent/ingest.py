@@ -3,8 +3,10 @@
 Two shapes, because live and replay want opposite things:
 - `LiveReader` (rtsp://, http(s)://, a device index, or a file played at real speed) decodes on its
   own thread and keeps only the newest frame. A slow consumer sees fewer frames, never older ones,
-  so latency cannot grow. A dead source is reopened with exponential backoff (capped at
-  `backoff_max_s`); isolated undecodable frames are counted and skipped.
+  so latency cannot grow. A frame's time is when it was made (`StreamClock` for RTSP), and a frame
+  older than `max_frame_age_s` is dropped, never handed on. No frame for `stall_s` marks the camera
+  stalled (offline) and reconnects; a lost source is retried at once, then with a short jittered
+  backoff (`ReconnectPolicy`); isolated undecodable frames are counted and skipped.
 - `FileReplay` reads a file on the caller's thread, deterministically, yielding exactly the frames
   a given sampling rate needs (frames in between are grabbed, not converted), as fast as the
   consumer goes. Timestamps are `start_time + position`, so schedules can be tested on footage.
@@ -15,22 +17,28 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
+from edge_agent.stream_clock import StreamClock
 from edge_agent.types import Frame
 
 log = logging.getLogger(__name__)
 
-# RTSP over TCP: UDP loses packets on busy networks and smears H.264 frames.
-os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+# Set by the user before start: used as is for every network source (our transport choice is then theirs).
+_USER_CAPTURE_OPTIONS = os.environ.get(CAPTURE_OPTIONS_ENV)
+_OPEN_LOCK = threading.Lock()  # the capture options travel through the (process-wide) environment
+SECRET_QUERY_KEYS = ("pass", "pwd", "password", "token", "key", "auth", "secret", "sig")
 
 
 class SourceKind(StrEnum):
@@ -52,21 +60,68 @@ def source_kind(source: str | int) -> SourceKind:
 
 
 def shown_source(source: str | int) -> str:
-    """The source without credentials (rtsp://user:pass@host -> rtsp://***@host) for logs."""
+    """The source without secrets, for logs and metrics: rtsp://user:pass@host -> rtsp://***@host,
+    and the values of query parameters such as `password=` or `token=` -> ***."""
     text = str(source)
-    if "@" in text and "://" in text:
-        scheme, rest = text.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return text
+    if "://" not in text:
+        return text
+    scheme, rest = text.split("://", 1)
+    authority, sep, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    tail = _mask_query(tail)
+    return f"{scheme}://{authority}{sep}{tail}"
 
 
-def open_capture(source: str | int, timeout_s: float = 5.0) -> cv2.VideoCapture:
-    """A VideoCapture with open/read timeouts so a dead network source cannot block for minutes."""
-    if source_kind(source) == SourceKind.DEVICE:
+def _mask_query(path: str) -> str:
+    base, sep, query = path.partition("?")
+    if not sep:
+        return path
+    parts = []
+    for item in query.split("&"):
+        name, eq, _value = item.partition("=")
+        secret = eq and any(k in name.lower() for k in SECRET_QUERY_KEYS)
+        parts.append(f"{name}=***" if secret else item)
+    return f"{base}?{'&'.join(parts)}"
+
+
+def capture_options(kind: SourceKind, rtsp_transport: str = "tcp") -> str:
+    """FFmpeg options for a network source: RTSP over TCP by default (UDP loses packets on busy
+    networks and smears H.264 frames); 0.1 s of stream analysis instead of FFmpeg's five: a reconnect
+    shows video in about half a second, and the frames read during the analysis (which come out in a
+    burst, stamped too late until the burst is over) are few. Cameras put the H.264 parameters in the
+    SDP, so nothing needs the longer look."""
+    if _USER_CAPTURE_OPTIONS is not None:
+        return _USER_CAPTURE_OPTIONS
+    options = "analyzeduration;100000"
+    return f"rtsp_transport;{rtsp_transport}|{options}" if kind == SourceKind.RTSP else options
+
+
+def open_capture(source: str | int, timeout_s: float = 5.0, *, read_timeout_s: float | None = None,
+                 rtsp_transport: str = "tcp") -> cv2.VideoCapture:
+    """A VideoCapture with open/read timeouts so a dead network source cannot block for minutes.
+
+    OpenCV's warning after a failed open ("backend is generally available but can't be used to
+    capture by name") is silenced: it blames the backend for what is a network problem, and the
+    reader says what happened instead."""
+    kind = source_kind(source)
+    if kind == SourceKind.DEVICE:
         return cv2.VideoCapture(int(source))
-    ms = int(timeout_s * 1000)
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-    return cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, params)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout_s * 1000),
+              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int((read_timeout_s or timeout_s) * 1000)]
+    with _OPEN_LOCK:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        saved = os.environ.get(CAPTURE_OPTIONS_ENV)
+        os.environ[CAPTURE_OPTIONS_ENV] = capture_options(kind, rtsp_transport)
+        try:
+            return cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, params)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+            if saved is None:
+                os.environ.pop(CAPTURE_OPTIONS_ENV, None)
+            else:
+                os.environ[CAPTURE_OPTIONS_ENV] = saved
 
 
 def valid_image(image: np.ndarray | None) -> bool:
@@ -74,11 +129,53 @@ def valid_image(image: np.ndarray | None) -> bool:
             and image.shape[0] >= 8 and image.shape[1] >= 8)
 
 
-def backoff_delay(attempt: int, initial_s: float, max_s: float, jitter: float = 0.1) -> float:
-    """Seconds to wait before reconnect `attempt` (1-based): doubling, capped, +-10% jitter so that
-    many cameras behind one dead switch do not reconnect in lockstep."""
-    base = min(max_s, initial_s * 2 ** max(0, attempt - 1))
-    return base * (1 + random.uniform(-jitter, jitter))
+def tcp_answer(source: str | int, timeout_s: float = 1.0) -> str | None:
+    """How a network source's host answers a TCP connect: "listening", "refused" (the host is up,
+    the service is not), "no answer"; None for files and devices."""
+    if source_kind(source) not in (SourceKind.RTSP, SourceKind.HTTP):
+        return None
+    try:
+        url = urlsplit(str(source))
+        host = url.hostname or ""
+        port = url.port or {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}.get(url.scheme.lower(), 554)
+    except ValueError:
+        return "no answer"
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return "listening"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "no answer"
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """When to retry a lost source. The first retry is immediate (most losses are a blip); then the
+    delay doubles from `initial_s` with +-`jitter` (cameras behind one dead switch must not reconnect
+    in lockstep), capped at `max_s` while the host answers on TCP (it will be back soon, and every
+    second of wait is a second without video) and at `unreachable_max_s` when nothing answers."""
+
+    initial_s: float = 0.25
+    max_s: float = 1.0
+    unreachable_max_s: float = 15.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, host_answers: bool = True) -> float:
+        """Seconds before retry `attempt` (1-based) after a loss."""
+        if attempt <= 1:
+            return 0.0
+        cap = self.max_s if host_answers else self.unreachable_max_s
+        base = min(cap, self.initial_s * 2 ** (attempt - 2))
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+class SourceState(StrEnum):
+    CONNECTING = "connecting"
+    ONLINE = "online"  # frames are flowing
+    STALLED = "stalled"  # connected, but no frame for stall_s
+    OFFLINE = "offline"  # lost or cannot be opened
+    ENDED = "ended"  # a file source read to its end
 
 
 @dataclass
@@ -87,41 +184,66 @@ class IngestStats:
 
     frames_decoded: int = 0
     frames_dropped: int = 0  # decoded but replaced by a newer frame before anyone took it
+    frames_stale: int = 0  # older than the camera's max_frame_age_s: never handed to the rules
     bad_reads: int = 0  # reads that gave no usable frame (garbled data, a dying source)
     reconnects: int = 0  # successful reopenings after the source was lost
     open_failures: int = 0
-    online: bool = False
+    stalls: int = 0  # times no frame came for stall_s
+    state: SourceState = SourceState.CONNECTING
     last_error: str | None = None
+    last_frame_wall: float | None = None  # epoch time the newest frame was decoded
+    last_frame_ts: float | None = None  # epoch time the newest frame was made
+    stall_s: float = 5.0
+    live: bool = True  # frame times are wall-clock times (not a file's timeline)
+
+    @property
+    def online(self) -> bool:
+        """Frames flowing now: the reader says so and the newest frame is younger than stall_s (a
+        reader blocked inside a read cannot say otherwise)."""
+        if self.state != SourceState.ONLINE:
+            return False
+        return self.last_frame_wall is not None and time.time() - self.last_frame_wall < self.stall_s
+
+    def frame_age_s(self, now: float | None = None) -> float | None:
+        """How old the newest frame is (its frame time to now); None before the first or for files."""
+        if self.last_frame_ts is None or not self.live:
+            return None
+        return max(0.0, (now or time.time()) - self.last_frame_ts)
 
 
 class LiveReader:
     """Reads one camera on a daemon thread and keeps only its newest frame.
 
-    `ts` of each frame is the wall clock at decode for live sources; for a file played at real
-    speed it is `start_time` (default: when playback began) plus the position in the file.
+    `ts` of each frame is when it was made: for RTSP the stream's own clock mapped to the wall clock
+    (`StreamClock`), for HTTP and devices the wall clock at decode; for a file played at real speed
+    `start_time` (default: when playback began) plus the position in the file.
     """
 
     def __init__(self, camera_id: str, source: str | int, *, start_time: float | None = None,
-                 open_timeout_s: float = 5.0, backoff_initial_s: float = 0.5, backoff_max_s: float = 60.0,
-                 max_read_failures: int = 5, loop_file: bool = False) -> None:
+                 open_timeout_s: float = 5.0, stall_s: float = 5.0, max_frame_age_s: float = 2.0,
+                 reconnect: ReconnectPolicy | None = None, max_read_failures: int = 5, loop_file: bool = False,
+                 rtsp_transport: str = "tcp") -> None:
         self.camera_id = camera_id
         self.source = source
         self.kind = source_kind(source)
         self.start_time = start_time
         self.open_timeout_s = open_timeout_s
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
+        self.stall_s = stall_s
+        self.max_frame_age_s = max_frame_age_s
+        self.reconnect = reconnect or ReconnectPolicy()
         self.max_read_failures = max_read_failures
         self.loop_file = loop_file
-        self.stats = IngestStats()
+        self.rtsp_transport = rtsp_transport
+        self.stats = IngestStats(stall_s=stall_s, live=self.kind != SourceKind.FILE)
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
-        self._taken_index = -1
         self._index = 0
         self._finished = False
         self._at_file_end = False  # the last pass of a file source reached its end
         self._next_t0: float | None = None  # a looping file's next pass starts at this time
+        self._down_since: float | None = None  # monotonic time the source was lost (for the log)
+        self._host_answers = True  # the last failed open found the host answering on TCP
         self._thread = threading.Thread(target=self._run, name=f"ingest-{camera_id}", daemon=True)
 
     # Consumer side ---------------------------------------------------------------------------
@@ -143,16 +265,22 @@ class LiveReader:
         return self._finished and self._latest is None
 
     def read(self, timeout: float = 1.0) -> Frame | None:
-        """The newest frame not returned before, waiting up to `timeout` s; None if none came."""
+        """The newest frame not returned before, waiting up to `timeout` s; None if none came.
+
+        A live frame that grew older than `max_frame_age_s` while it waited (the consumer was
+        paused or slow) is dropped here too: the rules never see stale video as current."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._latest is None and not self._stop.is_set() and not self._finished:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            frame, self._latest = self._latest, None
-            return frame
+            while True:
+                while self._latest is None and not self._stop.is_set() and not self._finished:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    self._cond.wait(remaining)
+                frame, self._latest = self._latest, None
+                if frame is None or not self._stale(frame.ts):
+                    return frame
+                self.stats.frames_stale += 1
 
     def __enter__(self) -> LiveReader:
         return self.start()
@@ -160,43 +288,120 @@ class LiveReader:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _stale(self, ts: float) -> bool:
+        return self.stats.live and time.time() - ts > self.max_frame_age_s
+
     # Reader thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
         attempt = 0
         ever_connected = False
         while not self._stop.is_set():
-            cap = open_capture(self.source, self.open_timeout_s)
+            if attempt:
+                self._wait_before_retry(attempt)
+                if self._stop.is_set():
+                    break
+            cap = open_capture(self.source, self.open_timeout_s, read_timeout_s=self.stall_s,
+                               rtsp_transport=self.rtsp_transport)
             if not cap.isOpened():
                 cap.release()
-                self.stats.open_failures += 1
-                self.stats.last_error = f"cannot open {self._shown_source()}"
+                self._open_failed()
                 attempt += 1
-                self._wait_backoff(attempt)
                 continue
-            if ever_connected:
-                self.stats.reconnects += 1
-                log.info("camera %s: reconnected to %s", self.camera_id, self._shown_source())
-            ever_connected = True
-            self.stats.online = True
-            got_frames = self._read_until_lost(cap)
+            got_frames = self._read_until_lost(cap, reconnected=ever_connected)
             cap.release()
-            self.stats.online = False
+            ever_connected = ever_connected or got_frames
             if self.kind == SourceKind.FILE and self._at_file_end:
                 if self.loop_file:
                     continue
+                self.stats.state = SourceState.ENDED
                 self._finish()
                 return
             if self._stop.is_set():
                 break
-            attempt = 1 if got_frames else attempt + 1  # a source that flaps still backs off
-            log.warning("camera %s: lost %s (%s); retrying", self.camera_id, self._shown_source(),
-                        self.stats.last_error)
-            self._wait_backoff(attempt)
+            self._lost()
+            attempt = 1 if got_frames else attempt + 1  # at once after a loss; backs off while no frame comes
         self._finish()
 
-    def _read_until_lost(self, cap: cv2.VideoCapture) -> bool:
-        """Decode until the source fails `max_read_failures` times in a row; True if any frame came."""
+    def _open_failed(self) -> None:
+        self.stats.open_failures += 1
+        answer = tcp_answer(self.source)
+        why = {"refused": "connection refused", "no answer": "no answer",
+               "listening": "the host answers but gives no video: check the path, credentials and codec",
+               None: "not readable"}[answer]
+        error = f"cannot open {self._shown_source()} ({why})"
+        if error != self.stats.last_error or self.stats.state != SourceState.OFFLINE:
+            log.warning("camera %s: %s; retrying", self.camera_id, error)
+        self.stats.last_error = error
+        self.stats.state = SourceState.OFFLINE
+        self._host_answers = answer != "no answer"
+
+    def _lost(self) -> None:
+        if self.stats.state == SourceState.STALLED:
+            return  # said when it stalled
+        self.stats.state = SourceState.OFFLINE
+        self._down_since = self._down_since or time.monotonic()
+        log.warning("camera %s: lost %s (%s); reconnecting", self.camera_id, self._shown_source(),
+                    self.stats.last_error)
+
+    def _stalled(self, silent_s: float) -> None:
+        self.stats.stalls += 1
+        self.stats.state = SourceState.STALLED
+        self.stats.last_error = f"stalled: no frame for {silent_s:.1f} s"
+        self._down_since = self._down_since or time.monotonic()
+        log.warning("camera %s: stalled, no frame for %.1f s; reconnecting to %s", self.camera_id, silent_s,
+                    self._shown_source())
+
+    def _frames_flow(self, reconnected: bool) -> None:
+        """The first good frame of a connection: online again, the old error is history."""
+        if reconnected:
+            self.stats.reconnects += 1
+        if self._down_since is not None or reconnected:
+            down = time.monotonic() - (self._down_since or time.monotonic())
+            log.info("camera %s: frames flow again from %s after %.1f s", self.camera_id, self._shown_source(),
+                     down)
+        self._down_since = None
+        self.stats.last_error = None
+        self.stats.state = SourceState.ONLINE
+
+    def _read_until_lost(self, cap: cv2.VideoCapture, *, reconnected: bool) -> bool:
+        """Decode until the source stalls or fails `max_read_failures` times in a row; True if any frame came."""
+        if self.kind == SourceKind.FILE:
+            return self._read_file(cap)
+        clock = StreamClock(late_s=self.max_frame_age_s) if self.kind == SourceKind.RTSP else None
+        failures, got = 0, False
+        last_good = time.monotonic()
+        while not self._stop.is_set():
+            ok, image = cap.read()
+            now = time.time()
+            silent_s = time.monotonic() - last_good
+            if silent_s >= self.stall_s:
+                # Whatever the read gave in the end (FFmpeg hands out the decoder's last frame when
+                # its read times out), nothing came for stall_s: reconnect rather than wait on.
+                self._stalled(silent_s)
+                return got
+            if not ok or not valid_image(image):
+                failures += 1
+                self.stats.bad_reads += 1
+                if failures >= self.max_read_failures:
+                    self.stats.last_error = "read failed" if not ok else "undecodable frames"
+                    return got
+                continue
+            failures = 0
+            last_good = time.monotonic()
+            if not got:
+                got = True
+                self._frames_flow(reconnected)
+            ts = clock.frame_time(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, now) if clock else now
+            self.stats.last_frame_wall = now
+            if self._stale(ts):
+                self.stats.frames_stale += 1  # old video from a buffer: never current
+                continue
+            self._publish(image, ts)
+        return got
+
+    def _read_file(self, cap: cv2.VideoCapture) -> bool:
+        """A file at real speed; frame times on its own timeline."""
         self._at_file_end = False
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -208,8 +413,7 @@ class LiveReader:
         while not self._stop.is_set():
             ok, image = cap.read()
             if not ok or not valid_image(image):
-                is_file = self.kind == SourceKind.FILE
-                if is_file and not ok and (count <= 0 or pos >= count - 1):
+                if not ok and (count <= 0 or pos >= count - 1):
                     self._at_file_end = True
                     if fps > 0:
                         self._next_t0 = t0 + pos / fps
@@ -219,24 +423,29 @@ class LiveReader:
                 self.stats.bad_reads += 1
                 if failures >= self.max_read_failures:
                     self.stats.last_error = "read failed" if not ok else "undecodable frames"
-                    self._at_file_end = is_file  # a file that stops decoding is over, not flaky
-                    if is_file and fps > 0:
+                    self._at_file_end = True  # a file that stops decoding is over, not flaky
+                    if fps > 0:
                         self._next_t0 = t0 + pos / fps
                     return got
                 continue
-            failures, got = 0, True
-            if self.kind == SourceKind.FILE and fps > 0:
-                pos_s = pos / fps
+            failures = 0
+            if not got:
+                got = True
+                self.stats.state = SourceState.ONLINE
+            pos_s = pos / fps if fps > 0 else 0.0
+            if fps > 0:
                 self._stop.wait(max(0.0, wall0 + pos_s - time.monotonic()))  # real speed
                 ts = t0 + pos_s
             else:
                 ts = time.time()
             pos += 1
+            self.stats.last_frame_wall = time.time()
             self._publish(image, ts)
         return got
 
     def _publish(self, image: np.ndarray, ts: float) -> None:
         self.stats.frames_decoded += 1
+        self.stats.last_frame_ts = ts
         with self._cond:
             if self._latest is not None:
                 self.stats.frames_dropped += 1
@@ -244,10 +453,12 @@ class LiveReader:
             self._index += 1
             self._cond.notify_all()
 
-    def _wait_backoff(self, attempt: int) -> None:
-        self._stop.wait(backoff_delay(attempt, self.backoff_initial_s, self.backoff_max_s))
+    def _wait_before_retry(self, attempt: int) -> None:
+        self._stop.wait(self.reconnect.delay(attempt, self._host_answers))
 
     def _finish(self) -> None:
+        if self.stats.state != SourceState.ENDED:
+            self.stats.state = SourceState.OFFLINE
         with self._cond:
             self._finished = True
             self._cond.notify_all()
@@ -282,7 +493,7 @@ class FileReplay:
         self.sample_fps = sample_fps
         self.start_time = start_time
         self.max_consecutive_failures = max_consecutive_failures
-        self.stats = IngestStats()
+        self.stats = IngestStats(live=False)
 
     @property
     def duration_s(self) -> float:
@@ -300,7 +511,7 @@ class FileReplay:
         next_due = 0.0
         eps = 0.5 / self.fps
         index, failures = 0, 0
-        self.stats.online = True
+        self.stats.state = SourceState.ONLINE
         try:
             while failures < self.max_consecutive_failures:
                 if self.frame_count and index >= self.frame_count:
@@ -319,6 +530,8 @@ class FileReplay:
                 failures = 0
                 self.stats.frames_decoded += 1
                 if wanted:
+                    self.stats.last_frame_wall = time.time()
+                    self.stats.last_frame_ts = self.start_time + pos_s
                     yield Frame(self.camera_id, index, self.start_time + pos_s, image)
                     while next_due <= pos_s + eps:
                         next_due += period if period else 1.0 / self.fps
@@ -327,4 +540,4 @@ class FileReplay:
                 index += 1
         finally:
             cap.release()
-            self.stats.online = False
+            self.stats.state = SourceState.ENDED

@@ -1,4 +1,5 @@
-"""Per-camera health figures: decode fps, detect fps, skipped frames, inference ms, reconnects, queues.
+"""Per-camera health figures: decode fps, detect fps, skipped frames, inference ms, reconnects, queues,
+whether the source is online or stalled, and how old its newest frame is.
 
 Counters live in plain `CameraMetrics` objects that the pipeline updates; a Prometheus collector and
 `health()` (protocol `CameraHealth` for heartbeats) read the same objects, so the two never disagree.
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from edge_agent.ingest import IngestStats
+from edge_agent.ingest import IngestStats, SourceState
 from protocol.messages import CameraHealth
 
 RATE_WINDOW_S = 10.0
@@ -65,13 +66,24 @@ class CameraMetrics:
         """Decoded frames that never reached the detector: dropped for latency, sampling or gating."""
         return self.ingest.frames_dropped + self.gate_skipped
 
+    def stalled(self) -> bool:
+        """Connected, but no frame for stall_s (the reader says so, or its newest frame is that old)."""
+        ingest = self.ingest
+        if ingest.state == SourceState.STALLED:
+            return True
+        return ingest.state == SourceState.ONLINE and not ingest.online
+
     def health(self) -> CameraHealth:
+        age = self.ingest.frame_age_s()
+        error = self.ingest.last_error
+        if self.stalled() and not error:
+            error = f"stalled: no frame for {self.ingest.stall_s:g} s"
         return CameraHealth(
             camera_id=self.camera_id, online=self.ingest.online, decode_fps=round(self.decode_fps(), 2),
             detect_fps=round(self.detect_fps(), 2), skipped_frames=self.skipped_frames(),
             inference_ms=round(self.inference_ms, 2), reconnects=self.ingest.reconnects,
-            queue_depth=self.queue_depth + self.pending_events,
-            last_error=(self.ingest.last_error or None) and self.ingest.last_error[:500],
+            queue_depth=self.queue_depth + self.pending_events, last_error=error[:500] if error else None,
+            stalled=self.stalled(), frame_age_s=None if age is None else round(age, 3),
             last_frame_at=None if self.last_frame_ts is None else datetime.fromtimestamp(self.last_frame_ts, UTC),
             dropped_frames=self.ingest.frames_dropped, config_version=self.config_version)
 
@@ -113,7 +125,11 @@ class PrometheusCollector:
             "inference_ms": GaugeMetricFamily("cityeye_camera_inference_ms", "detector ms per frame",
                                               labels=label),
             "queue": GaugeMetricFamily("cityeye_camera_queue_depth", "frames and events waiting", labels=label),
-            "online": GaugeMetricFamily("cityeye_camera_online", "1 if the source is connected", labels=label),
+            "online": GaugeMetricFamily("cityeye_camera_online", "1 if frames are flowing", labels=label),
+            "stalled": GaugeMetricFamily("cityeye_camera_stalled", "1 if connected but no frame for stall_s",
+                                         labels=label),
+            "frame_age": GaugeMetricFamily("cityeye_camera_frame_age_seconds",
+                                           "age of the newest frame (frame time to now)", labels=label),
             "last_frame": GaugeMetricFamily("cityeye_camera_last_frame_timestamp_seconds",
                                             "wall time of the newest frame sampled", labels=label),
             "config": GaugeMetricFamily("cityeye_camera_config_version", "hub config version it runs (0: local)",
@@ -126,6 +142,9 @@ class PrometheusCollector:
                                          labels=label),
             "reconnects": CounterMetricFamily("cityeye_camera_reconnects", "source reopenings", labels=label),
             "events": CounterMetricFamily("cityeye_camera_events", "problem events emitted", labels=label),
+            "stale": CounterMetricFamily("cityeye_camera_stale_frames",
+                                         "frames older than max_frame_age_s, dropped", labels=label),
+            "stalls": CounterMetricFamily("cityeye_camera_stalls", "times no frame came for stall_s", labels=label),
             "dropped": CounterMetricFamily("cityeye_camera_dropped_frames", "decoded frames replaced unread",
                                            labels=label),
         }
@@ -137,6 +156,9 @@ class PrometheusCollector:
             gauges["inference_ms"].add_metric(cid, h.inference_ms)
             gauges["queue"].add_metric(cid, h.queue_depth)
             gauges["online"].add_metric(cid, 1.0 if h.online else 0.0)
+            gauges["stalled"].add_metric(cid, 1.0 if h.stalled else 0.0)
+            if h.frame_age_s is not None:
+                gauges["frame_age"].add_metric(cid, h.frame_age_s)
             if cam.last_frame_ts is not None:
                 gauges["last_frame"].add_metric(cid, cam.last_frame_ts)
             gauges["config"].add_metric(cid, cam.config_version)
@@ -146,6 +168,8 @@ class PrometheusCollector:
             counters["gated"].add_metric(cid, cam.gate_skipped)
             counters["reconnects"].add_metric(cid, h.reconnects)
             counters["events"].add_metric(cid, cam.events)
+            counters["stale"].add_metric(cid, cam.ingest.frames_stale)
+            counters["stalls"].add_metric(cid, cam.ingest.stalls)
         yield from gauges.values()
         yield from counters.values()
         yield from self._delivery()

@@ -129,7 +129,7 @@ class Pipeline:
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
                                        zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
-                                       worker=self.evidence_worker)
+                                       timezone=cfg.timezone, worker=self.evidence_worker)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog)
@@ -258,15 +258,14 @@ class Pipeline:
 
         A camera with a `detect_source` is read from it; its main stream (`source`) is only demuxed,
         on a thread of its own, for the evidence."""
-        readers: dict[str, LiveReader] = {}
+        readers = {cid: reader_for(rt.config) for cid, rt in self.cameras.items()}
         recorders: list[MainStreamRecorder] = []
         for cid, rt in self.cameras.items():
             cfg = rt.config
-            detect = cfg.source if cfg.detect_source is None else cfg.detect_source
-            readers[cid] = LiveReader(cid, detect, start_time=cfg.start_epoch(), loop_file=cfg.loop)
             if cfg.detect_source is not None:
                 recorder = MainStreamRecorder(cid, cfg.source, keep_s=cfg.main_stream_keep_s(),
-                                              start_time=readers[cid].start_time, loop_file=cfg.loop)
+                                              start_time=readers[cid].start_time, loop_file=cfg.loop,
+                                              rtsp_transport=cfg.rtsp_transport)
                 rt.evidence.main = recorder.ring
                 recorders.append(recorder)
         for recorder in recorders:
@@ -333,6 +332,14 @@ class Pipeline:
                     del heads[frame.camera_id]
                 else:
                     heads[frame.camera_id] = nxt
+
+
+def reader_for(cfg: CameraConfig) -> LiveReader:
+    """The threaded reader of one camera's detect stream (`detect_source`, else `source`), with its
+    live-source knobs."""
+    detect = cfg.source if cfg.detect_source is None else cfg.detect_source
+    return LiveReader(cfg.id, detect, start_time=cfg.start_epoch(), loop_file=cfg.loop, stall_s=cfg.stall_s,
+                      max_frame_age_s=cfg.max_frame_age_s, rtsp_transport=cfg.rtsp_transport)
 
 
 def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]) -> str:

@@ -26,7 +26,16 @@ from pathlib import Path
 import av
 import numpy as np
 
-from edge_agent.ingest import IngestStats, SourceKind, backoff_delay, shown_source, source_kind
+from edge_agent.ingest import (
+    IngestStats,
+    ReconnectPolicy,
+    SourceKind,
+    SourceState,
+    shown_source,
+    source_kind,
+    tcp_answer,
+)
+from edge_agent.stream_clock import StreamClock
 from edge_agent.types import Frame
 
 log = logging.getLogger(__name__)
@@ -207,7 +216,7 @@ class DetectStream:
         self.end_s = end_s
         self.skip_nonref = skip_nonref and sample_fps * 2 <= self.fps
         self.main = main
-        self.stats = IngestStats()
+        self.stats = IngestStats(live=False)
 
     def __iter__(self) -> Iterator[Frame]:
         container, stream = _open_video(self.path)
@@ -217,7 +226,7 @@ class DetectStream:
         tb = float(stream.time_base)
         first_pts: int | None = None
         period, next_due, index = 1.0 / self.sample_fps, 0.0, 0
-        self.stats.online = True
+        self.stats.state = SourceState.ONLINE
         try:
             for frame in container.decode(stream):
                 if frame.pts is None:
@@ -233,6 +242,7 @@ class DetectStream:
                 while next_due <= pos_s + 0.5 / self.fps:
                     next_due += period
                 ts = self.start_time + pos_s
+                self.stats.last_frame_ts, self.stats.last_frame_wall = ts, time.time()
                 if self.main is not None:
                     self.main.advance_to(ts)
                 yield Frame(self.camera_id, index, ts, frame.to_ndarray(format="bgr24"))
@@ -241,7 +251,7 @@ class DetectStream:
             container.close()
             if self.main is not None:
                 self.main.close()
-            self.stats.online = False
+            self.stats.state = SourceState.ENDED
 
 
 class MainStreamFile:
@@ -293,14 +303,15 @@ class MainStreamFile:
 class MainStreamRecorder:
     """Demuxes a camera's main stream on a daemon thread into `ring`; never decodes.
 
-    Packet times are the wall clock at arrival for live sources (the clock `LiveReader` stamps the
-    detect stream with); a file plays at real speed from `start_time` (default: when it began), so
-    the two streams of a replayed camera share one clock. A lost source is reopened with backoff.
+    Packet times are on the clock `LiveReader` stamps the detect stream with: for RTSP the stream's
+    own timestamps anchored to the wall clock (`StreamClock`), for other live sources the wall clock
+    at arrival; a file plays at real speed from `start_time` (default: when it began). So a camera's
+    two streams share one clock. A lost source is reopened as `ReconnectPolicy` says.
     """
 
     def __init__(self, camera_id: str, source: str | int, *, keep_s: float, start_time: float | None = None,
-                 loop_file: bool = False, open_timeout_s: float = 5.0, backoff_initial_s: float = 0.5,
-                 backoff_max_s: float = 60.0) -> None:
+                 loop_file: bool = False, open_timeout_s: float = 5.0, reconnect: ReconnectPolicy | None = None,
+                 rtsp_transport: str = "tcp") -> None:
         self.camera_id = camera_id
         self.source = source
         self.kind = source_kind(source)
@@ -308,8 +319,9 @@ class MainStreamRecorder:
         self.start_time = start_time
         self.loop_file = loop_file
         self.open_timeout_s = open_timeout_s
-        self.backoff = (backoff_initial_s, backoff_max_s)
-        self.stats = IngestStats()
+        self.reconnect = reconnect or ReconnectPolicy()  # the same policy as the detect stream's reader
+        self.rtsp_transport = rtsp_transport
+        self.stats = IngestStats(live=self.kind != SourceKind.FILE)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -328,7 +340,7 @@ class MainStreamRecorder:
     def _open(self) -> av.container.InputContainer:
         if self.kind == SourceKind.DEVICE:
             raise ValueError("a device index cannot be a main stream; give the camera's stream URL")
-        options = {"rtsp_transport": "tcp"} if self.kind == SourceKind.RTSP else {}
+        options = {"rtsp_transport": self.rtsp_transport} if self.kind == SourceKind.RTSP else {}
         return av.open(str(self.source), options=options, timeout=self.open_timeout_s)
 
     def _run(self) -> None:
@@ -338,32 +350,38 @@ class MainStreamRecorder:
             try:
                 container = self._open()
             except (av.error.FFmpegError, OSError, ValueError) as exc:
+                self.stats.state = SourceState.OFFLINE
                 self.stats.open_failures += 1
                 self.stats.last_error = f"cannot open {shown_source(self.source)}: {exc}"
                 attempt += 1
-                self._stop.wait(backoff_delay(attempt, *self.backoff))
+                self._wait_to_retry(attempt)
                 continue
-            self.stats.online = True
+            self.stats.state = SourceState.ONLINE
             try:
                 t0 = self._record(container, t0)
             except (av.error.FFmpegError, OSError) as exc:
                 self.stats.last_error = str(exc)
             finally:
                 container.close()
-                self.stats.online = False
+                self.stats.state = SourceState.OFFLINE
             if self.kind == SourceKind.FILE and not self.loop_file:
+                self.stats.state = SourceState.ENDED
                 return
             if self.kind != SourceKind.FILE:
                 attempt += 1
                 log.warning("camera %s: main stream %s lost (%s); retrying", self.camera_id,
                             shown_source(self.source), self.stats.last_error)
-                self._stop.wait(backoff_delay(attempt, *self.backoff))
+                self._wait_to_retry(attempt)
+
+    def _wait_to_retry(self, attempt: int) -> None:
+        self._stop.wait(self.reconnect.delay(attempt, host_answers=tcp_answer(self.source) != "no answer"))
 
     def _record(self, container: av.container.InputContainer, t0: float) -> float:
         """Demux until the source ends or fails; returns where a looping file's next pass starts."""
         stream = container.streams.video[0]
         self.ring.reset(StreamInfo.of(stream))
         tb, first, wall0 = float(stream.time_base), None, time.monotonic()
+        clock = StreamClock() if self.kind == SourceKind.RTSP else None
         pos_s = 0.0
         for packet in container.demux(stream):
             if self._stop.is_set():
@@ -376,7 +394,8 @@ class MainStreamRecorder:
                 self._stop.wait(max(0.0, wall0 + pos_s - time.monotonic()))  # real speed
                 ts = t0 + pos_s
             else:
-                ts = time.time()
+                ts = clock.frame_time(pos_s, time.time()) if clock else time.time()
             self.stats.frames_decoded += 1  # demuxed: nothing here decodes
+            self.stats.last_frame_ts, self.stats.last_frame_wall = ts, time.time()
             self.ring.push(Packet(ts, bytes(packet), bool(packet.is_keyframe)))
         return t0 + pos_s + (1.0 / float(stream.average_rate or 25))

@@ -3,7 +3,9 @@
 What differs from the reference ByteTrack (and why):
 - Every duration is seconds from frame timestamps. The Kalman filter integrates the real `dt`
   (velocities are px/s), and lost tracks expire after `lost_grace_s`, so uneven or gated frame
-  rates (motion gating calls us at 0.2-10 Hz) do not change how long anything lives.
+  rates (motion gating calls us at 0.2-10 Hz) do not change how long anything lives. A gap in time
+  ages every track by the gap before matching: a track unseen for longer than its grace cannot be
+  re-acquired after a pause, whatever the frame count.
 - A lost track keeps its id, `first_seen` and `stationary_since` while inside the grace window:
   a pedestrian walking in front of a parked van must not reset the van's dwell timer.
 - Matching is class-aware, but labels the detector confuses on one object (car/truck/bus) form one
@@ -212,6 +214,7 @@ class ByteTracker:
         self._last_ts = ts
         if detections.labels:
             self._labels = tuple(detections.labels)
+        expired = self._expire(ts)
         for t in self._tracks:
             t.predict_to(ts)
         groups = self._groups(detections)
@@ -233,7 +236,7 @@ class ByteTracker:
         left_high = self._associate(unconfirmed, detections, groups, left_high, self.config.match_iou,
                                     ts, matched_tracks)
 
-        removed = self._age(ts, matched_tracks)
+        removed = expired + self._age(ts, matched_tracks)
         for i in left_high:
             if detections.confidence[i] >= self.config.new_track_score:
                 self._start(detections, int(i), groups[int(i)], ts)
@@ -281,6 +284,15 @@ class ByteTracker:
                 t.stationary_since = t.anchor_ts
         else:
             t.anchor, t.anchor_ts, t.stationary_since = box, ts, None
+
+    def _expire(self, ts: float) -> list[_TrackState]:
+        """Drop the tracks not seen for longer than the grace window before matching: after a gap in
+        time (a paused agent, a stalled camera) nobody seen before the gap may be re-acquired and
+        keep their timers, however few frames the gap spans. Returns the reportable ones."""
+        gone = [t for t in self._tracks if ts - t.last_seen > self.config.lost_grace_s]
+        if gone:
+            self._tracks = [t for t in self._tracks if ts - t.last_seen <= self.config.lost_grace_s]
+        return [t for t in gone if t.state != TrackState.NEW]
 
     def _age(self, ts: float, matched: set[int]) -> list[_TrackState]:
         keep: list[_TrackState] = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
@@ -13,8 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
-from hub.lifecycle import StageHours
-from hub.workcal import WorkingCalendar
+from hub.auth.config import AccountPolicy
+from hub.cases.lifecycle import StageHours
+from hub.cases.workcal import WorkingCalendar
+from hub.ingest.config import IngestTuning, tcp_host_port
 
 ENV_PREFIX = "CITYEYE_HUB_"
 
@@ -86,8 +87,10 @@ class HubSettings(Strict):
         default=1, ge=1, le=64,
         description="ZeroMQ ingest worker processes; 1: ingest runs in the API's process. On a node with "
                     "several cores, about one per core spent on ingest; they share the zmq_bind port "
-                    "(tcp://HOST:PORT, Linux SO_REUSEPORT; hub.ingest_processes)",
+                    "(tcp://HOST:PORT, Linux SO_REUSEPORT; hub.ingest.processes)",
     )
+    ingest: IngestTuning = Field(default_factory=IngestTuning, description="ZeroMQ ingest limits, threads and "
+                                 "batching per process (hub.ingest.config.IngestTuning)")
     evidence_fsync: bool = Field(
         default=True, description="fsync each evidence file before the ACK (survives power loss; slower)"
     )
@@ -95,7 +98,9 @@ class HubSettings(Strict):
     default_unit: str | None = Field(default=None, description="unit for cases no rule matches")
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)
     stage_hours: dict[str, float] = Field(default_factory=dict, description="review/dispatch/handle/verify/close")
-    camera_offline_after_s: float = Field(default=90.0, gt=0)
+    camera_offline_after_s: float = Field(
+        default=25.0, gt=0, description="a camera whose agent sent no heartbeat for this long shows offline "
+        "(agents send one every 10 s, and at once when a camera stalls or comes back)")
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_backoff_s: float = Field(default=2.0, gt=0)
     webhook_allow_cidrs: list[IPvAnyNetwork] = Field(
@@ -108,6 +113,10 @@ class HubSettings(Strict):
         default=30.0, gt=0, description="how often the hub looks for cases past their deadline (case.overdue)"
     )
     sse_poll_s: float = Field(default=0.5, gt=0)
+    accounts: AccountPolicy = Field(default_factory=AccountPolicy, description="people's sign-in: lockout, "
+                                    "sessions, rate limit, password cost (hub.auth.config.AccountPolicy)")
+    undo_grace_s: float = Field(default=60.0, ge=0, le=3600,
+                                description="a reviewer may undo their own confirm or void this long after it")
     evidence_package_max_mb: float = Field(
         default=512.0, gt=0, description="largest evidence package (MB) the API and `hub export-evidence` build; "
                                          "a larger case gets 413 / an error naming its size"
@@ -167,20 +176,6 @@ def _parse_env(raw: str) -> Any:
     if raw[:1] in "[{":
         return json.loads(raw)
     return raw
-
-
-def tcp_host_port(endpoint: str) -> tuple[str, int]:
-    """(host, port) of a `tcp://HOST:PORT` endpoint: "*" is every IPv4 address, a port "*" or 0 any free one.
-    Several ingest processes share one port (hub.ingest_processes), which needs exactly this form."""
-    m = re.fullmatch(r"tcp://(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:/\[\]]+)):(?P<port>\d{1,5}|\*)", endpoint)
-    if m is None:
-        raise ValueError(f"several ingest processes share a TCP port: the endpoint must be tcp://HOST:PORT "
-                         f"(HOST an address, a name or *), got {endpoint!r}")
-    port = 0 if m["port"] == "*" else int(m["port"])
-    if port > 65535:
-        raise ValueError(f"port {port} of {endpoint!r} is out of range")
-    host = m["v6"] or m["host"]
-    return ("0.0.0.0" if host == "*" else host), port
 
 
 __all__ = ["CalendarConfig", "HubSettings", "UnitConfig", "ValidationError"]

@@ -146,6 +146,8 @@ class CameraHealth(WireModel):
     reconnects: int = Field(default=0, ge=0)
     queue_depth: int = Field(default=0, ge=0)
     last_error: str | None = Field(default=None, max_length=500)
+    stalled: bool = Field(default=False, description="connected but no frame for the camera's stall_s")
+    frame_age_s: float | None = Field(default=None, ge=0.0, description="the newest frame's age (live sources)")
     # fleet health (hub camera admin)
     last_frame_at: datetime | None = Field(default=None, description="wall time of the newest frame sampled")
     dropped_frames: int = Field(default=0, ge=0, description="decoded frames replaced by newer ones unread")

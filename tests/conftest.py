@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from shared_data import SHARED_FIXTURES, shared_file
+
+from tests.shared_data import SHARED_FIXTURES, shared_file
 
 __all__ = ["SHARED_FIXTURES", "shared_file"]
 

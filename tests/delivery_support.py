@@ -53,8 +53,9 @@ def hub_main(data_dir: str, port: str) -> None:
     import signal
     import threading
 
-    from hub.ingest import IngestConfig, IngestLoop
-    from hub.store import Store
+    from hub.ingest.config import IngestConfig
+    from hub.ingest.loop import IngestLoop
+    from hub.storage.store import Store
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from shared_data import shared_file
+
+from tests.shared_data import shared_file
 
 
 def _free_port() -> int:

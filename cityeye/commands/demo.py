@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ DEVICE_ID = "demo-box"
 CAMERA_ID = "vtest-plaza"
 
 # vtest.avi (768x576): a white van and a car stand at the top right for the whole clip.
+DEMO_REVIEWER = "reviewer"  # a password account for the web page; its password is new each run
 DEMO_CAMERA: dict[str, Any] = {
     "id": CAMERA_ID,
     "timezone": "Asia/Shanghai",
@@ -51,7 +53,7 @@ DEMO_CAMERA: dict[str, Any] = {
 # Responsible units the demo's cases can be dispatched to (district squad for the camera, a fallback).
 DEMO_HUB_SETTINGS: dict[str, Any] = {
     "units": [
-        {"id": "east-squad", "name": "东区城管中队 East district squad", "cameras": [CAMERA_ID]},
+        {"id": "east-squad", "name": "东区城管中队", "cameras": [CAMERA_ID]},
         {"id": "sanitation", "name": "环卫所 Sanitation station"},
     ],
     "default_unit": "east-squad",
@@ -64,12 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Start a hub (embedded SQLite) and an enrolled edge agent replaying OpenCV's vtest.avi "
         "(from ../shared/fixtures, or fetched once from Debian's opencv-doc package) with a no-parking zone "
         "over the parked van and car. A video file plays the camera's main stream; the agent detects on a "
-        "384x288 sub-stream made from it, and its evidence shows the main stream. Prints the API URL and a "
-        "token; confirm a case with "
-        "POST /cases/{id}/confirm while it runs. Ctrl-C stops everything.")
+        "384x288 sub-stream made from it, and its evidence shows the main stream. Prints the web page's "
+        "address, a reviewer's sign-in and an API token (also written to api.txt, reviewer.txt and token.txt "
+        "in the working folder); says when the replay has ended. Ctrl-C stops everything.")
     parser.add_argument("--video", help="another video file or stream URL to replay (default: vtest.avi)")
     parser.add_argument("--data", type=Path, help="working folder (default: a new temporary folder, kept)")
-    parser.add_argument("--api", default="127.0.0.1:8080", help="API address (default 127.0.0.1:8080; port 0: any)")
+    parser.add_argument("--api", help="API address (default 127.0.0.1:8080, or any free port when 8080 is taken; "
+                        "port 0: any)")
     parser.add_argument("--zmq-port", type=int, default=0, help="ingest port (default: any free port)")
     parser.add_argument("--loop", action="store_true", help="replay the video forever")
     parser.add_argument("--exit-when-done", action="store_true",
@@ -83,6 +86,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _api_address(arg: str | None) -> str:
+    """--api as given (port 0: a free one); by default 127.0.0.1:8080 unless something else holds it."""
+    if arg is None:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", 8080))
+                return "127.0.0.1:8080"
+            except OSError:
+                return f"127.0.0.1:{_free_port()}"
+    host, _, port = arg.rpartition(":")
+    return f"{host or '127.0.0.1'}:{port if port not in ('', '0') else _free_port()}"
+
+
 @dataclass
 class Demo:
     data: Path
@@ -91,6 +107,7 @@ class Demo:
     video: str
     loop: bool
     token: str = ""
+    password: str = ""  # the demo reviewer's, new each run
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     agent_runs: int = 0
 
@@ -99,24 +116,35 @@ class Demo:
         return f"http://{self.api}"
 
     def prepare(self) -> None:
-        """Hub database, an admin token for the demo and the device's enrollment bundle."""
-        from hub.auth import create_token
-        from hub.lifecycle import Role
-        from hub.main import open_store
-        from hub.security import enroll_device
+        """Hub database, an admin token, a reviewer account and the device's enrollment bundle; the working
+        folder gets api.txt, token.txt and reviewer.txt, so scripts find them (and a second run in the same
+        folder overwrites them instead of leaving two)."""
+        from hub.app import open_store
+        from hub.auth import users
+        from hub.auth.tokens import create_token
+        from hub.cases.lifecycle import Role
+        from hub.devices.enrol import enroll_device
         from hub.settings import HubSettings
 
         hub_dir = self.data / "hub"
         hub_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(HubSettings(data_dir=hub_dir))
+        settings = HubSettings(data_dir=hub_dir)
+        store = open_store(settings)
         try:
             _, self.token = create_token(store, "demo", Role.ADMIN)
+            self.password = secrets.token_urlsafe(9)
+            try:
+                users.add_user(store, DEMO_REVIEWER, Role.REVIEWER, self.password, settings.accounts)
+            except users.UserError:  # a second run in the same folder
+                users.set_password(store, DEMO_REVIEWER, self.password, settings.accounts)
             if store.get_device(DEVICE_ID) is None:
                 bundle = enroll_device(store, hub_dir, DEVICE_ID, f"tcp://127.0.0.1:{self.zmq_port}")
                 bundle.save(self.data / f"{DEVICE_ID}.bundle.json")
         finally:
             store.close()
         (self.data / "token.txt").write_text(self.token + "\n")
+        (self.data / "api.txt").write_text(self.base_url + "\n")
+        (self.data / "reviewer.txt").write_text(f"{DEMO_REVIEWER} {self.password}\n")
         (self.data / "hub.yaml").write_text(yaml.safe_dump(DEMO_HUB_SETTINGS, sort_keys=False, allow_unicode=True))
         camera = {**DEMO_CAMERA, "source": self.video, "loop": self.loop, **self.sub_stream()}
         (self.data / "camera.yaml").write_text(yaml.safe_dump(camera, sort_keys=False))
@@ -196,10 +224,11 @@ def _format_cases(cases: list[dict]) -> list[str]:
 def _banner(demo: Demo) -> None:
     print(f"""
 CityEye demo is running (working folder {demo.data})
-  web page  : {demo.base_url}/      (sign in: paste the token below into the login box)
+  web page  : {demo.base_url}/      (also in {demo.data / 'api.txt'})
+  sign in   : user {DEMO_REVIEWER}, password {demo.password}      (also in {demo.data / 'reviewer.txt'})
   API docs  : {demo.base_url}/docs
-  token     : {demo.token}      (admin; also in {demo.data / 'token.txt'})
-  reviewer  : cityeye hub token create NAME --role reviewer --data {demo.data / 'hub'}
+  token     : {demo.token}      (admin, for curl; also in {demo.data / 'token.txt'})
+  more users: cityeye hub user add NAME --role reviewer --data {demo.data / 'hub'}
   list cases: curl -H 'Authorization: Bearer {demo.token}' {demo.base_url}/cases
   confirm   : curl -X POST -H 'Authorization: Bearer {demo.token}' -H 'Content-Type: application/json' \\
                    -d '{{}}' {demo.base_url}/cases/CASE_ID/confirm
@@ -210,6 +239,7 @@ Replaying {demo.video}; cases open after a vehicle stands 30 s in the no-parking
 def _supervise(demo: Demo, exit_when_done: bool) -> None:
     shown: list[str] = []
     started = time.monotonic()
+    ended = False
     while True:
         time.sleep(1.0)
         if demo.procs["hub"].poll() is not None:
@@ -220,6 +250,11 @@ def _supervise(demo: Demo, exit_when_done: bool) -> None:
                 if exit_when_done:
                     print("video done and delivered", flush=True)
                     return
+                if not ended:
+                    ended = True
+                    print(f"[{time.monotonic() - started:5.0f} s] the replay has ended: the video played to its end "
+                          "and every event reached the hub. The hub keeps running for review; Ctrl-C stops it.",
+                          flush=True)
             else:
                 print(f"agent exited with code {agent.returncode}; restarting it", flush=True)
                 demo.start_agent()
@@ -255,9 +290,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     data = args.data or Path(tempfile.mkdtemp(prefix="cityeye-demo-"))
     data.mkdir(parents=True, exist_ok=True)
-    host, _, port = args.api.rpartition(":")
-    api = f"{host or '127.0.0.1'}:{port if port not in ('', '0') else _free_port()}"
-    demo = Demo(data=data, api=api, zmq_port=args.zmq_port or _free_port(), video=video, loop=args.loop)
+    demo = Demo(data=data, api=_api_address(args.api), zmq_port=args.zmq_port or _free_port(), video=video,
+                loop=args.loop)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     _stop_on_signals()
     try:

@@ -1,4 +1,4 @@
-"""`cityeye evidence verify FILE`: check an evidence package offline (hub.evidence_package).
+"""`cityeye evidence verify FILE`: check an evidence package offline (protocol.package).
 
 Needs no hub and no database: an officer runs it on the ZIP alone. Exit 0 only when everything verifies,
 1 when something doesn't, 2 when the file can't be read.
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from hub.evidence_package import VerifyLimits, verify_package
+    from protocol.package import VerifyLimits, verify_package
 
     limits = VerifyLimits()
     for key in args.hub_key:

@@ -1,4 +1,5 @@
-"""`cityeye hub ...`: serve the hub (ZeroMQ ingest + REST API), manage API tokens, migrate the database."""
+"""`cityeye hub ...`: serve the hub (ZeroMQ ingest + REST API), manage API tokens and user accounts, migrate the
+database."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ def register(subparsers: Any) -> None:
     db_args(migrate)
     migrate.set_defaults(func=_migrate)
 
-    from cityeye.commands import hub_security  # enroll / revoke / verify / keys
+    from cityeye.commands import hub_security, hub_users  # enroll / revoke / verify / keys; user accounts
 
     hub_security.add_commands(hub_sub)
+    hub_users.add_commands(hub_sub)
 
 
 def db_args(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +74,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.main import create_app
+    from hub.app import create_app
 
     zmq = None if args.zmq is None else ("" if args.zmq.lower() == "none" else args.zmq)
     settings = settings_from_args(args, api_bind=args.api, zmq_bind=zmq, insecure=args.insecure or None,
@@ -90,9 +92,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token_create(args: argparse.Namespace) -> int:
-    from hub.auth import create_token
-    from hub.lifecycle import Role
-    from hub.main import open_store
+    from hub.app import open_store
+    from hub.auth.tokens import create_token
+    from hub.cases.lifecycle import Role
 
     store = open_store(settings_from_args(args))
     try:
@@ -106,8 +108,8 @@ def _token_create(args: argparse.Namespace) -> int:
 
 
 def _token_list(args: argparse.Namespace) -> int:
-    from hub.auth import list_tokens
-    from hub.main import open_store
+    from hub.app import open_store
+    from hub.auth.tokens import list_tokens
 
     store = open_store(settings_from_args(args))
     try:
@@ -119,13 +121,13 @@ def _token_list(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from hub import db
+    from hub.storage import db, migrations
 
     settings = settings_from_args(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(settings.db_url or db.sqlite_url(settings.data_dir))
     try:
-        version = db.migrate(engine)
+        version = migrations.migrate(engine)
     finally:
         engine.dispose()
     print(f"database schema at version {version}")

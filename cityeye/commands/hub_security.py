@@ -60,7 +60,7 @@ def add_commands(hub_subparsers: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from hub.store import Store
+    from hub.storage.store import Store
 
     settings = settings_from_args(args)
     return Store.open(settings.db_url, settings.data_dir)
@@ -72,7 +72,7 @@ def _default_endpoint(zmq_bind: str | None) -> str:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from hub.security import EnrollmentError, enroll_device
+    from hub.devices.enrol import EnrollmentError, enroll_device
 
     settings = settings_from_args(args)
     endpoint = args.endpoint or _default_endpoint(settings.zmq_bind)
@@ -92,7 +92,7 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from hub.security import EnrollmentError, revoke_device
+    from hub.devices.enrol import EnrollmentError, revoke_device
 
     store = _store(args)
     try:
@@ -107,7 +107,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from hub.security import event_ids_of_case, verify_event
+    from hub.devices.verify import event_ids_of_case, verify_event
 
     store = _store(args)
     try:
@@ -133,7 +133,8 @@ def _export_evidence(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from hub.evidence_package import MB, PackageError, UnknownCase, build_package, verify_package
+    from hub.evidence.package import UnknownCase, build_package
+    from protocol.package import MB, PackageError, verify_package
 
     out: Path = args.out or Path(f"{args.case}-evidence.zip")
     if args.max_mb is not None and not args.max_mb > 0:
@@ -166,7 +167,7 @@ def _export_evidence(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from hub.security import HubKeyError, HubKeys, HubSigningKey
+    from hub.devices.hubkeys import HubKeyError, HubKeys, HubSigningKey
 
     data_dir = settings_from_args(args).data_dir
     try:

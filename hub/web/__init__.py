@@ -1,20 +1,28 @@
 """The reviewer web page: static files (no build step) served at `/`; all data comes from the REST API.
 
-The page is public (it holds no data); it asks for an API token, keeps it in sessionStorage and sends it
-as a Bearer header on every API call. Images and clips are fetched with that header and shown as blob
-URLs, so evidence is never reachable without a token.
+The page is public (it holds no data). People sign in with a password (a session cookie, HttpOnly and
+SameSite, plus a CSRF token for changes: hub.auth.sessions); machines and temporary access may paste an
+API token, which the page keeps in sessionStorage and sends as a Bearer header. Images and clips are
+fetched with those credentials and shown as blob URLs, so evidence is never reachable without them.
+The page's font is the project's shipped CJK font (protocol.fonts), served beside the page files.
 """
 
 from __future__ import annotations
 
+import mimetypes
+import os
 from pathlib import Path
 
 from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from protocol.fonts import FONT_CONTENT_TYPE, FONT_PATH
+
 WEB_DIR = Path(__file__).parent
 WEB_SUFFIXES = (".html", ".js", ".css", ".svg", ".png", ".ico")
+# Served at /<its file name>: style.css names it in @font-face.
+mimetypes.add_type(FONT_CONTENT_TYPE, FONT_PATH.suffix)
 
 # Scripts and styles only from the hub itself, images and clips from it or as blob URLs; no framing.
 SECURITY_HEADERS = {
@@ -39,6 +47,11 @@ class WebFiles(StaticFiles):
 
         await super().__call__(scope, receive, send_with_headers)
 
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if path == FONT_PATH.name:
+            return str(FONT_PATH), os.stat(FONT_PATH)
+        return super().lookup_path(path)
+
 
 class WebMount(Mount):
     """A mount at `/` that claims only the page's own files, so it never shadows an API route (not even
@@ -46,7 +59,8 @@ class WebMount(Mount):
 
     def __init__(self) -> None:
         super().__init__("/", app=WebFiles(directory=WEB_DIR, html=True), name="web")
-        self.paths = {"/"} | {f"/{p.name}" for p in WEB_DIR.iterdir() if p.suffix in WEB_SUFFIXES}
+        own = {f"/{p.name}" for p in WEB_DIR.iterdir() if p.suffix in WEB_SUFFIXES}
+        self.paths = {"/", f"/{FONT_PATH.name}"} | own
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)

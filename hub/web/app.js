@@ -224,7 +224,7 @@ function classCell(classId) {
 }
 
 function deadlineCell(c) {
-  const stage = t(`deadline.stage.${c.status}`);
+  const stage = MESSAGES["zh-CN"][`deadline.stage.${c.status}`] ? t(`deadline.stage.${c.status}`) : "";
   if (c.overdue) {
     return h("div", { class: "deadline" }, h("span", { class: "badge overdue", title: `${stage} ${fmtTime(c.deadline_at)}` },
       t("deadline.overdue", { d: fmtDuration(Date.now() - Date.parse(c.deadline_at)) })));
@@ -471,7 +471,10 @@ async function loadQueue() {
     return;
   }
   if (gen !== S.gen) return;
-  const prevId = S.queue.items[S.queue.selected]?.case_id;
+  // A live refresh keeps the selected case; other filters or another page start at the top.
+  const same = JSON.stringify(S.queue.filters || null) === JSON.stringify(f);
+  const prevId = same ? S.queue.items[S.queue.selected]?.case_id : null;
+  if (!same) S.queue.selected = 0;
   S.queue = { ...S.queue, ...page, filters: f };
   const ids = new Set(page.items.map((c) => c.case_id));
   for (const id of [...S.queue.marked.keys()]) if (!ids.has(id)) S.queue.marked.delete(id);
@@ -815,9 +818,25 @@ function timeline(c) {
         x.from_status ? [statusBadge(x.from_status), " → "] : null, statusBadge(x.to_status),
         x.unit ? t("timeline.unit", { unit: unitName(x.unit) }) : ""),
       h("div", { class: "when" }, `${fmtTime(x.at)} · ${x.actor}`),
-      x.note ? h("div", { class: "note" }, x.note) : null,
+      x.note ? h("div", { class: "note" }, noteText(x)) : null,
       x.photo_sha256 ? h("div", {}, authImg(`/evidence/${x.photo_sha256}`, { cls: "thumb", alt: t("timeline.photo_alt") }),
         h("span", { class: "sha" }, x.photo_sha256)) : null)));
+}
+
+/** A timeline note in the page's language: the hub writes its own notes (undo, recurrence, auto-verify,
+ * overdue) in English; people's notes are shown as they wrote them. */
+const HUB_NOTES = [
+  [/^undo of (\w+) \(/, (m) => t("timeline.undo_of", { action: actionText(m[1]) })],
+  [/^recurrence of (\S+)$/, (m) => t("queue.recurrence_of", { case: m[1] })],
+  [/^problem cleared at the place \(camera (.+)\)$/, (m) => t("timeline.cleared", { camera: m[1] })],
+  [/^deadline of the (\w+) stage passed$/, (m) => t("timeline.overdue", { status: statusText(m[1]) })],
+];
+function noteText(x) {
+  for (const [re, fmt] of HUB_NOTES) {
+    const m = x.note.match(re);
+    if (m) return fmt(m);
+  }
+  return x.note;
 }
 
 function actionsPanel(c) {
@@ -1083,7 +1102,8 @@ async function renderStats(view) {
   const camTable = h("table", { class: "grid", id: "cameras" },
     th(["stats.camera", "stats.device", "stats.state", "stats.last_heartbeat", "stats.health"], 99),
     h("tbody", {}, cameras.length ? cameras.map((c) => h("tr", {}, h("td", {}, c.camera_id), h("td", {}, c.device_id),
-      h("td", {}, onlineBadge(c.online)), h("td", { class: "mono" }, fmtTime(c.last_seen)),
+      h("td", {}, c.health && c.health.stalled ? stalledBadge() : onlineBadge(c.online)),
+      h("td", { class: "mono" }, fmtTime(c.last_seen)),
       h("td", { class: "muted" }, healthText(c.health)))) :
       h("tr", {}, h("td", { colspan: 5, class: "empty" }, t("stats.no_camera")))));
   const devTable = h("table", { class: "grid", id: "devices" },
@@ -1133,9 +1153,14 @@ function precisionBar(x) {
 function onlineBadge(online) {
   return h("span", { class: `badge ${online ? "online" : "offline"}` }, t(online ? "stats.online" : "stats.offline"));
 }
+/** Connected but no frame for the camera's stall_s: the agent is reconnecting. */
+function stalledBadge() {
+  return h("span", { class: "badge offline", title: t("stats.stalled_hint") }, t("stats.stalled"));
+}
 function healthText(health) {
   if (!health) return t("misc.dash");
   const bits = [];
+  if (typeof health.frame_age_s === "number") bits.push(t("stats.health.frame_age", { n: health.frame_age_s.toFixed(1) }));
   if (health.detect_fps) bits.push(t("stats.health.fps", { n: health.detect_fps }));
   if (health.inference_ms) bits.push(t("stats.health.inference", { n: health.inference_ms.toFixed(0) }));
   if (health.reconnects) bits.push(t("stats.health.reconnects", { n: health.reconnects }));

@@ -23,7 +23,8 @@ from protocol.fonts import FONT_FAMILY, FONT_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 # Text whose every character must render: the problem catalogue and the reviewer page.
-EXTRA_TEXT_FILES = ("protocol/catalog.yaml", "hub/web/i18n.js", "hub/web/index.html", "hub/web/app.js")
+EXTRA_TEXT_FILES = ("protocol/catalog.yaml", "protocol/label_names.py", "hub/web/i18n.js", "hub/web/index.html",
+                    "hub/web/app.js")
 PLATE_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领学警港澳挂临试超"
 SC_FACE = 2  # NotoSansCJK-Regular.ttc: JP, KR, SC, TC, HK, then the Mono faces
 

@@ -16,20 +16,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from delivery_support import free_port, make_event, small_jpeg
 from sqlalchemy import func, select
 
 from cityeye.commands.edge_spool import add_commands
 from edge_agent.deliver import Outbox, OutboxConfig
 from edge_agent.spool import pack_frames, unpack_frames
-from hub import db
-from hub.security import enroll_device
-from hub.store import Store
+from hub.devices.enrol import enroll_device
+from hub.storage import schema
+from hub.storage.store import Store
+from tests.delivery_support import free_port, make_event, small_jpeg
 
 SUPPORT = Path(__file__).resolve().parents[1] / "delivery_support.py"
 REPO = SUPPORT.parents[1]
 JPEG = small_jpeg()
 N = 2000
+HUB_DOWN_S = 60.0 if os.environ.get("CITYEYE_FULL_FAULTS") == "1" else 6.0
 
 
 def child(*args: str) -> subprocess.Popen[str]:
@@ -89,7 +90,7 @@ class HubProcess:
 
     def counts(self, device_id: str) -> tuple[int, int]:
         """(rows, distinct event ids) stored for the device."""
-        e = db.events
+        e = schema.events
         with self.store.engine.connect() as conn:
             rows = conn.execute(select(func.count()).where(e.c.device_id == device_id)).scalar_one()
             distinct = conn.execute(select(func.count(func.distinct(e.c.event_id)))
@@ -217,6 +218,60 @@ def test_heartbeats_reach_the_hub_with_health(hub: HubProcess, tmp_path: Path) -
                  "a heartbeat")
     device = hub.store.get_device("dev1")
     assert device is not None and device.agent_version == "1.2.3"
+
+
+def test_a_camera_stalling_reaches_the_hub_at_once_not_a_heartbeat_later(hub: HubProcess, tmp_path: Path) -> None:
+    from protocol.messages import CameraHealth
+
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    hub.start()
+    health = [CameraHealth(camera_id="gate-3", online=True)]
+
+    def stored() -> dict | None:
+        with hub.store.engine.connect() as conn:
+            row = conn.execute(select(schema.cameras.c.health).where(schema.cameras.c.camera_id == "gate-3")).first()
+        return row.health if row else None
+
+    config = OutboxConfig(spool_dir=tmp_path / "spool", heartbeat_s=60.0)
+    with Outbox(bundle, config, health=lambda: health):
+        wait_for(lambda: (h := stored()) is not None and h["online"], 10, "the first heartbeat")
+        health[0] = CameraHealth(camera_id="gate-3", online=False, stalled=True, last_error="stalled: no frame for 5 s")
+        changed = time.monotonic()
+        wait_for(lambda: (h := stored()) is not None and h["stalled"], 10, "the stall at the hub")
+        assert time.monotonic() - changed < 5.0  # with a 60 s heartbeat interval
+
+
+@pytest.mark.slow
+def test_hub_restart_link_back_within_seconds_logged_once_per_change(
+        hub: HubProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The default reconnect ceiling (not the tests' fast one): a hub down 6 s (60 s with
+    CITYEYE_FULL_FAULTS=1), then listening again, has the link back within 4 s; each change is logged
+    once; the ACK latency (frame time -> ACK) is measured."""
+    bundle = enroll_device(hub.store, hub.data_dir, "dev1", hub.endpoint)
+    hub.start()
+    config = OutboxConfig(spool_dir=tmp_path / "spool", ack_timeout_s=1.0, heartbeat_s=1.0)
+    caplog.set_level("INFO", logger="edge_agent.deliver")
+    with Outbox(bundle, config) as outbox:
+        submit_all(outbox, "dev1", 3)
+        assert outbox.wait_drained(20)
+        hub.kill()
+        wait_for(lambda: not outbox.stats.link_up, 5, "the link noticed down")
+        time.sleep(HUB_DOWN_S)  # libzmq's reconnect interval has grown to its ceiling meanwhile
+        outbox.submit(*make_event("dev1", 3, JPEG))
+        hub.start()
+        listening = time.monotonic()
+        wait_for(lambda: outbox.stats.link_up, 10, "the link back up")
+        back_s = time.monotonic() - listening
+        assert outbox.wait_drained(10)
+    print(f"hub down {HUB_DOWN_S:.0f} s: link back {back_s:.2f} s after it listened again")
+    assert back_s < 4.0, f"link back {back_s:.1f} s after the hub listened again"  # ceiling 2 s, a slow box
+    assert hub.counts("dev1") == (4, 4)  # nothing lost, nothing stored twice
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge_agent.deliver"]
+    assert sum("hub link up" in m for m in lines) == 2, lines
+    assert sum("hub link down" in m for m in lines) == 2, lines  # the kill, and the stop at the end
+    # make_event's frame times are in 2026-01-01: the latency is that old, and it is measured
+    assert outbox.stats.ack_latency_s is not None and outbox.stats.ack_latency_s > 0
+    assert outbox.metrics()["link_up"] == 0.0 and outbox.metrics()["ack_latency_s"] > 0
 
 
 def test_stop_is_prompt_even_when_hub_is_down(tmp_path: Path) -> None:

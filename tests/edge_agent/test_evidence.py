@@ -10,13 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from edge_fakes import textured_frame
 
 from edge_agent.config import EvidenceConfig
 from edge_agent.evidence import EvidenceBuilder
 from edge_agent.sinks import MemorySink
 from edge_agent.types import Frame, ProblemUpdate, Track, TrackState
 from protocol.messages import MediaKind
+from tests.edge_agent.edge_fakes import textured_frame
 
 W, H = 640, 480
 T0 = 1_780_000_000.0
@@ -74,6 +74,31 @@ def test_annotated_copy_blurs_heads_and_the_original_stays_untouched() -> None:
     assert annotated[head].std() < 0.3 * snapshot[head].std()
     legs = (slice(330, 390), slice(x1 + 15, x2 - 15))  # below the head band: not blurred
     assert annotated[legs].std() > 0.8 * snapshot[legs].std()
+
+
+def test_annotated_still_shows_the_frame_time_in_the_camera_timezone() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from edge_agent.annotate import draw_time
+
+    sink = MemorySink()
+    cfg = EvidenceConfig.model_validate({"pre_s": 2, "post_s": 2, "clip": False})
+    b = EvidenceBuilder(cfg, camera_id="cam", device_id="box", clip_fps=5.0, sink=sink, timezone="Asia/Shanghai")
+    image = np.full((H, W, 3), 128, np.uint8)
+    fire(b, update((400.0, 100.0, 500.0, 300.0)), image)
+    (event, media), = sink.items
+    fired_ts = T0 + 4.0  # fire() fires on the frame after 4 s of pre-roll
+    assert event.observed_at.timestamp() == pytest.approx(T0 + 10)  # the rule's time, separately checked
+    annotated = decode(media["annotated.jpg"]).astype(int)
+    expected, wrong = image.copy(), image.copy()
+    draw_time(expected, datetime.fromtimestamp(fired_ts, ZoneInfo("Asia/Shanghai")))
+    draw_time(wrong, datetime.fromtimestamp(fired_ts + 3611.111, ZoneInfo("Asia/Shanghai")))
+    rows, cols = np.nonzero((expected != image).any(axis=2))
+    corner = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))  # the drawn stamp
+    assert rows.min() > H * 0.9 and cols.min() == 0  # bottom-left
+    assert np.abs(annotated[corner] - expected[corner]).mean() < 4  # the same text, JPEG noise aside
+    assert np.abs(annotated[corner] - wrong[corner]).mean() > 2 * np.abs(annotated[corner] - expected[corner]).mean()
 
 
 def test_without_blur_faces_the_head_is_not_blurred() -> None:

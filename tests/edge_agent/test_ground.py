@@ -9,12 +9,12 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from edge_fakes import ScriptedDetector, frames, textured_frame
 
 from edge_agent.config import ConfigError, parse_camera_config
 from edge_agent.ground import CameraGround, ground_for
 from edge_agent.pipeline import Pipeline
 from edge_agent.sinks import MemorySink
+from tests.edge_agent.edge_fakes import ScriptedDetector, frames, textured_frame
 
 W, H = 640, 480
 # Ground metres -> normalised image: a 10 m x 20 m patch seen in perspective (near edge wide, far edge narrow).

@@ -12,8 +12,6 @@ from typing import Any
 import cv2
 import numpy as np
 import zmq
-from delivery_support import free_port
-from edge_fakes import ScriptedDetector, frames, textured_frame
 
 from edge_agent.config import CameraConfig, parse_camera_config
 from edge_agent.deliver import Outbox, OutboxConfig
@@ -32,6 +30,8 @@ from protocol.codec import (
 )
 from protocol.manifest import Signer, generate_signing_key
 from protocol.push import ManagedBy, Push, PushKind, SnapshotRequest, sign_push
+from tests.delivery_support import free_port
+from tests.edge_agent.edge_fakes import ScriptedDetector, frames, textured_frame
 
 LEFT = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
 RIGHT = [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]

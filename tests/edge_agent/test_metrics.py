@@ -11,8 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from delivery_support import free_port
-from edge_fakes import ScriptedDetector
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.config import parse_camera_config
@@ -21,6 +19,8 @@ from edge_agent.metrics import EdgeMetrics, serve_prometheus
 from edge_agent.pipeline import Pipeline
 from edge_agent.sinks import MemorySink
 from protocol.messages import CameraHealth
+from tests.delivery_support import free_port
+from tests.edge_agent.edge_fakes import ScriptedDetector
 
 FPS, SECONDS = 10, 4
 CAR = (100.0, 100.0, 160.0, 150.0)
@@ -117,11 +117,10 @@ def test_live_health_shows_decode_and_detect_rates(video: Path) -> None:
 
 def test_delivery_figures_on_the_endpoint(tmp_path: Path) -> None:
     """The outbox's spool and ack counts are scraped beside the camera figures."""
-    from delivery_support import make_event, small_jpeg
-
     from edge_agent.deliver import Outbox, OutboxConfig
-    from hub.security import enroll_device
-    from hub.store import Store
+    from hub.devices.enrol import enroll_device
+    from hub.storage.store import Store
+    from tests.delivery_support import make_event, small_jpeg
 
     store = Store.open(None, tmp_path / "hub")
     bundle = enroll_device(store, tmp_path / "hub", "box-m", f"tcp://127.0.0.1:{free_port()}")

@@ -7,12 +7,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from delivery_support import make_event, small_jpeg
 
 from edge_agent.spool import Spool, SpoolFull, unpack_frames
 from protocol.codec import EventMessage, decode
 from protocol.manifest import GENESIS_HASH, Signer, generate_signing_key, sha256_hex
 from protocol.messages import ProblemState
+from tests.delivery_support import make_event, small_jpeg
 
 SECRET, PUBLIC = generate_signing_key()
 JPEG = small_jpeg()

@@ -108,11 +108,11 @@ def test_prefetch_keeps_order_and_raises_where_the_source_failed() -> None:
 
 def test_a_dual_stream_cameras_snapshot_is_the_main_streams_frame(tmp_path: Path, main_video: Path) -> None:
     import cv2
-    from edge_fakes import ScriptedDetector
 
     from edge_agent.config import parse_camera_config
     from edge_agent.pipeline import Pipeline
     from edge_agent.sinks import MemorySink
+    from tests.edge_agent.edge_fakes import ScriptedDetector
 
     sub = make_substream(main_video, tmp_path / "sub.mp4", 64, 48, gop_s=1, crf=5)
     cfg = parse_camera_config({"id": "cam", "source": str(main_video), "detect_source": str(sub),

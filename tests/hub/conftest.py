@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hub.store import Store
+from hub.storage.store import Store
 
 PG_BASE = os.environ.get("CITYEYE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -53,7 +53,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Non
 @pytest.fixture
 def store(db_url: str | None, tmp_path: Path) -> Iterator[Store]:
     """The store as `hub serve` opens it: catalog SLAs, working calendar, per-class dedup distances."""
-    from hub.main import open_store
+    from hub.app import open_store
     from hub.settings import HubSettings
 
     s = open_store(HubSettings(db_url=db_url, data_dir=tmp_path / "hub"))
@@ -79,7 +79,7 @@ def client(store: Store, hub_settings: Any) -> Iterator[Any]:
     """A TestClient on the app around `store` (no ZeroMQ, no background worker)."""
     from fastapi.testclient import TestClient
 
-    from hub.main import create_app
+    from hub.app import create_app
 
     with TestClient(create_app(hub_settings, store=store, background=False)) as c:
         yield c
@@ -88,7 +88,7 @@ def client(store: Store, hub_settings: Any) -> Iterator[Any]:
 @pytest.fixture
 def tokens(store: Store) -> dict[str, dict[str, str]]:
     """Authorization headers per role name."""
-    from hub.auth import create_token
-    from hub.lifecycle import Role
+    from hub.auth.tokens import create_token
+    from hub.cases.lifecycle import Role
 
     return {r.value: {"Authorization": f"Bearer {create_token(store, f'{r.value}-1', r)[1]}"} for r in Role}

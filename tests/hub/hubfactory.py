@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.store import Store
+from hub.storage.store import Store
 from protocol.messages import GroundPoint, MediaKind, MediaRef, NormBox, ProblemEvent, ProblemState
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC

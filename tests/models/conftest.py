@@ -1,5 +1,6 @@
 import pytest
-from tfjs_tiny import write_tiny_tfjs
+
+from tests.models.tfjs_tiny import write_tiny_tfjs
 
 
 @pytest.fixture

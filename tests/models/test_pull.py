@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tfjs_tiny import tiny_tarball
 
 from models.cache import cached, resolve
 from models.pull import PullError, download_verified, pull
+from tests.models.tfjs_tiny import tiny_tarball
 
 TARBALL = tiny_tarball()
 NO_SLEEP = lambda s: None  # noqa: E731

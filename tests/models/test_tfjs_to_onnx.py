@@ -1,9 +1,9 @@
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tfjs_tiny import reference
 
 from models.tfjs_to_onnx import ConversionError, convert, convert_files, read_weights
+from tests.models.tfjs_tiny import reference
 
 
 def _run(model, x: np.ndarray) -> list[np.ndarray]:

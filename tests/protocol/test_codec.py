@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from delivery_support import make_event, small_jpeg
 
 from protocol.codec import (
     PROTOCOL_ID,
@@ -30,6 +29,7 @@ from protocol.manifest import (
     verify,
 )
 from protocol.messages import Heartbeat
+from tests.delivery_support import make_event, small_jpeg
 
 SECRET, PUBLIC = generate_signing_key()
 

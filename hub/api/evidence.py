@@ -1,0 +1,80 @@
+"""Evidence files by SHA-256 (streamed), the latest original/annotated image of a case, the case's evidence
+package (hub.evidence.package), uploads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, UploadFile
+from fastapi.responses import FileResponse, Response
+
+from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
+from hub.api.schemas import UploadOut
+from hub.evidence import queries
+from hub.evidence.files import EvidenceError
+from hub.evidence.package import PackageTooLarge, UnknownCase, build_package
+from protocol.package import MB
+
+router = APIRouter(tags=["evidence"], dependencies=[Depends(require(*READERS))])
+MAX_UPLOAD = 16 * 1024**2
+Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file")]
+
+
+@router.get("/evidence/{sha256}", response_class=FileResponse, summary="Download an evidence file",
+            responses={200: {"content": {"image/jpeg": {}, "application/octet-stream": {}}}})
+def download(sha256: Sha, store: StoreDep) -> FileResponse:
+    path = store.evidence_path(sha256)
+    if not path.is_file():
+        raise HTTPException(404, f"no evidence file {sha256}")
+    return FileResponse(path, media_type=queries.content_type(store, sha256), filename=f"{sha256}.bin",
+                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@router.get("/cases/{case_id}/image", response_class=FileResponse, summary="The case's latest image",
+            responses={200: {"content": {"image/jpeg": {}}}})
+def case_image(case_id: str, store: StoreDep, kind: Literal["snapshot", "annotated", "crop"] = "snapshot"
+               ) -> FileResponse:
+    sha = queries.latest_media(store, case_id, kind)
+    if sha is None:
+        raise HTTPException(404, f"case {case_id!r} has no {kind} image")
+    return download(sha, store)
+
+
+@router.get("/cases/{case_id}/evidence-package", response_class=Response,
+             summary="The case's evidence package: a ZIP anyone can verify offline",
+             description="Signed manifests, signatures, event metadata and media of every edge event, the case "
+             "record, the devices' public keys and the unsigned hand-uploaded photos, with the SHA-256 of every "
+             "file in package.json, which the hub signs with its own Ed25519 key (package.json.ed25519). Verify "
+             "with `cityeye evidence verify FILE --hub-key KEY` (`cityeye hub keys`). 413 when the package would "
+             "exceed the hub setting evidence_package_max_mb (default 512).",
+             responses={200: {"content": {"application/zip": {}}}, 404: {"description": "no such case"},
+                        413: {"description": "the package would exceed the size limit"}})
+def evidence_package(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Response:
+    try:
+        data = build_package(store, case_id, max_bytes=int(settings.evidence_package_max_mb * MB),
+                             exported_by=user.actor)
+    except UnknownCase as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except PackageTooLarge as exc:
+        raise HTTPException(413, str(exc)) from exc
+    except ValueError as exc:  # PackageError, or a badly set size limit: say which instead of a bare 500
+        raise HTTPException(500, f"cannot build the evidence package: {exc}") from exc
+    return Response(data, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{case_id}-evidence.zip"', "Cache-Control": "no-store"})
+
+
+upload_router = APIRouter(tags=["evidence"], dependencies=[Depends(require(*STAFF))])
+
+
+@upload_router.post("/evidence", response_model=UploadOut, status_code=201, summary="Upload a photo (feedback)")
+async def upload(file: UploadFile, store: StoreDep) -> dict[str, object]:
+    data = await file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        raise HTTPException(413, f"file larger than {MAX_UPLOAD} bytes")
+    if not data.startswith(b"\xff\xd8"):
+        raise HTTPException(415, "only JPEG photos are accepted (file does not start with a JPEG marker)")
+    try:
+        sha = store.evidence.put(data)
+    except EvidenceError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return {"sha256": sha, "size": len(data)}

@@ -1,0 +1,35 @@
+"""Other intakes into the same dedup: IoT sensor alerts and reports filed by people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from hub.api.deps import STAFF, CurrentUser, StoreDep, require
+from hub.api.schemas import IntakeOut
+from hub.cases import classes, intake
+from hub.cases.lifecycle import Role
+
+router = APIRouter(prefix="/intake", tags=["intake"], dependencies=[Depends(require(Role.SENSOR, *STAFF))])
+
+
+def _known_class(class_id: str) -> None:
+    if classes.find(class_id) is None:
+        raise HTTPException(422, f"unknown class_id {class_id!r}; see GET /classes")
+
+
+def _out(result: Any) -> dict[str, Any]:
+    return {"duplicate": result.duplicate, "case_id": result.case_id, "created": result.created}
+
+
+@router.post("/sensor", response_model=IntakeOut, summary="An IoT alert (e.g. a gas or noise threshold)")
+def sensor_alert(alert: intake.SensorAlert, store: StoreDep) -> dict[str, Any]:
+    _known_class(alert.class_id)
+    return _out(intake.ingest_sensor(store, alert))
+
+
+@router.post("/report", response_model=IntakeOut, summary="A problem reported by a person")
+def manual_report(report: intake.ManualReport, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+    _known_class(report.class_id)
+    return _out(intake.ingest_manual(store, report, user.name))

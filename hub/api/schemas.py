@@ -1,0 +1,312 @@
+"""Request and response models of the hub's REST API (what the OpenAPI document promises)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.cases.lifecycle import Action, CaseStatus, Role
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(Out):
+    """Every error: `detail` says what is wrong (a list of field errors for malformed requests)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in ((401, "missing or unknown API token"), (403, "role not allowed"),
+                       (404, "not found"), (409, "illegal in the current state"),
+                       (422, "invalid input; detail names the field or the rule"))
+}
+
+
+class GroundOut(Out):
+    crs: str
+    x: float
+    y: float
+
+
+class CaseOut(Out):
+    case_id: str
+    class_id: str
+    class_name: str
+    status: CaseStatus
+    source: str
+    camera_id: str | None
+    zone: str | None
+    box: dict[str, float] | None
+    ground: GroundOut | None
+    lat: float | None
+    lon: float | None
+    description: str | None
+    first_seen: datetime
+    last_seen: datetime
+    event_count: int
+    recurrence_of: str | None
+    recurrence_count: int
+    unit: str | None
+    routed_unit: str | None = Field(default=None, description="before dispatch: the unit the routing rules "
+                                    "would pick (dispatch without a unit goes there)")
+    deadline_at: datetime | None
+    overdue: bool
+    cleared_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    filed_at: datetime | None
+    handled_at: datetime | None
+    closed_at: datetime | None
+
+
+class CasePage(Out):
+    total: int
+    offset: int
+    limit: int
+    items: list[CaseOut]
+
+
+class MediaOut(Out):
+    name: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    url: str
+
+
+class EventOut(Out):
+    device_id: str
+    event_id: str
+    source: str
+    state: str
+    camera_id: str
+    observed_at: datetime
+    received_at: datetime
+    signed: bool
+    media: list[MediaOut]
+
+
+class TransitionOut(Out):
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str
+    note: str | None
+    unit: str | None
+    photo_sha256: str | None
+
+
+class CaseDetail(CaseOut):
+    events: list[EventOut]
+    timeline: list[TransitionOut]
+    allowed_actions: list[Action]
+
+
+class TransitionIn(In):
+    note: str | None = Field(default=None, max_length=4000, description="reason or feedback; required by some")
+    unit: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="dispatch target")
+    photo_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="uploaded photo")
+
+
+class UploadOut(Out):
+    sha256: str
+    size: int
+
+
+class IntakeOut(Out):
+    duplicate: bool
+    case_id: str | None
+    created: bool
+
+
+class CameraOut(Out):
+    camera_id: str
+    device_id: str
+    online: bool
+    reported_online: bool
+    last_seen: datetime | None
+    health: dict[str, object] | None
+
+
+class DeviceOut(Out):
+    device_id: str
+    revoked: bool
+    online: bool
+    enrolled_at: datetime
+    last_seen: datetime | None
+    agent_version: str | None
+    cameras: list[str]
+
+
+class ProblemClassOut(Out):
+    id: str
+    code: str | None
+    name_zh: str
+    name_en: str
+    family: str
+    priority: str
+    sla_hours: float
+    labels: list[str]
+    coco: bool
+    dedup_radius_m: float
+
+
+class ClassStat(Out):
+    class_id: str
+    events: int
+    cases: int
+    filed: int
+    void: int
+    precision: float | None = Field(description="filed / (filed + void); None before any review")
+
+
+class DayStat(Out):
+    day: str
+    events: int
+    cases: int
+
+
+class UnitStat(Out):
+    unit: str
+    handled: int
+    on_time: int
+    on_time_rate: float | None
+
+
+class CameraStat(Out):
+    """Capture precision of one edge camera: a badly placed camera shows up here before it wears out reviewers."""
+
+    camera_id: str
+    cases: int
+    filed: int
+    void: int
+    precision: float | None = Field(description="filed / (filed + void); None before any review")
+    most_voided_class: str | None = Field(description="the class with the most voided cases; None without voids")
+    most_voided_class_voids: int
+
+
+class StatsOut(Out):
+    per_class: list[ClassStat]
+    per_day: list[DayStat]
+    median_hours_to_close: float | None
+    per_unit: list[UnitStat]
+    per_camera: list[CameraStat] = Field(
+        description="edge cameras with cases created in the range, worst precision first (None last), "
+        "then most voids; the first camera_limit of them"
+    )
+    per_camera_total: int = Field(description="edge cameras with cases in the range (per_camera may hold fewer)")
+
+
+class TokenIn(In):
+    name: str = Field(min_length=1, max_length=128)
+    role: Role
+
+
+class TokenOut(Out):
+    id: int
+    name: str
+    role: Role
+    created_at: datetime | None = None
+    token: str | None = Field(default=None, description="shown once, at creation")
+
+
+WebhookKind = Literal["case.created", "case.updated", "case.transition", "case.overdue"]  # = case_events.KINDS
+
+
+class WebhookIn(In):
+    url: str = Field(pattern=r"^https?://[^\s]{1,1990}$",
+                     description="receiver of the POSTed case events; no credentials in it, and only public "
+                                 "addresses unless the hub setting webhook_allow_cidrs lists the network")
+    secret: str = Field(min_length=16, max_length=256, description="HMAC-SHA256 key for X-CityEye-Signature")
+    kinds: list[WebhookKind] = Field(
+        default_factory=lambda: ["case.created", "case.transition"], min_length=1,
+        description="case.overdue: a stage deadline passed (once per case and deadline)",
+    )
+
+
+class WebhookOut(Out):
+    id: int
+    url: str
+    kinds: list[str]
+    active: bool
+    created_at: datetime
+
+
+class DeliveryOut(Out):
+    id: int
+    change_id: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+class UnitOut(Out):
+    id: str
+    name: str
+
+
+class MeOut(Out):
+    """The caller and what a client needs to present cases: bureau time zone and dispatch units."""
+
+    name: str
+    role: Role
+    timezone: str = Field(description="IANA zone of the bureau's working calendar")
+    units: list[UnitOut] = Field(description="units a case may be dispatched to")
+    default_unit: str | None
+    undo_grace_s: float = Field(description="how long after a confirm or void its actor may undo it")
+    csrf_token: str | None = Field(default=None, description="signed in with a password: the token to send as "
+                                   "X-CSRF-Token with every request that changes something")
+
+
+class SessionIn(In):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(Out):
+    name: str
+    role: Role
+    csrf_token: str = Field(description="send as X-CSRF-Token with every request that changes something")
+    expires_at: datetime
+
+
+class SignInRefusal(Out):
+    code: Literal["bad_credentials", "locked", "disabled", "rate_limited"]
+    message: str
+    locked_until: datetime | None = None
+    retry_after_s: int | None = None
+    max_failures: int | None = None
+
+
+class SignInErrorOut(Out):
+    detail: SignInRefusal
+
+
+class UserOut(Out):
+    id: int
+    name: str
+    role: Role
+    disabled: bool
+    locked_until: datetime | None
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class HealthOut(Out):
+    status: Literal["ok"]
+    database: str
+    schema_version: int

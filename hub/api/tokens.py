@@ -1,0 +1,31 @@
+"""API tokens (admin only); the secret is shown once at creation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+
+from hub.api.deps import StoreDep, require
+from hub.api.schemas import TokenIn, TokenOut
+from hub.auth import tokens as auth
+
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(require())])
+
+
+@router.post("", response_model=TokenOut, status_code=201, summary="Create a token (shown once)")
+def create(body: TokenIn, store: StoreDep) -> dict[str, Any]:
+    token_id, token = auth.create_token(store, body.name, body.role)
+    return {"id": token_id, "name": body.name, "role": body.role, "token": token}
+
+
+@router.get("", response_model=list[TokenOut], summary="Active tokens (no secrets)")
+def list_all(store: StoreDep) -> list[dict[str, Any]]:
+    return auth.list_tokens(store)
+
+
+@router.delete("/{token_id}", status_code=204, summary="Revoke a token")
+def revoke(token_id: RowId, store: StoreDep) -> None:
+    if not auth.revoke_token(store, token_id):
+        raise HTTPException(404, f"no token {token_id}")

@@ -1,0 +1,1 @@
+"""Open311 GeoReport v2: services are problem classes, requests are cases (routes: hub.api.open311)."""

@@ -1,1 +1,0 @@
-"""One APIRouter per resource; each declares its access policy at router level."""

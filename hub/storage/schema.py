@@ -1,0 +1,276 @@
+"""The hub's tables (SQLAlchemy Core metadata): devices and their keys, cameras, cases, events, media, the
+audit trail and outbox, tokens, webhooks. Changing a table needs a step in hub.storage.migrations.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+from hub.storage.db import naive_utc
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python, naive UTC in the database (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else naive_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("curve_public_key", String(128), nullable=False),
+    Column("sign_public_key", String(128), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("enrolled_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("last_seen", UTCDateTime),
+    Column("agent_version", String(32)),
+    Column("health", JSON),
+)
+
+# Every signing key a device has had, with the period the hub accepted it: [valid_from, valid_until).
+# Written with the devices row by enrolment, re-enrolment (--replace ends the current key) and revocation;
+# `cityeye hub verify` and evidence packages check an event with the key in force at its received_at.
+device_keys = Table(
+    "device_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("sign_public_key", String(128), nullable=False),
+    Column("curve_public_key", String(128), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime),  # None: in force
+    Column("ended", String(16)),  # replaced, revoked
+    Index("ix_device_keys_device", "device_id", "valid_from"),
+)
+
+cameras = Table(
+    "cameras",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("last_seen", UTCDateTime),
+    Column("health", JSON),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("case_id", String(32), primary_key=True),
+    Column("class_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("source", String(16), nullable=False),  # edge, sensor, manual
+    Column("camera_id", String(64)),
+    Column("zone", String(64)),
+    Column("box", JSON),
+    Column("ground_crs", String(80)),
+    Column("ground_x", Float),
+    Column("ground_y", Float),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("description", Text),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("event_count", Integer, nullable=False, default=1),
+    Column("recurrence_of", String(32)),
+    Column("recurrence_count", Integer, nullable=False, default=0),
+    Column("unit", String(64)),
+    Column("deadline_at", UTCDateTime),
+    Column("cleared_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("filed_at", UTCDateTime),
+    Column("handled_at", UTCDateTime),
+    Column("handled_on_time", Boolean),
+    Column("closed_at", UTCDateTime),
+    Index("ix_cases_class_status", "class_id", "status"),
+    Index("ix_cases_camera_status", "camera_id", "status"),
+    # Statistics over a time range (hub.cases.queries.statistics_for) read only the index, not the rows: per class,
+    # per camera, filed and void. Also serves every lookup by creation time.
+    Index("ix_cases_stats", "created_at", "class_id", "status", "source", "camera_id", "filed_at"),
+    Index("ix_cases_closed", "closed_at", "created_at"),  # time to close
+    # Dedup candidates (hub.cases.dedup._candidates_query), one index per branch of its OR: same camera and zone,
+    # or a ground box (equality columns, the status IN list, then the x range; y is checked in the index).
+    Index("ix_cases_dedup_camera", "class_id", "camera_id", "zone", "status"),
+    Index("ix_cases_dedup_ground", "class_id", "ground_crs", "status", "ground_x", "ground_y"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("problem_id", String(64), nullable=False),
+    Column("camera_id", String(64), nullable=False),
+    Column("class_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source", String(16), nullable=False, default="edge"),  # edge, sensor, manual
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),  # the ProblemEvent as JSON
+    Column("manifest", LargeBinary, nullable=False),  # verbatim, for later re-verification
+    Column("signature", LargeBinary, nullable=False),
+    Column("case_id", String(32), ForeignKey("cases.case_id")),
+    UniqueConstraint("device_id", "event_id", name="uq_events_device_event"),
+    Index("ix_events_case", "case_id"),
+    Index("ix_events_problem", "device_id", "camera_id", "problem_id"),
+    Index("ix_events_event_id", "event_id"),
+    Index("ix_events_observed", "observed_at", "class_id"),  # events per class and per day, from the index
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_pk", Integer, ForeignKey("events.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Index("ix_media_event", "event_pk"),
+    Index("ix_media_sha", "sha256"),
+)
+
+transitions = Table(
+    "case_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(32), ForeignKey("cases.case_id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_status", String(32)),
+    Column("to_status", String(32), nullable=False),
+    Column("note", Text),
+    Column("unit", String(64)),
+    Column("photo_sha256", String(64)),
+    # What an undoable action (confirm, void) changed, as it was before: undo puts it back (hub.cases.transitions).
+    Column("undo_values", JSON),
+    Index("ix_transitions_case", "case_id"),
+)
+
+# Transactional outbox: every case change appends a row in the same transaction; SSE and webhooks
+# read it by id, so they work across hub worker processes.
+case_changes = Table(
+    "case_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("case_id", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),  # case.created, case.updated, case.transition
+    Column("status", String(32), nullable=False),
+    Column("data", JSON),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+# People's accounts (hub.auth.users): machines use api_tokens, people sign in with a password.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256), nullable=False),  # scrypt$N$r$p$salt$digest (hub.auth.passwords)
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("failed_attempts", Integer, nullable=False, default=0),  # wrong passwords in a row
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime),
+)
+
+# Browser sessions (hub.auth.sessions): the cookie secret only as its SHA-256.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_sessions_user", "user_id"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(256), nullable=False),
+    Column("kinds", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id"), nullable=False),
+    Column("change_id", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("webhook_id", "change_id", name="uq_delivery_change"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
