@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from edge_agent.annotate import draw_box
-from edge_agent.evidence import encode_clip, problem_label
+from edge_agent.clips import encode_clip
+from edge_agent.evidence import problem_label
 from hub.app import create_app, open_store
 from hub.auth.tokens import create_token
 from hub.cases.lifecycle import Role
