@@ -54,6 +54,15 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def thread_cpu_s(native_id: int | None) -> float:
+    """CPU seconds one thread of this process has used (Linux /proc); 0 where unknown."""
+    try:
+        fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -95,13 +104,15 @@ def run(detector: Detector, args: argparse.Namespace, gating: bool, sub: Path | 
     cpu0, t0 = cpu_s(), time.perf_counter()
     pipeline.run_replays(replays)
     wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    evidence_cpu = thread_cpu_s(pipeline.evidence_worker.thread.native_id)
     cams = [pipeline.cameras[c.id].metrics for c in configs]
     sampled = sum(m.frames_sampled for m in cams)
     detected = sum(m.detect_frames for m in cams)
     return {"wall_s": wall, "cpu_s": cpu, "video_s": video_s, "capacity": args.streams * video_s / wall,
             "cpu_per_stream": cpu / (args.streams * video_s), "sampled": sampled, "detected": detected,
             "saved": sampled - detected, "events": len(sink.items), "detect_fps_achieved": detected / wall,
-            "detect_per_stream_s": detected / (args.streams * video_s)}
+            "detect_per_stream_s": detected / (args.streams * video_s), "evidence_cpu_s": evidence_cpu,
+            "hot_cpu_per_stream": (cpu - evidence_cpu) / (args.streams * video_s)}
 
 
 def decode_ceiling(args: argparse.Namespace, sub: Path | None) -> dict[str, float]:
@@ -119,9 +130,9 @@ def decode_ceiling(args: argparse.Namespace, sub: Path | None) -> dict[str, floa
             "wall_s": wall}
 
 
-def detect_ceiling(model: str, frames: list, threads: int, sessions: int, rounds: int = 3) -> float:
-    """Detector frames/s: `sessions` sessions of `threads` intra-op threads each, each on its own
-    thread taking full batches, as the pipeline's detector does."""
+def detect_ceiling(model: str, frames: list, threads: int, sessions: int, rounds: int = 3) -> tuple[float, float]:
+    """Detector frames/s and CPU ms per frame: `sessions` sessions of `threads` intra-op threads each,
+    each on its own thread taking full batches, as the pipeline's detector does."""
     detectors = [Detector.load(model, threads=threads) for _ in range(sessions)]
     batch = detectors[0].max_batch
     work = [frames[i:i + batch] for i in range(0, len(frames) - batch + 1, batch)]
@@ -130,14 +141,15 @@ def detect_ceiling(model: str, frames: list, threads: int, sessions: int, rounds
         for chunk in work[k::sessions]:
             detectors[k].detect(chunk)
 
-    def once() -> float:
+    def once() -> tuple[float, float]:
         threads_ = [threading.Thread(target=worker, args=(k,)) for k in range(sessions)]
-        t0 = time.perf_counter()
+        cpu0, t0 = cpu_s(), time.perf_counter()
         for t in threads_:
             t.start()
         for t in threads_:
             t.join()
-        return sum(len(c) for c in work) / (time.perf_counter() - t0)
+        n = sum(len(c) for c in work)
+        return n / (time.perf_counter() - t0), (cpu_s() - cpu0) * 1000 / n
 
     once()  # warm up
     return max(once() for _ in range(rounds))
@@ -182,11 +194,11 @@ def main() -> int:
               f"of a core (every detect-stream frame decoded, sampled ones converted, main stream demuxed)")
         frames = [f.image for f in DetectStream("c", sub or VTEST, sample_fps=2)][:64] if sub else \
             [f.image for f in FileReplay("c", VTEST, sample_fps=2)][:64]
-        one = detect_ceiling("coco-nanodet", frames, threads, 1)
-        per_core = detect_ceiling("coco-nanodet", frames, 1, cores)
+        (one, one_ms), (per_core, per_core_ms) = (detect_ceiling("coco-nanodet", frames, threads, 1),
+                                                  detect_ceiling("coco-nanodet", frames, 1, cores))
         best = max(one, per_core)
         print(f"detect-only ceiling: {best:6.1f} frames/s (1 session x {threads} threads: {one:.1f}; {cores} "
-              f"sessions x 1 thread: {per_core:.1f})")
+              f"sessions x 1 thread: {per_core:.1f}) | CPU per frame {one_ms:.0f} / {per_core_ms:.0f} ms")
         if per_core > one and args.threads is None:  # the pipeline runs on the faster arrangement
             detector = Detector.load("coco-nanodet", threads=1, sessions=cores)
         print(f"pipeline detector: {len(detector.sessions)} session(s) x "
@@ -202,6 +214,10 @@ def main() -> int:
                   f"{int(r['saved'])} saved ({r['saved'] / max(1, r['sampled']):.0%}) | wall {r['wall_s']:.1f} s, "
                   f"{r['detect_fps_achieved']:.0f} detections/s, {int(r['events'])} events")
         on = results[True]
+        print(f"CPU-bound estimate with gating: {cores} cores / {on['cpu_per_stream'] * 100:.1f}% of a core per "
+              f"stream = {cores / on['cpu_per_stream']:.1f} streams if this run had the box to itself; evidence "
+              f"worker {on['evidence_cpu_s'] * 1000 / max(1, on['events']):.0f} ms CPU per event (main-stream decode "
+              f"from its keyframe, stills, clip), hot path {on['hot_cpu_per_stream'] * 100:.1f}% of a core per stream")
         if False in results:
             off = results[False]
             print(f"ratios gating on/off: capacity x{on['capacity'] / off['capacity']:.2f}, CPU per stream "

@@ -149,8 +149,8 @@ class EvidenceWorker:
     def __init__(self, max_queued: int = 64) -> None:
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(max_queued)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="evidence", daemon=True)
-        self._thread.start()
+        self.thread = threading.Thread(target=self._run, name="evidence", daemon=True)
+        self.thread.start()
 
     def submit(self, job: Callable[[], None]) -> None:
         self._jobs.put(job)
@@ -164,7 +164,7 @@ class EvidenceWorker:
 
     def close(self) -> None:
         self._jobs.put(None)
-        self._thread.join()
+        self.thread.join()
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
