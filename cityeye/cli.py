@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "cityeye.commands.evidence",
     "cityeye.commands.calibrate",
     "cityeye.commands.demo",
+    "cityeye.commands.plates",
 )
 
 

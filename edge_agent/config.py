@@ -31,7 +31,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from edge_agent.change.params import ChangeConfig
 from edge_agent.motion import MotionConfig
+from edge_agent.plates.watch import PlateConfig
 from edge_agent.rules.config import RuleConfig
 from edge_agent.rules.engine import rule_zone_issues
 from edge_agent.schedule import check_timezone
@@ -121,7 +123,8 @@ class CameraConfig(StrictConfig):
         2.0, gt=0.0, le=30.0,
         description="frames per second sampled for motion gating and detection; 1-5 is plenty for "
         "dwell rules, line crossing wants 5+")
-    model: str = Field("coco-nanodet", min_length=1, description="cached model name or .onnx path")
+    model: str = Field("coco-nanodet", min_length=1,
+                       description="cached model name, .onnx path or few-shot head (.json)")
     detector_threads: int | None = Field(
         None, ge=1, le=64, description="onnxruntime intra-op threads; default: all cores")
     loop: bool = Field(
@@ -143,6 +146,12 @@ class CameraConfig(StrictConfig):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     calibration: CalibrationConfig | None = None
+    place: str | None = Field(
+        None, max_length=64, description="where the camera looks, as people name it (长江路东段): burned into "
+        "the parking stills beside the time and the camera id")
+    plates: PlateConfig = Field(default_factory=PlateConfig)
+    change: ChangeConfig = Field(default_factory=ChangeConfig,
+                                 description="change detection, for rules with `source: change`")
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
 

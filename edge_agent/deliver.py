@@ -134,7 +134,7 @@ class Outbox:
         self._next_health_check = 0.0
         self.pushes = pushes
         self.snapshots = snapshots
-        self._model = model
+        self.model = model  # reported in heartbeats; a model push replaces it
         self._cpu_mark = (time.monotonic(), time.process_time())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -211,6 +211,8 @@ class Outbox:
                     refused = False
                     stop_event.wait(1.0)
                 finally:
+                    if stop_event.is_set():
+                        self.stats.link_up = False  # a clean stop is no outage to report
                     self.link_changed(False)
                     sock.disable_monitor()
                     monitor.close(linger=0)
@@ -265,7 +267,7 @@ class Outbox:
                          agent_version=self._agent_version, uptime_s=time.monotonic() - self._started,
                          spool_events=spool.events, spool_bytes=spool.bytes, dead_letters=spool.dead_letters,
                          cameras=cameras, oldest_unsent_at=self.oldest_unsent_at(),
-                         cpu_percent=self._cpu_percent(), model=self._model)
+                         cpu_percent=self._cpu_percent(), model=self.model)
 
     def oldest_unsent_at(self) -> datetime | None:
         """When the oldest event still waiting for its ACK was spooled."""

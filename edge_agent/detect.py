@@ -59,8 +59,7 @@ class Detector:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.sessions = [ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-                         for _ in range(sessions)]
+        self.sessions = [self._open_session(onnx_path, options) for _ in range(sessions)]
         self.session = self.sessions[0]
         self._pool = ThreadPoolExecutor(sessions, thread_name_prefix="detect") if sessions > 1 else None
         model_input = self.session.get_inputs()[0]
@@ -69,6 +68,9 @@ class Detector:
         self.max_batch = manifest.max_batch if not isinstance(batch_dim, int) else max(1, batch_dim)
         self.thresholds = self._thresholds(score_threshold, class_thresholds or {})
         self.last_inference_ms = 0.0
+
+    def _open_session(self, onnx_path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
+        return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, *, threads: int | None = None,
@@ -130,9 +132,13 @@ class Detector:
         prepared = [self._prepare(image) for image in images]
         batch = np.stack([p[0] for p in prepared])
         started = time.perf_counter()
-        outputs = session.run(None, {self.input_name: batch})
+        outputs = self._infer(batch, session)
         self.last_inference_ms = (time.perf_counter() - started) * 1000
         return [self._decode_one(outputs, i, transform) for i, (_, transform) in enumerate(prepared)]
+
+    def _infer(self, batch: np.ndarray, session: ort.InferenceSession | None = None) -> list[np.ndarray]:
+        """The model's outputs for a prepared (B, 3, H, W) batch, on `session` (default: the first)."""
+        return (session or self.session).run(None, {self.input_name: batch})
 
     def _decode_one(self, outputs: list[np.ndarray], index: int, transform: _Transform) -> Detections:
         spec = self.manifest

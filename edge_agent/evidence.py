@@ -1,11 +1,12 @@
 """ProblemUpdate + recent frames -> wire `ProblemEvent` + media bytes, handed to an `EventSink`.
 
 Per event: `snapshot.jpg` (the frame the rule fired on, original pixels), `annotated.jpg` (zone, box,
-the class's Chinese name, state and dwell; heads blurred when `blur_faces`), `crop.jpg` (the object),
-and for `opened` a clip (H.264 MP4, see `edge_agent.clips`) from `pre_s` before to `post_s` after.
-The clip's future half does not exist when the rule fires, so an opened event waits in `pending`
-until its post-roll is in (or the stream ends) and only then goes to the sink, complete and hashed.
-Events leave in the order they were made, so a `cleared` never overtakes its own `opened`.
+the class's Chinese name, state and dwell; heads blurred when `blur_faces`), `crop.jpg` (the object; for
+change rules the clear reference of the place on the left, the place now on the right), and for `opened` a
+clip (H.264 MP4, see `edge_agent.clips`) from `pre_s` before to `post_s` after. The clip's future
+half does not exist when the rule fires, so an opened event waits in `pending` until its post-roll
+is in (or the stream ends) and only then goes to the sink, complete and hashed. Events leave in the
+order they were made, so a `cleared` never overtakes its own `opened`.
 
 Encoding (JPEGs, the clip) is the slow part; with an `EvidenceWorker` it runs on that worker's
 thread, off the pipeline's hot path, still in order.
@@ -29,7 +30,8 @@ import numpy as np
 from edge_agent.annotate import draw_box, draw_polygon, draw_time
 from edge_agent.clips import encode_clip
 from edge_agent.config import EvidenceConfig
-from edge_agent.geometry import Box, scale_box
+from edge_agent.geometry import Box
+from edge_agent.plates.evidence import ParkingEvidence
 from edge_agent.streams import Packet, PacketRing, StreamInfo, decode_at
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
@@ -68,6 +70,20 @@ def crop_box(image: np.ndarray, xyxy: Box, margin: float) -> np.ndarray:
     if right - left < 2 or bottom - top < 2:
         return image
     return image[top:bottom, left:right]
+
+
+def scale_box(xyxy: Box, frame_wh: tuple[int, int], image: np.ndarray) -> Box:
+    """A frame-pixel box in the pixels of `image` (the same view at another size)."""
+    kx, ky = image.shape[1] / frame_wh[0], image.shape[0] / frame_wh[1]
+    return (xyxy[0] * kx, xyxy[1] * ky, xyxy[2] * kx, xyxy[3] * ky)
+
+
+def before_after(before: np.ndarray, after: np.ndarray, gap_px: int = 6) -> np.ndarray:
+    """`before` (scaled to `after`'s size) and `after` side by side with a white bar between:
+    a change event's crop shows the clear reference on the left and the place now on the right."""
+    before = cv2.resize(before, after.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    bar = np.full((after.shape[0], gap_px, 3), 255, np.uint8)
+    return np.hstack([before, bar, after])
 
 
 def blur_heads(image: np.ndarray, person_boxes: Sequence[Box], head_fraction: float = 0.22) -> None:
@@ -201,8 +217,10 @@ class EvidenceBuilder:
     def __init__(self, config: EvidenceConfig, *, camera_id: str, device_id: str, clip_fps: float,
                  sink: EventSink, zones: Sequence[ZoneConfig] = (), model: ModelInfo | None = None,
                  ground: GroundFn | None = None, agent_version: str = __version__,
-                 timezone: str | None = None, worker: EvidenceWorker | None = None) -> None:
+                 timezone: str | None = None, plates: ParkingEvidence | None = None,
+                 worker: EvidenceWorker | None = None) -> None:
         """`timezone`: the camera's, for the frame time printed on the annotated still (default UTC).
+        `plates`: the plate and timed stills of parking classes (None: no plate evidence).
         `worker`: encode and send on that worker's thread (None: on the caller's, before returning)."""
         self.config = config
         self.timezone = ZoneInfo(timezone) if timezone else UTC
@@ -214,6 +232,7 @@ class EvidenceBuilder:
         self.model = model
         self.ground = ground
         self.agent_version = agent_version[:32]
+        self.plates = plates
         self.ring = FrameRing(config.pre_s, clip_fps)
         self.pending: deque[_Pending] = deque()
         self.main: PacketRing | None = None  # the camera's main stream, when it detects on a sub-stream
@@ -283,11 +302,9 @@ class EvidenceBuilder:
             log.warning("camera %s: the main stream had no frames for event %s; evidence from the detect stream",
                         self.camera_id, p.event_id)
             return p
-        frame = replace(p.frame, image=images[0])
-        (sw, sh), (mw, mh) = p.frame.resolution_wh, frame.resolution_wh
-        scale = (mw / sw, mh / sh)
-        return replace(p, frame=frame, update=replace(p.update, xyxy=scale_box(p.update.xyxy, scale)),
-                       tracks=[replace(t, xyxy=scale_box(t.xyxy, scale)) for t in p.tracks],
+        frame, wh = replace(p.frame, image=images[0]), p.frame.resolution_wh
+        return replace(p, frame=frame, update=replace(p.update, xyxy=scale_box(p.update.xyxy, wh, images[0])),
+                       tracks=[replace(t, xyxy=scale_box(t.xyxy, wh, images[0])) for t in p.tracks],
                        clip=[replace(f, image=image) for f, image in zip(p.clip, images[1:], strict=True)],
                        main_packets=None)
 
@@ -300,10 +317,20 @@ class EvidenceBuilder:
         ]
         if u.state != ProblemState.CLEARED.value:
             crop = crop_box(image, u.xyxy, self.config.crop_margin)
+            if u.reference_image is not None:
+                crop = before_after(crop_box(u.reference_image, scale_box(u.xyxy, p.frame.resolution_wh,
+                                                                          u.reference_image),
+                                             self.config.crop_margin), crop)
             files.append(("crop.jpg", MediaKind.CROP, "image/jpeg", encode_jpeg(crop, q)))
         if p.wants_clip and p.clip:
             fmt, clip = encode_clip([f.image for f in p.clip], self.clip_fps, quality=min(q, 80))
             files.append((fmt.name, MediaKind.CLIP, fmt.content_type, clip))
+        plate = None
+        if self.plates is not None and u.class_id in self.plates.classes:
+            plate = self.plates.info(u)
+            if u.state != ProblemState.CLEARED.value:
+                files += [(name, kind, "image/jpeg", encode_jpeg(still, q))
+                          for name, kind, still in self.plates.stills(u, p.frame)]
         refs = [MediaRef(name=n, kind=k, content_type=ct, size=len(b), sha256=sha256_hex(b))  # type: ignore[arg-type]
                 for n, k, ct, b in files]
         wh = p.frame.resolution_wh
@@ -313,7 +340,7 @@ class EvidenceBuilder:
             score=min(1.0, max(0.0, u.score)), labels=list(u.labels)[:32], first_seen=utc(u.first_seen),
             observed_at=utc(u.observed_at), dwell_s=max(0.0, u.dwell_s), object_count=u.object_count,
             ground=self.ground(u.xyxy, wh) if self.ground else None, model=self.model,
-            agent_version=self.agent_version, media=refs)
+            agent_version=self.agent_version, media=refs, plate=plate)
         return event, {n: b for n, _, _, b in files}
 
     def annotate(self, p: _Pending) -> np.ndarray:

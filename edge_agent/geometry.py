@@ -13,12 +13,6 @@ import numpy as np
 Box = tuple[float, float, float, float]
 
 
-def scale_box(xyxy: Box, scale: tuple[float, float]) -> Box:
-    """The same box in another stream of the camera (the streams differ only by resolution)."""
-    sx, sy = scale
-    return (xyxy[0] * sx, xyxy[1] * sy, xyxy[2] * sx, xyxy[3] * sy)
-
-
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes; 0 when they don't overlap or have no area."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

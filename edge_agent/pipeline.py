@@ -19,12 +19,18 @@ from typing import Protocol
 
 import numpy as np
 
+from edge_agent.change.confirm import RegionConfirmer
+from edge_agent.change.watch import ChangeWatch, change_rules
 from edge_agent.config import CameraConfig
 from edge_agent.evidence import EvidenceBuilder, EvidenceWorker, GroundFn
 from edge_agent.ground import ground_for
 from edge_agent.ingest import FileReplay, LiveReader, SourceKind, shown_source, source_kind
 from edge_agent.metrics import CameraMetrics, EdgeMetrics
 from edge_agent.motion import GateReason, MotionGate
+from edge_agent.plates.evidence import ParkingEvidence
+from edge_agent.plates.ocr import ModelsMissing
+from edge_agent.plates.reader import PlateReader
+from edge_agent.plates.watch import PlateWatcher
 from edge_agent.prefetch import Prefetch
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.streams import DetectStream, MainStreamFile, MainStreamRecorder, decode_at
@@ -71,6 +77,9 @@ class CameraRuntime:
     metrics: CameraMetrics
     catalog: Catalog
     engine: RuleEngine | None = None  # built on the first frame: zones need the frame size
+    plates: PlateWatcher | None = None  # reads the plates of vehicles stopped in parking-rule zones
+    plate_classes: frozenset[str] = frozenset()  # the catalog's classes that read plates
+    change: ChangeWatch | None = None  # the `source: change` rules, if any
     tracks: list[Track] = field(default_factory=list)
     last_sample_ts: float | None = None
     last_detect_slot: float | None = None
@@ -80,6 +89,13 @@ class CameraRuntime:
     def due(self, ts: float) -> bool:
         """Whether a frame at `ts` is one the pipeline samples (sample_fps), frames between are dropped."""
         return _period_passed(self.last_sample_ts, ts, self.config.sample_fps())
+
+    def observe_plates(self, frame: Frame) -> None:
+        """Plate reads in the zones the camera's parking rules watch now (a managed config may change them)."""
+        if self.plates is not None:
+            engine = self.engine_for(frame)
+            zones = [engine.zones[z] for z in plate_zones(self.config, self.plate_classes) if z in engine.zones]
+            self.plates.observe(frame, self.tracks, zones)
 
     def detect_slot(self, ts: float) -> bool:
         """Whether a sampled frame may be detected (detect_fps <= sample_fps)."""
@@ -108,9 +124,13 @@ class Pipeline:
     def __init__(self, cameras: Sequence[CameraConfig], detector: DetectorLike, sink: EventSink, *,
                  device_id: str | None = None, metrics: EdgeMetrics | None = None,
                  catalog: Catalog | None = None,
-                 ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for) -> None:
+                 ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for,
+                 confirmers: Mapping[str, RegionConfirmer] | None = None,
+                 plate_reader: PlateReader | None = None) -> None:
         """`ground` builds each camera's box -> GroundPoint mapping (default: from its `calibration`;
-        None: events carry no ground position)."""
+        None: events carry no ground position). `confirmers`: classifiers change rules may ask
+        (`params.confirm.by`), by name. `plate_reader`: shared by the cameras that read plates
+        (default: loaded when one does)."""
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
@@ -120,20 +140,49 @@ class Pipeline:
         self.metrics = metrics or EdgeMetrics()
         self.catalog = catalog or default_catalog()
         self._ground = ground
+        self._confirmers = dict(confirmers or {})
         self._tick = threading.Lock()  # a config swap (hub push, another thread) happens between ticks
         model = model_info(detector)
         self.evidence_worker = EvidenceWorker()  # JPEG and clip encoding off the hot path, in order
+        self._plate_reader = plate_reader
+        plate_classes = frozenset(c.id for c in self.catalog if c.plates)
         self.cameras: dict[str, CameraRuntime] = {}
         for cfg in cameras:
             cam_metrics = self.metrics.camera(cfg.id)
+            zones = plate_zones(cfg, plate_classes)
+            watcher = self._plate_watcher(cfg) if zones else None
+            parking = ParkingEvidence(plate_classes, watcher, camera_id=cfg.id, place=cfg.place,
+                                      timezone=cfg.timezone)
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
                                        zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
-                                       timezone=cfg.timezone, worker=self.evidence_worker)
+                                       timezone=cfg.timezone, plates=parking, worker=self.evidence_worker)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
-                                                 cam_metrics, self.catalog)
+                                                 cam_metrics, self.catalog, plates=watcher,
+                                                 plate_classes=plate_classes)
+            self.cameras[cfg.id].change = self._change_watch(cfg)
         self.log_startup()
+
+    def _plate_watcher(self, cfg: CameraConfig) -> PlateWatcher | None:
+        """A plate watcher for a camera with parking rules, sharing one reader; None when plates are
+        off or the OCR models are not installed (events then say the plate was not read)."""
+        if not cfg.plates.enabled:
+            return None
+        if self._plate_reader is None:
+            try:
+                self._plate_reader = PlateReader(threads=cfg.plates.threads)
+            except ModelsMissing as exc:
+                log.warning("camera %s: plates are not read: %s", cfg.id, exc)
+                return None
+        return PlateWatcher(cfg.plates, self._plate_reader)
+
+    def _change_watch(self, cfg: CameraConfig) -> ChangeWatch | None:
+        """The camera's `source: change` rules, if it has any."""
+        if not change_rules(cfg.rules):
+            return None
+        return ChangeWatch(cfg.change, cfg.rules, cfg.zones, cfg.id, self.catalog, timezone=cfg.timezone,
+                           confirmers=self._confirmers)
 
     # Start-up report -----------------------------------------------------------------------------
 
@@ -169,6 +218,8 @@ class Pipeline:
             if cfg.tracker != old.tracker:
                 rt.tracker, rt.tracks = ByteTracker(cfg.tracker), []
             rt.engine = None
+            if (cfg.change, change_rules(cfg.rules), cfg.zones) != (old.change, change_rules(old.rules), old.zones):
+                rt.change = self._change_watch(cfg)  # learns the reference anew
             rt.evidence.reconfigure(cfg.evidence, clip_fps=cfg.clip_fps(), zones=cfg.zones,
                                     ground=self._ground(cfg) if self._ground else None)
         log.info("%s", camera_summary(cfg, {}))
@@ -192,6 +243,23 @@ class Pipeline:
         if not ok:
             raise LookupError(f"camera {camera_id}: the frame could not be encoded as JPEG")
         return buf.tobytes(), frame.ts
+
+    # A new model while running -------------------------------------------------------------------
+
+    def swap_detector(self, detector: DetectorLike) -> None:
+        """Run `detector` from the next tick on (a model rollout; the caller loaded and warmed it, so no
+        frame waits). Tracks are kept when the new labels extend the old ones (their class ids keep
+        their meaning, and open problems go on); otherwise tracking and the rules start over. Events
+        report the new model from now on."""
+        model = model_info(detector)
+        with self._tick:
+            keeps_ids = tuple(detector.labels[:len(self.detector.labels)]) == tuple(self.detector.labels)
+            self.detector = detector
+            for rt in self.cameras.values():
+                rt.evidence.model = model
+                if not keeps_ids:
+                    rt.tracker, rt.tracks, rt.engine = ByteTracker(rt.config.tracker), [], None
+        self.log_startup()
 
     # One tick ------------------------------------------------------------------------------------
 
@@ -227,7 +295,10 @@ class Pipeline:
                 rt.metrics.detect_frames += 1
             else:
                 rt.tracks = rt.tracker.tracks()
+            rt.observe_plates(frame)
             new = rt.engine_for(frame).update(rt.tracks, frame.ts)
+            if rt.change is not None:
+                new += rt.change.update(frame, rt.tracks)
             if new:
                 rt.evidence.on_updates(new, frame, rt.tracks)
                 rt.updates.extend(new)
@@ -355,6 +426,8 @@ def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]
     rules = []
     for r in cfg.rules:
         state = "" if r.enabled else " disabled"
+        if r.source == "change":
+            state += " by change"
         if r.rule_id in inactive_rules:
             state += " INACTIVE: model lacks " + "/".join(inactive_rules[r.rule_id])
         rules.append(f"{r.rule_id}[{r.class_id}{state}]")
@@ -362,6 +435,11 @@ def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]
     return (f"camera {cfg.id}: {kind.value} {shown}, detect {cfg.detect_fps:g} fps, motion gating "
             f"{'on' if cfg.motion.enabled else 'off'}; zones: {zones}; rules: {', '.join(rules) or 'none'}; "
             f"active classes: {', '.join(active) or 'none'}")
+
+
+def plate_zones(cfg: CameraConfig, plate_classes: frozenset[str]) -> tuple[str, ...]:
+    """Zones watched by the camera's enabled rules of classes that read plates (parking)."""
+    return tuple(dict.fromkeys(z for r in cfg.rules if r.enabled and r.class_id in plate_classes for z in r.zones))
 
 
 def watched_regions(cfg: CameraConfig) -> list[tuple[float, float, float, float]] | None:

@@ -154,6 +154,8 @@ class ProblemUpdate:
     observed_at: float
     dwell_s: float
     object_count: int = 1
+    # Change rules: the clear view of the whole frame (any size), so evidence shows before beside after.
+    reference_image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class EventSink(Protocol):

@@ -112,6 +112,9 @@ class HubSettings(Strict):
     overdue_sweep_s: float = Field(
         default=30.0, gt=0, description="how often the hub looks for cases past their deadline (case.overdue)"
     )
+    rollout_judge_s: float = Field(
+        default=300.0, gt=0, description="how often the hub judges a model rollout's canary (promote, roll back, wait)"
+    )
     sse_poll_s: float = Field(default=0.5, gt=0)
     accounts: AccountPolicy = Field(default_factory=AccountPolicy, description="people's sign-in: lockout, "
                                     "sessions, rate limit, password cost (hub.auth.config.AccountPolicy)")
@@ -121,6 +124,9 @@ class HubSettings(Strict):
         default=512.0, gt=0, description="largest evidence package (MB) the API and `hub export-evidence` build; "
                                          "a larger case gets 413 / an error naming its size"
     )
+    open311_public_reads: bool = Field(
+        default=True, description="Open311 GET without an api_key, as GeoReport v2 has it (reporters' contacts "
+                                  "masked); false: every Open311 read needs a token")
 
     @field_validator("db_url")
     @classmethod

@@ -42,6 +42,19 @@ class DecoderSpec(_Strict):
     reg_max: int = Field(default=7, ge=1, description="nanodet: distance bins per side minus one")
 
 
+class FeatureTaps(_Strict):
+    """Inner tensors of the graph exposed as features (NCHW), finest stride first, for few-shot heads."""
+
+    tensors: list[str] = Field(min_length=1, description="graph tensor names, one per stride")
+    strides: list[int] = Field(min_length=1, description="input pixels per feature cell, one per tensor")
+
+    @model_validator(mode="after")
+    def _paired(self) -> FeatureTaps:
+        if len(self.tensors) != len(self.strides):
+            raise ValueError(f"{len(self.tensors)} tensors but {len(self.strides)} strides: one stride per tensor")
+        return self
+
+
 class NpmSource(_Strict):
     kind: Literal["npm"] = "npm"
     package: str
@@ -71,6 +84,7 @@ class ModelManifest(_Strict):
     class_thresholds: dict[str, float] = Field(default_factory=dict)
     nms_iou: float = Field(default=0.5, gt=0, le=1)
     max_batch: int = Field(default=8, ge=1, le=64)
+    features: FeatureTaps | None = Field(default=None, description="backbone tensors few-shot heads read")
 
     @model_validator(mode="after")
     def _check(self) -> ModelManifest:

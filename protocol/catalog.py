@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from protocol.messages import WireModel
+from protocol.plates import PLATE_LABELS
 
 SLUG = r"^[a-z0-9_]{2,64}$"
 
@@ -61,13 +62,16 @@ class Family(StrEnum):
     STREET_ORDER = "street_order"  # 05 街面秩序
     COMPONENT = "component"  # 部件: city furniture such as manhole covers, filed as a component
     SENSOR = "sensor"  # IoT sensor alerts (gas, noise meters): no GB/T camera class, no detector
+    DEVICE = "device"  # the edge agent's checks of its own cameras (view shifted): maintenance, not the street
 
 
 class Intake(StrEnum):
-    """Who reports a class: edge cameras through a detector and a rule, or IoT sensors via the hub API."""
+    """Who reports a class: edge cameras through a detector and a rule, IoT sensors via the hub API, or
+    the edge agent about its own cameras (device)."""
 
     CAMERA = "camera"
     SENSOR = "sensor"
+    DEVICE = "device"
 
 
 class Priority(StrEnum):
@@ -201,7 +205,8 @@ class ProblemClass(WireModel):
     name_en: str = Field(min_length=1)
     family: Family
     intake: Intake = Field(default=Intake.CAMERA, description="camera: a rule on detections; sensor: IoT "
-                           "alerts (POST /intake/sensor), no labels, rule, params or zone kinds")
+                           "alerts (POST /intake/sensor); device: the agent about its own cameras. The last "
+                           "two have no labels, rule, params or zone kinds")
     coco: bool = Field(description="a COCO-80 detector (the default model) can drive it")
     labels: list[str] = Field(default_factory=list, description="detector labels the rule looks at")
     rule: RuleType | None = Field(default=None, description="the edge rule type (camera classes)")
@@ -211,13 +216,23 @@ class ProblemClass(WireModel):
     priority: Priority = Priority.NORMAL
     keywords: list[str] = Field(default_factory=list)
     detect: str = Field(default="", description="how the rule reads the scene, for people")
+    plates: bool = Field(default=False, description="parking evidence: the edge reads the plates of the "
+                         "class's vehicles (car, truck, bus, motorcycle) and sends the timed stills")
+
+    @model_validator(mode="after")
+    def _plates_need_vehicles(self) -> ProblemClass:
+        if self.plates and not set(self.labels) & PLATE_LABELS:
+            raise ValueError(f"plates: the class's labels {self.labels} hold no vehicle with a plate "
+                             f"({', '.join(sorted(PLATE_LABELS))})")
+        return self
 
     @model_validator(mode="after")
     def _params_fit_rule(self) -> ProblemClass:
-        if self.intake is Intake.SENSOR:
+        if self.intake is not Intake.CAMERA:
             extra = [name for name in ("labels", "rule", "params", "zone_kinds") if getattr(self, name)]
             if extra or self.coco:
-                raise ValueError(f"a sensor class has no {', '.join(extra) or 'coco'}: cameras don't report it")
+                raise ValueError(f"a {self.intake.value} class has no {', '.join(extra) or 'coco'}: no camera "
+                                 "rule reports it")
             return self
         missing = [name for name in ("labels", "rule", "zone_kinds") if not getattr(self, name)]
         if missing:

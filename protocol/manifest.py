@@ -20,7 +20,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from pydantic import Field, ValidationError, field_validator
 
-from protocol.messages import PROTOCOL_VERSION, ProblemEvent, WireModel, _require_utc
+from protocol.messages import MAX_MEDIA, PROTOCOL_VERSION, ProblemEvent, WireModel, _require_utc
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 # The first manifest of a device chains to this.
@@ -45,7 +45,7 @@ class EvidenceManifest(WireModel):
     seq: int = Field(ge=1, description="per-device sequence number, strictly increasing")
     captured_at: datetime = Field(description="the event's observed_at")
     metadata_sha256: str = Field(pattern=SHA256_HEX, description="hash of the metadata JSON frame")
-    media: list[ManifestMedia] = Field(default_factory=list, max_length=8)
+    media: list[ManifestMedia] = Field(default_factory=list, max_length=MAX_MEDIA)
     prev_manifest_sha256: str = Field(pattern=SHA256_HEX, description="hash of the previous manifest")
 
     _utc = field_validator("captured_at")(_require_utc)

@@ -13,7 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocol import plates
+from protocol.plates import PlateColour
+
 PROTOCOL_VERSION = 1
+# Problem events are at version 2 (an optional `plate`); the hub still takes version 1 from old agents.
+EVENT_VERSION = 2
+MAX_MEDIA = 12  # snapshot, annotated, crop, clip, the plate crop and the three timed stills, and spare
 
 
 class WireModel(BaseModel):
@@ -46,6 +52,8 @@ class MediaKind(StrEnum):
     ANNOTATED = "annotated"  # boxes, zone, dwell drawn; may be privacy-blurred
     CROP = "crop"  # the object
     CLIP = "clip"  # short video with pre-roll
+    PLATE = "plate"  # the licence plate, upright and upscaled (v2)
+    STILL = "still"  # one of the timed stills of a parking violation, time and place burned in (v2)
 
 
 class NormBox(WireModel):
@@ -99,6 +107,32 @@ class ModelInfo(WireModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class PlateInfo(WireModel):
+    """The licence plate of the vehicle in a parking event, as the edge's reads of it agreed (v2).
+
+    `text` None means the edge tried and could not read it (too small, hidden, blurred): the reviewer
+    sees "plate unreadable", never a guess."""
+
+    text: str | None = Field(default=None, description="formatted plate, e.g. 皖A·73C39")
+    colour: PlateColour | None = None
+    score: float = Field(default=0.0, ge=0.0, le=1.0, description="mean score of the reads that agreed")
+    frames: int = Field(default=0, ge=0, description="reads (frames) that agreed on the text")
+    attempts: int = Field(default=0, ge=0, description="frames read")
+
+    @field_validator("text")
+    @classmethod
+    def _well_formed(cls, value: str | None) -> str | None:
+        return None if value is None else plates.formatted(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlateInfo:
+        if self.text is not None and (self.colour is None or self.frames < 1):
+            raise ValueError("a plate text needs its colour and at least one agreeing frame")
+        if self.frames > self.attempts:
+            raise ValueError(f"frames ({self.frames}) cannot exceed attempts ({self.attempts})")
+        return self
+
+
 class ProblemEvent(WireModel):
     """A problem seen by one camera: opened, updated or cleared.
 
@@ -106,7 +140,7 @@ class ProblemEvent(WireModel):
     `event_id` is unique per message and is the idempotency key with `device_id`.
     """
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1, 2] = EVENT_VERSION
     event_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
     problem_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
     device_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -124,9 +158,16 @@ class ProblemEvent(WireModel):
     ground: GroundPoint | None = None
     model: ModelInfo | None = None
     agent_version: str = Field(default="", max_length=32)
-    media: list[MediaRef] = Field(default_factory=list, max_length=8)
+    media: list[MediaRef] = Field(default_factory=list, max_length=MAX_MEDIA)
+    plate: PlateInfo | None = Field(default=None, description="v2: the vehicle's plate (parking classes)")
 
     _utc = field_validator("first_seen", "observed_at")(_require_utc)
+
+    @model_validator(mode="after")
+    def _plate_needs_v2(self) -> ProblemEvent:
+        if self.v < 2 and self.plate is not None:
+            raise ValueError("plate is a version 2 field; a version 1 event cannot carry it")
+        return self
 
     @model_validator(mode="after")
     def _media_names_unique(self) -> ProblemEvent:
@@ -174,3 +215,20 @@ class Heartbeat(WireModel):
 
     _utc = field_validator("sent_at")(_require_utc)
     _utc_unsent = field_validator("oldest_unsent_at")(_optional_utc)
+
+
+class ReferenceRetake(WireModel):
+    """Hub -> agent (designed, not yet sent by the hub): adopt what a camera sees in a zone now as that
+    zone's clear reference for its change rules (`source: change`).
+
+    Sent when a reviewer verifies a change case of the zone clear, or rejects it as no problem (a new
+    bench, a planter): how the place looks now is how it should look, so the agent stops reporting it.
+    It would travel as the body of a hub-signed `protocol.push.Push` of a new kind `change_reference`
+    (target: the camera id; each retake the next version, so a replayed or stale one is ignored), and
+    the agent would call `ChangeWatch.retake(zone)` of that camera and answer with its PushResult.
+    """
+
+    v: Literal[1] = PROTOCOL_VERSION
+    camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    zone: str | None = Field(default=None, max_length=64, description="None: the camera's whole view")
+    case_id: str | None = Field(default=None, max_length=64, description="the case whose review asked for it")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.shared_data import shared_file
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -67,3 +69,19 @@ def test_edge_bench_prints_its_ceilings_and_the_ratio_reached() -> None:
     assert re.search(r"^feature stills_only: +[0-9.]+ streams sustained with it, [0-9.]+ without", out, re.M)
     assert re.search(r"^target >= 32 streams at 2 detect-fps with gating: (meets|misses) \([0-9.]+\)$", out, re.M)
     assert "not supported with codec" not in proc.stderr  # no per-clip encoder warnings
+
+
+def test_change_bench_compares_the_same_streams_with_change_rules_off_and_on() -> None:
+    shared_file("video/vtest.avi")  # skips without ../shared
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "change.py"), "--streams", "1", "--seconds", "8",
+                           "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    off = re.search(r"^round 1 change rules off: +([0-9.]+) streams .* (\d+) detections$", out, re.M)
+    on = re.search(r"^round 1 change rules on : +([0-9.]+) streams .* (\d+) detections \| (\d+) analyses, "
+                   r"([0-9.]+) ms each", out, re.M)
+    assert off and on, out
+    assert off.group(2) == on.group(2)  # the same detector work both ways: the difference is the change rules
+    assert int(on.group(3)) == 8 and float(on.group(4)) > 0  # one analysis a second
+    assert re.search(r"change rules cost -?[0-9.]+% of capacity", out)
+    assert re.search(r"^target cost <= 15%: (met|NOT met)$", out, re.M)

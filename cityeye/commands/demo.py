@@ -75,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "port 0: any)")
     parser.add_argument("--zmq-port", type=int, default=0, help="ingest port (default: any free port)")
     parser.add_argument("--loop", action="store_true", help="replay the video forever")
+    parser.add_argument("--camera", type=Path,
+                        help="a camera config (YAML: id, timezone, zones, rules, ...) to use instead of the "
+                        "vtest one, for another --video; its source is the video")
     parser.add_argument("--exit-when-done", action="store_true",
                         help="stop when the video has played and its evidence is delivered (for scripts)")
     parser.set_defaults(func=_run)
@@ -106,6 +109,7 @@ class Demo:
     zmq_port: int
     video: str
     loop: bool
+    camera: dict[str, Any] | None = None  # replaces DEMO_CAMERA (zones and rules of another video)
     token: str = ""
     password: str = ""  # the demo reviewer's, new each run
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -146,7 +150,7 @@ class Demo:
         (self.data / "api.txt").write_text(self.base_url + "\n")
         (self.data / "reviewer.txt").write_text(f"{DEMO_REVIEWER} {self.password}\n")
         (self.data / "hub.yaml").write_text(yaml.safe_dump(DEMO_HUB_SETTINGS, sort_keys=False, allow_unicode=True))
-        camera = {**DEMO_CAMERA, "source": self.video, "loop": self.loop, **self.sub_stream()}
+        camera = {**(self.camera or DEMO_CAMERA), "source": self.video, "loop": self.loop, **self.sub_stream()}
         (self.data / "camera.yaml").write_text(yaml.safe_dump(camera, sort_keys=False))
 
     def sub_stream(self) -> dict[str, str]:
@@ -214,11 +218,19 @@ class Demo:
 
 
 def _format_cases(cases: list[dict]) -> list[str]:
-    lines = [f"  {'case':<20} {'class':<22} {'status':<15} {'zone':<14} {'events':>6}  first seen (UTC)"]
+    lines = [f"  {'case':<20} {'class':<22} {'status':<15} {'zone':<14} {'events':>6}  {'plate':<17} first seen (UTC)"]
     for c in cases:
         lines.append(f"  {c['case_id']:<20} {c['class_id']:<22} {c['status']:<15} {c['zone']!s:<14} "
-                     f"{c['event_count']:>6}  {c['first_seen'][:19]}")
+                     f"{c['event_count']:>6}  {_plate(c):<17} {c['first_seen'][:19]}")
     return lines
+
+
+def _plate(case: dict) -> str:
+    """The case's plate, "plate unreadable" when the edge could not read it, "-" for other classes."""
+    plate = case.get("plate")
+    if plate is None:
+        return "-"
+    return plate["text"] or "plate unreadable"
 
 
 def _banner(demo: Demo) -> None:
@@ -290,8 +302,18 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     data = args.data or Path(tempfile.mkdtemp(prefix="cityeye-demo-"))
     data.mkdir(parents=True, exist_ok=True)
+    camera = None
+    if args.camera is not None:
+        try:
+            camera = yaml.safe_load(args.camera.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            print(f"error: --camera {args.camera}: {exc}", file=sys.stderr)
+            return 1
+        if not isinstance(camera, dict):
+            print(f"error: --camera {args.camera}: want a mapping (id, timezone, zones, rules)", file=sys.stderr)
+            return 1
     demo = Demo(data=data, api=_api_address(args.api), zmq_port=args.zmq_port or _free_port(), video=video,
-                loop=args.loop)
+                loop=args.loop, camera=camera)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     _stop_on_signals()
     try:

@@ -107,13 +107,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _detector(configs):  # type: ignore[no-untyped-def]
-    from edge_agent.detect import Detector
+    from edge_agent.fewshot import load_detector
 
     models = {c.model for c in configs}
     if len(models) > 1:
         raise SystemExit(f"all cameras of one agent must use the same model for batching, got {sorted(models)}")
     threads = max((c.detector_threads or 0) for c in configs) or None
-    return Detector.load(models.pop(), threads=threads)
+    return load_detector(models.pop(), threads=threads)[0]  # a name, an .onnx or a few-shot head (.json)
 
 
 def default_spool_dir(device_id: str, kind: str = "spool") -> Path:
@@ -131,12 +131,14 @@ def _run(args: argparse.Namespace) -> int:
     from edge_agent.pipeline import Pipeline, model_info
 
     metrics = EdgeMetrics()
-    outbox = managed = None
+    outbox = managed = models = None
     detector = _detector(configs)
     if args.bundle is not None:
         from edge_agent.deliver import Outbox, OutboxConfig
         from edge_agent.managed_config import ManagedConfigs
+        from edge_agent.model_push import ModelPushes, PushRouter
         from protocol.bundle import DeviceBundle
+        from protocol.push import PushKind
 
         try:
             bundle = DeviceBundle.load(args.bundle)
@@ -153,8 +155,13 @@ def _run(args: argparse.Namespace) -> int:
                                  device_id=device_id, hub_sign_public=bundle.hub_sign_public,
                                  managed=not args.local_config)
         configs = managed.configs()
+        models = ModelPushes(default_spool_dir(device_id, "hub-model"), device_id=device_id,
+                             hub_sign_public=bundle.hub_sign_public,
+                             threads=max((c.detector_threads or 0) for c in configs) or None)
+        detector = models.kept_detector() or detector  # the model the hub last set wins over the YAML's
         outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,
-                        agent_version=__version__, pushes=managed, model=model_info(detector))
+                        agent_version=__version__, model=model_info(detector),
+                        pushes=PushRouter({PushKind.CAMERA_CONFIG: managed, PushKind.MODEL: models}))
         metrics.delivery = outbox.metrics
         sink, where = outbox, f"hub {bundle.endpoint} via spool {spool}"
     else:
@@ -168,6 +175,12 @@ def _run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(configs, detector, sink, device_id=device_id, metrics=metrics)
     if managed is not None:
         managed.attach(pipeline.reconfigure, metrics)
+    if outbox is not None and models is not None:
+        def swap(new_detector):  # type: ignore[no-untyped-def]
+            pipeline.swap_detector(new_detector)
+            outbox.model = model_info(new_detector)
+
+        models.attach(swap)
     if outbox is not None:
         outbox.snapshots = pipeline.snapshot
     server = serve_prometheus(metrics, args.metrics_port, args.metrics_addr) if args.metrics_port else None

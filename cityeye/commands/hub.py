@@ -44,6 +44,10 @@ def register(subparsers: Any) -> None:
     hub_security.add_commands(hub_sub)
     hub_users.add_commands(hub_sub)
 
+    from cityeye.commands import hub_models  # the model registry: register / rollout / judge / rollback
+
+    hub_models.add_commands(hub_sub)
+
 
 def db_args(parser: argparse.ArgumentParser) -> None:
     """--db, --data, --config: where every `hub` subcommand finds its settings."""

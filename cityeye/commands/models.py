@@ -46,12 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = msub.add_parser("eval", help="precision, recall and mAP on a YOLO-format labelled set",
                         description="Evaluate a model on your own footage: one <stem>.txt label file per "
                         "image with lines 'class cx cy w h' (normalised), class ids in the model's label order.")
-    p.add_argument("--images", type=Path, required=True, help="folder of images")
-    p.add_argument("--labels", type=Path, required=True, help="folder of YOLO label files")
+    p.add_argument("--images", type=Path, help="folder of images")
+    p.add_argument("--labels", type=Path, help="folder of YOLO label files")
+    p.add_argument("--data", type=Path, help="a dataset folder (`cityeye models dataset`): its held-out split")
+    p.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"),
+                   help="judge NEW (name, .onnx or few-shot .json) against OLD on --data; exit 2 when NEW is "
+                   "worse on any class OLD has")
+    p.add_argument("--margin", type=float, default=0.02, help="--compare: allowed drop (default 0.02)")
     p.add_argument("--model", default=DEFAULT, help="cached model name or path to an .onnx file")
     p.add_argument("--threshold", type=float, default=0.05, help="score threshold for mAP (default 0.05)")
     p.add_argument("--all-classes", action="store_true", help="list classes absent from the set too")
     p.set_defaults(func=_eval)
+
+    from cityeye.commands import models_teach
+
+    models_teach.register(msub)
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -149,6 +158,11 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if args.compare:
+        return _eval_compare(args)
+    if args.images is None or args.labels is None:
+        print("error: give --images and --labels, or --data with --compare", file=sys.stderr)
+        return 1
     import cv2
     from tqdm import tqdm
 
@@ -186,3 +200,37 @@ def _eval(args: argparse.Namespace) -> int:
     for line in format_report(report, only_present=not args.all_classes):
         print(line)
     return 0
+
+
+def _eval_compare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from edge_agent.fewshot import load_detector
+    from models.cache import ModelNotFoundError
+    from models.compare import LOW_THRESHOLD, compare, format_comparison, score_model
+    from models.dataset import DatasetError, load_dataset
+    from models.evaluate import LabelError
+    from models.fewshot import FewShotError
+    from models.manifest import ManifestError
+
+    if args.data is None:
+        print("error: --compare needs --data (a dataset folder)", file=sys.stderr)
+        return 1
+    try:
+        dataset = load_dataset(args.data)
+        images = dataset.images("val")
+        if not images:
+            raise DatasetError(f"{args.data}: the val split is empty")
+        scores = []
+        for spec in args.compare:
+            detector, operating = load_detector(spec, score_threshold=LOW_THRESHOLD)
+            with tqdm(total=len(images), unit="img", desc=f"eval {spec}", disable=not sys.stderr.isatty()) as bar:
+                scores.append(score_model(Path(spec).stem if spec.endswith((".json", ".onnx")) else spec, detector,
+                                          operating, images, dataset.labels_dir("val"), dataset.names, bar.update))
+    except (DatasetError, LabelError, ModelNotFoundError, ManifestError, FewShotError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    verdict = compare(scores[0], scores[1], args.margin)
+    for line in format_comparison(scores[0], scores[1], verdict):
+        print(line)
+    return 2 if verdict.flagged else 0

@@ -12,6 +12,10 @@ rules:
     schedule:
       mode: allowed                    # stalls are allowed in these windows; the rule runs outside them
       windows: [{days: daily, start: "18:00", end: "23:00"}]
+  - class_id: exposed_garbage          # no detector label needed: "something appeared and stayed"
+    zones: [walk]
+    source: change                     # params are then edge_agent.change.params.ChangeParams
+    params: {min_dwell_s: 600, min_area_frac: 0.01}
 ```
 """
 
@@ -19,10 +23,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from edge_agent.change.params import ChangeParams
 from edge_agent.schedule import Schedule, ScheduleConfig
-from protocol.catalog import Catalog, ProblemClass, RuleParams, default_catalog
+from protocol.catalog import (
+    Catalog,
+    ProblemClass,
+    RuleParams,
+    RuleType,
+    default_catalog,
+    format_validation_error,
+)
 
 
 class RuleSchedule(ScheduleConfig):
@@ -63,6 +75,10 @@ class RuleConfig(BaseModel):
         default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="rule instance id, unique per camera; default '<class_id>@<zones>'")
     zones: list[str] = Field(min_length=1, description="zone ids this rule watches (one problem per zone)")
+    source: Literal["detector", "change"] = Field(
+        default="detector",
+        description="detector: the class's rule on detector tracks; change: a region of the zone that "
+        "appeared and stayed (no label needed; garbage, debris, dumping), see edge_agent/change")
     params: dict[str, Any] = Field(default_factory=dict, description="overrides of the catalog defaults")
     schedule: RuleSchedule | None = Field(default=None, description="when the rule runs; None: always")
     cooldown_s: float = Field(
@@ -98,9 +114,27 @@ class RuleConfig(BaseModel):
     def _params_fit_rule(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         class_id = info.data.get("class_id")  # absent when class_id itself failed
         catalog = _catalog(info)
-        if class_id in catalog:
-            catalog.get(class_id).typed_params(params)  # raises naming params.<field>
+        if class_id not in catalog:
+            return params
+        problem_class = catalog.get(class_id)
+        if info.data.get("source") != "change":
+            problem_class.typed_params(params)  # raises naming params.<field>
+            return params
+        try:
+            ChangeParams.for_class(problem_class.params, params)
+        except ValidationError as exc:
+            raise ValueError(f"change rule: {format_validation_error(exc, 'params')}") from None
         return params
+
+    @model_validator(mode="after")
+    def _change_fits_class(self, info: ValidationInfo) -> RuleConfig:
+        if self.source != "change" or self.class_id not in (catalog := _catalog(info)):
+            return self
+        rule = catalog.get(self.class_id).rule
+        if rule is RuleType.LINE_CROSSING or rule is None:
+            raise ValueError(f"source change: class {self.class_id!r} is not about a place that changes (line "
+                             "crossings, sensor and device classes cannot come from change detection)")
+        return self
 
     @property
     def rule_id(self) -> str:
@@ -111,6 +145,10 @@ class RuleConfig(BaseModel):
 
     def typed_params(self, catalog: Catalog | None = None) -> RuleParams:
         return self.problem_class(catalog).typed_params(self.params)
+
+    def change_params(self, catalog: Catalog | None = None) -> ChangeParams:
+        """The params of a `source: change` rule: the class's dwell and clear times, then the rule's own."""
+        return ChangeParams.for_class(self.problem_class(catalog).params, self.params)
 
     def clock(self, timezone: str) -> RuleClock:
         return self.schedule.bind(timezone) if self.schedule else RuleClock(None)

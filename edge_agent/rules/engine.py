@@ -52,7 +52,7 @@ def rule_zone_issues(rules: Sequence[RuleConfig], zones: Sequence[ZoneConfig], c
         if rule.rule_id in seen:
             out.append((("rules", i), f"{where}two rules have id {rule.rule_id!r}; give one an `id`"))
         seen.add(rule.rule_id)
-        wants_line = rule.problem_class(catalog).rule is RuleType.LINE_CROSSING
+        wants_line = rule.problem_class(catalog).rule is RuleType.LINE_CROSSING and rule.source == "detector"
         for j, zone_id in enumerate(rule.zones):
             zone = by_id.get(zone_id)
             if zone is None:
@@ -91,7 +91,7 @@ class RuleEngine:
         self.zones = {z.id: Zone.from_config(z, frame_wh) for z in zone_cfgs}
         self.rules: list[Rule] = []
         for cfg in rules:
-            if not cfg.enabled:
+            if not cfg.enabled or cfg.source == "change":  # change rules run in edge_agent.change
                 continue
             problem_class = catalog.get(cfg.class_id)
             params = problem_class.typed_params(cfg.params)

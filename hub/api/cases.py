@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
-from hub.api.schemas import CaseDetail, CaseOut, CasePage, TransitionIn
-from hub.cases import queries, transitions
-from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseStatus
+from hub.api.schemas import ApiTime, CaseDetail, CaseOut, CasePage, PlateIn, TransitionIn
+from hub.auth.tokens import Principal
+from hub.cases import plates, queries, transitions
+from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseStatus, Role
 from hub.cases.routing import route_unit
 from hub.settings import HubSettings
 
@@ -36,8 +37,10 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
         parts = tuple(float(p) for p in value.split(","))
     except ValueError:
         parts = ()
-    if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
-        raise HTTPException(422, f"bbox must be min_lon,min_lat,max_lon,max_lat with min <= max; got {value!r}")
+    if (len(parts) != 4 or not all(math.isfinite(p) for p in parts) or parts[0] > parts[2]
+            or parts[1] > parts[3]):
+        raise HTTPException(422, f"bbox must be min_lon,min_lat,max_lon,max_lat (finite numbers) with min <= max; "
+                                 f"got {value!r}")
     return parts  # type: ignore[return-value]
 
 
@@ -45,15 +48,19 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
 def list_cases(
     store: StoreDep,
     settings: SettingsDep,
+    user: CurrentUser,
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     class_id: str | None = None,
     camera_id: str | None = None,
     unit: str | None = None,
     source: str | None = None,
-    since: Annotated[datetime | None, Query(description="created at or after (ISO 8601 with zone)")] = None,
-    until: Annotated[datetime | None, Query(description="created before")] = None,
+    since: Annotated[ApiTime | None, Query(description="created at or after (ISO 8601 with zone)")] = None,
+    until: Annotated[ApiTime | None, Query(description="created before")] = None,
     bbox: Annotated[str | None, Query(description="map bbox: min_lon,min_lat,max_lon,max_lat")] = None,
     overdue: Annotated[bool | None, Query(description="true: the overdue pool")] = None,
+    plate: Annotated[str | None, Query(max_length=16, description="licence plate: a whole plate matches exactly "
+                                       "(苏E·D51712 or 苏ED51712), a part matches every plate holding it (D517); "
+                                       "not for the reader role")] = None,
     sort: SortKey = "-created_at",
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -62,11 +69,22 @@ def list_cases(
         if value is not None and value.tzinfo is None:
             raise HTTPException(422, f"{name} needs a time zone, e.g. 2026-11-23T09:00:00Z")
     f = queries.CaseFilter(status=status or [], class_id=class_id, camera_id=camera_id, unit=unit, source=source,
-                           since=since, until=until, bbox=_bbox(bbox), overdue=overdue)
+                           since=since, until=until, bbox=_bbox(bbox), overdue=overdue, plate=_plate(plate, user))
     with store.engine.connect() as conn:
-        page = queries.list_cases(conn, f, sort=sort, offset=offset, limit=limit)
+        page = queries.list_cases(conn, f, sort=sort, offset=offset, limit=limit, role=user.role)
     page["items"] = [_with_routed_unit(c, settings) for c in page["items"]]
     return page
+
+
+def _plate(value: str | None, user: Principal) -> plates.PlateQuery | None:
+    if value is None:
+        return None
+    if not plates.may_see_plates(user.role):
+        raise HTTPException(403, f"the {user.role.value} role may not search by licence plate (personal data)")
+    try:
+        return plates.PlateQuery.parse(value)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/{case_id}", response_model=CaseDetail, summary="A case with its evidence and timeline")
@@ -82,7 +100,18 @@ def get_case(case_id: str, store: StoreDep, settings: SettingsDep, user: Current
              summary="Take back your own confirm or void within the grace period (an audited undo)")
 def undo(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> dict[str, Any]:
     row = transitions.undo(store, case_id, actor=user.actor, grace_s=settings.undo_grace_s)
-    return _with_routed_unit(queries.case_out(row, row["updated_at"]), settings)
+    return _with_routed_unit(queries.case_out(row, row["updated_at"], user.role), settings)
+
+
+@router.post("/{case_id}/plate", response_model=CaseOut, summary="Correct a misread licence plate (audited)",
+             dependencies=[Depends(require(Role.ADMIN, Role.REVIEWER))])
+def correct_plate(case_id: str, body: PlateIn, store: StoreDep, settings: SettingsDep,
+                  user: CurrentUser) -> dict[str, Any]:
+    try:
+        row = plates.correct(store, case_id, body.text, body.note, actor=user.actor)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return _with_routed_unit(queries.case_out(row, row["updated_at"], user.role), settings)
 
 
 @router.post(
@@ -99,4 +128,4 @@ def transition(
         store, case_id, action, actor=user.actor, role=user.role, note=body.note, unit=body.unit,
         photo_sha256=body.photo_sha256, units=settings.units, default_unit=settings.default_unit,
     )
-    return _with_routed_unit(queries.case_out(row, row["updated_at"]), settings)
+    return _with_routed_unit(queries.case_out(row, row["updated_at"], user.role), settings)

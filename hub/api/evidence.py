@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, Response
 
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import UploadOut
+from hub.cases import plates
 from hub.evidence import queries
 from hub.evidence.files import EvidenceError
 from hub.evidence.package import PackageTooLarge, UnknownCase, build_package
@@ -22,7 +23,13 @@ Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the
 
 @router.get("/evidence/{sha256}", response_class=FileResponse, summary="Download an evidence file",
             responses={200: {"content": {"image/jpeg": {}, "application/octet-stream": {}}}})
-def download(sha256: Sha, store: StoreDep) -> FileResponse:
+def download_route(sha256: Sha, store: StoreDep, user: CurrentUser) -> FileResponse:
+    if not plates.may_see_plates(user.role) and queries.shows_plate(store, sha256):
+        raise HTTPException(403, f"the {user.role.value} role may not see licence plate close-ups (personal data)")
+    return download(sha256, store)
+
+
+def download(sha256: str, store: StoreDep) -> FileResponse:
     path = store.evidence_path(sha256)
     if not path.is_file():
         raise HTTPException(404, f"no evidence file {sha256}")
@@ -52,7 +59,7 @@ def case_image(case_id: str, store: StoreDep, kind: Literal["snapshot", "annotat
 def evidence_package(case_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Response:
     try:
         data = build_package(store, case_id, max_bytes=int(settings.evidence_package_max_mb * MB),
-                             exported_by=user.actor)
+                             exported_by=user.actor, role=user.role)
     except UnknownCase as exc:
         raise HTTPException(404, str(exc)) from exc
     except PackageTooLarge as exc:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hub.cases.lifecycle import Action, CaseStatus, Role
 
@@ -15,7 +15,28 @@ class Out(BaseModel):
 
 
 class In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity are not numbers a case, a sensor reading or a box can hold.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def sane_time(value: datetime) -> datetime:
+    """A time the hub can store and compare on both databases: 1970-2200 once in UTC. (A date near year 1
+    or 9999 with an offset overflows on conversion to UTC.) Naive times pass through: routes that need a
+    zone say so themselves."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"time {value.isoformat()} is outside the range the hub keeps "
+                         f"({EARLIEST.date()} to {LATEST.date()})")
+    return value
+
+
+ApiTime = Annotated[datetime, AfterValidator(sane_time)]
 
 
 class ErrorOut(Out):
@@ -36,6 +57,25 @@ class GroundOut(Out):
     crs: str
     x: float
     y: float
+
+
+class PlateOut(Out):
+    """The vehicle's licence plate (parking classes). `text` None: the edge could not read it."""
+
+    text: str | None = Field(description="苏E·D51712 for roles that act on the case; masked (苏E·D5**12) otherwise")
+    colour: str | None
+    score: float
+    masked: bool
+    corrected: bool = Field(description="a reviewer corrected the edge's read (see the timeline)")
+    can_correct: bool
+    frames: int | None = Field(None, description="edge reads (frames) that agreed on the text, latest event")
+    attempts: int | None = Field(None, description="frames the edge read, latest event")
+    cases_90d: int | None = Field(None, description="cases of this plate created in the last 90 days")
+
+
+class PlateIn(BaseModel):
+    text: str = Field(min_length=2, max_length=16, description="the correct plate, e.g. 苏E·D51712")
+    note: str | None = Field(None, max_length=500, description="why the edge's read was wrong")
 
 
 class CaseOut(Out):
@@ -67,6 +107,7 @@ class CaseOut(Out):
     filed_at: datetime | None
     handled_at: datetime | None
     closed_at: datetime | None
+    plate: PlateOut | None = None
 
 
 class CasePage(Out):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from hub.api.deps import READERS, SettingsDep, StoreDep, require
-from hub.api.schemas import StatsOut
+from hub.api.schemas import ApiTime, StatsOut
 from hub.cases import queries
 from hub.storage import db
 
@@ -20,8 +20,8 @@ router = APIRouter(prefix="/stats", tags=["stats"], dependencies=[Depends(requir
 def stats(
     store: StoreDep,
     settings: SettingsDep,
-    since: Annotated[datetime | None, Query(description="default: 30 days ago")] = None,
-    until: Annotated[datetime | None, Query(description="default: now")] = None,
+    since: Annotated[ApiTime | None, Query(description="default: 30 days ago")] = None,
+    until: Annotated[ApiTime | None, Query(description="default: now")] = None,
     camera_limit: Annotated[int, Query(ge=1, le=500, description="rows of per_camera (worst first)")] = 50,
 ) -> dict[str, Any]:
     until = until or db.utcnow() + timedelta(seconds=1)

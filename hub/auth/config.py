@@ -15,7 +15,9 @@ class AccountPolicy(BaseModel):
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30,
                                  description="a sign-in lasts this long (one working shift by default)")
     sign_in_per_minute: int = Field(default=10, ge=1, le=10_000,
-                                    description="sign-in attempts one client address may make per minute")
+                                    description="sign-in attempts one client address may make per minute (behind "
+                                    "a reverse proxy on the same host, uvicorn takes the address from "
+                                    "X-Forwarded-For; otherwise every user shares the proxy's)")
     password_scrypt_n: int = Field(default=2**17, ge=2**10, le=2**20,
                                    description="scrypt cost N for new password hashes (a power of two; OWASP's "
                                    "minimum 2^17 takes 128 MiB and a fraction of a second per check)")

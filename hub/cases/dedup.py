@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, literal_column, or_, select
 from sqlalchemy.engine import Connection, Dialect
 
+from hub.cases import plates
 from hub.cases.lifecycle import DEDUP_STATUSES, RECURRENCE_STATUSES, CaseStatus
 from hub.cases.transitions import AuditLog, DeadlineRule, mark_cleared, record_open
 from hub.storage import db, schema
@@ -62,6 +63,9 @@ class Observation:
     ground: GroundPoint | None = None
     problem_key: tuple[str, str, str] | None = None  # (device, camera, problem_id) from the edge
     description: str | None = None
+    plate: str | None = None  # the vehicle's plate as stored (no dot), when the edge read it
+    plate_colour: str | None = None
+    plate_score: float | None = None
 
 
 @dataclass
@@ -76,6 +80,7 @@ class CaseRow:
     last_seen: datetime
     recurrence_count: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    plate: str | None = None
 
 
 # ---- pure matching ---------------------------------------------------------------------------------
@@ -104,6 +109,14 @@ def ground_distance_m(a: GroundPoint, b: GroundPoint) -> float | None:
 
 
 def same_place(obs: Observation, case: CaseRow, policy: DedupPolicy, *, windowed: bool) -> bool:
+    """Same camera and zone with overlapping boxes (recently), or near on the ground. Plates decide first
+    where both were read: two different plates are two vehicles however the boxes overlap, and the same
+    plate in the same camera's zone is the same vehicle even where its box moved."""
+    if plates.conflict(obs.plate, case.plate):
+        return False
+    if plates.same_vehicle(obs.plate, case.plate) and obs.camera_id and case.camera_id == obs.camera_id \
+            and case.zone == obs.zone:
+        return not windowed or (obs.observed_at - case.last_seen).total_seconds() <= policy.window_s
     if obs.camera_id and obs.box and case.camera_id == obs.camera_id and case.zone == obs.zone and case.box:
         recent = not windowed or (obs.observed_at - case.last_seen).total_seconds() <= policy.window_s
         if recent and boxes_match(obs.box, case.box, policy):
@@ -167,7 +180,7 @@ def _status_in(statuses: Iterable[str]) -> object:
 # The columns CaseRow reads: the others (eight timestamps among them) would only add result processing per row.
 _CASE_COLUMNS = [schema.cases.c[name] for name in (
     "case_id", "status", "class_id", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "last_seen",
-    "recurrence_count")]
+    "recurrence_count", "plate")]
 
 
 def _problem_case(device: object, camera: object, problem: object) -> Select:  # type: ignore[type-arg]
@@ -178,6 +191,10 @@ def _problem_case(device: object, camera: object, problem: object) -> Select:  #
 
 
 _PROBLEM_CASE = _problem_case(bindparam("b_device"), bindparam("b_camera"), bindparam("b_problem"))
+# The latest closed case of a plate (same class): a plate seen again after its case closed links to it.
+_PLATE_CASE = (select(*_CASE_COLUMNS).where(schema.cases.c.plate == bindparam("b_plate"),
+                                            schema.cases.c.class_id == bindparam("b_class"), _status_in(_OLD))
+               .order_by(schema.cases.c.created_at.desc()).limit(1))
 
 
 @functools.lru_cache(maxsize=64)
@@ -210,7 +227,8 @@ _SET_GROUND = db.batch_update(schema.cases, ("ground_crs", "ground_x", "ground_y
 _INSERT_CASE = db.batch_insert(schema.cases, (
     "case_id", "class_id", "status", "source", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "lat",
     "lon", "description", "first_seen", "last_seen", "event_count", "recurrence_of", "recurrence_count",
-    "deadline_at", "created_at", "updated_at"))
+    "deadline_at", "created_at", "updated_at", "plate", "plate_colour", "plate_score"))
+_SET_PLATE = db.batch_update(schema.cases, ("plate", "plate_colour", "plate_score"), "case_id")
 
 
 def row_to_case(row: object) -> CaseRow:
@@ -228,13 +246,14 @@ def row_to_case(row: object) -> CaseRow:
         ground=ground,
         last_seen=m["last_seen"],
         recurrence_count=m["recurrence_count"],
+        plate=m["plate"],
     )
 
 
 def _driver_case(row: Sequence[Any], at: int = 0) -> CaseRow:
     """row_to_case on the driver's values (exec_driver_sql) of _CASE_COLUMNS, from row[at] on: what the
     column types would convert, without SQLAlchemy's result processing."""
-    case_id, status, class_id, camera_id, zone, box, crs, x, y, last_seen, recurrence_count = row[at:at + 11]
+    case_id, status, class_id, camera_id, zone, box, crs, x, y, last_seen, recurrence_count, plate = row[at:at + 12]
     if isinstance(box, str):  # SQLite: the JSON text (PostgreSQL: psycopg has decoded it)
         box = None if box in ("null", "{}") else NormBox.model_validate_json(box)
     elif box:
@@ -242,7 +261,7 @@ def _driver_case(row: Sequence[Any], at: int = 0) -> CaseRow:
     return CaseRow(
         case_id=case_id, status=status, class_id=class_id, camera_id=camera_id, zone=zone,
         box=box or None, ground=None if crs is None else GroundPoint(crs=crs, x=x, y=y),
-        last_seen=db.result_time(last_seen), recurrence_count=recurrence_count,
+        last_seen=db.result_time(last_seen), recurrence_count=recurrence_count, plate=plate,
     )
 
 
@@ -403,7 +422,13 @@ def find_live_case(conn: Connection, obs: Observation, policy: DedupPolicy, burs
 
 def find_previous_case(conn: Connection, obs: Observation, policy: DedupPolicy, burst: Burst | None = None
                        ) -> CaseRow | None:
-    """The latest closed case at this place: a new case there is its recurrence."""
+    """The latest closed case of the same plate (a repeat offender, wherever it was) or else at this
+    place: a new case is its recurrence."""
+    if obs.plate:
+        row = conn.execute(_PLATE_CASE, {"b_plate": obs.plate, "b_class": obs.class_id}).first()
+        if row is not None:
+            case = row_to_case(row)
+            return burst.touched.get(case.case_id, case) if burst is not None else case
     old = candidates(conn, obs, policy, _OLD)
     if burst is not None:
         old = [burst.touched.get(c.case_id, c) for c in old]
@@ -420,11 +445,11 @@ def insert_case(
         case_id, obs.class_id, CaseStatus.PENDING_REVIEW.value, obs.source, obs.camera_id, obs.zone, _box_json(obs.box),
         *_ground_columns(obs.ground), obs.description, t(min(obs.first_seen, obs.observed_at)), t(obs.observed_at), 1,
         previous.case_id if previous else None, previous.recurrence_count + 1 if previous else 0,
-        None if deadline is None else t(deadline), t(now), t(now),
+        None if deadline is None else t(deadline), t(now), t(now), obs.plate, obs.plate_colour, obs.plate_score,
     )])
     return CaseRow(case_id=case_id, status=CaseStatus.PENDING_REVIEW.value, class_id=obs.class_id,
                    camera_id=obs.camera_id, zone=obs.zone, box=obs.box, ground=obs.ground, last_seen=obs.observed_at,
-                   recurrence_count=previous.recurrence_count + 1 if previous else 0)
+                   recurrence_count=previous.recurrence_count + 1 if previous else 0, plate=obs.plate)
 
 
 def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime, burst: Burst | None = None) -> None:
@@ -443,6 +468,9 @@ def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime, bur
     if case.ground is None and obs.ground is not None:
         case.ground = obs.ground
         _SET_GROUND.run(conn, [(*_ground_columns(obs.ground), case.case_id)])
+    if case.plate is None and obs.plate is not None:  # a later frame read what the first could not
+        case.plate = obs.plate
+        _SET_PLATE.run(conn, [(obs.plate, obs.plate_colour, obs.plate_score, case.case_id)])
 
 
 # ---- the decision ----------------------------------------------------------------------------------

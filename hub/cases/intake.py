@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from hub.api.schemas import In
+from hub.api.schemas import ApiTime, In
 from hub.cases.dedup import Observation
 from hub.cases.lifecycle import TransitionInputError
 from hub.ingest.burst import IngestResult
@@ -29,7 +29,7 @@ class Intake(In):
     class_id: str = Field(pattern=CLASS_ID, description="problem catalog id")
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    observed_at: datetime | None = Field(default=None, description="default: now")
+    observed_at: ApiTime | None = Field(default=None, description="default: now")
     description: str | None = Field(default=None, max_length=4000)
 
     @field_validator("observed_at")

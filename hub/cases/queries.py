@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.engine import Connection
 
-from hub.cases import classes
+from hub.cases import classes, plates
 from hub.cases.lifecycle import TERMINAL_STATUSES, CaseStatus, Role, allowed_actions
 from hub.storage import db, schema
 
@@ -28,6 +28,7 @@ class CaseFilter:
     until: datetime | None = None  # created before
     bbox: tuple[float, float, float, float] | None = None  # min_lon, min_lat, max_lon, max_lat
     overdue: bool | None = None
+    plate: plates.PlateQuery | None = None  # exact (a whole plate) or partial
 
 
 def case_conditions(f: CaseFilter, now: datetime) -> list[Any]:
@@ -46,6 +47,8 @@ def case_conditions(f: CaseFilter, now: datetime) -> list[Any]:
         where.append(c.c.created_at < f.until)
     if f.bbox is not None:
         where += [c.c.lon.between(f.bbox[0], f.bbox[2]), c.c.lat.between(f.bbox[1], f.bbox[3])]
+    if f.plate is not None:
+        where.append(plates.plate_condition(f.plate))
     if f.overdue is not None:
         late = and_(c.c.deadline_at.is_not(None), c.c.deadline_at < now,
                     c.c.status.not_in([s.value for s in TERMINAL_STATUSES]))
@@ -53,8 +56,10 @@ def case_conditions(f: CaseFilter, now: datetime) -> list[Any]:
     return where
 
 
-def case_out(m: Any, now: datetime) -> dict[str, Any]:
+def case_out(m: Any, now: datetime, role: Role | None = None) -> dict[str, Any]:
+    """A case row for the API; its plate as `role` may see it (masked without a role)."""
     row = dict(m)
+    row["plate"] = plates.plate_out(m, role)
     row["class_name"] = classes.display_name(row["class_id"])
     row["ground"] = (
         {"crs": row["ground_crs"], "x": row["ground_x"], "y": row["ground_y"]} if row["ground_crs"] else None
@@ -65,7 +70,8 @@ def case_out(m: Any, now: datetime) -> dict[str, Any]:
     return row
 
 
-def list_cases(conn: Connection, f: CaseFilter, *, sort: str, offset: int, limit: int) -> dict[str, Any]:
+def list_cases(conn: Connection, f: CaseFilter, *, sort: str, offset: int, limit: int, role: Role | None = None
+               ) -> dict[str, Any]:
     c = schema.cases
     now = db.utcnow()
     where = case_conditions(f, now)
@@ -73,7 +79,7 @@ def list_cases(conn: Connection, f: CaseFilter, *, sort: str, offset: int, limit
     column = c.c[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
     rows = conn.execute(select(c).where(*where).order_by(order, c.c.case_id).offset(offset).limit(limit))
-    return {"total": total, "offset": offset, "limit": limit, "items": [case_out(r._mapping, now) for r in rows]}
+    return {"total": total, "offset": offset, "limit": limit, "items": [case_out(r._mapping, now, role) for r in rows]}
 
 
 def case_detail(conn: Connection, case_id: str, role: Role) -> dict[str, Any] | None:
@@ -81,7 +87,8 @@ def case_detail(conn: Connection, case_id: str, role: Role) -> dict[str, Any] | 
     row = conn.execute(select(c).where(c.c.case_id == case_id)).first()
     if row is None:
         return None
-    out = case_out(row._mapping, db.utcnow())
+    now = db.utcnow()
+    out = case_out(row._mapping, now, role)
     evs = conn.execute(select(e).where(e.c.case_id == case_id).order_by(e.c.observed_at, e.c.id).limit(500)).all()
     media_rows = conn.execute(select(m).where(m.c.event_pk.in_([ev.id for ev in evs]))).all() if evs else []
     by_event: dict[int, list[dict[str, Any]]] = {}
@@ -98,6 +105,12 @@ def case_detail(conn: Connection, case_id: str, role: Role) -> dict[str, Any] | 
     ]
     out["timeline"] = [dict(r._mapping) for r in conn.execute(select(t).where(t.c.case_id == case_id).order_by(t.c.id))]
     out["allowed_actions"] = allowed_actions(CaseStatus(out["status"]), role)
+    if out["plate"] is not None:
+        read = plates.latest_read([ev.payload for ev in evs])
+        if read:
+            out["plate"].update(frames=read.get("frames"), attempts=read.get("attempts"))
+        if row.plate:
+            out["plate"]["cases_90d"] = plates.cases_with_plate(conn, row.plate, now)
     return out
 
 

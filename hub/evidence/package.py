@@ -116,16 +116,19 @@ class _Plan:
 
 
 def build_package(store: Store, case_id: str, *, max_bytes: int = DEFAULT_MAX_BYTES, exported_by: str | None = None,
-                  now: datetime | None = None, hub_key: HubSigningKey | None = None) -> bytes:
+                  now: datetime | None = None, hub_key: HubSigningKey | None = None,
+                  role: Role = Role.ADMIN) -> bytes:
     """The evidence package of `case_id` as ZIP bytes (same store, same `now`: same bytes), signed with
-    `hub_key` (default: the hub's key in the store's data dir, made on first use).
+    `hub_key` (default: the hub's key in the store's data dir, made on first use). The case record's
+    plate is as `role` may see it: in full for the roles that act on cases (an enforcement file names the
+    vehicle), masked for the reader role.
 
     Raises UnknownCase, or PackageTooLarge naming the size when it would exceed `max_bytes` (checked
     before any evidence file is read)."""
 
     now = (now or db.utcnow()).astimezone(UTC)
     with store.engine.connect() as conn:
-        case = _case_record(conn, case_id)
+        case = _case_record(conn, case_id, role)
         events = _case_events(conn, case_id)
         devices, unusable = _devices(conn, [e for e in events if e.source == "edge"])
     plan = _plan(store, case, events, devices)
@@ -145,12 +148,14 @@ def _too_large(case_id: str, size: int, limit: int) -> str:
             "evidence_package_max_mb, or --max-mb for `cityeye hub export-evidence`)")
 
 
-def _case_record(conn: Connection, case_id: str) -> dict[str, Any]:
+def _case_record(conn: Connection, case_id: str, role: Role) -> dict[str, Any]:
     """The case detail the API shows, without what only makes sense online (urls, allowed actions)."""
-    detail = queries.case_detail(conn, case_id, Role.READER)
+    detail = queries.case_detail(conn, case_id, role)
     if detail is None:
         raise UnknownCase(f"no case {case_id!r}")
     detail.pop("allowed_actions", None)
+    if detail.get("plate"):
+        detail["plate"].pop("can_correct", None)
     detail.pop("events", None)  # capped at 500 there; the package lists every event (_case_json)
     return detail
 

@@ -23,3 +23,14 @@ def latest_media(store: StoreBase, case_id: str, kind: str) -> str | None:
             select(m.c.sha256).join(e, e.c.id == m.c.event_pk).where(e.c.case_id == case_id, m.c.kind == kind)
             .order_by(e.c.observed_at.desc(), e.c.id.desc()).limit(1)
         ).scalar()
+
+
+# Media that show a licence plate up close: only the roles that act on plates get them (hub.cases.plates).
+PLATE_MEDIA_KINDS = ("plate",)
+
+
+def shows_plate(store: StoreBase, sha256: str) -> bool:
+    """Whether the file is stored as a plate close-up (a plate crop) for any event."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(schema.media.c.id).where(
+            schema.media.c.sha256 == sha256, schema.media.c.kind.in_(PLATE_MEDIA_KINDS)).limit(1)).first() is not None

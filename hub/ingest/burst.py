@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from hub.cases import dedup
+from hub.cases import dedup, plates
 from hub.cases.transitions import AuditLog
 from hub.evidence.files import EvidenceError, Staged
 from hub.storage import db, schema
@@ -329,12 +329,22 @@ def _checked_media(event: ProblemEvent, media: Mapping[str, bytes | memoryview])
     return list(event.media)
 
 
+def _plate_fields(event: ProblemEvent) -> dict[str, Any]:
+    """The Observation's plate fields: the plate the edge read (v2 events of parking classes)."""
+    p = event.plate
+    if p is None or p.text is None:
+        return {}
+    return {"plate": plates.stored(p.text), "plate_colour": p.colour.value if p.colour else None,
+            "plate_score": p.score}
+
+
 def _edge_intake(item: IngestItem) -> _Intake:
     event = item.event
     obs = dedup.Observation(
         class_id=event.class_id, state=event.state, observed_at=event.observed_at, first_seen=event.first_seen,
         source="edge", camera_id=event.camera_id, zone=event.zone, box=event.box, ground=event.ground,
         problem_key=(event.device_id, event.camera_id, event.problem_id),
+        **_plate_fields(event),
     )
     row = {
         "device_id": event.device_id, "event_id": event.event_id, "seq": item.seq, "problem_id": event.problem_id,

@@ -1,6 +1,11 @@
 """Open311 GeoReport v2 service requests read from the cases: which cases, and each as a request.
 
 The HTTP side (routes, api_key auth, GeoReport errors) is hub.api.open311.
+
+A request filed through Open311 keeps what the spec's fields carry that a case has no column for as
+lines of the case's description: the client's `media_url` (a link, never fetched: the hub makes no
+requests to addresses a client chooses) and the reporter's contacts (personal data: masked for the public
+and for readers, see `masked`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,34 @@ from hub.cases import classes
 from hub.cases.lifecycle import OPEN311_CLOSED, CaseStatus
 from hub.storage import schema
 from hub.storage.core import StoreBase
+from protocol import plates
+
+MEDIA_LINE = "media_url: "
+REPORTER_LINE = "reporter: "
+MASKED_REPORTER = REPORTER_LINE + "(hidden)"
+
+
+def describe(description: str | None, media_url: str | None, contacts: list[str]) -> str | None:
+    """A filed request's case description: the client's text, its media link, the reporter's contacts."""
+    lines = [description, MEDIA_LINE + media_url if media_url else None,
+             REPORTER_LINE + ", ".join(contacts) if contacts else None]
+    return "\n".join(line for line in lines if line) or None
+
+
+def _linked_media(description: str | None) -> str | None:
+    for line in (description or "").splitlines():
+        if line.startswith(MEDIA_LINE):
+            return line.removeprefix(MEDIA_LINE)
+    return None
+
+
+def masked(request: dict[str, Any]) -> dict[str, Any]:
+    """`request` as the public and readers see it: the reporter's contacts hidden."""
+    text = request["description"]
+    if not text or REPORTER_LINE not in text:
+        return request
+    lines = [MASKED_REPORTER if line.startswith(REPORTER_LINE) else line for line in text.splitlines()]
+    return {**request, "description": "\n".join(lines)}
 
 
 def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
@@ -25,15 +58,23 @@ def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
         "status_notes": status.value,
         "service_name": classes.display_name(row["class_id"]),
         "service_code": row["class_id"],
-        "description": row["description"],
+        "description": _description(row),
         "agency_responsible": row["unit"],
         "requested_datetime": row["created_at"],
         "updated_datetime": row["updated_at"],
         "expected_datetime": row["deadline_at"],
         "lat": row["lat"],
         "long": row["lon"],
-        "media_url": f"/evidence/{media_sha}" if media_sha else None,
+        "media_url": f"/evidence/{media_sha}" if media_sha else _linked_media(row["description"]),
     }
+
+
+def _description(row: dict[str, Any]) -> str | None:
+    """The case's description; a parking case's plate appended masked (Open311 output is public)."""
+    if not row.get("plate"):
+        return row["description"]
+    plate = f"车牌 {plates.masked(row['plate'])}"
+    return f"{row['description']} {plate}" if row["description"] else plate
 
 
 def _first_media(conn: Connection, case_ids: list[str]) -> dict[str, str]:

@@ -78,6 +78,7 @@ class StoreBase:
 
     def close(self) -> None:
         self.engine.dispose()
+        db.forget_wal(self.engine)
         self._writer.close()
 
     def ping(self) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
-from hub.storage.fsync import sync_path
+from hub.storage.fsync import datasync_fd, sync_path
 
 
 def utcnow() -> datetime:
@@ -120,12 +120,41 @@ def sync_wal(engine: Engine) -> None:
     if path is None:
         return
     try:
-        wal = sync_path(path, data_only=True)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:  # the last connection closed: SQLite checkpointed it (synced) and removed it
         return
-    if wal not in _wal_files_synced:  # a new WAL file: its directory entry must be durable as well
-        sync_path(os.path.dirname(path) or ".", data_only=False)
-        _wal_files_synced.add(wal)
+    try:
+        datasync_fd(fd)
+        with _synced_wals_lock:
+            if _same_file(_synced_wals.get(path), fd):
+                return
+            # A new WAL file: its directory entry must be durable as well. Keep it open from now on, so
+            # that no later file can get its inode number while it is remembered (see _synced_wals).
+            sync_path(os.path.dirname(path) or ".", data_only=False)
+            old = _synced_wals.pop(path, None)
+            if old is not None:
+                os.close(old)
+            _synced_wals[path], fd = fd, -1
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _same_file(held: int | None, fd: int) -> bool:
+    """`fd` opens the file `held` was opened on, and that file was not removed meanwhile."""
+    if held is None:
+        return False
+    a, b = os.fstat(held), os.fstat(fd)
+    return a.st_nlink > 0 and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def forget_wal(engine: Engine) -> None:
+    """Close the WAL file `sync_wal` holds for this database (the store is closing)."""
+    path = _wal_path(engine)
+    with _synced_wals_lock:
+        held = _synced_wals.pop(path, None) if path else None
+    if held is not None:
+        os.close(held)
 
 
 def _wal_path(engine: Engine) -> str | None:
@@ -135,7 +164,12 @@ def _wal_path(engine: Engine) -> str | None:
     return f"{database}-wal" if database and database != ":memory:" else None
 
 
-_wal_files_synced: set[tuple[int, int]] = set()
+# Per database file: the WAL file whose directory entry was synced, held open. A WAL removed (all
+# connections closed) and created again is another file whose entry must be synced too; telling them apart
+# by inode number alone fails when the new file gets the old one's number, which a held-open file's
+# number cannot be given to (and a removed one shows st_nlink 0).
+_synced_wals: dict[str, int] = {}
+_synced_wals_lock = threading.Lock()
 
 
 class WriterLock:

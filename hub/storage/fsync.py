@@ -8,6 +8,11 @@ import os
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
+def datasync_fd(fd: int) -> None:
+    """fdatasync an open file: its data, not its times."""
+    _datasync(fd)
+
+
 def sync_path(path: str, *, data_only: bool) -> tuple[int, int]:
     """fdatasync a file (`data_only`: its data, not its times) or fsync it (a directory: its entries).
     Returns its (device, inode), which tells a file removed and created again from the old one; raises

@@ -15,7 +15,23 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from hub.storage.db import begin_write, is_postgres, utcnow
-from hub.storage.schema import cases, device_keys, devices, events, metadata, schema_version, sessions, users
+from hub.storage.schema import (
+    cases,
+    device_keys,
+    devices,
+    events,
+    frame_labels,
+    label_names,
+    metadata,
+    model_assignments,
+    model_audit,
+    model_pushes,
+    model_releases,
+    model_rollouts,
+    schema_version,
+    sessions,
+    users,
+)
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -59,6 +75,23 @@ def _v5_accounts_and_undo(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE case_transitions ADD COLUMN undo_values JSON")
 
 
+def _v6_model_registry(conn: Connection) -> None:
+    """The model registry (hub.releases): releases, assignments, rollouts, their audit, model pushes, frame labels."""
+    for table in (model_releases, model_assignments, model_rollouts, model_audit, model_pushes, frame_labels,
+                  label_names):
+        table.create(conn, checkfirst=True)
+
+
+def _v7_plates(conn: Connection) -> None:
+    """Licence plates on cases (parking evidence): four columns and their index; no-ops when present."""
+    have = {c["name"] for c in inspect(conn).get_columns("cases")}
+    for column in ("plate", "plate_colour", "plate_score", "plate_corrected"):
+        if column not in have:
+            kind = cases.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE cases ADD COLUMN {column} {kind}")
+    next(ix for ix in cases.indexes if ix.name == "ix_cases_plate").create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -68,6 +101,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "device key history", _v3_device_keys),
     (4, "statistics indexes", _v4_statistics_indexes),
     (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
+    (6, "model registry, rollouts, model pushes and frame labels", _v6_model_registry),
+    (7, "licence plates on cases", _v7_plates),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -120,7 +120,13 @@ cases = Table(
     Column("handled_at", UTCDateTime),
     Column("handled_on_time", Boolean),
     Column("closed_at", UTCDateTime),
+    # The vehicle's licence plate (parking classes), without its dot: 苏ED51712. None: not read.
+    Column("plate", String(16)),
+    Column("plate_colour", String(8)),
+    Column("plate_score", Float),
+    Column("plate_corrected", Boolean),  # true: a reviewer corrected the edge's read (audited)
     Index("ix_cases_class_status", "class_id", "status"),
+    Index("ix_cases_plate", "plate", "created_at"),  # ?plate=, dedup by plate, repeat offenders
     Index("ix_cases_camera_status", "camera_id", "status"),
     # Statistics over a time range (hub.cases.queries.statistics_for) read only the index, not the rows: per class,
     # per camera, filed and void. Also serves every lookup by creation time.
@@ -273,4 +279,101 @@ kv = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+# Model releases (hub.releases.registry): files the hub can push to agents, stored with the evidence
+# files under their sha256, signed by the hub's Ed25519 key; which camera runs which; staged rollouts.
+model_releases = Table(
+    "model_releases",
+    metadata,
+    Column("release_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # fewshot, onnx
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("backbone_sha256", String(64)),
+    Column("metrics", JSON, nullable=False),
+    Column("signature", String(128), nullable=False),  # hex Ed25519 of registry.descriptor(...)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+model_assignments = Table(
+    "model_assignments",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("release_id", Integer, ForeignKey("model_releases.release_id"), nullable=False),
+    Column("previous_release_id", Integer),
+    Column("stage", String(16), nullable=False),  # canary, fleet
+    Column("assigned_at", UTCDateTime, nullable=False),
+    Column("assigned_by", String(128), nullable=False),
+)
+
+model_rollouts = Table(
+    "model_rollouts",
+    metadata,
+    Column("rollout_id", Integer, primary_key=True, autoincrement=True),
+    Column("release_id", Integer, ForeignKey("model_releases.release_id"), nullable=False),
+    Column("previous_release_id", Integer),
+    Column("canary", JSON, nullable=False),  # camera ids
+    Column("rest", JSON, nullable=False),  # camera ids that follow on promotion
+    Column("status", String(16), nullable=False),  # canary, promoted, rolled_back
+    Column("policy", JSON, nullable=False),  # hub.releases.rollout.RolloutPolicy
+    Column("baseline_detect_ms", Float),  # the canaries' detect time before the switch
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("started_by", String(128), nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("reason", Text),
+)
+
+model_audit = Table(
+    "model_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # register, deploy, canary, promote, rollback
+    Column("release_id", Integer),
+    Column("rollout_id", Integer),
+    Column("cameras", JSON, nullable=False),
+    Column("note", Text, nullable=False),
+    Index("ix_model_audit_rollout", "rollout_id"),
+)
+
+# Reviewers' labels on a case's frame (hub.releases.labels): boxes drawn, moved and relabelled, or
+# "nothing here"; exported with the confirmed and voided cases as a labels file for `cityeye models dataset`.
+frame_labels = Table(
+    "frame_labels",
+    metadata,
+    Column("case_id", String(32), ForeignKey("cases.case_id"), primary_key=True),
+    Column("image_sha256", String(64), nullable=False),
+    Column("camera_id", String(64)),
+    Column("taken_at", UTCDateTime, nullable=False),
+    Column("nothing_here", Boolean, nullable=False, default=False),
+    Column("boxes", JSON, nullable=False),  # [{"label": ..., "box": [x1, y1, x2, y2]}] normalised
+    Column("labelled_by", String(128), nullable=False),
+    Column("labelled_at", UTCDateTime, nullable=False),
+)
+
+label_names = Table(  # labels an admin added beyond the catalog's
+    "label_names",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Model pushes per device (hub.releases.pushes): the release its cameras should run, numbered per device.
+model_pushes = Table(
+    "model_pushes",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("release_id", Integer, ForeignKey("model_releases.release_id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | accepted | rejected
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("answered_at", UTCDateTime),
+    Column("error", Text),
 )

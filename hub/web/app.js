@@ -316,14 +316,14 @@ function showWhoami() {
   $("#whoami").textContent = t("top.whoami", { name: S.me.name, role: roleText(S.me.role), timezone: S.me.timezone });
 }
 
-async function signOut(message) {
-  const wasSession = S.me && !S.token;
-  if (wasSession && message === t("login.signed_out")) {
-    await api("/session", { method: "DELETE" }).catch(() => null);
-  }
+/** Back to the sign-in form; `endSession`: the user signed out, so the hub ends the session too. */
+async function signOut(message, endSession = false) {
+  if (endSession && S.me && !S.token) await api("/session", { method: "DELETE" }).catch(() => null);
   S.token = null;
   S.me = null;
   S.csrf = null;
+  S.undo = null; // nothing of this user's to take back after someone else signs in
+  $("#toasts").replaceChildren();
   sessionStorage.removeItem(TOKEN_KEY);
   S.live.ctrl?.abort();
   for (const p of blobCache.values()) p.then((u) => u && URL.revokeObjectURL(u));
@@ -691,11 +691,181 @@ function caseMedia(c) {
       fig(t("media.snapshot"), annotated ? snapshot : null, t("media.snapshot")),
       fig(t("media.crop"), crop, t("media.crop")),
       clipFigure(c, clip)),
+    platePanel(c),
+    ["reviewer", "admin"].includes(S.me?.role) ? labelEditor(c) : null,
     h("section", { class: "panel", style: "margin-top:16px" },
       h("header", { style: "display:flex;align-items:center;justify-content:space-between;gap:8px" },
         h("h2", {}, t("evidence.title", { n: c.events.length })),
         packageLink(c)),
       evidenceTable(c)));
+}
+
+// ---------------------------------------------------------------- licence plate (parking evidence)
+
+// The plate crop large beside its text, the three timed stills, and (for roles that may) a correction form.
+// Classes without plate evidence have no `plate`; `plate.text` null means the edge could not read it.
+function platePanel(c) {
+  if (!c.plate) return null;
+  const p = c.plate;
+  // A masked plate's close-ups stay hidden: the crop and the vehicle close-up would show it in full.
+  const crop = p.masked ? null : latestMedia(c, "plate");
+  const stills = latestStills(c).filter((m) => !(p.masked && m.name === "still_3.jpg"));
+  const text = p.text
+    ? h("div", { class: "plate-text", id: "plate-text", dataset: { colour: p.colour || "" } }, p.text)
+    : h("div", { class: "plate-text unreadable", id: "plate-text" }, t("plate.unreadable"));
+  const facts = p.text ? h("div", { class: "muted", id: "plate-facts" },
+    t("plate.facts", { colour: t(`plate.colour.${p.colour}`), frames: p.frames, attempts: p.attempts,
+      score: Math.round(p.score * 100) }),
+    p.corrected ? h("div", {}, t("plate.corrected")) : null,
+    p.cases_90d > 1 ? h("div", { class: "plate-repeat", id: "plate-repeat" }, t("plate.repeat", { n: p.cases_90d })) : null)
+    : null;
+  return h("section", { class: "panel plate-panel", id: "plate-panel", style: "margin-top:16px" },
+    h("h2", {}, t("plate.title")),
+    h("div", { class: "body", style: "display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start" },
+      crop ? authImg(crop.url, { alt: t("plate.crop_alt"), cls: "plate-crop" }) : null,
+      h("div", {}, text, facts, p.can_correct ? plateForm(c) : null)),
+    stills.length ? h("div", { class: "media-row", id: "plate-stills" }, ...stills.map((m, i) => h("figure", {},
+      authImg(m.url, { alt: t(`plate.still.${i + 1}`) }),
+      h("figcaption", {}, h("span", {}, t(`plate.still.${i + 1}`)),
+        h("a", { href: "#", onclick: (e) => { e.preventDefault(); openBlob(m.url); } }, t("media.full_size")))))) : null);
+}
+
+function latestStills(c) {
+  for (let i = c.events.length - 1; i >= 0; i--) {
+    const stills = c.events[i].media.filter((x) => x.kind === "still").sort((a, b) => a.name.localeCompare(b.name));
+    if (stills.length) return stills;
+  }
+  return [];
+}
+
+function plateForm(c) {
+  const input = h("input", { id: "plate-input", value: c.plate.text || "", placeholder: "苏E·D51712", maxlength: "12",
+    "aria-label": t("plate.correct_label") });
+  const note = h("input", { id: "plate-note", placeholder: t("plate.correct_note"), "aria-label": t("plate.correct_note") });
+  return h("form", { class: "plate-form", style: "margin-top:8px;display:flex;gap:6px;flex-wrap:wrap",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        await api(`/cases/${encodeURIComponent(c.case_id)}/plate`, { method: "POST",
+          body: { text: input.value, note: note.value } });
+        toast(t("plate.corrected_toast"));
+        route();
+      } catch (err) {
+        toast(t("plate.correct_failed", { error: err.message }), true, 8000);
+      }
+    } },
+    input, note, h("button", { class: "btn small", type: "submit", id: "plate-save" }, t("plate.correct")));
+}
+
+// ---------------------------------------------------------------- label editor (teaching new classes)
+// Boxes on the case's snapshot: drag on the image to draw one, drag a box to move it, pick its label or
+// delete it; "Nothing here" saves the frame as a hard negative. Saved with PUT /cases/{id}/labels; the
+// hub exports them (GET /labels/export) for `cityeye models dataset`.
+
+function labelEditor(c) {
+  const id = encodeURIComponent(c.case_id);
+  const panel = h("section", { class: "panel label-editor", id: "label-editor" },
+    h("header", {}, h("h2", {}, t("labels.title"))),
+    h("p", { class: "muted" }, t("labels.loading")));
+  (async () => {
+    let data, names;
+    try {
+      [data, names] = await Promise.all([api(`/cases/${id}/labels`), api("/labels/names")]);
+    } catch (e) {
+      panel.replaceChildren(h("p", { class: "muted" }, t("labels.unavailable", { error: e.message })));
+      return;
+    }
+    const state = { boxes: data.boxes.map((b) => ({ label: b.label, box: [...b.box] })), selected: -1,
+      nothing: data.nothing };
+    const img = authImg(`/evidence/${data.image_sha256}`, { alt: t("labels.image_alt") });
+    img.id = "label-image";
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 1 1");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.id = "label-svg";
+    const labelSelect = h("select", { id: "label-select", "aria-label": t("labels.select"),
+      onchange: () => { if (state.selected >= 0) { state.boxes[state.selected].label = labelSelect.value; draw(); } } },
+      ...names.map((n) => h("option", { value: n }, n)));
+    const status = h("span", { class: "muted", id: "label-status" },
+      data.source === "detector" ? t("labels.from_detector") : t("labels.saved_by", { name: data.labelled_by }));
+    const pos = (e) => {
+      const r = svg.getBoundingClientRect();
+      return [Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)), Math.min(1, Math.max(0, (e.clientY - r.top) / r.height))];
+    };
+    let drag = null;
+    svg.addEventListener("pointerdown", (e) => {
+      const [x, y] = pos(e);
+      const hit = state.boxes.findIndex((b) => x >= b.box[0] && x <= b.box[2] && y >= b.box[1] && y <= b.box[3]);
+      state.selected = hit;
+      drag = hit >= 0 ? { kind: "move", start: [x, y], orig: [...state.boxes[hit].box] } : { kind: "draw", start: [x, y] };
+      if (hit < 0) {
+        state.boxes.push({ label: labelSelect.value || names[0], box: [x, y, x, y] });
+        state.selected = state.boxes.length - 1;
+      } else {
+        labelSelect.value = state.boxes[hit].label;
+      }
+      state.nothing = false;
+      svg.setPointerCapture(e.pointerId);
+      draw();
+    });
+    svg.addEventListener("pointermove", (e) => {
+      if (!drag || state.selected < 0) return;
+      const [x, y] = pos(e);
+      const b = state.boxes[state.selected];
+      if (drag.kind === "draw") {
+        b.box = [Math.min(drag.start[0], x), Math.min(drag.start[1], y), Math.max(drag.start[0], x), Math.max(drag.start[1], y)];
+      } else {
+        const dx = Math.max(-drag.orig[0], Math.min(1 - drag.orig[2], x - drag.start[0]));
+        const dy = Math.max(-drag.orig[1], Math.min(1 - drag.orig[3], y - drag.start[1]));
+        b.box = [drag.orig[0] + dx, drag.orig[1] + dy, drag.orig[2] + dx, drag.orig[3] + dy];
+      }
+      draw();
+    });
+    svg.addEventListener("pointerup", () => {
+      if (drag && drag.kind === "draw" && state.selected >= 0) {
+        const b = state.boxes[state.selected].box;
+        if (b[2] - b[0] < 0.004 || b[3] - b[1] < 0.004) { state.boxes.splice(state.selected, 1); state.selected = -1; }
+      }
+      drag = null;
+      draw();
+    });
+    function draw() {  // rects are updated in place: replacing the one under the pointer would end its drag
+      while (svg.childNodes.length > state.boxes.length) svg.lastChild.remove();
+      while (svg.childNodes.length < state.boxes.length) svg.append(document.createElementNS("http://www.w3.org/2000/svg", "rect"));
+      state.boxes.forEach((b, i) => {
+        const r = svg.childNodes[i];
+        r.setAttribute("x", b.box[0]); r.setAttribute("y", b.box[1]);
+        r.setAttribute("width", b.box[2] - b.box[0]); r.setAttribute("height", b.box[3] - b.box[1]);
+        r.setAttribute("class", i === state.selected ? "label-box selected" : "label-box");
+        r.setAttribute("data-label", b.label);
+      });
+      count.textContent = state.nothing ? t("labels.nothing") : t("labels.count", { n: state.boxes.length });
+    }
+    const count = h("span", { id: "label-count" });
+    async function save(nothing) {
+      try {
+        const out = await api(`/cases/${id}/labels`, { method: "PUT", body: {
+          boxes: nothing ? [] : state.boxes, nothing, image_sha256: data.image_sha256 } });
+        state.boxes = out.boxes; state.nothing = out.nothing; state.selected = -1;
+        status.textContent = t("labels.saved", { n: out.boxes.length });
+        draw();
+      } catch (e) {
+        status.textContent = t("labels.not_saved", { error: e.message });
+      }
+    }
+    panel.replaceChildren(panel.firstChild, h("p", { class: "muted" }, t("labels.help")),
+      h("div", { class: "label-stage" }, img, svg),
+      h("div", { class: "label-tools" },
+        labelSelect,
+        h("button", { class: "btn small", type: "button", id: "label-delete",
+          onclick: () => { if (state.selected >= 0) { state.boxes.splice(state.selected, 1); state.selected = -1; draw(); } } },
+          t("labels.delete")),
+        h("button", { class: "btn small", type: "button", id: "label-nothing", onclick: () => save(true) }, t("labels.nothing")),
+        h("button", { class: "btn small primary", type: "button", id: "label-save", onclick: () => save(false) }, t("labels.save")),
+        count, status));
+    draw();
+  })();
+  return panel;
 }
 
 // The evidence package (signed evidence + case record, verifiable offline) is built per request, so it is
@@ -859,12 +1029,33 @@ function actionsPanel(c) {
   return panel;
 }
 
+// The hub's refusals of case actions, in the page's language; anything else is shown as the hub said it.
+const HUB_ERRORS = [
+  [/^cannot (\w+) a case that is (\w+);/, (m) => t("error.illegal", { action: actionText(m[1]), status: statusText(m[2]) })],
+  [/^role '(\w+)' may not (\w+) a case/, (m) => t("error.role", { role: roleText(m[1]), action: actionText(m[2]) })],
+  [/^(\w+) needs a note giving the reason$/, (m) => t("error.needs_note", { action: actionText(m[1]) })],
+  [/^(\w+) needs photo_sha256/, () => t("error.needs_photo")],
+  [/^nothing to undo/, () => t("action.nothing_to_undo")],
+  [/^only (\S+) may undo their (\w+)$/, (m) => t("error.undo_other", { actor: m[1], action: actionText(m[2]) })],
+  [/^the undo period \((\d+) s\) is over/, (m) => t("error.undo_late", { seconds: m[1] })],
+  [/^dispatch needs a unit/, () => t("error.no_unit")],
+  [/^CSRF token missing or wrong/, () => t("error.csrf")],
+];
+function hubErrorText(e) {
+  if (!(e instanceof ApiError) || typeof e.detail !== "string") return e.message;
+  for (const [re, fmt] of HUB_ERRORS) {
+    const m = e.detail.match(re);
+    if (m) return fmt(m);
+  }
+  return t("error.detail", { detail: e.message });
+}
+
 function showActionError(e) {
   const box = $("#action-error");
   const title = e instanceof ApiError ? `${e.status || ""} · ${e.title()}` : t("error.unknown");
-  if (!box) return toast(`${title}: ${e.message}`, true);
-  box.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, title),
-    e instanceof ApiError && e.detail ? t("error.detail", { detail: e.message }) : e.message));
+  if (!box) return toast(`${title}: ${hubErrorText(e)}`, true);
+  box.replaceChildren(h("div", { class: "alert", role: "alert", title: e.message }, h("strong", {}, title),
+    hubErrorText(e)));
 }
 
 function startAction(action) {
@@ -1024,7 +1215,7 @@ async function undoLast() {
       last = await api(`/cases/${enc(caseId)}/undo`, { method: "POST", body: {} });
       toast(t("action.undone", { case: caseId, status: statusText(last.status) }));
     } catch (e) {
-      toast(`${caseId}: ${e.status} ${e.title()} — ${e.message}`, true, 8000);
+      toast(`${caseId}: ${e.status} ${e.title()} — ${hubErrorText(e)}`, true, 8000);
     }
   }
   if (u.cases.length === 1 && last) go(`#/case/${enc(u.cases[0].caseId)}`);
@@ -1421,7 +1612,7 @@ function init() {
       btn.disabled = false;
     }
   });
-  $("#logout").addEventListener("click", () => signOut(t("login.signed_out")));
+  $("#logout").addEventListener("click", () => signOut(t("login.signed_out"), true));
   $("#lang").addEventListener("click", switchLang);
   $("#login-lang").addEventListener("click", switchLang);
   $("#help-btn").addEventListener("click", () => $("#help").showModal());

@@ -143,7 +143,7 @@ def test_stalled_mjpeg_camera_goes_offline_within_6_s_and_comes_back(camera: Cam
         resumed = time.monotonic()
         assert frames_from(reader, 3)
         assert time.monotonic() - resumed < 6.0
-        assert reader.stats.online and reader.stats.last_error is None and reader.stats.stalls == 1
+        assert reader.stats.online and reader.stats.last_error is None and reader.stats.stalls >= 1
 
 
 def test_garbled_frames_are_skipped_without_reconnecting() -> None:

@@ -135,7 +135,11 @@ def test_events_are_written_with_media_that_decode_and_match_hashes(parking_run)
         assert event.box.x1 > 0.8 and event.box.y2 < 0.25
         folder = out / event.event_id
         names = {m.name: m for m in event.media}
-        assert set(names) == {"snapshot.jpg", "annotated.jpg", "crop.jpg", "clip.mp4"}  # H.264: every browser
+        # Parking evidence: the three timed stills; the van and car are far too small for their plates,
+        # so the event says the plate was not read (text None) and no plate crop comes: never a guess.
+        assert set(names) == {"snapshot.jpg", "annotated.jpg", "crop.jpg", "clip.mp4",  # H.264: every browser
+                              "still_1.jpg", "still_2.jpg", "still_3.jpg"}
+        assert event.v == 2 and event.plate is not None and event.plate.text is None
         for ref in event.media:
             data = (folder / ref.name).read_bytes()
             assert len(data) == ref.size and sha256_hex(data) == ref.sha256

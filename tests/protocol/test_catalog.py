@@ -42,9 +42,10 @@ def _entry(**over: object) -> dict[str, object]:
 
 def test_packaged_catalog_loads_with_unique_ids() -> None:
     catalog = load_catalog()
-    assert len(catalog) == 71
+    assert len(catalog) == 72
     assert len([c for c in catalog if c.intake is Intake.CAMERA]) == 70  # the taxonomy's rows
     assert len(set(catalog.ids())) == len(catalog)
+    assert [c.id for c in catalog if c.intake is Intake.DEVICE] == ["camera_view_shifted"]
     assert default_catalog() is default_catalog()
 
 

@@ -291,7 +291,7 @@ def test_conflict_from_a_stale_page_is_shown(page: Page, hub: Hub) -> None:
     page.press("#form-void textarea", "Enter")
     alert = page.locator("#action-error .alert")
     expect(alert).to_contain_text("409 · 与案件当前状态冲突")
-    expect(alert).to_contain_text("cannot void a case that is void")  # the hub's own words, after the title
+    expect(alert).to_contain_text("案件当前为已作废，不能作废")  # the hub's refusal, in the page's language
 
 
 def test_reader_sees_no_action_buttons(page: Page, hub: Hub) -> None:

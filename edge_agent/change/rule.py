@@ -1,0 +1,175 @@
+"""One `source: change` rule on one zone: regions that stayed changed -> opened / updated / cleared.
+
+A region is a connected set of the zone's pixels that have differed from the reference, looking the
+same, for at least `min_dwell_s` (thin lines and specks removed: shadow edges, noise). It opens an
+event when it covers `min_area_frac` of the zone, added edges rather than removed them (see
+`structure.appeared`), and the confirmer, if any, agrees. The event clears once its place has matched
+the reference for `clear_after_s`; a region hidden behind a mover keeps its event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_agent.change.confirm import RegionConfirmer
+from edge_agent.change.params import ChangeParams
+from edge_agent.change.structure import appeared
+from edge_agent.change.view import ChangeView
+from edge_agent.geometry import Box
+from edge_agent.rules.config import RuleClock, RuleConfig
+from edge_agent.types import ProblemUpdate
+from edge_agent.zones import ZoneConfig
+from protocol.catalog import ProblemClass
+from protocol.messages import ProblemState
+
+LABEL = "change"  # what a change event carries in `labels`: no detector label drove it
+MIN_REGION_PX = 12  # at the analysis size: below this a region is noise whatever the zone's size
+PRESENT_FRACTION = 0.3  # of a region's visible pixels that must still differ for it to be there
+SAME_PLACE = 0.2  # overlap (of the smaller region) that makes two regions the same place
+_KERNEL = np.ones((3, 3), np.uint8)
+# Parts of one object (a bag beside the jacket spilling from it) closer than this are one region.
+_JOIN = np.ones((7, 7), np.uint8)
+
+
+@dataclass(eq=False)
+class _Region:
+    mask: np.ndarray
+    box: Box
+
+
+@dataclass(eq=False)
+class _Open(_Region):
+    problem_id: str
+    first_seen: float
+    last_present: float
+    last_emit: float
+    score: float
+
+
+def zone_mask(zone: ZoneConfig, shape_hw: tuple[int, int]) -> np.ndarray:
+    """The zone's polygon rasterised at an analysis size."""
+    h, w = shape_hw
+    mask = np.zeros((h, w), np.uint8)
+    points = np.round(np.array(zone.polygon or []) * [w, h]).astype(np.int32)
+    cv2.fillPoly(mask, [points], 1)
+    return mask.astype(bool)
+
+
+def same_place(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two regions are one place: they overlap, or touch once grown by the join distance."""
+    overlap = int(np.count_nonzero(a & b))
+    if overlap and overlap >= SAME_PLACE * min(int(a.sum()), int(b.sum())):
+        return True
+    return bool(np.any(cv2.dilate(a.astype(np.uint8), _JOIN).astype(bool) & b))
+
+
+class ChangeRule:
+    def __init__(self, config: RuleConfig, problem_class: ProblemClass, params: ChangeParams, zone: ZoneConfig,
+                 camera_id: str, clock: RuleClock, shape_hw: tuple[int, int],
+                 confirmer: RegionConfirmer | None = None) -> None:
+        self.config = config
+        self.problem_class = problem_class
+        self.params = params
+        self.zone = zone
+        self.camera_id = camera_id
+        self.clock = clock
+        self.confirmer = confirmer
+        self.mask = zone_mask(zone, shape_hw)
+        self.min_area_px = max(MIN_REGION_PX, params.min_area_for(zone.id) * int(self.mask.sum()))
+        self.open: list[_Open] = []
+        self.rejected: list[_Region] = []  # the confirmer said no: not asked again while they stay
+        self._cooldowns: list[tuple[np.ndarray, float]] = []
+
+    def update(self, view: ChangeView) -> tuple[list[ProblemUpdate], list[np.ndarray]]:
+        """Updates of this rule, and regions that are "ghosts" (something went away) for the reference."""
+        now = view.now
+        out = self._refresh_open(view)
+        self.rejected = [r for r in self.rejected if self._present(r.mask, view)]
+        self._cooldowns = [(m, until) for m, until in self._cooldowns if until > now]
+        ghosts: list[np.ndarray] = []
+        if not self.clock.running(now):
+            return out, ghosts
+        for region in self.regions(view):
+            if self._known(region):
+                continue
+            if not appeared(view.current, view.reference, region.mask):
+                ghosts.append(region.mask)
+                continue
+            score = self._score(region, view)
+            if score is None:
+                self.rejected.append(region)
+                continue
+            age = view.age[region.mask]
+            first_seen = now - float(np.nanmedian(age))
+            p = _Open(region.mask, region.box, uuid.uuid4().hex, first_seen, now, now, score)
+            self.open.append(p)
+            out.append(self._emit(p, ProblemState.OPENED, view))
+        return out, ghosts
+
+    def regions(self, view: ChangeView) -> list[_Region]:
+        """Connected regions of the zone that stayed changed for the dwell and are big enough."""
+        with np.errstate(invalid="ignore"):
+            aged = (view.age >= self.params.min_dwell_s) & self.mask & ~view.masked
+        m = cv2.morphologyEx(aged.astype(np.uint8), cv2.MORPH_CLOSE, _KERNEL)
+        m = cv2.morphologyEx(m, cv2.MORPH_OPEN, _KERNEL)  # thin lines (shadow edges, wires) and specks go
+        count, labels = cv2.connectedComponents(cv2.dilate(m, _JOIN), connectivity=8)
+        out = []
+        kept = m.astype(bool)
+        for i in range(1, count):
+            mask = (labels == i) & kept
+            if np.count_nonzero(mask) >= self.min_area_px:
+                out.append(_Region(mask, view.frame_box(mask)))
+        return out
+
+    def _known(self, region: _Region) -> bool:
+        return (any(same_place(region.mask, p.mask) for p in self.open)
+                or any(same_place(region.mask, r.mask) for r in self.rejected)
+                or any(same_place(region.mask, m) for m, _ in self._cooldowns))
+
+    def _score(self, region: _Region, view: ChangeView) -> float | None:
+        """How clearly the region differs (0-1); None when the confirmer rejects it."""
+        diff = float(view.diff[region.mask].mean())
+        score = min(1.0, diff / 0.5)
+        confirm = self.params.confirm
+        if confirm is None or self.confirmer is None:
+            return score
+        current, reference = view.crops(region.box)
+        verdict = float(self.confirmer(self.problem_class.id, current, reference))
+        return verdict if verdict >= confirm.min_score else None
+
+    @staticmethod
+    def _present(mask: np.ndarray, view: ChangeView) -> bool:
+        """Still there: enough of its visible pixels differ; a region mostly hidden by movers counts as there."""
+        visible = mask & ~view.masked
+        n = int(visible.sum())
+        if n < 0.2 * int(mask.sum()):
+            return True
+        return int(np.count_nonzero(view.differs & visible)) >= PRESENT_FRACTION * n
+
+    def _refresh_open(self, view: ChangeView) -> list[ProblemUpdate]:
+        out = []
+        now = view.now
+        for p in list(self.open):
+            if self._present(p.mask, view):
+                p.last_present = now
+                every = self.params.update_every_s
+                if every is not None and now - p.last_emit >= every:
+                    p.last_emit = now
+                    out.append(self._emit(p, ProblemState.UPDATED, view))
+            elif now - p.last_present >= self.params.clear_after_s:
+                self.open.remove(p)
+                out.append(self._emit(p, ProblemState.CLEARED, view))
+                if self.config.cooldown_s > 0:
+                    self._cooldowns.append((p.mask, now + self.config.cooldown_s))
+        return out
+
+    def _emit(self, p: _Open, state: ProblemState, view: ChangeView) -> ProblemUpdate:
+        end = p.last_present if state is ProblemState.CLEARED else view.now
+        return ProblemUpdate(
+            problem_id=p.problem_id, class_id=self.problem_class.id, state=state.value, camera_id=self.camera_id,
+            zone=self.zone.id, xyxy=p.box, score=p.score, labels=(LABEL,), track_ids=(), first_seen=p.first_seen,
+            observed_at=view.now, dwell_s=max(0.0, end - p.first_seen), reference_image=view.reference_image)

@@ -1,0 +1,184 @@
+"""Reviewers' labels on a case's frame, and the labels file that teaches a model from them.
+
+A reviewer draws, moves and relabels boxes on a case's snapshot, or says nothing is there; until
+then the frame's labels are the detector's own boxes (pre-labels to correct). The export turns the
+review loop into training data for `cityeye models dataset`: labelled frames as drawn; confirmed
+cases without labels as positives (the event's box and label); voided ones as hard negatives for the
+label the detector wrongly saw.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from hub.cases.lifecycle import CaseStatus
+from hub.storage import schema
+from hub.storage.core import StoreBase
+from hub.storage.db import utcnow
+from protocol.catalog import default_catalog
+
+LABEL = re.compile(r"^[a-z0-9][a-z0-9_ ]{0,63}$")
+CONFIRMED = frozenset(s.value for s in CaseStatus) - {CaseStatus.PENDING_REVIEW.value, CaseStatus.VOID.value}
+
+
+class LabelError(ValueError):
+    """A labelling request that names an unknown case, frame or label, or a bad box (HTTP 422/404)."""
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    case_id: str
+    image_sha256: str
+    camera_id: str | None
+    taken_at: datetime
+    nothing: bool
+    boxes: list[dict[str, Any]]  # {"label", "box": [x1, y1, x2, y2]} normalised
+    source: str  # reviewer: saved by a person; detector: the events' own boxes, to correct
+    labelled_by: str | None = None
+
+
+def known_labels(store: StoreBase) -> set[str]:
+    """Every label the catalog's classes use, and those an admin added."""
+    names = {label for c in default_catalog().classes for label in c.labels}
+    with store.engine.connect() as conn:
+        names |= {r[0] for r in conn.execute(select(schema.label_names.c.name))}
+    return names
+
+
+def add_label(store: StoreBase, name: str, actor: str) -> None:
+    if not LABEL.match(name):
+        raise LabelError(f"label {name!r} must be 1-64 lowercase letters, digits, '_' or spaces")
+    if name in known_labels(store):
+        return
+
+    def tx(conn: Connection) -> None:
+        conn.execute(schema.label_names.insert().values(name=name, created_by=actor, created_at=utcnow()))
+
+    store.write(tx)
+
+
+def _frames(conn: Connection, case_id: str) -> list[Any]:
+    """The case's snapshots, newest first: (sha256, camera_id, observed_at, payload)."""
+    e, m = schema.events, schema.media
+    return list(conn.execute(
+        select(m.c.sha256, e.c.camera_id, e.c.observed_at, e.c.payload).join(e, e.c.id == m.c.event_pk)
+        .where(e.c.case_id == case_id, m.c.kind == "snapshot").order_by(e.c.observed_at.desc(), e.c.id.desc())))
+
+
+def _payload(raw: Any) -> dict[str, Any]:
+    return raw if isinstance(raw, dict) else json.loads(raw or "{}")
+
+
+def _detector_boxes(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    box = payload.get("box")
+    labels = payload.get("labels") or []
+    if not box or not labels:
+        return []
+    return [{"label": labels[0], "box": [box["x1"], box["y1"], box["x2"], box["y2"]]}]
+
+
+def get_labels(store: StoreBase, case_id: str) -> FrameLabels:
+    with store.engine.connect() as conn:
+        if conn.execute(select(schema.cases.c.case_id).where(schema.cases.c.case_id == case_id)).first() is None:
+            raise LookupError(f"no case {case_id!r}")
+        saved = conn.execute(select(schema.frame_labels).where(schema.frame_labels.c.case_id == case_id)).first()
+        if saved is not None:
+            return FrameLabels(case_id, saved.image_sha256, saved.camera_id, saved.taken_at, saved.nothing_here,
+                               list(saved.boxes), "reviewer", saved.labelled_by)
+        frames = _frames(conn, case_id)
+    if not frames:
+        raise LookupError(f"case {case_id!r} has no snapshot to label")
+    sha, camera_id, observed_at, payload = frames[0]
+    return FrameLabels(case_id, sha, camera_id, observed_at, False, _detector_boxes(_payload(payload)), "detector")
+
+
+def _check_boxes(boxes: Sequence[dict[str, Any]], known: set[str]) -> list[dict[str, Any]]:
+    checked = []
+    for i, item in enumerate(boxes):
+        label, box = item.get("label"), item.get("box")
+        if not isinstance(label, str) or label not in known:
+            raise LabelError(f"boxes[{i}].label: {label!r} is not a catalog label or one an admin added")
+        if not (isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
+            raise LabelError(f"boxes[{i}].box: expected [x1, y1, x2, y2] normalised, got {box!r}")
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+            raise LabelError(f"boxes[{i}].box: {list(box)} must satisfy 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+        checked.append({"label": label, "box": [x1, y1, x2, y2]})
+    return checked
+
+
+def set_labels(store: StoreBase, case_id: str, boxes: Sequence[dict[str, Any]], *, nothing: bool, actor: str,
+               image_sha256: str | None = None) -> FrameLabels:
+    """Save the frame's boxes (replacing earlier ones) or "nothing here" (no boxes)."""
+    if nothing and boxes:
+        raise LabelError("a frame with nothing on it has no boxes")
+    checked = _check_boxes(boxes, known_labels(store))
+    with store.engine.connect() as conn:
+        frames = _frames(conn, case_id)
+    if not frames:
+        raise LookupError(f"case {case_id!r} does not exist or has no snapshot to label")
+    chosen = next((f for f in frames if f[0] == image_sha256), None) if image_sha256 else frames[0]
+    if chosen is None:
+        raise LabelError(f"image_sha256: {image_sha256} is not a snapshot of case {case_id}")
+    sha, camera_id, observed_at, _ = chosen
+
+    def tx(conn: Connection) -> None:
+        t = schema.frame_labels
+        conn.execute(t.delete().where(t.c.case_id == case_id))
+        conn.execute(t.insert().values(case_id=case_id, image_sha256=sha, camera_id=camera_id, taken_at=observed_at,
+                                       nothing_here=nothing, boxes=checked, labelled_by=actor, labelled_at=utcnow()))
+
+    store.write(tx)
+    return get_labels(store, case_id)
+
+
+def _record(sha: str, camera_id: str | None, taken_at: datetime, source: str, boxes: list[dict[str, Any]],
+            negatives: Sequence[str] = ()) -> dict[str, Any]:
+    return {"image": f"frames/{sha}.jpg", "camera_id": camera_id or "unknown", "taken_at": taken_at.isoformat(),
+            "source": source, "boxes": boxes, "negatives": list(negatives)}
+
+
+def export_records(store: StoreBase) -> list[dict[str, Any]]:
+    """The labels file's records (models/dataset.py format), images named by their sha256."""
+    records = []
+    with store.engine.connect() as conn:
+        labelled = {r.case_id: r for r in conn.execute(select(schema.frame_labels))}
+        for r in labelled.values():
+            records.append(_record(r.image_sha256, r.camera_id, r.taken_at, "nothing" if r.nothing_here else "review",
+                                   list(r.boxes)))
+        reviewed = conn.execute(select(schema.cases.c.case_id, schema.cases.c.status).where(
+            schema.cases.c.status != CaseStatus.PENDING_REVIEW.value, schema.cases.c.source == "edge"))
+        for case_id, status in list(reviewed):
+            if case_id in labelled:
+                continue
+            frames = _frames(conn, case_id)
+            if not frames:
+                continue
+            sha, camera_id, observed_at, payload = frames[0]
+            found = _detector_boxes(_payload(payload))
+            if status == CaseStatus.VOID.value:
+                records.append(_record(sha, camera_id, observed_at, "voided", [], [b["label"] for b in found]))
+            elif status in CONFIRMED and found:
+                records.append(_record(sha, camera_id, observed_at, "confirmed", found))
+    return records
+
+
+def export_zip(store: StoreBase) -> bytes:
+    """labels.jsonl and frames/<sha256>.jpg, ready for `cityeye models dataset labels.jsonl`."""
+    records = export_records(store)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for sha in sorted({r["image"] for r in records}):
+            zf.writestr(sha, store.evidence_bytes(sha.removeprefix("frames/").removesuffix(".jpg")))
+        zf.writestr("labels.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return buffer.getvalue()
