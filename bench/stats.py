@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ def run(label: str, engine: db.Engine, cases: int, rounds: int) -> float:
     with engine.connect() as conn:
         whole = timed(lambda: queries.statistics_for(conn, since, until), rounds)
         parts = {
-            "per day": lambda: queries._per_day(conn, since, until),
+            "per day": lambda: queries._per_day(conn, since, until, UTC),  # the default zone of statistics_for
             "median time to close": lambda: queries._median_close(conn, since, until),
             "per unit": lambda: queries._per_unit(conn, since, until),
             "per camera": lambda: queries._per_camera(conn, since, until, 50),
