@@ -83,5 +83,5 @@ def test_change_bench_compares_the_same_streams_with_change_rules_off_and_on() -
     assert off and on, out
     assert off.group(2) == on.group(2)  # the same detector work both ways: the difference is the change rules
     assert int(on.group(3)) == 8 and float(on.group(4)) > 0  # one analysis a second
-    assert re.search(r"change rules cost -?[0-9.]+% of capacity", out)
+    assert re.search(r"CPU per stream x[0-9.]+: change rules cost -?[0-9.]+% of capacity", out)
     assert re.search(r"^target cost <= 15%: (met|NOT met)$", out, re.M)

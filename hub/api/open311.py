@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.api.deps import READERS, STAFF, SettingsDep, StoreDep, access_policy, bearer
 from hub.api.schemas import ApiTime
-from hub.auth.tokens import Principal, resolve_token
+from hub.auth.tokens import Principal, TokenExpired, resolve_token
 from hub.cases import classes, intake
 from hub.cases.lifecycle import Role
 from hub.open311 import requests
@@ -105,7 +105,10 @@ async def open311_user(
         token = value if isinstance(value, str) else None
     if token is None and request.method == "GET" and settings.open311_public_reads:
         return None
-    principal = resolve_token(store, token) if token else None
+    try:
+        principal = resolve_token(store, token) if token else None
+    except TokenExpired as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
     if principal is None:
         raise HTTPException(401, "missing or unknown api_key", headers={"WWW-Authenticate": "Bearer"})
     allowed = set(READERS) if request.method == "GET" else {Role.SENSOR, *STAFF}
