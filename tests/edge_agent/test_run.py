@@ -87,7 +87,7 @@ def test_run_into_a_folder_stops_at_the_end_of_the_file(tmp_path: Path, short_vi
     assert assert_complete_folder(out) >= 1
     events = read_folder_events(out)
     assert {e.device_id for e in events} == {"box-e2e"} and {e.camera_id for e in events} == {"plaza-cam"}
-    assert any(e.state.value == "opened" and any(m.name == "clip.webm" for m in e.media) for e in events)
+    assert any(e.state.value == "opened" and any(m.name == "clip.mp4" for m in e.media) for e in events)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -153,5 +153,5 @@ def test_replay_no_clips_gives_stills_only(tmp_path: Path, short_video: Path,
     assert main(["edge", "replay", str(short_video), "--config", str(write_config(tmp_path, short_video)),
                  "--out", str(out), "--no-clips"]) == 0
     events = read_folder_events(out)
-    assert events and all(m.name != "clip.webm" for e in events for m in e.media)
+    assert events and all(m.kind.value != "clip" for e in events for m in e.media)
     assert f"{len(events)} events;" in capsys.readouterr().out
