@@ -3,8 +3,10 @@
 N vtest.avi streams replay interleaved (every frame decoded, as from live cameras) with motion gating
 on, as fast as possible, through the real detector: once with detector rules on three zones (parking,
 begging on the plaza, furniture in a bin corner), once with the same plus two change rules (garbage on
-the plaza, an overflowing bin corner). Rounds alternate off/on so load drift on a shared
-box hits both alike. The reference is learned in the first 4 s (`learn_s`), so the rest of each
+the plaza, an overflowing bin corner). Rounds alternate off/on so load drift on a shared box hits
+both alike. The cost is judged by CPU per stream (what a box of its own would sustain: cores / CPU
+per stream); the capacity by the wall, which moves with whatever else a shared box runs, is printed
+beside it. The reference is learned in the first 4 s (`learn_s`), so the rest of each
 replay is steady-state analysis (the learning phase is cheaper). Also prints the time inside
 `ChangeWatch.update` per analysis.
 
@@ -134,9 +136,11 @@ def main() -> int:
     on = statistics.median(r["capacity"] for r in results[True])
     cpu_off = statistics.median(r["cpu_per_stream"] for r in results[False])
     cpu_on = statistics.median(r["cpu_per_stream"] for r in results[True])
-    cost = 1 - on / off
-    print(f"median capacity off {off:.1f}, on {on:.1f} streams: change rules cost {cost:.1%} of capacity, "
-          f"CPU per stream x{cpu_on / cpu_off:.2f}")
+    # A CPU-bound box sustains cores / (CPU per stream) streams, so the CPU ratio is the capacity cost on a
+    # box of its own; the wall-clock capacity also moves with whatever else a shared box runs meanwhile.
+    cost = 1 - cpu_off / cpu_on
+    print(f"median capacity by the wall off {off:.1f}, on {on:.1f} streams ({1 - on / off:.1%} less); "
+          f"CPU per stream x{cpu_on / cpu_off:.2f}: change rules cost {cost:.1%} of capacity")
     print(f"target cost <= {TARGET:.0%}: {'met' if cost <= TARGET else 'NOT met'}")
     return 0
 

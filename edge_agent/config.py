@@ -112,6 +112,10 @@ class CameraConfig(StrictConfig):
     id: str = Field(pattern=ID_PATTERN, description="camera id, unique per device; events carry it")
     source: str | int = Field(
         description="rtsp://..., http(s)://... (MJPEG/HLS), a video file path, or a device index (0, 1, ...)")
+    detect_source: str | int | None = Field(
+        None, description="the camera's low-resolution sub-stream (rtsp://..., a file): detection, tracking and "
+        "rules run on it, while `source` (the main stream) is only demuxed and decoded for evidence when a rule "
+        "fires. Same camera, same view: boxes map between the two by scale. Default: detect on `source`")
     timezone: str = Field(
         description="IANA timezone of the camera's location (e.g. Asia/Shanghai); schedules are read in it. "
         "Required: a wrong default would silently shift every time window")
@@ -156,21 +160,31 @@ class CameraConfig(StrictConfig):
     def _known_timezone(cls, value: str) -> str:
         return check_timezone(value)
 
-    @field_validator("source")
+    @field_validator("source", "detect_source")
     @classmethod
-    def _source_not_blank(cls, value: str | int) -> str | int:
+    def _source_not_blank(cls, value: str | int | None, info: ValidationInfo) -> str | int | None:
         if isinstance(value, int) and value < 0:
             raise ValueError(f"device index must be >= 0, got {value}")
         if isinstance(value, str) and not value.strip():
-            raise ValueError("source is empty")
+            raise ValueError(f"{info.field_name} is empty")
         return value
 
     @model_validator(mode="after")
     def _loop_needs_file(self) -> CameraConfig:
         from edge_agent.ingest import SourceKind, source_kind
 
-        if self.loop and source_kind(self.source) != SourceKind.FILE:
-            raise ValueError(f"loop: only a file source can loop, {self.source!r} is a live source")
+        for source in (self.source, self.detect_source):
+            if self.loop and source is not None and source_kind(source) != SourceKind.FILE:
+                raise ValueError(f"loop: only a file source can loop, {source!r} is a live source")
+        return self
+
+    @model_validator(mode="after")
+    def _main_stream_is_a_stream(self) -> CameraConfig:
+        from edge_agent.ingest import SourceKind, source_kind
+
+        if self.detect_source is not None and source_kind(self.source) == SourceKind.DEVICE:
+            raise ValueError(f"source: with a detect_source, source is the main stream and must be a stream URL "
+                             f"or a file, not the device index {self.source!r}")
         return self
 
     @model_validator(mode="after")
@@ -191,6 +205,11 @@ class CameraConfig(StrictConfig):
         if start.tzinfo is None:
             start = start.replace(tzinfo=ZoneInfo(self.timezone))
         return start.timestamp()
+
+    def main_stream_keep_s(self) -> float:
+        """Seconds of main-stream packets kept for evidence: the clip's span, plus slack for an event
+        waiting on the evidence worker and a detect stream running ahead of the main one."""
+        return self.evidence.pre_s + self.evidence.post_s + 10.0
 
     def clip_fps(self) -> float:
         return self.evidence.clip_fps or self.detect_fps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,16 +39,29 @@ class _Transform:
 
 
 class Detector:
-    """Runs one ONNX detector. Thread-safe for `detect` (onnxruntime sessions are)."""
+    """Runs one ONNX detector. Thread-safe for `detect` (onnxruntime sessions are).
+
+    `sessions` > 1 loads the model that many times, each session with `threads` intra-op threads
+    (default 1), and runs a batch's parts on them in parallel: on a few cores, single-threaded
+    sessions side by side keep every core busy where one session's threads wait on each other
+    (bench/edge.py measures both). Idle intra-op threads never spin: the decoders need those cores.
+    """
 
     def __init__(self, manifest: ModelManifest, onnx_path: Path, *, threads: int | None = None,
-                 score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None):
+                 score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
+                 sessions: int = 1):
+        if sessions < 1:
+            raise ValueError(f"sessions must be >= 1, got {sessions}")
         self.manifest = manifest
         options = ort.SessionOptions()
+        threads = threads or (1 if sessions > 1 else None)
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = self._open_session(onnx_path, options)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.sessions = [self._open_session(onnx_path, options) for _ in range(sessions)]
+        self.session = self.sessions[0]
+        self._pool = ThreadPoolExecutor(sessions, thread_name_prefix="detect") if sessions > 1 else None
         model_input = self.session.get_inputs()[0]
         self.input_name = manifest.input.name or model_input.name
         batch_dim = model_input.shape[0]
@@ -61,11 +75,11 @@ class Detector:
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, *, threads: int | None = None,
              score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
-             cache_dir: Path | None = None) -> Detector:
+             cache_dir: Path | None = None, sessions: int = 1) -> Detector:
         """A cached model by name (see `cityeye models pull`) or an .onnx path."""
         resolved = resolve(model, cache_dir)
         return cls(resolved.manifest, resolved.onnx_path, threads=threads, score_threshold=score_threshold,
-                   class_thresholds=class_thresholds)
+                   class_thresholds=class_thresholds, sessions=sessions)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -104,22 +118,27 @@ class Detector:
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detect objects in BGR uint8 frames; batches of up to `max_batch` run in one call."""
-        results: list[Detections] = []
-        for start in range(0, len(images), self.max_batch):
-            results.extend(self._detect_batch(images[start:start + self.max_batch]))
-        return results
+        n = len(self.sessions)
+        size = min(self.max_batch, -(-len(images) // n)) if images else 1  # every session gets a part
+        chunks = [images[i:i + size] for i in range(0, len(images), size)]
+        if self._pool is None or len(chunks) < 2:
+            return [d for chunk in chunks for d in self._detect_batch(chunk, self.session)]
+        # chunk j runs on session j % n; each session takes its chunks in order
+        parts = self._pool.map(lambda k: [self._detect_batch(c, self.sessions[k]) for c in chunks[k::n]], range(n))
+        per_session = list(parts)
+        return [d for j in range(len(chunks)) for d in per_session[j % n][j // n]]
 
-    def _detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+    def _detect_batch(self, images: Sequence[np.ndarray], session: ort.InferenceSession) -> list[Detections]:
         prepared = [self._prepare(image) for image in images]
         batch = np.stack([p[0] for p in prepared])
         started = time.perf_counter()
-        outputs = self._infer(batch)
+        outputs = self._infer(batch, session)
         self.last_inference_ms = (time.perf_counter() - started) * 1000
         return [self._decode_one(outputs, i, transform) for i, (_, transform) in enumerate(prepared)]
 
-    def _infer(self, batch: np.ndarray) -> list[np.ndarray]:
-        """The model's outputs for a prepared (B, 3, H, W) batch."""
-        return self.session.run(None, {self.input_name: batch})
+    def _infer(self, batch: np.ndarray, session: ort.InferenceSession | None = None) -> list[np.ndarray]:
+        """The model's outputs for a prepared (B, 3, H, W) batch, on `session` (default: the first)."""
+        return (session or self.session).run(None, {self.input_name: batch})
 
     def _decode_one(self, outputs: list[np.ndarray], index: int, transform: _Transform) -> Detections:
         spec = self.manifest

@@ -3,33 +3,36 @@
 Per event: `snapshot.jpg` (the frame the rule fired on, original pixels), `annotated.jpg` (zone, box,
 the class's Chinese name, state and dwell; heads blurred when `blur_faces`), `crop.jpg` (the object; for
 change rules the clear reference of the place on the left, the place now on the right), and for `opened` a
-`clip.webm` (VP8, which browsers play inline; `clip.avi` MJPEG where OpenCV lacks VP8) from `pre_s`
-before to `post_s` after. The clip's future half does not
-exist when the rule fires, so an opened event waits in `pending` until its post-roll is in (or
-the stream ends) and only then goes to the sink, complete and hashed. Events leave in the order
-they were made, so a `cleared` never overtakes its own `opened`.
+clip (H.264 MP4, see `edge_agent.clips`) from `pre_s` before to `post_s` after. The clip's future
+half does not exist when the rule fires, so an opened event waits in `pending` until its post-roll
+is in (or the stream ends) and only then goes to the sink, complete and hashed. Events leave in the
+order they were made, so a `cleared` never overtakes its own `opened`.
+
+Encoding (JPEGs, the clip) is the slow part; with an `EvidenceWorker` it runs on that worker's
+thread, off the pipeline's hot path, still in order.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
+import queue
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
 from edge_agent.annotate import draw_box, draw_polygon, draw_time
+from edge_agent.clips import encode_clip
 from edge_agent.config import EvidenceConfig
 from edge_agent.geometry import Box
 from edge_agent.plates.evidence import ParkingEvidence
+from edge_agent.streams import Packet, PacketRing, StreamInfo, decode_at
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
@@ -56,48 +59,6 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     if not ok:
         raise ValueError(f"JPEG encoding failed for an image of shape {image.shape}")
     return buf.tobytes()
-
-
-@dataclass(frozen=True)
-class ClipFormat:
-    name: str
-    content_type: str
-    fourcc: str
-
-
-# VP8/WebM first: a reviewer's browser plays it inline (~40 ms a 768x576 frame, clips are short and
-# rare); MJPEG/AVI where this OpenCV build has no VP8 encoder: every player opens it.
-CLIP_FORMATS = (ClipFormat("clip.webm", "video/webm", "VP80"), ClipFormat("clip.avi", "video/x-msvideo", "MJPG"))
-
-
-def encode_clip(frames: Sequence[np.ndarray], fps: float, quality: int = 80) -> tuple[ClipFormat, bytes]:
-    """The clip in the first format this OpenCV build can write; (format, b"") for no frames."""
-    if not frames:
-        return CLIP_FORMATS[-1], b""
-    h, w = frames[0].shape[:2]
-    for fmt in CLIP_FORMATS:
-        data = _write_clip(frames, fps, quality, fmt, (w, h))
-        if data:
-            return fmt, data
-    raise RuntimeError("OpenCV can write neither VP8/WebM nor MJPEG/AVI clips")
-
-
-def _write_clip(frames: Sequence[np.ndarray], fps: float, quality: int, fmt: ClipFormat,
-                size_wh: tuple[int, int]) -> bytes:
-    fd, path = tempfile.mkstemp(suffix=Path(fmt.name).suffix)
-    os.close(fd)
-    try:
-        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*fmt.fourcc), max(fps, 0.5), size_wh)
-        if not writer.isOpened():
-            return b""
-        writer.set(cv2.VIDEOWRITER_PROP_QUALITY, quality)
-        for image in frames:
-            writer.write(image if image.shape[1::-1] == size_wh else cv2.resize(image, size_wh))
-        writer.release()
-        with open(path, "rb") as f:
-            return f.read()
-    finally:
-        os.unlink(path)
 
 
 def crop_box(image: np.ndarray, xyxy: Box, margin: float) -> np.ndarray:
@@ -193,6 +154,46 @@ class FrameRing:
         return list(self._frames)
 
 
+class EvidenceWorker:
+    """Builds and sends events on one thread, in the order they were queued.
+
+    The queue is bounded: a worker that falls behind slows the pipeline down instead of holding
+    unbounded frames. A job that fails is logged; `drain` re-raises the first failure, so a run's
+    end (or a test) sees it and no event disappears unnoticed.
+    """
+
+    def __init__(self, max_queued: int = 64) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(max_queued)
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="evidence", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def drain(self) -> None:
+        """Wait until every queued job has run; raise the first failure."""
+        self._jobs.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise RuntimeError(f"building or sending evidence failed: {error}") from error
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except Exception as exc:  # keep going: later events are independent of this one
+                log.exception("evidence: building or sending an event failed")
+                self._error = self._error or exc
+            finally:
+                self._jobs.task_done()
+        self._jobs.task_done()
+
+
 @dataclass
 class _Pending:
     event_id: str
@@ -202,6 +203,7 @@ class _Pending:
     clip: list[Frame] = field(default_factory=list)
     until: float = 0.0  # frame time at which the post-roll is complete
     wants_clip: bool = False
+    main_packets: tuple[StreamInfo | None, list[Packet]] | None = None  # taken from the main stream when sent
 
 
 class EvidenceBuilder:
@@ -215,9 +217,11 @@ class EvidenceBuilder:
     def __init__(self, config: EvidenceConfig, *, camera_id: str, device_id: str, clip_fps: float,
                  sink: EventSink, zones: Sequence[ZoneConfig] = (), model: ModelInfo | None = None,
                  ground: GroundFn | None = None, agent_version: str = __version__,
-                 timezone: str | None = None, plates: ParkingEvidence | None = None) -> None:
+                 timezone: str | None = None, plates: ParkingEvidence | None = None,
+                 worker: EvidenceWorker | None = None) -> None:
         """`timezone`: the camera's, for the frame time printed on the annotated still (default UTC).
-        `plates`: the plate and timed stills of parking classes (None: no plate evidence)."""
+        `plates`: the plate and timed stills of parking classes (None: no plate evidence).
+        `worker`: encode and send on that worker's thread (None: on the caller's, before returning)."""
         self.config = config
         self.timezone = ZoneInfo(timezone) if timezone else UTC
         self.camera_id = camera_id
@@ -231,7 +235,9 @@ class EvidenceBuilder:
         self.plates = plates
         self.ring = FrameRing(config.pre_s, clip_fps)
         self.pending: deque[_Pending] = deque()
-        self.emitted = 0
+        self.main: PacketRing | None = None  # the camera's main stream, when it detects on a sub-stream
+        self.worker = worker
+        self.emitted = 0  # events handed to the sink
 
     def reconfigure(self, config: EvidenceConfig, *, clip_fps: float, zones: Sequence[ZoneConfig],
                     ground: GroundFn | None) -> None:
@@ -260,20 +266,47 @@ class EvidenceBuilder:
         self._emit_ready(frame.ts)
 
     def flush(self) -> None:
-        """End of stream: send what is pending with the post-roll it got."""
+        """End of stream: send what is pending with the post-roll it got (and wait until it is sent)."""
         while self.pending:
             self._emit(self.pending.popleft())
+        if self.worker is not None:
+            self.worker.drain()
 
     def _emit_ready(self, now: float) -> None:
         while self.pending and (not self.pending[0].wants_clip or now >= self.pending[0].until - 1e-6):
             self._emit(self.pending.popleft())
 
     def _emit(self, p: _Pending) -> None:
-        event, media = self.build(p)
+        if self.main is not None:  # the packets leave the ring now; decoding them waits for the worker
+            p.main_packets = self.main.since(p.clip[0].ts if p.wants_clip and p.clip else p.frame.ts)
+        if self.worker is None:
+            self._send(p)
+        else:
+            self.worker.submit(lambda: self._send(p))
+
+    def _send(self, p: _Pending) -> None:
+        event, media = self.build(self.at_full_resolution(p))
         self.sink.submit(event, media)
         self.emitted += 1
 
     # Building ----------------------------------------------------------------------------------
+
+    def at_full_resolution(self, p: _Pending) -> _Pending:
+        """`p` with the main stream's frames at the same times and its boxes scaled to them; `p` itself
+        without a main stream, or when its packets do not decode (the detect stream's frames still show it)."""
+        if p.main_packets is None:
+            return p
+        info, packets = p.main_packets
+        images = decode_at(info, packets, [p.frame.ts] + [f.ts for f in p.clip]) if info else []
+        if not images:
+            log.warning("camera %s: the main stream had no frames for event %s; evidence from the detect stream",
+                        self.camera_id, p.event_id)
+            return p
+        frame, wh = replace(p.frame, image=images[0]), p.frame.resolution_wh
+        return replace(p, frame=frame, update=replace(p.update, xyxy=scale_box(p.update.xyxy, wh, images[0])),
+                       tracks=[replace(t, xyxy=scale_box(t.xyxy, wh, images[0])) for t in p.tracks],
+                       clip=[replace(f, image=image) for f, image in zip(p.clip, images[1:], strict=True)],
+                       main_packets=None)
 
     def build(self, p: _Pending) -> tuple[ProblemEvent, dict[str, bytes]]:
         u, image = p.update, p.frame.image

@@ -72,8 +72,8 @@ class FeatureDetector(Detector):
             proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
         return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
-    def _infer(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(self.head_outputs, {self.input_name: batch})
+    def _infer(self, batch: np.ndarray, session: ort.InferenceSession | None = None) -> list[np.ndarray]:
+        return (session or self.session).run(self.head_outputs, {self.input_name: batch})
 
     def detect_with_features(self, images: Sequence[np.ndarray]) -> tuple[list[Detections], list[Features]]:
         """Detections and feature maps per image, from one inference per batch."""

@@ -23,7 +23,17 @@ from edge_agent.metrics import EdgeMetrics
 from edge_agent.spool import write_durable
 from protocol.catalog import Catalog
 from protocol.codec import PushMessage
-from protocol.push import ManagedBy, Push, PushIssue, PushKind, PushRefused, PushResult, open_push, strip_local
+from protocol.push import (
+    LOCAL_FIELDS,
+    ManagedBy,
+    Push,
+    PushIssue,
+    PushKind,
+    PushRefused,
+    PushResult,
+    open_push,
+    strip_local,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +52,8 @@ def validate_body(local: CameraConfig, body: dict[str, Any], *, file: str,
                   catalog: Catalog | None = None) -> CameraConfig:
     """`body` (a config without the box-only fields) on top of the box's `local` config, checked as
     check-config checks a file, and refused where it changes what is read at start only."""
-    cfg = parse_camera_config({**body, "source": local.source}, file=file, catalog=catalog)
+    on_the_box = {f: getattr(local, f) for f in LOCAL_FIELDS if getattr(local, f) is not None}
+    cfg = parse_camera_config({**body, **on_the_box}, file=file, catalog=catalog)
     changed = [f for f in STARTUP_FIELDS if getattr(cfg, f) != getattr(local, f)]
     if changed:
         raise ConfigError([ConfigIssue(file, f, None, f"is read when the agent starts only ({getattr(local, f)!r} "
@@ -64,9 +75,13 @@ def check_for_hub(body: dict[str, Any], running: dict[str, Any]) -> list[dict[st
             validate_body(local, body, file="config")
     except ConfigError as exc:
         return [{"path": i.path, "message": i.message} for i in exc.issues]
-    if "source" in body:
-        return [{"path": "source", "message": "the video source is set in the box's YAML, never from the hub"}]
-    return []
+    return [{"path": i.path, "message": i.message} for i in local_field_issues(body)]
+
+
+def local_field_issues(body: dict[str, Any]) -> list[PushIssue]:
+    """A pushed config may not set the video sources: they are set in the box's YAML only."""
+    return [PushIssue(path=f, message="the video source is set in the box's YAML, never from the hub")
+            for f in LOCAL_FIELDS if f in body]
 
 
 class ManagedConfigs:
@@ -156,9 +171,8 @@ class ManagedConfigs:
             return self._result(push, accepted=push.version == running,
                                 error=None if push.version == running else f"version {push.version} is older "
                                 f"than version {running} this camera runs")
-        if "source" in push.body:
-            return self._result(push, accepted=False, issues=[PushIssue(
-                path="source", message="the video source is set in the box's YAML, never from the hub")])
+        if local_field_issues(push.body):
+            return self._result(push, accepted=False, issues=local_field_issues(push.body))
         try:
             cfg = self._validate(local, push.body, file=f"hub config v{push.version}")
         except ConfigError as exc:

@@ -22,16 +22,18 @@ import numpy as np
 from edge_agent.change.confirm import RegionConfirmer
 from edge_agent.change.watch import ChangeWatch, change_rules
 from edge_agent.config import CameraConfig
-from edge_agent.evidence import EvidenceBuilder, GroundFn
+from edge_agent.evidence import EvidenceBuilder, EvidenceWorker, GroundFn
 from edge_agent.ground import ground_for
-from edge_agent.ingest import FileReplay, LiveReader, shown_source, source_kind
+from edge_agent.ingest import FileReplay, LiveReader, SourceKind, shown_source, source_kind
 from edge_agent.metrics import CameraMetrics, EdgeMetrics
 from edge_agent.motion import GateReason, MotionGate
 from edge_agent.plates.evidence import ParkingEvidence
 from edge_agent.plates.ocr import ModelsMissing
 from edge_agent.plates.reader import PlateReader
 from edge_agent.plates.watch import PlateWatcher
+from edge_agent.prefetch import Prefetch
 from edge_agent.rules.engine import RuleEngine
+from edge_agent.streams import DetectStream, MainStreamFile, MainStreamRecorder, decode_at
 from edge_agent.track import ByteTracker
 from edge_agent.types import Detections, EventSink, Frame, ProblemUpdate, Track
 from protocol.catalog import Catalog, InactiveClass, default_catalog
@@ -141,6 +143,7 @@ class Pipeline:
         self._confirmers = dict(confirmers or {})
         self._tick = threading.Lock()  # a config swap (hub push, another thread) happens between ticks
         model = model_info(detector)
+        self.evidence_worker = EvidenceWorker()  # JPEG and clip encoding off the hot path, in order
         self._plate_reader = plate_reader
         plate_classes = frozenset(c.id for c in self.catalog if c.plates)
         self.cameras: dict[str, CameraRuntime] = {}
@@ -153,7 +156,7 @@ class Pipeline:
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
                                        zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
-                                       timezone=cfg.timezone, plates=parking)
+                                       timezone=cfg.timezone, plates=parking, worker=self.evidence_worker)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog, plates=watcher,
@@ -231,7 +234,12 @@ class Pipeline:
         frame = rt.latest
         if frame is None:
             raise LookupError(f"camera {camera_id} has delivered no frame yet")
-        ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = frame.image
+        if rt.evidence.main is not None:  # the zone editor wants the main stream's pixels
+            info, packets = rt.evidence.main.since(frame.ts)
+            full = decode_at(info, packets, [frame.ts]) if info else []
+            image = full[0] if full else image
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise LookupError(f"camera {camera_id}: the frame could not be encoded as JPEG")
         return buf.tobytes(), frame.ts
@@ -309,7 +317,7 @@ class Pipeline:
         return results
 
     def flush(self) -> None:
-        """End of input: send events still waiting for their post-roll."""
+        """End of input: send events still waiting for their post-roll; returns once they are sent."""
         for rt in self.cameras.values():
             rt.evidence.flush()
             rt.metrics.pending_events = 0
@@ -317,8 +325,22 @@ class Pipeline:
     # Drivers -------------------------------------------------------------------------------------
 
     def run_live(self, stop: threading.Event, *, poll_s: float = 0.01) -> None:
-        """Read every camera on its own thread until `stop` is set (or every file source ends)."""
+        """Read every camera on its own thread until `stop` is set (or every file source ends).
+
+        A camera with a `detect_source` is read from it; its main stream (`source`) is only demuxed,
+        on a thread of its own, for the evidence."""
         readers = {cid: reader_for(rt.config) for cid, rt in self.cameras.items()}
+        recorders: list[MainStreamRecorder] = []
+        for cid, rt in self.cameras.items():
+            cfg = rt.config
+            if cfg.detect_source is not None:
+                recorder = MainStreamRecorder(cid, cfg.source, keep_s=cfg.main_stream_keep_s(),
+                                              start_time=readers[cid].start_time, loop_file=cfg.loop,
+                                              rtsp_transport=cfg.rtsp_transport)
+                rt.evidence.main = recorder.ring
+                recorders.append(recorder)
+        for recorder in recorders:
+            recorder.start()
         for cid, reader in readers.items():
             self.cameras[cid].metrics.ingest = reader.stats
             reader.start()
@@ -339,13 +361,31 @@ class Pipeline:
             for reader in readers.values():
                 reader.stop()
             self.flush()
+            for recorder in recorders:
+                recorder.stop()
 
-    def run_replays(self, sources: dict[str, FileReplay],
-                    on_frame: Callable[[Frame], object] | None = None) -> None:
-        """Replay files deterministically, interleaved by timestamp, as fast as the detector goes."""
-        iterators = {cid: iter(src) for cid, src in sources.items()}
+    def run_replays(self, sources: Mapping[str, FileReplay | DetectStream],
+                    on_frame: Callable[[Frame], None] | None = None) -> None:
+        """Replay files deterministically, interleaved by timestamp, as fast as the detector goes.
+
+        Each source decodes on its own thread a few frames ahead (the decoders release the GIL), so
+        decoding uses the cores the detector leaves. A `DetectStream` with a main stream gives its
+        camera's evidence the main stream's frames."""
+        iterators = {cid: Prefetch(src, name=f"decode-{cid}") for cid, src in sources.items()}
         for cid, src in sources.items():
             self.cameras[cid].metrics.ingest = src.stats
+            main = getattr(src, "main", None)
+            if main is not None:
+                self.cameras[cid].evidence.main = main.ring
+        try:
+            self._interleave(iterators, on_frame)
+        finally:
+            for it in iterators.values():
+                it.close()
+        self.flush()
+
+    def _interleave(self, iterators: Mapping[str, Prefetch[Frame]],
+                    on_frame: Callable[[Frame], None] | None) -> None:
         heads: dict[str, Frame] = {}
         for cid, it in iterators.items():
             head = next(it, None)
@@ -363,12 +403,13 @@ class Pipeline:
                     del heads[frame.camera_id]
                 else:
                     heads[frame.camera_id] = nxt
-        self.flush()
 
 
 def reader_for(cfg: CameraConfig) -> LiveReader:
-    """The threaded reader of one camera, with its live-source knobs."""
-    return LiveReader(cfg.id, cfg.source, start_time=cfg.start_epoch(), loop_file=cfg.loop, stall_s=cfg.stall_s,
+    """The threaded reader of one camera's detect stream (`detect_source`, else `source`), with its
+    live-source knobs."""
+    detect = cfg.source if cfg.detect_source is None else cfg.detect_source
+    return LiveReader(cfg.id, detect, start_time=cfg.start_epoch(), loop_file=cfg.loop, stall_s=cfg.stall_s,
                       max_frame_age_s=cfg.max_frame_age_s, rtsp_transport=cfg.rtsp_transport)
 
 
@@ -379,6 +420,8 @@ def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]
     shown = shown_source(cfg.source)
     if cfg.loop:
         shown += " (looping)"
+    if cfg.detect_source is not None:
+        shown += f", detecting on {shown_source(cfg.detect_source)}"
     zones = ", ".join(f"{z.id}({'line' if z.is_line else 'polygon'})" for z in cfg.zones) or "none"
     rules = []
     for r in cfg.rules:
@@ -436,16 +479,25 @@ class ReplayResult:
 
 
 def replay(config: CameraConfig, video: str, detector: DetectorLike, sink: EventSink, *,
-           device_id: str | None = None, on_frame: Callable[[Frame], object] | None = None,
+           device_id: str | None = None, on_frame: Callable[[Frame], None] | None = None,
            catalog: Catalog | None = None) -> ReplayResult:
     """Replay one video file through one camera's pipeline, deterministically and as fast as possible.
 
     Frame times are `config.start_time` (default: the current second) + the position in the file.
+    With a `detect_source` file, `video` is the main stream: detection runs on the detect source and
+    the evidence shows `video`'s frames.
     """
     start = config.start_epoch()
     if start is None:
         start = float(int(time.time()))
-    source = FileReplay(config.id, video, sample_fps=config.sample_fps(), start_time=start)
+    source: FileReplay | DetectStream
+    if config.detect_source is not None and source_kind(config.detect_source) == SourceKind.FILE:
+        # `video` is the main stream; detection runs on the recorded sub-stream beside it
+        main = MainStreamFile(video, keep_s=config.main_stream_keep_s(), start_time=start)
+        source = DetectStream(config.id, str(config.detect_source), sample_fps=config.sample_fps(),
+                              start_time=start, main=main)
+    else:
+        source = FileReplay(config.id, video, sample_fps=config.sample_fps(), start_time=start)
     pipeline = Pipeline([config], detector, sink, device_id=device_id, catalog=catalog)
     started = time.perf_counter()
     pipeline.run_replays({config.id: source}, on_frame)

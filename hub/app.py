@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -21,11 +22,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hub.api import calendar as calendar_router
 from hub.api import (
     cases,
     devices,
     evidence,
+    fleet,
     health,
     intake,
     labels,
@@ -39,6 +43,7 @@ from hub.api import (
     users,
 )
 from hub.api import classes as classes_router
+from hub.api import map as map_router
 from hub.api import webhooks as webhooks_router
 from hub.api.deps import deny_by_default
 from hub.api.input_guard import InputGuard
@@ -54,6 +59,14 @@ from hub.settings import HubSettings
 from hub.storage.core import StoreError
 from hub.storage.store import Store
 from hub.web import web_mount
+
+
+def tile_origins(tile_url: str | None) -> list[str]:
+    """The origin of the map's tile service, for the page's image sources."""
+    if not tile_url:
+        return []
+    parts = urlsplit(tile_url)
+    return [f"{parts.scheme}://{parts.netloc}"]
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +173,7 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     for router in (health.router, cases.router, evidence.router, evidence.upload_router, intake.router,
                    devices.router, classes_router.router, stats.router, stream.router, webhooks_router.router,
                    tokens.router, open311.router, me.router, session.router, users.router, labels.router,
-                   releases.router):
+                   releases.router, fleet.router, map_router.router, calendar_router.router):
         app.include_router(router)
 
     app.add_middleware(InputGuard)
@@ -168,6 +181,8 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": [_json_safe_error(e) for e in exc.errors()]}, status_code=422)
+
+    app.add_exception_handler(StarletteHTTPException, open311.open311_http_error)  # type: ignore[arg-type]  # a handler of that subclass
 
     @app.exception_handler(TransitionError)
     async def _transition_error(_: Request, exc: TransitionError) -> JSONResponse:
@@ -178,5 +193,5 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     # The reviewer page at / (public files; all its data comes from the API with the user's token).
-    app.router.routes.append(web_mount())
+    app.router.routes.append(web_mount(lambda: tile_origins(settings.map.tile_url)))
     return app

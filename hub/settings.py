@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, time
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationErro
 
 from hub.auth.config import AccountPolicy
 from hub.cases.lifecycle import StageHours
+from hub.cases.national_calendar import DaysOff, official_days, with_bureau_changes
 from hub.cases.workcal import WorkingCalendar
 from hub.ingest.config import IngestTuning, tcp_host_port
 
@@ -50,8 +51,12 @@ class CalendarConfig(Strict):
         default_factory=lambda: [(time(8, 30), time(12, 0)), (time(13, 30), time(17, 30))], min_length=1
     )
     workdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], description="Monday = 0")
-    holidays: list[date] = Field(default_factory=list)
-    extra_workdays: list[date] = Field(default_factory=list)
+    holidays: list[date] = Field(default_factory=list, description="days off on top of the country's")
+    extra_workdays: list[date] = Field(default_factory=list, description="days worked whatever the country's "
+                                       "calendar says")
+    country: str | None = Field(default="CN", description="official days off and make-up working days (调休) "
+                                "from the `holidays` package; None: only the days listed here")
+    language: str | None = Field(default="zh_CN", description="language of the official days' names")
 
     @field_validator("timezone")
     @classmethod
@@ -70,11 +75,40 @@ class CalendarConfig(Strict):
                 raise ValueError(f"working period {start}-{end} ends before it starts")
         return v
 
-    def build(self) -> WorkingCalendar:
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, v: str | None) -> str | None:
+        if v is not None:
+            official_days(v, [date.today().year])  # ValueError naming it when the package lacks it
+        return v
+
+    def build(self, days_off: Iterable[date] = (), working_days: Iterable[date] = ()) -> WorkingCalendar:
+        """The calendar: the country's official days (this year, the last and the next two), then the days
+        listed here and the bureau's own from the page (`days_off`, `working_days`) on top."""
+        official = DaysOff(frozenset(), frozenset(), {})
+        if self.country:
+            this_year = date.today().year
+            official = official_days(self.country, range(this_year - 1, this_year + 3))
+        days = with_bureau_changes(official, [*self.holidays, *days_off], [*self.extra_workdays, *working_days])
         return WorkingCalendar(
             tz=ZoneInfo(self.timezone), periods=tuple(self.periods), workdays=frozenset(self.workdays),
-            holidays=frozenset(self.holidays), extra_workdays=frozenset(self.extra_workdays),
+            holidays=days.holidays, extra_workdays=days.extra_workdays,
         )
+
+
+class MapConfig(Strict):
+    """The map page's base layer: the bureau's own tile service (many bureaus' networks reach no other)."""
+
+    tile_url: str | None = Field(default=None, description="https://tiles.example/{z}/{x}/{y}.png; None: the "
+                                 "page draws a plain grid in the cameras' calibrated coordinates")
+    attribution: str = Field(default="", max_length=300, description="credit shown on the map")
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_template(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith(("http://", "https://")) and all(k in v for k in ("{z}", "{x}", "{y}"))):
+            raise ValueError(f"tile_url must be an http(s) URL with {{z}}, {{x}} and {{y}}, got {v!r}")
+        return v
 
 
 class HubSettings(Strict):
@@ -97,6 +131,7 @@ class HubSettings(Strict):
     units: list[UnitConfig] = Field(default_factory=list)
     default_unit: str | None = Field(default=None, description="unit for cases no rule matches")
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)
+    map: MapConfig = Field(default_factory=MapConfig)
     stage_hours: dict[str, float] = Field(default_factory=dict, description="review/dispatch/handle/verify/close")
     camera_offline_after_s: float = Field(
         default=25.0, gt=0, description="a camera whose agent sent no heartbeat for this long shows offline "
@@ -124,6 +159,9 @@ class HubSettings(Strict):
         default=512.0, gt=0, description="largest evidence package (MB) the API and `hub export-evidence` build; "
                                          "a larger case gets 413 / an error naming its size"
     )
+    open311_public_reads: bool = Field(
+        default=True, description="Open311 GET without an api_key, as GeoReport v2 has it (reporters' contacts "
+                                  "masked); false: every Open311 read needs a token")
 
     @field_validator("db_url")
     @classmethod

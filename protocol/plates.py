@@ -53,6 +53,10 @@ def is_new_energy(text: str) -> bool:
     return bool(_NEW_ENERGY.match(plain(text)))
 
 
+# The timed still that shows the vehicle up close, its plate legible: personal data like the plate crop.
+CLOSE_UP_STILL = "still_3.jpg"
+
+
 def formatted(text: str) -> str:
     """The plate as written: 皖A·73C39. Raises ValueError when `text` is not a plate."""
     p = plain(text)

@@ -28,7 +28,7 @@ from protocol.messages import PROTOCOL_VERSION, WireModel, _optional_utc, _requi
 
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_PUSH_BYTES = 256 * 1024
-LOCAL_FIELDS = ("source",)  # camera-config fields that never leave the box
+LOCAL_FIELDS = ("source", "detect_source")  # camera-config fields that never leave the box (stream addresses)
 
 
 class PushKind(StrEnum):

@@ -47,6 +47,30 @@ def test_stats_bench_times_statistics_read_from_the_covering_indexes() -> None:
     assert "plan, cases per class: SEARCH cases USING COVERING INDEX ix_cases_stats" in out
 
 
+def test_edge_bench_prints_its_ceilings_and_the_ratio_reached() -> None:
+    if not (ROOT.parent / "shared" / "fixtures" / "video" / "vtest.avi").is_file():
+        import pytest
+
+        pytest.skip("vtest.avi is not in ../shared/fixtures: the edge bench has nothing to replay")
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "edge.py"), "--streams", "2", "--seconds", "4",
+                           "--no-gating-off", "--feature", "stills_only={evidence: {clip: false}}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "2 streams of vtest.avi (4 s each, 384x288 H.264 sub-stream + 768x576 main stream)" in out
+    decode = re.search(r"^decode-only ceiling: +([0-9.]+) streams", out, re.M)
+    detect = re.search(r"^detect-only ceiling: +([0-9.]+) frames/s \(1 session x \d+ threads: ([0-9.]+); "
+                       r"\d+ sessions x 1 thread: ([0-9.]+)\)", out, re.M)
+    assert decode and detect and float(decode.group(1)) > 0 and float(detect.group(1)) > 0
+    gated = re.search(r"^gating on : +([0-9.]+) streams sustained .* detect calls (\d+)/16 sampled frames", out, re.M)
+    assert gated and float(gated.group(1)) > 0 and int(gated.group(2)) >= 2  # the first frame of each camera
+    ratio = re.search(r"both on the same cores: ([0-9.]+) streams; ratio reached: ([0-9.]+)$", out, re.M)
+    assert ratio and float(ratio.group(1)) > 0 and float(ratio.group(2)) > 0
+    assert re.search(r"^feature stills_only: +[0-9.]+ streams sustained with it, [0-9.]+ without", out, re.M)
+    assert re.search(r"^target >= 32 streams at 2 detect-fps with gating: (meets|misses) \([0-9.]+\)$", out, re.M)
+    assert "not supported with codec" not in proc.stderr  # no per-clip encoder warnings
+
+
 def test_change_bench_compares_the_same_streams_with_change_rules_off_and_on() -> None:
     shared_file("video/vtest.avi")  # skips without ../shared
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "change.py"), "--streams", "1", "--seconds", "8",
@@ -59,5 +83,5 @@ def test_change_bench_compares_the_same_streams_with_change_rules_off_and_on() -
     assert off and on, out
     assert off.group(2) == on.group(2)  # the same detector work both ways: the difference is the change rules
     assert int(on.group(3)) == 8 and float(on.group(4)) > 0  # one analysis a second
-    assert re.search(r"change rules cost -?[0-9.]+% of capacity", out)
+    assert re.search(r"CPU per stream x[0-9.]+: change rules cost -?[0-9.]+% of capacity", out)
     assert re.search(r"^target cost <= 15%: (met|NOT met)$", out, re.M)

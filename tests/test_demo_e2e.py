@@ -112,7 +112,15 @@ def _run_checks(proc: subprocess.Popen, data: Path, api_port: int, log: Path) ->
         assert {"snapshot.jpg", "annotated.jpg", "crop.jpg"} <= set(media), media.keys()
         jpeg = api.call("GET", media["snapshot.jpg"]["url"])
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        assert image is not None and image.shape == (576, 768, 3)
+        assert image is not None and image.shape == (576, 768, 3)  # the main stream, not the 384x288 detect one
+        clip = media.get("clip.mp4")
+        assert clip and clip["content_type"] == "video/mp4", media.keys()
+        clip_file = data / f"{case['case_id']}.mp4"
+        clip_file.write_bytes(api.call("GET", clip["url"]))
+        video = cv2.VideoCapture(str(clip_file))
+        ok, first = video.read()
+        video.release()
+        assert ok and first.shape == (576, 768, 3)
         verify = subprocess.run([sys.executable, "-m", "cityeye", "hub", "verify", case["case_id"],
                                  "--data", str(data / "hub")], capture_output=True, text=True, timeout=60)
         assert verify.returncode == 0 and "OK" in verify.stdout, verify.stdout + verify.stderr

@@ -65,9 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="run hub + edge agent on sample footage and show cases as they open",
         description="Start a hub (embedded SQLite) and an enrolled edge agent replaying OpenCV's vtest.avi "
         "(from ../shared/fixtures, or fetched once from Debian's opencv-doc package) with a no-parking zone "
-        "over the parked van and car. Prints the web page's address, a reviewer's sign-in and an API token "
-        "(also written to api.txt, reviewer.txt and token.txt in the working folder); says when the replay "
-        "has ended. Ctrl-C stops everything.")
+        "over the parked van and car. A video file plays the camera's main stream; the agent detects on a "
+        "384x288 sub-stream made from it, and its evidence shows the main stream. Prints the web page's "
+        "address, a reviewer's sign-in and an API token (also written to api.txt, reviewer.txt and token.txt "
+        "in the working folder); says when the replay has ended. Ctrl-C stops everything.")
     parser.add_argument("--video", help="another video file or stream URL to replay (default: vtest.avi)")
     parser.add_argument("--data", type=Path, help="working folder (default: a new temporary folder, kept)")
     parser.add_argument("--api", help="API address (default 127.0.0.1:8080, or any free port when 8080 is taken; "
@@ -149,8 +150,22 @@ class Demo:
         (self.data / "api.txt").write_text(self.base_url + "\n")
         (self.data / "reviewer.txt").write_text(f"{DEMO_REVIEWER} {self.password}\n")
         (self.data / "hub.yaml").write_text(yaml.safe_dump(DEMO_HUB_SETTINGS, sort_keys=False, allow_unicode=True))
-        camera = {**(self.camera or DEMO_CAMERA), "source": self.video, "loop": self.loop}
+        camera = {**(self.camera or DEMO_CAMERA), "source": self.video, "loop": self.loop, **self.sub_stream()}
         (self.data / "camera.yaml").write_text(yaml.safe_dump(camera, sort_keys=False))
+
+    def sub_stream(self) -> dict[str, str]:
+        """A recorded video plays the camera's main stream; the agent detects on a 384x288 sub-stream
+        made from it, as a field box does with a camera's analytics stream (evidence stays full size)."""
+        from edge_agent.ingest import SourceKind, source_kind
+
+        if source_kind(self.video) != SourceKind.FILE:
+            return {}  # a live stream: detect on it
+        sub = self.data / "sub-stream.mp4"
+        if not sub.exists():
+            from edge_agent.substream import make_substream
+
+            make_substream(self.video, sub.with_suffix(".partial.mp4"), 384, 288).replace(sub)
+        return {"detect_source": str(sub)}
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = (self.data / f"{name}.log").open("ab")

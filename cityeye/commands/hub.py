@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ def register(subparsers: Any) -> None:
     create.add_argument("name")
     create.add_argument("--role", required=True,
                         choices=["admin", "reviewer", "dispatcher", "handler", "reader", "sensor"])
+    create.add_argument("--expires", metavar="LIFETIME",
+                        help="valid for this long, e.g. 90d, 12h, 2w (default: until revoked)")
     db_args(create)
     create.set_defaults(func=_token_create)
     listing = token_sub.add_parser("list", help="list active tokens (no secrets)")
@@ -79,7 +82,15 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.app import create_app
+    from hub.fleet import check
 
+    try:  # the page checks camera configs with the agent's own check when the edge part is installed
+        from edge_agent.managed_config import check_for_hub
+
+        check.use(check_for_hub)
+    except ImportError:
+        print("note: the edge agent is not installed here; camera configs are checked by the agents only",
+              file=sys.stderr)
     zmq = None if args.zmq is None else ("" if args.zmq.lower() == "none" else args.zmq)
     settings = settings_from_args(args, api_bind=args.api, zmq_bind=zmq, insecure=args.insecure or None,
                                   ingest_processes=args.ingest_processes)
@@ -97,18 +108,28 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _token_create(args: argparse.Namespace) -> int:
     from hub.app import open_store
-    from hub.auth.tokens import create_token
+    from hub.auth.tokens import create_token, parse_lifetime
     from hub.cases.lifecycle import Role
 
+    try:
+        lifetime = parse_lifetime(args.expires) if args.expires else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     store = open_store(settings_from_args(args))
     try:
-        _, token = create_token(store, args.name, Role(args.role))
+        _, token = create_token(store, args.name, Role(args.role), lifetime)
     finally:
         store.close()
     print(token)
-    print(f"token for {args.name!r} with role {args.role}; it is not stored and won't be shown again",
+    until = f", valid for {args.expires}" if lifetime else ""
+    print(f"token for {args.name!r} with role {args.role}{until}; it is not stored and won't be shown again",
           file=sys.stderr)
     return 0
+
+
+def _when(value: object, none: str) -> str:
+    return value.isoformat(timespec="minutes") if isinstance(value, datetime) else none
 
 
 def _token_list(args: argparse.Namespace) -> int:
@@ -117,8 +138,10 @@ def _token_list(args: argparse.Namespace) -> int:
 
     store = open_store(settings_from_args(args))
     try:
+        print("id\trole\tname\texpires\tlast used")
         for t in list_tokens(store):
-            print(f"{t['id']}\t{t['role']}\t{t['name']}")
+            print(f"{t['id']}\t{t['role']}\t{t['name']}\t{_when(t['expires_at'], 'never')}\t"
+                  f"{_when(t['last_used_at'], '-')}")
     finally:
         store.close()
     return 0

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_agent.plates.watch import PlateWatcher, TrackPlates
 from edge_agent.types import Frame, ProblemUpdate
+from protocol import plates
 from protocol.fonts.text import draw_text, label_size_px
 from protocol.messages import MediaKind, PlateInfo
 
@@ -75,7 +76,7 @@ def timed_stills(state: TrackPlates | None, fired: Frame, xyxy: tuple[float, flo
     out = [
         ("still_1.jpg", MediaKind.STILL, caption(first.image, first.ts)),
         ("still_2.jpg", MediaKind.STILL, caption(fired.image, fired.ts)),
-        ("still_3.jpg", MediaKind.STILL, caption(close_up(near.image, near_box), near.ts)),
+        (plates.CLOSE_UP_STILL, MediaKind.STILL, caption(close_up(near.image, near_box), near.ts)),
     ]
     crop = state.plate_crop() if state else None
     if crop is not None:

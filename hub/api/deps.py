@@ -17,7 +17,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.auth import sessions
-from hub.auth.tokens import Principal, resolve_token
+from hub.auth.tokens import Principal, TokenExpired, resolve_token
 from hub.cases.lifecycle import Role
 from hub.settings import HubSettings
 from hub.storage.store import Store
@@ -45,7 +45,10 @@ def authenticate(
     request: Request, store: StoreDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     if creds is not None:
-        principal = resolve_token(store, creds.credentials)
+        try:
+            principal = resolve_token(store, creds.credentials)
+        except TokenExpired as exc:
+            raise _unauthorized(str(exc)) from exc
         if principal is None:
             raise _unauthorized("unknown or revoked API token")
         return principal

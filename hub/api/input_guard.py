@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from hub.open311.formats import MEDIA_TYPES, error_body, format_of
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -109,13 +111,15 @@ def _body_kind(scope: Scope) -> str:
     return ""
 
 
-def _error_body(exc: BadInput, path: str) -> tuple[int, bytes]:
+def _error_body(exc: BadInput, path: str) -> tuple[int, bytes, bytes]:
+    """Status, body and content type of the refusal (GeoReport's shape and format under /open311/)."""
     if path.startswith("/open311/"):
         where = ".".join(str(p) for p in exc.loc[1:])
-        body: Any = [{"code": 400, "description": f"{where}: {exc.msg}" if where else exc.msg}]
-        return 400, json.dumps(body, ensure_ascii=False).encode()
+        fmt = format_of(path)
+        body = error_body(400, f"{where}: {exc.msg}" if where else exc.msg, fmt)
+        return 400, body, MEDIA_TYPES[fmt].encode()
     detail = [{"type": exc.kind, "loc": list(exc.loc), "msg": exc.msg}]
-    return 422, json.dumps({"detail": detail}, ensure_ascii=False).encode()
+    return 422, json.dumps({"detail": detail}, ensure_ascii=False).encode(), b"application/json"
 
 
 class InputGuard:
@@ -138,9 +142,9 @@ class InputGuard:
                 if len(body) <= MAX_CHECKED_BODY:
                     (check_json if kind == "json" else check_form)(body)
         except BadInput as exc:
-            status, payload = _error_body(exc, scope.get("path", ""))
+            status, payload, content_type = _error_body(exc, scope.get("path", ""))
             await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"application/json"),
+                        "headers": [(b"content-type", content_type),
                                     (b"content-length", str(len(payload)).encode())]})
             await send({"type": "http.response.body", "body": payload})
             return

@@ -64,7 +64,8 @@ async def register(store: StoreDep, user: CurrentUser, file: UploadFile,
     except json.JSONDecodeError as exc:
         raise HTTPException(422, f"metrics: not JSON ({exc.msg})") from exc
     if not isinstance(figures, dict):
-        raise HTTPException(422, f"metrics: a JSON object is needed (e.g. {{\"map50\": 0.8}}), got {metrics[:40]!r}")
+        raise HTTPException(422, 'metrics: a JSON object of figures is needed, e.g. {"mAP50": 0.41}; '
+                                 f"got {metrics[:40]!r}")
     try:
         release = registry.register(store, content, name=name, kind=kind, actor=user.actor,
                                     key=HubSigningKey.load_or_create(store.data_dir), metrics=figures,

@@ -253,6 +253,7 @@ class StatsOut(Out):
 class TokenIn(In):
     name: str = Field(min_length=1, max_length=128)
     role: Role
+    expires_days: int | None = Field(default=None, ge=1, le=3650, description="None: valid until revoked")
 
 
 class TokenOut(Out):
@@ -260,6 +261,8 @@ class TokenOut(Out):
     name: str
     role: Role
     created_at: datetime | None = None
+    expires_at: datetime | None = Field(default=None, description="None: valid until revoked")
+    last_used_at: datetime | None = Field(default=None, description="to the minute; None: never used")
     token: str | None = Field(default=None, description="shown once, at creation")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
@@ -16,8 +17,10 @@ router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(requ
 
 @router.post("", response_model=TokenOut, status_code=201, summary="Create a token (shown once)")
 def create(body: TokenIn, store: StoreDep) -> dict[str, Any]:
-    token_id, token = auth.create_token(store, body.name, body.role)
-    return {"id": token_id, "name": body.name, "role": body.role, "token": token}
+    lifetime = timedelta(days=body.expires_days) if body.expires_days else None
+    token_id, token = auth.create_token(store, body.name, body.role, lifetime)
+    return {"id": token_id, "name": body.name, "role": body.role, "token": token,
+            "expires_at": auth.list_tokens(store, token_id)[0]["expires_at"]}
 
 
 @router.get("", response_model=list[TokenOut], summary="Active tokens (no secrets)")

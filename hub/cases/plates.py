@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from hub.cases import events as case_events
 from hub.cases.lifecycle import CaseNotFound, TransitionInputError
 from hub.storage import db, schema
 from protocol.catalog import default_catalog
@@ -135,10 +136,12 @@ def correct(store: StoreBase, case_id: str, text: str, note: str | None, *, acto
         conn.execute(schema.transitions.insert().values(
             case_id=case_id, at=now, actor=actor, action=CORRECT_ACTION, from_status=row.status,
             to_status=row.status, note=f"{old} → {formatted(new)}{why}"))
+        # A case change of the existing vocabulary (webhook subscribers know it); the data says what changed.
         conn.execute(schema.case_changes.insert().values(
-            at=now, case_id=case_id, kind="case.plate", status=row.status, data={"actor": actor}))
+            at=now, case_id=case_id, kind=case_events.UPDATED, status=row.status,
+            data={"actor": actor, "changed": "plate"}))
         return dict(conn.execute(select(c).where(c.c.case_id == case_id)).one()._mapping)
 
     result = store.write(tx)
-    store.notify(case_id, "case.plate")
+    store.notify(case_id, case_events.UPDATED)
     return result

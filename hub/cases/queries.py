@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.engine import Connection
 
-from hub.cases import classes, plates
+from hub.cases import classes, contacts, plates
 from hub.cases.lifecycle import TERMINAL_STATUSES, CaseStatus, Role, allowed_actions
 from hub.storage import db, schema
 
@@ -57,9 +57,11 @@ def case_conditions(f: CaseFilter, now: datetime) -> list[Any]:
 
 
 def case_out(m: Any, now: datetime, role: Role | None = None) -> dict[str, Any]:
-    """A case row for the API; its plate as `role` may see it (masked without a role)."""
+    """A case row for the API; its plate and reporter's contacts as `role` may see them (masked without a role)."""
     row = dict(m)
     row["plate"] = plates.plate_out(m, role)
+    if not contacts.may_see_contacts(role):
+        row["description"] = contacts.hide_contacts(row["description"])
     row["class_name"] = classes.display_name(row["class_id"])
     row["ground"] = (
         {"crs": row["ground_crs"], "x": row["ground_x"], "y": row["ground_y"]} if row["ground_crs"] else None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import zmq
 
-from hub.devices.hubkeys import HubKeys
+from hub.devices.hubkeys import HubKeys, HubSigningKey
 from hub.devices.registry import DeviceRegistry
 from protocol.bundle import DeviceBundle
 from protocol.manifest import (
@@ -37,7 +37,8 @@ def enroll_device(registry: DeviceRegistry, data_dir: Path, device_id: str, endp
     sign_secret, sign_public = generate_signing_key()
     bundle = DeviceBundle(device_id=device_id, endpoint=endpoint, hub_curve_public=hub.public,
                           curve_public=curve_public.decode(), curve_secret=curve_secret.decode(),
-                          sign_secret=sign_secret, sign_public=sign_public)
+                          sign_secret=sign_secret, sign_public=sign_public,
+                          hub_sign_public=HubSigningKey.load_or_create(data_dir).public)
     registry.add_device(device_id, bundle.curve_public, bundle.sign_public, replace=replace)
     return bundle
 

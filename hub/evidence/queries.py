@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from hub.storage import schema
 from hub.storage.core import StoreBase
+from protocol import plates
 
 
 def content_type(store: StoreBase, sha256: str) -> str:
@@ -30,7 +31,8 @@ PLATE_MEDIA_KINDS = ("plate",)
 
 
 def shows_plate(store: StoreBase, sha256: str) -> bool:
-    """Whether the file is stored as a plate close-up (a plate crop) for any event."""
+    """Whether the file is stored as a plate close-up (the plate crop, or the close-up still) for any event."""
+    m = schema.media.c
+    close_up = or_(m.kind.in_(PLATE_MEDIA_KINDS), and_(m.kind == "still", m.name == plates.CLOSE_UP_STILL))
     with store.engine.connect() as conn:
-        return conn.execute(select(schema.media.c.id).where(
-            schema.media.c.sha256 == sha256, schema.media.c.kind.in_(PLATE_MEDIA_KINDS)).limit(1)).first() is not None
+        return conn.execute(select(m.id).where(m.sha256 == sha256, close_up).limit(1)).first() is not None

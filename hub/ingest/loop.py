@@ -31,10 +31,11 @@ from typing import Any, Protocol
 
 import zmq
 
-from hub.devices.hubkeys import HubKeys
+from hub.devices.hubkeys import HubKeys, HubSigningKey
 from hub.devices.registry import DeviceRegistry
 from hub.devices.zap import ZAP_DOMAIN, DeviceDirectory, ZapHandler
 from hub.evidence.jpeg import jpeg_error
+from hub.fleet.link import FleetLink
 from hub.ingest.burst import IngestItem, IngestResult
 from hub.ingest.config import IngestConfig
 from hub.storage.core import StoreError
@@ -42,8 +43,12 @@ from protocol.codec import (
     DecodeError,
     EventMessage,
     HeartbeatMessage,
+    PushMessage,
+    PushResultMessage,
     Reply,
     ReplyMessage,
+    SnapshotMessage,
+    SnapshotRequestMessage,
     decode,
     encode_ack,
     encode_nack,
@@ -113,6 +118,8 @@ class IngestLoop:
         self._beats: queue.SimpleQueue[list[Heartbeat]] = queue.SimpleQueue()  # to the committer
         self._beats_due = 0.0
         self.ready = threading.Event()  # set once bound: tests and `hub serve` wait on it
+        # config pushes and snapshots to the agents connected here (a store with tables: not the bench's fakes)
+        self.fleet: FleetLink | None = None
 
     def run(self) -> None:
         raise_open_file_limit()
@@ -127,6 +134,8 @@ class IngestLoop:
                                               daemon=True)
                 zap_thread.start()
             sock = bind_agents(ctx, self.config, listen_fd=self.link.listen() if self.link else None)
+            if hasattr(self.store, "engine"):
+                self.fleet = FleetLink(self.store, HubSigningKey.load_or_create(self.config.data_dir))
             self.ready.set()
             if self.link is not None:
                 self.link.ready()
@@ -168,6 +177,7 @@ class IngestLoop:
                             self._deliver(sock)
                         if ready.get(sock) and not full:
                             self._serve_burst(sock)
+                        self._send_to_agents(sock)
                         self._hand_over_heartbeats()
                         if self.link is not None:
                             self.link.report(self.stats)
@@ -336,12 +346,21 @@ class IngestLoop:
         except DecodeError as exc:
             return self._nack(exc.reason, exc.event_id, exc.seq)
         if isinstance(msg, HeartbeatMessage):
+            self._seen(msg.heartbeat.device_id, user_id, frames[0].bytes)
             self._heartbeat(msg.heartbeat, user_id)
             return None
         if isinstance(msg, ReplyMessage):
             return self._nack(f"frame 1: {msg.command} is a hub reply, not accepted from agents", None, None)
-        if not isinstance(msg, EventMessage):  # pushes and snapshots: this hub has no handler for them yet
-            return self._nack(f"{type(msg).__name__} is not accepted by this hub", None, None)
+        if isinstance(msg, PushMessage | SnapshotRequestMessage):
+            return self._nack("frame 1: a hub command, not accepted from agents", None, None)
+        if isinstance(msg, PushResultMessage):
+            if self._seen(msg.result.device_id, user_id, frames[0].bytes) and self.fleet is not None:
+                self.fleet.on_result(msg.result)
+            return None
+        if isinstance(msg, SnapshotMessage):
+            if self._seen(msg.snapshot.device_id, user_id, frames[0].bytes) and self.fleet is not None:
+                self.fleet.on_snapshot(msg.snapshot, bytes(msg.jpeg))
+            return None
         self.stats.events += 1
         head = msg.header
         if user_id is not None and head.device_id != user_id:
@@ -352,6 +371,25 @@ class IngestLoop:
             return self._nack(f"device {head.device_id!r} is not enrolled or is revoked", head.event_id,
                               head.seq)
         return _Pending(frames[0].bytes, msg, device.sign_public_key, sum(len(f) for f in body))
+
+    def _seen(self, device_id: str, user_id: str | None, routing_id: bytes) -> bool:
+        """Whether a device's message came on its own connection; if so, pushes for it go there."""
+        if user_id is not None and device_id != user_id:
+            log.warning("message for %s on %s's connection dropped", device_id, user_id)
+            return False
+        if self.fleet is not None:
+            self.fleet.seen(device_id, routing_id)
+        return True
+
+    def _send_to_agents(self, sock: zmq.Socket) -> None:
+        """Config pushes and snapshot requests due for the agents connected to this process."""
+        if self.fleet is None:
+            return
+        for frames in self.fleet.outgoing():
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+            except (zmq.Again, zmq.ZMQError) as exc:  # gone or stuck: sent again when it reports back
+                log.debug("push not routable: %s", exc)
 
     def _heartbeat(self, hb: Heartbeat, user_id: str | None) -> None:
         if user_id is not None and hb.device_id != user_id:

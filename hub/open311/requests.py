@@ -1,6 +1,11 @@
 """Open311 GeoReport v2 service requests read from the cases: which cases, and each as a request.
 
 The HTTP side (routes, api_key auth, GeoReport errors) is hub.api.open311.
+
+A request filed through Open311 keeps what the spec's fields carry that a case has no column for as
+lines of the case's description: the client's `media_url` (a link, never fetched: the hub makes no
+requests to addresses a client chooses) and the reporter's contacts (personal data: masked for the public
+and for readers, see `masked`).
 """
 
 from __future__ import annotations
@@ -12,10 +17,32 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from hub.cases import classes
+from hub.cases import contacts as contacts_
 from hub.cases.lifecycle import OPEN311_CLOSED, CaseStatus
 from hub.storage import schema
 from hub.storage.core import StoreBase
 from protocol import plates
+
+MEDIA_LINE = "media_url: "
+
+
+def describe(description: str | None, media_url: str | None, contacts: list[str]) -> str | None:
+    """A filed request's case description: the client's text, its media link, the reporter's contacts."""
+    lines = [description, MEDIA_LINE + media_url if media_url else None,
+             contacts_.reporter_line(contacts)]
+    return "\n".join(line for line in lines if line) or None
+
+
+def _linked_media(description: str | None) -> str | None:
+    for line in (description or "").splitlines():
+        if line.startswith(MEDIA_LINE):
+            return line.removeprefix(MEDIA_LINE)
+    return None
+
+
+def masked(request: dict[str, Any]) -> dict[str, Any]:
+    """`request` as the public and readers see it: the reporter's contacts hidden."""
+    return {**request, "description": contacts_.hide_contacts(request["description"])}
 
 
 def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
@@ -33,7 +60,7 @@ def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
         "expected_datetime": row["deadline_at"],
         "lat": row["lat"],
         "long": row["lon"],
-        "media_url": f"/evidence/{media_sha}" if media_sha else None,
+        "media_url": f"/evidence/{media_sha}" if media_sha else _linked_media(row["description"]),
     }
 
 

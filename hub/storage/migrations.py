@@ -16,7 +16,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from hub.storage.db import begin_write, is_postgres, utcnow
 from hub.storage.schema import (
+    api_tokens,
+    calendar_days,
+    camera_config_state,
+    camera_configs,
     cases,
+    config_audit,
     device_keys,
     devices,
     events,
@@ -92,6 +97,21 @@ def _v7_plates(conn: Connection) -> None:
     next(ix for ix in cases.indexes if ix.name == "ix_cases_plate").create(conn, checkfirst=True)
 
 
+def _v8_camera_configs(conn: Connection) -> None:
+    """Camera configs run from the hub (versions, agent state, audit) and the bureau's calendar days."""
+    for table in (camera_configs, camera_config_state, config_audit, calendar_days):
+        table.create(conn, checkfirst=True)
+
+
+def _v9_token_expiry(conn: Connection) -> None:
+    """API tokens get an optional expiry and their last-used time; no-ops when present."""
+    have = {c["name"] for c in inspect(conn).get_columns("api_tokens")}
+    for column in ("expires_at", "last_used_at"):
+        if column not in have:
+            kind = api_tokens.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE api_tokens ADD COLUMN {column} {kind}")
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -103,6 +123,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "user accounts, sessions, undo", _v5_accounts_and_undo),
     (6, "model registry, rollouts, model pushes and frame labels", _v6_model_registry),
     (7, "licence plates on cases", _v7_plates),
+    (8, "camera configs from the hub, bureau calendar days", _v8_camera_configs),
+    (9, "API token expiry and last use", _v9_token_expiry),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -217,6 +217,8 @@ api_tokens = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    Column("expires_at", UTCDateTime),  # None: never expires
+    Column("last_used_at", UTCDateTime),  # to the minute (hub.auth.tokens.LAST_USED_EVERY)
 )
 
 # People's accounts (hub.auth.users): machines use api_tokens, people sign in with a password.
@@ -376,4 +378,64 @@ model_pushes = Table(
     Column("sent_at", UTCDateTime),
     Column("answered_at", UTCDateTime),
     Column("error", Text),
+)
+
+# ---- running cameras from the hub (hub.fleet) ---------------------------------------------------
+
+# Every version of each camera's config: imported from its agent's report, or saved on the page; the
+# newest is pushed to the agent (pending -> sent -> accepted | rejected, with the agent's error).
+camera_configs = Table(
+    "camera_configs",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("device_id", String(64), nullable=False),
+    Column("body", JSON, nullable=False),  # the config without its source (that stays on the box)
+    Column("origin", String(16), nullable=False),  # device (imported) | hub (saved on the page)
+    Column("status", String(16), nullable=False),  # imported | pending | sent | accepted | rejected
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("answered_at", UTCDateTime),
+    Column("error", Text),
+    Column("issues", JSON),
+)
+
+# What each camera's agent says it runs, and the snapshot asked of it.
+camera_config_state = Table(
+    "camera_config_state",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("running_version", Integer, nullable=False),
+    Column("managed_by", String(8), nullable=False),  # hub | local
+    Column("reported_at", UTCDateTime, nullable=False),
+    Column("snapshot_requested_at", UTCDateTime),
+    Column("snapshot_sent_at", UTCDateTime),
+)
+
+# Who changed which camera config, what changed, and what the agent answered.
+config_audit = Table(
+    "config_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("camera_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("action", String(16), nullable=False),  # imported | saved | sent | accepted | rejected
+    Column("detail", Text),
+    Column("changes", JSON),  # [{path, old, new}]
+    Index("ix_config_audit_camera", "camera_id", "id"),
+)
+
+# The bureau's own days off and working days on top of the official calendar (hub.cases.bureau_days).
+calendar_days = Table(
+    "calendar_days",
+    metadata,
+    Column("day", String(10), primary_key=True),  # ISO date
+    Column("kind", String(8), nullable=False),  # off | work
+    Column("set_by", String(128)),
+    Column("set_at", UTCDateTime),
 )

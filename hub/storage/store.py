@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Self
 
-from hub.cases import classes
-from hub.cases.lifecycle import Deadlines, StageHours
+from hub.cases import bureau_days
 from hub.devices.registry import DeviceTables
 from hub.ingest.burst import BurstIngest
 from hub.ingest.events import EventReads
@@ -28,5 +27,8 @@ class Store(BurstIngest, DeviceTables, EventReads):
     @classmethod
     def from_settings(cls, settings: HubSettings) -> Self:
         """The hub's store as its settings describe it: database, evidence fsync, working-time deadlines."""
-        deadlines = Deadlines(settings.calendar.build(), classes.sla_hours, StageHours(**settings.stage_hours))
-        return cls.open(settings.db_url, settings.data_dir, deadlines=deadlines, evidence_fsync=settings.evidence_fsync)
+        store = cls.open(settings.db_url, settings.data_dir, evidence_fsync=settings.evidence_fsync)
+        with store.engine.connect() as conn:
+            days_off, working_days = bureau_days.load(conn)  # the bureau's own, edited on the page
+        store.deadlines = bureau_days.deadlines(settings, days_off, working_days)
+        return store

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
@@ -34,14 +36,32 @@ SECURITY_HEADERS = {
 }
 
 
+ImageSources = Callable[[], list[str]]
+
+
+def with_image_sources(headers: dict[str, str], sources: list[str]) -> dict[str, str]:
+    """The headers with `sources` (origins, e.g. the map's tile service) allowed as image sources."""
+    if not sources:
+        return headers
+    csp = headers["content-security-policy"].replace("img-src 'self'", "img-src 'self' " + " ".join(sources), 1)
+    return {**headers, "content-security-policy": csp}
+
+
 class WebFiles(StaticFiles):
-    """StaticFiles with the page's security headers; revalidated on every load so updates show at once."""
+    """StaticFiles with the page's security headers; revalidated on every load so updates show at once.
+    `image_sources` names the other origins the page may show images from (the bureau's map tiles)."""
+
+    def __init__(self, *args: Any, image_sources: ImageSources = list, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.image_sources = image_sources
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        security = with_image_sources(SECURITY_HEADERS, self.image_sources())
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() != "cache-control"]
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                headers += [(k.encode(), v.encode()) for k, v in security.items()]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -57,8 +77,8 @@ class WebMount(Mount):
     """A mount at `/` that claims only the page's own files, so it never shadows an API route (not even
     one added after it: deny-by-default still answers those) and never serves this Python package."""
 
-    def __init__(self) -> None:
-        super().__init__("/", app=WebFiles(directory=WEB_DIR, html=True), name="web")
+    def __init__(self, image_sources: ImageSources = list) -> None:
+        super().__init__("/", app=WebFiles(directory=WEB_DIR, html=True, image_sources=image_sources), name="web")
         own = {f"/{p.name}" for p in WEB_DIR.iterdir() if p.suffix in WEB_SUFFIXES}
         self.paths = {"/", f"/{FONT_PATH.name}"} | own
 
@@ -69,5 +89,5 @@ class WebMount(Mount):
         return match, child
 
 
-def web_mount() -> WebMount:
-    return WebMount()
+def web_mount(image_sources: ImageSources = list) -> WebMount:
+    return WebMount(image_sources)

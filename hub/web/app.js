@@ -333,6 +333,9 @@ async function signOut(message, endSession = false) {
 
 // ---------------------------------------------------------------- routing
 
+// Views other page scripts add (district.js: cameras, map, calendar): name -> render(view, route).
+const EXTRA_VIEWS = (window.CityEye = window.CityEye || { views: {} }).views;
+
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
   const [path, query = ""] = raw.split("?");
@@ -340,6 +343,7 @@ function parseHash() {
   const params = new URLSearchParams(query);
   if (parts[0] === "case" && parts[1]) return { view: "case", caseId: parts[1], params };
   if (parts[0] === "stats") return { view: "stats", params };
+  if (EXTRA_VIEWS[parts[0]]) return { view: parts[0], parts, params };
   if (parts[0] === "admin") return { view: "admin", params };
   return { view: "queue", params };
 }
@@ -360,6 +364,7 @@ function route() {
   view.replaceChildren();
   if (S.route.view === "case") renderCase(view, S.route.caseId);
   else if (S.route.view === "stats") renderStats(view);
+  else if (EXTRA_VIEWS[S.route.view]) EXTRA_VIEWS[S.route.view](view, S.route);
   else if (S.route.view === "admin") renderAdmin(view);
   else renderQueue(view);
 }

@@ -76,6 +76,18 @@ def test_batch_gives_the_same_as_one_by_one(detector, dog_jpg, person_jpg, vtest
         np.testing.assert_allclose(together.xyxy, alone.xyxy, atol=0.5)
 
 
+def test_sessions_side_by_side_give_the_same_in_order(detector, dog_jpg, person_jpg, vtest_avi):
+    frames = [cv2.imread(str(dog_jpg)), cv2.imread(str(person_jpg))] + [_vtest_frame(vtest_avi, i)
+                                                                         for i in (100, 300, 500)]
+    two = Detector.load("coco-nanodet", sessions=2)
+    assert len(two.sessions) == 2
+    parallel = two.detect(frames)  # 5 frames: parts of 3 and 2 on the two sessions at once
+    assert len(parallel) == len(frames)
+    for got, want in zip(parallel, detector.detect(frames), strict=True):
+        assert got.label_names() == want.label_names()
+        np.testing.assert_allclose(got.xyxy, want.xyxy, atol=0.5)
+
+
 def test_bad_image_is_refused(detector):
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         detector.detect([np.zeros((10, 10), np.uint8)])

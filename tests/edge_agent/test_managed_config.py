@@ -210,3 +210,18 @@ def test_over_zmq_reports_on_connect_answers_pushes_and_heartbeats_the_version(t
     router.close(linger=0)
     kept = json.loads((tmp_path / "hub-config" / "cam1.json").read_text())
     assert kept["version"] == 5 and kept["issued_by"] == "admin"
+
+
+def test_the_detect_stream_address_stays_on_the_box_too(tmp_path: Path) -> None:
+    sub = "rtsp://user:secret@10.0.0.5/s2"
+    local = camera().model_copy(update={"detect_source": sub})
+    configs = ManagedConfigs([local], tmp_path / "hub-config", device_id="dev1", hub_sign_public=HUB_PUBLIC)
+    applied: list[CameraConfig] = []
+    configs.attach(applied.append)
+    body = config_body(local)
+    assert "detect_source" not in body and "source" not in body
+    assert configs.handle(push_msg(config_body(camera(RIGHT, "right")), 1)).accepted
+    assert applied[0].detect_source == sub and applied[0].source == "rtsp://user:secret@10.0.0.5/s1"
+    result = configs.handle(push_msg({**body, "detect_source": "rtsp://elsewhere"}, 2))
+    assert not result.accepted and [i.path for i in result.issues] == ["detect_source"]
+    assert "detect_source" not in (configs.reports()[0].current or {})

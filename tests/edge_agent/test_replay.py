@@ -31,12 +31,13 @@ PLAZA = {"id": "plaza", "kind": "plaza",
 EVENINGS = {"windows": [{"days": "daily", "start": "18:00", "end": "23:00"}]}
 
 
-def camera(rules: list[dict[str, Any]], gating: bool) -> CameraConfig:
+def camera(rules: list[dict[str, Any]], gating: bool, detect_source: Path | None = None) -> CameraConfig:
     zones = [NO_PARKING, PLAZA, {**PLAZA, "id": "plaza_evenings"}]
     return parse_camera_config({
         "id": "vtest", "source": "vtest.avi", "timezone": "Asia/Shanghai", "detect_fps": 2,
         "start_time": START, "motion": {"enabled": gating}, "zones": zones, "rules": rules,
         "evidence": {"pre_s": 3, "post_s": 3},
+        **({"detect_source": str(detect_source)} if detect_source else {}),
     })
 
 
@@ -60,9 +61,33 @@ def _run(tmp_path_factory, detector, cfg: CameraConfig, name: str) -> tuple[Repl
     return replay(cfg, str(video), detector, FolderSink(out), device_id="box-1"), out
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["gating-off", "gating-on"])
-def parking_run(request, tmp_path_factory, detector):
-    return _run(tmp_path_factory, detector, camera([PARKING_30, LOITER_30], request.param), "parking")
+@pytest.fixture(scope="module")
+def substream(tmp_path_factory) -> Path:
+    """vtest.avi as a camera's 384x288 H.264 sub-stream."""
+    from edge_agent.substream import make_substream
+
+    return make_substream(shared_file("video/vtest.avi"), tmp_path_factory.mktemp("sub") / "sub.mp4")
+
+
+@pytest.fixture(scope="module")
+def parking_runs(request, tmp_path_factory, detector):
+    """Each replay once per module, on first use: detection on vtest.avi itself (gating off and on),
+    and on its 384x288 sub-stream with the evidence from vtest.avi as the main stream."""
+    runs: dict[str, tuple[ReplayResult, Path]] = {}
+
+    def get(kind: str) -> tuple[ReplayResult, Path]:
+        if kind not in runs:
+            sub = request.getfixturevalue("substream") if kind == "sub-stream" else None
+            cfg = camera([PARKING_30, LOITER_30], kind != "gating-off", detect_source=sub)
+            runs[kind] = _run(tmp_path_factory, detector, cfg, "parking")
+        return runs[kind]
+
+    return get
+
+
+@pytest.fixture(params=["gating-off", "gating-on", "sub-stream"])
+def parking_run(request, parking_runs):
+    return parking_runs(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +110,8 @@ def test_one_parking_event_each_for_van_and_car_after_30_s(parking_run) -> None:
     result, _ = parking_run
     parking = [u for u in result.updates if u.class_id == "illegal_car_parking"]
     assert [u.state for u in parking] == ["opened", "opened"], "exactly two openings and no cleared"
-    centres = sorted((u.xyxy[0] + u.xyxy[2]) / 2 for u in parking)
+    width = 384 if result.camera.detect_source else 768  # boxes are in the detect stream's pixels
+    centres = sorted((u.xyxy[0] + u.xyxy[2]) / 2 * 768 / width for u in parking)
     assert 640 < centres[0] < 720 and centres[1] > 730  # the van, then the car at the right edge
     assert len({u.track_ids for u in parking}) == 2
     for u in parking:
@@ -111,7 +137,7 @@ def test_events_are_written_with_media_that_decode_and_match_hashes(parking_run)
         names = {m.name: m for m in event.media}
         # Parking evidence: the three timed stills; the van and car are far too small for their plates,
         # so the event says the plate was not read (text None) and no plate crop comes: never a guess.
-        assert set(names) == {"snapshot.jpg", "annotated.jpg", "crop.jpg", "clip.webm",
+        assert set(names) == {"snapshot.jpg", "annotated.jpg", "crop.jpg", "clip.mp4",  # H.264: every browser
                               "still_1.jpg", "still_2.jpg", "still_3.jpg"}
         assert event.v == 2 and event.plate is not None and event.plate.text is None
         for ref in event.media:
@@ -123,12 +149,30 @@ def test_events_are_written_with_media_that_decode_and_match_hashes(parking_run)
         assert snap.shape == annotated.shape == (576, 768, 3)
         assert crop.shape[0] < 200 and crop.shape[1] < 200
         assert np.abs(snap.astype(int) - annotated.astype(int)).mean() > 0.5  # drawn on a copy
-        cap = cv2.VideoCapture(str(folder / "clip.webm"))
+        assert names["clip.mp4"].content_type == "video/mp4"
+        cap = cv2.VideoCapture(str(folder / "clip.mp4"))
         frames = 0
         while cap.read()[0]:
             frames += 1
+        assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (768, 576)
         cap.release()
         assert 12 <= frames <= 14  # 3 s before + the firing frame + 3 s after, at 2 fps
+
+
+def test_sub_stream_evidence_shows_the_main_streams_frame_at_that_moment(parking_runs) -> None:
+    result, out = parking_runs("sub-stream")
+    video = cv2.VideoCapture(str(shared_file("video/vtest.avi")))
+    for event in read_folder_events(out):
+        index = round(offset(result.camera, event.observed_at.timestamp()) * 10)  # 10 fps
+        video.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, main_frame = video.read()
+        assert ok
+        snap = cv2.imread(str(out / event.event_id / "snapshot.jpg"))
+        assert np.abs(snap.astype(int) - main_frame).mean() < 3  # that very frame, up to JPEG loss
+        crop = cv2.imread(str(out / event.event_id / "crop.jpg"))
+        box_w = (event.box.x2 - event.box.x1) * 768  # the sub-stream's box, scaled to the main stream
+        assert box_w <= crop.shape[1] <= box_w * 1.4 + 2
+    video.release()
 
 
 def test_gating_keeps_results_and_counts_saved_calls(parking_run) -> None:

@@ -12,15 +12,14 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 import yaml
 from sqlalchemy import select
 
 from edge_agent.evidence import sha256_hex
 from edge_agent.sinks import read_folder_events
-from tests.conftest import shared_file
 from tests.delivery_support import free_port
+from tests.shared_data import vtest_clip
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +31,7 @@ PLAZA = [[0.0, 0.38], [0.6, 0.38], [0.75, 0.32], [1.0, 0.5], [1.0, 0.85], [0.45,
 @pytest.fixture(scope="module")
 def short_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first CLIP_S seconds of vtest.avi (pedestrians crossing the plaza)."""
-    cap = cv2.VideoCapture(str(shared_file("video/vtest.avi")))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    path = tmp_path_factory.mktemp("video") / "vtest-short.avi"
-    writer = None
-    for _ in range(int(CLIP_S * fps)):
-        ok, image = cap.read()
-        assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, image.shape[1::-1])
-        writer.write(image)
-    assert writer is not None
-    writer.release()
-    cap.release()
-    return path
+    return vtest_clip(tmp_path_factory.mktemp("video"), CLIP_S)
 
 
 def write_config(tmp: Path, video: Path, **extra: object) -> Path:
@@ -101,7 +87,7 @@ def test_run_into_a_folder_stops_at_the_end_of_the_file(tmp_path: Path, short_vi
     assert assert_complete_folder(out) >= 1
     events = read_folder_events(out)
     assert {e.device_id for e in events} == {"box-e2e"} and {e.camera_id for e in events} == {"plaza-cam"}
-    assert any(e.state.value == "opened" and any(m.name == "clip.webm" for m in e.media) for e in events)
+    assert any(e.state.value == "opened" and any(m.name == "clip.mp4" for m in e.media) for e in events)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -167,5 +153,5 @@ def test_replay_no_clips_gives_stills_only(tmp_path: Path, short_video: Path,
     assert main(["edge", "replay", str(short_video), "--config", str(write_config(tmp_path, short_video)),
                  "--out", str(out), "--no-clips"]) == 0
     events = read_folder_events(out)
-    assert events and all(m.name != "clip.webm" for e in events for m in e.media)
+    assert events and all(m.kind.value != "clip" for e in events for m in e.media)
     assert f"{len(events)} events;" in capsys.readouterr().out

@@ -34,6 +34,7 @@ from tests.conftest import shared_file
 from tests.models.vtest_cones import extract_frames, label_through_hub
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +87,20 @@ def short_clip(video: Path, out: Path, seconds: int) -> Path:
     return out
 
 
-def taped_lane(source: Path, model: str):
+def taped_lane_config(source: Path, model: str) -> dict:
     """A roadway zone along the tape with a work-zone rule (cones there for 5 s)."""
-    return parse_camera_config({
+    return {
         "id": "vtest", "source": str(source), "timezone": "Asia/Shanghai", "detect_fps": 1,
         "start_time": "2026-03-02T10:00:00", "motion": {"enabled": False}, "model": model,
         "zones": [{"id": "taped_lane", "kind": "roadway",
                    "polygon": [[0, 0.28], [0.62, 0.28], [0.62, 0.38], [0, 0.38]]}],
         "rules": [{"class_id": "work_zone_on_road", "zones": ["taped_lane"], "params": {"min_dwell_s": 5}}],
         "evidence": {"pre_s": 1, "post_s": 1},
-    })
+    }
+
+
+def taped_lane(source: Path, model: str):
+    return parse_camera_config(taped_lane_config(source, model))
 
 
 def test_a_cone_event_reaches_the_sink_tagged_with_the_head(taught, tmp_path):
@@ -177,3 +182,85 @@ def test_a_pushed_release_swaps_in_between_ticks(taught, tmp_path):
     cones = [e for e in read_folder_events(tmp_path / "out") if e.class_id == "work_zone_on_road"]
     assert cones and all(e.model.name == "vtest-cones" and e.model.sha256 == release.sha256 for e in cones)
     assert min(e.first_seen.timestamp() for e in cones) >= swapped_at[0] - 1  # cones only once the head ran
+
+
+def test_rollout_reaches_a_running_agent_and_its_cone_events_reach_the_hub(taught, tmp_path):
+    """The hub registers the head, deploys it to the camera; its ingest link pushes it (signed) to the
+    running agent, which swaps it in; cone events reach the hub tagged with the head's name and sha256."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import yaml
+    from sqlalchemy import select
+
+    from hub.devices.enrol import enroll_device
+    from hub.devices.hubkeys import HubSigningKey
+    from hub.ingest.config import IngestConfig
+    from hub.ingest.loop import run_ingest
+    from hub.releases import pushes, registry
+    from hub.storage import schema
+    from hub.storage.store import Store
+    from models.fewshot import load_model
+    from tests.delivery_support import free_port
+
+    video, _, head = taught
+    clip = short_clip(video, tmp_path / "vtest-20s.avi", 20)
+    data_dir = tmp_path / "hub"
+    store = Store.open(None, data_dir)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    stop = threading.Event()
+    run_ingest(IngestConfig(bind=endpoint, data_dir=data_dir, device_refresh_s=0.2), store, stop)
+    cfg = {**taped_lane_config(clip, "coco-nanodet"), "loop": True}
+    cfg.pop("start_time")  # live: frames carry the wall clock
+    (tmp_path / "cam.yaml").write_text(yaml.safe_dump(cfg))
+    enroll_device(store, data_dir, "box-teach", endpoint).save(tmp_path / "box.bundle.json")
+    log_path = tmp_path / "agent.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    with log_path.open("w") as log:
+        agent = subprocess.Popen([sys.executable, "-m", "cityeye", "edge", "run", "--config",
+                                  str(tmp_path / "cam.yaml"), "--bundle", str(tmp_path / "box.bundle.json")],
+                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_for(what, check, timeout=120.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            assert agent.poll() is None, f"the agent stopped:\n{log_path.read_text()[-3000:]}"
+            time.sleep(0.5)
+        raise AssertionError(f"no {what} within {timeout} s:\n{log_path.read_text()[-3000:]}")
+
+    def camera_seen():
+        with store.engine.connect() as conn:
+            return conn.execute(select(schema.cameras.c.device_id).where(schema.cameras.c.camera_id == "vtest")).first()
+
+    def events(model_name):
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(schema.events.c.payload).where(
+                schema.events.c.class_id == "work_zone_on_road")).all()
+        return [r.payload for r in rows if (r.payload.get("model") or {}).get("name") == model_name]
+
+    try:
+        wait_for("heartbeat from the camera", camera_seen)
+        release = registry.register(store, head.read_bytes(), name="vtest-cones", kind="fewshot", actor="admin:test",
+                                    key=HubSigningKey.load_or_create(data_dir),
+                                    backbone_sha256=load_model(head).backbone.sha256)
+        registry.deploy(store, release.release_id, ["vtest"], "admin:test")
+        accepted = wait_for("accepted model push", lambda: [p for p in pushes.state(store)
+                                                             if p["status"] == "accepted"])
+        assert accepted[0]["release_id"] == release.release_id and accepted[0]["device_id"] == "box-teach"
+        cones = wait_for("cone event from the new model", lambda: events("vtest-cones"))
+        assert cones[0]["model"]["sha256"] == release.sha256 and "traffic_cone" in cones[0]["labels"]
+        assert not events("coco-nanodet")  # the model without cones never saw the work zone
+    finally:
+        agent.send_signal(signal.SIGINT)
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        stop.set()
+        time.sleep(0.3)
+        store.close()

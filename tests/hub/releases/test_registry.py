@@ -72,6 +72,9 @@ def test_release_is_stored_and_signed_by_the_hub(store, client, tokens):
     assert again.status_code == 409 and "already registered" in again.text
     assert client.post("/models/releases", headers=tokens["reviewer"], data={"name": "x", "kind": "fewshot"},
                        files={"file": ("h.json", b"1")}).status_code == 403
+    not_figures = client.post("/models/releases", headers=tokens["admin"], files={"file": ("k.onnx", b"k")},
+                              data={"name": "z2", "kind": "onnx", "metrics": "1"})  # found by the API fuzz test
+    assert not_figures.status_code == 422 and "JSON object" in not_figures.text
     wire = registry.wire_release(store, registry.get(store, release["release_id"]))
     assert wire.content_b64 and wire.sha256 == release["sha256"]
 

@@ -73,6 +73,8 @@ def test_plate_panel_masked_for_readers_and_unreadable_said_so(page: Page, hub: 
     assert hub.api("reader", "GET", media["plate.jpg"]["url"]).status_code == 403
     assert hub.api("reviewer", "GET", media["plate.jpg"]["url"]).status_code == 200
     assert hub.api("reader", "GET", media["still_1.jpg"]["url"]).status_code == 200
+    assert hub.api("reader", "GET", media["still_3.jpg"]["url"]).status_code == 403  # the close-up shows the plate
+    assert hub.api("reviewer", "GET", media["still_3.jpg"]["url"]).status_code == 200
     page.goto(f"{hub.base}/#/case/{unreadable}")
     expect(page.locator("#plate-text")).to_have_text("车牌无法识别")
     expect(page.locator("#plate-stills figure")).to_have_count(3)

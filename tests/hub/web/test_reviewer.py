@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from edge_agent.annotate import draw_box
-from edge_agent.evidence import encode_clip, problem_label
+from edge_agent.clips import encode_clip
+from edge_agent.evidence import problem_label
 from hub.app import create_app, open_store
 from hub.auth.tokens import create_token
 from hub.cases.lifecycle import Role
@@ -243,7 +244,7 @@ def test_reviewer_queue_detail_and_confirm(page: Page, hub: Hub) -> None:
     row.click()
     expect(page.locator(".detail-head .badge[data-status]")).to_have_attribute("data-status", "pending_review")
     assert natural_width(page, "#main-image") == 640
-    # the edge's VP8/WebM clip plays inline: the browser decoded its metadata from the blob
+    # the edge's H.264/MP4 clip plays inline: the browser decoded its metadata from the blob
     page.wait_for_function("() => { const v = document.querySelector('#clip-video');"
                            " return v && v.readyState >= 1 && v.duration > 0; }", timeout=10_000)
     detail = hub.api("reviewer", "GET", f"/cases/{ours}").json()

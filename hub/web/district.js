@@ -1,0 +1,588 @@
+/* CityEye district pages: fleet health, camera config (zone editor, rules, calibration), map, working
+ * calendar. Loaded after app.js and uses its helpers (h, api, toast, fmtTime, S); registers its views in
+ * window.CityEye.views. Every string a user reads comes from the page's one catalogue (i18n.js, keys district.*,
+ * zh-CN first) through tr(). No third-party code but
+ * the bundled Leaflet (leaflet.js, BSD-2), for the map.
+ */
+"use strict";
+
+(() => {
+  // ------------------------------------------------------------ messages (zh-CN first)
+  /** A user-visible string from the page's one message catalogue (i18n.js, zh-CN first). */
+  const tr = (key, vars) => window.t(`district.${key}`, vars);
+
+  const ZONE_COLOURS = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#8e44ad", "#2e86de"];
+  const ago = (iso) => (iso ? `${Math.max(0, Math.round((Date.now() - new Date(iso)) / 1000))} s` : tr("never"));
+  const num = (x, d = 1) => (x === null || x === undefined ? "—" : Number(x).toFixed(d));
+  const clone = (x) => JSON.parse(JSON.stringify(x));
+
+  // ------------------------------------------------------------ fleet (cameras list)
+  async function renderFleet(view) {
+    const gen = S.gen;
+    const panel = h("section", { class: "panel district" }, h("h2", {}, tr("cameras")), h("p", { class: "muted" },
+      tr("loading")));
+    view.append(panel);
+    const fleet = await api("/fleet").catch((e) => ({ error: e.message }));
+    if (gen !== S.gen) return;
+    panel.lastChild.remove();
+    if (fleet.error) return panel.append(h("p", { class: "error" }, fleet.error));
+    const head = ["device", "camera", "online", "last_frame", "detect_fps", "dropped", "spool", "oldest_unsent",
+                  "clock", "model", "config", "cpu"];
+    const rows = [];
+    for (const d of fleet.devices) {
+      const hb = d.health || {};
+      const cams = d.cameras.length ? d.cameras : [null];
+      for (const c of cams) {
+        const ch = (c && c.health) || {};
+        const cfg = (c && c.config) || {};
+        rows.push(h("tr", { dataset: { camera: c ? c.camera_id : "", device: d.device_id } },
+          h("td", {}, d.device_id),
+          h("td", {}, c ? h("a", { href: `#/camera/${encodeURIComponent(c.camera_id)}` }, c.camera_id) : "—"),
+          h("td", { class: (c ? c.online : d.online) ? "ok" : "bad", dataset: { field: "online" } },
+            ch.stalled ? tr("stalled") : (c ? c.online : d.online) ? tr("online") : tr("offline")),
+          h("td", { dataset: { field: "last_frame" } }, ch.last_frame_at ? ago(ch.last_frame_at) : "—"),
+          h("td", { dataset: { field: "detect_fps" } }, num(ch.detect_fps, 2)),
+          h("td", { dataset: { field: "dropped" } }, ch.dropped_frames ?? "—"),
+          h("td", { dataset: { field: "spool" } }, hb.spool_events ?? "—"),
+          h("td", { dataset: { field: "oldest_unsent" } }, hb.oldest_unsent_at ? ago(hb.oldest_unsent_at) : "—"),
+          h("td", { dataset: { field: "clock" } }, d.clock_offset_s === null || d.clock_offset_s === undefined ? "—"
+            : `${num(d.clock_offset_s, 1)} s`),
+          h("td", { dataset: { field: "model" } }, hb.model ? hb.model.name : "—"),
+          h("td", { dataset: { field: "config" } }, configCell(cfg)),
+          h("td", { dataset: { field: "cpu" } }, hb.cpu_percent === null || hb.cpu_percent === undefined ? "—"
+            : `${num(hb.cpu_percent, 1)} %`)));
+      }
+    }
+    panel.append(h("table", { class: "grid fleet" }, h("thead", {}, h("tr", {}, head.map((k) => h("th", {}, tr(k))))),
+      h("tbody", {}, rows)));
+  }
+
+  function configCell(cfg) {
+    if (cfg.running_version === undefined) return "—";
+    const managed = cfg.managed_by === "local" ? tr("managed_local") : tr("managed_hub");
+    const latest = cfg.latest_version && cfg.latest_version !== cfg.running_version
+      ? ` · ${tr("latest")} v${cfg.latest_version} ${tr(`st_${cfg.latest_status}`)}` : "";
+    return `v${cfg.running_version} (${managed})${latest}`;
+  }
+
+  // ------------------------------------------------------------ one camera: snapshot, zones, rules, calibration
+  async function renderCamera(view, r) {
+    const cameraId = r.parts[1];
+    const gen = S.gen;
+    const root = h("section", { class: "panel district camera-admin" }, h("p", { class: "muted" }, tr("loading")));
+    view.append(root);
+    let info;
+    try {
+      info = await api(`/cameras/${encodeURIComponent(cameraId)}/config`);
+    } catch (e) {
+      root.replaceChildren(h("p", { class: "error" }, e.message));
+      return;
+    }
+    if (gen !== S.gen) return;
+    const ed = {
+      cameraId, info, body: clone(info.latest.body), base: info.latest.version, selected: 0,
+      calib: clone(info.latest.body.calibration || { crs: "wgs84", points: [] }), pickRow: null,
+    };
+    root.replaceChildren();
+    root.append(h("h2", {}, `${tr("camera")} ${cameraId}`), header(ed));
+    const pic = pictureBox(ed);
+    const side = h("div", { class: "side" }, zonesPanel(ed), settingsPanel(ed));
+    root.append(h("div", { class: "editor" }, pic, side), rulesPanel(ed), calibrationPanel(ed), savePanel(ed),
+      auditPanel(ed));
+    redraw(ed);
+    pollStatus(ed, gen);
+  }
+
+  function header(ed) {
+    const i = ed.info;
+    const el = h("p", { class: "cfg-status", id: "cfg-status" });
+    const fill = (info) => {
+      const latest = info.latest;
+      el.replaceChildren(
+        h("span", { class: "badge" }, info.managed_by === "local" ? tr("managed_local") : tr("managed_hub")), " ",
+        `${tr("device")} ${info.device_id} · ${tr("running")} v${info.running_version ?? "—"} · ${tr("latest")} `
+        + `v${latest.version} `,
+        h("span", { class: `badge cfg-${latest.status}`, dataset: { status: latest.status } },
+          tr(`st_${latest.status}`)),
+        latest.status === "rejected" ? h("span", { class: "error agent-error" }, ` ${tr("agent_says")}${latest.error}`)
+          : null);
+    };
+    fill(i);
+    ed.fillStatus = fill;
+    return el;
+  }
+
+  /** Follow the device's answer to what was saved (accepted / rejected) without reloading the page. */
+  async function pollStatus(ed, gen) {
+    while (gen === S.gen) {
+      await sleep(1000);
+      if (gen !== S.gen) return;
+      try {
+        const info = await api(`/cameras/${encodeURIComponent(ed.cameraId)}/config`);
+        ed.info = info;
+        ed.fillStatus(info);
+      } catch { /* transient; try again */ }
+    }
+  }
+
+  function pictureBox(ed) {
+    const img = h("img", { class: "snapshot", alt: tr("snapshot") });
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 1000 1000");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.classList.add("zones-overlay");
+    const note = h("p", { class: "muted snap-note" }, tr("snapshot_none"));
+    const btn = h("button", { class: "btn", type: "button", id: "snapshot-btn", onclick: () => snapshot(ed, img, note) },
+      tr("snapshot"));
+    const stage = h("div", { class: "stage" }, img, svg);
+    ed.svg = svg;
+    ed.img = img;
+    svg.addEventListener("click", (e) => onPictureClick(ed, e));
+    svg.addEventListener("pointermove", (e) => onDrag(ed, e));
+    svg.addEventListener("pointerup", () => { ed.drag = null; });
+    loadSnapshot(ed, img, note);
+    return h("div", { class: "picture" }, h("div", { class: "row" }, btn, note), stage,
+      h("p", { class: "hint" }, tr("help_zone")));
+  }
+
+  async function loadSnapshot(ed, img, note, after = null) {
+    const res = await fetch(`/cameras/${encodeURIComponent(ed.cameraId)}/snapshot`,
+      { headers: { Authorization: `Bearer ${S.token}` } });
+    if (!res.ok) return false;
+    const taken = res.headers.get("x-taken-at");
+    if (after && (!taken || new Date(taken) < after)) return false;
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(await res.blob());
+    note.textContent = `${tr("snapshot")} ${fmtTime(taken)}`;
+    img.dataset.takenAt = taken || "";
+    return true;
+  }
+
+  async function snapshot(ed, img, note) {
+    const asked = new Date(Date.now() - 1000);
+    note.textContent = tr("snapshot_wait");
+    try {
+      await api(`/cameras/${encodeURIComponent(ed.cameraId)}/snapshot`, { method: "POST" });
+    } catch (e) {
+      note.textContent = e.message;
+      return;
+    }
+    for (let i = 0; i < 40; i++) {
+      await sleep(250);
+      if (await loadSnapshot(ed, img, note, asked)) return;
+    }
+    note.textContent = `${tr("error")}: ${tr("snapshot_none")}`;
+  }
+
+  function svgPoint(ed, e) {
+    const r = ed.svg.getBoundingClientRect();
+    const x = Math.min(1, Math.max(0, (e.clientX - r.left) / r.width));
+    const y = Math.min(1, Math.max(0, (e.clientY - r.top) / r.height));
+    return [Math.round(x * 1000) / 1000, Math.round(y * 1000) / 1000];
+  }
+
+  function onPictureClick(ed, e) {
+    if (e.target.dataset && e.target.dataset.vertex !== undefined) return;
+    const p = svgPoint(ed, e);
+    if (ed.pickRow !== null) { // calibration: the picture point of the chosen row
+      ed.calib.points[ed.pickRow].image = p;
+      ed.pickRow = null;
+      ed.renderCalib();
+      return redraw(ed);
+    }
+    const zone = ed.body.zones[ed.selected];
+    if (!zone) return;
+    zone.polygon = zone.polygon || [];
+    zone.polygon.push(p);
+    redraw(ed);
+  }
+
+  function onDrag(ed, e) {
+    if (!ed.drag) return;
+    const [zi, pi] = ed.drag;
+    ed.body.zones[zi].polygon[pi] = svgPoint(ed, e);
+    redraw(ed);
+  }
+
+  function redraw(ed) {
+    const svg = ed.svg;
+    const NS = "http://www.w3.org/2000/svg";
+    svg.replaceChildren();
+    ed.body.zones.forEach((z, zi) => {
+      const pts = z.polygon || z.line || [];
+      const colour = ZONE_COLOURS[zi % ZONE_COLOURS.length];
+      const shape = document.createElementNS(NS, z.line ? "polyline" : "polygon");
+      shape.setAttribute("points", pts.map(([x, y]) => `${x * 1000},${y * 1000}`).join(" "));
+      shape.setAttribute("class", `zone${zi === ed.selected ? " selected" : ""}`);
+      shape.style.stroke = colour;
+      shape.style.fill = zi === ed.selected ? `${colour}55` : `${colour}22`;
+      shape.dataset.zone = z.id;
+      svg.append(shape);
+      if (zi !== ed.selected) return;
+      pts.forEach(([x, y], pi) => {
+        const c = document.createElementNS(NS, "circle");
+        c.setAttribute("cx", x * 1000);
+        c.setAttribute("cy", y * 1000);
+        c.setAttribute("r", 9);
+        c.setAttribute("class", "vertex");
+        c.dataset.vertex = String(pi);
+        c.style.fill = colour;
+        c.addEventListener("pointerdown", (ev) => { ev.stopPropagation(); ed.drag = [zi, pi]; });
+        c.addEventListener("dblclick", (ev) => { ev.stopPropagation(); pts.splice(pi, 1); redraw(ed); });
+        svg.append(c);
+      });
+    });
+    (ed.calib.points || []).forEach((p, i) => {
+      if (!p.image) return;
+      const c = document.createElementNS(NS, "circle");
+      c.setAttribute("cx", p.image[0] * 1000);
+      c.setAttribute("cy", p.image[1] * 1000);
+      c.setAttribute("r", 6);
+      c.setAttribute("class", "calib-point");
+      c.dataset.calib = String(i);
+      svg.append(c);
+    });
+    if (ed.renderZones) ed.renderZones();
+  }
+
+  function zonesPanel(ed) {
+    const list = h("div", { class: "zone-list" });
+    const kinds = ed.info.zone_kinds || ["generic"];
+    ed.renderZones = () => {
+      list.replaceChildren(...ed.body.zones.map((z, zi) => h("div", {
+        class: `zone-item${zi === ed.selected ? " selected" : ""}`, dataset: { zone: z.id },
+        onclick: () => { ed.selected = zi; redraw(ed); },
+      },
+      h("input", { class: "zone-id", value: z.id, size: 14, onchange: (e) => { renameZone(ed, z, e.target.value); } }),
+      h("select", { class: "zone-kind", onchange: (e) => { z.kind = e.target.value; } },
+        kinds.map((k) => h("option", { value: k, selected: (z.kind || "generic") === k }, k))),
+      h("span", { class: "muted zone-points", dataset: { points: (z.polygon || z.line || []).length } },
+        tr("n_points", { n: (z.polygon || z.line || []).length })),
+      h("button", { class: "btn small ghost", type: "button", onclick: (e) => {
+        e.stopPropagation();
+        ed.body.zones.splice(zi, 1);
+        ed.selected = Math.max(0, ed.selected - (zi <= ed.selected ? 1 : 0));
+        redraw(ed);
+      } }, tr("delete")))));
+    };
+    const add = h("button", { class: "btn small", type: "button", id: "new-zone", onclick: () => {
+      let n = ed.body.zones.length + 1;
+      while (ed.body.zones.some((z) => z.id === `zone_${n}`)) n += 1;
+      ed.body.zones.push({ id: `zone_${n}`, kind: "no_parking", polygon: [] });
+      ed.selected = ed.body.zones.length - 1;
+      redraw(ed);
+    } }, tr("new_zone"));
+    return h("div", { class: "zones-panel" }, h("h3", {}, tr("zones")), list, add);
+  }
+
+  function renameZone(ed, zone, id) {
+    for (const rule of ed.body.rules || []) {
+      rule.zones = (rule.zones || []).map((z) => (z === zone.id ? id : z));
+    }
+    zone.id = id;
+    ed.renderRules();
+    redraw(ed);
+  }
+
+  function settingsPanel(ed) {
+    return h("div", { class: "settings-panel" }, h("label", {}, tr("detect_fps_field"), " ",
+      h("input", { type: "number", step: "0.5", min: "0.5", value: ed.body.detect_fps ?? 2, class: "detect-fps",
+        onchange: (e) => { ed.body.detect_fps = Number(e.target.value); } })));
+  }
+
+  function rulesPanel(ed) {
+    const box = h("div", { class: "rules" });
+    const classes = [...S.classes.values()];
+    ed.renderRules = () => {
+      box.replaceChildren(...(ed.body.rules || []).map((rule, ri) => h("fieldset", { class: "rule", dataset: { rule: ri } },
+        h("label", {}, tr("class"), " ", h("select", { class: "rule-class", onchange: (e) => { rule.class_id = e.target.value; } },
+          classes.map((c) => h("option", { value: c.id, selected: c.id === rule.class_id }, `${c.name_zh} ${c.id}`)))),
+        h("label", {}, tr("rule_zones"), " ", h("input", { class: "rule-zones", value: (rule.zones || []).join(","),
+          onchange: (e) => { rule.zones = e.target.value.split(",").map((s) => s.trim()).filter(Boolean); } })),
+        h("label", {}, h("input", { type: "checkbox", checked: rule.enabled !== false,
+          onchange: (e) => { rule.enabled = e.target.checked; } }), " ", tr("enabled")),
+        jsonField(tr("params"), rule.params || {}, (v) => { rule.params = v ?? {}; }, "rule-params"),
+        jsonField(tr("schedule"), rule.schedule ?? null, (v) => {
+          if (v === null) delete rule.schedule; else rule.schedule = v;
+        }, "rule-schedule"),
+        h("button", { class: "btn small ghost", type: "button",
+          onclick: () => { ed.body.rules.splice(ri, 1); ed.renderRules(); } }, tr("delete")))));
+    };
+    ed.renderRules();
+    const add = h("button", { class: "btn small", type: "button", onclick: () => {
+      ed.body.rules = ed.body.rules || [];
+      ed.body.rules.push({ class_id: classes[0]?.id || "illegal_car_parking",
+        zones: ed.body.zones[ed.selected] ? [ed.body.zones[ed.selected].id] : [] });
+      ed.renderRules();
+    } }, tr("new_rule"));
+    return h("div", { class: "rules-panel" }, h("h3", {}, tr("rules")), box, add);
+  }
+
+  function jsonField(label, value, set, cls) {
+    const area = h("textarea", { class: cls, rows: 2, spellcheck: false },
+      value === null ? "" : JSON.stringify(value));
+    area.addEventListener("change", () => {
+      const raw = area.value.trim();
+      try {
+        set(raw ? JSON.parse(raw) : null);
+        area.classList.remove("invalid");
+      } catch (e) {
+        area.classList.add("invalid");
+        toast(`${label}: ${e.message}`, true);
+      }
+    });
+    return h("label", { class: "json" }, label, area);
+  }
+
+  // ---- calibration: picture points <-> map points, the fit's error shown before it goes into the config
+  function calibrationPanel(ed) {
+    const table = h("tbody");
+    const result = h("p", { class: "calib-result", id: "calib-result" });
+    const crs = h("input", { class: "calib-crs", value: ed.calib.crs, size: 18,
+      onchange: (e) => { ed.calib.crs = e.target.value.trim(); } });
+    ed.renderCalib = () => {
+      table.replaceChildren(...ed.calib.points.map((p, i) => h("tr", {},
+        h("td", {}, String(i + 1)),
+        h("td", {}, p.image ? p.image.join(", ") : "—", " ",
+          h("button", { class: "btn small ghost", type: "button", onclick: () => { ed.pickRow = i; toast(tr("pick_image")); } },
+            tr("pick_image"))),
+        h("td", {}, h("input", { class: "calib-world", value: p.world ? p.world.join(", ") : "", size: 24,
+          onchange: (e) => { p.world = e.target.value.split(",").map((s) => Number(s.trim())); } })),
+        h("td", {}, h("button", { class: "btn small ghost", type: "button",
+          onclick: () => { ed.calib.points.splice(i, 1); ed.renderCalib(); redraw(ed); } }, tr("delete"))))));
+    };
+    ed.renderCalib();
+    const add = h("button", { class: "btn small", type: "button", onclick: () => {
+      ed.calib.points.push({ image: null, world: null });
+      ed.renderCalib();
+    } }, tr("add_point"));
+    const fit = h("button", { class: "btn small", type: "button", id: "calib-fit", onclick: async () => {
+      try {
+        const res = await api("/calibration/fit", { method: "POST", body: ed.calib });
+        ed.fitOk = res.ok;
+        result.className = `calib-result ${res.ok ? "ok" : "error"}`;
+        result.textContent = `${tr("fit_error")}: ${num(res.error_m, 2)} m · ${tr("per_point")}: `
+          + `${res.point_errors_px.map((x) => num(x, 1)).join(", ")}${res.message ? ` · ${res.message}` : ""}`;
+      } catch (e) {
+        result.className = "calib-result error";
+        result.textContent = formatDetail(e.detail ?? e.message);
+      }
+    } }, tr("fit"));
+    const use = h("button", { class: "btn small", type: "button", id: "calib-use", onclick: () => {
+      ed.body.calibration = clone(ed.calib);
+      toast(tr("use_fit"));
+    } }, tr("use_fit"));
+    return h("div", { class: "calibration-panel" }, h("h3", {}, tr("calibration")),
+      h("label", {}, tr("crs"), " ", crs),
+      h("table", { class: "grid" }, h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, tr("image_pt")),
+        h("th", {}, tr("world_pt")), h("th", {}))), table),
+      h("div", { class: "row" }, add, fit, use), result);
+  }
+
+  // ---- check, diff, save
+  function savePanel(ed) {
+    const out = h("div", { class: "save-result", id: "save-result" });
+    const check = h("button", { class: "btn", type: "button", id: "cfg-check", onclick: () => checkConfig(ed, out) },
+      tr("check"));
+    const save = h("button", { class: "btn primary", type: "button", id: "cfg-save", onclick: () => saveConfig(ed, out) },
+      tr("save"));
+    return h("div", { class: "save-panel" }, h("div", { class: "row" }, check, save), out);
+  }
+
+  function showIssues(out, issues) {
+    out.replaceChildren(h("p", { class: "error" }, tr("issues")),
+      h("ul", { class: "issues" }, issues.map((i) => h("li", { dataset: { path: i.path } },
+        h("code", {}, i.path || "—"), ` ${i.message}`))));
+  }
+
+  function showDiff(out, changes) {
+    if (!changes.length) return out.replaceChildren(h("p", { class: "muted" }, tr("no_changes")));
+    out.replaceChildren(h("h3", {}, tr("diff")), h("table", { class: "grid diff" }, h("tbody", {},
+      changes.map((c) => h("tr", {}, h("td", {}, h("code", {}, c.path)),
+        h("td", { class: "old" }, c.old === undefined ? "" : JSON.stringify(c.old)),
+        h("td", { class: "new" }, c.new === undefined ? "" : JSON.stringify(c.new)))))));
+  }
+
+  async function checkConfig(ed, out) {
+    try {
+      const res = await api(`/cameras/${encodeURIComponent(ed.cameraId)}/config/check`, { method: "POST",
+        body: { body: ed.body } });
+      if (res.issues.length) showIssues(out, res.issues);
+      else showDiff(out, res.changes);
+      return res;
+    } catch (e) {
+      out.replaceChildren(h("p", { class: "error" }, formatDetail(e.detail ?? e.message)));
+      return null;
+    }
+  }
+
+  async function saveConfig(ed, out) {
+    const res = await checkConfig(ed, out);
+    if (!res || res.issues.length) return; // refused on the page: nothing is saved or sent
+    if (!res.changes.length) return;
+    const ok = h("button", { class: "btn primary", type: "button", id: "cfg-confirm" }, tr("confirm_save"));
+    const cancel = h("button", { class: "btn", type: "button" }, tr("cancel"));
+    out.append(h("div", { class: "row" }, ok, cancel));
+    cancel.addEventListener("click", () => out.replaceChildren());
+    ok.addEventListener("click", async () => {
+      ok.disabled = true;
+      try {
+        const saved = await api(`/cameras/${encodeURIComponent(ed.cameraId)}/config`, { method: "PUT",
+          body: { body: ed.body, base_version: ed.base } });
+        ed.base = saved.version;
+        out.replaceChildren(h("p", { class: "ok saved", dataset: { version: saved.version } },
+          `${tr("saved")} v${saved.version} · ${tr("agent_pending")}`));
+        const info = await api(`/cameras/${encodeURIComponent(ed.cameraId)}/config`);
+        ed.info = info;
+        ed.fillStatus(info);
+        ed.renderAudit();
+      } catch (e) {
+        if (e.status === 422 && e.detail && Array.isArray(e.detail.issues)) showIssues(out, e.detail.issues);
+        else out.replaceChildren(h("p", { class: "error" }, e.status === 409 ? tr("body_changed")
+          : formatDetail(e.detail ?? e.message)));
+      }
+    });
+  }
+
+  function auditPanel(ed) {
+    const body = h("tbody");
+    ed.renderAudit = async () => {
+      const rows = await api(`/cameras/${encodeURIComponent(ed.cameraId)}/config/audit`).catch(() => []);
+      body.replaceChildren(...rows.map((a) => h("tr", { dataset: { action: a.action, version: a.version } },
+        h("td", {}, fmtTime(a.at)), h("td", {}, a.actor), h("td", {}, `v${a.version}`),
+        h("td", {}, tr(`st_${a.action}`)),
+        h("td", {}, a.detail || (a.changes || []).map((c) => c.path).join(", ")))));
+    };
+    ed.renderAudit();
+    return h("div", { class: "audit-panel" }, h("h3", {}, tr("audit")), h("table", { class: "grid audit" },
+      h("thead", {}, h("tr", {}, h("th", {}, tr("when")), h("th", {}, tr("who")), h("th", {}, tr("versions")),
+        h("th", {}), h("th", {}, tr("what")))), body));
+  }
+
+  // ------------------------------------------------------------ map
+  async function renderMap(view) {
+    const gen = S.gen;
+    const box = h("div", { class: "map", id: "map" });
+    const note = h("p", { class: "muted map-note" });
+    const list = h("ul", { class: "map-cases", id: "map-cases" });
+    view.append(h("section", { class: "panel district" }, h("h2", {}, tr("map")), note, box,
+      h("h3", {}, tr("cases_in_view")), list));
+    const info = await api("/map").catch((e) => ({ error: e.message }));
+    if (gen !== S.gen) return;
+    if (info.error) return note.append(h("span", { class: "error" }, info.error));
+    const L = window.L;
+    const tiles = Boolean(info.tile_url);
+    const map = L.map(box, { crs: tiles ? L.CRS.EPSG3857 : L.CRS.Simple, attributionControl: tiles,
+      minZoom: tiles ? 1 : -5, maxZoom: tiles ? 22 : 24 });
+    window.CityEye.map = map; // tests and other scripts
+    if (tiles) {
+      L.tileLayer(info.tile_url, { attribution: info.attribution || "", maxNativeZoom: 19, maxZoom: 22 }).addTo(map);
+    } else {
+      note.textContent = tr("tiles_none");
+      gridLayer(L).addTo(map);
+    }
+    const pts = [];
+    for (const c of info.cameras) {
+      if (c.x === null || c.x === undefined) continue;
+      pts.push([c.y, c.x]);
+      L.circleMarker([c.y, c.x], { radius: 9, color: "#2e86de", weight: 3, className: "map-camera" })
+        .bindTooltip(`${tr("camera")} ${c.camera_id}`).addTo(map);
+    }
+    const layer = L.layerGroup().addTo(map);
+    const load = async () => {
+      const b = map.getBounds();
+      const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(",");
+      const page = await api(`/cases?bbox=${bbox}&limit=200`).catch(() => ({ items: [] }));
+      layer.clearLayers();
+      list.replaceChildren(...page.items.map((c) => h("li", { dataset: { case: c.case_id } },
+        h("a", { href: `#/case/${encodeURIComponent(c.case_id)}` }, c.case_id), ` ${className(c.class_id)}`)));
+      for (const c of page.items) {
+        if (c.lat === null || c.lat === undefined) continue;
+        L.circleMarker([c.lat, c.lon], { radius: 6, color: "#e4572e", className: "map-case" })
+          .bindTooltip(`${c.case_id} ${className(c.class_id)}`).addTo(layer);
+      }
+      box.dataset.cases = String(page.items.length);
+    };
+    map.on("moveend", load);
+    if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(tiles ? 0.002 : 0.5), { maxZoom: tiles ? 18 : 8 });
+    else map.setView([0, 0], tiles ? 2 : 0);
+    if (!tiles && pts.length === 1) map.setView(pts[0], 8);
+    box.dataset.ready = "1";
+  }
+
+  /** A plain grid in calibrated coordinates (no tiles): lines every power of ten that fits the view. */
+  function gridLayer(L) {
+    const Grid = L.GridLayer.extend({
+      createTile(coords) {
+        const tile = document.createElement("canvas");
+        const size = this.getTileSize();
+        tile.width = size.x;
+        tile.height = size.y;
+        const ctx = tile.getContext("2d");
+        ctx.strokeStyle = "#c8d0da";
+        ctx.strokeRect(0, 0, size.x, size.y);
+        const nw = this._map.unproject([coords.x * size.x, coords.y * size.y], coords.z);
+        ctx.fillStyle = "#8a96a3";
+        ctx.font = "10px sans-serif";
+        ctx.fillText(`${nw.lng.toPrecision(7)}, ${nw.lat.toPrecision(7)}`, 3, 11);
+        return tile;
+      },
+    });
+    return new Grid({ className: "map-grid" });
+  }
+
+  // ------------------------------------------------------------ working calendar
+  async function renderCalendar(view) {
+    const gen = S.gen;
+    const year = Number(S.route.params.get("year")) || new Date().getFullYear();
+    const panel = h("section", { class: "panel district calendar" }, h("h2", {}, `${tr("calendar")} ${year}`));
+    view.append(panel);
+    let cal;
+    try {
+      cal = await api(`/calendar?year=${year}`);
+    } catch (e) {
+      return panel.append(h("p", { class: "error" }, e.message));
+    }
+    if (gen !== S.gen) return;
+    const official = h("table", { class: "grid official" }, h("tbody", {}, cal.official.map((d) => h("tr",
+      { dataset: { date: d.date, kind: d.kind } }, h("td", {}, d.date), h("td", {}, d.name || ""),
+      h("td", {}, d.kind === "off" ? tr("day_off") : tr("workday"))))));
+    const lists = { days_off: [...cal.days_off], working_days: [...cal.working_days] };
+    const editor = (key, label) => {
+      const ul = h("ul", { class: `dates ${key}` });
+      const render = () => ul.replaceChildren(...lists[key].map((d, i) => h("li", {}, d, " ",
+        h("button", { class: "btn small ghost", type: "button", onclick: () => { lists[key].splice(i, 1); render(); } },
+          tr("delete")))));
+      render();
+      const input = h("input", { type: "date", class: `new-${key}` });
+      const add = h("button", { type: "button", class: `btn small add-${key}`, onclick: () => {
+        if (input.value && !lists[key].includes(input.value)) lists[key].push(input.value);
+        lists[key].sort();
+        render();
+      } }, tr("add"));
+      return h("div", { class: "date-editor" }, h("h3", {}, label), ul, h("div", { class: "row" }, input, add));
+    };
+    const save = h("button", { class: "btn primary", type: "button", id: "calendar-save", onclick: async () => {
+      try {
+        await api("/calendar", { method: "PUT", body: lists });
+        toast(tr("saved_calendar"));
+      } catch (e) {
+        toast(formatDetail(e.detail ?? e.message), true);
+      }
+    } }, tr("save"));
+    panel.append(h("h3", {}, `${tr("calendar_official")} (${cal.source})`), official,
+      editor("days_off", tr("bureau_off")), editor("working_days", tr("bureau_work")), save);
+  }
+
+  // ------------------------------------------------------------ registration
+  Object.assign(window.CityEye.views, {
+    cameras: renderFleet, camera: renderCamera, map: renderMap, calendar: renderCalendar,
+  });
+  const nav = document.querySelector(".tabs");
+  if (nav) {
+    for (const [view, key] of [["cameras", "cameras"], ["map", "map"], ["calendar", "calendar"]]) {
+      nav.append(h("a", { href: `#/${view}`, dataset: { view } }, tr(key)));
+    }
+  }
+  if (S.me && window.CityEye.views[parseHash().view]) route(); // app.js routed before these views existed
+})();

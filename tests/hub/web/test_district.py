@@ -1,0 +1,249 @@
+"""Running a camera from the hub page, end to end: a real hub (API + CURVE ingest) and a real edge agent
+process (real detector on vtest.avi), driven in Debian's chromium.
+
+One story, in order: the agent reports the config it runs; on the page an admin takes a snapshot, draws a
+no-parking zone over the parked van on it and saves; the running agent applies it within seconds and its
+next event is in the new zone. A config with an error is refused by the page; one the agent rejects (on a
+hub without the agent's check) shows the agent's message. An agent that was stopped gets the newest
+version when it comes back. The audit lists every change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from edge_agent.managed_config import check_for_hub
+from hub.app import create_app, open_store
+from hub.auth.tokens import create_token
+from hub.cases.lifecycle import Role
+from hub.devices.enrol import enroll_device
+from hub.fleet import check
+from hub.ingest.config import IngestConfig
+from hub.ingest.loop import IngestLoop, start_in_thread
+from hub.settings import HubSettings
+from tests.delivery_support import free_port
+from tests.shared_data import vtest_clip
+
+CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
+                allow_module_level=True)
+
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[3]
+CAMERA = "plaza-cam"
+CLIP_S = 12.0
+# vtest.avi: a white van and a car stand at the top right for the whole clip; nothing parks bottom left.
+EMPTY_CORNER = [[0.0, 0.75], [0.2, 0.75], [0.2, 1.0], [0.0, 1.0]]
+VAN_CORNER = [(0.80, 0.04), (0.99, 0.04), (0.99, 0.22), (0.80, 0.22)]
+pytestmark = [pytest.mark.timeout(240)]
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """vtest.avi's first seconds, looped by the agent."""
+    return vtest_clip(tmp_path_factory.mktemp("video"), CLIP_S)
+
+
+class Hub:
+    def __init__(self, tmp: Path) -> None:
+        self.data = tmp / "hub"
+        self.ingest_port = free_port()
+        self.settings = HubSettings(data_dir=self.data, zmq_bind=None, sse_poll_s=0.2)
+        self.store = open_store(self.settings)
+        self.stop = threading.Event()
+        loop = IngestLoop(IngestConfig(bind=f"tcp://127.0.0.1:{self.ingest_port}", data_dir=self.data), self.store,
+                          self.stop)
+        errors = start_in_thread(loop, "ingest")
+        assert not errors and loop.ready.is_set()
+        self.base, self._stop_api = serve(create_app(self.settings, store=self.store, background=False))
+        self.token = create_token(self.store, "chief", Role.ADMIN)[1]
+
+    def api(self, path: str) -> Any:
+        r = httpx.get(self.base + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def close(self) -> None:
+        self._stop_api()
+        self.stop.set()
+        self.store.close()
+
+
+class Agent:
+    """`cityeye edge run` with a bundle: the real agent process."""
+
+    def __init__(self, tmp: Path, hub: Hub, video: Path) -> None:
+        bundle = enroll_device(self.store_of(hub), hub.data, "box-1", f"tcp://127.0.0.1:{hub.ingest_port}")
+        self.bundle = tmp / "bundle.json"
+        bundle.save(self.bundle)
+        self.config = tmp / "cam.yaml"
+        self.config.write_text(yaml.safe_dump({
+            "id": CAMERA, "source": str(video), "loop": True, "timezone": "Asia/Shanghai", "detect_fps": 2,
+            "evidence": {"pre_s": 1, "post_s": 1, "clip": False},
+            "zones": [{"id": "corner", "kind": "no_parking", "polygon": EMPTY_CORNER}],
+            "rules": [{"id": "parking", "class_id": "illegal_car_parking", "zones": ["corner"],
+                       "params": {"min_dwell_s": 2}}]}))
+        self.tmp = tmp
+        self.log = tmp / "agent.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def store_of(hub: Hub) -> Any:
+        return hub.store
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cityeye", "edge", "run", "-c", str(self.config), "--bundle", str(self.bundle),
+             "--spool", str(self.tmp / "spool"), "--hub-config-dir", str(self.tmp / "hub-config"),
+             "--drain-s", "1"], cwd=REPO, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, agent: Agent | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    tail = agent.log.read_text(errors="replace")[-3000:] if agent else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tail}")
+
+
+@pytest.fixture
+def world(tmp_path: Path, video: Path) -> Iterator[tuple[Hub, Agent]]:
+    check.use(check_for_hub)  # as `cityeye hub serve` does
+    hub = Hub(tmp_path)
+    agent = Agent(tmp_path, hub, video)
+    agent.start()
+    try:
+        yield hub, agent
+    finally:
+        agent.stop()
+        hub.close()
+        check.use(None)
+
+
+def click_at(page: Page, selector: str, fx: float, fy: float) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def save(page: Page) -> None:
+    page.click("#cfg-save")
+    page.click("#cfg-confirm")
+    expect(page.locator(".saved")).to_be_visible()
+
+
+def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agent]) -> None:
+    hub, agent = world
+    wait_for(lambda: httpx.get(f"{hub.base}/cameras/{CAMERA}/config",
+                               headers={"Authorization": f"Bearer {hub.token}"}).status_code == 200,
+             60, "the agent's report of its config", agent)
+    with chromium() as browser:
+        page = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1100}).new_page()
+        page.goto(hub.base + "/")
+        sign_in(page, hub.token)
+        page.goto(f"{hub.base}/#/camera/{CAMERA}")
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "imported")
+
+        # a fresh snapshot from the running agent, then a new zone drawn on it over the parked van
+        page.click("#snapshot-btn")
+        expect(page.locator("img.snapshot")).to_have_attribute("data-taken-at", re.compile(r"^20\d\d-"))
+        page.click("#new-zone")
+        for fx, fy in VAN_CORNER:
+            click_at(page, "svg.zones-overlay", fx, fy)
+        expect(page.locator(".zone-item.selected .zone-points")).to_have_attribute("data-points", "4")
+        page.locator(".zone-item.selected .zone-id").fill("np_van")
+        page.locator(".zone-item.selected .zone-id").dispatch_event("change")
+        page.locator(".rule-zones").first.fill("np_van")
+        page.locator(".rule-zones").first.dispatch_event("change")
+        t_saved = time.monotonic()
+        save(page)
+        expect(page.locator(".diff")).to_have_count(0)
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted")
+        applied_s = time.monotonic() - t_saved
+        fleet = hub.api("/fleet")["devices"][0]["cameras"][0]
+        wait_for(lambda: hub.api("/fleet")["devices"][0]["cameras"][0]["health"]["config_version"] == 1, 15,
+                 "a heartbeat with the new version", agent)
+        case = wait_for(lambda: [c for c in hub.api("/cases?limit=50")["items"] if c["zone"] == "np_van"], 60,
+                        "an event in the new zone", agent)
+        assert case and all(c["zone"] == "np_van" for c in hub.api("/cases?limit=50")["items"])
+        assert applied_s < 10, f"the agent took {applied_s:.1f} s to apply the config"
+        print(f"config applied {applied_s:.1f} s after saving; fleet row {fleet}")
+
+        # an error the page refuses: nothing is saved
+        page.locator(".rule-zones").first.fill("nowhere")
+        page.locator(".rule-zones").first.dispatch_event("change")
+        page.click("#cfg-save")
+        expect(page.locator(".issues li[data-path='rules[0].zones[0]']")).to_contain_text("nowhere")
+        assert hub.api(f"/cameras/{CAMERA}/config")["latest"]["version"] == 1
+
+        # a hub without the agent's check saves it; the agent refuses and the page shows its message
+        check.use(None)
+        try:
+            page.fill(".detect-fps", "100")
+            page.locator(".detect-fps").dispatch_event("change")
+            page.locator(".rule-zones").first.fill("np_van")
+            page.locator(".rule-zones").first.dispatch_event("change")
+            save(page)
+            expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "rejected")
+            expect(page.locator(".agent-error")).to_contain_text("detect_fps")
+        finally:
+            check.use(check_for_hub)
+
+        # an agent that is away gets the newest version when it is back
+        agent.stop()
+        page.fill(".detect-fps", "3")
+        page.locator(".detect-fps").dispatch_event("change")
+        save(page)
+        time.sleep(1.5)
+        assert hub.api(f"/cameras/{CAMERA}/config")["latest"]["status"] in ("pending", "sent")
+        agent.start()
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted",
+                                                                           timeout=60_000)
+        assert hub.api(f"/cameras/{CAMERA}/config")["running_version"] == 3
+
+        # the audit: who saved what, what the device answered
+        actions = [(a["version"], a["action"], a["actor"]) for a in hub.api(f"/cameras/{CAMERA}/config/audit")]
+        assert (1, "saved", "admin:chief") in actions and (1, "accepted", "device:box-1") in actions
+        assert (2, "rejected", "device:box-1") in actions and (3, "accepted", "device:box-1") in actions
+        saved = next(a for a in hub.api(f"/cameras/{CAMERA}/config/audit") if a["version"] == 1
+                     and a["action"] == "saved")
+        assert {c["path"] for c in saved["changes"]} >= {"zones[1]", "rules[0].zones"}
+        expect(page.locator(".audit tr[data-action='saved']")).to_have_count(3)
+        wait_for(lambda: hub.api("/fleet")["devices"][0]["cameras"][0]["online"], 60,
+                 "the restarted agent's camera online again", agent)
+        page.goto(f"{hub.base}/#/cameras")
+        expect(page.locator("tr[data-camera='plaza-cam'] td[data-field='online']")).to_have_class("ok")
+        no_missing_messages(page)
