@@ -392,7 +392,8 @@ def test_worker_killed_mid_stream_is_restarted_and_every_event_stored_once(tmp_p
 
             submitter = threading.Thread(target=submit_all)
             submitter.start()
-            assert eventually(lambda: stored() >= n // 2 and acked(0) + acked(1) > 0, 60)
+            # Early enough that a fast box cannot store all 4 * n before the kill (n // 2 was seen to be too late).
+            assert eventually(lambda: stored() >= n // 8 and acked(0) + acked(1) > 0, 60)
             busiest = max((0, 1), key=acked)  # the kernel spreads connections: kill one that holds some
             victim = pool.procs[busiest]
             os.kill(victim.pid, signal.SIGKILL)
