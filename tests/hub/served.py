@@ -34,3 +34,24 @@ def serve_app(app: Any, start_timeout_s: float = 20) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def served_hub(data_dir: Any, db_url: str | None = None) -> Iterator[dict[str, Any]]:
+    """A served hub (API only) holding one camera case; yields its base URL and an admin's auth headers."""
+    from hub.app import create_app, open_store
+    from hub.auth.tokens import create_token
+    from hub.cases.lifecycle import Role
+    from hub.settings import HubSettings
+    from tests.hub.hubfactory import ingest, make_event
+
+    hub_settings = HubSettings(data_dir=data_dir, db_url=db_url, zmq_bind=None, default_unit="sanitation")
+    store = open_store(hub_settings)
+    try:
+        event, media = make_event()
+        ingest(store, event, media)
+        _, token = create_token(store, "fuzzer", Role.ADMIN)
+        with serve_app(create_app(hub_settings, store=store, background=False)) as base:
+            yield {"base": base, "headers": {"Authorization": f"Bearer {token}"}}
+    finally:
+        store.close()

@@ -20,12 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from hub.app import create_app, open_store
-from hub.auth.tokens import create_token
-from hub.cases.lifecycle import Role
-from hub.settings import HubSettings
-from tests.hub.hubfactory import ingest, make_event
-from tests.hub.served import serve_app
+from tests.hub.served import served_hub
 
 NUL, SURROGATE = "a\x00b", "x\ud800y"
 EARLY, LATE = "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"
@@ -37,14 +32,8 @@ TEXT_HOSTILE = [NUL, SURROGATE, EARLY, LATE, "nan", "inf", "1e400"]
 
 @pytest.fixture
 def hub(db_url: str | None, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    hub_settings = HubSettings(data_dir=tmp_path / "hub", db_url=db_url, zmq_bind=None, default_unit="sanitation")
-    store = open_store(hub_settings)
-    event, media = make_event()
-    ingest(store, event, media)
-    _, token = create_token(store, "fuzzer", Role.ADMIN)
-    with serve_app(create_app(hub_settings, store=store, background=False)) as base:
-        yield {"base": base, "headers": {"Authorization": f"Bearer {token}"}}
-    store.close()
+    with served_hub(tmp_path / "hub", db_url) as served:
+        yield served
 
 
 def _encode(text: str) -> str:

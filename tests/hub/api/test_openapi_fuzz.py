@@ -16,12 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
-from hub.app import create_app, open_store
-from hub.auth.tokens import create_token
-from hub.cases.lifecycle import Role
-from hub.settings import HubSettings
-from tests.hub.hubfactory import ingest, make_event
-from tests.hub.served import serve_app
+from tests.hub.served import served_hub
 
 
 def _free_port() -> int:
@@ -32,15 +27,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    data = Path(tmp_path_factory.mktemp("hub"))
-    hub_settings = HubSettings(data_dir=data, zmq_bind=None, default_unit="sanitation")
-    store = open_store(hub_settings)
-    event, media = make_event()
-    ingest(store, event, media)
-    _, token = create_token(store, "fuzzer", Role.ADMIN)
-    with serve_app(create_app(hub_settings, store=store, background=False)) as base:
-        yield {"base": base, "headers": {"Authorization": f"Bearer {token}"}}
-    store.close()
+    with served_hub(Path(tmp_path_factory.mktemp("hub"))) as hub:
+        yield hub
 
 
 SKIP = {("GET", "/stream/cases"), ("DELETE", "/tokens/{token_id}")}  # endless stream; would revoke our token
