@@ -17,6 +17,12 @@
   const clone = (x) => JSON.parse(JSON.stringify(x));
 
   // ------------------------------------------------------------ fleet (cameras list)
+  const FLEET_FIELDS = ["device", "camera", "online", "last_frame", "detect_fps", "dropped", "spool", "oldest_unsent",
+                        "clock", "model", "config", "cpu"];
+  const FLEET_REFRESH_MS = 3000; // heartbeats come every few seconds; cheap to re-read (one query per table)
+
+  /** The fleet table, kept live: rows are updated in place every few seconds (no reload), so the
+   * reader's scroll position, the row they selected and any text they selected stay as they were. */
   async function renderFleet(view) {
     const gen = S.gen;
     const panel = h("section", { class: "panel district" }, h("h2", {}, tr("cameras")), h("p", { class: "muted" },
@@ -26,35 +32,81 @@
     if (gen !== S.gen) return;
     panel.lastChild.remove();
     if (fleet.error) return panel.append(h("p", { class: "error" }, fleet.error));
-    const head = ["device", "camera", "online", "last_frame", "detect_fps", "dropped", "spool", "oldest_unsent",
-                  "clock", "model", "config", "cpu"];
-    const rows = [];
-    for (const d of fleet.devices) {
-      const hb = d.health || {};
-      const cams = d.cameras.length ? d.cameras : [null];
-      for (const c of cams) {
-        const ch = (c && c.health) || {};
-        const cfg = (c && c.config) || {};
-        rows.push(h("tr", { dataset: { camera: c ? c.camera_id : "", device: d.device_id } },
-          h("td", {}, d.device_id),
-          h("td", {}, c ? h("a", { href: `#/camera/${encodeURIComponent(c.camera_id)}` }, c.camera_id) : "—"),
-          h("td", { class: (c ? c.online : d.online) ? "ok" : "bad", dataset: { field: "online" } },
-            ch.stalled ? tr("stalled") : (c ? c.online : d.online) ? tr("online") : tr("offline")),
-          h("td", { dataset: { field: "last_frame" } }, ch.last_frame_at ? ago(ch.last_frame_at) : "—"),
-          h("td", { dataset: { field: "detect_fps" } }, num(ch.detect_fps, 2)),
-          h("td", { dataset: { field: "dropped" } }, ch.dropped_frames ?? "—"),
-          h("td", { dataset: { field: "spool" } }, hb.spool_events ?? "—"),
-          h("td", { dataset: { field: "oldest_unsent" } }, hb.oldest_unsent_at ? ago(hb.oldest_unsent_at) : "—"),
-          h("td", { dataset: { field: "clock" } }, d.clock_offset_s === null || d.clock_offset_s === undefined ? "—"
-            : `${num(d.clock_offset_s, 1)} s`),
-          h("td", { dataset: { field: "model" } }, hb.model ? hb.model.name : "—"),
-          h("td", { dataset: { field: "config" } }, configCell(cfg)),
-          h("td", { dataset: { field: "cpu" } }, hb.cpu_percent === null || hb.cpu_percent === undefined ? "—"
-            : `${num(hb.cpu_percent, 1)} %`)));
+    const tbody = h("tbody");
+    const state = h("p", { class: "muted fleet-live", id: "fleet-live" });
+    panel.append(state, h("table", { class: "grid fleet" },
+      h("thead", {}, h("tr", {}, FLEET_FIELDS.map((k) => h("th", {}, tr(k))))), tbody));
+    tbody.addEventListener("click", (e) => {
+      const tr_ = e.target.closest("tr");
+      if (!tr_) return;
+      for (const r of tbody.querySelectorAll("tr.selected")) if (r !== tr_) r.classList.remove("selected");
+      tr_.classList.toggle("selected");
+    });
+    updateFleet(tbody, state, fleet);
+    while (gen === S.gen) {
+      await sleep(FLEET_REFRESH_MS);
+      if (gen !== S.gen) return;
+      if (document.hidden) continue;
+      try {
+        updateFleet(tbody, state, await api("/fleet"));
+      } catch (e) {
+        state.textContent = `${tr("live_failed")}: ${e.message}`;
+        state.classList.add("error");
       }
     }
-    panel.append(h("table", { class: "grid fleet" }, h("thead", {}, h("tr", {}, head.map((k) => h("th", {}, tr(k))))),
-      h("tbody", {}, rows)));
+  }
+
+  /** One row per camera (a device without cameras gets one row), keyed device/camera; cells are
+   * rewritten only where their text changed. */
+  function updateFleet(tbody, state, fleet) {
+    const keep = new Set();
+    let at = 0;
+    for (const d of fleet.devices) {
+      for (const c of d.cameras.length ? d.cameras : [null]) {
+        const key = `${d.device_id}/${c ? c.camera_id : ""}`;
+        keep.add(key);
+        let row = [...tbody.rows].find((r) => r.dataset.key === key);
+        if (!row) {
+          row = h("tr", { dataset: { key, camera: c ? c.camera_id : "", device: d.device_id } },
+            FLEET_FIELDS.map((f) => h("td", { dataset: { field: f } })));
+        }
+        if (tbody.rows[at] !== row) tbody.insertBefore(row, tbody.rows[at] || null);
+        at += 1;
+        fillFleetRow(row, d, c);
+      }
+    }
+    for (const r of [...tbody.rows]) if (!keep.has(r.dataset.key)) r.remove();
+    state.classList.remove("error");
+    state.textContent = tr("live_updated", { time: new Date().toLocaleTimeString(I18N.locales[I18N.lang]) });
+    state.dataset.updated = String(Date.now());
+  }
+
+  function fillFleetRow(row, d, c) {
+    const hb = d.health || {};
+    const ch = (c && c.health) || {};
+    const online = c ? c.online : d.online;
+    const cells = {
+      device: d.device_id,
+      camera: c ? c.camera_id : "—",
+      online: ch.stalled ? tr("stalled") : online ? tr("online") : tr("offline"),
+      last_frame: ch.last_frame_at ? ago(ch.last_frame_at) : "—",
+      detect_fps: num(ch.detect_fps, 2),
+      dropped: String(ch.dropped_frames ?? "—"),
+      spool: String(hb.spool_events ?? "—"),
+      oldest_unsent: hb.oldest_unsent_at ? ago(hb.oldest_unsent_at) : "—",
+      clock: d.clock_offset_s === null || d.clock_offset_s === undefined ? "—" : `${num(d.clock_offset_s, 1)} s`,
+      model: hb.model ? hb.model.name : "—",
+      config: configCell((c && c.config) || {}),
+      cpu: hb.cpu_percent === null || hb.cpu_percent === undefined ? "—" : `${num(hb.cpu_percent, 1)} %`,
+    };
+    for (const td of row.cells) {
+      const f = td.dataset.field;
+      if (f === "online") td.className = online ? "ok" : "bad";
+      if (td.dataset.text === cells[f]) continue; // untouched: a selection inside it survives
+      td.dataset.text = cells[f];
+      if (f === "camera" && c) td.replaceChildren(h("a", { href: `#/camera/${encodeURIComponent(c.camera_id)}` }, cells[f]));
+      else td.textContent = cells[f];
+    }
   }
 
   function configCell(cfg) {

@@ -503,6 +503,9 @@ const MESSAGES = {
     "district.st_saved": "已保存",
     "district.n_points": "{n} 个点",
     "district.stalled": "画面停滞",
+    // district.js (issue 23, 2nd part): live fleet, rule and schedule forms, calibration picked on picture and map
+    "district.live_updated": "{time} 已更新（自动刷新）",
+    "district.live_failed": "自动刷新失败",
   },
 
   en: {
@@ -1000,6 +1003,9 @@ const MESSAGES = {
     "district.st_saved": "saved",
     "district.n_points": "{n} points",
     "district.stalled": "stalled",
+    // district.js (issue 23, 2nd part): live fleet, rule and schedule forms, calibration picked on picture and map
+    "district.live_updated": "updated {time} (refreshes by itself)",
+    "district.live_failed": "live refresh failed",
   },
 };
 
