@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from protocol import plates
 from protocol.plates import PlateColour
@@ -27,6 +27,33 @@ class WireModel(BaseModel):
     typo fails at load time instead of silently at run time; values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Validation context of a receiver that takes messages from newer senders (protocol.codec.decode).
+FROM_WIRE: Final = {"from_wire": True}
+
+
+class Extensible(WireModel):
+    """A wire model newer agents may extend with optional fields (health figures, nothing a receiver
+    must act on; a field that changes meaning bumps `v` instead).
+
+    A receiver decoding it from the wire (validation context `FROM_WIRE`) validates every field it
+    knows as strictly as ever and sets aside the ones it does not, naming them in `unknown_fields`
+    (never sent on), so an older hub keeps taking a newer agent's heartbeats. Built in code, an unknown
+    field is still an error: a typo in the sender fails where it is made."""
+
+    unknown_fields: tuple[str, ...] = Field(default=(), exclude=True,
+                                            description="receiver side: fields of a newer sender, set aside")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _set_aside_unknown(cls, data: Any, info: ValidationInfo) -> Any:
+        if not (isinstance(data, dict) and info.context and info.context.get("from_wire")):
+            return data
+        known = set(cls.model_fields) - {"unknown_fields"}
+        unknown = sorted(str(k) for k in data if k not in known)
+        kept = {k: v for k, v in data.items() if k in known}
+        return {**kept, "unknown_fields": tuple(unknown)} if unknown else kept
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -177,7 +204,7 @@ class ProblemEvent(WireModel):
         return self
 
 
-class CameraHealth(WireModel):
+class CameraHealth(Extensible):
     camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     online: bool
     decode_fps: float = Field(default=0.0, ge=0.0)
@@ -197,7 +224,7 @@ class CameraHealth(WireModel):
     _utc_frame = field_validator("last_frame_at")(_optional_utc)
 
 
-class Heartbeat(WireModel):
+class Heartbeat(Extensible):
     v: Literal[1] = PROTOCOL_VERSION
     device_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     sent_at: datetime

@@ -3,7 +3,9 @@ process (real detector on vtest.avi), driven in Debian's chromium.
 
 One story, in order: the agent reports the config it runs; on the page an admin takes a snapshot, draws a
 no-parking zone over the parked van on it and saves; the running agent applies it within seconds and its
-next event is in the new zone. A config with an error is refused by the page; one the agent rejects (on a
+next event is in the new zone. A rule param and a schedule window are edited through the rule's form
+(invalid values refused with their inputs marked), shown as a diff, saved and run by the agent. A config
+with an error is refused by the page; one the agent rejects (on a
 hub without the agent's check) shows the agent's message. An agent that was stopped gets the newest
 version when it comes back. The audit lists every change.
 """
@@ -26,6 +28,7 @@ import httpx
 import pytest
 import yaml
 
+from edge_agent.change.params import ChangeParams
 from edge_agent.managed_config import check_for_hub
 from hub.app import create_app, open_store
 from hub.auth.tokens import create_token
@@ -43,7 +46,7 @@ if not Path(CHROMIUM).is_file():
     pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
                 allow_module_level=True)
 
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Locator, Page, expect  # noqa: E402
 
 from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
 
@@ -141,7 +144,7 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, agent: Agent | 
 
 @pytest.fixture
 def world(tmp_path: Path, video: Path) -> Iterator[tuple[Hub, Agent]]:
-    check.use(check_for_hub)  # as `cityeye hub serve` does
+    check.use(check_for_hub, change_params=ChangeParams)  # as `cityeye hub serve` does
     hub = Hub(tmp_path)
     agent = Agent(tmp_path, hub, video)
     agent.start()
@@ -157,6 +160,12 @@ def click_at(page: Page, selector: str, fx: float, fy: float) -> None:
     box = page.locator(selector).bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def change(field: Locator, value: str) -> None:
+    """Type into a form input and leave it, as a person does (the form reads inputs on change)."""
+    field.fill(value)
+    field.dispatch_event("change")
 
 
 def save(page: Page) -> None:
@@ -186,8 +195,9 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         expect(page.locator(".zone-item.selected .zone-points")).to_have_attribute("data-points", "4")
         page.locator(".zone-item.selected .zone-id").fill("np_van")
         page.locator(".zone-item.selected .zone-id").dispatch_event("change")
-        page.locator(".rule-zones").first.fill("np_van")
-        page.locator(".rule-zones").first.dispatch_event("change")
+        rule0 = page.locator("fieldset.rule[data-rule='0']")
+        rule0.locator(".rule-zone[value='np_van']").check()
+        rule0.locator(".rule-zone[value='corner']").uncheck()
         t_saved = time.monotonic()
         save(page)
         expect(page.locator(".diff")).to_have_count(0)
@@ -202,20 +212,47 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         assert applied_s < 10, f"the agent took {applied_s:.1f} s to apply the config"
         print(f"config applied {applied_s:.1f} s after saving; fleet row {fleet}")
 
-        # an error the page refuses: nothing is saved
-        page.locator(".rule-zones").first.fill("nowhere")
-        page.locator(".rule-zones").first.dispatch_event("change")
+        # invalid values in the rule's form are refused and their inputs marked: nothing is saved
+        dwell = rule0.locator(".param-input[data-param='min_dwell_s']")
+        expect(dwell).to_have_value("2")
+        change(dwell, "-5")
+        rule0.locator(".sched-on").select_option("scheduled")
+        window = rule0.locator(".sched-window").first
+        change(window.locator(".sched-end"), "25:00")
         page.click("#cfg-save")
-        expect(page.locator(".issues li[data-path='rules[0].zones[0]']")).to_contain_text("nowhere")
+        expect(page.locator(".issues li[data-path='rules[0].params.min_dwell_s']")).to_contain_text("greater than 0")
+        expect(page.locator(".issues li[data-path='rules[0].schedule.windows[0].end']")).to_contain_text("25:00")
+        expect(dwell).to_have_class(re.compile(r"\bfield-invalid\b"))
+        expect(window.locator(".sched-end")).to_have_class(re.compile(r"\bfield-invalid\b"))
+        expect(page.locator(".field-invalid")).to_have_count(2)
         assert hub.api(f"/cameras/{CAMERA}/config")["latest"]["version"] == 1
+
+        # a rule param and a schedule window edited through the form: the diff, then the agent runs it
+        change(dwell, "3")
+        for day in ("sat", "sun"):
+            window.locator(f".sched-day[value='{day}']").check()
+        change(window.locator(".sched-start"), "00:00")
+        change(window.locator(".sched-end"), "24:00")
+        page.click("#cfg-save")
+        diff = page.locator(".diff")
+        expect(diff.locator("tr[data-path='rules[0].params.min_dwell_s'] td.new")).to_have_text("3")
+        expect(diff.locator("tr[data-path='rules[0].schedule'] td.new")).to_contain_text('"24:00"')
+        expect(page.locator(".field-invalid")).to_have_count(0)
+        page.click("#cfg-confirm")
+        expect(page.locator(".saved[data-version='2']")).to_be_visible()
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted")
+        wait_for(lambda: hub.api("/fleet")["devices"][0]["cameras"][0]["health"]["config_version"] == 2, 15,
+                 "a heartbeat with the version edited in the forms", agent)
+        rule = hub.api(f"/cameras/{CAMERA}/config")["latest"]["body"]["rules"][0]
+        assert rule["params"]["min_dwell_s"] == 3
+        assert rule["schedule"]["windows"] == [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                                                "start": "00:00", "end": "24:00"}]
 
         # a hub without the agent's check saves it; the agent refuses and the page shows its message
         check.use(None)
         try:
             page.fill(".detect-fps", "100")
             page.locator(".detect-fps").dispatch_event("change")
-            page.locator(".rule-zones").first.fill("np_van")
-            page.locator(".rule-zones").first.dispatch_event("change")
             save(page)
             expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "rejected")
             expect(page.locator(".agent-error")).to_contain_text("detect_fps")
@@ -232,16 +269,17 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         agent.start()
         expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted",
                                                                            timeout=60_000)
-        assert hub.api(f"/cameras/{CAMERA}/config")["running_version"] == 3
+        assert hub.api(f"/cameras/{CAMERA}/config")["running_version"] == 4
 
         # the audit: who saved what, what the device answered
         actions = [(a["version"], a["action"], a["actor"]) for a in hub.api(f"/cameras/{CAMERA}/config/audit")]
         assert (1, "saved", "admin:chief") in actions and (1, "accepted", "device:box-1") in actions
-        assert (2, "rejected", "device:box-1") in actions and (3, "accepted", "device:box-1") in actions
+        assert (2, "saved", "admin:chief") in actions and (2, "accepted", "device:box-1") in actions
+        assert (3, "rejected", "device:box-1") in actions and (4, "accepted", "device:box-1") in actions
         saved = next(a for a in hub.api(f"/cameras/{CAMERA}/config/audit") if a["version"] == 1
                      and a["action"] == "saved")
         assert {c["path"] for c in saved["changes"]} >= {"zones[1]", "rules[0].zones"}
-        expect(page.locator(".audit tr[data-action='saved']")).to_have_count(3)
+        expect(page.locator(".audit tr[data-action='saved']")).to_have_count(4)
         wait_for(lambda: hub.api("/fleet")["devices"][0]["cameras"][0]["online"], 60,
                  "the restarted agent's camera online again", agent)
         page.goto(f"{hub.base}/#/cameras")
