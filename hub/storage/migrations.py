@@ -34,6 +34,7 @@ from hub.storage.schema import (
     model_pushes,
     model_releases,
     model_rollouts,
+    reference_retakes,
     schema_version,
     sessions,
     users,
@@ -113,7 +114,12 @@ def _v9_token_expiry(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE api_tokens ADD COLUMN {column} {kind}")
 
 
-def _v10_addresses_and_media(conn: Connection) -> None:
+def _v10_reference_retakes(conn: Connection) -> None:
+    """Change-rule reference retakes sent to the agents (hub.fleet.retakes)."""
+    reference_retakes.create(conn, checkfirst=True)
+
+
+def _v11_addresses_and_media(conn: Connection) -> None:
     """Reports with an address (and maybe no place): address columns and their dedup index; photos linked
     by Open311 clients fetched in the background. No-ops when present."""
     have = {c["name"] for c in inspect(conn).get_columns("cases")}
@@ -138,7 +144,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "licence plates on cases", _v7_plates),
     (8, "camera configs from the hub, bureau calendar days", _v8_camera_configs),
     (9, "API token expiry and last use", _v9_token_expiry),
-    (10, "addresses on cases, Open311 media fetches", _v10_addresses_and_media),
+    (10, "change-rule reference retakes", _v10_reference_retakes),
+    (11, "addresses on cases, Open311 media fetches", _v11_addresses_and_media),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
