@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.cases.lifecycle import Role
-from hub.fleet import check, configs, health, snapshots
+from hub.fleet import check, configs, forms, health, snapshots
 from hub.fleet.diff import config_changes
 from hub.storage import db
 
@@ -61,6 +61,7 @@ def camera_config(camera_id: str, store: StoreDep) -> dict[str, Any]:
         except configs.UnknownCamera as exc:
             raise HTTPException(404, str(exc)) from None
     out["zone_kinds"] = check.zone_kinds()
+    out["rule_forms"] = forms.rule_forms(check.change_params())
     return out
 
 
