@@ -245,17 +245,20 @@ class Heartbeat(Extensible):
 
 
 class ReferenceRetake(WireModel):
-    """Hub -> agent (designed, not yet sent by the hub): adopt what a camera sees in a zone now as that
-    zone's clear reference for its change rules (`source: change`).
+    """Hub -> agent: adopt how a camera sees a place now as its clear reference for change rules
+    (`source: change`), so a verified-clear place is compared with its new normal.
 
-    Sent when a reviewer verifies a change case of the zone clear, or rejects it as no problem (a new
-    bench, a planter): how the place looks now is how it should look, so the agent stops reporting it.
-    It would travel as the body of a hub-signed `protocol.push.Push` of a new kind `change_reference`
-    (target: the camera id; each retake the next version, so a replayed or stale one is ignored), and
-    the agent would call `ChangeWatch.retake(zone)` of that camera and answer with its PushResult.
+    Sent by the hub (hub.fleet.retakes) when a case of a change rule is verified clear: by its camera
+    (auto-verify, the event cleared on a handled case) or by a reviewer's `verify`. It travels as the
+    body of a hub-signed `protocol.push.Push` of kind `change_reference` (target: the camera id; each
+    retake the camera's next version, so a replayed or stale one is ignored). The agent re-takes the
+    zone's pixels inside `box` (grown a little), except pixels holding a change that began after the
+    push's `issued_at` (something set down after the verification stays reported), and answers with
+    its PushResult.
     """
 
     v: Literal[1] = PROTOCOL_VERSION
     camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     zone: str | None = Field(default=None, max_length=64, description="None: the camera's whole view")
+    box: NormBox | None = Field(default=None, description="the case's place inside the zone; None: the whole zone")
     case_id: str | None = Field(default=None, max_length=64, description="the case whose review asked for it")

@@ -135,9 +135,10 @@ def _run(args: argparse.Namespace) -> int:
     from edge_agent.pipeline import Pipeline, model_info
 
     metrics = EdgeMetrics()
-    outbox = managed = models = None
+    outbox = managed = models = retakes = None
     detector = _detector(configs)
     if args.bundle is not None:
+        from edge_agent.change.retake_push import ReferenceRetakes
         from edge_agent.deliver import Outbox, OutboxConfig
         from edge_agent.managed_config import ManagedConfigs
         from edge_agent.model_push import ModelPushes, PushRouter
@@ -174,9 +175,11 @@ def _run(args: argparse.Namespace) -> int:
         models = ModelPushes(model_dir, device_id=device_id, hub_sign_public=bundle.hub_sign_public,
                              threads=max((c.detector_threads or 0) for c in configs) or None, fetcher=fetcher)
         detector = models.kept_detector() or detector  # the model the hub last set wins over the YAML's
+        retakes = ReferenceRetakes(device_id=device_id, hub_sign_public=bundle.hub_sign_public)
         outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,
                         agent_version=__version__, model=model_info(detector),
-                        pushes=PushRouter({PushKind.CAMERA_CONFIG: managed, PushKind.MODEL: models}))
+                        pushes=PushRouter({PushKind.CAMERA_CONFIG: managed, PushKind.MODEL: models,
+                                           PushKind.CHANGE_REFERENCE: retakes}))
         metrics.delivery = outbox.metrics
         sink: Outbox | FolderSink = outbox
         where = f"hub {bundle.endpoint} via spool {spool}"
@@ -191,6 +194,8 @@ def _run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(configs, detector, sink, device_id=device_id, metrics=metrics)
     if managed is not None:
         managed.attach(pipeline.reconfigure, metrics)
+    if retakes is not None:
+        retakes.attach(pipeline.retake_reference, pipeline.change_cameras)
     if outbox is not None and models is not None:
         def swap(new_detector: Any) -> None:
             pipeline.swap_detector(new_detector)

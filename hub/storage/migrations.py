@@ -33,6 +33,7 @@ from hub.storage.schema import (
     model_pushes,
     model_releases,
     model_rollouts,
+    reference_retakes,
     schema_version,
     sessions,
     users,
@@ -112,6 +113,11 @@ def _v9_token_expiry(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE api_tokens ADD COLUMN {column} {kind}")
 
 
+def _v10_reference_retakes(conn: Connection) -> None:
+    """Change-rule reference retakes sent to the agents (hub.fleet.retakes)."""
+    reference_retakes.create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -125,6 +131,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "licence plates on cases", _v7_plates),
     (8, "camera configs from the hub, bureau calendar days", _v8_camera_configs),
     (9, "API token expiry and last use", _v9_token_expiry),
+    (10, "change-rule reference retakes", _v10_reference_retakes),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
