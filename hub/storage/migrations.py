@@ -27,6 +27,7 @@ from hub.storage.schema import (
     events,
     frame_labels,
     label_names,
+    media_fetches,
     metadata,
     model_assignments,
     model_audit,
@@ -118,6 +119,18 @@ def _v10_reference_retakes(conn: Connection) -> None:
     reference_retakes.create(conn, checkfirst=True)
 
 
+def _v11_addresses_and_media(conn: Connection) -> None:
+    """Reports with an address (and maybe no place): address columns and their dedup index; photos linked
+    by Open311 clients fetched in the background. No-ops when present."""
+    have = {c["name"] for c in inspect(conn).get_columns("cases")}
+    for column in ("address", "address_key"):
+        if column not in have:
+            kind = cases.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE cases ADD COLUMN {column} {kind}")
+    next(ix for ix in cases.indexes if ix.name == "ix_cases_dedup_address").create(conn, checkfirst=True)
+    media_fetches.create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -132,6 +145,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (8, "camera configs from the hub, bureau calendar days", _v8_camera_configs),
     (9, "API token expiry and last use", _v9_token_expiry),
     (10, "change-rule reference retakes", _v10_reference_retakes),
+    (11, "addresses on cases, Open311 media fetches", _v11_addresses_and_media),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
