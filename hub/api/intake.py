@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 
+from hub import errors
 from hub.api.deps import STAFF, CurrentUser, StoreDep, require
 from hub.api.schemas import IntakeOut
 from hub.cases import classes, intake
 from hub.cases.lifecycle import Role
+from hub.errors import Refused
 
 router = APIRouter(prefix="/intake", tags=["intake"], dependencies=[Depends(require(Role.SENSOR, *STAFF))])
 
 
 def _known_class(class_id: str) -> None:
     if classes.find(class_id) is None:
-        raise HTTPException(422, f"unknown class_id {class_id!r}; see GET /classes")
+        raise Refused(errors.UNKNOWN_CLASS, f"unknown class_id {class_id!r}; see GET /classes", class_id=class_id)
 
 
 def _out(result: Any) -> dict[str, Any]:

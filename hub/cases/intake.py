@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from hub import errors
 from hub.api.schemas import ApiTime, In
 from hub.cases.dedup import Observation
 from hub.cases.lifecycle import TransitionInputError
@@ -72,7 +73,7 @@ def ingest_sensor(store: Store, alert: SensorAlert) -> IngestResult:
 def ingest_manual(store: Store, report: ManualReport, reporter: str) -> IngestResult:
     for sha in report.photo_sha256:
         if not store.evidence.has(sha):
-            raise TransitionInputError(f"photo_sha256 {sha!r} is not an uploaded evidence file")
+            raise TransitionInputError(errors.PHOTO_UNKNOWN, f"photo_sha256 {sha!r} is not an uploaded evidence file")
     now = report.observed_at or db.utcnow()
     obs = Observation(
         class_id=report.class_id, state=ProblemState.OPENED, observed_at=now, first_seen=now, source="manual",
