@@ -50,8 +50,14 @@ class CameraMetrics:
     queue_depth: int = 0  # frames decoded but not yet processed
     last_frame_ts: float | None = None  # wall time of the newest frame sampled
     config_version: int = 0  # the hub config version it runs (0: its local YAML)
+    reference_retakes: int = 0  # change references re-taken because the hub verified a case clear
+    change_rejected: int = 0  # change regions a confirmer (a state head) turned down
     _decode_rate: RateMeter = field(default_factory=RateMeter, repr=False)
     _detect_rate: RateMeter = field(default_factory=RateMeter, repr=False)
+
+    def count_change(self, retakes: int, rejected: int) -> None:
+        self.reference_retakes += retakes
+        self.change_rejected += rejected
 
     def record_inference(self, ms_per_frame: float) -> None:
         self.inference_ms = ms_per_frame if self.inference_ms == 0 else 0.9 * self.inference_ms + 0.1 * ms_per_frame
@@ -147,6 +153,11 @@ class PrometheusCollector:
             "stalls": CounterMetricFamily("cityeye_camera_stalls", "times no frame came for stall_s", labels=label),
             "dropped": CounterMetricFamily("cityeye_camera_dropped_frames", "decoded frames replaced unread",
                                            labels=label),
+            "retakes": CounterMetricFamily("cityeye_camera_reference_retakes",
+                                           "change references re-taken after a case was verified clear",
+                                           labels=label),
+            "rejected": CounterMetricFamily("cityeye_camera_change_rejected",
+                                            "change regions a confirmer turned down", labels=label),
         }
         for cam in self.metrics.cameras():
             h = cam.health()
@@ -170,6 +181,8 @@ class PrometheusCollector:
             counters["events"].add_metric(cid, cam.events)
             counters["stale"].add_metric(cid, cam.ingest.frames_stale)
             counters["stalls"].add_metric(cid, cam.ingest.stalls)
+            counters["retakes"].add_metric(cid, cam.reference_retakes)
+            counters["rejected"].add_metric(cid, cam.change_rejected)
         yield from gauges.values()
         yield from counters.values()
         yield from self._delivery()

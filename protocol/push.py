@@ -34,6 +34,9 @@ LOCAL_FIELDS = ("source", "detect_source")  # camera-config fields that never le
 class PushKind(StrEnum):
     CAMERA_CONFIG = "camera_config"  # body: the camera's config without LOCAL_FIELDS; target: camera id
     MODEL = "model"  # body: a model descriptor (name, sha256, where to fetch); target: the model slot
+    # body: protocol.messages.ReferenceRetake; target: camera id. Each retake is the camera's next version;
+    # issued_at is when the case was verified clear (the agent keeps changes that began after it).
+    CHANGE_REFERENCE = "change_reference"
 
 
 class ManagedBy(StrEnum):

@@ -7,21 +7,20 @@ box would refuse, each problem with its field path; the agent checks again when 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from hub import errors
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.cases.lifecycle import Role
 from hub.errors import Refused
-from hub.fleet import check, configs, snapshots
+from hub.fleet import check, configs, forms, health, snapshots
 from hub.fleet.diff import config_changes
-from hub.storage import db, schema
+from hub.storage import db
 
 router = APIRouter(tags=["fleet"], dependencies=[Depends(require(*READERS))])
 admin = [Depends(require(Role.ADMIN))]
@@ -50,33 +49,9 @@ class CheckOut(BaseModel):
 @router.get("/fleet", summary="Devices and their cameras with the health their heartbeats report and the "
             "config each runs")
 def fleet(store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
-    cutoff = db.utcnow().timestamp() - settings.camera_offline_after_s
+    online_since = db.utcnow() - timedelta(seconds=settings.camera_offline_after_s)
     with store.engine.connect() as conn:
-        summaries = configs.config_summaries(conn)
-        cams: dict[str, list[dict[str, Any]]] = {}
-        for r in conn.execute(select(schema.cameras).order_by(schema.cameras.c.camera_id)):
-            online = bool(r.online and r.last_seen and r.last_seen.timestamp() >= cutoff)
-            cams.setdefault(r.device_id, []).append({
-                "camera_id": r.camera_id, "online": online, "last_seen": r.last_seen, "health": r.health,
-                "config": summaries.get(r.camera_id, {})})
-        devices = []
-        for d in conn.execute(select(schema.devices).order_by(schema.devices.c.device_id)):
-            health = d.health or {}
-            devices.append({
-                "device_id": d.device_id, "revoked": d.revoked, "last_seen": d.last_seen,
-                "agent_version": d.agent_version, "health": health,
-                "online": bool(not d.revoked and d.last_seen and d.last_seen.timestamp() >= cutoff),
-                "clock_offset_s": _clock_offset(d.last_seen, health.get("sent_at")),
-                "cameras": cams.get(d.device_id, [])})
-    return {"devices": devices}
-
-
-def _clock_offset(received: datetime | None, sent_at: str | None) -> float | None:
-    """How far the agent's clock is behind the hub's (+) as its last heartbeat shows it (includes the
-    transit and up to one heartbeat flush interval)."""
-    if received is None or not sent_at:
-        return None
-    return round(received.timestamp() - datetime.fromisoformat(sent_at).timestamp(), 1)
+        return {"devices": health.fleet(conn, online_since)}
 
 
 @router.get("/cameras/{camera_id}/config", summary="A camera's newest config version, what its agent runs, "
@@ -88,6 +63,7 @@ def camera_config(camera_id: str, store: StoreDep) -> dict[str, Any]:
         except configs.UnknownCamera as exc:
             raise Refused(errors.CAMERA_UNKNOWN, str(exc), camera_id=camera_id) from None
     out["zone_kinds"] = check.zone_kinds()
+    out["rule_forms"] = forms.rule_forms(check.change_params())
     return out
 
 

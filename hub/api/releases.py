@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Path, UploadFile
+from fastapi import APIRouter, Depends, Form, Path, Request, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub import errors
-from hub.api.deps import CurrentUser, StoreDep, require
+from hub.api.deps import CurrentUser, StoreDep, access_policy, require
 from hub.devices.hubkeys import HubSigningKey
+from hub.devices.request_auth import DeviceRefused, authenticate_device
 from hub.errors import Refused
 from hub.releases import registry
 from hub.releases.rollout import RolloutPolicy
+from protocol.device_auth import DeviceAuthError
 
 router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require())])
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -140,3 +143,34 @@ def rollback(rollout_id: RowId, body: RollbackIn, store: StoreDep, user: Current
 @router.get("/stats", summary="Precision per class per model version (confirmed / reviewed cases)")
 def stats(store: StoreDep) -> list[dict[str, Any]]:
     return registry.stats(store)
+
+
+@access_policy
+def signed_device(request: Request, store: StoreDep) -> str:
+    """A router dependency: the request is signed by an enrolled, unrevoked device (protocol.device_auth)."""
+    try:
+        return authenticate_device(store, request.headers, request.method, request.url.path)
+    except DeviceRefused as exc:
+        raise Refused(errors.DEVICE_REFUSED, str(exc)) from exc
+    except DeviceAuthError as exc:
+        raise Refused(errors.DEVICE_AUTH, str(exc)) from exc
+
+
+# Agents download detector files here (announced by url in the hub-signed model push); no user token.
+device_router = APIRouter(prefix="/models", tags=["models"])
+
+
+@device_router.get("/releases/{release_id}/file", response_class=FileResponse,
+                   summary="A release's file, for a device it was pushed to (device-signed request)",
+                   description="Headers X-CityEye-Device, X-CityEye-Time and X-CityEye-Signature (the device's "
+                   "Ed25519 signature, protocol.device_auth). Range requests resume a broken download. The "
+                   "device checks the bytes against the sha256 and size in the hub-signed push.",
+                   responses={200: {"content": {"application/octet-stream": {}}}})
+def release_file(release_id: RowId, store: StoreDep,
+                 device_id: Annotated[str, Depends(signed_device)]) -> FileResponse:
+    try:
+        release = registry.release_for_device(store, release_id, device_id)
+    except LookupError as exc:
+        raise Refused(errors.NOT_FOUND, str(exc)) from exc
+    return FileResponse(store.evidence_path(release.sha256), media_type="application/octet-stream",
+                        filename=f"{release.name}-{release.release_id}.onnx", headers={"X-Sha256": release.sha256})

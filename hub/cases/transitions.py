@@ -31,6 +31,7 @@ from hub.cases.lifecycle import (
     check_undo,
 )
 from hub.cases.routing import route_unit
+from hub.fleet import retakes
 from hub.settings import UnitConfig
 from hub.storage import db, schema
 
@@ -82,6 +83,8 @@ def transition(
                 data={"action": action.value, "from": current.value, "actor": actor},
             )
         )
+        if action == Action.VERIFY:  # the place is clear now: a change rule's reference is re-taken there
+            retakes.queue(conn, case, actor=actor, now=now)
         return dict(conn.execute(select(c).where(c.c.case_id == case_id)).one()._mapping)
 
     result = store.write(tx)
@@ -221,3 +224,5 @@ def mark_cleared(conn: Connection, case: CaseRow, obs: Observation, now: datetim
         f"problem cleared at the place (camera {obs.camera_id})",
     ))
     audit.changes.append((case.case_id, "case.transition", CaseStatus.VERIFIED.value))
+    box = case.box.model_dump() if case.box is not None else None
+    retakes.queue(conn, {"case_id": case.case_id, "zone": case.zone, "box": box}, actor=f"edge:{reporter}", now=now)

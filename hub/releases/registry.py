@@ -117,6 +117,19 @@ def wire_release(store: StoreBase, release: Release) -> ModelRelease:
                         size=release.size, url=f"/models/releases/{release.release_id}/file")
 
 
+def release_for_device(store: StoreBase, release_id: int, device_id: str) -> Release:
+    """The release a device may download: one the hub has pushed to it (any status: a device retrying a
+    push it has not answered yet is still entitled to its file). LookupError otherwise, so a device
+    can't probe for releases it was never sent."""
+    p = schema.model_pushes
+    with store.engine.connect() as conn:
+        pushed = conn.execute(select(p.c.version).where(p.c.device_id == device_id, p.c.release_id == release_id)
+                              .limit(1)).first()
+    if pushed is None:
+        raise LookupError(f"release {release_id} was never pushed to device {device_id}")
+    return get(store, release_id)
+
+
 def assignments(store: StoreBase) -> dict[str, int]:
     """camera id -> the release it should run."""
     with store.engine.connect() as conn:
@@ -273,7 +286,12 @@ def judge(store: StoreBase, rollout_id: int, actor: str = "system:rollout") -> J
         return Judgement(Verdict.WAIT, f"rollout {rollout_id} is {current.status}")
     new_release = get(store, current.release_id)
     with store.engine.connect() as conn:
+        refusals = _refusals(conn, current)
         new_detect = _mean_detect_ms(conn, current.canary)
+    if refusals:  # a canary box could not take it (download, signature, sha256 or load failed): it runs the old one
+        reason = "; ".join(f"device {device} refused it: {error}" for device, error in refusals)[:2000]
+        _finish(store, current, "rolled_back", reason, actor)
+        return Judgement(Verdict.ROLLBACK, reason)
     new = version_figures(store, new_release.sha256, current.canary, current.started_at, new_detect)
     if current.previous_release_id is not None:
         old_sha = get(store, current.previous_release_id).sha256
@@ -287,6 +305,15 @@ def judge(store: StoreBase, rollout_id: int, actor: str = "system:rollout") -> J
     elif judgement.verdict == Verdict.PROMOTE:
         _finish(store, current, "promoted", judgement.reason, actor)
     return judgement
+
+
+def _refusals(conn: Connection, current: Rollout) -> list[tuple[str, str]]:
+    """(device, error) of the canary's devices that rejected the push of the new release."""
+    p = schema.model_pushes
+    rows = conn.execute(select(p.c.device_id, p.c.error).where(
+        p.c.device_id.in_(pushes.devices_of(conn, current.canary)), p.c.release_id == current.release_id,
+        p.c.status == pushes.REJECTED, p.c.created_at >= current.started_at)).all()
+    return [(r.device_id, r.error or "no reason given") for r in rows]
 
 
 def _finish(store: StoreBase, current: Rollout, status: str, reason: str, actor: str) -> None:

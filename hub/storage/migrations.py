@@ -34,6 +34,7 @@ from hub.storage.schema import (
     model_pushes,
     model_releases,
     model_rollouts,
+    reference_retakes,
     schema_version,
     sessions,
     sign_in_attempts,
@@ -114,6 +115,11 @@ def _v9_token_expiry(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE api_tokens ADD COLUMN {column} {kind}")
 
 
+def _v10_reference_retakes(conn: Connection) -> None:
+    """Change-rule reference retakes sent to the agents (hub.fleet.retakes)."""
+    reference_retakes.create(conn, checkfirst=True)
+
+
 def _add_missing_columns(conn: Connection, table: Any, columns: tuple[str, ...]) -> None:
     have = {c["name"] for c in inspect(conn).get_columns(table.name)}
     for column in columns:
@@ -122,7 +128,7 @@ def _add_missing_columns(conn: Connection, table: Any, columns: tuple[str, ...])
             conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} {kind}")
 
 
-def _v10_idle_sessions_shared_rate_label_names(conn: Connection) -> None:
+def _v11_idle_sessions_shared_rate_label_names(conn: Connection) -> None:
     """Sessions' last use (idle timeout), sign-in attempts shared by every hub process, and the display
     names of admin-added labels; no-ops when present."""
     _add_missing_columns(conn, sessions, ("last_seen_at",))
@@ -143,7 +149,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "licence plates on cases", _v7_plates),
     (8, "camera configs from the hub, bureau calendar days", _v8_camera_configs),
     (9, "API token expiry and last use", _v9_token_expiry),
-    (10, "session idle time, shared sign-in attempts, label display names", _v10_idle_sessions_shared_rate_label_names),
+    (10, "change-rule reference retakes", _v10_reference_retakes),
+    (11, "session idle time, shared sign-in attempts, label display names", _v11_idle_sessions_shared_rate_label_names),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -415,6 +415,26 @@ camera_configs = Table(
     Column("issues", JSON),
 )
 
+# Change-rule references to re-take (hub.fleet.retakes): a case of a `source: change` rule verified clear
+# asks the camera's agent to adopt how the place looks now. Numbered per camera; pending -> sent ->
+# accepted | rejected, or superseded by a newer retake of the same place before it was sent.
+reference_retakes = Table(
+    "reference_retakes",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("device_id", String(64), nullable=False),
+    Column("zone", String(64)),
+    Column("box", JSON),  # the case's NormBox: the place re-taken inside the zone
+    Column("case_id", String(32)),
+    Column("status", String(16), nullable=False),  # pending | sent | accepted | rejected | superseded
+    Column("created_at", UTCDateTime, nullable=False),  # when the case was verified: the agent's "as of"
+    Column("created_by", String(128), nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("answered_at", UTCDateTime),
+    Column("error", Text),
+)
+
 # What each camera's agent says it runs, and the snapshot asked of it.
 camera_config_state = Table(
     "camera_config_state",
