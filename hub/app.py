@@ -49,6 +49,7 @@ from hub.auth.rate import AttemptLimiter
 from hub.cases import overdue, queries
 from hub.ingest.config import IngestConfig
 from hub.notify import webhooks
+from hub.open311 import media as open311_media
 from hub.releases import judge_loop
 from hub.settings import HubSettings
 from hub.storage.store import Store
@@ -128,6 +129,7 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
                                           allow_cidrs=settings.webhook_allow_cidrs))
             workers.append(overdue.start(s, stop, poll_s=settings.overdue_sweep_s))
             workers.append(judge_loop.start(s, stop, poll_s=settings.rollout_judge_s))
+            workers.append(open311_media.start(s, stop, settings))
         redact_access_log()  # after the server configured its loggers
         registry = CollectorRegistry()
         registry.register(HubCollector(s, ingest))

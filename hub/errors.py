@@ -108,6 +108,7 @@ UNDO_NOT_YOURS = _code("undo_not_yours", 403, "only the actor of a confirm or vo
 UNDO_SUPERSEDED = _code("undo_superseded", 409, "the case moved on since the confirm or void", "action", "status")
 UNDO_LATE = _code("undo_late", 409, "the undo grace period is over", "seconds")
 PLATE_FORBIDDEN = _code("plate_forbidden", 403, "the role may not see or search licence plates", "role")
+ADDRESS_REFUSED = _code("address_refused", 422, "a report with an address but no place, which this hub refuses")
 UNKNOWN_CLASS = _code("unknown_class", 422, "no such problem class", "class_id")
 
 # ---- evidence

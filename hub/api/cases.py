@@ -13,7 +13,7 @@ from hub.api.schemas import ApiTime, CaseDetail, CaseOut, CasePage, PlateIn, Tra
 from hub.auth.tokens import Principal
 from hub.cases import plates, queries, transitions
 from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseNotFound, CaseStatus, Role
-from hub.cases.routing import route_unit
+from hub.cases.routing import route_unit, routing_note
 from hub.errors import Refused
 from hub.settings import HubSettings
 
@@ -29,6 +29,7 @@ def _with_routed_unit(case: dict[str, Any], settings: HubSettings) -> dict[str, 
     """Before dispatch, the unit routing would pick, so the reviewer sees where the case will go."""
     if case["unit"] is None and CaseStatus(case["status"]) not in TERMINAL_STATUSES:
         case["routed_unit"] = route_unit(case, settings.units, settings.default_unit)
+    case["routing_note"] = routing_note(case, settings.units)
     return case
 
 
@@ -60,6 +61,8 @@ def list_cases(
     until: Annotated[ApiTime | None, Query(description="created before")] = None,
     bbox: Annotated[str | None, Query(description="map bbox: min_lon,min_lat,max_lon,max_lat")] = None,
     overdue: Annotated[bool | None, Query(description="true: the overdue pool")] = None,
+    placed: Annotated[bool | None, Query(description="false: cases with no position (filed with only an address; "
+                                         "the map lists them), true: the others")] = None,
     plate: Annotated[str | None, Query(max_length=16, description="licence plate: a whole plate matches exactly "
                                        "(苏E·D51712 or 苏ED51712), a part matches every plate holding it (D517); "
                                        "not for the reader role")] = None,
@@ -72,7 +75,8 @@ def list_cases(
             raise Refused(errors.INVALID, f"{name} needs a time zone, e.g. 2026-11-23T09:00:00Z", field=name,
                           kind="time_zone")
     f = queries.CaseFilter(status=status or [], class_id=class_id, camera_id=camera_id, unit=unit, source=source,
-                           since=since, until=until, bbox=_bbox(bbox), overdue=overdue, plate=_plate(plate, user))
+                           since=since, until=until, bbox=_bbox(bbox), overdue=overdue, plate=_plate(plate, user),
+                           placed=placed)
     with store.engine.connect() as conn:
         page = queries.list_cases(conn, f, sort=sort, offset=offset, limit=limit, role=user.role)
     page["items"] = [_with_routed_unit(c, settings) for c in page["items"]]

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from hub import errors
-from hub.api.deps import STAFF, CurrentUser, StoreDep, require
+from hub.api.deps import STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import IntakeOut
 from hub.cases import classes, intake
 from hub.cases.lifecycle import Role
@@ -32,6 +32,13 @@ def sensor_alert(alert: intake.SensorAlert, store: StoreDep) -> dict[str, Any]:
 
 
 @router.post("/report", response_model=IntakeOut, summary="A problem reported by a person")
-def manual_report(report: intake.ManualReport, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def manual_report(report: intake.ManualReport, store: StoreDep, user: CurrentUser, settings: SettingsDep
+                  ) -> dict[str, Any]:
+    """With lat/lon, or with only an address (kept without a place or refused: hub setting
+    address_only_reports; placed when the bureau's gazetteer lists the address)."""
     _known_class(report.class_id)
+    try:
+        report = intake.placed(report, settings.address_only_reports == "keep", settings.places())
+    except intake.AddressRefused as exc:
+        raise Refused(errors.ADDRESS_REFUSED, str(exc)) from exc
     return _out(intake.ingest_manual(store, report, user.name))

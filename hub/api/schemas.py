@@ -111,6 +111,19 @@ class CaseOut(Out):
     handled_at: datetime | None
     closed_at: datetime | None
     plate: PlateOut | None = None
+    address: str | None = Field(default=None, description="the street address the reporter gave (Open311 "
+                                "address_string); a case with only an address has no lat/lon and no ground")
+    routing_note: str | None = Field(default=None, description="no_place: the case has no position, so units "
+                                     "chosen by area (bbox) cannot apply; routed by class or to default_unit")
+
+
+class MediaFetchOut(Out):
+    url: str
+    status: str = Field(description="pending, fetching, stored, failed, off (fetching disabled)")
+    reason: str | None = Field(description="why it was not kept (failed, off)")
+    sha256: str | None = Field(description="the stored photo (stored)")
+    created_at: datetime
+    done_at: datetime | None
 
 
 class CasePage(Out):
@@ -156,6 +169,8 @@ class CaseDetail(CaseOut):
     events: list[EventOut]
     timeline: list[TransitionOut]
     allowed_actions: list[Action]
+    media_fetches: list[MediaFetchOut] = Field(default_factory=list, description="photos linked by Open311 "
+                                               "clients (media_url) and whether the hub could keep them")
 
 
 class TransitionIn(In):

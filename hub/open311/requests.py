@@ -58,6 +58,7 @@ def _request(row: dict[str, Any], media_sha: str | None) -> dict[str, Any]:
         "requested_datetime": row["created_at"],
         "updated_datetime": row["updated_at"],
         "expected_datetime": row["deadline_at"],
+        "address": row["address"],
         "lat": row["lat"],
         "long": row["lon"],
         "media_url": f"/evidence/{media_sha}" if media_sha else _linked_media(row["description"]),
