@@ -154,7 +154,8 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
     for router in (health.router, cases.router, evidence.router, evidence.upload_router, intake.router,
                    devices.router, classes_router.router, stats.router, stream.router, webhooks_router.router,
                    tokens.router, open311.router, me.router, session.router, users.router, labels.router,
-                   releases.router, releases.device_router, fleet.router, map_router.router, calendar_router.router):
+                   releases.router, releases.stats_router, releases.device_router, fleet.router, map_router.router,
+                   calendar_router.router):
         app.include_router(router)
 
     app.add_middleware(InputGuard)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub import errors
 from hub.api.deps import CurrentUser, StoreDep, access_policy, require
+from hub.cases.lifecycle import Role
 from hub.devices.hubkeys import HubSigningKey
 from hub.devices.request_auth import DeviceRefused, authenticate_device
 from hub.errors import Refused
@@ -140,7 +141,15 @@ def rollback(rollout_id: RowId, body: RollbackIn, store: StoreDep, user: Current
         raise Refused(errors.RELEASE_CONFLICT, str(exc)) from exc
 
 
-@router.get("/stats", summary="Precision per class per model version (confirmed / reviewed cases)")
+# The 10% -> 90% curve is for the people who review too, not only admins.
+stats_router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require(Role.REVIEWER))])
+
+
+@stats_router.get("/stats", summary="Precision per class per model version (confirmed / reviewed cases)",
+                  description="One row per (model version, class): cases whose first event came from that "
+                  "version, reviewed (confirmed or void), pending, and precision = confirmed / reviewed. Versions "
+                  "in registry order; a model not registered on the hub (the one in a camera's YAML) comes first, "
+                  "named as its events name it.")
 def stats(store: StoreDep) -> list[dict[str, Any]]:
     return registry.stats(store)
 

@@ -1320,6 +1320,43 @@ async function renderStats(view) {
     h("section", { class: "panel" }, h("h2", {}, t("stats.per_unit")), perUnit),
     h("section", { class: "panel" }, h("h2", {}, t("stats.cameras")), camTable),
     h("section", { class: "panel" }, h("h2", {}, t("stats.devices")), devTable)));
+  if (S.me.role === "admin" || S.me.role === "reviewer") await modelVersionsPanel(view, gen);
+}
+
+// ---- precision per class per model version (GET /models/stats): the bureau's 10% -> 90% curve --------------
+async function modelVersionsPanel(view, gen) {
+  const panel = h("section", { class: "panel wide", id: "model-versions" }, h("h2", {}, t("mv.title")),
+    h("p", { class: "muted" }, t("mv.help")));
+  view.append(panel);
+  let rows;
+  try {
+    rows = await api("/models/stats");
+  } catch (e) {
+    if (gen === S.gen) panel.append(h("div", { class: "alert", role: "alert" }, t("mv.load_failed", { error: `${e.status} ${e.title()}` })));
+    return;
+  }
+  if (gen !== S.gen) return;
+  if (!rows.length) {
+    panel.append(h("p", { class: "empty" }, t("mv.none")));
+    return;
+  }
+  const versions = [];  // in the hub's order: registry order, an unregistered model first
+  for (const r of rows) if (!versions.some((v) => v.sha256 === r.sha256)) versions.push(r);
+  const classes = [...new Set(rows.map((r) => r.class_id))];
+  const cell = (sha, cls) => rows.find((r) => r.sha256 === sha && r.class_id === cls);
+  const versionName = (v) => v.release_id ? t("mv.release", { name: v.name, id: v.release_id })
+    : t("mv.unregistered", { name: v.name || v.sha256.slice(0, 8) });
+  panel.append(h("table", { class: "grid", id: "model-versions-table" },
+    h("thead", {}, h("tr", {}, h("th", {}, t("stats.class")),
+      ...versions.map((v) => h("th", { class: "num", title: `sha256 ${v.sha256}`, dataset: { sha256: v.sha256 } }, versionName(v))))),
+    h("tbody", {}, ...classes.map((cls) => h("tr", { dataset: { classId: cls } }, h("td", {}, classCell(cls)),
+      ...versions.map((v) => {
+        const x = cell(v.sha256, cls);
+        if (!x) return h("td", { class: "num muted" }, t("misc.dash"));
+        return h("td", { class: "num precision", dataset: { sha256: v.sha256 } },
+          precisionBar(x.precision), x.precision === null ? t("mv.unreviewed", { pending: x.pending })
+            : t("mv.cell", { pct: pct(x.precision), confirmed: x.confirmed, reviewed: x.reviewed }));
+      }))))));
 }
 
 /** Per-camera precision rows; the camera links to its voided cases, the false captures to look at. */

@@ -432,7 +432,7 @@
   function paramsForm(rule, at, cls, specs) {
     rule.params = rule.params || {};
     const params = rule.params;
-    const defaults = (cls && cls.defaults) || {};
+    const defaults = cls ? { labels: cls.labels, ...cls.defaults } : {}; // labels: the class's, unless the rule names its own
     const fields = (specs || []).map((f) => paramField(params, f, defaults, `${at}.params.${f.name}`));
     const known = new Set((specs || []).map((f) => f.name));
     const unknown = Object.fromEntries(Object.entries(params).filter(([k]) => !known.has(k)));
