@@ -375,7 +375,8 @@ def _message(err: Any) -> str:
 
 
 def load_camera_config(path: str | Path, *, catalog: Catalog | None = None) -> CameraConfig:
-    """Read and validate one camera YAML file. Raises ConfigError (`file:line: field: what is wrong`)."""
+    """Read and validate one camera YAML file. Raises ConfigError (`file:line: field: what is wrong`).
+    Beyond `parse_camera_config`, the few-shot head files its rules name must load here."""
     path = Path(path)
     file = str(path)
     try:
@@ -390,4 +391,10 @@ def load_camera_config(path: str | Path, *, catalog: Catalog | None = None) -> C
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([ConfigIssue(file, "", line, f"not valid YAML: {problem}")]) from None
-    return parse_camera_config(data, file=file, root=root, catalog=catalog)
+    cfg = parse_camera_config(data, file=file, root=root, catalog=catalog)
+    from edge_agent.zone_state import head_issues  # files only this box has: not part of the hub's check
+
+    missing = head_issues(cfg.rules, catalog)
+    if missing:
+        raise ConfigError([_issue(file, root, path, msg) for path, msg in missing])
+    return cfg

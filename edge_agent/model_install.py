@@ -26,9 +26,13 @@ def release_path(root: Path, release: ModelRelease) -> Path:
 
 
 def install(release: ModelRelease, root: Path, fetched: bytes | None = None) -> Path:
-    """Write the verified file under its hash (idempotent); returns its path."""
-    content = verified_content(release, fetched)
+    """Write the verified file under its hash (idempotent); returns its path. A file already there (a kept
+    release at restart) is re-hashed, not trusted by its name."""
     path = release_path(root, release)
+    if fetched is None and release.content_b64 is None and path.is_file():
+        verified_content(release, path.read_bytes())
+        return path
+    content = verified_content(release, fetched)
     if path.is_file() and path.stat().st_size == release.size:
         return path
     root.mkdir(parents=True, exist_ok=True)

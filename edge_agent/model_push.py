@@ -23,6 +23,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from edge_agent.model_fetch import ModelFetcher
 from edge_agent.model_install import install, load_release
 from edge_agent.pipeline import DetectorLike
 from edge_agent.spool import write_durable
@@ -40,8 +41,11 @@ class ModelPushes:
     """The model this agent runs as the hub set it, and the pushes that change it."""
 
     def __init__(self, state_dir: Path, *, device_id: str, hub_sign_public: str | None,
-                 threads: int | None = None, cache_dir: Path | None = None) -> None:
+                 threads: int | None = None, cache_dir: Path | None = None,
+                 fetcher: ModelFetcher | None = None) -> None:
+        """`fetcher` downloads releases announced by url (detectors); without it only inline ones load."""
         self.state_dir = state_dir
+        self.fetcher = fetcher
         self.device_id = device_id
         self.hub_sign_public = hub_sign_public
         self.threads = threads
@@ -105,8 +109,8 @@ class ModelPushes:
             return self._result(push, accepted=False, error="; ".join(f"{i.path}: {i.message}" for i in issues),
                                 issues=issues[:64])
         try:
-            detector = load_release(install(release, self.state_dir / "releases"), release, threads=self.threads,
-                                    cache_dir=self.cache_dir)
+            detector = load_release(install(release, self.state_dir / "releases", self._fetch(release)), release,
+                                    threads=self.threads, cache_dir=self.cache_dir)
         except (ReleaseError, ValueError, LookupError, OSError) as exc:
             log.error("model %s#%d (push v%d) not taken: %s", release.name, release.release_id, push.version, exc)
             return self._result(push, accepted=False, error=str(exc)[:4000])
@@ -120,6 +124,18 @@ class ModelPushes:
         log.info("model %s#%d (push v%d by %s) in service", release.name, release.release_id, push.version,
                  push.issued_by)
         return self._result(push, accepted=True)
+
+    def _fetch(self, release: ModelRelease) -> bytes | None:
+        """Download a url release unless it is installed already (a resend, or a rollback to it)."""
+        if release.url is None:
+            return None
+        path = self.state_dir / "releases" / f"{release.sha256}{release.suffix}"
+        if path.is_file():
+            return None  # install re-hashes it
+        if self.fetcher is None:
+            raise ReleaseError(f"release {release.name}#{release.release_id} must be downloaded from the hub, and "
+                               "this agent has no hub API url (cityeye edge run --hub-url, or a bundle with api_url)")
+        return self.fetcher.fetch(release)
 
     def _result(self, push: Push, *, accepted: bool, error: str | None = None,
                 issues: list[PushIssue] | None = None) -> PushResult:

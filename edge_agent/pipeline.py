@@ -37,8 +37,9 @@ from edge_agent.rules.engine import RuleEngine
 from edge_agent.streams import DetectStream, MainStreamFile, MainStreamRecorder, decode_at
 from edge_agent.track import ByteTracker
 from edge_agent.types import Detections, EventSink, Frame, ProblemUpdate, Track
+from edge_agent.zone_state import HeadConfirmer, StateHeads, StateWatch, state_rules
 from protocol.catalog import Catalog, InactiveClass, default_catalog
-from protocol.messages import ModelInfo
+from protocol.messages import ModelInfo, NormBox
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class CameraRuntime:
     plates: PlateWatcher | None = None  # reads the plates of vehicles stopped in parking-rule zones
     plate_classes: frozenset[str] = frozenset()  # the catalog's classes that read plates
     change: ChangeWatch | None = None  # the `source: change` rules, if any
+    states: StateWatch | None = None  # the `source: state` rules, if any
     tracks: list[Track] = field(default_factory=list)
     last_sample_ts: float | None = None
     last_detect_slot: float | None = None
@@ -127,12 +129,15 @@ class Pipeline:
                  catalog: Catalog | None = None,
                  ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for,
                  confirmers: Mapping[str, RegionConfirmer] | None = None,
-                 plate_reader: PlateReader | None = None, evidence_threads: int | None = None) -> None:
+                 plate_reader: PlateReader | None = None, heads: StateHeads | None = None,
+                 evidence_threads: int | None = None) -> None:
         """`ground` builds each camera's box -> GroundPoint mapping (default: from its `calibration`;
         None: events carry no ground position). `confirmers`: classifiers change rules may ask
         (`params.confirm.by`), by name. `plate_reader`: shared by the cameras that read plates
-        (default: loaded when one does). `evidence_threads`: threads building evidence (default: one
-        per core; a camera's events stay on one of them, in order)."""
+        (default: loaded when one does). `heads`: the state heads of `source: state` rules and of
+        `params.confirm.model` (default: loaded from their files when a rule names one).
+        `evidence_threads`: threads building evidence (default: one per core; a camera's events stay
+        on one of them, in order)."""
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
@@ -143,6 +148,7 @@ class Pipeline:
         self.catalog = catalog or default_catalog()
         self._ground = ground
         self._confirmers = dict(confirmers or {})
+        self._heads = heads or StateHeads()
         self._tick = threading.Lock()  # a config swap (hub push, another thread) happens between ticks
         model = model_info(detector)
         # decoding the main stream, JPEGs and clips off the hot path; events of many cameras at once
@@ -166,6 +172,7 @@ class Pipeline:
                                                  cam_metrics, self.catalog, plates=watcher,
                                                  plate_classes=plate_classes)
             self.cameras[cfg.id].change = self._change_watch(cfg)
+            self.cameras[cfg.id].states = self._state_watch(cfg)
         self.log_startup()
 
     def _plate_watcher(self, cfg: CameraConfig) -> PlateWatcher | None:
@@ -185,8 +192,30 @@ class Pipeline:
         """The camera's `source: change` rules, if it has any."""
         if not change_rules(cfg.rules):
             return None
+        for rule in change_rules(cfg.rules):  # a state head named as confirmer: loaded once per agent
+            confirm = rule.change_params(self.catalog).confirm
+            if confirm is not None and confirm.model is not None and confirm.name not in self._confirmers:
+                self._confirmers[confirm.name] = HeadConfirmer(self._heads.get(confirm.model), confirm.label)
         return ChangeWatch(cfg.change, cfg.rules, cfg.zones, cfg.id, self.catalog, timezone=cfg.timezone,
                            confirmers=self._confirmers)
+
+    def _state_watch(self, cfg: CameraConfig) -> StateWatch | None:
+        """The camera's `source: state` rules, if it has any."""
+        if not state_rules(cfg.rules):
+            return None
+        return StateWatch(cfg.rules, cfg.zones, cfg.id, self.catalog, self._heads, timezone=cfg.timezone)
+
+    def retake_reference(self, camera_id: str, zone: str | None, box: NormBox | None, as_of: float) -> None:
+        """The hub verified a change case of this place clear: its change reference is re-taken at the next
+        analysis (edge_agent.change.retake_push). LookupError when the camera has no such change rule."""
+        with self._tick:
+            rt = self.cameras.get(camera_id)
+            if rt is None or rt.change is None:
+                raise LookupError(f"camera {camera_id} has no change rules on this device")
+            rt.change.retake(zone, box, as_of)
+
+    def change_cameras(self) -> list[str]:
+        return [cid for cid, rt in self.cameras.items() if rt.change is not None]
 
     # Start-up report -----------------------------------------------------------------------------
 
@@ -224,6 +253,8 @@ class Pipeline:
             rt.engine = None
             if (cfg.change, change_rules(cfg.rules), cfg.zones) != (old.change, change_rules(old.rules), old.zones):
                 rt.change = self._change_watch(cfg)  # learns the reference anew
+            if (state_rules(cfg.rules), cfg.zones) != (state_rules(old.rules), old.zones):
+                rt.states = self._state_watch(cfg)
             rt.evidence.reconfigure(cfg.evidence, clip_fps=cfg.clip_fps(), zones=cfg.zones,
                                     ground=self._ground(cfg) if self._ground else None)
         log.info("%s", camera_summary(cfg, {}))
@@ -303,6 +334,9 @@ class Pipeline:
             new = rt.engine_for(frame).update(rt.tracks, frame.ts)
             if rt.change is not None:
                 new += rt.change.update(frame, rt.tracks)
+                rt.metrics.count_change(*rt.change.pop_counts())
+            if rt.states is not None:
+                new += rt.states.update(frame)
             if new:
                 rt.evidence.on_updates(new, frame, rt.tracks)
                 rt.updates.extend(new)
@@ -430,8 +464,8 @@ def camera_summary(cfg: CameraConfig, inactive_rules: dict[str, tuple[str, ...]]
     rules = []
     for r in cfg.rules:
         state = "" if r.enabled else " disabled"
-        if r.source == "change":
-            state += " by change"
+        if r.source != "detector":
+            state += f" by {r.source}"
         if r.rule_id in inactive_rules:
             state += " INACTIVE: model lacks " + "/".join(inactive_rules[r.rule_id])
         rules.append(f"{r.rule_id}[{r.class_id}{state}]")

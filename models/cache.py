@@ -12,7 +12,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.manifest import ManifestError, ModelManifest, load_manifest, manifest_from_ultralytics_metadata
+from models.manifest import (
+    EMBEDDED_KEY,
+    ManifestError,
+    ModelManifest,
+    load_manifest,
+    manifest_from_text,
+    manifest_from_ultralytics_metadata,
+)
 
 DEFAULT_MODEL = "coco-nanodet"
 
@@ -55,7 +62,9 @@ def cached(name: str, root: Path | None = None) -> ResolvedModel | None:
 
 
 def _from_onnx_file(path: Path) -> ResolvedModel:
-    """A user's own ONNX: a manifest beside it (`<stem>.yaml`) wins, else ultralytics metadata."""
+    """A user's own ONNX: a manifest beside it (`<stem>.yaml`) wins, then one embedded in its metadata
+    (`cityeye.manifest`, what `models.export` writes: the file alone is a complete release), else
+    ultralytics metadata."""
     beside = path.with_suffix(".yaml")
     digest = sha256_file(path)
     if beside.is_file():
@@ -65,8 +74,11 @@ def _from_onnx_file(path: Path) -> ResolvedModel:
 
         proto = onnx.load(str(path), load_external_data=False)
         metadata = {p.key: p.value for p in proto.metadata_props}
-        dims = [d.dim_value or d.dim_param for d in proto.graph.output[0].type.tensor_type.shape.dim]
-        manifest = manifest_from_ultralytics_metadata(metadata, path.stem, dims, str(path))
+        if EMBEDDED_KEY in metadata:
+            manifest = manifest_from_text(metadata[EMBEDDED_KEY], f"{path} metadata {EMBEDDED_KEY}")
+        else:
+            dims = [d.dim_value or d.dim_param for d in proto.graph.output[0].type.tensor_type.shape.dim]
+            manifest = manifest_from_ultralytics_metadata(metadata, path.stem, dims, str(path))
     if manifest.sha256 and manifest.sha256 != digest:
         raise ManifestError(f"{path}: sha256 {digest} does not match its manifest ({manifest.sha256})")
     return ResolvedModel(manifest.model_copy(update={"sha256": digest}), path)

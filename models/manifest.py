@@ -104,11 +104,20 @@ def _format_errors(path: Path | str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+EMBEDDED_KEY = "cityeye.manifest"  # ONNX metadata_props key holding the manifest (YAML, without sha256)
+
+
 def load_manifest(path: Path) -> ModelManifest:
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise ManifestError(f"cannot read model manifest {path}: {exc.strerror}") from exc
+    return manifest_from_text(text, path)
+
+
+def manifest_from_text(text: str, path: Path | str) -> ModelManifest:
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ManifestError(f"model manifest {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

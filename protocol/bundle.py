@@ -30,6 +30,9 @@ class DeviceBundle(WireModel):
     hub_sign_public: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                         description="hub Ed25519 key (hex) that signs config pushes; "
                                         "bundles without it accept no push")
+    api_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000,
+                                description="the hub's HTTP(S) API as the device reaches it: detector files "
+                                "announced in model pushes are downloaded from there with the device's key")
 
     def save(self, path: Path) -> None:
         """Write the bundle readable by its owner only; the secrets never touch a wider-mode file."""

@@ -39,7 +39,7 @@ from protocol.manifest import (
     first_error,
     sha256_hex,
 )
-from protocol.messages import Heartbeat, ProblemEvent, WireModel
+from protocol.messages import FROM_WIRE, Heartbeat, ProblemEvent, WireModel
 from protocol.push import MAX_PUSH_BYTES, Push, PushResult, Snapshot, SnapshotRequest
 
 PROTOCOL_ID = b"CITYEYE/1"
@@ -265,7 +265,7 @@ def _parse(model: type[_M], raw: Buffer, index: int, max_bytes: int) -> _M:
     if len(raw) > max_bytes:
         raise DecodeError(index, f"{model.__name__} JSON is {len(raw)} bytes, limit {max_bytes}")
     try:
-        return model.model_validate_json(bytes(raw))
+        return model.model_validate_json(bytes(raw), context=FROM_WIRE)  # newer agents' extra health fields
     except ValidationError as exc:
         raise DecodeError(index, f"{model.__name__} is not valid: {first_error(exc)}") from None
 

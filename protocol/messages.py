@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from protocol import plates
 from protocol.plates import PlateColour
@@ -27,6 +27,33 @@ class WireModel(BaseModel):
     typo fails at load time instead of silently at run time; values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Validation context of a receiver that takes messages from newer senders (protocol.codec.decode).
+FROM_WIRE: Final = {"from_wire": True}
+
+
+class Extensible(WireModel):
+    """A wire model newer agents may extend with optional fields (health figures, nothing a receiver
+    must act on; a field that changes meaning bumps `v` instead).
+
+    A receiver decoding it from the wire (validation context `FROM_WIRE`) validates every field it
+    knows as strictly as ever and sets aside the ones it does not, naming them in `unknown_fields`
+    (never sent on), so an older hub keeps taking a newer agent's heartbeats. Built in code, an unknown
+    field is still an error: a typo in the sender fails where it is made."""
+
+    unknown_fields: tuple[str, ...] = Field(default=(), exclude=True,
+                                            description="receiver side: fields of a newer sender, set aside")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _set_aside_unknown(cls, data: Any, info: ValidationInfo) -> Any:
+        if not (isinstance(data, dict) and info.context and info.context.get("from_wire")):
+            return data
+        known = set(cls.model_fields) - {"unknown_fields"}
+        unknown = sorted(str(k) for k in data if k not in known)
+        kept = {k: v for k, v in data.items() if k in known}
+        return {**kept, "unknown_fields": tuple(unknown)} if unknown else kept
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -177,7 +204,7 @@ class ProblemEvent(WireModel):
         return self
 
 
-class CameraHealth(WireModel):
+class CameraHealth(Extensible):
     camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     online: bool
     decode_fps: float = Field(default=0.0, ge=0.0)
@@ -193,11 +220,17 @@ class CameraHealth(WireModel):
     last_frame_at: datetime | None = Field(default=None, description="wall time of the newest frame sampled")
     dropped_frames: int = Field(default=0, ge=0, description="decoded frames replaced by newer ones unread")
     config_version: int = Field(default=0, ge=0, description="hub config version it runs; 0 = its local YAML")
+    # frame clock (hubs from this version on set aside what they do not know: see Extensible)
+    clock: Literal["rtcp-sr", "stream", "x-timestamp", "decode", "file"] | None = Field(
+        default=None, description="where frame times come from: the camera's RTCP sender reports, the stream "
+        "position anchored on the earliest arrivals, MJPEG part stamps, the decode time, a file's timeline")
+    clock_skew_s: float | None = Field(default=None, description="sources that send their own times (RTCP SRs, "
+                                       "MJPEG stamps): the agent's arrival time minus the camera's, at its least")
 
     _utc_frame = field_validator("last_frame_at")(_optional_utc)
 
 
-class Heartbeat(WireModel):
+class Heartbeat(Extensible):
     v: Literal[1] = PROTOCOL_VERSION
     device_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     sent_at: datetime
@@ -218,17 +251,20 @@ class Heartbeat(WireModel):
 
 
 class ReferenceRetake(WireModel):
-    """Hub -> agent (designed, not yet sent by the hub): adopt what a camera sees in a zone now as that
-    zone's clear reference for its change rules (`source: change`).
+    """Hub -> agent: adopt how a camera sees a place now as its clear reference for change rules
+    (`source: change`), so a verified-clear place is compared with its new normal.
 
-    Sent when a reviewer verifies a change case of the zone clear, or rejects it as no problem (a new
-    bench, a planter): how the place looks now is how it should look, so the agent stops reporting it.
-    It would travel as the body of a hub-signed `protocol.push.Push` of a new kind `change_reference`
-    (target: the camera id; each retake the next version, so a replayed or stale one is ignored), and
-    the agent would call `ChangeWatch.retake(zone)` of that camera and answer with its PushResult.
+    Sent by the hub (hub.fleet.retakes) when a case of a change rule is verified clear: by its camera
+    (auto-verify, the event cleared on a handled case) or by a reviewer's `verify`. It travels as the
+    body of a hub-signed `protocol.push.Push` of kind `change_reference` (target: the camera id; each
+    retake the camera's next version, so a replayed or stale one is ignored). The agent re-takes the
+    zone's pixels inside `box` (grown a little), except pixels holding a change that began after the
+    push's `issued_at` (something set down after the verification stays reported), and answers with
+    its PushResult.
     """
 
     v: Literal[1] = PROTOCOL_VERSION
     camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     zone: str | None = Field(default=None, max_length=64, description="None: the camera's whole view")
+    box: NormBox | None = Field(default=None, description="the case's place inside the zone; None: the whole zone")
     case_id: str | None = Field(default=None, max_length=64, description="the case whose review asked for it")

@@ -34,6 +34,9 @@ LOCAL_FIELDS = ("source", "detect_source")  # camera-config fields that never le
 class PushKind(StrEnum):
     CAMERA_CONFIG = "camera_config"  # body: the camera's config without LOCAL_FIELDS; target: camera id
     MODEL = "model"  # body: a model descriptor (name, sha256, where to fetch); target: the model slot
+    # body: protocol.messages.ReferenceRetake; target: camera id. Each retake is the camera's next version;
+    # issued_at is when the case was verified clear (the agent keeps changes that began after it).
+    CHANGE_REFERENCE = "change_reference"
 
 
 class ManagedBy(StrEnum):
@@ -117,8 +120,8 @@ class PushRefused(ValueError):
 def open_push(payload: bytes, signature: bytes, hub_sign_public: str | None, device_id: str) -> Push:
     """Verify the hub's signature, then parse; raise PushRefused saying why not."""
     if not hub_sign_public:
-        raise PushRefused("this device's bundle has no hub signing key (hub_sign_public); re-enrol it to "
-                          "accept configs from the hub")
+        raise PushRefused("this device's bundle has no hub signing key (hub_sign_public); pin the hub's key "
+                          "(`cityeye edge pin-hub-key`) or re-enrol it to accept pushes from the hub")
     try:
         verify(hub_sign_public, payload, signature)
     except ManifestError:

@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hub-config-dir", type=Path,
                    help="with --bundle: where the last good config from the hub is kept per camera (default "
                    "$XDG_DATA_HOME/cityeye/hub-config/<device id>); it replaces the YAML's settings at start")
+    p.add_argument("--hub-url",
+                   help="with --bundle: the hub's HTTP(S) API, where detector models announced in model pushes "
+                   "are downloaded with the device's key (default: the bundle's api_url)")
     p.add_argument("--drain-s", type=float, default=5.0,
                    help="with --bundle: at stop, wait up to this long for the hub to ACK what is spooled "
                    "(the rest stays in the spool for the next run; default 5)")
@@ -78,9 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("configs", type=Path, nargs="+", help="camera YAML files")
     p.set_defaults(func=_check)
 
-    from cityeye.commands import edge_spool  # delivery's own actions (spool inspection)
+    from cityeye.commands import edge_bundle, edge_spool  # delivery's own actions (spool, bundle)
 
     edge_spool.add_commands(esub)
+    edge_bundle.add_commands(esub)
 
 
 def _load(paths: list[Path]) -> Any:  # list of edge_agent.config.CameraConfig
@@ -132,9 +136,10 @@ def _run(args: argparse.Namespace) -> int:
     from edge_agent.pipeline import Pipeline, model_info
 
     metrics = EdgeMetrics()
-    outbox = managed = models = None
+    outbox = managed = models = retakes = None
     detector = _detector(configs)
     if args.bundle is not None:
+        from edge_agent.change.retake_push import ReferenceRetakes
         from edge_agent.deliver import Outbox, OutboxConfig
         from edge_agent.managed_config import ManagedConfigs
         from edge_agent.model_push import ModelPushes, PushRouter
@@ -156,27 +161,42 @@ def _run(args: argparse.Namespace) -> int:
                                  device_id=device_id, hub_sign_public=bundle.hub_sign_public,
                                  managed=not args.local_config)
         configs = managed.configs()
-        models = ModelPushes(default_spool_dir(device_id, "hub-model"), device_id=device_id,
-                             hub_sign_public=bundle.hub_sign_public,
-                             threads=max((c.detector_threads or 0) for c in configs) or None)
+        model_dir = default_spool_dir(device_id, "hub-model")
+        api_url = args.hub_url or bundle.api_url
+        fetcher = None
+        if api_url:
+            from edge_agent.model_fetch import ModelFetcher
+            from protocol.manifest import Signer
+
+            try:
+                fetcher = ModelFetcher(api_url, device_id, Signer(bundle.sign_secret), model_dir / "releases")
+            except ValueError as exc:
+                print(f"--hub-url: {exc}", file=sys.stderr)
+                return 1
+        models = ModelPushes(model_dir, device_id=device_id, hub_sign_public=bundle.hub_sign_public,
+                             threads=max((c.detector_threads or 0) for c in configs) or None, fetcher=fetcher)
         detector = models.kept_detector() or detector  # the model the hub last set wins over the YAML's
+        retakes = ReferenceRetakes(device_id=device_id, hub_sign_public=bundle.hub_sign_public)
         outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,
                         agent_version=__version__, model=model_info(detector),
-                        pushes=PushRouter({PushKind.CAMERA_CONFIG: managed, PushKind.MODEL: models}))
+                        pushes=PushRouter({PushKind.CAMERA_CONFIG: managed, PushKind.MODEL: models,
+                                           PushKind.CHANGE_REFERENCE: retakes}))
         metrics.delivery = outbox.metrics
         sink: Outbox | FolderSink = outbox
         where = f"hub {bundle.endpoint} via spool {spool}"
     else:
         from edge_agent.sinks import FolderSink
 
-        if args.insecure or args.spool or args.local_config or args.hub_config_dir:
-            print("--insecure, --spool, --local-config and --hub-config-dir only apply with --bundle",
+        if args.insecure or args.spool or args.local_config or args.hub_config_dir or args.hub_url:
+            print("--insecure, --spool, --local-config, --hub-config-dir and --hub-url only apply with --bundle",
                   file=sys.stderr)
             return 1
         device_id, sink, where = args.device_id, FolderSink(args.out), f"folder {args.out}"
     pipeline = Pipeline(configs, detector, sink, device_id=device_id, metrics=metrics)
     if managed is not None:
         managed.attach(pipeline.reconfigure, metrics)
+    if retakes is not None:
+        retakes.attach(pipeline.retake_reference, pipeline.change_cameras)
     if outbox is not None and models is not None:
         def swap(new_detector: Any) -> None:
             pipeline.swap_detector(new_detector)

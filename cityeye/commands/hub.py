@@ -85,9 +85,10 @@ def _serve(args: argparse.Namespace) -> int:
     from hub.fleet import check
 
     try:  # the page checks camera configs with the agent's own check when the edge part is installed
+        from edge_agent.change.params import ChangeParams
         from edge_agent.managed_config import check_for_hub
 
-        check.use(check_for_hub)
+        check.use(check_for_hub, change_params=ChangeParams)
     except ImportError:
         print("note: the edge agent is not installed here; camera configs are checked by the agents only",
               file=sys.stderr)

@@ -24,6 +24,9 @@ def add_commands(hub_subparsers: Any) -> None:
     enroll.add_argument("--endpoint", help="ingest endpoint the device connects to "
                         "(default: this host's name and the port of the hub's ZeroMQ bind)")
     enroll.add_argument("--replace", action="store_true", help="re-issue keys to an enrolled/revoked device")
+    enroll.add_argument("--api-url", help="the hub's HTTP(S) address as the device reaches it, e.g. "
+                        "https://hub.example:8000 (the device downloads detector models from there; "
+                        "edge run --hub-url overrides it)")
     enroll.set_defaults(func=_enroll)
 
     revoke = hub_subparsers.add_parser(
@@ -78,7 +81,8 @@ def _enroll(args: argparse.Namespace) -> int:
     endpoint = args.endpoint or _default_endpoint(settings.zmq_bind)
     store = _store(args)
     try:
-        bundle = enroll_device(store, settings.data_dir, args.device, endpoint, replace=args.replace)
+        bundle = enroll_device(store, settings.data_dir, args.device, endpoint, replace=args.replace,
+                               api_url=args.api_url)
     except EnrollmentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -167,6 +171,7 @@ def _export_evidence(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from cityeye.commands.edge_bundle import fingerprint
     from hub.devices.hubkeys import HubKeyError, HubKeys, HubSigningKey
 
     data_dir = settings_from_args(args).data_dir
@@ -176,5 +181,7 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"hub CURVE public key (Z85): {curve.public}")
-    print(f"hub evidence-package signing key (Ed25519, hex): {signing.public}")
+    print(f"fingerprint of the signing key below (compare with `cityeye edge pin-hub-key`): "
+          f"{fingerprint(signing.public)}")
+    print(f"hub evidence-package signing key (Ed25519, hex): {signing.public}")  # it signs pushes too
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Tracks of these labels are people, vehicles and animals: they move, stop and leave on their own,
 # and the detector's own rules (parking, loitering) cover them. Their boxes are masked out.
@@ -19,13 +19,34 @@ INHERITED = ("min_dwell_s", "clear_after_s", "update_every_s")
 
 class ConfirmParams(BaseModel):
     """Ask a classifier before sending: a region it scores below `min_score` is dropped (and not asked
-    again while it stays)."""
+    again while it stays), and counted (`cityeye_camera_change_rejected`).
+
+    `model`: a state head file (`cityeye models fewshot --kind state`, e.g. crops of garbage vs clear
+    pavement); its `label` confirms, anything else rejects. `by`: a confirmer the program started the
+    agent with (`Pipeline(confirmers={NAME: fn})`). Exactly one of the two."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    by: str = Field(min_length=1, max_length=64,
-                    description="name of a confirmer the agent was started with (a few-shot classifier)")
-    min_score: float = Field(0.5, ge=0.0, le=1.0, description="the confirmer's score needed to send the event")
+    model: str | None = Field(None, min_length=1, max_length=500,
+                              description="state head file (.json) whose `label` must win on the region's crop")
+    label: str | None = Field(None, max_length=64, description="the head's label that confirms; default: its only one")
+    by: str | None = Field(None, min_length=1, max_length=64,
+                           description="name of a confirmer the agent was started with (programs, tests)")
+    min_score: float | None = Field(None, ge=0.0, le=1.0, description="the score needed to send the event; "
+                                    "default: the head's cross-validated threshold (0.5 for `by`)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ConfirmParams:
+        if (self.model is None) == (self.by is None):
+            raise ValueError("confirm needs exactly one of model (a state head file) or by (a named confirmer)")
+        if self.by is not None and self.label is not None:
+            raise ValueError("confirm.label goes with confirm.model, not with confirm.by")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The key of its confirmer in the pipeline's table."""
+        return self.by if self.by is not None else f"{self.model}#{self.label or ''}"
 
 
 class ChangeParams(BaseModel):

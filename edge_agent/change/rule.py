@@ -20,6 +20,7 @@ from edge_agent.change.params import ChangeParams
 from edge_agent.change.structure import appeared
 from edge_agent.change.view import ChangeView
 from edge_agent.geometry import Box
+from edge_agent.rules.base import refresh_open
 from edge_agent.rules.config import RuleClock, RuleConfig
 from edge_agent.types import ProblemUpdate
 from edge_agent.zones import ZoneConfig
@@ -70,7 +71,7 @@ def same_place(a: np.ndarray, b: np.ndarray) -> bool:
 class ChangeRule:
     def __init__(self, config: RuleConfig, problem_class: ProblemClass, params: ChangeParams, zone: ZoneConfig,
                  camera_id: str, clock: RuleClock, shape_hw: tuple[int, int],
-                 confirmer: RegionConfirmer | None = None) -> None:
+                 confirmer: RegionConfirmer | None = None, confirm_threshold: float = 0.5) -> None:
         self.config = config
         self.problem_class = problem_class
         self.params = params
@@ -78,6 +79,8 @@ class ChangeRule:
         self.camera_id = camera_id
         self.clock = clock
         self.confirmer = confirmer
+        self.confirm_threshold = confirm_threshold  # when params.confirm.min_score is unset (a head's own)
+        self.rejections = 0  # regions the confirmer turned down
         self.mask = zone_mask(zone, shape_hw)
         self.min_area_px = max(MIN_REGION_PX, params.min_area_for(zone.id) * int(self.mask.sum()))
         self.open: list[_Open] = []
@@ -110,6 +113,15 @@ class ChangeRule:
             out.append(self._emit(p, ProblemState.OPENED, view))
         return out, ghosts
 
+    def forget(self, where: np.ndarray) -> None:
+        """The reference was re-taken over `where`: open and rejected regions mostly inside it are gone
+        (the hub already knows the place is clear; no `cleared` is sent)."""
+        def inside(mask: np.ndarray) -> bool:
+            return int(np.count_nonzero(mask & where)) >= 0.5 * int(mask.sum())
+
+        self.open = [p for p in self.open if not inside(p.mask)]
+        self.rejected = [r for r in self.rejected if not inside(r.mask)]
+
     def regions(self, view: ChangeView) -> list[_Region]:
         """Connected regions of the zone that stayed changed for the dwell and are big enough."""
         with np.errstate(invalid="ignore"):
@@ -139,7 +151,11 @@ class ChangeRule:
             return score
         current, reference = view.crops(region.box)
         verdict = float(self.confirmer(self.problem_class.id, current, reference))
-        return verdict if verdict >= confirm.min_score else None
+        needed = confirm.min_score if confirm.min_score is not None else self.confirm_threshold
+        if verdict >= needed:
+            return verdict
+        self.rejections += 1
+        return None
 
     @staticmethod
     def _present(mask: np.ndarray, view: ChangeView) -> bool:
@@ -151,21 +167,13 @@ class ChangeRule:
         return int(np.count_nonzero(view.differs & visible)) >= PRESENT_FRACTION * n
 
     def _refresh_open(self, view: ChangeView) -> list[ProblemUpdate]:
-        out = []
-        now = view.now
-        for p in list(self.open):
-            if self._present(p.mask, view):
-                p.last_present = now
-                every = self.params.update_every_s
-                if every is not None and now - p.last_emit >= every:
-                    p.last_emit = now
-                    out.append(self._emit(p, ProblemState.UPDATED, view))
-            elif now - p.last_present >= self.params.clear_after_s:
-                self.open.remove(p)
-                out.append(self._emit(p, ProblemState.CLEARED, view))
-                if self.config.cooldown_s > 0:
-                    self._cooldowns.append((p.mask, now + self.config.cooldown_s))
-        return out
+        def cool(p: _Open) -> None:
+            if self.config.cooldown_s > 0:
+                self._cooldowns.append((p.mask, view.now + self.config.cooldown_s))
+
+        return refresh_open(self.open, lambda p: self._present(p.mask, view), view.now,
+                            update_every_s=self.params.update_every_s, clear_after_s=self.params.clear_after_s,
+                            emit=lambda p, state: self._emit(p, state, view), on_clear=cool)
 
     def _emit(self, p: _Open, state: ProblemState, view: ChangeView) -> ProblemUpdate:
         end = p.last_present if state is ProblemState.CLEARED else view.now

@@ -25,9 +25,11 @@ from edge_agent.rules.config import RuleConfig
 from edge_agent.types import Frame, ProblemUpdate, Track, TrackState
 from edge_agent.zones import ZoneConfig
 from protocol.catalog import Catalog
+from protocol.messages import NormBox
 
 log = logging.getLogger(__name__)
 
+RETAKE_MARGIN = 0.25  # a retake's box grows by this fraction of its size per side (the case box is approximate)
 REFRESH_EVERY = 10  # analyses between recomputations of the (slowly adapting) reference's structure
 
 
@@ -50,26 +52,51 @@ class ChangeWatch:
         self.confirmers = dict(confirmers or {})
         for r in self.rule_configs:
             confirm = r.change_params(catalog).confirm
-            if confirm is not None and confirm.by not in self.confirmers:
-                raise ValueError(f"camera {camera_id!r}: rule {r.rule_id!r}: params.confirm.by names confirmer "
-                                 f"{confirm.by!r}, but the agent has {sorted(self.confirmers) or 'none'}")
+            if confirm is not None and confirm.name not in self.confirmers:
+                field = "by names confirmer" if confirm.by is not None else "model names head"
+                raise ValueError(f"camera {camera_id!r}: rule {r.rule_id!r}: params.confirm.{field} "
+                                 f"{confirm.name!r}, but the agent has {sorted(self.confirmers) or 'none'}")
         self.ignore = frozenset(config.ignore_labels)
         self.fault = ViewFault(config, camera_id)
         self.rules: list[ChangeRule] = []
+        self._rejected_before = 0  # rejections of rules replaced after a frame-size change
         self.reference = Reference(config)
         self.persistence: StaticChange | None = None
         self._frame_wh: tuple[int, int] | None = None
         self._shape_hw = (0, 0)
         self._ref_wh = (0, 0)
         self._last: float | None = None
-        self._retake: set[str | None] = set()
+        self._retake: list[tuple[str | None, NormBox | None, float | None]] = []
+        self._counted = (0, 0)  # (retakes applied, regions rejected) already handed to pop_counts
+        self.retakes_applied = 0
         self._ref_structure: np.ndarray | None = None
         self.analyses = 0
 
-    def retake(self, zone_id: str | None = None) -> None:
-        """Adopt the view at the next analysis as the zone's clear reference (None: the whole frame), e.g.
-        when the hub verified a case of that zone clear."""
-        self._retake.add(zone_id)
+    def retake(self, zone_id: str | None = None, box: NormBox | None = None, as_of: float | None = None) -> None:
+        """Adopt the view at the next analysis as the clear reference of a zone (None: the whole frame),
+        only inside `box` (grown by RETAKE_MARGIN) when given, e.g. when the hub verified a case of that
+        zone clear. Pixels holding a change that began after `as_of` (epoch s) keep it: something set
+        down after the verification is not swallowed by a late retake."""
+        if zone_id is not None and zone_id not in self.watched_zones:
+            raise LookupError(f"camera {self.camera_id}: zone {zone_id!r} has no change rule "
+                              f"(watched: {sorted(self.watched_zones) or 'none'})")
+        self._retake.append((zone_id, box, as_of))
+
+    @property
+    def rejected(self) -> int:
+        """Regions the confirmers turned down so far."""
+        return sum(r.rejections for r in self.rules) + self._rejected_before
+
+    def pop_counts(self) -> tuple[int, int]:
+        """(retakes applied, regions rejected) since the last call (the pipeline adds them to its metrics)."""
+        now = (self.retakes_applied, self.rejected)
+        delta = (now[0] - self._counted[0], now[1] - self._counted[1])
+        self._counted = now
+        return delta
+
+    @property
+    def watched_zones(self) -> set[str]:
+        return {z for r in self.rule_configs for z in r.zones}
 
     # One frame -----------------------------------------------------------------------------------
 
@@ -126,14 +153,16 @@ class ChangeWatch:
         self.reference = Reference(self.config)
         self.persistence = StaticChange(self._shape_hw)
         self._ref_structure = None
+        self._rejected_before = self.rejected if self.rules else 0
         self.rules = []
         for r in self.rule_configs:
             problem_class = self.catalog.get(r.class_id)
             params = r.change_params(self.catalog)
-            confirmer = self.confirmers[params.confirm.by] if params.confirm else None
+            confirmer = self.confirmers[params.confirm.name] if params.confirm else None
+            threshold = float(getattr(confirmer, "threshold", 0.5))  # a head's own; 0.5 for a plain function
             for zid in r.zones:
                 self.rules.append(ChangeRule(r, problem_class, params, self.zones[zid], self.camera_id,
-                                             r.clock(self.timezone), self._shape_hw, confirmer))
+                                             r.clock(self.timezone), self._shape_hw, confirmer, threshold))
 
     def _reference_structure(self) -> np.ndarray:
         """The reference's structure, recomputed every REFRESH_EVERY analyses (it adapts slowly) or after a
@@ -165,13 +194,29 @@ class ChangeWatch:
 
     def _apply_retakes(self, at_ref: np.ndarray, masked: np.ndarray) -> None:
         assert self.persistence is not None
-        for zone_id in self._retake:
-            zone = self.zones.get(zone_id) if zone_id is not None else None
-            where = zone_mask(zone, self._shape_hw) if zone is not None else np.ones_like(masked)
-            self.reference.retake(at_ref, self._to_ref(where & ~masked))
-            self.persistence.reset(where & ~masked)
+        for zone_id, box, as_of in self._retake:
+            where = self._retake_area(zone_id, box, as_of) & ~masked
+            self.reference.retake(at_ref, self._to_ref(where))
+            self.persistence.reset(where)
             self._ref_structure = None
             for rule in self.rules:
                 if zone_id is None or rule.zone.id == zone_id:
-                    rule.open.clear()
+                    rule.forget(where)
+            self.retakes_applied += 1
         self._retake.clear()
+
+    def _retake_area(self, zone_id: str | None, box: NormBox | None, as_of: float | None) -> np.ndarray:
+        """Analysis pixels a retake adopts: the zone, inside the grown box, not changed since after `as_of`."""
+        assert self.persistence is not None
+        h, w = self._shape_hw
+        zone = self.zones.get(zone_id) if zone_id is not None else None
+        where = zone_mask(zone, self._shape_hw) if zone is not None else np.ones((h, w), bool)
+        if box is not None:
+            mx, my = (box.x2 - box.x1) * RETAKE_MARGIN, (box.y2 - box.y1) * RETAKE_MARGIN
+            inside = np.zeros((h, w), bool)
+            inside[max(0, int((box.y1 - my) * h)):int(np.ceil((box.y2 + my) * h)),
+                   max(0, int((box.x1 - mx) * w)):int(np.ceil((box.x2 + mx) * w))] = True
+            where &= inside
+        if as_of is not None:
+            where &= ~(self.persistence.since > as_of)  # NaN (unchanged) compares False: adopted
+        return where

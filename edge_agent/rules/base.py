@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from edge_agent.geometry import Box, iou, union_box
 from edge_agent.rules.config import RuleClock, RuleConfig, RuleSchedule
@@ -21,17 +22,44 @@ from protocol.catalog import ProblemClass, RuleParams
 from protocol.messages import ProblemState
 
 __all__ = [
-    "Candidate", "OpenProblem", "Rule", "RuleClock", "RuleConfig", "RuleSchedule", "Stationarity",
+    "Candidate", "OpenProblem", "Rule", "RuleClock", "RuleConfig", "RuleSchedule", "Stationarity", "refresh_open",
 ]
 
 SAME_PLACE_IOU = 0.5  # a box this similar to a problem's box is the same place (re-detected, new track id)
 ZONE_EXIT_GRACE_S = 2.0  # anchor jitter across a zone edge shorter than this does not restart a timer
 
 
+class Lived(Protocol):
+    """An open problem as the lifecycle sees it: when its place was last occupied, when it last emitted."""
+
+    last_present: float
+    last_emit: float
 
 
+P = TypeVar("P", bound=Lived)
 
 
+def refresh_open(open_problems: list[P], present: Callable[[P], bool], now: float, *,
+                 update_every_s: float | None, clear_after_s: float,
+                 emit: Callable[[P, ProblemState], ProblemUpdate],
+                 on_clear: Callable[[P], None]) -> list[ProblemUpdate]:
+    """The open problems' lifecycle, shared by every rule source (detector, change, zone state).
+
+    `present(p)` says whether p's place is still occupied now (and may refresh p's box and tracks); a
+    present problem emits `updated` every `update_every_s` (None: never); one absent for
+    `clear_after_s` emits `cleared`, leaves `open_problems` and goes to `on_clear` (its cooldown)."""
+    out: list[ProblemUpdate] = []
+    for p in list(open_problems):
+        if present(p):
+            p.last_present = now
+            if update_every_s is not None and now - p.last_emit >= update_every_s:
+                p.last_emit = now
+                out.append(emit(p, ProblemState.UPDATED))
+        elif now - p.last_present >= clear_after_s:
+            open_problems.remove(p)
+            out.append(emit(p, ProblemState.CLEARED))
+            on_clear(p)
+    return out
 
 
 def is_present(track: Track) -> bool:
@@ -224,22 +252,17 @@ class Rule(ABC):
         return out
 
     def _refresh_open(self, tracks: Sequence[Track], now: float) -> list[ProblemUpdate]:
-        out: list[ProblemUpdate] = []
-        for p in list(self.open):
+        def present(p: OpenProblem) -> bool:
             seen = self.still_there(p, tracks, now)
             if seen is not None:
-                p.last_present, p.xyxy, p.track_ids = now, seen.xyxy, seen.track_ids
-                p.labels, p.object_count = seen.labels, seen.object_count
+                p.xyxy, p.track_ids, p.labels = seen.xyxy, seen.track_ids, seen.labels
+                p.object_count = seen.object_count
                 p.score = max(p.score, seen.score)
-                every = self.params.update_every_s
-                if every is not None and now - p.last_emit >= every:
-                    p.last_emit = now
-                    out.append(self._emit(p, ProblemState.UPDATED, now))
-            elif now - p.last_present >= self.params.clear_after_s:
-                self.open.remove(p)
-                out.append(self._emit(p, ProblemState.CLEARED, now))
-                self.start_cooldown(p.xyxy, now)
-        return out
+            return seen is not None
+
+        return refresh_open(self.open, present, now, update_every_s=self.params.update_every_s,
+                            clear_after_s=self.params.clear_after_s, emit=lambda p, state: self._emit(p, state, now),
+                            on_clear=lambda p: self.start_cooldown(p.xyxy, now))
 
     def _open_new(self, cands: Sequence[Candidate], now: float) -> list[ProblemUpdate]:
         out: list[ProblemUpdate] = []

@@ -16,12 +16,16 @@ rules:
     zones: [walk]
     source: change                     # params are then edge_agent.change.params.ChangeParams
     params: {min_dwell_s: 600, min_area_frac: 0.01}
+  - class_id: overflowing_garbage_bin  # a few-shot state head on the zone's crop, every 5 s
+    zones: [bins]
+    source: state                      # params are then edge_agent.zone_state.StateParams
+    params: {model: heads/bins-full.json, min_dwell_s: 600}
 ```
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -35,6 +39,9 @@ from protocol.catalog import (
     default_catalog,
     format_validation_error,
 )
+
+if TYPE_CHECKING:
+    from edge_agent.zone_state import StateParams
 
 
 class RuleSchedule(ScheduleConfig):
@@ -75,10 +82,11 @@ class RuleConfig(BaseModel):
         default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="rule instance id, unique per camera; default '<class_id>@<zones>'")
     zones: list[str] = Field(min_length=1, description="zone ids this rule watches (one problem per zone)")
-    source: Literal["detector", "change"] = Field(
+    source: Literal["detector", "change", "state"] = Field(
         default="detector",
         description="detector: the class's rule on detector tracks; change: a region of the zone that "
-        "appeared and stayed (no label needed; garbage, debris, dumping), see edge_agent/change")
+        "appeared and stayed (no label needed; garbage, debris, dumping), see edge_agent/change; state: a "
+        "few-shot state head on the zone's crop at a low rate (a bin area full), see edge_agent/zone_state")
     params: dict[str, Any] = Field(default_factory=dict, description="overrides of the catalog defaults")
     schedule: RuleSchedule | None = Field(default=None, description="when the rule runs; None: always")
     cooldown_s: float = Field(
@@ -117,23 +125,31 @@ class RuleConfig(BaseModel):
         if not isinstance(class_id, str) or class_id not in catalog:
             return params
         problem_class = catalog.get(class_id)
-        if info.data.get("source") != "change":
+        source = info.data.get("source")
+        if source == "change":
+            try:
+                ChangeParams.for_class(problem_class.params, params)
+            except ValidationError as exc:
+                raise ValueError(f"change rule: {format_validation_error(exc, 'params')}") from None
+        elif source == "state":
+            from edge_agent.zone_state import StateParams
+
+            try:
+                StateParams.for_class(problem_class.params, params)
+            except ValidationError as exc:
+                raise ValueError(f"state rule: {format_validation_error(exc, 'params')}") from None
+        else:
             problem_class.typed_params(params)  # raises naming params.<field>
-            return params
-        try:
-            ChangeParams.for_class(problem_class.params, params)
-        except ValidationError as exc:
-            raise ValueError(f"change rule: {format_validation_error(exc, 'params')}") from None
         return params
 
     @model_validator(mode="after")
     def _change_fits_class(self, info: ValidationInfo) -> RuleConfig:
-        if self.source != "change" or self.class_id not in (catalog := _catalog(info)):
+        if self.source == "detector" or self.class_id not in (catalog := _catalog(info)):
             return self
         rule = catalog.get(self.class_id).rule
         if rule is RuleType.LINE_CROSSING or rule is None:
-            raise ValueError(f"source change: class {self.class_id!r} is not about a place that changes (line "
-                             "crossings, sensor and device classes cannot come from change detection)")
+            raise ValueError(f"source {self.source}: class {self.class_id!r} is not about a place that changes (line "
+                             "crossings, sensor and device classes cannot come from a zone's look)")
         return self
 
     @property
@@ -149,6 +165,12 @@ class RuleConfig(BaseModel):
     def change_params(self, catalog: Catalog | None = None) -> ChangeParams:
         """The params of a `source: change` rule: the class's dwell and clear times, then the rule's own."""
         return ChangeParams.for_class(self.problem_class(catalog).params, self.params)
+
+    def state_params(self, catalog: Catalog | None = None) -> StateParams:
+        """The params of a `source: state` rule: the class's dwell and clear times, then the rule's own."""
+        from edge_agent.zone_state import StateParams
+
+        return StateParams.for_class(self.problem_class(catalog).params, self.params)
 
     def clock(self, timezone: str) -> RuleClock:
         return self.schedule.bind(timezone) if self.schedule else RuleClock(None)

@@ -91,7 +91,7 @@ class RuleEngine:
         self.zones = {z.id: Zone.from_config(z, frame_wh) for z in zone_cfgs}
         self.rules: list[Rule] = []
         for cfg in rules:
-            if not cfg.enabled or cfg.source == "change":  # change rules run in edge_agent.change
+            if not cfg.enabled or cfg.source != "detector":  # change and state rules run on their own
                 continue
             problem_class = catalog.get(cfg.class_id)
             params = problem_class.typed_params(cfg.params)

@@ -7,19 +7,20 @@ box would refuse, each problem with its field path; the agent checks again when 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
+from hub import errors
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.cases.lifecycle import Role
-from hub.fleet import check, configs, snapshots
+from hub.errors import Refused
+from hub.fleet import check, configs, forms, health, snapshots
 from hub.fleet.diff import config_changes
-from hub.storage import db, schema
+from hub.storage import db
 
 router = APIRouter(tags=["fleet"], dependencies=[Depends(require(*READERS))])
 admin = [Depends(require(Role.ADMIN))]
@@ -48,33 +49,9 @@ class CheckOut(BaseModel):
 @router.get("/fleet", summary="Devices and their cameras with the health their heartbeats report and the "
             "config each runs")
 def fleet(store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
-    cutoff = db.utcnow().timestamp() - settings.camera_offline_after_s
+    online_since = db.utcnow() - timedelta(seconds=settings.camera_offline_after_s)
     with store.engine.connect() as conn:
-        summaries = configs.config_summaries(conn)
-        cams: dict[str, list[dict[str, Any]]] = {}
-        for r in conn.execute(select(schema.cameras).order_by(schema.cameras.c.camera_id)):
-            online = bool(r.online and r.last_seen and r.last_seen.timestamp() >= cutoff)
-            cams.setdefault(r.device_id, []).append({
-                "camera_id": r.camera_id, "online": online, "last_seen": r.last_seen, "health": r.health,
-                "config": summaries.get(r.camera_id, {})})
-        devices = []
-        for d in conn.execute(select(schema.devices).order_by(schema.devices.c.device_id)):
-            health = d.health or {}
-            devices.append({
-                "device_id": d.device_id, "revoked": d.revoked, "last_seen": d.last_seen,
-                "agent_version": d.agent_version, "health": health,
-                "online": bool(not d.revoked and d.last_seen and d.last_seen.timestamp() >= cutoff),
-                "clock_offset_s": _clock_offset(d.last_seen, health.get("sent_at")),
-                "cameras": cams.get(d.device_id, [])})
-    return {"devices": devices}
-
-
-def _clock_offset(received: datetime | None, sent_at: str | None) -> float | None:
-    """How far the agent's clock is behind the hub's (+) as its last heartbeat shows it (includes the
-    transit and up to one heartbeat flush interval)."""
-    if received is None or not sent_at:
-        return None
-    return round(received.timestamp() - datetime.fromisoformat(sent_at).timestamp(), 1)
+        return {"devices": health.fleet(conn, online_since)}
 
 
 @router.get("/cameras/{camera_id}/config", summary="A camera's newest config version, what its agent runs, "
@@ -84,9 +61,15 @@ def camera_config(camera_id: str, store: StoreDep) -> dict[str, Any]:
         try:
             out = configs.camera_config(conn, camera_id)
         except configs.UnknownCamera as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise Refused(errors.CAMERA_UNKNOWN, str(exc), camera_id=camera_id) from None
     out["zone_kinds"] = check.zone_kinds()
     return out
+
+
+@router.get("/fleet/rule-forms", summary="What the page's rule forms offer: camera classes with their rule type "
+            "and defaults, and each rule type's params with their kind and bounds")
+def rule_forms() -> dict[str, Any]:
+    return forms.rule_forms(check.change_params())
 
 
 def _check(store: Any, camera_id: str, body: dict[str, Any]) -> CheckOut:
@@ -94,7 +77,7 @@ def _check(store: Any, camera_id: str, body: dict[str, Any]) -> CheckOut:
         try:
             current = configs.camera_config(conn, camera_id)
         except configs.UnknownCamera as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise Refused(errors.CAMERA_UNKNOWN, str(exc), camera_id=camera_id) from None
     running = current["latest"]["body"]
     issues = check.check_config(body, running)
     return CheckOut(issues=[Issue(**i) for i in issues], changes=config_changes(running, body))
@@ -111,14 +94,14 @@ def check_config(camera_id: str, req: ConfigBody, store: StoreDep) -> CheckOut:
 def save_config(camera_id: str, req: SaveConfig, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     result = _check(store, camera_id, req.body)
     if result.issues:
-        raise HTTPException(422, {"message": "the config has errors; nothing was saved",
-                                  "issues": [i.model_dump() for i in result.issues]})
+        raise Refused(errors.CONFIG_HAS_ERRORS, {"message": "the config has errors; nothing was saved",
+                                                 "issues": [i.model_dump() for i in result.issues]})
     try:
         return configs.save(store, camera_id, req.body, actor=user.actor, base_version=req.base_version)
     except configs.ConfigConflict as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise Refused(errors.CONFIG_STALE, str(exc), camera_id=camera_id, latest=exc.latest) from None
     except configs.UnknownCamera as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise Refused(errors.CAMERA_UNKNOWN, str(exc), camera_id=camera_id) from None
 
 
 @router.get("/cameras/{camera_id}/config/audit", summary="Who changed the camera's config, what, and what its "
@@ -132,7 +115,8 @@ def config_audit(camera_id: str, store: StoreDep) -> list[dict[str, Any]]:
              summary="Ask the camera's agent for a fresh picture (GET the snapshot a moment later)")
 def ask_snapshot(camera_id: str, store: StoreDep) -> dict[str, str]:
     if not snapshots.request(store, camera_id):
-        raise HTTPException(404, f"camera {camera_id!r} has not reported to this hub yet")
+        raise Refused(errors.CAMERA_UNKNOWN, f"camera {camera_id!r} has not reported to this hub yet",
+                      camera_id=camera_id)
     return {"status": "requested"}
 
 
@@ -143,9 +127,10 @@ def get_snapshot(camera_id: str, store: StoreDep) -> Response:
     try:
         found = snapshots.SnapshotFiles(store.data_dir / "snapshots").get(camera_id)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise Refused(errors.INVALID, str(exc), field="camera_id", kind="camera_id") from None
     if found is None:
-        raise HTTPException(404, f"no snapshot of camera {camera_id!r} yet: POST to ask its agent for one")
+        raise Refused(errors.SNAPSHOT_MISSING, f"no snapshot of camera {camera_id!r} yet: POST to ask its agent "
+                      "for one", camera_id=camera_id)
     path, taken = found
     return FileResponse(path, media_type="image/jpeg", headers={"X-Taken-At": taken.isoformat(),
                                                                 "Cache-Control": "no-store"})

@@ -25,7 +25,7 @@ class EnrollmentError(ValueError):
 # --- enrollment ---
 
 def enroll_device(registry: DeviceRegistry, data_dir: Path, device_id: str, endpoint: str, *,
-                  replace: bool = False) -> DeviceBundle:
+                  replace: bool = False, api_url: str | None = None) -> DeviceBundle:
     """Register a device with fresh keys and return its bundle (the only copy of its secrets)."""
     existing = registry.get_device(device_id)
     if existing is not None and not replace:
@@ -38,7 +38,7 @@ def enroll_device(registry: DeviceRegistry, data_dir: Path, device_id: str, endp
     bundle = DeviceBundle(device_id=device_id, endpoint=endpoint, hub_curve_public=hub.public,
                           curve_public=curve_public.decode(), curve_secret=curve_secret.decode(),
                           sign_secret=sign_secret, sign_public=sign_public,
-                          hub_sign_public=HubSigningKey.load_or_create(data_dir).public)
+                          hub_sign_public=HubSigningKey.load_or_create(data_dir).public, api_url=api_url)
     registry.add_device(device_id, bundle.curve_public, bundle.sign_public, replace=replace)
     return bundle
 

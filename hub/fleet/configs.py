@@ -11,21 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
+from hub.fleet import pushqueue
 from hub.fleet.diff import config_changes
 from hub.storage import db, schema
 from protocol.push import PushResult
 
-IMPORTED, PENDING, SENT, ACCEPTED, REJECTED = "imported", "pending", "sent", "accepted", "rejected"
+IMPORTED = "imported"
+PENDING, SENT, ACCEPTED, REJECTED = pushqueue.PENDING, pushqueue.SENT, pushqueue.ACCEPTED, pushqueue.REJECTED
 
 
 class ConfigConflict(ValueError):
     """The page edited an older version than the newest: someone else saved meanwhile."""
+
+    def __init__(self, message: str, latest: int) -> None:
+        super().__init__(message)
+        self.latest = latest  # the newest version, which the page should reload
 
 
 class UnknownCamera(LookupError):
@@ -85,7 +91,7 @@ def _version_out(row: Any) -> dict[str, Any]:
 def config_summaries(conn: Connection) -> dict[str, dict[str, Any]]:
     """camera id -> running and newest version, the newest one's status, who manages it (fleet page)."""
     c, s = schema.camera_configs, schema.camera_config_state
-    newest = select(c.c.camera_id, func.max(c.c.version).label("version")).group_by(c.c.camera_id).subquery()
+    newest = pushqueue.newest_versions(c, c.c.camera_id)
     rows = conn.execute(select(c.c.camera_id, c.c.version, c.c.status, s.c.running_version, s.c.managed_by)
                         .join(newest, and_(newest.c.camera_id == c.c.camera_id, newest.c.version == c.c.version))
                         .outerjoin(s, s.c.camera_id == c.c.camera_id)).all()
@@ -103,9 +109,7 @@ def audit(conn: Connection, camera_id: str, limit: int = 100) -> list[dict[str, 
 def calibrations(conn: Connection) -> dict[str, dict[str, Any]]:
     """camera id -> the calibration of its newest config (the map places cameras with it)."""
     c = schema.camera_configs
-    newest = select(c.c.camera_id, func.max(c.c.version).label("version")).group_by(c.c.camera_id).subquery()
-    rows = conn.execute(select(c.c.camera_id, c.c.device_id, c.c.body).join(
-        newest, and_(newest.c.camera_id == c.c.camera_id, newest.c.version == c.c.version))).all()
+    rows = conn.execute(pushqueue.newest_rows(c, c.c.camera_id)).all()
     return {r.camera_id: {**r.body["calibration"], "device_id": r.device_id}
             for r in rows if (r.body or {}).get("calibration")}
 
@@ -121,7 +125,7 @@ def save(store: Any, camera_id: str, body: dict[str, Any], *, actor: str, base_v
             raise UnknownCamera(f"camera {camera_id!r} has not reported a config yet")
         if latest.version != base_version:
             raise ConfigConflict(f"camera {camera_id}: version {latest.version} was saved after version "
-                                 f"{base_version} you edited; reload and apply your change again")
+                                 f"{base_version} you edited; reload and apply your change again", latest.version)
         changes = config_changes(latest.body, body)
         version = latest.version + 1
         conn.execute(schema.camera_configs.insert().values(
@@ -210,15 +214,8 @@ def _mark(conn: Connection, result: PushResult, status: str) -> bool:
 def due_pushes(conn: Connection, devices: Collection[str], resend_after_s: float) -> list[DuePush]:
     """The newest version of each camera of `devices` that their agents have not answered: pending, or
     sent longer than `resend_after_s` ago."""
-    if not devices:
-        return []
     c = schema.camera_configs
-    newest = select(c.c.camera_id, func.max(c.c.version).label("version")).group_by(c.c.camera_id).subquery()
-    stale = db.utcnow() - timedelta(seconds=resend_after_s)
-    rows = conn.execute(select(c).join(newest, and_(newest.c.camera_id == c.c.camera_id,
-                                                    newest.c.version == c.c.version))
-                        .where(c.c.device_id.in_(list(devices)),
-                               (c.c.status == PENDING) | ((c.c.status == SENT) & (c.c.sent_at < stale)))).all()
+    rows = pushqueue.due_rows(conn, c, c.c.camera_id, devices, resend_after_s)
     return [DuePush(r.device_id, r.camera_id, r.version, r.body, r.created_at, r.created_by) for r in rows]
 
 

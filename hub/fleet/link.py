@@ -1,5 +1,6 @@
 """The ingest loop's side of running cameras from the hub: which agent is on which connection, the config
-pushes, model pushes (hub.releases.pushes) and snapshot requests due for them, and what they answer.
+pushes, model pushes (hub.releases.pushes), change-reference retakes (hub.fleet.retakes) and snapshot
+requests due for them, and what they answer.
 
 The page writes to the database (a saved config version, a snapshot request); the loop that owns the
 agents' socket asks `outgoing()` about twice a second for what to send to the agents connected to it
@@ -14,10 +15,11 @@ import time
 from typing import Any
 
 from hub.devices.hubkeys import HubSigningKey
-from hub.fleet import configs, snapshots
+from hub.fleet import configs, retakes, snapshots
 from hub.releases import pushes as model_pushes
 from hub.releases import registry
 from protocol.codec import encode_push, encode_snapshot_request
+from protocol.messages import NormBox, ReferenceRetake
 from protocol.push import Push, PushKind, PushResult, Snapshot, SnapshotRequest, sign_push
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class FleetLink:
         try:
             configs.record_result(self.store, result)  # each ignores the other kind
             model_pushes.record_result(self.store, result)
+            retakes.record_result(self.store, result)
         except Exception:  # a database hiccup: the agent reports again on its next connect
             log.exception("could not record %s's answer for %s v%d", result.device_id, result.target, result.version)
             return
@@ -70,13 +73,16 @@ class FleetLink:
                 due = configs.due_pushes(conn, self.peers, self.resend_after_s)
                 models = model_pushes.due(conn, self.peers, self.resend_after_s)
                 asked = snapshots.due_requests(conn, self.peers)
+                retake = retakes.due(conn, self.peers, self.resend_after_s)
             out = [[self.peers[p.device_id], *self._push_frames(p)] for p in due]
             out += [[self.peers[m.device_id], *self._model_frames(m)] for m in models]
+            out += [[self.peers[r.device_id], *self._retake_frames(r)] for r in retake]
             out += [[self.peers[r.device_id], *encode_snapshot_request(
                 SnapshotRequest(device_id=r.device_id, camera_id=r.camera_id))] for r in asked]
             configs.mark_sent(self.store, due)
             model_pushes.mark_sent(self.store, models)
             snapshots.mark_requested(self.store, asked)
+            retakes.mark_sent(self.store, retake)
         except Exception:
             log.exception("could not read the pushes due; trying again in %.1f s", self.poll_s)
             return []
@@ -92,4 +98,12 @@ class FleetLink:
         push = Push(device_id=due.device_id, kind=PushKind.MODEL, target=MODEL_SLOT, version=due.version,
                     issued_at=due.created_at, issued_by=due.created_by,
                     body=release.model_dump(mode="json", exclude_none=True))
+        return encode_push(*sign_push(push, self.signer))
+
+    def _retake_frames(self, due: retakes.DueRetake) -> list[bytes]:
+        box = NormBox.model_validate(due.box) if due.box else None
+        body = ReferenceRetake(camera_id=due.camera_id, zone=due.zone, box=box, case_id=due.case_id)
+        push = Push(device_id=due.device_id, kind=PushKind.CHANGE_REFERENCE, target=due.camera_id,
+                    version=due.version, issued_at=due.created_at, issued_by=due.created_by,
+                    body=body.model_dump(mode="json", exclude_none=True))
         return encode_push(*sign_push(push, self.signer))

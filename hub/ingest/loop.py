@@ -115,6 +115,7 @@ class IngestLoop:
         self._in_flight_bytes = 0  # and their size
         self._inline_checks = False  # this thread checks each burst itself (_loop decides)
         self._heartbeats: dict[str, Heartbeat] = {}  # latest per device, not yet handed to the committer
+        self._unknown_logged: dict[str, list[str]] = {}  # device -> the unknown health fields last logged
         self._beats: queue.SimpleQueue[list[Heartbeat]] = queue.SimpleQueue()  # to the committer
         self._beats_due = 0.0
         self.ready = threading.Event()  # set once bound: tests and `hub serve` wait on it
@@ -395,9 +396,18 @@ class IngestLoop:
         if user_id is not None and hb.device_id != user_id:
             log.warning("heartbeat for %s on %s's connection dropped", hb.device_id, user_id)
             return None
+        self._note_unknown_fields(hb)
         self._heartbeats[hb.device_id] = hb  # written by the committer (_hand_over_heartbeats)
         self.stats.heartbeats += 1
         return None
+
+    def _note_unknown_fields(self, hb: Heartbeat) -> None:
+        """A newer agent's health fields this hub does not know: said once per device and field set."""
+        unknown = sorted({*hb.unknown_fields, *(f for cam in hb.cameras for f in cam.unknown_fields)})
+        if unknown and self._unknown_logged.get(hb.device_id) != unknown:
+            self._unknown_logged[hb.device_id] = unknown
+            log.info("device %s (agent %s) sends health fields this hub does not know, set aside: %s; "
+                     "upgrade the hub to see them", hb.device_id, hb.agent_version or "?", ", ".join(unknown))
 
     def check(self, batch: list[_Pending]) -> tuple[list[tuple[_Pending, str]], list[_Pending]]:
         """Verify each event and write the files of the good ones (in parallel): the refused with

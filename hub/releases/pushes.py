@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from hub.fleet import pushqueue
+from hub.fleet.pushqueue import ACCEPTED, PENDING, REJECTED, SENT
 from hub.storage import db, schema
 from protocol.push import PushResult
-
-PENDING, SENT, ACCEPTED, REJECTED = "pending", "sent", "accepted", "rejected"
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,8 @@ def devices_of(conn: Connection, cameras: Collection[str]) -> list[str]:
 
 
 def due(conn: Connection, devices: Collection[str], resend_after_s: float) -> list[DueModelPush]:
-    if not devices:
-        return []
     p = schema.model_pushes
-    newest = select(p.c.device_id, func.max(p.c.version).label("version")).group_by(p.c.device_id).subquery()
-    stale = db.utcnow() - timedelta(seconds=resend_after_s)
-    rows = conn.execute(select(p).join(newest, and_(newest.c.device_id == p.c.device_id,
-                                                    newest.c.version == p.c.version))
-                        .where(p.c.device_id.in_(list(devices)),
-                               (p.c.status == PENDING) | ((p.c.status == SENT) & (p.c.sent_at < stale)))).all()
+    rows = pushqueue.due_rows(conn, p, p.c.device_id, devices, resend_after_s)
     return [DueModelPush(r.device_id, r.version, r.release_id, r.created_at, r.created_by) for r in rows]
 
 
@@ -103,8 +96,6 @@ def record_result(store: Any, result: PushResult) -> None:
 def state(store: Any) -> list[dict[str, Any]]:
     """Per device: the newest model push and its status (the page's rollout view)."""
     p = schema.model_pushes
-    newest = select(p.c.device_id, func.max(p.c.version).label("version")).group_by(p.c.device_id).subquery()
     with store.engine.connect() as conn:
-        rows = conn.execute(select(p).join(newest, and_(newest.c.device_id == p.c.device_id,
-                                                        newest.c.version == p.c.version))).all()
+        rows = conn.execute(pushqueue.newest_rows(p, p.c.device_id)).all()
     return [dict(r._mapping) for r in rows]

@@ -117,6 +117,19 @@ def wire_release(store: StoreBase, release: Release) -> ModelRelease:
                         size=release.size, url=f"/models/releases/{release.release_id}/file")
 
 
+def release_for_device(store: StoreBase, release_id: int, device_id: str) -> Release:
+    """The release a device may download: one the hub has pushed to it (any status: a device retrying a
+    push it has not answered yet is still entitled to its file). LookupError otherwise, so a device
+    can't probe for releases it was never sent."""
+    p = schema.model_pushes
+    with store.engine.connect() as conn:
+        pushed = conn.execute(select(p.c.version).where(p.c.device_id == device_id, p.c.release_id == release_id)
+                              .limit(1)).first()
+    if pushed is None:
+        raise LookupError(f"release {release_id} was never pushed to device {device_id}")
+    return get(store, release_id)
+
+
 def assignments(store: StoreBase) -> dict[str, int]:
     """camera id -> the release it should run."""
     with store.engine.connect() as conn:
@@ -235,8 +248,8 @@ def version_figures(store: StoreBase, sha256: str, cameras: Sequence[str], since
     return VersionFigures(reviewed, voided, detect[0], detect[1], hours)
 
 
-def _case_verdicts(store: StoreBase, cameras: Sequence[str] | None, since: datetime | None
-                   ) -> dict[tuple[str, str], Counter]:
+def _case_verdicts(store: StoreBase, cameras: Sequence[str] | None, since: datetime | None,
+                   names: dict[str, str] | None = None) -> dict[tuple[str, str], Counter]:
     """(model sha256, class id) -> counts of reviewed, void and filed-or-later cases (each case once, under the
     model of its first event)."""
     e, c = schema.events, schema.cases
@@ -254,9 +267,12 @@ def _case_verdicts(store: StoreBase, cameras: Sequence[str] | None, since: datet
                 continue
             seen.add(row.case_id)
             payload = row.payload if isinstance(row.payload, dict) else json.loads(row.payload)
-            sha = ((payload or {}).get("model") or {}).get("sha256")
+            model = (payload or {}).get("model") or {}
+            sha = model.get("sha256")
             if not sha:
                 continue
+            if names is not None:
+                names.setdefault(sha, str(model.get("name") or ""))
             counts = out.setdefault((sha, row.class_id), Counter())
             if row.status in REVIEWED:
                 counts["reviewed"] += 1
@@ -273,7 +289,12 @@ def judge(store: StoreBase, rollout_id: int, actor: str = "system:rollout") -> J
         return Judgement(Verdict.WAIT, f"rollout {rollout_id} is {current.status}")
     new_release = get(store, current.release_id)
     with store.engine.connect() as conn:
+        refusals = _refusals(conn, current)
         new_detect = _mean_detect_ms(conn, current.canary)
+    if refusals:  # a canary box could not take it (download, signature, sha256 or load failed): it runs the old one
+        reason = "; ".join(f"device {device} refused it: {error}" for device, error in refusals)[:2000]
+        _finish(store, current, "rolled_back", reason, actor)
+        return Judgement(Verdict.ROLLBACK, reason)
     new = version_figures(store, new_release.sha256, current.canary, current.started_at, new_detect)
     if current.previous_release_id is not None:
         old_sha = get(store, current.previous_release_id).sha256
@@ -287,6 +308,15 @@ def judge(store: StoreBase, rollout_id: int, actor: str = "system:rollout") -> J
     elif judgement.verdict == Verdict.PROMOTE:
         _finish(store, current, "promoted", judgement.reason, actor)
     return judgement
+
+
+def _refusals(conn: Connection, current: Rollout) -> list[tuple[str, str]]:
+    """(device, error) of the canary's devices that rejected the push of the new release."""
+    p = schema.model_pushes
+    rows = conn.execute(select(p.c.device_id, p.c.error).where(
+        p.c.device_id.in_(pushes.devices_of(conn, current.canary)), p.c.release_id == current.release_id,
+        p.c.status == pushes.REJECTED, p.c.created_at >= current.started_at)).all()
+    return [(r.device_id, r.error or "no reason given") for r in rows]
 
 
 def _finish(store: StoreBase, current: Rollout, status: str, reason: str, actor: str) -> None:
@@ -342,12 +372,22 @@ def audit_rows(store: StoreBase, rollout_id: int | None = None) -> list[dict[str
 def stats(store: StoreBase, since: datetime | None = None) -> list[dict[str, Any]]:
     """Precision per class per model version: confirmed / reviewed cases, with void and pending counts."""
     releases = by_sha256(store)
+    names: dict[str, str] = {}
+    verdicts = _case_verdicts(store, None, since, names)
+
+    def order(key: tuple[str, str]) -> tuple[int, str, str]:  # versions in registry order, unregistered first
+        release = releases.get(key[0])
+        return (release.release_id if release else 0, key[0], key[1])
+
     rows = []
-    for (sha, class_id), counts in sorted(_case_verdicts(store, None, since).items()):
+    for (sha, class_id) in sorted(verdicts, key=order):
+        counts = verdicts[(sha, class_id)]
         release = releases.get(sha)
         reviewed = counts["reviewed"]
         rows.append({"sha256": sha, "release_id": release.release_id if release else None,
-                     "name": release.name if release else None, "class_id": class_id, "reviewed": reviewed,
+                     "name": release.name if release else names.get(sha) or None,
+                     "created_at": release.created_at if release else None, "class_id": class_id,
+                     "reviewed": reviewed,
                      "confirmed": counts["confirmed"], "void": counts["void"], "pending": counts["pending"],
                      "precision": counts["confirmed"] / reviewed if reviewed else None})
     return rows

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import pytest
+from pydantic import ValidationError
 
 from protocol.codec import (
     PROTOCOL_ID,
@@ -28,7 +32,7 @@ from protocol.manifest import (
     generate_signing_key,
     verify,
 )
-from protocol.messages import Heartbeat
+from protocol.messages import CameraHealth, Heartbeat
 from tests.delivery_support import make_event, small_jpeg
 
 SECRET, PUBLIC = generate_signing_key()
@@ -76,14 +80,44 @@ def test_tampered_jpeg_fails_manifest_check() -> None:
 
 
 def test_heartbeat_and_replies_round_trip() -> None:
-    from datetime import UTC, datetime
-
     hb = Heartbeat(device_id="dev1", sent_at=datetime.now(UTC), spool_events=3)
     assert isinstance(msg := decode(encode_heartbeat(hb)), HeartbeatMessage) and msg.heartbeat == hb
     ack = decode(encode_ack(Reply(event_id="ev-00000001", seq=4, duplicate=True)))
     assert isinstance(ack, ReplyMessage) and ack.command is Command.ACK and ack.reply.duplicate
     nack = decode(encode_nack(Reply(event_id=None, reason="bad")))
     assert isinstance(nack, ReplyMessage) and nack.command is Command.NACK and nack.reply.reason == "bad"
+
+
+def newer_agent_heartbeat(**camera_fields: object) -> list[bytes]:
+    """A heartbeat as a newer agent sends it: health fields this hub's schema does not know."""
+    hb = Heartbeat(device_id="dev1", sent_at=datetime.now(UTC),
+                   cameras=[CameraHealth(camera_id="cam1", online=True, decode_fps=9.5)])
+    body = json.loads(hb.model_dump_json())
+    body["cameras"][0].update({"gop_s": 2.0, "lens_fogged": False, **camera_fields})
+    body["gpu_temp_c"] = 61
+    return [PROTOCOL_ID, b"HEARTBEAT", json.dumps(body).encode()]
+
+
+def test_a_newer_agents_health_fields_are_set_aside_not_refused() -> None:
+    msg = decode(newer_agent_heartbeat())
+    assert isinstance(msg, HeartbeatMessage)
+    hb, cam = msg.heartbeat, msg.heartbeat.cameras[0]
+    assert hb.unknown_fields == ("gpu_temp_c",) and cam.unknown_fields == ("gop_s", "lens_fogged")
+    assert cam.online and cam.decode_fps == 9.5
+    assert "unknown_fields" not in hb.model_dump(mode="json") and "gop_s" not in cam.model_dump(mode="json")
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("decode_fps", -1, "decode_fps"), ("online", "maybe", "online"), ("camera_id", "a b", "camera_id")])
+def test_known_health_fields_are_still_checked_beside_unknown_ones(field: str, value: object, reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason) as info:
+        decode(newer_agent_heartbeat(**{field: value}))
+    assert info.value.frame == 2
+
+
+def test_an_unknown_health_field_built_in_code_is_still_an_error() -> None:
+    with pytest.raises(ValidationError, match="gop_s"):
+        CameraHealth.model_validate({"camera_id": "cam1", "online": True, "gop_s": 2.0})
 
 
 def _mutate(index: int, value: bytes) -> list[bytes]:

@@ -3,7 +3,11 @@ process (real detector on vtest.avi), driven in Debian's chromium.
 
 One story, in order: the agent reports the config it runs; on the page an admin takes a snapshot, draws a
 no-parking zone over the parked van on it and saves; the running agent applies it within seconds and its
-next event is in the new zone. A config with an error is refused by the page; one the agent rejects (on a
+next event is in the new zone. A rule param and a schedule window are edited through the rule's form
+(invalid values refused with their inputs marked), shown as a diff, saved and run by the agent. Five
+calibration pairs are picked on the snapshot and on the map, fitted (residuals shown) and saved; the
+agent's next event places the van's case on the mapped ground. A config
+with an error is refused by the page; one the agent rejects (on a
 hub without the agent's check) shows the agent's message. An agent that was stopped gets the newest
 version when it comes back. The audit lists every change.
 """
@@ -26,6 +30,7 @@ import httpx
 import pytest
 import yaml
 
+from edge_agent.change.params import ChangeParams
 from edge_agent.managed_config import check_for_hub
 from hub.app import create_app, open_store
 from hub.auth.tokens import create_token
@@ -43,7 +48,7 @@ if not Path(CHROMIUM).is_file():
     pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
                 allow_module_level=True)
 
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Locator, Page, expect  # noqa: E402
 
 from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
 
@@ -53,6 +58,11 @@ CLIP_S = 12.0
 # vtest.avi: a white van and a car stand at the top right for the whole clip; nothing parks bottom left.
 EMPTY_CORNER = [[0.0, 0.75], [0.2, 0.75], [0.2, 1.0], [0.0, 1.0]]
 VAN_CORNER = [(0.80, 0.04), (0.99, 0.04), (0.99, 0.22), (0.80, 0.22)]
+# Calibration pairs: a picture point (fractions of the frame) around the van, and where on the calibration
+# map (fractions of its box) the same spot is clicked: an affine layout, so the fit is near exact.
+LON0, LAT0 = 120.155, 30.274
+CALIBRATION_CLICKS = [((ix, iy), (0.15 + 0.7 * (ix - 0.6) / 0.37, 0.15 + 0.7 * (iy - 0.01) / 0.44))
+                      for ix, iy in ((0.60, 0.01), (0.97, 0.01), (0.97, 0.45), (0.60, 0.45), (0.75, 0.30))]
 pytestmark = [pytest.mark.timeout(240)]
 expect.set_options(timeout=15_000)
 
@@ -141,7 +151,7 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, agent: Agent | 
 
 @pytest.fixture
 def world(tmp_path: Path, video: Path) -> Iterator[tuple[Hub, Agent]]:
-    check.use(check_for_hub)  # as `cityeye hub serve` does
+    check.use(check_for_hub, change_params=ChangeParams)  # as `cityeye hub serve` does
     hub = Hub(tmp_path)
     agent = Agent(tmp_path, hub, video)
     agent.start()
@@ -154,9 +164,16 @@ def world(tmp_path: Path, video: Path) -> Iterator[tuple[Hub, Agent]]:
 
 
 def click_at(page: Page, selector: str, fx: float, fy: float) -> None:
+    page.locator(selector).scroll_into_view_if_needed()
     box = page.locator(selector).bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def change(field: Locator, value: str) -> None:
+    """Type into a form input and leave it, as a person does (the form reads inputs on change)."""
+    field.fill(value)
+    field.dispatch_event("change")
 
 
 def save(page: Page) -> None:
@@ -186,8 +203,9 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         expect(page.locator(".zone-item.selected .zone-points")).to_have_attribute("data-points", "4")
         page.locator(".zone-item.selected .zone-id").fill("np_van")
         page.locator(".zone-item.selected .zone-id").dispatch_event("change")
-        page.locator(".rule-zones").first.fill("np_van")
-        page.locator(".rule-zones").first.dispatch_event("change")
+        rule0 = page.locator("fieldset.rule[data-rule='0']")
+        rule0.locator(".rule-zone[value='np_van']").check()
+        rule0.locator(".rule-zone[value='corner']").uncheck()
         t_saved = time.monotonic()
         save(page)
         expect(page.locator(".diff")).to_have_count(0)
@@ -202,20 +220,79 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         assert applied_s < 10, f"the agent took {applied_s:.1f} s to apply the config"
         print(f"config applied {applied_s:.1f} s after saving; fleet row {fleet}")
 
-        # an error the page refuses: nothing is saved
-        page.locator(".rule-zones").first.fill("nowhere")
-        page.locator(".rule-zones").first.dispatch_event("change")
+        # invalid values in the rule's form are refused and their inputs marked: nothing is saved
+        dwell = rule0.locator(".param-input[data-param='min_dwell_s']")
+        expect(dwell).to_have_value("2")
+        change(dwell, "-5")
+        rule0.locator(".sched-on").select_option("scheduled")
+        window = rule0.locator(".sched-window").first
+        change(window.locator(".sched-end"), "25:00")
         page.click("#cfg-save")
-        expect(page.locator(".issues li[data-path='rules[0].zones[0]']")).to_contain_text("nowhere")
+        expect(page.locator(".issues li[data-path='rules[0].params.min_dwell_s']")).to_contain_text("greater than 0")
+        expect(page.locator(".issues li[data-path='rules[0].schedule.windows[0].end']")).to_contain_text("25:00")
+        expect(dwell).to_have_class(re.compile(r"\bfield-invalid\b"))
+        expect(window.locator(".sched-end")).to_have_class(re.compile(r"\bfield-invalid\b"))
+        expect(page.locator(".field-invalid")).to_have_count(2)
         assert hub.api(f"/cameras/{CAMERA}/config")["latest"]["version"] == 1
+
+        # a rule param and a schedule window edited through the form: the diff, then the agent runs it
+        change(dwell, "3")
+        for day in ("sat", "sun"):
+            window.locator(f".sched-day[value='{day}']").check()
+        change(window.locator(".sched-start"), "00:00")
+        change(window.locator(".sched-end"), "24:00")
+        page.click("#cfg-save")
+        diff = page.locator(".diff")
+        expect(diff.locator("tr[data-path='rules[0].params.min_dwell_s'] td.new")).to_have_text("3")
+        expect(diff.locator("tr[data-path='rules[0].schedule'] td.new")).to_contain_text('"24:00"')
+        expect(page.locator(".field-invalid")).to_have_count(0)
+        page.click("#cfg-confirm")
+        expect(page.locator(".saved[data-version='2']")).to_be_visible()
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted")
+        wait_for(lambda: hub.api("/fleet")["devices"][0]["cameras"][0]["health"]["config_version"] == 2, 15,
+                 "a heartbeat with the version edited in the forms", agent)
+        rule = hub.api(f"/cameras/{CAMERA}/config")["latest"]["body"]["rules"][0]
+        assert rule["params"]["min_dwell_s"] == 3
+        assert rule["schedule"]["windows"] == [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                                                "start": "00:00", "end": "24:00"}]
+
+        # calibration: five point pairs, each picked on the snapshot, then on the map (a plain grid: no tiles)
+        change(page.locator(".calib-centre"), f"{LON0}, {LAT0}")
+        page.click("#calib-centre-go")
+        for (ix, iy), (mx, my) in CALIBRATION_CLICKS:
+            page.click("#calib-add")
+            expect(page.locator("#calib-hint")).to_contain_text("画面")
+            click_at(page, "svg.zones-overlay", ix, iy)
+            expect(page.locator("#calib-hint")).to_contain_text("地图")
+            click_at(page, "#calib-map", mx, my)
+        expect(page.locator(".calib tr[data-point]")).to_have_count(len(CALIBRATION_CLICKS))
+        expect(page.locator("path.calib-map-point")).to_have_count(len(CALIBRATION_CLICKS))
+        page.click("#calib-fit")
+        expect(page.locator("#calib-result")).to_have_class(re.compile(r"\bok\b"))
+        residuals = page.locator(".calib td.calib-residual").all_inner_texts()
+        assert len(residuals) == 5 and all(float(r) < 4 for r in residuals), residuals
+        page.click("#calib-use")
+        save(page)
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted")
+        stored = hub.api(f"/cameras/{CAMERA}/config")["latest"]["body"]["calibration"]
+        assert stored["crs"] == "wgs84" and len(stored["points"]) == 5
+        lons, lats = zip(*(p["world"] for p in stored["points"]), strict=True)
+        assert abs(sum(lons) / 5 - LON0) < 3e-4 and abs(sum(lats) / 5 - LAT0) < 3e-4  # where the map was clicked
+        # the agent places its next event with that homography: the van's case now sits on the mapped ground
+        bbox = f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"
+        wait_for(lambda: [c for c in hub.api(f"/cases?bbox={bbox}&limit=50")["items"] if c["zone"] == "np_van"], 60,
+                 "the van's case placed by the new calibration", agent)
+        page.goto(f"{hub.base}/#/map")
+        expect(page.locator("path.map-camera")).to_have_count(1)
+        expect(page.locator("path.map-case").first).to_be_attached()
+        page.goto(f"{hub.base}/#/camera/{CAMERA}")
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted")
 
         # a hub without the agent's check saves it; the agent refuses and the page shows its message
         check.use(None)
         try:
             page.fill(".detect-fps", "100")
             page.locator(".detect-fps").dispatch_event("change")
-            page.locator(".rule-zones").first.fill("np_van")
-            page.locator(".rule-zones").first.dispatch_event("change")
             save(page)
             expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "rejected")
             expect(page.locator(".agent-error")).to_contain_text("detect_fps")
@@ -232,16 +309,18 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         agent.start()
         expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted",
                                                                            timeout=60_000)
-        assert hub.api(f"/cameras/{CAMERA}/config")["running_version"] == 3
+        assert hub.api(f"/cameras/{CAMERA}/config")["running_version"] == 5
 
         # the audit: who saved what, what the device answered
         actions = [(a["version"], a["action"], a["actor"]) for a in hub.api(f"/cameras/{CAMERA}/config/audit")]
         assert (1, "saved", "admin:chief") in actions and (1, "accepted", "device:box-1") in actions
-        assert (2, "rejected", "device:box-1") in actions and (3, "accepted", "device:box-1") in actions
+        assert (2, "saved", "admin:chief") in actions and (2, "accepted", "device:box-1") in actions
+        assert (3, "saved", "admin:chief") in actions and (3, "accepted", "device:box-1") in actions
+        assert (4, "rejected", "device:box-1") in actions and (5, "accepted", "device:box-1") in actions
         saved = next(a for a in hub.api(f"/cameras/{CAMERA}/config/audit") if a["version"] == 1
                      and a["action"] == "saved")
         assert {c["path"] for c in saved["changes"]} >= {"zones[1]", "rules[0].zones"}
-        expect(page.locator(".audit tr[data-action='saved']")).to_have_count(3)
+        expect(page.locator(".audit tr[data-action='saved']")).to_have_count(5)
         wait_for(lambda: hub.api("/fleet")["devices"][0]["cameras"][0]["online"], 60,
                  "the restarted agent's camera online again", agent)
         page.goto(f"{hub.base}/#/cameras")
