@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
@@ -17,6 +17,9 @@ from hub.cases.lifecycle import StageHours
 from hub.cases.national_calendar import DaysOff, official_days, with_bureau_changes
 from hub.cases.workcal import WorkingCalendar
 from hub.ingest.config import IngestTuning, tcp_host_port
+
+if TYPE_CHECKING:
+    from hub.cases.gazetteer import Gazetteer
 
 ENV_PREFIX = "CITYEYE_HUB_"
 
@@ -159,9 +162,36 @@ class HubSettings(Strict):
         default=512.0, gt=0, description="largest evidence package (MB) the API and `hub export-evidence` build; "
                                          "a larger case gets 413 / an error naming its size"
     )
+    address_only_reports: Literal["keep", "refuse"] = Field(
+        default="keep", description="reports (Open311 POST, /intake/report) with an address but no lat/long, as "
+        "GeoReport v2 allows: keep: a case that carries the address and no place (dedup by class and address, "
+        "routed by class or to default_unit, not on the map; placed when the gazetteer knows the address); "
+        "refuse: the report is refused with an error naming lat/long")
+    gazetteer: Path | None = Field(
+        default=None, description="the bureau's address list (CSV: address,lat,lon per line, UTF-8): a report "
+        "with only an address that is listed here is placed at its lat/lon (no geocoding service needed)")
+    open311_media_fetch: bool = Field(
+        default=True, description="fetch the photo an Open311 client links (media_url) in the background and "
+        "keep it as case evidence; false: keep the link only")
+    open311_media_max_mb: float = Field(default=10.0, gt=0, le=100, description="largest media_url photo (MB)")
+    open311_media_timeout_s: float = Field(default=15.0, gt=0, le=300,
+                                           description="media_url fetch: time allowed for the whole fetch")
+    open311_media_allow_cidrs: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="networks media_url may reach besides public addresses (as webhook_allow_cidrs); loopback, "
+                    "private and link-local addresses are otherwise refused, checked on the address connected to")
     open311_public_reads: bool = Field(
         default=True, description="Open311 GET without an api_key, as GeoReport v2 has it (reporters' contacts "
                                   "masked); false: every Open311 read needs a token")
+
+    @field_validator("gazetteer")
+    @classmethod
+    def _gazetteer_reads(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            from hub.cases import gazetteer  # here: hub.cases imports these settings (routing)
+
+            gazetteer.load(v)  # ValueError naming the file and line
+        return v
 
     @field_validator("db_url")
     @classmethod
@@ -196,6 +226,12 @@ class HubSettings(Strict):
         if set(v) - known:
             raise ValueError(f"unknown stage(s) {sorted(set(v) - known)}; known: {sorted(known)}")
         return v
+
+    def places(self) -> Gazetteer | None:
+        """The gazetteer (re-read when its file changed), or None without one."""
+        from hub.cases import gazetteer
+
+        return gazetteer.load(self.gazetteer) if self.gazetteer is not None else None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HubSettings:

@@ -21,14 +21,17 @@ from models.manifest import EMBEDDED_KEY, ManifestError, ModelManifest, save_man
 def export_ultralytics(
     weights: Path, *, imgsz: int = 640, name: str | None = None, root: Path | None = None
 ) -> ResolvedModel:
+    from models.train import TrainError, import_ultralytics
+
     try:
-        from ultralytics import YOLO
-    except ImportError as exc:
+        YOLO = import_ultralytics()
+    except TrainError as exc:
         raise ManifestError("exporting needs ultralytics: pip install 'cityeye[train]'") from exc
     if not weights.is_file():
         raise ManifestError(f"weights file {weights} does not exist")
-    # dynamic: the batch axis stays free so the agent can batch frames from several cameras
-    exported = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True))
+    # dynamic: the batch axis stays free so the agent can batch frames from several cameras; no onnxslim
+    # (an extra ultralytics would otherwise try to pip-install at export time)
+    exported = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False))
     resolved = resolve(exported)
     name = name or resolved.manifest.name
     folder = model_dir(name, root)

@@ -120,8 +120,8 @@ class PushRefused(ValueError):
 def open_push(payload: bytes, signature: bytes, hub_sign_public: str | None, device_id: str) -> Push:
     """Verify the hub's signature, then parse; raise PushRefused saying why not."""
     if not hub_sign_public:
-        raise PushRefused("this device's bundle has no hub signing key (hub_sign_public); re-enrol it to "
-                          "accept configs from the hub")
+        raise PushRefused("this device's bundle has no hub signing key (hub_sign_public); pin the hub's key "
+                          "(`cityeye edge pin-hub-key`) or re-enrol it to accept pushes from the hub")
     try:
         verify(hub_sign_public, payload, signature)
     except ManifestError:

@@ -81,9 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("configs", type=Path, nargs="+", help="camera YAML files")
     p.set_defaults(func=_check)
 
-    from cityeye.commands import edge_spool  # delivery's own actions (spool inspection)
+    from cityeye.commands import edge_bundle, edge_spool  # delivery's own actions (spool, bundle)
 
     edge_spool.add_commands(esub)
+    edge_bundle.add_commands(esub)
 
 
 def _load(paths: list[Path]) -> Any:  # list of edge_agent.config.CameraConfig

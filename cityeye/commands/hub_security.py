@@ -171,6 +171,7 @@ def _export_evidence(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from cityeye.commands.edge_bundle import fingerprint
     from hub.devices.hubkeys import HubKeyError, HubKeys, HubSigningKey
 
     data_dir = settings_from_args(args).data_dir
@@ -180,5 +181,7 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"hub CURVE public key (Z85): {curve.public}")
-    print(f"hub evidence-package signing key (Ed25519, hex): {signing.public}")
+    print(f"fingerprint of the signing key below (compare with `cityeye edge pin-hub-key`): "
+          f"{fingerprint(signing.public)}")
+    print(f"hub evidence-package signing key (Ed25519, hex): {signing.public}")  # it signs pushes too
     return 0

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
+from hub import errors
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import ApiTime, CaseDetail, CaseOut, CasePage, PlateIn, TransitionIn
 from hub.auth.tokens import Principal
 from hub.cases import plates, queries, transitions
-from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseStatus, Role
-from hub.cases.routing import route_unit
+from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseNotFound, CaseStatus, Role
+from hub.cases.routing import route_unit, routing_note
+from hub.errors import Refused
 from hub.settings import HubSettings
 
 router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(require(*READERS))])
@@ -27,6 +29,7 @@ def _with_routed_unit(case: dict[str, Any], settings: HubSettings) -> dict[str, 
     """Before dispatch, the unit routing would pick, so the reviewer sees where the case will go."""
     if case["unit"] is None and CaseStatus(case["status"]) not in TERMINAL_STATUSES:
         case["routed_unit"] = route_unit(case, settings.units, settings.default_unit)
+    case["routing_note"] = routing_note(case, settings.units)
     return case
 
 
@@ -39,8 +42,8 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
         parts = ()
     if (len(parts) != 4 or not all(math.isfinite(p) for p in parts) or parts[0] > parts[2]
             or parts[1] > parts[3]):
-        raise HTTPException(422, f"bbox must be min_lon,min_lat,max_lon,max_lat (finite numbers) with min <= max; "
-                                 f"got {value!r}")
+        raise Refused(errors.INVALID, f"bbox must be min_lon,min_lat,max_lon,max_lat (finite numbers) with "
+                      f"min <= max; got {value!r}", field="bbox", kind="bbox")
     return parts
 
 
@@ -58,6 +61,8 @@ def list_cases(
     until: Annotated[ApiTime | None, Query(description="created before")] = None,
     bbox: Annotated[str | None, Query(description="map bbox: min_lon,min_lat,max_lon,max_lat")] = None,
     overdue: Annotated[bool | None, Query(description="true: the overdue pool")] = None,
+    placed: Annotated[bool | None, Query(description="false: cases with no position (filed with only an address; "
+                                         "the map lists them), true: the others")] = None,
     plate: Annotated[str | None, Query(max_length=16, description="licence plate: a whole plate matches exactly "
                                        "(苏E·D51712 or 苏ED51712), a part matches every plate holding it (D517); "
                                        "not for the reader role")] = None,
@@ -67,9 +72,11 @@ def list_cases(
 ) -> dict[str, Any]:
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a time zone, e.g. 2026-11-23T09:00:00Z")
+            raise Refused(errors.INVALID, f"{name} needs a time zone, e.g. 2026-11-23T09:00:00Z", field=name,
+                          kind="time_zone")
     f = queries.CaseFilter(status=status or [], class_id=class_id, camera_id=camera_id, unit=unit, source=source,
-                           since=since, until=until, bbox=_bbox(bbox), overdue=overdue, plate=_plate(plate, user))
+                           since=since, until=until, bbox=_bbox(bbox), overdue=overdue, plate=_plate(plate, user),
+                           placed=placed)
     with store.engine.connect() as conn:
         page = queries.list_cases(conn, f, sort=sort, offset=offset, limit=limit, role=user.role)
     page["items"] = [_with_routed_unit(c, settings) for c in page["items"]]
@@ -80,11 +87,12 @@ def _plate(value: str | None, user: Principal) -> plates.PlateQuery | None:
     if value is None:
         return None
     if not plates.may_see_plates(user.role):
-        raise HTTPException(403, f"the {user.role.value} role may not search by licence plate (personal data)")
+        raise Refused(errors.PLATE_FORBIDDEN, f"the {user.role.value} role may not search by licence plate "
+                      "(personal data)", role=user.role.value)
     try:
         return plates.PlateQuery.parse(value)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise Refused(errors.INVALID, str(exc), field="plate", kind="plate") from None
 
 
 @router.get("/{case_id}", response_model=CaseDetail, summary="A case with its evidence and timeline")
@@ -92,7 +100,7 @@ def get_case(case_id: str, store: StoreDep, settings: SettingsDep, user: Current
     with store.engine.connect() as conn:
         detail = queries.case_detail(conn, case_id, user.role)
     if detail is None:
-        raise HTTPException(404, f"no case {case_id!r}")
+        raise CaseNotFound(case_id)
     return _with_routed_unit(detail, settings)
 
 
@@ -110,7 +118,7 @@ def correct_plate(case_id: str, body: PlateIn, store: StoreDep, settings: Settin
     try:
         row = plates.correct(store, case_id, body.text, body.note, actor=user.actor)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise Refused(errors.INVALID, str(exc), field="text", kind="plate") from None
     return _with_routed_unit(queries.case_out(row, row["updated_at"], user.role), settings)
 
 

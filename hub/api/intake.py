@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 
-from hub.api.deps import STAFF, CurrentUser, StoreDep, require
+from hub import errors
+from hub.api.deps import STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import IntakeOut
 from hub.cases import classes, intake
 from hub.cases.lifecycle import Role
+from hub.errors import Refused
 
 router = APIRouter(prefix="/intake", tags=["intake"], dependencies=[Depends(require(Role.SENSOR, *STAFF))])
 
 
 def _known_class(class_id: str) -> None:
     if classes.find(class_id) is None:
-        raise HTTPException(422, f"unknown class_id {class_id!r}; see GET /classes")
+        raise Refused(errors.UNKNOWN_CLASS, f"unknown class_id {class_id!r}; see GET /classes", class_id=class_id)
 
 
 def _out(result: Any) -> dict[str, Any]:
@@ -30,6 +32,13 @@ def sensor_alert(alert: intake.SensorAlert, store: StoreDep) -> dict[str, Any]:
 
 
 @router.post("/report", response_model=IntakeOut, summary="A problem reported by a person")
-def manual_report(report: intake.ManualReport, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
+def manual_report(report: intake.ManualReport, store: StoreDep, user: CurrentUser, settings: SettingsDep
+                  ) -> dict[str, Any]:
+    """With lat/lon, or with only an address (kept without a place or refused: hub setting
+    address_only_reports; placed when the bureau's gazetteer lists the address)."""
     _known_class(report.class_id)
+    try:
+        report = intake.placed(report, settings.address_only_reports == "keep", settings.places())
+    except intake.AddressRefused as exc:
+        raise Refused(errors.ADDRESS_REFUSED, str(exc)) from exc
     return _out(intake.ingest_manual(store, report, user.name))

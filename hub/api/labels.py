@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub import errors
 from hub.api.deps import CurrentUser, StoreDep, require
 from hub.cases.lifecycle import Role
+from hub.errors import Refused
 from hub.releases import labels as service
 
 router = APIRouter(tags=["labels"], dependencies=[Depends(require(Role.REVIEWER))])
@@ -55,7 +57,7 @@ def get_labels(case_id: str, store: StoreDep) -> dict[str, Any]:
     try:
         return _out(service.get_labels(store, case_id))
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.FRAME_NOT_FOUND, str(exc)) from exc
 
 
 @router.put("/cases/{case_id}/labels", response_model=LabelsOut, summary="Save the boxes on a case's frame")
@@ -64,9 +66,9 @@ def put_labels(case_id: str, body: LabelsIn, store: StoreDep, user: CurrentUser)
         found = service.set_labels(store, case_id, [b.model_dump() for b in body.boxes], nothing=body.nothing,
                                    actor=user.actor, image_sha256=body.image_sha256)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.FRAME_NOT_FOUND, str(exc)) from exc
     except service.LabelError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise Refused(errors.LABEL_REFUSED, str(exc)) from exc
     return _out(found)
 
 
@@ -80,7 +82,7 @@ def add_name(body: LabelNameIn, store: StoreDep, user: CurrentUser) -> None:
     try:
         service.add_label(store, body.name, user.actor)
     except service.LabelError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise Refused(errors.LABEL_REFUSED, str(exc)) from exc
 
 
 @router.get("/labels/export", response_class=Response, summary="The labels file and its frames (ZIP)",

@@ -4,10 +4,10 @@ Existing civic tools read cases and file reports through it. Every endpoint answ
 (hub.open311.formats), with `jurisdiction_id` accepted (the hub is one jurisdiction). Reads are public by
 default, as the spec has them (setting `open311_public_reads`), with reporters' contacts masked for the
 public and readers; filing a request needs a token, in `api_key` (form field for POST, query for GET, as
-the spec says) or in the Authorization header. `media_url` is kept as a link on the case, never fetched
-(the hub makes no requests to addresses a client chooses). A report with an address but no lat/long is
-refused with a GeoReport error: the hub has no geocoder, and a case without a place can be neither
-deduplicated nor routed to a unit nor found by a handler on the street.
+the spec says) or in the Authorization header. A `media_url` is kept as a link and fetched in the background
+under the webhooks' address rules (hub.open311.media; setting `open311_media_fetch`). A report with an
+address but no lat/long, as the spec allows, is placed from the bureau's gazetteer when it lists the
+address, else kept as a case with the address and no place, or refused, per setting `address_only_reports`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from hub.auth.tokens import Principal, TokenExpired, resolve_token
 from hub.cases import classes, intake
 from hub.cases.contacts import may_see_contacts
 from hub.cases.lifecycle import Role
-from hub.open311 import requests
+from hub.open311 import media, requests
 from hub.open311.formats import FORMATS, MEDIA_TYPES, Format, error_body, format_of, object_xml, to_xml
+from hub.settings import HubSettings
 from hub.storage.core import StoreError
 from protocol.catalog import Open311Service
 
@@ -226,19 +227,40 @@ def get_request(request: Request, service_request_id: str, store: StoreDep, user
                   "request")
 
 
-def _place(lat: float | None, long: float | None, address: str | None) -> tuple[float, float]:
-    if lat is not None and long is not None:
-        return lat, long
-    if address:
-        raise HTTPException(400, "address_string/address_id without lat and long: this hub cannot place an "
-                                 "address (no geocoder); send lat and long")
-    raise HTTPException(400, "lat and long are required (both)")
+def _report(settings: HubSettings, service_code: str, lat: float | None, long: float | None, address: str | None,
+            text: str | None) -> intake.ManualReport:
+    """The filed request as a person's report, placed (lat/long, or the gazetteer's for its address) or kept
+    with only its address, as the hub's settings say."""
+    if (lat is None) != (long is None):
+        raise HTTPException(400, "lat and long: give both or neither")
+    if lat is None and not address:
+        raise HTTPException(400, "lat and long are required (both), or address_string or address_id")
+    try:
+        report = intake.ManualReport(class_id=service_code, lat=lat, lon=long, address=address, description=text)
+        return intake.placed(report, settings.address_only_reports == "keep", settings.places())
+    except intake.AddressRefused as exc:
+        raise HTTPException(400, str(exc)) from exc
+    except ValidationError as exc:
+        raise HTTPException(400, exc.errors(include_url=False)[0]["msg"]) from exc
+
+
+def _notice(result: intake.IngestResult, report: intake.ManualReport, media_url: str | None,
+            settings: HubSettings) -> str:
+    parts = ["joined an open request at this place" if not result.created
+             else "received; a reviewer confirms it before it is dispatched"]
+    if report.address_only:
+        parts.append("kept with its address and no position (not on the map; routed by service)")
+    if media_url:
+        parts.append("the photo at media_url is being fetched" if settings.open311_media_fetch
+                     else "media_url kept as a link")
+    return "; ".join(parts)
 
 
 @_both("/requests", "POST", list[Created], "File a request (a manual report)")
 def create_request(
     request: Request,
     store: StoreDep,
+    settings: SettingsDep,
     user: User,
     service_code: Annotated[str, Form(max_length=64)],
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
@@ -259,15 +281,17 @@ def create_request(
     assert user is not None  # POST never runs as the public (open311_user)
     if classes.find(service_code) is None:
         raise HTTPException(400, f"unknown service_code {service_code!r}; see services.json")
-    where = _place(lat, long, address_string or address_id)
     name = " ".join(x for x in (first_name, last_name) if x)
     text = requests.describe(description, media_url, [x for x in (name, email, phone) if x])
-    try:
-        report = intake.ManualReport(class_id=service_code, lat=where[0], lon=where[1], description=text)
-    except ValidationError as exc:
-        raise HTTPException(400, exc.errors(include_url=False)[0]["msg"]) from exc
-    result = intake.ingest_manual(store, report, user.name)
-    notice = ("joined an open request at this place" if not result.created
-              else "received; a reviewer confirms it before it is dispatched")
+    address = (address_string or "").strip() or (f"address_id {address_id.strip()}" if address_id and
+                                                  address_id.strip() else None)
+    report = _report(settings, service_code, lat, long, address, text)
+    event_id = intake.new_event_id()
+    result = intake.ingest_manual(store, report, user.name, event_id)
+    if media_url and result.case_id:
+        case_id = result.case_id
+        store.write(lambda conn: media.record_link(conn, case_id, f"manual:{user.name}", event_id, media_url,
+                                                   settings.open311_media_fetch))
+    notice = _notice(result, report, media_url, settings)
     return _reply(format_of(request.url.path), list[Created],
                   [{"service_request_id": result.case_id, "service_notice": notice}], "service_requests", "request")

@@ -40,9 +40,12 @@ ApiTime = Annotated[datetime, AfterValidator(sane_time)]
 
 
 class ErrorOut(Out):
-    """Every error: `detail` says what is wrong (a list of field errors for malformed requests)."""
+    """Every error: `detail` says what is wrong in English (a list of field errors for malformed requests);
+    `code` is a stable machine code from hub.errors and `params` its values, for clients to word it."""
 
-    detail: str | list[dict[str, Any]]
+    detail: str | list[dict[str, Any]] | dict[str, Any]
+    code: str = Field(description="stable machine code (hub.errors.REGISTRY), e.g. illegal_transition")
+    params: dict[str, Any] = Field(default_factory=dict, description="the code's values, e.g. {\"field\": \"note\"}")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -108,6 +111,19 @@ class CaseOut(Out):
     handled_at: datetime | None
     closed_at: datetime | None
     plate: PlateOut | None = None
+    address: str | None = Field(default=None, description="the street address the reporter gave (Open311 "
+                                "address_string); a case with only an address has no lat/lon and no ground")
+    routing_note: str | None = Field(default=None, description="no_place: the case has no position, so units "
+                                     "chosen by area (bbox) cannot apply; routed by class or to default_unit")
+
+
+class MediaFetchOut(Out):
+    url: str
+    status: str = Field(description="pending, fetching, stored, failed, off (fetching disabled)")
+    reason: str | None = Field(description="why it was not kept (failed, off)")
+    sha256: str | None = Field(description="the stored photo (stored)")
+    created_at: datetime
+    done_at: datetime | None
 
 
 class CasePage(Out):
@@ -153,6 +169,8 @@ class CaseDetail(CaseOut):
     events: list[EventOut]
     timeline: list[TransitionOut]
     allowed_actions: list[Action]
+    media_fetches: list[MediaFetchOut] = Field(default_factory=list, description="photos linked by Open311 "
+                                               "clients (media_url) and whether the hub could keep them")
 
 
 class TransitionIn(In):
@@ -341,6 +359,8 @@ class SignInRefusal(Out):
 
 class SignInErrorOut(Out):
     detail: SignInRefusal
+    code: str
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class UserOut(Out):

@@ -3,7 +3,9 @@
 An observation joins a case of the same class when, first, the edge already tied its problem instance
 (device, camera, problem_id) to a case that is still live; else when it is at the same place: same
 camera and zone with an overlapping box seen within the class's time window, or, with a ground point,
-within the class's distance of a case from any camera. Otherwise it opens a case, linked to the last
+within the class's distance of a case from any camera; or, for a report that has a street address but no
+place (or a case that has none), the same normalised address within the class's time window (a case with no
+point is never matched by distance). Otherwise it opens a case, linked to the last
 closed case at that place if there is one (a recurrence).
 
 The matching rules are pure functions; the queries take a Connection inside the caller's transaction.
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import secrets
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,6 +70,11 @@ class Observation:
     plate: str | None = None  # the vehicle's plate as stored (no dot), when the edge read it
     plate_colour: str | None = None
     plate_score: float | None = None
+    address: str | None = None  # the street address the reporter gave (Open311 address_string/address_id)
+
+    @property
+    def address_key(self) -> str | None:
+        return address_key(self.address)
 
 
 @dataclass
@@ -81,6 +90,19 @@ class CaseRow:
     recurrence_count: int = 0
     extra: dict[str, object] = field(default_factory=dict)
     plate: str | None = None
+    address_key: str | None = None
+
+
+_NOT_ADDRESS = re.compile(r"[\W_]+")
+
+
+def address_key(address: str | None) -> str | None:
+    """An address as dedup compares it: width and case folded (NFKC), spaces and punctuation dropped, so
+    "中山路 12号" and "中山路12号", "1 Main St." and "1 main st" are one address. None: no address."""
+    if not address:
+        return None
+    key = _NOT_ADDRESS.sub("", unicodedata.normalize("NFKC", address).casefold())
+    return key[:500] or None
 
 
 # ---- pure matching ---------------------------------------------------------------------------------
@@ -124,6 +146,8 @@ def same_place(obs: Observation, case: CaseRow, policy: DedupPolicy, *, windowed
     if obs.ground and case.ground:
         dist = ground_distance_m(obs.ground, case.ground)
         return dist is not None and dist <= policy.radius_m
+    if obs.address_key and obs.address_key == case.address_key:  # one of them has no point: by address
+        return not windowed or (obs.observed_at - case.last_seen).total_seconds() <= policy.window_s
     return False
 
 
@@ -157,6 +181,8 @@ def lock_keys(obs: Observation, policy: DedupPolicy) -> list[str]:
         mx, my = _ground_metres(obs.ground)
         cx, cy = math.floor(mx / cell), math.floor(my / cell)
         keys += [f"geo|{obs.class_id}|{obs.ground.crs}|{cx + i}|{cy + j}" for i in (-1, 0, 1) for j in (-1, 0, 1)]
+    if obs.address_key:
+        keys.append(f"addr|{obs.class_id}|{obs.address_key}")
     return sorted(keys)
 
 
@@ -180,7 +206,7 @@ def _status_in(statuses: Iterable[str]) -> ColumnElement[bool]:
 # The columns CaseRow reads: the others (eight timestamps among them) would only add result processing per row.
 _CASE_COLUMNS = [schema.cases.c[name] for name in (
     "case_id", "status", "class_id", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "last_seen",
-    "recurrence_count", "plate")]
+    "recurrence_count", "plate", "address_key")]
 
 
 def _problem_case(device: object, camera: object, problem: object) -> Select[Any]:
@@ -198,8 +224,8 @@ _PLATE_CASE = (select(*_CASE_COLUMNS).where(schema.cases.c.plate == bindparam("b
 
 
 @functools.lru_cache(maxsize=64)
-def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: bool, by_ground: bool
-                      ) -> Select[Any]:
+def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: bool, by_ground: bool,
+                      by_address: bool = False) -> Select[Any]:
     """Cases of a class in `statuses` on the same camera and zone and/or within a ground box, latest first:
     one statement per shape, so only the parameters change per call.
 
@@ -216,6 +242,8 @@ def _candidates_query(statuses: frozenset[str], by_camera: bool, zone_is_none: b
         near.append(and_(c.c.class_id == bindparam("b_class"), c.c.ground_crs == bindparam("b_crs"),
                          c.c.ground_x.between(bindparam("b_x_lo"), bindparam("b_x_hi")),
                          c.c.ground_y.between(bindparam("b_y_lo"), bindparam("b_y_hi"))))
+    if by_address:
+        near.append(and_(c.c.class_id == bindparam("b_class"), c.c.address_key == bindparam("b_address")))
     return (select(*_CASE_COLUMNS).where(_status_in(statuses), or_(*near))
             .order_by(c.c.last_seen.desc()).limit(200))
 
@@ -227,7 +255,7 @@ _SET_GROUND = db.batch_update(schema.cases, ("ground_crs", "ground_x", "ground_y
 _INSERT_CASE = db.batch_insert(schema.cases, (
     "case_id", "class_id", "status", "source", "camera_id", "zone", "box", "ground_crs", "ground_x", "ground_y", "lat",
     "lon", "description", "first_seen", "last_seen", "event_count", "recurrence_of", "recurrence_count",
-    "deadline_at", "created_at", "updated_at", "plate", "plate_colour", "plate_score"))
+    "deadline_at", "created_at", "updated_at", "plate", "plate_colour", "plate_score", "address", "address_key"))
 _SET_PLATE = db.batch_update(schema.cases, ("plate", "plate_colour", "plate_score"), "case_id")
 
 
@@ -247,13 +275,15 @@ def row_to_case(row: Row[Any]) -> CaseRow:
         last_seen=m["last_seen"],
         recurrence_count=m["recurrence_count"],
         plate=m["plate"],
+        address_key=m["address_key"],
     )
 
 
 def _driver_case(row: Sequence[Any], at: int = 0) -> CaseRow:
     """row_to_case on the driver's values (exec_driver_sql) of _CASE_COLUMNS, from row[at] on: what the
     column types would convert, without SQLAlchemy's result processing."""
-    case_id, status, class_id, camera_id, zone, box, crs, x, y, last_seen, recurrence_count, plate = row[at:at + 12]
+    case_id, status, class_id, camera_id, zone, box, crs, x, y, last_seen, recurrence_count, plate, address = \
+        row[at:at + 13]
     if isinstance(box, str):  # SQLite: the JSON text (PostgreSQL: psycopg has decoded it)
         box = None if box in ("null", "{}") else NormBox.model_validate_json(box)
     elif box:
@@ -261,7 +291,7 @@ def _driver_case(row: Sequence[Any], at: int = 0) -> CaseRow:
     return CaseRow(
         case_id=case_id, status=status, class_id=class_id, camera_id=camera_id, zone=zone,
         box=box or None, ground=None if crs is None else GroundPoint(crs=crs, x=x, y=y),
-        last_seen=db.result_time(last_seen), recurrence_count=recurrence_count, plate=plate,
+        last_seen=db.result_time(last_seen), recurrence_count=recurrence_count, plate=plate, address_key=address,
     )
 
 
@@ -297,9 +327,11 @@ def candidates_query(obs: Observation, policy: DedupPolicy, statuses: Iterable[s
                      ) -> tuple[Select[Any], dict[str, object]] | None:
     """The statement and parameters of `candidates` (None: the observation has no place to match)."""
     by_camera = bool(obs.camera_id and obs.box)
-    if not by_camera and obs.ground is None:
+    by_address = obs.address_key is not None
+    if not by_camera and obs.ground is None and not by_address:
         return None
-    params: dict[str, object] = {"b_class": obs.class_id, "b_camera": obs.camera_id, "b_zone": obs.zone}
+    params: dict[str, object] = {"b_class": obs.class_id, "b_camera": obs.camera_id, "b_zone": obs.zone,
+                                 "b_address": obs.address_key}
     if obs.ground:
         margin = policy.radius_m * 1.5
         if obs.ground.crs == "wgs84":
@@ -310,7 +342,7 @@ def candidates_query(obs: Observation, policy: DedupPolicy, statuses: Iterable[s
         params.update(b_crs=obs.ground.crs, b_x_lo=obs.ground.x - dx, b_x_hi=obs.ground.x + dx,
                       b_y_lo=obs.ground.y - dy, b_y_hi=obs.ground.y + dy)
     return _candidates_query(frozenset(statuses), by_camera, by_camera and obs.zone is None,
-                             obs.ground is not None), params
+                             obs.ground is not None, by_address), params
 
 
 @dataclass
@@ -446,10 +478,12 @@ def insert_case(
         *_ground_columns(obs.ground), obs.description, t(min(obs.first_seen, obs.observed_at)), t(obs.observed_at), 1,
         previous.case_id if previous else None, previous.recurrence_count + 1 if previous else 0,
         None if deadline is None else t(deadline), t(now), t(now), obs.plate, obs.plate_colour, obs.plate_score,
+        obs.address, obs.address_key,
     )])
     return CaseRow(case_id=case_id, status=CaseStatus.PENDING_REVIEW.value, class_id=obs.class_id,
                    camera_id=obs.camera_id, zone=obs.zone, box=obs.box, ground=obs.ground, last_seen=obs.observed_at,
-                   recurrence_count=previous.recurrence_count + 1 if previous else 0, plate=obs.plate)
+                   recurrence_count=previous.recurrence_count + 1 if previous else 0, plate=obs.plate,
+                   address_key=obs.address_key)
 
 
 def attach(conn: Connection, case: CaseRow, obs: Observation, now: datetime, burst: Burst | None = None) -> None:

@@ -29,6 +29,7 @@ class CaseFilter:
     bbox: tuple[float, float, float, float] | None = None  # min_lon, min_lat, max_lon, max_lat
     overdue: bool | None = None
     plate: plates.PlateQuery | None = None  # exact (a whole plate) or partial
+    placed: bool | None = None  # False: cases with no position at all (an address only), True: the others
 
 
 def case_conditions(f: CaseFilter, now: datetime) -> list[Any]:
@@ -49,6 +50,9 @@ def case_conditions(f: CaseFilter, now: datetime) -> list[Any]:
         where += [c.c.lon.between(f.bbox[0], f.bbox[2]), c.c.lat.between(f.bbox[1], f.bbox[3])]
     if f.plate is not None:
         where.append(plates.plate_condition(f.plate))
+    if f.placed is not None:
+        nowhere = and_(c.c.lat.is_(None), c.c.ground_crs.is_(None), c.c.camera_id.is_(None))
+        where.append(~nowhere if f.placed else nowhere)
     if f.overdue is not None:
         late = and_(c.c.deadline_at.is_not(None), c.c.deadline_at < now,
                     c.c.status.not_in([s.value for s in TERMINAL_STATUSES]))
@@ -107,6 +111,7 @@ def case_detail(conn: Connection, case_id: str, role: Role) -> dict[str, Any] | 
     ]
     out["timeline"] = [dict(r._mapping) for r in conn.execute(select(t).where(t.c.case_id == case_id).order_by(t.c.id))]
     out["allowed_actions"] = allowed_actions(CaseStatus(out["status"]), role)
+    out["media_fetches"] = media_fetches(conn, case_id)
     if out["plate"] is not None:
         read = plates.latest_read([ev.payload for ev in evs])
         if read:
@@ -114,6 +119,14 @@ def case_detail(conn: Connection, case_id: str, role: Role) -> dict[str, Any] | 
         if row.plate:
             out["plate"]["cases_90d"] = plates.cases_with_plate(conn, row.plate, now)
     return out
+
+
+def media_fetches(conn: Connection, case_id: str) -> list[dict[str, Any]]:
+    """The photos Open311 clients linked to the case (media_url) and what became of each (hub.open311.media)."""
+    f = schema.media_fetches
+    rows = conn.execute(select(f.c.url, f.c.status, f.c.reason, f.c.sha256, f.c.created_at, f.c.done_at)
+                        .where(f.c.case_id == case_id).order_by(f.c.id))
+    return [dict(r._mapping) for r in rows]
 
 
 def list_cameras(conn: Connection, offline_after_s: float) -> list[dict[str, Any]]:

@@ -25,3 +25,10 @@ def route_unit(case: Mapping[str, Any], units: list[UnitConfig], default: str | 
                 continue
         return unit.id
     return default
+
+
+def routing_note(case: Mapping[str, Any], units: list[UnitConfig]) -> str | None:
+    """"no_place" when the case has no position while some unit is chosen by area: those rules could not
+    apply, so the case went by class or to the default unit (the page says so); else None."""
+    placed = case.get("lat") is not None or case.get("ground_crs") is not None or case.get("camera_id")
+    return None if placed or not any(u.bbox for u in units) else "no_place"

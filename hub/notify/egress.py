@@ -71,13 +71,17 @@ def _is_literal(host: str) -> bool:
 
 @dataclass(frozen=True)
 class EgressPolicy:
-    """Public addresses, plus any address in `allow` (explicitly trusted networks)."""
+    """Public addresses, plus any address in `allow` (explicitly trusted networks). `purpose` and `setting`
+    name, in refusals, what is sending and the hub setting that lists the allowed networks."""
 
     allow: tuple[Network, ...] = ()
+    purpose: str = "webhooks"
+    setting: str = ALLOW_SETTING
 
     @classmethod
-    def of(cls, networks: Iterable[Network | str]) -> EgressPolicy:
-        return cls(tuple(ipaddress.ip_network(n) for n in networks))
+    def of(cls, networks: Iterable[Network | str], *, purpose: str = "webhooks", setting: str = ALLOW_SETTING
+           ) -> EgressPolicy:
+        return cls(tuple(ipaddress.ip_network(n) for n in networks), purpose, setting)
 
     def check_address(self, addr: Address, host: str) -> None:
         plain = _plain(addr)
@@ -86,8 +90,8 @@ class EgressPolicy:
         reason = non_public_reason(addr)
         if reason:
             shown = host if _is_literal(host) else f"host {host!r} resolves to {addr}, which"
-            raise TargetRefused(f"{shown} is not a public address ({reason}); webhooks may only reach public "
-                                f"addresses unless the network is listed in the hub setting {ALLOW_SETTING}")
+            raise TargetRefused(f"{shown} is not a public address ({reason}); {self.purpose} may only reach public "
+                                f"addresses unless the network is listed in the hub setting {self.setting}")
 
     def resolve(self, host: str, port: int) -> list[str]:
         """The addresses of `host`, each checked; refused if any one is not allowed (a name with one

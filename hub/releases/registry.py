@@ -248,8 +248,8 @@ def version_figures(store: StoreBase, sha256: str, cameras: Sequence[str], since
     return VersionFigures(reviewed, voided, detect[0], detect[1], hours)
 
 
-def _case_verdicts(store: StoreBase, cameras: Sequence[str] | None, since: datetime | None
-                   ) -> dict[tuple[str, str], Counter]:
+def _case_verdicts(store: StoreBase, cameras: Sequence[str] | None, since: datetime | None,
+                   names: dict[str, str] | None = None) -> dict[tuple[str, str], Counter]:
     """(model sha256, class id) -> counts of reviewed, void and filed-or-later cases (each case once, under the
     model of its first event)."""
     e, c = schema.events, schema.cases
@@ -267,9 +267,12 @@ def _case_verdicts(store: StoreBase, cameras: Sequence[str] | None, since: datet
                 continue
             seen.add(row.case_id)
             payload = row.payload if isinstance(row.payload, dict) else json.loads(row.payload)
-            sha = ((payload or {}).get("model") or {}).get("sha256")
+            model = (payload or {}).get("model") or {}
+            sha = model.get("sha256")
             if not sha:
                 continue
+            if names is not None:
+                names.setdefault(sha, str(model.get("name") or ""))
             counts = out.setdefault((sha, row.class_id), Counter())
             if row.status in REVIEWED:
                 counts["reviewed"] += 1
@@ -369,12 +372,22 @@ def audit_rows(store: StoreBase, rollout_id: int | None = None) -> list[dict[str
 def stats(store: StoreBase, since: datetime | None = None) -> list[dict[str, Any]]:
     """Precision per class per model version: confirmed / reviewed cases, with void and pending counts."""
     releases = by_sha256(store)
+    names: dict[str, str] = {}
+    verdicts = _case_verdicts(store, None, since, names)
+
+    def order(key: tuple[str, str]) -> tuple[int, str, str]:  # versions in registry order, unregistered first
+        release = releases.get(key[0])
+        return (release.release_id if release else 0, key[0], key[1])
+
     rows = []
-    for (sha, class_id), counts in sorted(_case_verdicts(store, None, since).items()):
+    for (sha, class_id) in sorted(verdicts, key=order):
+        counts = verdicts[(sha, class_id)]
         release = releases.get(sha)
         reviewed = counts["reviewed"]
         rows.append({"sha256": sha, "release_id": release.release_id if release else None,
-                     "name": release.name if release else None, "class_id": class_id, "reviewed": reviewed,
+                     "name": release.name if release else names.get(sha) or None,
+                     "created_at": release.created_at if release else None, "class_id": class_id,
+                     "reviewed": reviewed,
                      "confirmed": counts["confirmed"], "void": counts["void"], "pending": counts["pending"],
                      "precision": counts["confirmed"] / reviewed if reviewed else None})
     return rows

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     case,
@@ -27,6 +28,7 @@ from hub.storage.schema import (
     events,
     frame_labels,
     label_names,
+    media_fetches,
     metadata,
     model_assignments,
     model_audit,
@@ -36,6 +38,7 @@ from hub.storage.schema import (
     reference_retakes,
     schema_version,
     sessions,
+    sign_in_attempts,
     users,
 )
 
@@ -118,6 +121,34 @@ def _v10_reference_retakes(conn: Connection) -> None:
     reference_retakes.create(conn, checkfirst=True)
 
 
+def _v11_addresses_and_media(conn: Connection) -> None:
+    """Reports with an address (and maybe no place): address columns and their dedup index; photos linked
+    by Open311 clients fetched in the background. No-ops when present."""
+    have = {c["name"] for c in inspect(conn).get_columns("cases")}
+    for column in ("address", "address_key"):
+        if column not in have:
+            kind = cases.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE cases ADD COLUMN {column} {kind}")
+    next(ix for ix in cases.indexes if ix.name == "ix_cases_dedup_address").create(conn, checkfirst=True)
+    media_fetches.create(conn, checkfirst=True)
+
+
+def _add_missing_columns(conn: Connection, table: Any, columns: tuple[str, ...]) -> None:
+    have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    for column in columns:
+        if column not in have:
+            kind = table.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} {kind}")
+
+
+def _v12_idle_sessions_shared_rate_label_names(conn: Connection) -> None:
+    """Sessions' last use (idle timeout), sign-in attempts shared by every hub process, and the display
+    names of admin-added labels; no-ops when present."""
+    _add_missing_columns(conn, sessions, ("last_seen_at",))
+    _add_missing_columns(conn, label_names, ("name_zh", "name_en"))
+    sign_in_attempts.create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -132,6 +163,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (8, "camera configs from the hub, bureau calendar days", _v8_camera_configs),
     (9, "API token expiry and last use", _v9_token_expiry),
     (10, "change-rule reference retakes", _v10_reference_retakes),
+    (11, "addresses on cases, Open311 media fetches", _v11_addresses_and_media),
+    (12, "session idle time, shared sign-in attempts, label display names", _v12_idle_sessions_shared_rate_label_names),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

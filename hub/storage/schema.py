@@ -125,6 +125,10 @@ cases = Table(
     Column("plate_colour", String(8)),
     Column("plate_score", Float),
     Column("plate_corrected", Boolean),  # true: a reviewer corrected the edge's read (audited)
+    # A report's street address as the reporter wrote it (Open311 address_string/address_id); a case filed
+    # with an address and no lat/long has only this, no place. address_key: normalised, for dedup.
+    Column("address", String(500)),
+    Column("address_key", String(500)),
     Index("ix_cases_class_status", "class_id", "status"),
     Index("ix_cases_plate", "plate", "created_at"),  # ?plate=, dedup by plate, repeat offenders
     Index("ix_cases_camera_status", "camera_id", "status"),
@@ -136,6 +140,7 @@ cases = Table(
     # or a ground box (equality columns, the status IN list, then the x range; y is checked in the index).
     Index("ix_cases_dedup_camera", "class_id", "camera_id", "zone", "status"),
     Index("ix_cases_dedup_ground", "class_id", "ground_crs", "status", "ground_x", "ground_y"),
+    Index("ix_cases_dedup_address", "class_id", "address_key", "status"),
 )
 
 events = Table(
@@ -195,6 +200,27 @@ transitions = Table(
     Index("ix_transitions_case", "case_id"),
 )
 
+# Photos an Open311 client linked (media_url), fetched by the hub in the background (hub.open311.media):
+# pending -> stored (the photo is a media row of the report's event) or failed (the link stays; `reason` says
+# why), or off (fetching disabled when it was filed).
+media_fetches = Table(
+    "media_fetches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(32), nullable=False),
+    Column("event_pk", Integer, nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("sha256", String(64)),
+    Column("content_type", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime),  # a fetch claimed long ago by a hub that stopped is taken again
+    Column("done_at", UTCDateTime),
+    Index("ix_media_fetches_status", "status", "id"),
+    Index("ix_media_fetches_case", "case_id"),
+)
+
 # Transactional outbox: every case change appends a row in the same transaction; SSE and webhooks
 # read it by id, so they work across hub worker processes.
 case_changes = Table(
@@ -247,7 +273,19 @@ sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime),  # the idle timeout counts from here (None: from created_at)
     Index("ix_sessions_user", "user_id"),
+)
+
+# Sign-in attempts per client address (hub.auth.rate): in the database so every hub process counts the same.
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client", String(128), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_sign_in_attempts_client_at", "client", "at"),
+    Index("ix_sign_in_attempts_at", "at"),
 )
 
 webhooks = Table(
@@ -361,6 +399,8 @@ label_names = Table(  # labels an admin added beyond the catalog's
     "label_names",
     metadata,
     Column("name", String(64), primary_key=True),
+    Column("name_zh", String(64)),  # what reviewers read (required for labels added since schema 10)
+    Column("name_en", String(64)),
     Column("created_by", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )

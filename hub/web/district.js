@@ -133,7 +133,7 @@
     if (gen !== S.gen) return;
     const ed = {
       cameraId, info, body: clone(info.latest.body), base: info.latest.version, selected: 0,
-      calib: clone(info.latest.body.calibration || { crs: "wgs84", points: [] }), pickRow: null,
+      calib: clone(info.latest.body.calibration || { crs: "wgs84", points: [] }), pick: null,
     };
     ed.root = root;
     root.replaceChildren();
@@ -237,12 +237,7 @@
   function onPictureClick(ed, e) {
     if (e.target.dataset && e.target.dataset.vertex !== undefined) return;
     const p = svgPoint(ed, e);
-    if (ed.pickRow !== null) { // calibration: the picture point of the chosen row
-      ed.calib.points[ed.pickRow].image = p;
-      ed.pickRow = null;
-      ed.renderCalib();
-      return redraw(ed);
-    }
+    if (ed.pick && ed.pick.side === "image") return ed.onCalibImage(p); // calibration: this row's picture point
     const zone = ed.body.zones[ed.selected];
     if (!zone) return;
     zone.polygon = zone.polygon || [];
@@ -293,7 +288,12 @@
       c.setAttribute("r", 6);
       c.setAttribute("class", "calib-point");
       c.dataset.calib = String(i);
-      svg.append(c);
+      const label = document.createElementNS(NS, "text");
+      label.setAttribute("x", p.image[0] * 1000 + 10);
+      label.setAttribute("y", p.image[1] * 1000 - 8);
+      label.setAttribute("class", "calib-label");
+      label.textContent = String(i + 1);
+      svg.append(c, label);
     });
     if (ed.renderZones) ed.renderZones();
   }
@@ -432,7 +432,7 @@
   function paramsForm(rule, at, cls, specs) {
     rule.params = rule.params || {};
     const params = rule.params;
-    const defaults = (cls && cls.defaults) || {};
+    const defaults = cls ? { labels: cls.labels, ...cls.defaults } : {}; // labels: the class's, unless the rule names its own
     const fields = (specs || []).map((f) => paramField(params, f, defaults, `${at}.params.${f.name}`));
     const known = new Set((specs || []).map((f) => f.name));
     const unknown = Object.fromEntries(Object.entries(params).filter(([k]) => !known.has(k)));
@@ -643,35 +643,72 @@
     if (first) first.scrollIntoView({ block: "center" });
   }
 
-  // ---- calibration: picture points <-> map points, the fit's error shown before it goes into the config
+  // ---- calibration: each point pair picked by a click on the picture, then a click on the map; the
+  // fit's ground error and each point's residual are shown before the fit goes into the config
   function calibrationPanel(ed) {
     const table = h("tbody");
     const result = h("p", { class: "calib-result", id: "calib-result" });
-    const crs = h("input", { class: "calib-crs", value: ed.calib.crs, size: 18,
+    const hint = h("p", { class: "hint calib-hint", id: "calib-hint" });
+    const mapBox = h("div", { class: "calib-map", id: "calib-map" });
+    const crs = h("input", { class: "calib-crs", value: ed.calib.crs, size: 18, dataset: { path: "calibration.crs" },
       onchange: (e) => { ed.calib.crs = e.target.value.trim(); } });
-    ed.renderCalib = () => {
-      table.replaceChildren(...ed.calib.points.map((p, i) => h("tr", {},
-        h("td", {}, String(i + 1)),
-        h("td", {}, p.image ? p.image.join(", ") : "—", " ",
-          h("button", { class: "btn small ghost", type: "button", onclick: () => { ed.pickRow = i; toast(tr("pick_image")); } },
-            tr("pick_image"))),
-        h("td", {}, h("input", { class: "calib-world", value: p.world ? p.world.join(", ") : "", size: 24,
-          onchange: (e) => { p.world = e.target.value.split(",").map((s) => Number(s.trim())); } })),
-        h("td", {}, h("button", { class: "btn small ghost", type: "button",
-          onclick: () => { ed.calib.points.splice(i, 1); ed.renderCalib(); redraw(ed); } }, tr("delete"))))));
+    const centre = h("input", { class: "calib-centre", size: 24, placeholder: tr("centre_placeholder") });
+    ed.residuals = null;
+    const pickText = () => {
+      if (!ed.pick) return tr("pick_none");
+      return tr(ed.pick.side === "image" ? "pick_hint_image" : "pick_hint_map", { n: ed.pick.row + 1 });
     };
-    ed.renderCalib();
-    const add = h("button", { class: "btn small", type: "button", onclick: () => {
+    ed.renderCalib = () => {
+      table.replaceChildren(...ed.calib.points.map((p, i) => h("tr", { dataset: { point: i },
+        class: ed.pick && ed.pick.row === i ? "picking" : "" },
+      h("td", {}, String(i + 1)),
+      h("td", { class: "calib-image" }, p.image ? p.image.map((v) => v.toFixed(3)).join(", ") : "—", " ",
+        h("button", { class: "btn small ghost pick-image", type: "button",
+          onclick: () => { ed.pick = { row: i, side: "image" }; ed.renderCalib(); } }, tr("pick_image"))),
+      h("td", { class: "calib-world" }, p.world ? p.world.map((v) => v.toFixed(ed.calib.crs === "wgs84" ? 7 : 2)).join(", ")
+        : "—", " ",
+      h("button", { class: "btn small ghost pick-map", type: "button",
+        onclick: () => { ed.pick = { row: i, side: "map" }; ed.renderCalib(); } }, tr("pick_map"))),
+      h("td", { class: "calib-residual" }, ed.residuals && ed.residuals[i] !== undefined ? num(ed.residuals[i], 1) : "—"),
+      h("td", {}, h("button", { class: "btn small ghost", type: "button", onclick: () => {
+        ed.calib.points.splice(i, 1);
+        ed.pick = null;
+        ed.residuals = null;
+        ed.renderCalib();
+        redraw(ed);
+      } }, tr("delete"))))));
+      hint.textContent = pickText();
+      if (ed.drawCalibMap) ed.drawCalibMap();
+    };
+    ed.onCalibImage = (p) => { // a click on the picture while a row waits for its picture point
+      const pt = ed.calib.points[ed.pick.row];
+      pt.image = p;
+      ed.residuals = null;
+      ed.pick = pt.world ? null : { row: ed.pick.row, side: "map" };
+      ed.renderCalib();
+      redraw(ed);
+    };
+    const add = h("button", { class: "btn small", type: "button", id: "calib-add", onclick: () => {
       ed.calib.points.push({ image: null, world: null });
+      ed.pick = { row: ed.calib.points.length - 1, side: "image" };
       ed.renderCalib();
     } }, tr("add_point"));
     const fit = h("button", { class: "btn small", type: "button", id: "calib-fit", onclick: async () => {
+      const missing = ed.calib.points.findIndex((p) => !p.image || !p.world);
+      if (missing >= 0) {
+        result.className = "calib-result error";
+        result.textContent = tr("point_incomplete", { n: missing + 1 });
+        return;
+      }
       try {
         const res = await api("/calibration/fit", { method: "POST", body: ed.calib });
         ed.fitOk = res.ok;
+        ed.residuals = res.point_errors_px;
         result.className = `calib-result ${res.ok ? "ok" : "error"}`;
-        result.textContent = `${tr("fit_error")}: ${num(res.error_m, 2)} m · ${tr("per_point")}: `
-          + `${res.point_errors_px.map((x) => num(x, 1)).join(", ")}${res.message ? ` · ${res.message}` : ""}`;
+        result.dataset.errorM = String(res.error_m);
+        result.textContent = `${tr("fit_error")}: ${num(res.error_m, 2)} m · ${tr("fit_error_px")}: `
+          + `${num(res.error_px, 1)} px${res.message ? ` · ${res.message}` : ""}`;
+        ed.renderCalib();
       } catch (e) {
         result.className = "calib-result error";
         result.textContent = formatDetail(e.detail ?? e.message);
@@ -679,13 +716,66 @@
     } }, tr("fit"));
     const use = h("button", { class: "btn small", type: "button", id: "calib-use", onclick: () => {
       ed.body.calibration = clone(ed.calib);
-      toast(tr("use_fit"));
+      toast(tr("calib_in_config"));
     } }, tr("use_fit"));
+    const go = h("button", { class: "btn small", type: "button", id: "calib-centre-go", onclick: () => {
+      const v = centre.value.split(/[,，\s]+/).filter(Boolean).map(Number);
+      if (v.length !== 2 || v.some((x) => !Number.isFinite(x))) return toast(tr("centre_invalid"), true);
+      ed.calibMap.setView([v[1], v[0]], Math.max(ed.calibMap.getZoom(), ed.calibTiles ? 18 : 19));
+    } }, tr("centre_go"));
+    ed.renderCalib();
+    calibrationMap(ed, mapBox);
     return h("div", { class: "calibration-panel" }, h("h3", {}, tr("calibration")),
-      h("label", {}, tr("crs"), " ", crs),
-      h("table", { class: "grid" }, h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, tr("image_pt")),
-        h("th", {}, tr("world_pt")), h("th", {}))), table),
+      h("div", { class: "row" }, h("label", {}, tr("crs"), " ", crs), h("label", {}, tr("centre"), " ", centre), go),
+      hint,
+      h("div", { class: "calib-layout" },
+        h("table", { class: "grid calib" }, h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, tr("image_pt")),
+          h("th", {}, tr("world_pt")), h("th", {}, tr("residual_px")), h("th", {}))), table),
+        mapBox),
       h("div", { class: "row" }, add, fit, use), result);
+  }
+
+  /** The map the ground points are picked on: the hub's tile service for WGS 84 (from the settings), or a
+   * plain grid in the calibration's own coordinates (no tiles, or a local site frame in metres). */
+  async function calibrationMap(ed, box) {
+    const L = window.L;
+    const info = await api("/map").catch(() => ({ tile_url: null, cameras: [] }));
+    const tiles = Boolean(info.tile_url) && ed.calib.crs === "wgs84";
+    ed.calibTiles = tiles;
+    const map = L.map(box, { crs: tiles ? L.CRS.EPSG3857 : L.CRS.Simple, attributionControl: tiles,
+      minZoom: tiles ? 1 : -5, maxZoom: tiles ? 22 : 26, doubleClickZoom: false });
+    ed.calibMap = map;
+    window.CityEye.calibMap = map; // tests and other scripts
+    if (tiles) {
+      L.tileLayer(info.tile_url, { attribution: info.attribution || "", maxNativeZoom: 19, maxZoom: 22 }).addTo(map);
+    } else {
+      gridLayer(L).addTo(map);
+    }
+    const layer = L.layerGroup().addTo(map);
+    ed.drawCalibMap = () => {
+      layer.clearLayers();
+      ed.calib.points.forEach((p, i) => {
+        if (!p.world) return;
+        L.circleMarker([p.world[1], p.world[0]], { radius: 7, color: "#111", fillColor: "#ffc914", fillOpacity: 1,
+          weight: 2, className: "calib-map-point" })
+          .bindTooltip(String(i + 1), { permanent: true, direction: "right", className: "calib-label" }).addTo(layer);
+      });
+    };
+    map.on("click", (e) => {
+      if (!ed.pick || ed.pick.side !== "map") return;
+      const pt = ed.calib.points[ed.pick.row];
+      pt.world = [Number(e.latlng.lng.toFixed(8)), Number(e.latlng.lat.toFixed(8))];
+      ed.residuals = null;
+      ed.pick = pt.image ? null : { row: ed.pick.row, side: "image" };
+      ed.renderCalib();
+    });
+    const known = ed.calib.points.filter((p) => p.world).map((p) => [p.world[1], p.world[0]]);
+    const here = info.cameras.find((c) => c.camera_id === ed.cameraId) || info.cameras[0];
+    if (known.length) map.fitBounds(L.latLngBounds(known).pad(0.5), { maxZoom: tiles ? 19 : 22 });
+    else if (here) map.setView([here.y, here.x], tiles ? 18 : 19);
+    else map.setView([0, 0], tiles ? 2 : 0);
+    ed.drawCalibMap();
+    box.dataset.ready = "1";
   }
 
   // ---- check, diff, save
@@ -779,8 +869,18 @@
     const box = h("div", { class: "map", id: "map" });
     const note = h("p", { class: "muted map-note" });
     const list = h("ul", { class: "map-cases", id: "map-cases" });
+    // Cases filed with only an address have no position: not plotted, but counted and listed here.
+    const nowhereTitle = h("h3", { id: "map-nowhere-title" });
+    const nowhere = h("ul", { class: "map-cases", id: "map-nowhere" });
     view.append(h("section", { class: "panel district" }, h("h2", {}, tr("map")), note, box,
-      h("h3", {}, tr("cases_in_view")), list));
+      h("h3", {}, tr("cases_in_view")), list, nowhereTitle, nowhere));
+    api("/cases?placed=false&limit=200").then((page) => {
+      if (gen !== S.gen) return;
+      nowhereTitle.textContent = tr("no_position_cases", { n: page.total });
+      nowhere.replaceChildren(...page.items.map((c) => h("li", { dataset: { case: c.case_id } },
+        h("a", { href: `#/case/${encodeURIComponent(c.case_id)}` }, c.case_id), ` ${className(c.class_id)} `,
+        h("span", { class: "muted" }, c.address || ""))));
+    }).catch(() => {});
     const info = await api("/map").catch((e) => ({ error: e.message }));
     if (gen !== S.gen) return;
     if (info.error) return note.append(h("span", { class: "error" }, info.error));

@@ -4,7 +4,9 @@ process (real detector on vtest.avi), driven in Debian's chromium.
 One story, in order: the agent reports the config it runs; on the page an admin takes a snapshot, draws a
 no-parking zone over the parked van on it and saves; the running agent applies it within seconds and its
 next event is in the new zone. A rule param and a schedule window are edited through the rule's form
-(invalid values refused with their inputs marked), shown as a diff, saved and run by the agent. A config
+(invalid values refused with their inputs marked), shown as a diff, saved and run by the agent. Five
+calibration pairs are picked on the snapshot and on the map, fitted (residuals shown) and saved; the
+agent's next event places the van's case on the mapped ground. A config
 with an error is refused by the page; one the agent rejects (on a
 hub without the agent's check) shows the agent's message. An agent that was stopped gets the newest
 version when it comes back. The audit lists every change.
@@ -56,6 +58,11 @@ CLIP_S = 12.0
 # vtest.avi: a white van and a car stand at the top right for the whole clip; nothing parks bottom left.
 EMPTY_CORNER = [[0.0, 0.75], [0.2, 0.75], [0.2, 1.0], [0.0, 1.0]]
 VAN_CORNER = [(0.80, 0.04), (0.99, 0.04), (0.99, 0.22), (0.80, 0.22)]
+# Calibration pairs: a picture point (fractions of the frame) around the van, and where on the calibration
+# map (fractions of its box) the same spot is clicked: an affine layout, so the fit is near exact.
+LON0, LAT0 = 120.155, 30.274
+CALIBRATION_CLICKS = [((ix, iy), (0.15 + 0.7 * (ix - 0.6) / 0.37, 0.15 + 0.7 * (iy - 0.01) / 0.44))
+                      for ix, iy in ((0.60, 0.01), (0.97, 0.01), (0.97, 0.45), (0.60, 0.45), (0.75, 0.30))]
 pytestmark = [pytest.mark.timeout(240)]
 expect.set_options(timeout=15_000)
 
@@ -157,6 +164,7 @@ def world(tmp_path: Path, video: Path) -> Iterator[tuple[Hub, Agent]]:
 
 
 def click_at(page: Page, selector: str, fx: float, fy: float) -> None:
+    page.locator(selector).scroll_into_view_if_needed()
     box = page.locator(selector).bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
@@ -248,6 +256,38 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         assert rule["schedule"]["windows"] == [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
                                                 "start": "00:00", "end": "24:00"}]
 
+        # calibration: five point pairs, each picked on the snapshot, then on the map (a plain grid: no tiles)
+        change(page.locator(".calib-centre"), f"{LON0}, {LAT0}")
+        page.click("#calib-centre-go")
+        for (ix, iy), (mx, my) in CALIBRATION_CLICKS:
+            page.click("#calib-add")
+            expect(page.locator("#calib-hint")).to_contain_text("画面")
+            click_at(page, "svg.zones-overlay", ix, iy)
+            expect(page.locator("#calib-hint")).to_contain_text("地图")
+            click_at(page, "#calib-map", mx, my)
+        expect(page.locator(".calib tr[data-point]")).to_have_count(len(CALIBRATION_CLICKS))
+        expect(page.locator("path.calib-map-point")).to_have_count(len(CALIBRATION_CLICKS))
+        page.click("#calib-fit")
+        expect(page.locator("#calib-result")).to_have_class(re.compile(r"\bok\b"))
+        residuals = page.locator(".calib td.calib-residual").all_inner_texts()
+        assert len(residuals) == 5 and all(float(r) < 4 for r in residuals), residuals
+        page.click("#calib-use")
+        save(page)
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted")
+        stored = hub.api(f"/cameras/{CAMERA}/config")["latest"]["body"]["calibration"]
+        assert stored["crs"] == "wgs84" and len(stored["points"]) == 5
+        lons, lats = zip(*(p["world"] for p in stored["points"]), strict=True)
+        assert abs(sum(lons) / 5 - LON0) < 3e-4 and abs(sum(lats) / 5 - LAT0) < 3e-4  # where the map was clicked
+        # the agent places its next event with that homography: the van's case now sits on the mapped ground
+        bbox = f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"
+        wait_for(lambda: [c for c in hub.api(f"/cases?bbox={bbox}&limit=50")["items"] if c["zone"] == "np_van"], 60,
+                 "the van's case placed by the new calibration", agent)
+        page.goto(f"{hub.base}/#/map")
+        expect(page.locator("path.map-camera")).to_have_count(1)
+        expect(page.locator("path.map-case").first).to_be_attached()
+        page.goto(f"{hub.base}/#/camera/{CAMERA}")
+        expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted")
+
         # a hub without the agent's check saves it; the agent refuses and the page shows its message
         check.use(None)
         try:
@@ -269,17 +309,18 @@ def test_zone_drawn_on_the_page_reaches_the_running_agent(world: tuple[Hub, Agen
         agent.start()
         expect(page.locator("#cfg-status [data-status]")).to_have_attribute("data-status", "accepted",
                                                                            timeout=60_000)
-        assert hub.api(f"/cameras/{CAMERA}/config")["running_version"] == 4
+        assert hub.api(f"/cameras/{CAMERA}/config")["running_version"] == 5
 
         # the audit: who saved what, what the device answered
         actions = [(a["version"], a["action"], a["actor"]) for a in hub.api(f"/cameras/{CAMERA}/config/audit")]
         assert (1, "saved", "admin:chief") in actions and (1, "accepted", "device:box-1") in actions
         assert (2, "saved", "admin:chief") in actions and (2, "accepted", "device:box-1") in actions
-        assert (3, "rejected", "device:box-1") in actions and (4, "accepted", "device:box-1") in actions
+        assert (3, "saved", "admin:chief") in actions and (3, "accepted", "device:box-1") in actions
+        assert (4, "rejected", "device:box-1") in actions and (5, "accepted", "device:box-1") in actions
         saved = next(a for a in hub.api(f"/cameras/{CAMERA}/config/audit") if a["version"] == 1
                      and a["action"] == "saved")
         assert {c["path"] for c in saved["changes"]} >= {"zones[1]", "rules[0].zones"}
-        expect(page.locator(".audit tr[data-action='saved']")).to_have_count(4)
+        expect(page.locator(".audit tr[data-action='saved']")).to_have_count(5)
         wait_for(lambda: hub.api("/fleet")["devices"][0]["cameras"][0]["online"], 60,
                  "the restarted agent's camera online again", agent)
         page.goto(f"{hub.base}/#/cameras")
