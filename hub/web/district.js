@@ -125,7 +125,9 @@
     view.append(root);
     let info;
     try {
-      info = await api(`/cameras/${encodeURIComponent(cameraId)}/config`);
+      const [config, forms] = await Promise.all([api(`/cameras/${encodeURIComponent(cameraId)}/config`),
+        api("/fleet/rule-forms")]);
+      info = { ...config, rule_forms: forms };
     } catch (e) {
       root.replaceChildren(h("p", { class: "error" }, e.message));
       return;
