@@ -35,6 +35,7 @@ from hub.storage.schema import (
     model_releases,
     model_rollouts,
     reference_retakes,
+    sampled_frames,
     schema_version,
     sessions,
     users,
@@ -131,6 +132,12 @@ def _v11_addresses_and_media(conn: Connection) -> None:
     media_fetches.create(conn, checkfirst=True)
 
 
+
+def _v12_sampled_frames(conn: Connection) -> None:
+    """Sampled frames with the detector's pre-labels, waiting for a reviewer (hub.releases.sampled)."""
+    sampled_frames.create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -146,6 +153,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (9, "API token expiry and last use", _v9_token_expiry),
     (10, "change-rule reference retakes", _v10_reference_retakes),
     (11, "addresses on cases, Open311 media fetches", _v11_addresses_and_media),
+    (12, "sampled frames with pre-labels to review", _v12_sampled_frames),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL
