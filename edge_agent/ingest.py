@@ -3,7 +3,8 @@
 Two shapes, because live and replay want opposite things:
 - `LiveReader` (rtsp://, http(s)://, a device index, or a file played at real speed) decodes on its
   own thread and keeps only the newest frame. A slow consumer sees fewer frames, never older ones,
-  so latency cannot grow. A frame's time is when it was made (`StreamClock` for RTSP), and a frame
+  so latency cannot grow. A frame's time is when it was made (for RTSP the camera's RTCP sender
+  reports, else the stream position: `RtspClock`; `stats.clock` says which), and a frame
   older than `max_frame_age_s` is dropped, never handed on. No frame for `stall_s` marks the camera
   stalled (offline) and reconnects; a lost source is retried at once, then with a short jittered
   backoff (`ReconnectPolicy`); isolated undecodable frames are counted and skipped.
@@ -26,13 +27,20 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+# FFmpeg inside OpenCV logs one "Connection refused" line per failed open, straight to stderr; the
+# reader logs one line per state change instead. Read when OpenCV first opens a capture; a user's
+# own setting (to debug a camera) wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import av
 import cv2
 import numpy as np
 
-from edge_agent.stream_clock import StreamClock
+from edge_agent.stream_clock import ClockSource, RtspClock, StreamClock, prft_wall_s
 from edge_agent.types import Frame
 
 log = logging.getLogger(__name__)
+av.logging.set_level(None)  # the same for PyAV's FFmpeg (RTSP): errors reach us as exceptions
 
 CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 # Set by the user before start: used as is for every network source (our transport choice is then theirs).
@@ -195,6 +203,8 @@ class IngestStats:
     last_frame_ts: float | None = None  # epoch time the newest frame was made
     stall_s: float = 5.0
     live: bool = True  # frame times are wall-clock times (not a file's timeline)
+    clock: ClockSource | None = None  # where frame times come from (None before the first frame)
+    clock_skew_s: float | None = None  # RTSP with sender reports: our clock minus the camera's (+ least delay)
 
     @property
     def online(self) -> bool:
@@ -214,9 +224,11 @@ class IngestStats:
 class LiveReader:
     """Reads one camera on a daemon thread and keeps only its newest frame.
 
-    `ts` of each frame is when it was made: for RTSP the stream's own clock mapped to the wall clock
-    (`StreamClock`), for HTTP and devices the wall clock at decode; for a file played at real speed
-    `start_time` (default: when playback began) plus the position in the file.
+    `ts` of each frame is when it was made: for RTSP (read with PyAV, which hands on the RTCP sender
+    reports) the camera's clock where it sends SRs and agrees with ours, else the stream's position
+    anchored on the wall clock (`RtspClock`); for HTTP MJPEG and devices the wall clock at decode
+    (OpenCV passes no per-frame time on); for a file played at real speed `start_time` (default: when
+    playback began) plus the position in the file. `stats.clock` says which.
     """
 
     def __init__(self, camera_id: str, source: str | int, *, start_time: float | None = None,
@@ -301,15 +313,22 @@ class LiveReader:
                 self._wait_before_retry(attempt)
                 if self._stop.is_set():
                     break
-            cap = open_capture(self.source, self.open_timeout_s, read_timeout_s=self.stall_s,
-                               rtsp_transport=self.rtsp_transport)
-            if not cap.isOpened():
+            if self.kind == SourceKind.RTSP:
+                got_frames = self._read_rtsp(reconnected=ever_connected)
+                if got_frames is None:
+                    self._open_failed()
+                    attempt += 1
+                    continue
+            else:
+                cap = open_capture(self.source, self.open_timeout_s, read_timeout_s=self.stall_s,
+                                   rtsp_transport=self.rtsp_transport)
+                if not cap.isOpened():
+                    cap.release()
+                    self._open_failed()
+                    attempt += 1
+                    continue
+                got_frames = self._read_until_lost(cap, reconnected=ever_connected)
                 cap.release()
-                self._open_failed()
-                attempt += 1
-                continue
-            got_frames = self._read_until_lost(cap, reconnected=ever_connected)
-            cap.release()
             ever_connected = ever_connected or got_frames
             if self.kind == SourceKind.FILE and self._at_file_end:
                 if self.loop_file:
@@ -364,11 +383,61 @@ class LiveReader:
         self.stats.last_error = None
         self.stats.state = SourceState.ONLINE
 
+    def _read_rtsp(self, *, reconnected: bool) -> bool | None:
+        """Decode an RTSP source with PyAV until it stalls or fails; None if it could not be opened,
+        else whether any frame came. A read blocks at most stall_s (PyAV's read timeout)."""
+        try:
+            container = open_rtsp(self.source, self.open_timeout_s, self.stall_s, self.rtsp_transport)
+        except (av.error.FFmpegError, OSError) as exc:
+            log.debug("camera %s: open failed: %s", self.camera_id, error_reason(exc))
+            return None
+        clock = RtspClock(StreamClock(late_s=self.max_frame_age_s))
+        got, failures = False, 0
+        last_good = time.monotonic()
+        try:
+            for image, pts_s, sr_wall in rtsp_frames(container):
+                if self._stop.is_set():
+                    break
+                silent_s = time.monotonic() - last_good
+                if silent_s >= self.stall_s:
+                    # what came after the read timed out is the parser's last frame, flushed: nothing
+                    # came for stall_s, reconnect rather than wait on
+                    self._stalled(silent_s)
+                    return got
+                if image is None:
+                    failures += 1
+                    self.stats.bad_reads += 1
+                    if failures >= self.max_read_failures:
+                        self.stats.last_error = "undecodable frames"
+                        return got
+                    continue
+                failures, last_good = 0, time.monotonic()
+                if not got:
+                    got = True
+                    self._frames_flow(reconnected)
+                now = time.time()
+                ts = clock.frame_time(pts_s, sr_wall, now)
+                self.stats.clock, self.stats.clock_skew_s = clock.source, clock.skew_s
+                self.stats.last_frame_wall = now
+                if self._stale(ts):
+                    self.stats.frames_stale += 1  # old video from a buffer: never current
+                    continue
+                self._publish(image, ts)
+        except av.error.ExitError:  # PyAV's read timeout: nothing came for stall_s
+            self._stalled(time.monotonic() - last_good)
+        except (av.error.FFmpegError, OSError) as exc:
+            self.stats.last_error = f"read failed: {error_reason(exc)}"
+        finally:
+            container.close()
+        if not self._stop.is_set() and self.stats.state == SourceState.ONLINE and not self.stats.last_error:
+            self.stats.last_error = "the stream ended"
+        return got
+
     def _read_until_lost(self, cap: cv2.VideoCapture, *, reconnected: bool) -> bool:
         """Decode until the source stalls or fails `max_read_failures` times in a row; True if any frame came."""
         if self.kind == SourceKind.FILE:
             return self._read_file(cap)
-        clock = StreamClock(late_s=self.max_frame_age_s) if self.kind == SourceKind.RTSP else None
+        self.stats.clock = ClockSource.DECODE  # OpenCV passes no per-frame time on: arrival is all there is
         failures, got = 0, False
         last_good = time.monotonic()
         while not self._stop.is_set():
@@ -392,17 +461,14 @@ class LiveReader:
             if not got:
                 got = True
                 self._frames_flow(reconnected)
-            ts = clock.frame_time(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, now) if clock else now
             self.stats.last_frame_wall = now
-            if self._stale(ts):
-                self.stats.frames_stale += 1  # old video from a buffer: never current
-                continue
-            self._publish(image, ts)
+            self._publish(image, now)
         return got
 
     def _read_file(self, cap: cv2.VideoCapture) -> bool:
         """A file at real speed; frame times on its own timeline."""
         self._at_file_end = False
+        self.stats.clock = ClockSource.FILE
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         t0 = time.time() if self.start_time is None else self.start_time
@@ -465,6 +531,52 @@ class LiveReader:
 
     def _shown_source(self) -> str:
         return shown_source(self.source)
+
+
+def error_reason(exc: BaseException) -> str:
+    """An FFmpeg error without the URL PyAV appends to it (it would carry the credentials)."""
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__) or "error"
+
+
+def sender_report_wall(packet: av.Packet) -> float | None:
+    """The wall time FFmpeg's RTP demuxer mapped this packet to from the camera's RTCP sender
+    reports (its PRFT side data), or None before the first SR / for sources without them."""
+    return prft_wall_s(bytes(packet.get_sidedata("prft"))) if packet.has_sidedata("prft") else None
+
+
+def open_rtsp(source: str | int, open_timeout_s: float, read_timeout_s: float,
+              transport: str = "tcp") -> av.container.InputContainer:
+    """An RTSP source opened with PyAV: over `transport`, with 0.1 s of stream analysis (see
+    `capture_options`), an open timeout and a read timeout (a read that blocks longer raises
+    `av.error.ExitError`)."""
+    options = {"rtsp_transport": transport, "analyzeduration": "100000"}
+    return av.open(str(source), options=options, timeout=(open_timeout_s, read_timeout_s))
+
+
+def rtsp_frames(container: av.container.InputContainer) -> Iterator[tuple[np.ndarray | None, float, float | None]]:
+    """(BGR image or None if undecodable, stream position s, sender-report wall time or None) per frame
+    of the first video stream; PyAV/FFmpeg errors propagate."""
+    stream = container.streams.video[0]
+    tb = float(stream.time_base or 0) or 1 / 90000
+    first: int | None = None
+    sr_of: dict[int, float | None] = {}  # packet pts -> its SR wall time, until its frame comes out
+    for packet in container.demux(stream):
+        if packet.size == 0 or packet.pts is None:
+            continue
+        first = packet.pts if first is None else first
+        sr_of[packet.pts] = sender_report_wall(packet)
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            yield None, (packet.pts - first) * tb, None
+            continue
+        for frame in frames:
+            pts = frame.pts if frame.pts is not None else packet.pts
+            image = frame.to_ndarray(format="bgr24")
+            yield (image if valid_image(image) else None), (pts - first) * tb, sr_of.pop(pts, None)
+        if len(sr_of) > 64:  # frames the decoder never gave back
+            for key in sorted(sr_of)[:-32]:
+                del sr_of[key]
 
 
 class FileReplay:

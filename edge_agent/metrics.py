@@ -1,5 +1,6 @@
 """Per-camera health figures: decode fps, detect fps, skipped frames, inference ms, reconnects, queues,
-whether the source is online or stalled, and how old its newest frame is.
+whether the source is online or stalled, how old its newest frame is and which clock its frame times
+come from (the camera's RTCP sender reports, the stream position, decode time, a file's timeline).
 
 Counters live in plain `CameraMetrics` objects that the pipeline updates; a Prometheus collector and
 `health()` (protocol `CameraHealth` for heartbeats) read the same objects, so the two never disagree.
@@ -80,7 +81,7 @@ class CameraMetrics:
         return ingest.state == SourceState.ONLINE and not ingest.online
 
     def health(self) -> CameraHealth:
-        age = self.ingest.frame_age_s()
+        age, skew = self.ingest.frame_age_s(), self.ingest.clock_skew_s
         error = self.ingest.last_error
         if self.stalled() and not error:
             error = f"stalled: no frame for {self.ingest.stall_s:g} s"
@@ -91,7 +92,8 @@ class CameraMetrics:
             queue_depth=self.queue_depth + self.pending_events, last_error=error[:500] if error else None,
             stalled=self.stalled(), frame_age_s=None if age is None else round(age, 3),
             last_frame_at=None if self.last_frame_ts is None else datetime.fromtimestamp(self.last_frame_ts, UTC),
-            dropped_frames=self.ingest.frames_dropped, config_version=self.config_version)
+            dropped_frames=self.ingest.frames_dropped, config_version=self.config_version,
+            clock=self.ingest.clock, clock_skew_s=None if skew is None else round(skew, 3))
 
 
 class EdgeMetrics:
@@ -140,6 +142,11 @@ class PrometheusCollector:
                                             "wall time of the newest frame sampled", labels=label),
             "config": GaugeMetricFamily("cityeye_camera_config_version", "hub config version it runs (0: local)",
                                         labels=label),
+            "clock": GaugeMetricFamily("cityeye_camera_clock", "1 for the clock its frame times come from: "
+                                       "rtcp-sr, stream, decode or file", labels=[*label, "clock"]),
+            "skew": GaugeMetricFamily("cityeye_camera_clock_skew_seconds", "RTSP with sender reports: our arrival "
+                                      "time minus the camera's SR time, at its least (clock offset + delay)",
+                                      labels=label),
         }
         counters = {
             "skipped": CounterMetricFamily("cityeye_camera_skipped_frames", "frames not detected", labels=label),
@@ -173,6 +180,10 @@ class PrometheusCollector:
             if cam.last_frame_ts is not None:
                 gauges["last_frame"].add_metric(cid, cam.last_frame_ts)
             gauges["config"].add_metric(cid, cam.config_version)
+            if h.clock is not None:
+                gauges["clock"].add_metric([*cid, h.clock], 1.0)
+            if h.clock_skew_s is not None:
+                gauges["skew"].add_metric(cid, h.clock_skew_s)
             counters["dropped"].add_metric(cid, h.dropped_frames)
             counters["skipped"].add_metric(cid, h.skipped_frames)
             counters["detected"].add_metric(cid, cam.detect_frames)

@@ -19,7 +19,9 @@ backlog draining, a stream slowing to a stall) never re-anchors it.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from enum import StrEnum
 
 STEADY_S = 0.5  # a lag that moved less than this over a resync window is steady
 MIN_FRAMES = 5  # ...and only if frames kept coming meanwhile
@@ -52,6 +54,11 @@ class StreamClock:
         self._watch_lag(raw - self._offset, raw, wall)
         return pts_s + self._offset
 
+    @property
+    def offset(self) -> float | None:
+        """Wall time minus stream position at the anchor (None before the first frame)."""
+        return self._offset
+
     def _watch_lag(self, lag: float, raw: float, wall: float) -> None:
         if lag <= self.late_s:
             self._late_since = None
@@ -65,3 +72,57 @@ class StreamClock:
         if wall - self._late_since[0] >= self.resync_s and self._late_frames >= MIN_FRAMES:
             self._offset = raw  # a steady lag at the real rate: the stream's clock moved, not the frames
             self._late_since = None
+
+
+class ClockSource(StrEnum):
+    """Which clock a camera's frame times come from (health and metrics say it)."""
+
+    SENDER_REPORT = "rtcp-sr"  # the camera's RTCP sender reports map RTP times to its wall clock
+    STREAM = "stream"  # the stream position anchored on the earliest arrivals (StreamClock)
+    DECODE = "decode"  # the wall clock at decode: the source sends no usable time (HTTP MJPEG, devices)
+    FILE = "file"  # a file's own timeline
+
+
+def prft_wall_s(side_data: bytes) -> float:
+    """The wall time in a packet's AV_PKT_DATA_PRFT side data (AVProducerReferenceTime: int64 wallclock
+    in microseconds, then int flags). FFmpeg's RTP demuxer attaches it to every packet once the
+    stream's first RTCP sender report came: the SR's NTP time plus the packet's RTP time since."""
+    (wallclock_us,) = struct.unpack_from("<q", side_data)
+    return wallclock_us / 1e6
+
+
+@dataclass
+class RtspClock:
+    """Frame times of one RTSP connection.
+
+    Where the camera sends RTCP sender reports (FFmpeg hands them on as each packet's `sr_wall`), a
+    frame's time is the camera's own: when its RTP time says it was made (or sent), on the camera's
+    wall clock. That needs no guess about network delay or buffers, and a frame that waited anywhere
+    keeps its true, older time. It is used only while the camera's clock agrees with ours: `skew_s`
+    (our arrival time minus the SR time, at its least: clock offset plus the shortest network delay,
+    re-measured like StreamClock's anchor when it shifts for good) within `max_skew_s`. A camera whose
+    clock is off (no NTP, reset after a power cut) would otherwise make every frame look stale or from
+    the future; it runs on the stream clock and its skew is reported. Before the first sender report
+    (FFmpeg attaches them from the first SR on, a second or few after connecting) and for cameras that
+    send none, the stream clock."""
+
+    stream: StreamClock
+    max_skew_s: float = 1.0
+    source: ClockSource = ClockSource.STREAM
+    skew_s: float | None = None
+    _sr: StreamClock | None = None
+
+    def frame_time(self, pts_s: float, sr_wall: float | None, wall: float) -> float:
+        stream_ts = self.stream.frame_time(pts_s, wall)  # kept current: the fallback at any moment
+        if sr_wall is None:
+            self.source = ClockSource.STREAM
+            return stream_ts
+        if self._sr is None:
+            self._sr = StreamClock(late_s=self.stream.late_s, resync_s=self.stream.resync_s)
+        self._sr.frame_time(sr_wall, wall)  # its anchor is the skew: the least (arrival - SR time)
+        self.skew_s = self._sr.offset
+        if self.skew_s is not None and abs(self.skew_s) <= self.max_skew_s:
+            self.source = ClockSource.SENDER_REPORT
+            return sr_wall
+        self.source = ClockSource.STREAM
+        return stream_ts

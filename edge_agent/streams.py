@@ -31,11 +31,14 @@ from edge_agent.ingest import (
     ReconnectPolicy,
     SourceKind,
     SourceState,
+    error_reason,
+    open_rtsp,
+    sender_report_wall,
     shown_source,
     source_kind,
     tcp_answer,
 )
-from edge_agent.stream_clock import StreamClock
+from edge_agent.stream_clock import RtspClock, StreamClock
 from edge_agent.types import Frame
 
 log = logging.getLogger(__name__)
@@ -303,8 +306,8 @@ class MainStreamFile:
 class MainStreamRecorder:
     """Demuxes a camera's main stream on a daemon thread into `ring`; never decodes.
 
-    Packet times are on the clock `LiveReader` stamps the detect stream with: for RTSP the stream's
-    own timestamps anchored to the wall clock (`StreamClock`), for other live sources the wall clock
+    Packet times are on the clock `LiveReader` stamps the detect stream with: for RTSP the camera's
+    sender reports or the stream position (`RtspClock`), for other live sources the wall clock
     at arrival; a file plays at real speed from `start_time` (default: when it began). So a camera's
     two streams share one clock. A lost source is reopened as `ReconnectPolicy` says.
     """
@@ -340,8 +343,9 @@ class MainStreamRecorder:
     def _open(self) -> av.container.InputContainer:
         if self.kind == SourceKind.DEVICE:
             raise ValueError("a device index cannot be a main stream; give the camera's stream URL")
-        options = {"rtsp_transport": self.rtsp_transport} if self.kind == SourceKind.RTSP else {}
-        return av.open(str(self.source), options=options, timeout=self.open_timeout_s)
+        if self.kind == SourceKind.RTSP:
+            return open_rtsp(self.source, self.open_timeout_s, self.open_timeout_s, self.rtsp_transport)
+        return av.open(str(self.source), timeout=self.open_timeout_s)
 
     def _run(self) -> None:
         attempt = 0
@@ -352,7 +356,7 @@ class MainStreamRecorder:
             except (av.error.FFmpegError, OSError, ValueError) as exc:
                 self.stats.state = SourceState.OFFLINE
                 self.stats.open_failures += 1
-                self.stats.last_error = f"cannot open {shown_source(self.source)}: {exc}"
+                self.stats.last_error = f"cannot open {shown_source(self.source)}: {error_reason(exc)}"
                 attempt += 1
                 self._wait_to_retry(attempt)
                 continue
@@ -360,7 +364,7 @@ class MainStreamRecorder:
             try:
                 t0 = self._record(container, t0)
             except (av.error.FFmpegError, OSError) as exc:
-                self.stats.last_error = str(exc)
+                self.stats.last_error = error_reason(exc)  # PyAV's text carries the URL, credentials and all
             finally:
                 container.close()
                 self.stats.state = SourceState.OFFLINE
@@ -381,7 +385,7 @@ class MainStreamRecorder:
         stream = container.streams.video[0]
         self.ring.reset(StreamInfo.of(stream))
         tb, first, wall0 = float(stream.time_base), None, time.monotonic()
-        clock = StreamClock() if self.kind == SourceKind.RTSP else None
+        clock = RtspClock(StreamClock()) if self.kind == SourceKind.RTSP else None  # the detect stream's clock
         pos_s = 0.0
         for packet in container.demux(stream):
             if self._stop.is_set():
@@ -394,7 +398,7 @@ class MainStreamRecorder:
                 self._stop.wait(max(0.0, wall0 + pos_s - time.monotonic()))  # real speed
                 ts = t0 + pos_s
             else:
-                ts = clock.frame_time(pos_s, time.time()) if clock else time.time()
+                ts = clock.frame_time(pos_s, sender_report_wall(packet), time.time()) if clock else time.time()
             self.stats.frames_decoded += 1  # demuxed: nothing here decodes
             self.stats.last_frame_ts, self.stats.last_frame_wall = ts, time.time()
             self.ring.push(Packet(ts, bytes(packet), bool(packet.is_keyframe)))

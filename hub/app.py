@@ -7,7 +7,6 @@ served at `/`; it reads everything through this API with the user's token.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -15,19 +14,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.api import calendar as calendar_router
 from hub.api import (
     cases,
     devices,
+    error_handlers,
     evidence,
     fleet,
     health,
@@ -51,13 +47,11 @@ from hub.api.log_redaction import redact_access_log
 from hub.api.schemas import ERROR_RESPONSES
 from hub.auth.rate import AttemptLimiter
 from hub.cases import overdue, queries
-from hub.cases.lifecycle import TransitionError
 from hub.ingest.config import IngestConfig
 from hub.notify import webhooks
 from hub.open311 import media as open311_media
 from hub.releases import judge_loop
 from hub.settings import HubSettings
-from hub.storage.core import StoreError
 from hub.storage.store import Store
 from hub.web import web_mount
 
@@ -117,21 +111,6 @@ def _start_ingest(settings: HubSettings, store: Store, stop: threading.Event) ->
     return ingest
 
 
-def _json_safe_error(error: Any) -> Any:
-    """A validation error as JSON: the offending input is echoed only when it can be written back as JSON
-    (NaN, Infinity or bytes that are not text are shown by their repr)."""
-    try:
-        encoded = jsonable_encoder(error)
-        json.dumps(encoded, allow_nan=False)
-        return encoded
-    except (TypeError, ValueError):
-        safe = {k: v for k, v in error.items() if k in ("type", "loc", "msg")}
-        safe["loc"] = [str(p) for p in safe.get("loc", ())]
-        if "input" in error:
-            safe["input"] = repr(error["input"])[:200]
-        return safe
-
-
 def create_app(settings: HubSettings, *, store: Store | None = None, background: bool = True) -> FastAPI:
     """The hub API. Pass `store` to share an open one (it is then not closed here); `background=False`
     starts neither ingest nor the webhook worker nor the overdue sweep (tests drive them directly)."""
@@ -181,19 +160,7 @@ def create_app(settings: HubSettings, *, store: Store | None = None, background:
 
     app.add_middleware(InputGuard)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": [_json_safe_error(e) for e in exc.errors()]}, status_code=422)
-
-    app.add_exception_handler(StarletteHTTPException, open311.open311_http_error)  # type: ignore[arg-type]  # a handler of that subclass
-
-    @app.exception_handler(TransitionError)
-    async def _transition_error(_: Request, exc: TransitionError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
-
-    @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    error_handlers.install(app)
 
     # The reviewer page at / (public files; all its data comes from the API with the user's token).
     app.router.routes.append(web_mount(lambda: tile_origins(settings.map.tile_url)))

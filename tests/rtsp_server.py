@@ -12,6 +12,12 @@ along the top edge (4 marker bits 1010, then the epoch time in ms on 44 bits, mo
 first), which `tests/rtsp_support.py: content_time` reads back from a decoded frame.
 
 x264enc runs with sliced-threads=false: with sliced threads decoders conceal half of each I-frame.
+
+RTCP sender reports (which map RTP times to the camera's wall clock) are sent as gst-rtsp-server
+does by default; `--no-rtcp` sends none (a camera without them); `--sr-offset S` puts the SRs' wall
+clock S seconds off the real one (a camera whose clock is wrong by S), while the time burned into the
+frames stays the real one: the SR times are NTP time from the media's own clock (rtpbin
+`ntp-time-source=clock-time`), a realtime clock calibrated to read NTP time plus S.
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import GLib, GObject, Gst, GstRtspServer  # noqa: E402
 
+NTP_EPOCH_OFFSET_S = 2208988800  # 1900-01-01 to 1970-01-01
 MARKER = (1, 0, 1, 0)
 TIME_BITS = 44
 BLOCKS = len(MARKER) + TIME_BITS
@@ -93,6 +101,28 @@ class Camera:
             src.emit("push-buffer", Gst.Buffer.new_wrapped(frame))
 
 
+def clock_time_media() -> type:
+    """A media class whose RTCP sender reports take their NTP time from the media's clock (made on
+    demand: registering it makes GLib warn about a signal of the base class it does not touch)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+        class ClockTimeMedia(GstRtspServer.RTSPMedia):
+            def do_setup_rtpbin(self, rtpbin: Gst.Element) -> bool:
+                rtpbin.set_property("ntp-time-source", "clock-time")
+                return True
+
+    return ClockTimeMedia
+
+
+def ntp_clock(offset_s: float) -> Gst.Clock:
+    """A realtime clock that reads NTP time (seconds since 1900) plus `offset_s`."""
+    clock = GObject.new(Gst.SystemClock, clock_type=Gst.ClockType.REALTIME)
+    internal = clock.get_internal_time()
+    clock.set_calibration(internal, internal + int((NTP_EPOCH_OFFSET_S + offset_s) * Gst.SECOND), 1, 1)
+    return clock
+
+
 def stamp(frame: bytes, width: int, ms: int) -> bytes:
     row, height = time_strip_rows(width, ms)
     return row * height + frame[width * height:]
@@ -123,6 +153,8 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--user", help="require these basic-auth credentials")
     parser.add_argument("--password", default="")
+    parser.add_argument("--no-rtcp", action="store_true", help="send no RTCP (no sender reports)")
+    parser.add_argument("--sr-offset", type=float, help="sender reports' wall clock this many seconds off")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -134,6 +166,11 @@ def main() -> None:
     factory.set_launch(camera.launch())
     factory.set_shared(True)
     factory.connect("media-configure", camera.on_media)
+    if args.no_rtcp:
+        factory.set_enable_rtcp(False)
+    if args.sr_offset is not None:
+        factory.set_media_gtype(clock_time_media())
+        factory.set_clock(ntp_clock(args.sr_offset))
     if args.user:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()

@@ -52,9 +52,11 @@ def require_gst_rtsp() -> None:
 class RtspCamera:
     """gst-rtsp-server serving `video` in a loop on a fixed port, so a restart comes back at the same URL."""
 
-    def __init__(self, video: Path, port: int | None = None, user: str | None = None, password: str = "") -> None:
+    def __init__(self, video: Path, port: int | None = None, user: str | None = None, password: str = "",
+                 server_args: tuple[str, ...] = ()) -> None:
         self.video, self.port = video, port or free_port()
         self.user, self.password = user, password
+        self.server_args = server_args  # e.g. ("--sr-offset", "30") or ("--no-rtcp",): see rtsp_server.py
         self.proc: subprocess.Popen[str] | None = None
 
     @property
@@ -67,6 +69,7 @@ class RtspCamera:
         args = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--video", str(self.video)]
         if self.user:
             args += ["--user", self.user, "--password", self.password]
+        args += self.server_args
         deadline = time.monotonic() + timeout
         while True:  # the port of a killed server can take a moment to free
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub import errors
 from hub.api.deps import READERS, CurrentUser, SettingsDep, StoreDep, require
 from hub.cases import bureau_days
 from hub.cases.lifecycle import Role
 from hub.cases.national_calendar import official_days
+from hub.errors import Refused
 
 router = APIRouter(tags=["calendar"], dependencies=[Depends(require(*READERS))])
 
@@ -47,7 +49,8 @@ def get_calendar(store: StoreDep, settings: SettingsDep,
 def put_calendar(req: BureauDays, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> dict[str, Any]:
     both = sorted(set(req.days_off) & set(req.working_days))
     if both:
-        raise HTTPException(422, f"days_off and working_days both list {[d.isoformat() for d in both]}")
+        raise Refused(errors.INVALID, f"days_off and working_days both list {[d.isoformat() for d in both]}",
+                      field="days_off", kind="overlap")
     bureau_days.replace(store, req.days_off, req.working_days, actor=user.actor)
     store.deadlines = bureau_days.deadlines(settings, req.days_off, req.working_days)
     return {"days_off": sorted(req.days_off), "working_days": sorted(req.working_days)}

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
+from hub import errors
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import ApiTime, CaseDetail, CaseOut, CasePage, PlateIn, TransitionIn
 from hub.auth.tokens import Principal
 from hub.cases import plates, queries, transitions
-from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseStatus, Role
+from hub.cases.lifecycle import TERMINAL_STATUSES, Action, CaseNotFound, CaseStatus, Role
 from hub.cases.routing import route_unit, routing_note
+from hub.errors import Refused
 from hub.settings import HubSettings
 
 router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(require(*READERS))])
@@ -40,8 +42,8 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
         parts = ()
     if (len(parts) != 4 or not all(math.isfinite(p) for p in parts) or parts[0] > parts[2]
             or parts[1] > parts[3]):
-        raise HTTPException(422, f"bbox must be min_lon,min_lat,max_lon,max_lat (finite numbers) with min <= max; "
-                                 f"got {value!r}")
+        raise Refused(errors.INVALID, f"bbox must be min_lon,min_lat,max_lon,max_lat (finite numbers) with "
+                      f"min <= max; got {value!r}", field="bbox", kind="bbox")
     return parts
 
 
@@ -70,7 +72,8 @@ def list_cases(
 ) -> dict[str, Any]:
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a time zone, e.g. 2026-11-23T09:00:00Z")
+            raise Refused(errors.INVALID, f"{name} needs a time zone, e.g. 2026-11-23T09:00:00Z", field=name,
+                          kind="time_zone")
     f = queries.CaseFilter(status=status or [], class_id=class_id, camera_id=camera_id, unit=unit, source=source,
                            since=since, until=until, bbox=_bbox(bbox), overdue=overdue, plate=_plate(plate, user),
                            placed=placed)
@@ -84,11 +87,12 @@ def _plate(value: str | None, user: Principal) -> plates.PlateQuery | None:
     if value is None:
         return None
     if not plates.may_see_plates(user.role):
-        raise HTTPException(403, f"the {user.role.value} role may not search by licence plate (personal data)")
+        raise Refused(errors.PLATE_FORBIDDEN, f"the {user.role.value} role may not search by licence plate "
+                      "(personal data)", role=user.role.value)
     try:
         return plates.PlateQuery.parse(value)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise Refused(errors.INVALID, str(exc), field="plate", kind="plate") from None
 
 
 @router.get("/{case_id}", response_model=CaseDetail, summary="A case with its evidence and timeline")
@@ -96,7 +100,7 @@ def get_case(case_id: str, store: StoreDep, settings: SettingsDep, user: Current
     with store.engine.connect() as conn:
         detail = queries.case_detail(conn, case_id, user.role)
     if detail is None:
-        raise HTTPException(404, f"no case {case_id!r}")
+        raise CaseNotFound(case_id)
     return _with_routed_unit(detail, settings)
 
 
@@ -114,7 +118,7 @@ def correct_plate(case_id: str, body: PlateIn, store: StoreDep, settings: Settin
     try:
         row = plates.correct(store, case_id, body.text, body.note, actor=user.actor)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise Refused(errors.INVALID, str(exc), field="text", kind="plate") from None
     return _with_routed_unit(queries.case_out(row, row["updated_at"], user.role), settings)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub import errors
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.cases.lifecycle import Role
+from hub.errors import Refused
 from hub.fleet import check, configs, forms, health, snapshots
 from hub.fleet.diff import config_changes
 from hub.storage import db
@@ -59,7 +61,7 @@ def camera_config(camera_id: str, store: StoreDep) -> dict[str, Any]:
         try:
             out = configs.camera_config(conn, camera_id)
         except configs.UnknownCamera as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise Refused(errors.CAMERA_UNKNOWN, str(exc), camera_id=camera_id) from None
     out["zone_kinds"] = check.zone_kinds()
     out["rule_forms"] = forms.rule_forms(check.change_params())
     return out
@@ -70,7 +72,7 @@ def _check(store: Any, camera_id: str, body: dict[str, Any]) -> CheckOut:
         try:
             current = configs.camera_config(conn, camera_id)
         except configs.UnknownCamera as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise Refused(errors.CAMERA_UNKNOWN, str(exc), camera_id=camera_id) from None
     running = current["latest"]["body"]
     issues = check.check_config(body, running)
     return CheckOut(issues=[Issue(**i) for i in issues], changes=config_changes(running, body))
@@ -87,14 +89,14 @@ def check_config(camera_id: str, req: ConfigBody, store: StoreDep) -> CheckOut:
 def save_config(camera_id: str, req: SaveConfig, store: StoreDep, user: CurrentUser) -> dict[str, Any]:
     result = _check(store, camera_id, req.body)
     if result.issues:
-        raise HTTPException(422, {"message": "the config has errors; nothing was saved",
-                                  "issues": [i.model_dump() for i in result.issues]})
+        raise Refused(errors.CONFIG_HAS_ERRORS, {"message": "the config has errors; nothing was saved",
+                                                 "issues": [i.model_dump() for i in result.issues]})
     try:
         return configs.save(store, camera_id, req.body, actor=user.actor, base_version=req.base_version)
     except configs.ConfigConflict as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise Refused(errors.CONFIG_STALE, str(exc), camera_id=camera_id, latest=exc.latest) from None
     except configs.UnknownCamera as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise Refused(errors.CAMERA_UNKNOWN, str(exc), camera_id=camera_id) from None
 
 
 @router.get("/cameras/{camera_id}/config/audit", summary="Who changed the camera's config, what, and what its "
@@ -108,7 +110,8 @@ def config_audit(camera_id: str, store: StoreDep) -> list[dict[str, Any]]:
              summary="Ask the camera's agent for a fresh picture (GET the snapshot a moment later)")
 def ask_snapshot(camera_id: str, store: StoreDep) -> dict[str, str]:
     if not snapshots.request(store, camera_id):
-        raise HTTPException(404, f"camera {camera_id!r} has not reported to this hub yet")
+        raise Refused(errors.CAMERA_UNKNOWN, f"camera {camera_id!r} has not reported to this hub yet",
+                      camera_id=camera_id)
     return {"status": "requested"}
 
 
@@ -119,9 +122,10 @@ def get_snapshot(camera_id: str, store: StoreDep) -> Response:
     try:
         found = snapshots.SnapshotFiles(store.data_dir / "snapshots").get(camera_id)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise Refused(errors.INVALID, str(exc), field="camera_id", kind="camera_id") from None
     if found is None:
-        raise HTTPException(404, f"no snapshot of camera {camera_id!r} yet: POST to ask its agent for one")
+        raise Refused(errors.SNAPSHOT_MISSING, f"no snapshot of camera {camera_id!r} yet: POST to ask its agent "
+                      "for one", camera_id=camera_id)
     path, taken = found
     return FileResponse(path, media_type="image/jpeg", headers={"X-Taken-At": taken.isoformat(),
                                                                 "Cache-Control": "no-store"})

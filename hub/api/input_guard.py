@@ -3,8 +3,9 @@
 PostgreSQL refuses a NUL byte in text (SQLite keeps it), neither stores a lone UTF-16 surrogate as valid
 UTF-8, and JSON's NaN / Infinity / numbers beyond a double are not JSON to any other parser. So every
 request is checked at the API's edge, the same way on both databases: the path, the query string, form
-fields and every string and number of a JSON body. A refused request gets 422 (400 under /open311/, in the
-GeoReport shape) whose detail names where the value was; nothing reaches a route or the database.
+fields and every string and number of a JSON body. A refused request gets 422 with code `invalid` (hub.errors;
+400 under /open311/, in the GeoReport shape) whose detail names where the value was; nothing reaches a
+route or the database.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from hub.errors import INVALID, invalid_params
 from hub.open311.formats import MEDIA_TYPES, error_body, format_of
 
 Scope = MutableMapping[str, Any]
@@ -119,7 +121,8 @@ def _error_body(exc: BadInput, path: str) -> tuple[int, bytes, bytes]:
         body = error_body(400, f"{where}: {exc.msg}" if where else exc.msg, fmt)
         return 400, body, MEDIA_TYPES[fmt].encode()
     detail = [{"type": exc.kind, "loc": list(exc.loc), "msg": exc.msg}]
-    return 422, json.dumps({"detail": detail}, ensure_ascii=False).encode(), b"application/json"
+    refusal = {"detail": detail, "code": INVALID.name, "params": invalid_params(detail)}
+    return 422, json.dumps(refusal, ensure_ascii=False).encode(), b"application/json"
 
 
 class InputGuard:

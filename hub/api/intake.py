@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 
+from hub import errors
 from hub.api.deps import STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.api.schemas import IntakeOut
 from hub.cases import classes, intake
 from hub.cases.lifecycle import Role
+from hub.errors import Refused
 
 router = APIRouter(prefix="/intake", tags=["intake"], dependencies=[Depends(require(Role.SENSOR, *STAFF))])
 
 
 def _known_class(class_id: str) -> None:
     if classes.find(class_id) is None:
-        raise HTTPException(422, f"unknown class_id {class_id!r}; see GET /classes")
+        raise Refused(errors.UNKNOWN_CLASS, f"unknown class_id {class_id!r}; see GET /classes", class_id=class_id)
 
 
 def _out(result: Any) -> dict[str, Any]:
@@ -38,5 +40,5 @@ def manual_report(report: intake.ManualReport, store: StoreDep, user: CurrentUse
     try:
         report = intake.placed(report, settings.address_only_reports == "keep", settings.places())
     except intake.AddressRefused as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise Refused(errors.ADDRESS_REFUSED, str(exc)) from exc
     return _out(intake.ingest_manual(store, report, user.name))

@@ -7,12 +7,14 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub import errors
 from hub.api.deps import CurrentUser, StoreDep, require
 from hub.cases.lifecycle import Role
+from hub.errors import Refused
 from hub.releases import labels as service
 from hub.releases import sampled
 
@@ -58,7 +60,7 @@ def get_labels(case_id: str, store: StoreDep) -> dict[str, Any]:
     try:
         return _out(service.get_labels(store, case_id))
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.FRAME_NOT_FOUND, str(exc)) from exc
 
 
 @router.put("/cases/{case_id}/labels", response_model=LabelsOut, summary="Save the boxes on a case's frame")
@@ -67,9 +69,9 @@ def put_labels(case_id: str, body: LabelsIn, store: StoreDep, user: CurrentUser)
         found = service.set_labels(store, case_id, [b.model_dump() for b in body.boxes], nothing=body.nothing,
                                    actor=user.actor, image_sha256=body.image_sha256)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.FRAME_NOT_FOUND, str(exc)) from exc
     except service.LabelError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise Refused(errors.LABEL_REFUSED, str(exc)) from exc
     return _out(found)
 
 
@@ -83,7 +85,7 @@ def add_name(body: LabelNameIn, store: StoreDep, user: CurrentUser) -> None:
     try:
         service.add_label(store, body.name, user.actor)
     except service.LabelError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise Refused(errors.LABEL_REFUSED, str(exc)) from exc
 
 
 @router.get("/labels/export", response_class=Response, summary="The labels file and its frames (ZIP)",
@@ -136,7 +138,7 @@ def _json_form(raw: str, field: str) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise HTTPException(422, f"{field}: not JSON ({exc.msg})") from exc
+        raise Refused(errors.INVALID, f"{field}: not JSON ({exc.msg})", field=field, kind="json") from exc
 
 
 @router.post("/labels/frames", status_code=201, response_model=SampledOut,
@@ -151,20 +153,22 @@ async def add_frame(store: StoreDep, user: CurrentUser, image: UploadFile,
                     ) -> dict[str, Any]:
     jpeg = await image.read(MAX_FRAME + 1)
     if len(jpeg) > MAX_FRAME:
-        raise HTTPException(413, f"image: at most {MAX_FRAME} bytes")
+        raise Refused(errors.UPLOAD_TOO_LARGE, f"image: at most {MAX_FRAME} bytes", max_mb=MAX_FRAME // 1024**2)
     if taken_at.tzinfo is None:
-        raise HTTPException(422, "taken_at: give the time with its offset (e.g. +08:00)")
+        raise Refused(errors.INVALID, "taken_at: give the time with its offset (e.g. +08:00)", field="taken_at",
+                      kind="time_zone")
     boxes = _json_form(proposals, "proposals")
     model = _json_form(proposed_by, "proposed_by") if proposed_by else None
     if not isinstance(boxes, list):
-        raise HTTPException(422, "proposals: a JSON list of boxes")
+        raise Refused(errors.INVALID, "proposals: a JSON list of boxes", field="proposals", kind="type")
     if model is not None and not (isinstance(model, dict) and isinstance(model.get("name"), str)):
-        raise HTTPException(422, 'proposed_by: a JSON object {"name": ..., "sha256": ...}')
+        raise Refused(errors.INVALID, 'proposed_by: a JSON object {"name": ..., "sha256": ...}', field="proposed_by",
+                      kind="type")
     try:
         frame = sampled.add_frame(store, jpeg, camera_id=camera_id, taken_at=taken_at, proposals=boxes,
                                   proposed_by=model, actor=user.actor)
     except service.LabelError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise Refused(errors.LABEL_REFUSED, str(exc)) from exc
     return _sampled(frame)
 
 
@@ -180,7 +184,7 @@ def get_frame(frame_id: str, store: StoreDep) -> dict[str, Any]:
     try:
         return _sampled(sampled.get_frame(store, frame_id))
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.FRAME_NOT_FOUND, str(exc)) from exc
 
 
 @router.put("/labels/frames/{frame_id}", response_model=SampledOut,
@@ -190,7 +194,7 @@ def put_frame(frame_id: str, body: SampledLabelsIn, store: StoreDep, user: Curre
         frame = sampled.review_frame(store, frame_id, [b.model_dump() for b in body.boxes], nothing=body.nothing,
                                      actor=user.actor)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.FRAME_NOT_FOUND, str(exc)) from exc
     except service.LabelError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise Refused(errors.LABEL_REFUSED, str(exc)) from exc
     return _sampled(frame)

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 import cv2
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration.homography import fit_homography
+from hub import errors
 from hub.api.deps import READERS, SettingsDep, StoreDep, require
 from hub.cases.lifecycle import Role
+from hub.errors import Refused
 from hub.fleet import configs
 
 router = APIRouter(tags=["map"], dependencies=[Depends(require(*READERS))])
@@ -61,10 +63,11 @@ def calibration_fit(req: FitRequest) -> dict[str, Any]:
         fit = fit_homography(image, world, req.crs, ransac_px=req.ransac_px)
         off = np.linalg.norm(fit.world_to_image(world) - image, axis=1)
     except (ValueError, np.linalg.LinAlgError, cv2.error) as exc:
-        raise HTTPException(422, f"calibration.points: no fit: {exc}") from None
+        raise Refused(errors.INVALID, f"calibration.points: no fit: {exc}", field="calibration.points",
+                      kind="no_fit") from None
     if not (np.all(np.isfinite(off)) and np.isfinite(fit.error_m) and np.isfinite(fit.error_px)):
-        raise HTTPException(422, "calibration.points: the fit is degenerate (points at infinity); spread them "
-                            "over the ground")
+        raise Refused(errors.INVALID, "calibration.points: the fit is degenerate (points at infinity); spread "
+                      "them over the ground", field="calibration.points", kind="degenerate")
     outliers = [i for i in range(len(req.points)) if not fit.inliers[i]]
     message = ""
     if outliers:

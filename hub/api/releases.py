@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub import errors
 from hub.api.deps import CurrentUser, StoreDep, access_policy, require
 from hub.cases.lifecycle import Role
 from hub.devices.hubkeys import HubSigningKey
 from hub.devices.request_auth import DeviceRefused, authenticate_device
+from hub.errors import Refused
 from hub.releases import registry
 from hub.releases.rollout import RolloutPolicy
 from protocol.device_auth import DeviceAuthError
@@ -62,20 +64,21 @@ async def register(store: StoreDep, user: CurrentUser, file: UploadFile,
                    backbone_sha256: Annotated[str | None, Form(pattern=r"^[0-9a-f]{64}$")] = None) -> dict[str, Any]:
     content = await file.read(MAX_MODEL + 1)
     if len(content) > MAX_MODEL:
-        raise HTTPException(413, f"a model file may be at most {MAX_MODEL} bytes")
+        raise Refused(errors.MODEL_TOO_LARGE, f"a model file may be at most {MAX_MODEL} bytes",
+                      max_mb=MAX_MODEL // 2**20)
     try:
         figures = json.loads(metrics)
     except json.JSONDecodeError as exc:
-        raise HTTPException(422, f"metrics: not JSON ({exc.msg})") from exc
+        raise Refused(errors.INVALID, f"metrics: not JSON ({exc.msg})", field="metrics", kind="json") from exc
     if not isinstance(figures, dict):
-        raise HTTPException(422, 'metrics: a JSON object of figures is needed, e.g. {"mAP50": 0.41}; '
-                                 f"got {metrics[:40]!r}")
+        raise Refused(errors.INVALID, 'metrics: a JSON object of figures is needed, e.g. {"mAP50": 0.41}; '
+                      f"got {metrics[:40]!r}", field="metrics", kind="json_object")
     try:
         release = registry.register(store, content, name=name, kind=kind, actor=user.actor,
                                     key=HubSigningKey.load_or_create(store.data_dir), metrics=figures,
                                     backbone_sha256=backbone_sha256)
     except registry.ReleaseError as exc:
-        raise HTTPException(409, str(exc)) from exc
+        raise Refused(errors.RELEASE_CONFLICT, str(exc)) from exc
     return _release(release)
 
 
@@ -94,7 +97,7 @@ def deploy(release_id: RowId, body: DeployIn, store: StoreDep, user: CurrentUser
     try:
         registry.deploy(store, release_id, body.cameras, user.actor)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.NOT_FOUND, str(exc)) from exc
     return registry.assignments(store)
 
 
@@ -104,9 +107,9 @@ def start(body: RolloutIn, store: StoreDep, user: CurrentUser) -> dict[str, Any]
         started = registry.start_rollout(store, body.release_id, body.canary, user.actor, rest=body.rest,
                                          policy=body.policy)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.NOT_FOUND, str(exc)) from exc
     except registry.ReleaseError as exc:
-        raise HTTPException(409, str(exc)) from exc
+        raise Refused(errors.RELEASE_CONFLICT, str(exc)) from exc
     return _rollout(store, started)
 
 
@@ -115,7 +118,7 @@ def show(rollout_id: RowId, store: StoreDep) -> dict[str, Any]:
     try:
         return _rollout(store, registry.rollout(store, rollout_id))
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.NOT_FOUND, str(exc)) from exc
 
 
 @router.post("/rollouts/{rollout_id}/judge", summary="Judge the canary now: promote, roll back or wait")
@@ -123,7 +126,7 @@ def judge(rollout_id: RowId, store: StoreDep, user: CurrentUser) -> dict[str, An
     try:
         judged = registry.judge(store, rollout_id, actor=user.actor)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.NOT_FOUND, str(exc)) from exc
     return {"verdict": judged.verdict.value, "reason": judged.reason,
             **_rollout(store, registry.rollout(store, rollout_id))}
 
@@ -133,9 +136,9 @@ def rollback(rollout_id: RowId, body: RollbackIn, store: StoreDep, user: Current
     try:
         return _rollout(store, registry.rollback(store, rollout_id, user.actor, body.reason))
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.NOT_FOUND, str(exc)) from exc
     except registry.ReleaseError as exc:
-        raise HTTPException(409, str(exc)) from exc
+        raise Refused(errors.RELEASE_CONFLICT, str(exc)) from exc
 
 
 # The 10% -> 90% curve is for the people who review too, not only admins.
@@ -157,9 +160,9 @@ def signed_device(request: Request, store: StoreDep) -> str:
     try:
         return authenticate_device(store, request.headers, request.method, request.url.path)
     except DeviceRefused as exc:
-        raise HTTPException(403, str(exc)) from exc
+        raise Refused(errors.DEVICE_REFUSED, str(exc)) from exc
     except DeviceAuthError as exc:
-        raise HTTPException(401, str(exc)) from exc
+        raise Refused(errors.DEVICE_AUTH, str(exc)) from exc
 
 
 # Agents download detector files here (announced by url in the hub-signed model push); no user token.
@@ -177,6 +180,6 @@ def release_file(release_id: RowId, store: StoreDep,
     try:
         release = registry.release_for_device(store, release_id, device_id)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise Refused(errors.NOT_FOUND, str(exc)) from exc
     return FileResponse(store.evidence_path(release.sha256), media_type="application/octet-stream",
                         filename=f"{release.name}-{release.release_id}.onnx", headers={"X-Sha256": release.sha256})

@@ -40,9 +40,12 @@ ApiTime = Annotated[datetime, AfterValidator(sane_time)]
 
 
 class ErrorOut(Out):
-    """Every error: `detail` says what is wrong (a list of field errors for malformed requests)."""
+    """Every error: `detail` says what is wrong in English (a list of field errors for malformed requests);
+    `code` is a stable machine code from hub.errors and `params` its values, for clients to word it."""
 
-    detail: str | list[dict[str, Any]]
+    detail: str | list[dict[str, Any]] | dict[str, Any]
+    code: str = Field(description="stable machine code (hub.errors.REGISTRY), e.g. illegal_transition")
+    params: dict[str, Any] = Field(default_factory=dict, description="the code's values, e.g. {\"field\": \"note\"}")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -356,6 +359,8 @@ class SignInRefusal(Out):
 
 class SignInErrorOut(Out):
     detail: SignInRefusal
+    code: str
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class UserOut(Out):

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
+from hub import errors
 from hub.api.deps import ALL_ROLES, CurrentUser, SettingsDep, StoreDep, public, require
 from hub.api.schemas import SessionIn, SessionOut, SignInErrorOut
 from hub.auth import sessions, users
 from hub.auth.rate import AttemptLimiter
+from hub.errors import Refused
 
 router = APIRouter(prefix="/session", tags=["session"])
 
@@ -26,9 +28,10 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _refuse(status: int, code: str, message: str, **extra: Any) -> HTTPException:
+def _refuse(code: errors.Code, message: str, **extra: Any) -> Refused:
+    """`detail` keeps its object shape ({code, message, ...}) for clients written before codes were top-level."""
     headers = {"Retry-After": str(extra["retry_after_s"])} if "retry_after_s" in extra else None
-    return HTTPException(status, {"code": code, "message": message, **extra}, headers=headers)
+    return Refused(code, {"code": code.name, "message": message, **extra}, headers=headers, **extra)
 
 
 @router.post("", response_model=SessionOut, dependencies=[Depends(public)], responses=REFUSALS,
@@ -37,19 +40,19 @@ def sign_in(body: SessionIn, request: Request, response: Response, store: StoreD
             settings: SettingsDep) -> dict[str, Any]:
     policy = settings.accounts
     limiter: AttemptLimiter = request.state.sign_in_limiter
-    wait = limiter.check(request.client.host if request.client else "?")
+    wait = limiter.check(store, request.client.host if request.client else "?")
     if wait:
-        raise _refuse(429, "rate_limited", "too many sign-in attempts from this address; wait and try again",
+        raise _refuse(errors.RATE_LIMITED, "too many sign-in attempts from this address; wait and try again",
                       retry_after_s=math.ceil(wait))
     result = users.sign_in(store, body.username, body.password, policy)
     if result.outcome is users.Outcome.LOCKED and result.locked_until is not None:
         until = result.locked_until.isoformat()
-        raise _refuse(423, "locked", f"the account is locked after {policy.max_failures} wrong passwords in a row "
+        raise _refuse(errors.LOCKED, f"the account is locked after {policy.max_failures} wrong passwords in a row "
                       f"until {until}; an administrator can unlock it with a new password", locked_until=until)
     if result.outcome is users.Outcome.DISABLED:
-        raise _refuse(403, "disabled", "the account is disabled")
+        raise _refuse(errors.DISABLED, "the account is disabled")
     if result.outcome is not users.Outcome.SIGNED_IN or result.user is None:
-        raise _refuse(401, "bad_credentials", "wrong user name or password", max_failures=policy.max_failures)
+        raise _refuse(errors.BAD_CREDENTIALS, "wrong user name or password", max_failures=policy.max_failures)
     new = sessions.create_session(store, result.user, policy.session_hours)
     secure = policy.secure_cookies if policy.secure_cookies is not None else request.url.scheme == "https"
     response.set_cookie(sessions.COOKIE, new.secret, max_age=round(policy.session_hours * 3600), path="/",

@@ -6,11 +6,13 @@ from datetime import timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
+from hub import errors
 from hub.api.deps import READERS, SettingsDep, StoreDep, require
 from hub.api.schemas import ApiTime, StatsOut
 from hub.cases import queries
+from hub.errors import Refused
 from hub.storage import db
 
 router = APIRouter(prefix="/stats", tags=["stats"], dependencies=[Depends(require(*READERS))])
@@ -28,8 +30,10 @@ def stats(
     try:
         since = since or until - timedelta(days=30)
     except OverflowError:
-        raise HTTPException(422, f"until {until.isoformat()} is too early to count 30 days back from") from None
+        raise Refused(errors.INVALID, f"until {until.isoformat()} is too early to count 30 days back from",
+                      field="until", kind="range") from None
     if since.tzinfo is None or until.tzinfo is None:
-        raise HTTPException(422, "since and until need a time zone, e.g. 2026-11-23T09:00:00Z")
+        raise Refused(errors.INVALID, "since and until need a time zone, e.g. 2026-11-23T09:00:00Z", field="since",
+                      kind="time_zone")
     with store.engine.connect() as conn:
         return queries.statistics_for(conn, since, until, camera_limit, tz=ZoneInfo(settings.calendar.timezone))

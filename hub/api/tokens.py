@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, Path
 
+from hub import errors
 from hub.api.deps import StoreDep, require
 from hub.api.schemas import TokenIn, TokenOut
 from hub.auth import tokens as auth
+from hub.errors import Refused
 
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(require())])
@@ -31,4 +33,4 @@ def list_all(store: StoreDep) -> list[dict[str, Any]]:
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token")
 def revoke(token_id: RowId, store: StoreDep) -> None:
     if not auth.revoke_token(store, token_id):
-        raise HTTPException(404, f"no token {token_id}")
+        raise Refused(errors.NOT_FOUND, f"no token {token_id}")

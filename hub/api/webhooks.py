@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.exceptions import RequestValidationError
 
+from hub import errors
 from hub.api.deps import SettingsDep, StoreDep, require
 from hub.api.schemas import DeliveryOut, WebhookIn, WebhookOut
+from hub.errors import Refused
 from hub.notify import subscriptions
 from hub.notify.egress import EgressPolicy, TargetRefused
 
@@ -36,7 +38,7 @@ def list_all(store: StoreDep) -> list[dict[str, Any]]:
 @router.delete("/{webhook_id}", status_code=204, summary="Deactivate a subscription")
 def deactivate(webhook_id: RowId, store: StoreDep) -> None:
     if not subscriptions.deactivate(store, webhook_id):
-        raise HTTPException(404, f"no webhook {webhook_id}")
+        raise Refused(errors.NOT_FOUND, f"no webhook {webhook_id}")
 
 
 @router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut], summary="Recent deliveries")

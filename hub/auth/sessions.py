@@ -5,6 +5,10 @@ Every request that changes something must also carry the session's CSRF token in
 (the page gets it from the sign-in answer and from /me): a form or script on another origin can
 neither read it nor set that header. API tokens (Authorization: Bearer) need no CSRF token: browsers
 never attach them by themselves.
+
+A session ends at its absolute expiry (`session_hours` after sign-in) or after `session_idle_minutes`
+without a request, whichever comes first; `last_seen_at` is written at most once a `TOUCH_EVERY` of the
+idle limit (not on every request), so the idle end is exact to within that slice.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from hub.auth.users import User
 from hub.cases.lifecycle import Role
@@ -25,6 +30,21 @@ from hub.storage.store import Store
 COOKIE = "cityeye_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+TOUCH_EVERY = 0.05  # of the idle limit: a 30 min limit writes last_seen_at at most every 90 s per session
+
+
+class Ended(StrEnum):
+    """Why a cookie no longer signs anyone in (the page words each differently)."""
+
+    UNKNOWN = "session_ended"  # signed out, never existed, or the account changed or was disabled
+    EXPIRED = "session_expired"  # the absolute lifetime is over
+    IDLE = "session_idle"  # no request for longer than the idle limit
+
+
+class SessionEnded(Exception):
+    def __init__(self, why: Ended) -> None:
+        super().__init__(why.value)
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -60,18 +80,38 @@ def create_session(store: Store, user: User, hours: float) -> NewSession:
     return new
 
 
-def resolve_session(store: Store, secret: str) -> Session | None:
-    """The live session for a cookie secret; None when unknown, expired, or its user is disabled."""
+def check_session(store: Store, secret: str, idle: timedelta | None = None, *, touch: bool = True) -> Session:
+    """The live session for a cookie secret; SessionEnded says why there is none. `idle`: the idle limit
+    (None: none); `touch`: this request is the person's own (it restarts the idle clock)."""
     if not secret or len(secret) > 256:
-        return None
+        raise SessionEnded(Ended.UNKNOWN)
     s, u = schema.sessions, schema.users
     with store.engine.connect() as conn:
         row = conn.execute(
-            select(s.c.id, s.c.user_id, s.c.csrf_token, s.c.expires_at, u.c.name, u.c.role, u.c.disabled)
+            select(s.c.id, s.c.user_id, s.c.csrf_token, s.c.created_at, s.c.expires_at, s.c.last_seen_at, u.c.name,
+                   u.c.role, u.c.disabled)
             .join(u, u.c.id == s.c.user_id).where(s.c.token_sha256 == _digest(secret))).first()
-    if row is None or row.disabled or row.expires_at <= db.utcnow():
-        return None
+    now = db.utcnow()
+    if row is None or row.disabled:
+        raise SessionEnded(Ended.UNKNOWN)
+    if row.expires_at <= now:
+        raise SessionEnded(Ended.EXPIRED)
+    seen = row.last_seen_at or row.created_at
+    if idle is not None:
+        if now - seen >= idle:
+            end_session(store, row.id)
+            raise SessionEnded(Ended.IDLE)
+        if touch and now - seen >= idle * TOUCH_EVERY:
+            store.write(lambda conn: conn.execute(update(s).where(s.c.id == row.id).values(last_seen_at=now)))
     return Session(row.id, row.user_id, row.name, Role(row.role), row.csrf_token)
+
+
+def resolve_session(store: Store, secret: str, idle: timedelta | None = None) -> Session | None:
+    """check_session, or None when the session has ended (for any reason)."""
+    try:
+        return check_session(store, secret, idle)
+    except SessionEnded:
+        return None
 
 
 def csrf_ok(session: Session, sent: str | None) -> bool:

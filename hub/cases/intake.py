@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from hub import errors
 from hub.api.schemas import ApiTime, In
 from hub.cases.dedup import Observation
 from hub.cases.gazetteer import Gazetteer
@@ -110,7 +111,7 @@ def ingest_manual(store: Store, report: ManualReport, reporter: str, event_id: s
     """File a person's report (its event id: `event_id`, or a fresh m-<hex>)."""
     for sha in report.photo_sha256:
         if not store.evidence.has(sha):
-            raise TransitionInputError(f"photo_sha256 {sha!r} is not an uploaded evidence file")
+            raise TransitionInputError(errors.PHOTO_UNKNOWN, f"photo_sha256 {sha!r} is not an uploaded evidence file")
     now = report.observed_at or db.utcnow()
     ground = None if report.lat is None or report.lon is None else GroundPoint(crs="wgs84", x=report.lon,
                                                                                y=report.lat)

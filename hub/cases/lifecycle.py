@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from hub import errors
 from hub.cases.workcal import WorkingCalendar
+from hub.errors import Refused
 
 
 class CaseStatus(StrEnum):
@@ -105,26 +107,25 @@ UNDO_ACTION = "undo"  # the actor of a confirm or void took it back within the g
 UNDOABLE = frozenset({Action.CONFIRM, Action.VOID})
 
 
-class TransitionError(Exception):
-    """A refused transition; `status_code` is the HTTP status the API answers with."""
-
-    status_code = 409
+class TransitionError(Refused):
+    """A refused transition, with its code (hub.errors) and so its HTTP status."""
 
 
 class CaseNotFound(TransitionError):
-    status_code = 404
+    def __init__(self, case_id: str) -> None:
+        super().__init__(errors.CASE_NOT_FOUND, f"no case {case_id!r}", case_id=case_id)
 
 
 class IllegalTransition(TransitionError):
-    status_code = 409
+    pass
 
 
 class TransitionForbidden(TransitionError):
-    status_code = 403
+    pass
 
 
 class TransitionInputError(TransitionError):
-    status_code = 422
+    pass
 
 
 def check_transition(action: Action, current: CaseStatus, role: Role, note: str | None, photo: str | None) -> Rule:
@@ -132,16 +133,21 @@ def check_transition(action: Action, current: CaseStatus, role: Role, note: str 
     rule = RULES[action]
     if role not in rule.roles:
         allowed = ", ".join(sorted(r.value for r in rule.roles))
-        raise TransitionForbidden(f"role {role.value!r} may not {action.value} a case (allowed: {allowed})")
+        raise TransitionForbidden(errors.TRANSITION_FORBIDDEN, f"role {role.value!r} may not {action.value} a case "
+                                  f"(allowed: {allowed})", role=role.value, action=action.value)
     if current not in rule.sources:
         sources = ", ".join(sorted(s.value for s in rule.sources))
         raise IllegalTransition(
-            f"cannot {action.value} a case that is {current.value}; {action.value} applies to: {sources}"
+            errors.ILLEGAL_TRANSITION,
+            f"cannot {action.value} a case that is {current.value}; {action.value} applies to: {sources}",
+            action=action.value, status=current.value,
         )
     if rule.needs_note and not (note and note.strip()):
-        raise TransitionInputError(f"{action.value} needs a note giving the reason")
+        raise TransitionInputError(errors.NEEDS_NOTE, f"{action.value} needs a note giving the reason",
+                                   action=action.value)
     if rule.needs_photo and not photo:
-        raise TransitionInputError(f"{action.value} needs photo_sha256: upload the feedback photo first")
+        raise TransitionInputError(errors.NEEDS_PHOTO, f"{action.value} needs photo_sha256: upload the feedback "
+                                   "photo first", action=action.value)
     return rule
 
 
@@ -150,15 +156,17 @@ def check_undo(last_action: str | None, last_actor: str | None, last_to: str | N
     """The action the case's last transition took, if `actor` may undo it now; else a typed error saying why."""
     undoable = ", ".join(sorted(a.value for a in UNDOABLE))
     if last_action not in {a.value for a in UNDOABLE}:
-        raise IllegalTransition(f"nothing to undo: the last change of this case was {last_action or 'its opening'}"
-                                f" (undo takes back {undoable})")
+        raise IllegalTransition(errors.NOTHING_TO_UNDO, f"nothing to undo: the last change of this case was "
+                                f"{last_action or 'its opening'} (undo takes back {undoable})")
     if last_actor != actor:
-        raise TransitionForbidden(f"only {last_actor} may undo their {last_action}")
+        raise TransitionForbidden(errors.UNDO_NOT_YOURS, f"only {last_actor} may undo their {last_action}",
+                                  actor=last_actor, action=last_action)
     if last_to != current.value:
-        raise IllegalTransition(f"cannot undo {last_action}: the case is {current.value} now")
+        raise IllegalTransition(errors.UNDO_SUPERSEDED, f"cannot undo {last_action}: the case is {current.value} now",
+                                action=last_action, status=current.value)
     if seconds_ago > grace_s:
-        raise IllegalTransition(f"the undo period ({grace_s:.0f} s) is over: the {last_action} was "
-                                f"{seconds_ago:.0f} s ago; reopen the case instead")
+        raise IllegalTransition(errors.UNDO_LATE, f"the undo period ({grace_s:.0f} s) is over: the {last_action} "
+                                f"was {seconds_ago:.0f} s ago; reopen the case instead", seconds=round(grace_s))
     return Action(last_action)
 
 

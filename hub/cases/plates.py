@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from hub import errors
 from hub.cases import events as case_events
 from hub.cases.lifecycle import CaseNotFound, TransitionInputError
 from hub.storage import db, schema
@@ -123,9 +124,10 @@ def correct(store: StoreBase, case_id: str, text: str, note: str | None, *, acto
         c = schema.cases
         row = conn.execute(select(c).where(c.c.case_id == case_id).with_for_update()).first()
         if row is None:
-            raise CaseNotFound(f"no case {case_id!r}")
+            raise CaseNotFound(case_id)
         if not reads_plates(row.class_id):
-            raise TransitionInputError(f"cases of {row.class_id} carry no plate")
+            raise TransitionInputError(errors.NO_PLATE_CLASS, f"cases of {row.class_id} carry no plate",
+                                       class_id=row.class_id)
         now = db.utcnow()
         old = formatted(row.plate) if row.plate else "—"
         expected = expected_colour(new)

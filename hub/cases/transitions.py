@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from hub import errors
 from hub.cases.lifecycle import (
     AUTO_VERIFY_ACTION,
     OPEN_ACTION,
@@ -58,12 +59,13 @@ def transition(
         c = schema.cases
         row = conn.execute(select(c).where(c.c.case_id == case_id).with_for_update()).first()
         if row is None:
-            raise CaseNotFound(f"no case {case_id!r}")
+            raise CaseNotFound(case_id)
         case = dict(row._mapping)
         current = CaseStatus(case["status"])
         rule = check_transition(action, current, role, note, photo_sha256)
         if photo_sha256 is not None and not store.evidence.has(photo_sha256):
-            raise TransitionInputError(f"photo_sha256 {photo_sha256!r} is not an uploaded evidence file")
+            raise TransitionInputError(errors.PHOTO_UNKNOWN,
+                                       f"photo_sha256 {photo_sha256!r} is not an uploaded evidence file")
         now = db.utcnow()
         values = _values_for(store, action, case, rule.target, now, unit, units or [], default_unit)
         conn.execute(update(c).where(c.c.case_id == case_id).values(status=rule.target.value, updated_at=now,
@@ -99,7 +101,7 @@ def undo(store: StoreBase, case_id: str, *, actor: str, grace_s: float) -> dict[
         c, t = schema.cases, schema.transitions
         row = conn.execute(select(c).where(c.c.case_id == case_id).with_for_update()).first()
         if row is None:
-            raise CaseNotFound(f"no case {case_id!r}")
+            raise CaseNotFound(case_id)
         current = CaseStatus(row.status)
         last = conn.execute(select(t).where(t.c.case_id == case_id).order_by(t.c.id.desc()).limit(1)).first()
         now = db.utcnow()
@@ -147,10 +149,12 @@ def _values_for(
     if action in (Action.DISPATCH, Action.REWORK):
         chosen = unit or (case["unit"] if action == Action.REWORK else None) or route_unit(case, units, default_unit)
         if chosen is None:
-            raise TransitionInputError("dispatch needs a unit: none given and no routing rule matches this case")
+            raise TransitionInputError(errors.NEEDS_UNIT,
+                                       "dispatch needs a unit: none given and no routing rule matches this case")
         known = {u.id for u in units} | ({default_unit} if default_unit else set())
         if known and chosen not in known:
-            raise TransitionInputError(f"unknown unit {chosen!r}; configured units: {sorted(known)}")
+            raise TransitionInputError(errors.UNKNOWN_UNIT, f"unknown unit {chosen!r}; configured units: "
+                                       f"{sorted(known)}", unit=chosen)
         values["unit"] = chosen
     elif action == Action.RETURN:
         values["unit"] = None

@@ -29,6 +29,10 @@ PENDING, SENT, ACCEPTED, REJECTED = pushqueue.PENDING, pushqueue.SENT, pushqueue
 class ConfigConflict(ValueError):
     """The page edited an older version than the newest: someone else saved meanwhile."""
 
+    def __init__(self, message: str, latest: int) -> None:
+        super().__init__(message)
+        self.latest = latest  # the newest version, which the page should reload
+
 
 class UnknownCamera(LookupError):
     """No agent has reported this camera yet: there is no config to start from."""
@@ -121,7 +125,7 @@ def save(store: Any, camera_id: str, body: dict[str, Any], *, actor: str, base_v
             raise UnknownCamera(f"camera {camera_id!r} has not reported a config yet")
         if latest.version != base_version:
             raise ConfigConflict(f"camera {camera_id}: version {latest.version} was saved after version "
-                                 f"{base_version} you edited; reload and apply your change again")
+                                 f"{base_version} you edited; reload and apply your change again", latest.version)
         changes = config_changes(latest.body, body)
         version = latest.version + 1
         conn.execute(schema.camera_configs.insert().values(

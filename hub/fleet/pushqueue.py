@@ -1,7 +1,7 @@
 """The queue shape every push to the agents shares (camera configs, model releases, and any later kind):
 a table of numbered versions per target, each `pending` until the ingest link sends it (`sent`), then
-`accepted` or `rejected` by the agent. Only a target's newest version is ever due; a sent one that stays
-unanswered for a while is due again.
+`accepted` or `rejected` by the agent. Usually only a target's newest version is due (each replaces the
+one before); a sent one that stays unanswered for a while is due again.
 
 A push table needs the columns `device_id`, `version`, `status` and `sent_at`, plus the column that
 names the target whose versions are numbered (`camera_id` for configs, `device_id` for the one model slot).
@@ -33,13 +33,16 @@ def newest_rows(table: Table, key: Column[Any]) -> Any:
 
 
 def due_rows(conn: Connection, table: Table, key: Column[Any], devices: Collection[str],
-             resend_after_s: float) -> Sequence[Row[Any]]:
-    """The newest version of each target of `devices` that its agent has not answered: pending, or sent
-    longer than `resend_after_s` ago."""
+             resend_after_s: float, *, newest_only: bool = True) -> Sequence[Row[Any]]:
+    """The versions of the targets of `devices` that their agents have not answered: pending, or sent
+    longer than `resend_after_s` ago. `newest_only`: a target's newest version only (a config or a
+    model replaces the one before); else every unanswered one, each target's in order (each retake
+    counts)."""
     if not devices:
         return []
     stale = db.utcnow() - timedelta(seconds=resend_after_s)
     t = table.c
-    return conn.execute(newest_rows(table, key).where(
+    query = newest_rows(table, key) if newest_only else select(table).order_by(key, t.version)
+    return conn.execute(query.where(
         t.device_id.in_(list(devices)),
         (t.status == PENDING) | ((t.status == SENT) & (t.sent_at < stale)))).all()

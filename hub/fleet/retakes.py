@@ -28,16 +28,18 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from hub.fleet import pushqueue
+from hub.fleet.pushqueue import ACCEPTED, PENDING, REJECTED, SENT
 from hub.storage import db, schema
 from protocol.push import PushKind, PushResult
 
-PENDING, SENT, ACCEPTED, REJECTED, SUPERSEDED = "pending", "sent", "accepted", "rejected", "superseded"
+SUPERSEDED = "superseded"
 CHANGE_LABEL = "change"  # what events of `source: change` rules carry in `labels` (edge_agent.change.rule.LABEL)
 
 
@@ -85,13 +87,8 @@ def queue(conn: Connection, case: dict[str, Any], *, actor: str, now: datetime) 
 def due(conn: Connection, devices: Collection[str], resend_after_s: float) -> list[DueRetake]:
     """Retakes for the connected `devices` not yet answered: pending, or sent over `resend_after_s` ago;
     oldest first (each camera's versions in order)."""
-    if not devices:
-        return []
     r = schema.reference_retakes
-    stale = db.utcnow() - timedelta(seconds=resend_after_s)
-    rows = conn.execute(select(r).where(r.c.device_id.in_(list(devices)),
-                                        (r.c.status == PENDING) | ((r.c.status == SENT) & (r.c.sent_at < stale)))
-                        .order_by(r.c.camera_id, r.c.version)).all()
+    rows = pushqueue.due_rows(conn, r, r.c.camera_id, devices, resend_after_s, newest_only=False)
     return [DueRetake(x.device_id, x.camera_id, x.version, x.zone, x.box, x.case_id, x.created_at, x.created_by)
             for x in rows]
 

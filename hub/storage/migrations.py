@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     case,
@@ -38,6 +39,7 @@ from hub.storage.schema import (
     sampled_frames,
     schema_version,
     sessions,
+    sign_in_attempts,
     users,
 )
 
@@ -132,8 +134,23 @@ def _v11_addresses_and_media(conn: Connection) -> None:
     media_fetches.create(conn, checkfirst=True)
 
 
+def _add_missing_columns(conn: Connection, table: Any, columns: tuple[str, ...]) -> None:
+    have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    for column in columns:
+        if column not in have:
+            kind = table.c[column].type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} {kind}")
 
-def _v12_sampled_frames(conn: Connection) -> None:
+
+def _v12_idle_sessions_shared_rate_label_names(conn: Connection) -> None:
+    """Sessions' last use (idle timeout), sign-in attempts shared by every hub process, and the display
+    names of admin-added labels; no-ops when present."""
+    _add_missing_columns(conn, sessions, ("last_seen_at",))
+    _add_missing_columns(conn, label_names, ("name_zh", "name_en"))
+    sign_in_attempts.create(conn, checkfirst=True)
+
+
+def _v13_sampled_frames(conn: Connection) -> None:
     """Sampled frames with the detector's pre-labels, waiting for a reviewer (hub.releases.sampled)."""
     sampled_frames.create(conn, checkfirst=True)
 
@@ -153,7 +170,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (9, "API token expiry and last use", _v9_token_expiry),
     (10, "change-rule reference retakes", _v10_reference_retakes),
     (11, "addresses on cases, Open311 media fetches", _v11_addresses_and_media),
-    (12, "sampled frames with pre-labels to review", _v12_sampled_frames),
+    (12, "session idle time, shared sign-in attempts, label display names", _v12_idle_sessions_shared_rate_label_names),
+    (13, "sampled frames with pre-labels to review", _v13_sampled_frames),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -273,7 +273,19 @@ sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime),  # the idle timeout counts from here (None: from created_at)
     Index("ix_sessions_user", "user_id"),
+)
+
+# Sign-in attempts per client address (hub.auth.rate): in the database so every hub process counts the same.
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client", String(128), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_sign_in_attempts_client_at", "client", "at"),
+    Index("ix_sign_in_attempts_at", "at"),
 )
 
 webhooks = Table(
@@ -407,6 +419,8 @@ label_names = Table(  # labels an admin added beyond the catalog's
     "label_names",
     metadata,
     Column("name", String(64), primary_key=True),
+    Column("name_zh", String(64)),  # what reviewers read (required for labels added since schema 10)
+    Column("name_en", String(64)),
     Column("created_by", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )

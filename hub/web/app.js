@@ -239,7 +239,22 @@ function deadlineCell(c) {
 function place(c) {
   if (c.camera_id) return [c.camera_id, c.zone ? ` / ${c.zone}` : ""].join("");
   if (c.lat !== null && c.lat !== undefined) return `${c.lat.toFixed(5)}, ${c.lon.toFixed(5)}`;
+  if (c.address && !c.ground) return t("case.address_only", { address: c.address });
   return sourceText(c.source);
+}
+/** The case's position, or "no position" for a case filed with only an address. */
+function locationText(c, ground) {
+  if (c.lat !== null && c.lat !== undefined) return `${c.lat.toFixed(6)}, ${c.lon.toFixed(6)}`;
+  if (ground) return ground;
+  return c.address ? h("span", { class: "no-position" }, t("case.no_position")) : t("misc.dash");
+}
+/** What became of each photo an Open311 client linked (media_url): fetched, refused with why, or off. */
+function mediaFetches(c) {
+  return h("ul", { class: "media-fetches" }, ...(c.media_fetches || []).map((f) =>
+    h("li", { dataset: { status: f.status } },
+      h("a", { href: f.url, rel: "noopener noreferrer", target: "_blank" }, f.url), " ",
+      h("span", { class: f.status === "failed" ? "error" : "muted" },
+        t(`case.media_url.${f.status}`, { reason: f.reason || "" })))));
 }
 const sourceText = (source) => (MESSAGES["zh-CN"][`source.${source}`] ? t(`source.${source}`) : source);
 
@@ -247,8 +262,10 @@ const sourceText = (source) => (MESSAGES["zh-CN"][`source.${source}`] ? t(`sourc
 function unitText(c, long = false) {
   if (c.unit) return unitName(c.unit);
   if (c.routed_unit) {
-    return h("span", { class: "routed", title: t("queue.unit_routed_title") },
+    const routed = h("span", { class: "routed", title: t("queue.unit_routed_title") },
       t(long ? "case.unit_routed" : "queue.unit_routed", { unit: unitName(c.routed_unit) }));
+    if (!long || c.routing_note !== "no_place") return routed;
+    return h("span", {}, routed, h("div", { class: "muted routing-note" }, t("case.routing_no_place")));
   }
   return h("span", { class: "muted" }, t("misc.dash"));
 }
@@ -971,7 +988,9 @@ function caseSide(c) {
       ["case.deadline", h("div", {}, deadlineCell(c), h("div", { class: "stage-help", id: "deadline-stage" },
         MESSAGES["zh-CN"][explain] ? t(explain) : ""))],
       ["case.unit", h("span", { id: "case-unit" }, unitText(c, true))],
-      ["case.location", c.lat !== null && c.lat !== undefined ? `${c.lat.toFixed(6)}, ${c.lon.toFixed(6)}` : (ground || t("misc.dash"))],
+      c.address ? ["case.address", h("span", { id: "case-address" }, c.address)] : null,
+      ["case.location", h("span", { id: "case-location" }, locationText(c, ground))],
+      (c.media_fetches || []).length ? ["case.media_url", mediaFetches(c)] : null,
       c.recurrence_of ? ["case.recurrence", h("a", { href: `#/case/${enc(c.recurrence_of)}` },
         t("case.recurrence_text", { case: c.recurrence_of, n: c.recurrence_count }))] : null,
       c.description ? ["case.description", c.description] : null,

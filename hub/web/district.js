@@ -869,8 +869,18 @@
     const box = h("div", { class: "map", id: "map" });
     const note = h("p", { class: "muted map-note" });
     const list = h("ul", { class: "map-cases", id: "map-cases" });
+    // Cases filed with only an address have no position: not plotted, but counted and listed here.
+    const nowhereTitle = h("h3", { id: "map-nowhere-title" });
+    const nowhere = h("ul", { class: "map-cases", id: "map-nowhere" });
     view.append(h("section", { class: "panel district" }, h("h2", {}, tr("map")), note, box,
-      h("h3", {}, tr("cases_in_view")), list));
+      h("h3", {}, tr("cases_in_view")), list, nowhereTitle, nowhere));
+    api("/cases?placed=false&limit=200").then((page) => {
+      if (gen !== S.gen) return;
+      nowhereTitle.textContent = tr("no_position_cases", { n: page.total });
+      nowhere.replaceChildren(...page.items.map((c) => h("li", { dataset: { case: c.case_id } },
+        h("a", { href: `#/case/${encodeURIComponent(c.case_id)}` }, c.case_id), ` ${className(c.class_id)} `,
+        h("span", { class: "muted" }, c.address || ""))));
+    }).catch(() => {});
     const info = await api("/map").catch((e) => ({ error: e.message }));
     if (gen !== S.gen) return;
     if (info.error) return note.append(h("span", { class: "error" }, info.error));

@@ -86,6 +86,57 @@ def test_frames_carry_the_time_they_were_made(camera: RtspCamera, transport: str
     assert health.online and not health.stalled and health.frame_age_s is not None and health.frame_age_s < 2.0
 
 
+@pytest.mark.parametrize(("server_args", "clock", "skew_s", "lag_s"), [
+    (("--sr-offset", "0.7"), "rtcp-sr", -0.7, 0.7),  # a camera clock 0.7 s ahead: frames follow it
+    (("--sr-offset", "30"), "stream", -30.0, 0.0),  # 30 s off: not believed, the stream clock, skew reported
+    (("--no-rtcp",), "stream", None, 0.0)])  # no sender reports: the stream clock
+def test_frame_times_follow_the_cameras_sender_reports_where_they_can_be_believed(
+        vtest: Path, server_args: tuple[str, ...], clock: str, skew_s: float | None, lag_s: float) -> None:
+    """The server burns the real time into each frame; its RTCP SRs map RTP times to its own clock,
+    here set off by `--sr-offset`. Frame time - content time is the SR offset plus the server's own
+    latency from the frame's making to its sending (0.2-0.3 s here), within 0.4 s."""
+    with RtspCamera(vtest, server_args=server_args) as cam, LiveReader("cam", cam.url) as reader:
+        assert next_frame(reader, 20) is not None
+        wait_for(lambda: reader.stats.clock_skew_s is not None, 6 if skew_s is not None else 3)
+        frames = frames_for(reader, 2.0)
+        health = CameraMetrics("cam", ingest=reader.stats).health()
+    lags = sorted(lag(f) for f in frames)
+    print(f"{' '.join(server_args)}: clock {health.clock}, skew {health.clock_skew_s}, "
+          f"frame time - content time {lags[0]:+.3f}..{lags[-1]:+.3f} s")
+    assert len(frames) >= 10 and health.clock == clock
+    assert all(abs(x - lag_s - 0.25) <= 0.4 for x in lags), lags
+    if skew_s is None:
+        assert health.clock_skew_s is None
+    else:
+        assert health.clock_skew_s is not None and abs(health.clock_skew_s - skew_s) <= 0.4
+
+
+def test_a_refused_camera_is_one_log_line_not_one_per_retry(tmp_path: Path) -> None:
+    """FFmpeg (OpenCV's and PyAV's) would print "Connection refused" on each retry, about once a
+    second; the agent says it once per state change."""
+    port = free_port()
+    configs = [camera_yaml(tmp_path, "door", f"rtsp://u:{PASSWORD}@127.0.0.1:{port}/cam", []),
+               camera_yaml(tmp_path, "yard", f"http://127.0.0.1:{port}/video.mjpg", [])]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+    args = ["-c", str(configs[0]), "-c", str(configs[1]), "--out", str(tmp_path / "events")]
+    agent = subprocess.Popen([sys.executable, "-m", "cityeye", "edge", "run", *args], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8.0)  # about eight retries each (ReconnectPolicy: capped at 1 s while the host answers)
+    finally:
+        agent.send_signal(signal.SIGINT)
+        out, err = agent.communicate(timeout=30)
+    lines = (out + err).splitlines()
+    ffmpeg = [line for line in lines if "Connection refused" in line or "Connection to tcp://" in line]
+    ours = [line for line in lines if "WARNING" in line and "(connection refused); retrying" in line]
+    print("\n".join(ours))
+    assert not ffmpeg, ffmpeg[:5]
+    assert len(ours) == 2 and {"camera door", "camera yard"} == {m for m in ("camera door", "camera yard")
+                                                                   if any(m in line for line in ours)}, ours
+    assert PASSWORD not in out + err
+
+
 def test_stalled_server_is_reported_within_6_s_and_frames_flow_within_3_s_of_its_return(
         camera: RtspCamera, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="edge_agent.ingest")

@@ -93,7 +93,7 @@ def newer_agent_heartbeat(**camera_fields: object) -> list[bytes]:
     hb = Heartbeat(device_id="dev1", sent_at=datetime.now(UTC),
                    cameras=[CameraHealth(camera_id="cam1", online=True, decode_fps=9.5)])
     body = json.loads(hb.model_dump_json())
-    body["cameras"][0].update({"clock": "rtcp-sr", "clock_skew_s": 0.2, **camera_fields})
+    body["cameras"][0].update({"gop_s": 2.0, "lens_fogged": False, **camera_fields})
     body["gpu_temp_c"] = 61
     return [PROTOCOL_ID, b"HEARTBEAT", json.dumps(body).encode()]
 
@@ -102,9 +102,9 @@ def test_a_newer_agents_health_fields_are_set_aside_not_refused() -> None:
     msg = decode(newer_agent_heartbeat())
     assert isinstance(msg, HeartbeatMessage)
     hb, cam = msg.heartbeat, msg.heartbeat.cameras[0]
-    assert hb.unknown_fields == ("gpu_temp_c",) and cam.unknown_fields == ("clock", "clock_skew_s")
+    assert hb.unknown_fields == ("gpu_temp_c",) and cam.unknown_fields == ("gop_s", "lens_fogged")
     assert cam.online and cam.decode_fps == 9.5
-    assert "unknown_fields" not in hb.model_dump(mode="json") and "clock" not in cam.model_dump(mode="json")
+    assert "unknown_fields" not in hb.model_dump(mode="json") and "gop_s" not in cam.model_dump(mode="json")
 
 
 @pytest.mark.parametrize(("field", "value", "reason"), [
@@ -116,8 +116,8 @@ def test_known_health_fields_are_still_checked_beside_unknown_ones(field: str, v
 
 
 def test_an_unknown_health_field_built_in_code_is_still_an_error() -> None:
-    with pytest.raises(ValidationError, match="clock"):
-        CameraHealth.model_validate({"camera_id": "cam1", "online": True, "clock": "rtcp-sr"})
+    with pytest.raises(ValidationError, match="gop_s"):
+        CameraHealth.model_validate({"camera_id": "cam1", "online": True, "gop_s": 2.0})
 
 
 def _mutate(index: int, value: bytes) -> list[bytes]:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from hub.auth import passwords, sessions, users
 from hub.auth.config import AccountPolicy
@@ -117,9 +117,73 @@ def test_sessions_end_on_expiry_password_change_and_disabling(store: Store) -> N
     assert sessions.resolve_session(store, late.secret) is None
 
 
-def test_the_sign_in_limit_counts_attempts_per_address_in_a_sliding_minute() -> None:
+def test_the_sign_in_limit_counts_attempts_per_address_in_a_sliding_minute(store: Store) -> None:
     limiter = AttemptLimiter(per_minute=3)
-    assert [limiter.check("10.0.0.1", now=t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 0.0]
-    assert limiter.check("10.0.0.1", now=3.0) == pytest.approx(57.0)
-    assert limiter.check("10.0.0.2", now=3.0) == 0.0  # another address has its own count
-    assert limiter.check("10.0.0.1", now=60.5) == 0.0  # the first attempt left the window
+    t0 = db.utcnow()
+    at = [t0 + timedelta(seconds=s) for s in (0.0, 1.0, 2.0, 3.0, 60.5)]
+    assert [limiter.check(store, "10.0.0.1", now=t) for t in at[:3]] == [0.0, 0.0, 0.0]
+    assert limiter.check(store, "10.0.0.1", now=at[3]) == pytest.approx(57.0)
+    assert limiter.check(store, "10.0.0.2", now=at[3]) == 0.0  # another address has its own count
+    assert limiter.check(store, "10.0.0.1", now=at[4]) == 0.0  # the first attempt left the window
+    with store.engine.connect() as conn:  # old attempts are swept, not kept
+        assert conn.execute(select(func.count()).select_from(schema.sign_in_attempts)).scalar_one() == 4
+
+
+def test_sessions_end_after_the_idle_limit_and_background_requests_do_not_extend_them(store: Store) -> None:
+    user = users.add_user(store, "zhou.li", Role.REVIEWER, PW, FAST)
+    new = sessions.create_session(store, user, hours=12)
+    idle = timedelta(minutes=30)
+    assert sessions.check_session(store, new.secret, idle).name == "zhou.li"
+    # 20 minutes of polling alone (the page's live updates) ...
+    back = db.utcnow() - timedelta(minutes=20)
+    store.write(lambda conn: conn.execute(update(schema.sessions).values(created_at=back, last_seen_at=back)))
+    assert sessions.check_session(store, new.secret, idle, touch=False).name == "zhou.li"
+    # ... do not restart the idle clock: 20 more minutes and the session has ended, and stays ended.
+    back = db.utcnow() - timedelta(minutes=40)
+    store.write(lambda conn: conn.execute(update(schema.sessions).values(last_seen_at=back)))
+    with pytest.raises(sessions.SessionEnded) as ended:
+        sessions.check_session(store, new.secret, idle)
+    assert ended.value.why is sessions.Ended.IDLE
+    with pytest.raises(sessions.SessionEnded) as again:
+        sessions.check_session(store, new.secret, idle)
+    assert again.value.why is sessions.Ended.UNKNOWN
+    # A request by the person restarts it.
+    fresh = sessions.create_session(store, user, hours=12)
+    back = db.utcnow() - timedelta(minutes=25)
+    store.write(lambda conn: conn.execute(update(schema.sessions).values(created_at=back)))
+    sessions.check_session(store, fresh.secret, idle)
+    with store.engine.connect() as conn:
+        seen = conn.execute(select(schema.sessions.c.last_seen_at)).scalar_one()
+    assert db.utcnow() - seen < timedelta(minutes=1)
+    # The absolute lifetime holds however busy the session is.
+    store.write(lambda conn: conn.execute(update(schema.sessions).values(expires_at=db.utcnow())))
+    with pytest.raises(sessions.SessionEnded) as expired:
+        sessions.check_session(store, fresh.secret, idle)
+    assert expired.value.why is sessions.Ended.EXPIRED
+
+
+def test_the_sign_in_limit_holds_across_hub_instances_on_one_database(db_url: str | None, tmp_path: Any) -> None:
+    """Two hub apps, each with its own engine and store, as two processes would have: attempts on either
+    count against one limit."""
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app, open_store
+    from hub.settings import HubSettings
+
+    settings = HubSettings(db_url=db_url, data_dir=tmp_path / "hub", zmq_bind=None,
+                           accounts=AccountPolicy(password_scrypt_n=2**10, sign_in_per_minute=4))
+    stores = [open_store(settings), open_store(settings)]
+    try:
+        users.add_user(stores[0], "wu.fang", Role.REVIEWER, PW, FAST)
+        with TestClient(create_app(settings, store=stores[0], background=False)) as a, \
+                TestClient(create_app(settings, store=stores[1], background=False)) as b:
+            wrong = {"username": "nobody", "password": "not the password"}
+            answers = [c.post("/session", json=wrong) for c in (a, b, a, b)]
+            assert [r.status_code for r in answers] == [401] * 4
+            for c in (a, b):  # the fifth attempt, on either instance, is over the one limit
+                refused = c.post("/session", json={"username": "wu.fang", "password": PW})
+                assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+                assert 0 < int(refused.headers["Retry-After"]) <= 60
+    finally:
+        for s in stores:
+            s.close()

@@ -318,16 +318,16 @@ def test_a_newer_agents_heartbeat_is_taken_with_its_unknown_fields_set_aside(
     hb = Heartbeat(device_id="dev1", sent_at=datetime.now(UTC), agent_version="9.10",
                    cameras=[CameraHealth(camera_id="cam8", online=True, decode_fps=5.0)])
     body = json.loads(hb.model_dump_json())
-    body["cameras"][0]["clock"] = "rtcp-sr"
+    body["cameras"][0]["gop_s"] = 2.0
     for _ in range(3):
         client.sock.send_multipart([PROTOCOL_ID, b"HEARTBEAT", json.dumps(body).encode()])
     assert eventually(lambda: hub.store.get_device("dev1").agent_version == "9.10")
     assert eventually(lambda: hub.loop.stats.heartbeats == 3)
     with hub.store.engine.connect() as conn:
         health = conn.execute(select(schema.cameras.c.health).where(schema.cameras.c.camera_id == "cam8")).scalar()
-    assert health is not None and health["decode_fps"] == 5.0 and "clock" not in health
+    assert health is not None and health["decode_fps"] == 5.0 and "gop_s" not in health
     said = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
-    assert len(said) == 1 and "clock" in said[0], said
+    assert len(said) == 1 and "gop_s" in said[0], said
 
 
 def test_a_burst_of_heartbeats_is_written_once_with_the_latest(hub: Hub, client: Client,
