@@ -1448,6 +1448,11 @@ function healthText(health) {
   if (!health) return t("misc.dash");
   const bits = [];
   if (typeof health.frame_age_s === "number") bits.push(t("stats.health.frame_age", { n: health.frame_age_s.toFixed(1) }));
+  if (health.clock) bits.push(t(`stats.health.clock.${health.clock}`));
+  // the camera's clock, off by more than the agent believes (1 s): its NTP needs setting
+  if (typeof health.clock_skew_s === "number" && Math.abs(health.clock_skew_s) > 1) {
+    bits.push(t("stats.health.clock_skew", { n: (-health.clock_skew_s).toFixed(1) }));
+  }
   if (health.detect_fps) bits.push(t("stats.health.fps", { n: health.detect_fps }));
   if (health.inference_ms) bits.push(t("stats.health.inference", { n: health.inference_ms.toFixed(0) }));
   if (health.reconnects) bits.push(t("stats.health.reconnects", { n: health.reconnects }));
