@@ -485,8 +485,12 @@ class LiveReader:
         return got
 
     def _take(self, image: np.ndarray, ts: float, now: float) -> None:
-        """A decoded live frame made at `ts`: handed on unless it is already stale."""
+        """A decoded live frame made at `ts`: handed on unless it is already stale. Times never go
+        back within a reader (a switch of clock, e.g. at a stream's first sender report, can step
+        back by the camera's skew, at most max_skew_s): the rules measure time by differences."""
         self.stats.last_frame_wall = now
+        if self.stats.last_frame_ts is not None and ts < self.stats.last_frame_ts:
+            ts = self.stats.last_frame_ts + 1e-3
         if self._stale(ts):
             self.stats.frames_stale += 1  # old video from a buffer: never current
             return
