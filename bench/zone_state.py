@@ -98,12 +98,12 @@ class _Timed:
                 _Timed.total_s += time.perf_counter() - t
                 _Timed.calls += 1
 
-        ZoneState.update = timed  # type: ignore[method-assign]  # bench-only timing wrapper
+        ZoneState.update = timed
         _Timed.total_s, _Timed.calls = 0.0, 0
         return self
 
     def __exit__(self, *exc: object) -> None:
-        ZoneState.update = self.original  # type: ignore[method-assign]  # restore
+        ZoneState.update = self.original
 
 
 def run(detector: Detector, heads: StateHeads, streams: int, seconds: float, detect_fps: float,
