@@ -146,7 +146,7 @@ def test_sessions_end_after_the_idle_limit_and_background_requests_do_not_extend
     assert ended.value.why is sessions.Ended.IDLE
     with pytest.raises(sessions.SessionEnded) as again:
         sessions.check_session(store, new.secret, idle)
-    assert again.value.why is sessions.Ended.UNKNOWN
+    assert again.value.why is sessions.Ended.IDLE
     # A request by the person restarts it.
     fresh = sessions.create_session(store, user, hours=12)
     back = db.utcnow() - timedelta(minutes=25)
