@@ -101,18 +101,66 @@ def run(detector: Detector, args: argparse.Namespace, gating: bool, sub: Path | 
     pipeline = Pipeline(configs, detector, sink, device_id="bench")
     replays = sources(configs, args.seconds, sub)
     video_s = min(args.seconds, next(iter(replays.values())).duration_s)
-    cpu0, t0 = cpu_s(), time.perf_counter()
-    pipeline.run_replays(replays)
+    split = CpuSplit(detector)
+    cpu0, t0, main0 = cpu_s(), time.perf_counter(), time.thread_time()
+    with split:
+        pipeline.run_replays(replays)
     wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
-    evidence_cpu = thread_cpu_s(pipeline.evidence_worker.thread.native_id)
+    pipeline_cpu = time.thread_time() - main0
+    evidence_cpu = sum(thread_cpu_s(t.native_id) for t in pipeline.evidence_worker.threads)
     cams = [pipeline.cameras[c.id].metrics for c in configs]
     sampled = sum(m.frames_sampled for m in cams)
     detected = sum(m.detect_frames for m in cams)
+    stream_s = args.streams * video_s
+    stages = {"pipeline thread": pipeline_cpu, "detector sessions": split.detect_s, "decode threads": split.decode_s,
+              "evidence threads": evidence_cpu}
+    stages["other"] = max(0.0, cpu - sum(stages.values()))
     return {"wall_s": wall, "cpu_s": cpu, "video_s": video_s, "capacity": args.streams * video_s / wall,
-            "cpu_per_stream": cpu / (args.streams * video_s), "sampled": sampled, "detected": detected,
+            "cpu_per_stream": cpu / stream_s, "sampled": sampled, "detected": detected, "busy": cpu / wall,
             "saved": sampled - detected, "events": len(sink.items), "detect_fps_achieved": detected / wall,
-            "detect_per_stream_s": detected / (args.streams * video_s), "evidence_cpu_s": evidence_cpu,
-            "hot_cpu_per_stream": (cpu - evidence_cpu) / (args.streams * video_s)}
+            "detect_per_stream_s": detected / stream_s, "evidence_cpu_s": evidence_cpu,
+            "hot_cpu_per_stream": (cpu - evidence_cpu) / stream_s,
+            "stages": {k: v / stream_s for k, v in stages.items()}}
+
+
+class CpuSplit:
+    """CPU seconds of the detector's session threads and of the read-ahead decode threads during a run
+    (each thread's own clock, read where its work starts and ends)."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+        self.detect_s = self.decode_s = 0.0
+        self._lock = threading.Lock()
+
+    def _add(self, name: str, seconds: float) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + seconds)
+
+    def __enter__(self) -> CpuSplit:
+        split, share, run = self, self.detector._detect_share, Prefetch._run
+
+        def timed_share(images: Any, session: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return share(images, session)
+            finally:
+                split._add("detect_s", time.thread_time() - t)
+
+        def timed_run(prefetch: Any, items: Any) -> None:
+            t = time.thread_time()
+            try:
+                run(prefetch, items)
+            finally:
+                split._add("decode_s", time.thread_time() - t)
+
+        self.detector._detect_share = timed_share
+        self._run = run
+        Prefetch._run = timed_run
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.detector._detect_share
+        Prefetch._run = self._run
 
 
 def decode_ceiling(args: argparse.Namespace, sub: Path | None) -> dict[str, float]:
@@ -210,9 +258,11 @@ def main() -> int:
             results[gating] = r = run(detector, args, gating, sub)
             name = "gating on " if gating else "gating off"
             print(f"{name}: {r['capacity']:5.1f} streams sustained | CPU/stream {r['cpu_per_stream'] * 100:5.1f}% "
-                  f"of a core | detect calls {int(r['detected'])}/{int(r['sampled'])} sampled frames, "
-                  f"{int(r['saved'])} saved ({r['saved'] / max(1, r['sampled']):.0%}) | wall {r['wall_s']:.1f} s, "
+                  f"of a core | cores busy {r['busy']:.2f} of {cores} | detect calls {int(r['detected'])}/"
+                  f"{int(r['sampled'])} sampled frames, {int(r['saved'])} saved "
+                  f"({r['saved'] / max(1, r['sampled']):.0%}) | wall {r['wall_s']:.1f} s, "
                   f"{r['detect_fps_achieved']:.0f} detections/s, {int(r['events'])} events")
+            print("   CPU per stream by stage: " + ", ".join(f"{k} {v * 100:.2f}%" for k, v in r["stages"].items()))
         on = results[True]
         print(f"CPU-bound estimate with gating: {cores} cores / {on['cpu_per_stream'] * 100:.1f}% of a core per "
               f"stream = {cores / on['cpu_per_stream']:.1f} streams if this run had the box to itself; evidence "

@@ -117,16 +117,20 @@ class Detector:
         return tensor.transpose(2, 0, 1), transform
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Detect objects in BGR uint8 frames; batches of up to `max_batch` run in one call."""
-        n = len(self.sessions)
-        size = min(self.max_batch, -(-len(images) // n)) if images else 1  # every session gets a part
-        chunks = [images[i:i + size] for i in range(0, len(images), size)]
-        if self._pool is None or len(chunks) < 2:
-            return [d for chunk in chunks for d in self._detect_batch(chunk, self.session)]
-        # chunk j runs on session j % n; each session takes its chunks in order
-        parts = self._pool.map(lambda k: [self._detect_batch(c, self.sessions[k]) for c in chunks[k::n]], range(n))
-        per_session = list(parts)
-        return [d for j in range(len(chunks)) for d in per_session[j % n][j // n]]
+        """Detect objects in BGR uint8 frames; batches of up to `max_batch` run in one call. With several
+        sessions each takes an equal share (sizes differ by one at most), so none waits on another."""
+        n = min(len(self.sessions), len(images))
+        if self._pool is None or n < 2:
+            return self._detect_share(images, self.session)
+        base, extra = divmod(len(images), n)
+        bounds = [k * base + min(k, extra) for k in range(n + 1)]
+        shares = self._pool.map(lambda k: self._detect_share(images[bounds[k]:bounds[k + 1]], self.sessions[k]),
+                                range(n))
+        return [d for share in shares for d in share]
+
+    def _detect_share(self, images: Sequence[np.ndarray], session: ort.InferenceSession) -> list[Detections]:
+        batch = self.max_batch
+        return [d for i in range(0, len(images), batch) for d in self._detect_batch(images[i:i + batch], session)]
 
     def _detect_batch(self, images: Sequence[np.ndarray], session: ort.InferenceSession) -> list[Detections]:
         prepared = [self._prepare(image) for image in images]

@@ -28,11 +28,12 @@ import cv2
 import numpy as np
 
 from edge_agent.annotate import draw_box, draw_polygon, draw_time
-from edge_agent.clips import encode_clip
+from edge_agent.clips import ClipFormat, encode_clip
 from edge_agent.config import EvidenceConfig
 from edge_agent.geometry import Box
+from edge_agent.main_decode import MainDecoder
 from edge_agent.plates.evidence import ParkingEvidence
-from edge_agent.streams import Packet, PacketRing, StreamInfo, decode_at
+from edge_agent.streams import Packet, PacketRing, StreamInfo
 from edge_agent.types import EventSink, Frame, ProblemUpdate, Track
 from edge_agent.zones import ZoneConfig
 from protocol import __version__
@@ -155,43 +156,62 @@ class FrameRing:
 
 
 class EvidenceWorker:
-    """Builds and sends events on one thread, in the order they were queued.
+    """Builds and sends events on `threads` threads. The jobs of one key (a camera) all run on one
+    thread, in the order they were queued, so a camera's events leave in order and its main-stream
+    decoder is only ever used from one thread; cameras are spread over the threads as they come.
 
-    The queue is bounded: a worker that falls behind slows the pipeline down instead of holding
-    unbounded frames. A job that fails is logged; `drain` re-raises the first failure, so a run's
-    end (or a test) sees it and no event disappears unnoticed.
+    Each thread's queue is bounded: a worker that falls behind slows the pipeline down instead of
+    holding unbounded frames. A job that fails is logged; `drain` re-raises the first failure, so a
+    run's end (or a test) sees it and no event disappears unnoticed.
     """
 
-    def __init__(self, max_queued: int = 64) -> None:
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(max_queued)
+    def __init__(self, max_queued: int = 64, threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError(f"evidence threads must be >= 1, got {threads}")
+        self._queues: list[queue.Queue[Callable[[], None] | None]] = [queue.Queue(max_queued) for _ in range(threads)]
+        self._lane_of: dict[str, int] = {}
+        self._lanes_lock = threading.Lock()
         self._error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="evidence", daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._run, args=(q,), name=f"evidence-{i}", daemon=True)
+                        for i, q in enumerate(self._queues)]
+        for thread in self.threads:
+            thread.start()
 
-    def submit(self, job: Callable[[], None]) -> None:
-        self._jobs.put(job)
+    @property
+    def thread(self) -> threading.Thread:
+        """The first thread (the only one by default)."""
+        return self.threads[0]
+
+    def submit(self, job: Callable[[], None], key: str = "") -> None:
+        """Queue `job` after the earlier jobs of `key`."""
+        with self._lanes_lock:
+            lane = self._lane_of.setdefault(key, len(self._lane_of) % len(self._queues))
+        self._queues[lane].put(job)
 
     def drain(self) -> None:
         """Wait until every queued job has run; raise the first failure."""
-        self._jobs.join()
+        for q in self._queues:
+            q.join()
         error, self._error = self._error, None
         if error is not None:
             raise RuntimeError(f"building or sending evidence failed: {error}") from error
 
     def close(self) -> None:
-        self._jobs.put(None)
-        self.thread.join()
+        for q in self._queues:
+            q.put(None)
+        for thread in self.threads:
+            thread.join()
 
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
+    def _run(self, jobs: queue.Queue[Callable[[], None] | None]) -> None:
+        while (job := jobs.get()) is not None:
             try:
                 job()
             except Exception as exc:  # keep going: later events are independent of this one
                 log.exception("evidence: building or sending an event failed")
                 self._error = self._error or exc
             finally:
-                self._jobs.task_done()
-        self._jobs.task_done()
+                jobs.task_done()
+        jobs.task_done()
 
 
 @dataclass
@@ -203,7 +223,13 @@ class _Pending:
     clip: list[Frame] = field(default_factory=list)
     until: float = 0.0  # frame time at which the post-roll is complete
     wants_clip: bool = False
-    main_packets: tuple[StreamInfo | None, list[Packet]] | None = None  # taken from the main stream when sent
+
+    def first_ts(self) -> float:
+        """The earliest frame time this event shows (its clip's first frame, else its own)."""
+        return self.clip[0].ts if self.wants_clip and self.clip else self.frame.ts
+
+
+MainSpan = tuple[StreamInfo | None, list[Packet]]  # a main stream's packets from a keyframe on
 
 
 class EvidenceBuilder:
@@ -236,6 +262,7 @@ class EvidenceBuilder:
         self.ring = FrameRing(config.pre_s, clip_fps)
         self.pending: deque[_Pending] = deque()
         self.main: PacketRing | None = None  # the camera's main stream, when it detects on a sub-stream
+        self.decoder = MainDecoder()  # used on the worker's thread only (one thread per camera)
         self.worker = worker
         self.emitted = 0  # events handed to the sink
 
@@ -267,48 +294,64 @@ class EvidenceBuilder:
 
     def flush(self) -> None:
         """End of stream: send what is pending with the post-roll it got (and wait until it is sent)."""
-        while self.pending:
-            self._emit(self.pending.popleft())
+        if self.pending:
+            self._emit(list(self.pending))
+            self.pending.clear()
         if self.worker is not None:
             self.worker.drain()
 
     def _emit_ready(self, now: float) -> None:
+        ready = []
         while self.pending and (not self.pending[0].wants_clip or now >= self.pending[0].until - 1e-6):
-            self._emit(self.pending.popleft())
+            ready.append(self.pending.popleft())
+        if ready:
+            self._emit(ready)
 
-    def _emit(self, p: _Pending) -> None:
-        if self.main is not None:  # the packets leave the ring now; decoding them waits for the worker
-            p.main_packets = self.main.since(p.clip[0].ts if p.wants_clip and p.clip else p.frame.ts)
+    def _emit(self, group: list[_Pending]) -> None:
+        """Send the events complete at one frame, in order. They share one main-stream decode (several
+        problems often open on one frame, with the same clip), taken from the ring now and decoded
+        on the worker."""
+        main = self.main.since(min(p.first_ts() for p in group)) if self.main is not None else None
         if self.worker is None:
-            self._send(p)
+            self._send(group, main)
         else:
-            self.worker.submit(lambda: self._send(p))
+            self.worker.submit(lambda: self._send(group, main), key=self.camera_id)
 
-    def _send(self, p: _Pending) -> None:
-        event, media = self.build(self.at_full_resolution(p))
-        self.sink.submit(event, media)
-        self.emitted += 1
+    def _send(self, group: list[_Pending], main: MainSpan | None) -> None:
+        clips: dict[tuple[float, ...], tuple[ClipFormat, bytes]] = {}  # one encode per clip span
+        failure: Exception | None = None
+        for p in self.at_full_resolution(group, main):
+            try:
+                event, media = self.build(p, clips)
+                self.sink.submit(event, media)
+                self.emitted += 1
+            except Exception as exc:  # the group's other events are independent of this one
+                log.exception("camera %s: building or sending event %s failed", self.camera_id, p.event_id)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     # Building ----------------------------------------------------------------------------------
 
-    def at_full_resolution(self, p: _Pending) -> _Pending:
-        """`p` with the main stream's frames at the same times and its boxes scaled to them; `p` itself
-        without a main stream, or when its packets do not decode (the detect stream's frames still show it)."""
-        if p.main_packets is None:
-            return p
-        info, packets = p.main_packets
-        images = decode_at(info, packets, [p.frame.ts] + [f.ts for f in p.clip]) if info else []
+    def at_full_resolution(self, group: list[_Pending], main: MainSpan | None) -> list[_Pending]:
+        """The events with the main stream's frames at the same times and their boxes scaled to them;
+        as they are without a main stream, or when its packets do not decode (the detect stream's
+        frames still show the event)."""
+        if main is None:
+            return group
+        times = sorted({f.ts for p in group for f in (p.frame, *p.clip)})
+        images = self.decoder.images_at(main[0], main[1], times)
         if not images:
-            log.warning("camera %s: the main stream had no frames for event %s; evidence from the detect stream",
-                        self.camera_id, p.event_id)
-            return p
-        frame, wh = replace(p.frame, image=images[0]), p.frame.resolution_wh
-        return replace(p, frame=frame, update=replace(p.update, xyxy=scale_box(p.update.xyxy, wh, images[0])),
-                       tracks=[replace(t, xyxy=scale_box(t.xyxy, wh, images[0])) for t in p.tracks],
-                       clip=[replace(f, image=image) for f, image in zip(p.clip, images[1:], strict=True)],
-                       main_packets=None)
+            log.warning("camera %s: the main stream had no frames for events %s; evidence from the detect stream",
+                        self.camera_id, ", ".join(p.event_id for p in group))
+            return group
+        at = dict(zip(times, images, strict=True))
+        return [_scaled(p, at) for p in group]
 
-    def build(self, p: _Pending) -> tuple[ProblemEvent, dict[str, bytes]]:
+    def build(self, p: _Pending, clips: dict[tuple[float, ...], tuple[ClipFormat, bytes]] | None = None
+              ) -> tuple[ProblemEvent, dict[str, bytes]]:
+        """The event and its media files. `clips`: clips already encoded for this span of frames (events
+        opened on one frame share theirs), added to."""
         u, image = p.update, p.frame.image
         q = self.config.jpeg_quality
         files: list[tuple[str, MediaKind, str, bytes]] = [
@@ -323,7 +366,11 @@ class EvidenceBuilder:
                                              self.config.crop_margin), crop)
             files.append(("crop.jpg", MediaKind.CROP, "image/jpeg", encode_jpeg(crop, q)))
         if p.wants_clip and p.clip:
-            fmt, clip = encode_clip([f.image for f in p.clip], self.clip_fps, quality=min(q, 80))
+            span = tuple(f.ts for f in p.clip)
+            cached = clips.get(span) if clips is not None else None
+            fmt, clip = cached or encode_clip([f.image for f in p.clip], self.clip_fps, quality=min(q, 80))
+            if clips is not None:
+                clips[span] = (fmt, clip)
             files.append((fmt.name, MediaKind.CLIP, fmt.content_type, clip))
         plate = None
         if self.plates is not None and u.class_id in self.plates.classes:
@@ -360,3 +407,12 @@ class EvidenceBuilder:
         draw_box(out, u.xyxy, problem_label(u.class_id, u.state, u.dwell_s), color)
         draw_time(out, datetime.fromtimestamp(p.frame.ts, self.timezone))
         return out
+
+
+def _scaled(p: _Pending, at: dict[float, np.ndarray]) -> _Pending:
+    """`p` showing the images `at` its frames' times (the same view at another size), boxes scaled."""
+    image, wh = at[p.frame.ts], p.frame.resolution_wh
+    return replace(p, frame=replace(p.frame, image=image),
+                   update=replace(p.update, xyxy=scale_box(p.update.xyxy, wh, image)),
+                   tracks=[replace(t, xyxy=scale_box(t.xyxy, wh, image)) for t in p.tracks],
+                   clip=[replace(f, image=at[f.ts]) for f in p.clip])

@@ -36,7 +36,8 @@ import av
 import cv2
 import numpy as np
 
-from edge_agent.stream_clock import ClockSource, RtspClock, StreamClock, prft_wall_s
+from edge_agent.mjpeg import NotMultipart, mjpeg_parts, open_mjpeg
+from edge_agent.stream_clock import CameraClock, ClockSource, RtspClock, StreamClock, prft_wall_s
 from edge_agent.types import Frame
 
 log = logging.getLogger(__name__)
@@ -226,9 +227,11 @@ class LiveReader:
 
     `ts` of each frame is when it was made: for RTSP (read with PyAV, which hands on the RTCP sender
     reports) the camera's clock where it sends SRs and agrees with ours, else the stream's position
-    anchored on the wall clock (`RtspClock`); for HTTP MJPEG and devices the wall clock at decode
-    (OpenCV passes no per-frame time on); for a file played at real speed `start_time` (default: when
-    playback began) plus the position in the file. `stats.clock` says which.
+    anchored on the wall clock (`RtspClock`); for HTTP MJPEG (read part by part) each part's
+    X-Timestamp where the server sends it and its clock agrees with ours, else the wall clock at
+    decode, as for devices and other HTTP streams (OpenCV passes no per-frame time on); for a file
+    played at real speed `start_time` (default: when playback began) plus the position in the file.
+    `stats.clock` says which.
     """
 
     def __init__(self, camera_id: str, source: str | int, *, start_time: float | None = None,
@@ -256,6 +259,7 @@ class LiveReader:
         self._next_t0: float | None = None  # a looping file's next pass starts at this time
         self._down_since: float | None = None  # monotonic time the source was lost (for the log)
         self._host_answers = True  # the last failed open found the host answering on TCP
+        self._multipart = True  # an HTTP source is read as multipart MJPEG until it proves not to be one
         self._thread = threading.Thread(target=self._run, name=f"ingest-{camera_id}", daemon=True)
 
     # Consumer side ---------------------------------------------------------------------------
@@ -315,20 +319,14 @@ class LiveReader:
                     break
             if self.kind == SourceKind.RTSP:
                 got_frames = self._read_rtsp(reconnected=ever_connected)
-                if got_frames is None:
-                    self._open_failed()
-                    attempt += 1
-                    continue
+            elif self.kind == SourceKind.HTTP and self._multipart:
+                got_frames = self._read_mjpeg(reconnected=ever_connected)
             else:
-                cap = open_capture(self.source, self.open_timeout_s, read_timeout_s=self.stall_s,
-                                   rtsp_transport=self.rtsp_transport)
-                if not cap.isOpened():
-                    cap.release()
-                    self._open_failed()
-                    attempt += 1
-                    continue
-                got_frames = self._read_until_lost(cap, reconnected=ever_connected)
-                cap.release()
+                got_frames = self._read_opencv(reconnected=ever_connected)
+            if got_frames is None:
+                self._open_failed()
+                attempt += 1
+                continue
             ever_connected = ever_connected or got_frames
             if self.kind == SourceKind.FILE and self._at_file_end:
                 if self.loop_file:
@@ -418,11 +416,7 @@ class LiveReader:
                 now = time.time()
                 ts = clock.frame_time(pts_s, sr_wall, now)
                 self.stats.clock, self.stats.clock_skew_s = clock.source, clock.skew_s
-                self.stats.last_frame_wall = now
-                if self._stale(ts):
-                    self.stats.frames_stale += 1  # old video from a buffer: never current
-                    continue
-                self._publish(image, ts)
+                self._take(image, ts, now)
         except av.error.ExitError:  # PyAV's read timeout: nothing came for stall_s
             self._stalled(time.monotonic() - last_good)
         except (av.error.FFmpegError, OSError) as exc:
@@ -432,6 +426,75 @@ class LiveReader:
         if not self._stop.is_set() and self.stats.state == SourceState.ONLINE and not self.stats.last_error:
             self.stats.last_error = "the stream ended"
         return got
+
+    def _read_opencv(self, *, reconnected: bool) -> bool | None:
+        """A file, a device, or HTTP that is not multipart MJPEG, through OpenCV; None if it did not open."""
+        cap = open_capture(self.source, self.open_timeout_s, read_timeout_s=self.stall_s,
+                           rtsp_transport=self.rtsp_transport)
+        try:
+            return self._read_until_lost(cap, reconnected=reconnected) if cap.isOpened() else None
+        finally:
+            cap.release()
+
+    def _read_mjpeg(self, *, reconnected: bool) -> bool | None:
+        """HTTP multipart MJPEG part by part (`edge_agent.mjpeg`): a part stamped X-Timestamp carries
+        that time while `CameraClock` believes the camera's clock, any other its arrival time. None if
+        it could not be opened; a source that is not multipart goes to OpenCV from now on."""
+        try:
+            response, boundary = open_mjpeg(str(self.source), min(self.open_timeout_s, self.stall_s))
+        except NotMultipart as exc:
+            log.info("camera %s: %s is not multipart MJPEG (%s): read through OpenCV", self.camera_id,
+                     self._shown_source(), exc)
+            self._multipart = False
+            return self._read_opencv(reconnected=reconnected)
+        except (OSError, ValueError) as exc:
+            log.debug("camera %s: open failed: %s", self.camera_id, error_reason(exc))
+            return None
+        clock = CameraClock(late_s=self.max_frame_age_s)
+        got, failures = False, 0
+        try:
+            for part in mjpeg_parts(response, boundary):
+                if self._stop.is_set():
+                    break
+                image = cv2.imdecode(np.frombuffer(part.data, np.uint8), cv2.IMREAD_COLOR) if part.data else None
+                if not valid_image(image):
+                    failures += 1
+                    self.stats.bad_reads += 1
+                    if failures >= self.max_read_failures:
+                        self.stats.last_error = "undecodable frames"
+                        return got
+                    continue
+                assert image is not None
+                failures = 0
+                if not got:
+                    got = True
+                    self._frames_flow(reconnected)
+                now = time.time()
+                stamped = part.stamp is not None and clock.believe(part.stamp, now)
+                self.stats.clock = ClockSource.PART_HEADER if stamped else ClockSource.DECODE
+                self.stats.clock_skew_s = clock.skew_s
+                self._take(image, part.stamp if stamped and part.stamp is not None else now, now)
+        except TimeoutError:  # nothing came for stall_s
+            self._stalled(self.stall_s)
+        except OSError as exc:
+            self.stats.last_error = f"read failed: {error_reason(exc)}"
+        finally:
+            response.close()
+        if not self._stop.is_set() and self.stats.state == SourceState.ONLINE and not self.stats.last_error:
+            self.stats.last_error = "the stream ended"
+        return got
+
+    def _take(self, image: np.ndarray, ts: float, now: float) -> None:
+        """A decoded live frame made at `ts`: handed on unless it is already stale. Times never go
+        back within a reader (a switch of clock, e.g. at a stream's first sender report, can step
+        back by the camera's skew, at most max_skew_s): the rules measure time by differences."""
+        self.stats.last_frame_wall = now
+        if self.stats.last_frame_ts is not None and ts < self.stats.last_frame_ts:
+            ts = self.stats.last_frame_ts + 1e-3
+        if self._stale(ts):
+            self.stats.frames_stale += 1  # old video from a buffer: never current
+            return
+        self._publish(image, ts)
 
     def _read_until_lost(self, cap: cv2.VideoCapture, *, reconnected: bool) -> bool:
         """Decode until the source stalls or fails `max_read_failures` times in a row; True if any frame came."""

@@ -10,6 +10,7 @@ camera's tracker, rule engine and evidence builder run. `run_live` feeds it from
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -128,12 +129,15 @@ class Pipeline:
                  catalog: Catalog | None = None,
                  ground: Callable[[CameraConfig], GroundFn | None] | None = ground_for,
                  confirmers: Mapping[str, RegionConfirmer] | None = None,
-                 plate_reader: PlateReader | None = None, heads: StateHeads | None = None) -> None:
+                 plate_reader: PlateReader | None = None, heads: StateHeads | None = None,
+                 evidence_threads: int | None = None) -> None:
         """`ground` builds each camera's box -> GroundPoint mapping (default: from its `calibration`;
         None: events carry no ground position). `confirmers`: classifiers change rules may ask
         (`params.confirm.by`), by name. `plate_reader`: shared by the cameras that read plates
         (default: loaded when one does). `heads`: the state heads of `source: state` rules and of
-        `params.confirm.model` (default: loaded from their files when a rule names one)."""
+        `params.confirm.model` (default: loaded from their files when a rule names one).
+        `evidence_threads`: threads building evidence (default: one per core; a camera's events stay
+        on one of them, in order)."""
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
@@ -147,7 +151,9 @@ class Pipeline:
         self._heads = heads or StateHeads()
         self._tick = threading.Lock()  # a config swap (hub push, another thread) happens between ticks
         model = model_info(detector)
-        self.evidence_worker = EvidenceWorker()  # JPEG and clip encoding off the hot path, in order
+        # decoding the main stream, JPEGs and clips off the hot path; events of many cameras at once
+        self.evidence_worker = EvidenceWorker(threads=evidence_threads or os.cpu_count() or 1)
+        sink_lock = threading.Lock()  # the evidence threads hand events to one sink
         self._plate_reader = plate_reader
         plate_classes = frozenset(c.id for c in self.catalog if c.plates)
         self.cameras: dict[str, CameraRuntime] = {}
@@ -158,7 +164,7 @@ class Pipeline:
             parking = ParkingEvidence(plate_classes, watcher, camera_id=cfg.id, place=cfg.place,
                                       timezone=cfg.timezone)
             evidence = EvidenceBuilder(cfg.evidence, camera_id=cfg.id, device_id=self.device_id,
-                                       clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics),
+                                       clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics, sink_lock),
                                        zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
                                        timezone=cfg.timezone, plates=parking, worker=self.evidence_worker)
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
@@ -487,12 +493,13 @@ def watched_regions(cfg: CameraConfig) -> list[tuple[float, float, float, float]
 
 
 class _CountingSink:
-    def __init__(self, sink: EventSink, metrics: CameraMetrics) -> None:
-        self.sink, self.metrics = sink, metrics
+    def __init__(self, sink: EventSink, metrics: CameraMetrics, lock: threading.Lock) -> None:
+        self.sink, self.metrics, self.lock = sink, metrics, lock
 
     def submit(self, event: Any, media: Any) -> None:
-        self.sink.submit(event, media)
-        self.metrics.events += 1
+        with self.lock:
+            self.sink.submit(event, media)
+            self.metrics.events += 1
 
 
 def _describe_inactive(item: InactiveClass) -> str:

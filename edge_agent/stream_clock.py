@@ -79,7 +79,8 @@ class ClockSource(StrEnum):
 
     SENDER_REPORT = "rtcp-sr"  # the camera's RTCP sender reports map RTP times to its wall clock
     STREAM = "stream"  # the stream position anchored on the earliest arrivals (StreamClock)
-    DECODE = "decode"  # the wall clock at decode: the source sends no usable time (HTTP MJPEG, devices)
+    PART_HEADER = "x-timestamp"  # HTTP MJPEG parts stamped with their capture time (X-Timestamp)
+    DECODE = "decode"  # the wall clock at decode: the source sends no usable time
     FILE = "file"  # a file's own timeline
 
 
@@ -92,37 +93,53 @@ def prft_wall_s(side_data: bytes) -> float:
 
 
 @dataclass
-class RtspClock:
-    """Frame times of one RTSP connection.
+class CameraClock:
+    """Whether to believe a source's own wall times (RTCP sender reports, MJPEG part stamps).
 
-    Where the camera sends RTCP sender reports (FFmpeg hands them on as each packet's `sr_wall`), a
-    frame's time is the camera's own: when its RTP time says it was made (or sent), on the camera's
-    wall clock. That needs no guess about network delay or buffers, and a frame that waited anywhere
-    keeps its true, older time. It is used only while the camera's clock agrees with ours: `skew_s`
-    (our arrival time minus the SR time, at its least: clock offset plus the shortest network delay,
-    re-measured like StreamClock's anchor when it shifts for good) within `max_skew_s`. A camera whose
-    clock is off (no NTP, reset after a power cut) would otherwise make every frame look stale or from
-    the future; it runs on the stream clock and its skew is reported. Before the first sender report
-    (FFmpeg attaches them from the first SR on, a second or few after connecting) and for cameras that
-    send none, the stream clock."""
+    A camera's time needs no guess about network delay or buffers, and a frame that waited anywhere
+    keeps its true, older time; but it is the camera's clock. It is believed while it agrees with
+    ours: `skew_s`, our arrival time minus the camera's time at its least (clock offset plus the
+    shortest delay; re-measured like StreamClock's anchor when it shifts for good), within
+    `max_skew_s`. A camera whose clock is off (no NTP, reset after a power cut) would otherwise make
+    every frame look stale or from the future."""
+
+    max_skew_s: float = 1.0
+    late_s: float = 2.0
+    resync_s: float = 3.0
+    skew_s: float | None = None
+    _anchor: StreamClock | None = None
+
+    def believe(self, camera_wall: float, wall: float) -> bool:
+        """True if a frame the camera stamped `camera_wall`, arriving at `wall`, can carry that time."""
+        if self._anchor is None:
+            self._anchor = StreamClock(late_s=self.late_s, resync_s=self.resync_s)
+        self._anchor.frame_time(camera_wall, wall)  # its anchor is the skew
+        self.skew_s = self._anchor.offset
+        return self.skew_s is not None and abs(self.skew_s) <= self.max_skew_s
+
+
+@dataclass
+class RtspClock:
+    """Frame times of one RTSP connection: the camera's RTCP sender reports (FFmpeg hands them on as
+    each packet's `sr_wall`) while `CameraClock` believes them, else the stream position
+    (`StreamClock`): before the first SR (a second or few after connecting), for cameras that send
+    none, and for a camera whose clock is off (its skew is reported)."""
 
     stream: StreamClock
-    max_skew_s: float = 1.0
+    camera: CameraClock | None = None
     source: ClockSource = ClockSource.STREAM
-    skew_s: float | None = None
-    _sr: StreamClock | None = None
+
+    @property
+    def skew_s(self) -> float | None:
+        return self.camera.skew_s if self.camera else None
 
     def frame_time(self, pts_s: float, sr_wall: float | None, wall: float) -> float:
         stream_ts = self.stream.frame_time(pts_s, wall)  # kept current: the fallback at any moment
-        if sr_wall is None:
-            self.source = ClockSource.STREAM
-            return stream_ts
-        if self._sr is None:
-            self._sr = StreamClock(late_s=self.stream.late_s, resync_s=self.stream.resync_s)
-        self._sr.frame_time(sr_wall, wall)  # its anchor is the skew: the least (arrival - SR time)
-        self.skew_s = self._sr.offset
-        if self.skew_s is not None and abs(self.skew_s) <= self.max_skew_s:
-            self.source = ClockSource.SENDER_REPORT
-            return sr_wall
+        if sr_wall is not None:
+            if self.camera is None:
+                self.camera = CameraClock(late_s=self.stream.late_s, resync_s=self.stream.resync_s)
+            if self.camera.believe(sr_wall, wall):
+                self.source = ClockSource.SENDER_REPORT
+                return sr_wall
         self.source = ClockSource.STREAM
         return stream_ts

@@ -13,8 +13,8 @@ rules:
 ```
 
 Every `every_s` seconds (default 5 s: 0.2 Hz, one extra inference per zone) the head scores the crop
-of the zone's bounding box. A score at or above `min_score` (default: the head's cross-validated
-threshold) means the zone is in the state. An event opens once the state has held for `min_dwell_s`
+of the zone's bounding box. A probability at or above `min_score` (default 0.5) means the zone is in
+the state. An event opens once the state has held for `min_dwell_s`
 and clears once it has not held for `clear_after_s` (the lifecycle is edge_agent.rules.base's).
 
 The same heads confirm change regions (`source: change` rules' `params.confirm.model`): `HeadConfirmer`.
@@ -55,8 +55,8 @@ class StateParams(BaseModel):
                        "`cityeye models fewshot --kind state`; a relative path is taken from the agent's directory")
     state: str | None = Field(None, max_length=64, description="the head's label that is the problem; default: "
                               "its only label")
-    min_score: float | None = Field(None, ge=0.0, le=1.0, description="score that means 'in the state'; default: "
-                                    "the head's cross-validated threshold")
+    min_score: float = Field(0.5, ge=0.0, le=1.0, description="the head's probability of `state` that means "
+                             "'in the state' (heads are fitted with balanced classes: 0.5 is even odds)")
     every_s: float = Field(5.0, ge=0.5, le=3600, description="seconds between evaluations (default 0.2 Hz: "
                            "states of places change over minutes)")
     min_dwell_s: float = Field(600.0, gt=0, description="the state must hold this long before the event")
@@ -79,13 +79,9 @@ class Classifier(Protocol):
 class LoadedHead:
     classifier: Classifier
     labels: tuple[str, ...]
-    thresholds: dict[str, float]
 
     def label(self, wanted: str | None) -> str:
         return wanted or self.labels[0]
-
-    def threshold(self, label: str, min_score: float | None) -> float:
-        return self.thresholds[label] if min_score is None else min_score
 
 
 def head_issue(model: str, label: str | None) -> str | None:
@@ -145,7 +141,7 @@ class StateHeads:
 
         classifier = ZoneStateClassifier.load(model, threads=self.threads)
         heads = classifier.model.heads
-        return LoadedHead(classifier, tuple(h.label for h in heads), {h.label: h.threshold for h in heads})
+        return LoadedHead(classifier, tuple(h.label for h in heads))
 
 
 class HeadConfirmer:
@@ -155,7 +151,6 @@ class HeadConfirmer:
     def __init__(self, head: LoadedHead, label: str | None) -> None:
         self.head = head
         self.label = head.label(label)
-        self.threshold = head.threshold(self.label, None)  # used when the rule sets no min_score
 
     def __call__(self, class_id: str, current: np.ndarray, reference: np.ndarray) -> float:
         h, w = current.shape[:2]
@@ -181,7 +176,6 @@ class ZoneState:
         self.config, self.problem_class, self.params, self.zone = config, problem_class, params, zone
         self.camera_id, self.clock, self.head = camera_id, clock, head
         self.label = head.label(params.state)
-        self.threshold = head.threshold(self.label, params.min_score)
         self.since: float | None = None  # the state has held since then (None: not in it at the last check)
         self.score = 0.0
         self.last_check: float | None = None
@@ -197,7 +191,7 @@ class ZoneState:
         self.checks += 1
         box = zone_box(self.zone, frame.resolution_wh)
         self.score = float(self.head.classifier(frame.image, box).get(self.label, 0.0))
-        holds = self.score >= self.threshold
+        holds = self.score >= self.params.min_score
         self.since = (self.since if self.since is not None else now) if holds else None
         out = refresh_open(self.open, lambda _p: holds, now, update_every_s=self.params.update_every_s,
                            clear_after_s=self.params.clear_after_s,

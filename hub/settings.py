@@ -175,7 +175,7 @@ class HubSettings(Strict):
         "keep it as case evidence; false: keep the link only")
     open311_media_max_mb: float = Field(default=10.0, gt=0, le=100, description="largest media_url photo (MB)")
     open311_media_timeout_s: float = Field(default=15.0, gt=0, le=300,
-                                           description="media_url fetch: time allowed for connecting and for each read")
+                                           description="media_url fetch: time allowed for the whole fetch")
     open311_media_allow_cidrs: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="networks media_url may reach besides public addresses (as webhook_allow_cidrs); loopback, "

@@ -8,7 +8,9 @@ Input is a labels file (JSON lines, what the hub's label API exports and the fra
 `box` is normalised xyxy; `image` is relative to the labels file. `source` says where the frame came
 from: `review` (boxes drawn by a reviewer), `nothing` (a reviewer said nothing is there), `confirmed`
 (a confirmed case: its boxes are positives), `voided` (a voided case: the detector's box was wrong, so
-the frame is a hard negative for the labels in `negatives` and carries only the other boxes).
+the frame is a hard negative for the labels in `negatives` and carries only the other boxes), `pseudo`
+(a sampled frame the detector in service pre-labelled and a reviewer corrected: the student path,
+hub.releases.sampled; `cityeye models dataset --no-pseudo` leaves these out).
 
 The split keeps every frame of one camera on one day on the same side, so no scene is in both
 (a model is judged on days it has not seen). With a single camera-day there is nothing to split
@@ -30,8 +32,8 @@ from typing import Literal
 
 import yaml
 
-Source = Literal["review", "nothing", "confirmed", "voided"]
-SOURCES = ("review", "nothing", "confirmed", "voided")
+Source = Literal["review", "nothing", "confirmed", "voided", "pseudo"]
+SOURCES = ("review", "nothing", "confirmed", "voided", "pseudo")
 
 
 class DatasetError(ValueError):
@@ -189,6 +191,10 @@ def format_summary(split: Split, classes: Iterable[ClassSummary]) -> list[str]:
     negatives = {p: sum(1 for f in fs if not f.boxes) for p, fs in (("train", split.train), ("val", split.val))}
     lines = [f"split by {split.by}: {len(split.train)} train frames, {len(split.val)} val frames "
              f"({negatives['train']} / {negatives['val']} without any box)"]
+    pseudo = {p: sum(1 for f in fs if f.source == "pseudo") for p, fs in (("train", split.train), ("val", split.val))}
+    if pseudo["train"] or pseudo["val"]:
+        lines.append(f"  pseudo-labelled (the detector's boxes, corrected by a reviewer): {pseudo['train']} train / "
+                     f"{pseudo['val']} val frames")
     if split.by == "time":
         lines.append("  (one camera-day only: the last part of it is held out; add days or cameras for a fair split)")
     lines.append(f"{'class':<24}{'train boxes':>12}{'train imgs':>11}{'val boxes':>10}{'val imgs':>9}{'hard neg':>9}")

@@ -221,11 +221,11 @@ class CameraHealth(Extensible):
     dropped_frames: int = Field(default=0, ge=0, description="decoded frames replaced by newer ones unread")
     config_version: int = Field(default=0, ge=0, description="hub config version it runs; 0 = its local YAML")
     # frame clock (hubs from this version on set aside what they do not know: see Extensible)
-    clock: Literal["rtcp-sr", "stream", "decode", "file"] | None = Field(
+    clock: Literal["rtcp-sr", "stream", "x-timestamp", "decode", "file"] | None = Field(
         default=None, description="where frame times come from: the camera's RTCP sender reports, the stream "
-        "position anchored on the earliest arrivals, the decode time, a file's timeline")
-    clock_skew_s: float | None = Field(default=None, description="RTSP with sender reports: the agent's arrival "
-                                       "time minus the camera's SR time, at its least (clock offset + delay)")
+        "position anchored on the earliest arrivals, MJPEG part stamps, the decode time, a file's timeline")
+    clock_skew_s: float | None = Field(default=None, description="sources that send their own times (RTCP SRs, "
+                                       "MJPEG stamps): the agent's arrival time minus the camera's, at its least")
 
     _utc_frame = field_validator("last_frame_at")(_optional_utc)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,15 @@ def register(msub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-distance", type=int, default=4,
                    help="frames within this many dHash bits of a kept one are duplicates (default 4)")
     p.add_argument("--out", type=Path, required=True, help="folder for frames/ and labels.jsonl")
+    p.add_argument("--prelabel", metavar="MODEL",
+                   help="the detector in service proposes boxes on each frame (a cached name, an .onnx or a few-shot "
+                   "head .json): reviewers then only correct them; written as 'proposals' in labels.jsonl")
+    p.add_argument("--min-score", type=float, default=0.35, help="with --prelabel: lowest score proposed (0.35)")
+    p.add_argument("--labels", help="with --prelabel: only propose these labels (comma-separated)")
+    p.add_argument("--hub", metavar="URL",
+                   help="also queue the frames (with their proposals) for labelling on this hub "
+                   "(POST /labels/frames; the reviewer or admin token comes from --token or $CITYEYE_TOKEN)")
+    p.add_argument("--token", help="with --hub: API token (default $CITYEYE_TOKEN)")
     p.set_defaults(func=_sample)
 
     p = msub.add_parser("dataset", help="write a YOLO dataset from a labels file, split by camera and day",
@@ -33,6 +43,8 @@ def register(msub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", help="comma-separated class names in id order (default: sorted labels seen)")
     p.add_argument("--val", type=float, default=0.3, help="share of frames held out (default 0.3)")
     p.add_argument("--seed", type=int, default=0, help="which camera-days are held out (default 0)")
+    p.add_argument("--no-pseudo", action="store_true",
+                   help="leave out pseudo-labelled frames (detector pre-labels a reviewer corrected; default: in)")
     p.set_defaults(func=_dataset)
 
     p = msub.add_parser("fewshot", help="teach labels from tens of examples in seconds (CPU)",
@@ -95,17 +107,71 @@ def _sample(args: argparse.Namespace) -> int:
             picked = sample_frames(videos, args.count, max_distance=args.max_distance, on_progress=bar.update)
     except ValueError as exc:
         return _err(str(exc))
+    token = args.token or os.environ.get("CITYEYE_TOKEN")
+    if args.hub and not token:
+        return _err("--hub needs a reviewer or admin API token: --token or $CITYEYE_TOKEN")
+    if args.labels and not args.prelabel:
+        return _err("--labels only applies with --prelabel")
+    propose, model = None, None
+    if args.prelabel:
+        try:
+            propose, model = _prelabeller(args.prelabel, args.min_score, args.labels)
+        except (LookupError, ValueError, OSError) as exc:
+            return _err(f"--prelabel {args.prelabel}: {exc}")
     frames = args.out / "frames"
     frames.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for s in picked:
+    records = []
+    for s in tqdm(picked, unit="frame", desc="pre-label" if propose else "write", disable=not sys.stderr.isatty()):
         name = f"frames/{s.camera_id}-{s.index:06d}.jpg"
         cv2.imwrite(str(args.out / name), s.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        lines.append(json.dumps({"image": name, "camera_id": s.camera_id, "taken_at": s.taken_at.isoformat(),
-                                 "source": "review", "boxes": []}))
-    (args.out / "labels.jsonl").write_text("\n".join(lines) + "\n")
-    print(f"{len(picked)} frames from {len(videos)} camera(s) in {frames}; label them in {args.out / 'labels.jsonl'}")
+        record = {"image": name, "camera_id": s.camera_id, "taken_at": s.taken_at.isoformat(), "source": "review",
+                  "boxes": []}
+        if propose is not None:
+            record["proposals"] = propose(s.image)
+        records.append(record)
+    (args.out / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    proposed = sum(len(r.get("proposals", [])) for r in records)
+    print(f"{len(picked)} frames from {len(videos)} camera(s) in {frames}; label them in {args.out / 'labels.jsonl'}"
+          + (f"; {proposed} boxes proposed by {model['name']}" if model else ""))
+    if args.hub:
+        try:
+            queued = _queue_on_hub(args.hub, token or "", args.out, records, model)
+        except (OSError, ValueError) as exc:
+            return _err(f"--hub {args.hub}: {exc}")
+        print(f"{queued} frames queued for labelling on {args.hub} (page: labelling queue)")
     return 0
+
+
+def _prelabeller(model: str, min_score: float, labels: str | None) -> tuple:
+    """(image -> proposals, {"name", "sha256"}) for the detector `model`."""
+    from edge_agent.fewshot import load_detector
+    from models.prelabel import proposals
+
+    detector, _ = load_detector(model)
+    keep = {x.strip() for x in labels.split(",") if x.strip()} if labels else None
+    manifest = detector.manifest
+    info = {"name": manifest.name, "sha256": manifest.sha256}
+    return (lambda image: proposals(detector, image, min_score=min_score, labels=keep)), info
+
+
+def _queue_on_hub(hub: str, token: str, out: Path, records: list[dict], model: dict | None) -> int:
+    """POST each frame and its proposals to the hub's labelling queue; stops at the first refusal."""
+    import httpx
+
+    with httpx.Client(base_url=hub.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        for record in records:
+            data = {"camera_id": record["camera_id"], "taken_at": record["taken_at"],
+                    "proposals": json.dumps(record.get("proposals", []))}
+            if model:
+                data["proposed_by"] = json.dumps(model)
+            image = (out / record["image"]).read_bytes()
+            try:
+                r = client.post("/labels/frames", data=data, files={"image": ("frame.jpg", image, "image/jpeg")})
+            except httpx.HTTPError as exc:
+                raise OSError(str(exc)) from exc
+            if r.status_code != 201:
+                raise ValueError(f"{record['image']}: HTTP {r.status_code} {r.text[:300]}")
+    return len(records)
 
 
 def _dataset(args: argparse.Namespace) -> int:
@@ -113,6 +179,10 @@ def _dataset(args: argparse.Namespace) -> int:
 
     try:
         frames = read_labels(args.labels)
+        if args.no_pseudo:
+            frames = [f for f in frames if f.source != "pseudo"]
+            if not frames:
+                return _err(f"{args.labels}: every frame is pseudo-labelled and --no-pseudo leaves none")
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
         split, names = write_yolo(frames, args.out, classes=classes, val_fraction=args.val, seed=args.seed)
     except DatasetError as exc:

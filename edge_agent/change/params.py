@@ -32,8 +32,8 @@ class ConfirmParams(BaseModel):
     label: str | None = Field(None, max_length=64, description="the head's label that confirms; default: its only one")
     by: str | None = Field(None, min_length=1, max_length=64,
                            description="name of a confirmer the agent was started with (programs, tests)")
-    min_score: float | None = Field(None, ge=0.0, le=1.0, description="the score needed to send the event; "
-                                    "default: the head's cross-validated threshold (0.5 for `by`)")
+    min_score: float = Field(0.5, ge=0.0, le=1.0, description="the score needed to send the event (a head's "
+                             "probability of `label`; heads are fitted with balanced classes, so 0.5 is even odds)")
 
     @model_validator(mode="after")
     def _one_source(self) -> ConfirmParams:

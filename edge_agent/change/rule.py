@@ -30,6 +30,7 @@ from protocol.messages import ProblemState
 LABEL = "change"  # what a change event carries in `labels`: no detector label drove it
 MIN_REGION_PX = 12  # at the analysis size: below this a region is noise whatever the zone's size
 PRESENT_FRACTION = 0.3  # of a region's visible pixels that must still differ for it to be there
+CONFIRM_MIN_FRAC = 0.15  # the crop a confirmer sees spans at least this share of the frame's width and height
 SAME_PLACE = 0.2  # overlap (of the smaller region) that makes two regions the same place
 _KERNEL = np.ones((3, 3), np.uint8)
 # Parts of one object (a bag beside the jacket spilling from it) closer than this are one region.
@@ -49,6 +50,16 @@ class _Open(_Region):
     last_present: float
     last_emit: float
     score: float
+
+
+def context_box(box: Box, frame_wh: tuple[int, int]) -> Box:
+    """`box` grown about its centre to at least CONFIRM_MIN_FRAC of the frame per side: a confirmer sees
+    the object in its setting (and a region found first as a sliver of it, the whole object)."""
+    fw, fh = frame_wh
+    x1, y1, x2, y2 = box
+    half_w, half_h = max(x2 - x1, CONFIRM_MIN_FRAC * fw) / 2, max(y2 - y1, CONFIRM_MIN_FRAC * fh) / 2
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return (max(0.0, cx - half_w), max(0.0, cy - half_h), min(float(fw), cx + half_w), min(float(fh), cy + half_h))
 
 
 def zone_mask(zone: ZoneConfig, shape_hw: tuple[int, int]) -> np.ndarray:
@@ -71,7 +82,7 @@ def same_place(a: np.ndarray, b: np.ndarray) -> bool:
 class ChangeRule:
     def __init__(self, config: RuleConfig, problem_class: ProblemClass, params: ChangeParams, zone: ZoneConfig,
                  camera_id: str, clock: RuleClock, shape_hw: tuple[int, int],
-                 confirmer: RegionConfirmer | None = None, confirm_threshold: float = 0.5) -> None:
+                 confirmer: RegionConfirmer | None = None) -> None:
         self.config = config
         self.problem_class = problem_class
         self.params = params
@@ -79,7 +90,6 @@ class ChangeRule:
         self.camera_id = camera_id
         self.clock = clock
         self.confirmer = confirmer
-        self.confirm_threshold = confirm_threshold  # when params.confirm.min_score is unset (a head's own)
         self.rejections = 0  # regions the confirmer turned down
         self.mask = zone_mask(zone, shape_hw)
         self.min_area_px = max(MIN_REGION_PX, params.min_area_for(zone.id) * int(self.mask.sum()))
@@ -149,10 +159,9 @@ class ChangeRule:
         confirm = self.params.confirm
         if confirm is None or self.confirmer is None:
             return score
-        current, reference = view.crops(region.box)
+        current, reference = view.crops(context_box(region.box, view.frame.resolution_wh))
         verdict = float(self.confirmer(self.problem_class.id, current, reference))
-        needed = confirm.min_score if confirm.min_score is not None else self.confirm_threshold
-        if verdict >= needed:
+        if verdict >= confirm.min_score:
             return verdict
         self.rejections += 1
         return None

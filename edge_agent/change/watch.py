@@ -159,10 +159,9 @@ class ChangeWatch:
             problem_class = self.catalog.get(r.class_id)
             params = r.change_params(self.catalog)
             confirmer = self.confirmers[params.confirm.name] if params.confirm else None
-            threshold = float(getattr(confirmer, "threshold", 0.5))  # a head's own; 0.5 for a plain function
             for zid in r.zones:
                 self.rules.append(ChangeRule(r, problem_class, params, self.zones[zid], self.camera_id,
-                                             r.clock(self.timezone), self._shape_hw, confirmer, threshold))
+                                             r.clock(self.timezone), self._shape_hw, confirmer))
 
     def _reference_structure(self) -> np.ndarray:
         """The reference's structure, recomputed every REFRESH_EVERY analyses (it adapts slowly) or after a

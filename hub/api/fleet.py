@@ -63,8 +63,13 @@ def camera_config(camera_id: str, store: StoreDep) -> dict[str, Any]:
         except configs.UnknownCamera as exc:
             raise Refused(errors.CAMERA_UNKNOWN, str(exc), camera_id=camera_id) from None
     out["zone_kinds"] = check.zone_kinds()
-    out["rule_forms"] = forms.rule_forms(check.change_params())
     return out
+
+
+@router.get("/fleet/rule-forms", summary="What the page's rule forms offer: camera classes with their rule type "
+            "and defaults, and each rule type's params with their kind and bounds")
+def rule_forms() -> dict[str, Any]:
+    return forms.rule_forms(check.change_params())
 
 
 def _check(store: Any, camera_id: str, body: dict[str, Any]) -> CheckOut:

@@ -3,9 +3,10 @@
 The HTTP side (routes, api_key auth, GeoReport errors) is hub.api.open311.
 
 A request filed through Open311 keeps what the spec's fields carry that a case has no column for as
-lines of the case's description: the client's `media_url` (a link, never fetched: the hub makes no
-requests to addresses a client chooses) and the reporter's contacts (personal data: masked for the public
-and for readers, see `masked`).
+lines of the case's description: the client's `media_url` (the link; the photo itself is fetched in the
+background by hub.open311.media and, once stored, is the request's media_url) and the reporter's contacts
+(personal data: masked for the public and for readers, see `masked`). A request filed with only an address
+has `address` and no lat/long.
 """
 
 from __future__ import annotations

@@ -138,17 +138,20 @@ def get_labels(store: StoreBase, case_id: str) -> FrameLabels:
     return FrameLabels(case_id, sha, camera_id, observed_at, False, _detector_boxes(_payload(payload)), "detector")
 
 
-def _check_boxes(boxes: Sequence[dict[str, Any]], known: set[str]) -> list[dict[str, Any]]:
+def check_boxes(boxes: Sequence[dict[str, Any]], known: set[str] | None, where: str = "boxes"
+                ) -> list[dict[str, Any]]:
+    """Normalised xyxy boxes with labels from `known` (None: any well-formed label, a detector's own)."""
     checked = []
     for i, item in enumerate(boxes):
         label, box = item.get("label"), item.get("box")
-        if not isinstance(label, str) or label not in known:
-            raise LabelError(f"boxes[{i}].label: {label!r} is not a catalog label or one an admin added")
+        at = f"{where}[{i}]"
+        if not isinstance(label, str) or not label or len(label) > 64 or (known is not None and label not in known):
+            raise LabelError(f"{at}.label: {label!r} is not a catalog label or one an admin added")
         if not (isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
-            raise LabelError(f"boxes[{i}].box: expected [x1, y1, x2, y2] normalised, got {box!r}")
+            raise LabelError(f"{at}.box: expected [x1, y1, x2, y2] normalised, got {box!r}")
         x1, y1, x2, y2 = (float(v) for v in box)
         if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
-            raise LabelError(f"boxes[{i}].box: {list(box)} must satisfy 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+            raise LabelError(f"{at}.box: {list(box)} must satisfy 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
         checked.append({"label": label, "box": [x1, y1, x2, y2]})
     return checked
 
@@ -158,7 +161,7 @@ def set_labels(store: StoreBase, case_id: str, boxes: Sequence[dict[str, Any]], 
     """Save the frame's boxes (replacing earlier ones) or "nothing here" (no boxes)."""
     if nothing and boxes:
         raise LabelError("a frame with nothing on it has no boxes")
-    checked = _check_boxes(boxes, known_labels(store))
+    checked = check_boxes(boxes, known_labels(store))
     with store.engine.connect() as conn:
         frames = _frames(conn, case_id)
     if not frames:
@@ -210,8 +213,11 @@ def export_records(store: StoreBase) -> list[dict[str, Any]]:
 
 
 def export_zip(store: StoreBase) -> bytes:
-    """labels.jsonl and frames/<sha256>.jpg, ready for `cityeye models dataset labels.jsonl`."""
-    records = export_records(store)
+    """labels.jsonl and frames/<sha256>.jpg, ready for `cityeye models dataset labels.jsonl`: cases' labels
+    and reviewed sampled frames (hub.releases.sampled, source `pseudo`)."""
+    from hub.releases import sampled  # it builds on this module's checks
+
+    records = export_records(store) + sampled.export_records(store)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
         for sha in sorted({r["image"] for r in records}):

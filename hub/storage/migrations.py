@@ -36,6 +36,7 @@ from hub.storage.schema import (
     model_releases,
     model_rollouts,
     reference_retakes,
+    sampled_frames,
     schema_version,
     sessions,
     sign_in_attempts,
@@ -149,6 +150,11 @@ def _v12_idle_sessions_shared_rate_label_names(conn: Connection) -> None:
     sign_in_attempts.create(conn, checkfirst=True)
 
 
+def _v13_sampled_frames(conn: Connection) -> None:
+    """Sampled frames with the detector's pre-labels, waiting for a reviewer (hub.releases.sampled)."""
+    sampled_frames.create(conn, checkfirst=True)
+
+
 # Append-only: (version, name, step). Never edit a released step; add a new one. Step 1 creates the
 # metadata as it is NOW, so every later step must also be a no-op on a fresh database (checkfirst, IF NOT
 # EXISTS): a fresh and an upgraded database then end with the same schema (tests/hub/storage/test_store.py checks it).
@@ -165,6 +171,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (10, "change-rule reference retakes", _v10_reference_retakes),
     (11, "addresses on cases, Open311 media fetches", _v11_addresses_and_media),
     (12, "session idle time, shared sign-in attempts, label display names", _v12_idle_sessions_shared_rate_label_names),
+    (13, "sampled frames with pre-labels to review", _v13_sampled_frames),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x43495459  # "CITY": serialises concurrent migrators on PostgreSQL

@@ -395,6 +395,26 @@ frame_labels = Table(
     Column("labelled_at", UTCDateTime, nullable=False),
 )
 
+# Frames sampled from the bureau's cameras (`cityeye models sample --hub`) waiting for labels: the
+# detector's boxes on them are proposals (pre-labels) a reviewer corrects (hub.releases.sampled).
+sampled_frames = Table(
+    "sampled_frames",
+    metadata,
+    Column("frame_id", String(32), primary_key=True),  # the image's sha256, first 32 hex digits
+    Column("image_sha256", String(64), nullable=False),
+    Column("camera_id", String(64), nullable=False),
+    Column("taken_at", UTCDateTime, nullable=False),
+    Column("proposals", JSON, nullable=False),  # [{"label", "box", "score"}] from the model below
+    Column("proposed_by", JSON),  # {"name", "sha256"} of the detector that pre-labelled it
+    Column("uploaded_by", String(128), nullable=False),
+    Column("uploaded_at", UTCDateTime, nullable=False),
+    Column("boxes", JSON),  # the reviewer's boxes; NULL until reviewed
+    Column("nothing_here", Boolean, nullable=False, default=False),
+    Column("labelled_by", String(128)),
+    Column("labelled_at", UTCDateTime),
+    Index("ix_sampled_frames_todo", "labelled_at", "uploaded_at"),
+)
+
 label_names = Table(  # labels an admin added beyond the catalog's
     "label_names",
     metadata,

@@ -298,7 +298,22 @@ function deadlineCell(c) {
 function place(c) {
   if (c.camera_id) return [c.camera_id, c.zone ? ` / ${c.zone}` : ""].join("");
   if (c.lat !== null && c.lat !== undefined) return `${c.lat.toFixed(5)}, ${c.lon.toFixed(5)}`;
+  if (c.address && !c.ground) return t("case.address_only", { address: c.address });
   return sourceText(c.source);
+}
+/** The case's position, or "no position" for a case filed with only an address. */
+function locationText(c, ground) {
+  if (c.lat !== null && c.lat !== undefined) return `${c.lat.toFixed(6)}, ${c.lon.toFixed(6)}`;
+  if (ground) return ground;
+  return c.address ? h("span", { class: "no-position" }, t("case.no_position")) : t("misc.dash");
+}
+/** What became of each photo an Open311 client linked (media_url): fetched, refused with why, or off. */
+function mediaFetches(c) {
+  return h("ul", { class: "media-fetches" }, ...(c.media_fetches || []).map((f) =>
+    h("li", { dataset: { status: f.status } },
+      h("a", { href: f.url, rel: "noopener noreferrer", target: "_blank" }, f.url), " ",
+      h("span", { class: f.status === "failed" ? "error" : "muted" },
+        t(`case.media_url.${f.status}`, { reason: f.reason || "" })))));
 }
 const sourceText = (source) => (MESSAGES["zh-CN"][`source.${source}`] ? t(`source.${source}`) : source);
 
@@ -306,8 +321,10 @@ const sourceText = (source) => (MESSAGES["zh-CN"][`source.${source}`] ? t(`sourc
 function unitText(c, long = false) {
   if (c.unit) return unitName(c.unit);
   if (c.routed_unit) {
-    return h("span", { class: "routed", title: t("queue.unit_routed_title") },
+    const routed = h("span", { class: "routed", title: t("queue.unit_routed_title") },
       t(long ? "case.unit_routed" : "queue.unit_routed", { unit: unitName(c.routed_unit) }));
+    if (!long || c.routing_note !== "no_place") return routed;
+    return h("span", {}, routed, h("div", { class: "muted routing-note" }, t("case.routing_no_place")));
   }
   return h("span", { class: "muted" }, t("misc.dash"));
 }
@@ -361,6 +378,7 @@ async function start(me) {
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#admin-tab").hidden = S.me.role !== "admin";
+  $("#labelling-tab").hidden = !["admin", "reviewer"].includes(S.me.role);
   showWhoami();
   startLive();
   route();
@@ -398,6 +416,7 @@ function parseHash() {
   const params = new URLSearchParams(query);
   if (parts[0] === "case" && parts[1]) return { view: "case", caseId: parts[1], params };
   if (parts[0] === "stats") return { view: "stats", params };
+  if (parts[0] === "labelling") return { view: "labelling", params };
   if (EXTRA_VIEWS[parts[0]]) return { view: parts[0], parts, params };
   if (parts[0] === "admin") return { view: "admin", params };
   return { view: "queue", params };
@@ -419,6 +438,7 @@ function route() {
   view.replaceChildren();
   if (S.route.view === "case") renderCase(view, S.route.caseId);
   else if (S.route.view === "stats") renderStats(view);
+  else if (S.route.view === "labelling") renderLabelling(view);
   else if (EXTRA_VIEWS[S.route.view]) EXTRA_VIEWS[S.route.view](view, S.route);
   else if (S.route.view === "admin") renderAdmin(view);
   else renderQueue(view);
@@ -752,7 +772,7 @@ function caseMedia(c) {
       fig(t("media.crop"), crop, t("media.crop")),
       clipFigure(c, clip)),
     platePanel(c),
-    ["reviewer", "admin"].includes(S.me?.role) ? labelEditor(c) : null,
+    ["reviewer", "admin"].includes(S.me?.role) ? labelEditor(`/cases/${encodeURIComponent(c.case_id)}/labels`) : null,
     h("section", { class: "panel", style: "margin-top:16px" },
       h("header", { style: "display:flex;align-items:center;justify-content:space-between;gap:8px" },
         h("h2", {}, t("evidence.title", { n: c.events.length })),
@@ -828,15 +848,14 @@ function labelText(n) {
   return name && name !== n.id ? t("labels.option", { name, id: n.id }) : n.id;
 }
 
-function labelEditor(c) {
-  const id = encodeURIComponent(c.case_id);
+function labelEditor(path) {
   const panel = h("section", { class: "panel label-editor", id: "label-editor" },
     h("header", {}, h("h2", {}, t("labels.title"))),
     h("p", { class: "muted" }, t("labels.loading")));
   (async () => {
     let data, names;
     try {
-      [data, names] = await Promise.all([api(`/cases/${id}/labels`), api("/labels")]);
+      [data, names] = await Promise.all([api(path), api("/labels")]);
     } catch (e) {
       panel.replaceChildren(h("p", { class: "muted" }, t("labels.unavailable", { error: e.message })));
       return;
@@ -853,7 +872,9 @@ function labelEditor(c) {
       onchange: () => { if (state.selected >= 0) { state.boxes[state.selected].label = labelSelect.value; draw(); } } },
       ...names.map((n) => h("option", { value: n.id, title: n.id }, labelText(n))));
     const status = h("span", { class: "muted", id: "label-status" },
-      data.source === "detector" ? t("labels.from_detector") : t("labels.saved_by", { name: data.labelled_by }));
+      data.source === "detector" ? t("labels.from_detector")
+        : data.source === "prelabel" ? t("labels.from_prelabel", { model: data.proposed_by?.name || t("misc.dash") })
+          : t("labels.saved_by", { name: data.labelled_by }));
     const pos = (e) => {
       const r = svg.getBoundingClientRect();
       return [Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)), Math.min(1, Math.max(0, (e.clientY - r.top) / r.height))];
@@ -910,7 +931,7 @@ function labelEditor(c) {
     const count = h("span", { id: "label-count" });
     async function save(nothing) {
       try {
-        const out = await api(`/cases/${id}/labels`, { method: "PUT", body: {
+        const out = await api(path, { method: "PUT", body: {
           boxes: nothing ? [] : state.boxes, nothing, image_sha256: data.image_sha256 } });
         state.boxes = out.boxes; state.nothing = out.nothing; state.selected = -1;
         status.textContent = t("labels.saved", { n: out.boxes.length });
@@ -932,6 +953,37 @@ function labelEditor(c) {
     draw();
   })();
   return panel;
+}
+
+// ---- the labelling queue: sampled frames the detector pre-labelled (hub.releases.sampled) -----------------
+// `cityeye models sample --prelabel MODEL --hub URL` queues them; the editor above draws the detector's
+// boxes as pre-labels, the reviewer corrects and saves, and the next frame opens.
+async function renderLabelling(view) {
+  const gen = S.gen;
+  const frameId = S.route.params.get("frame");
+  view.append(h("div", { class: "detail-head" }, h("h1", {}, t("labels.sampled_title"))));
+  let queue;
+  try {
+    queue = await api("/labels/frames?reviewed=false&limit=200");
+  } catch (e) {
+    if (gen === S.gen) view.append(h("div", { class: "alert", role: "alert" }, t("labels.unavailable", { error: e.message })));
+    return;
+  }
+  if (gen !== S.gen) return;
+  const link = (f) => `#/labelling?frame=${encodeURIComponent(f.frame_id)}`;
+  if (frameId) {
+    view.append(labelEditor(`/labels/frames/${encodeURIComponent(frameId)}`));
+    const next = queue.frames.find((f) => f.frame_id !== frameId);
+    if (next) view.append(h("p", {}, h("a", { class: "btn small", id: "label-next", href: link(next) }, t("labels.next"))));
+  }
+  view.append(h("section", { class: "panel wide" },
+    h("p", { class: "muted" }, t("labels.sampled_count", { n: queue.total })),
+    queue.frames.length ? h("table", { class: "grid", id: "sampled-frames" },
+      h("thead", {}, h("tr", {}, ...["labels.camera", "labels.taken_at", "labels.proposals"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, ...queue.frames.map((f) => h("tr", { dataset: { frameId: f.frame_id } },
+        h("td", {}, h("a", { href: link(f) }, f.camera_id)), h("td", {}, fmtTime(f.taken_at)),
+        h("td", { class: "num" }, String(f.proposals.length))))))
+      : h("p", { class: "empty" }, t("labels.sampled_none"))));
 }
 
 // The evidence package (signed evidence + case record, verifiable offline) is built per request, so it is
@@ -1032,7 +1084,9 @@ function caseSide(c) {
       ["case.deadline", h("div", {}, deadlineCell(c), h("div", { class: "stage-help", id: "deadline-stage" },
         MESSAGES["zh-CN"][explain] ? t(explain) : ""))],
       ["case.unit", h("span", { id: "case-unit" }, unitText(c, true))],
-      ["case.location", c.lat !== null && c.lat !== undefined ? `${c.lat.toFixed(6)}, ${c.lon.toFixed(6)}` : (ground || t("misc.dash"))],
+      c.address ? ["case.address", h("span", { id: "case-address" }, c.address)] : null,
+      ["case.location", h("span", { id: "case-location" }, locationText(c, ground))],
+      (c.media_fetches || []).length ? ["case.media_url", mediaFetches(c)] : null,
       c.recurrence_of ? ["case.recurrence", h("a", { href: `#/case/${enc(c.recurrence_of)}` },
         t("case.recurrence_text", { case: c.recurrence_of, n: c.recurrence_count }))] : null,
       c.description ? ["case.description", c.description] : null,
@@ -1439,6 +1493,11 @@ function healthText(health) {
   if (!health) return t("misc.dash");
   const bits = [];
   if (typeof health.frame_age_s === "number") bits.push(t("stats.health.frame_age", { n: health.frame_age_s.toFixed(1) }));
+  if (health.clock) bits.push(t(`stats.health.clock.${health.clock}`));
+  // the camera's clock, off by more than the agent believes (1 s): its NTP needs setting
+  if (typeof health.clock_skew_s === "number" && Math.abs(health.clock_skew_s) > 1) {
+    bits.push(t("stats.health.clock_skew", { n: (-health.clock_skew_s).toFixed(1) }));
+  }
   if (health.detect_fps) bits.push(t("stats.health.fps", { n: health.detect_fps }));
   if (health.inference_ms) bits.push(t("stats.health.inference", { n: health.inference_ms.toFixed(0) }));
   if (health.reconnects) bits.push(t("stats.health.reconnects", { n: health.reconnects }));

@@ -60,12 +60,13 @@
    * rewritten only where their text changed. */
   function updateFleet(tbody, state, fleet) {
     const keep = new Set();
+    const rows = new Map([...tbody.rows].map((r) => [r.dataset.key, r])); // a district has ~1,800 cameras
     let at = 0;
     for (const d of fleet.devices) {
       for (const c of d.cameras.length ? d.cameras : [null]) {
         const key = `${d.device_id}/${c ? c.camera_id : ""}`;
         keep.add(key);
-        let row = [...tbody.rows].find((r) => r.dataset.key === key);
+        let row = rows.get(key);
         if (!row) {
           row = h("tr", { dataset: { key, camera: c ? c.camera_id : "", device: d.device_id } },
             FLEET_FIELDS.map((f) => h("td", { dataset: { field: f } })));
@@ -125,7 +126,9 @@
     view.append(root);
     let info;
     try {
-      info = await api(`/cameras/${encodeURIComponent(cameraId)}/config`);
+      const [config, forms] = await Promise.all([api(`/cameras/${encodeURIComponent(cameraId)}/config`),
+        api("/fleet/rule-forms")]);
+      info = { ...config, rule_forms: forms };
     } catch (e) {
       root.replaceChildren(h("p", { class: "error" }, e.message));
       return;
@@ -869,8 +872,18 @@
     const box = h("div", { class: "map", id: "map" });
     const note = h("p", { class: "muted map-note" });
     const list = h("ul", { class: "map-cases", id: "map-cases" });
+    // Cases filed with only an address have no position: not plotted, but counted and listed here.
+    const nowhereTitle = h("h3", { id: "map-nowhere-title" });
+    const nowhere = h("ul", { class: "map-cases", id: "map-nowhere" });
     view.append(h("section", { class: "panel district" }, h("h2", {}, tr("map")), note, box,
-      h("h3", {}, tr("cases_in_view")), list));
+      h("h3", {}, tr("cases_in_view")), list, nowhereTitle, nowhere));
+    api("/cases?placed=false&limit=200").then((page) => {
+      if (gen !== S.gen) return;
+      nowhereTitle.textContent = tr("no_position_cases", { n: page.total });
+      nowhere.replaceChildren(...page.items.map((c) => h("li", { dataset: { case: c.case_id } },
+        h("a", { href: `#/case/${encodeURIComponent(c.case_id)}` }, c.case_id), ` ${className(c.class_id)} `,
+        h("span", { class: "muted" }, c.address || ""))));
+    }).catch(() => {});
     const info = await api("/map").catch((e) => ({ error: e.message }));
     if (gen !== S.gen) return;
     if (info.error) return note.append(h("span", { class: "error" }, info.error));

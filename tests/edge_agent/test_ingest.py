@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,22 +25,17 @@ from edge_agent.ingest import (
     source_kind,
     tcp_answer,
 )
-from tests.rtsp_support import wait_for
+from edge_agent.metrics import CameraMetrics
+from tests.rtsp_support import free_port, wait_for
 
 SERVER = Path(__file__).with_name("mjpeg_server.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Camera:
     """The MJPEG server as a real process that a test can kill and restart on the same port."""
 
-    def __init__(self, port: int, corrupt_every: int = 0) -> None:
-        self.port, self.corrupt_every = port, corrupt_every
+    def __init__(self, port: int, corrupt_every: int = 0, stamp_offset: float | None = None) -> None:
+        self.port, self.corrupt_every, self.stamp_offset = port, corrupt_every, stamp_offset
         self.proc: subprocess.Popen[str] | None = None
 
     @property
@@ -49,7 +43,8 @@ class Camera:
         return f"http://127.0.0.1:{self.port}/stream.mjpg"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(SERVER), str(self.port), str(self.corrupt_every)],
+        stamp = [] if self.stamp_offset is None else [str(self.stamp_offset)]
+        self.proc = subprocess.Popen([sys.executable, str(SERVER), str(self.port), str(self.corrupt_every), *stamp],
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 
@@ -167,6 +162,29 @@ def test_slow_consumer_gets_the_newest_frame_not_a_backlog(camera: Camera) -> No
         assert frame is not None
         assert time.time() - frame.ts < 0.3, "latency grew: an old frame was queued"
         assert reader.stats.frames_dropped >= 10
+
+
+@pytest.mark.parametrize(("stamp_offset", "clock", "ahead_s"), [
+    (0.6, "x-timestamp", 0.6),  # stamped by a clock 0.6 s ahead: frames carry the camera's time
+    (30.0, "decode", 0.0),  # 30 s off: not believed, decode time, the skew reported
+    (None, "decode", 0.0)])  # no stamps: decode time
+def test_mjpeg_frames_carry_their_part_timestamps_where_they_can_be_believed(
+        stamp_offset: float | None, clock: str, ahead_s: float) -> None:
+    cam = Camera(free_port(), stamp_offset=stamp_offset)
+    cam.start()
+    try:
+        with LiveReader("cam6", cam.url) as reader:
+            frames = frames_from(reader, 10)
+            arrived = time.time()
+            health = CameraMetrics("cam6", ingest=reader.stats).health()
+    finally:
+        cam.kill()
+    assert len(frames) == 10 and health.clock == clock
+    assert abs(frames[-1].ts - arrived - ahead_s) < 0.3, frames[-1].ts - arrived
+    if stamp_offset is None:
+        assert health.clock_skew_s is None
+    else:
+        assert health.clock_skew_s is not None and abs(health.clock_skew_s + stamp_offset) < 0.3
 
 
 def make_video(path: Path, seconds: float, fps: float = 10.0) -> Path:

@@ -149,6 +149,27 @@ def test_retake_adopts_the_current_view_of_the_zone() -> None:
     assert feed(w, [scene(with_object=True)] * 20, t0=10) == []
 
 
+def test_a_late_retake_keeps_what_appeared_after_the_verification_and_only_takes_its_box() -> None:
+    from protocol.messages import NormBox
+
+    t0 = 1_700_000_000.0
+    late = watch()
+    feed(late, [scene()] * 4 + [scene(with_object=True)] * 3)
+    late.retake("walk", as_of=t0 + 2)  # verified clear at 2 s; the object came at 4 s: it stays a change
+    assert [u.state for _, u in feed(late, [scene(with_object=True)] * 12, t0=7)] == ["opened"]
+    elsewhere = watch()
+    feed(elsewhere, [scene()] * 4 + [scene(with_object=True)] * 3)
+    elsewhere.retake("walk", box=NormBox(x1=0.7, y1=0.7, x2=0.85, y2=0.85), as_of=t0 + 6)  # another place
+    assert [u.state for _, u in feed(elsewhere, [scene(with_object=True)] * 12, t0=7)] == ["opened"]
+    there = watch()
+    feed(there, [scene()] * 4 + [scene(with_object=True)] * 3)
+    there.retake("walk", box=NormBox(x1=0.37, y1=0.41, x2=0.53, y2=0.59), as_of=t0 + 6)  # the object's place
+    assert feed(there, [scene(with_object=True)] * 12, t0=7) == []
+    assert there.pop_counts() == (1, 0) and there.pop_counts() == (0, 0)
+    with pytest.raises(LookupError, match="zone 'road' has no change rule"):
+        there.retake("road")
+
+
 def test_a_confirmer_decides_and_sees_the_place_before_and_now() -> None:
     seen: list[tuple[str, np.ndarray, np.ndarray]] = []
 

@@ -114,6 +114,10 @@ def test_address_reports_join_only_within_the_dedup_window(api: TestClient, toke
                     headers=tokens["reviewer"])
     assert first.json()["created"] and near.json()["case_id"] == first.json()["case_id"]
     assert late.json()["created"] and late.json()["case_id"] != first.json()["case_id"]
+    by_id = [_file(api, _key(tokens), address_id="GB-310101-0042") for _ in range(2)]
+    assert by_id[0].json()[0]["service_request_id"] == by_id[1].json()[0]["service_request_id"]
+    case = api.get(f"/cases/{by_id[0].json()[0]['service_request_id']}", headers=tokens["reviewer"]).json()
+    assert case["address"] == "address_id GB-310101-0042" and case["lat"] is None
     half = api.post("/intake/report", json={"class_id": "exposed_garbage", "lat": 31.2}, headers=tokens["reviewer"])
     assert half.status_code == 422 and "lat and lon" in half.text
 

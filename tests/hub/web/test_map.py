@@ -24,9 +24,11 @@ from edge_agent.config import parse_camera_config
 from edge_agent.managed_config import config_body
 from hub.app import create_app, open_store
 from hub.auth.tokens import create_token
+from hub.cases import intake
 from hub.cases.lifecycle import Role
 from hub.fleet import configs
-from hub.settings import HubSettings
+from hub.open311 import media
+from hub.settings import HubSettings, UnitConfig
 from protocol.messages import GroundPoint, MediaKind, MediaRef, NormBox, ProblemEvent, ProblemState
 from protocol.push import ManagedBy, PushKind, PushResult
 from tests.delivery_support import free_port
@@ -101,10 +103,28 @@ def add_case(store: Any, i: int, east: float, north: float) -> None:
     store.ingest_event(event, {"snapshot.jpg": data}, manifest=b'{"m":1}', signature=b"s" * 64, seq=i + 1)
 
 
+ADDRESS = "人民路 1 号"
+
+
+def add_address_case(store: Any, settings: HubSettings) -> str:
+    """A citizen's report with only an address and a photo link, which the hub (default settings) refuses to
+    fetch: the link is on 127.0.0.1."""
+    report = intake.ManualReport(class_id="exposed_garbage", address=ADDRESS, description="media_url: http://127.0.0.1:9/a.jpg")
+    result = intake.ingest_manual(store, report, "citizen-app", "m-address-1")
+    assert result.case_id
+    case_id = result.case_id
+    store.write(lambda conn: media.record_link(conn, case_id, "manual:citizen-app", "m-address-1",
+                                               "http://127.0.0.1:9/a.jpg", True))
+    assert media.MediaFetcher(store, threading.Event(), media.FetchLimits.from_settings(settings)).tick() == 1
+    return case_id
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, HubSettings, Any]]:
     data = Path(tmp_path_factory.mktemp("maphub"))
-    settings = HubSettings(data_dir=data, zmq_bind=None, sse_poll_s=0.2)
+    settings = HubSettings(data_dir=data, zmq_bind=None, sse_poll_s=0.2, default_unit="sanitation",
+                           units=[UnitConfig(id="plaza", bbox=(LON0 - 0.01, LAT0 - 0.01, LON0 + 0.01, LAT0 + 0.01)),
+                                  UnitConfig(id="sanitation")])
     store = open_store(settings)
     store.add_device("demo-box", "curve", "sign")
     demo = parse_camera_config({**DEMO_CAMERA, "source": "vtest.avi", "calibration": CALIBRATION})
@@ -113,6 +133,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Hu
                                             current=config_body(demo)))
     for i, (east, north) in enumerate(CASE_PLACES):
         add_case(store, i, east, north)
+    add_address_case(store, settings)
     base, stop = serve(create_app(settings, store=store, background=False))
     yield base, create_token(store, "chief", Role.ADMIN)[1], settings, store
     stop()
@@ -166,6 +187,26 @@ def test_map_without_tiles_is_a_grid_in_calibrated_coordinates(hub: tuple[str, s
     expect(page.locator("path.map-camera")).to_have_count(1)
     expect(page.locator("path.map-case")).to_have_count(len(CASE_PLACES))
     expect(page.locator("#map-cases li")).to_have_count(len(CASE_PLACES))
+    no_missing_messages(page)
+
+
+def test_cases_with_no_position_are_listed_not_plotted(hub: tuple[str, str, HubSettings, Any],
+                                                       browser: Browser) -> None:
+    base, token, _, _ = hub
+    page = open_page(browser, base, token, "#/map")
+    expect(page.locator("#map[data-ready='1']")).to_be_attached()
+    expect(page.locator("path.map-case")).to_have_count(len(CASE_PLACES))  # not plotted
+    expect(page.locator("#map-nowhere-title")).to_have_text("无位置的案件（1，地图上不标出）")
+    expect(page.locator("#map-nowhere li")).to_have_count(1)
+    expect(page.locator("#map-nowhere li")).to_contain_text(ADDRESS)
+    page.click("#map-nowhere li a")
+    expect(page.locator("#case-address")).to_have_text(ADDRESS)
+    expect(page.locator("#case-location")).to_have_text("无位置（只有地址，地图上不标出）")
+    expect(page.locator("#case-unit")).to_contain_text("sanitation")  # the area unit "plaza" cannot apply
+    expect(page.locator("#case-unit .routing-note")).to_have_text("无位置：不按辖区划分，按类别或默认单位派遣")
+    fetch = page.locator(".media-fetches li[data-status='failed']")
+    expect(fetch).to_contain_text("获取失败，保留链接")
+    expect(fetch).to_contain_text("loopback")
     no_missing_messages(page)
 
 

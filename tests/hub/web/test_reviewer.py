@@ -134,7 +134,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     store = open_store(settings)
     store.add_device("box-1", "curve", "sign")
     store.record_heartbeat(Heartbeat(device_id="box-1", sent_at=datetime.now(UTC), agent_version="0.1.0", cameras=[
-        CameraHealth(camera_id="cam-east", online=True, detect_fps=2.0),
+        CameraHealth(camera_id="cam-east", online=True, detect_fps=2.0, clock="rtcp-sr", clock_skew_s=0.1),
+        CameraHealth(camera_id="cam-south", online=True, clock="stream", clock_skew_s=-29.97),
         CameraHealth(camera_id="cam-west", online=False, last_error="rtsp: connection refused"),
         CameraHealth(camera_id="cam-north", online=False, stalled=True, frame_age_s=7.2,
                      last_error="stalled: no frame for 5.0 s"),
@@ -359,6 +360,10 @@ def test_stats_show_precision_and_camera_state(page: Page, hub: Hub) -> None:
     north = page.locator("#cameras tr", has_text="cam-north")
     expect(north).to_contain_text("画面停滞")
     expect(north).to_contain_text("画面延迟 7.2 秒")
+    expect(page.locator("#cameras tr", has_text="cam-east")).to_contain_text("帧时间：摄像机时钟（RTCP）")
+    south = page.locator("#cameras tr", has_text="cam-south")
+    expect(south).to_contain_text("帧时间：码流位置")
+    expect(south).to_contain_text("摄像机时钟偏差 30.0 秒")
     expect(page.locator("#devices")).to_contain_text("box-1")
     shot(page, "stats")
 
