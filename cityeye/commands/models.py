@@ -33,6 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--imgsz", type=int, default=640, help="input size (default 640)")
     p.set_defaults(func=_export)
 
+    p = msub.add_parser("package", help="write a model as one self-contained .onnx release file",
+                        description="Embed the model's manifest (labels, input size and layout, decoder, "
+                        "thresholds) in the ONNX's metadata, so the file alone is what `cityeye hub models "
+                        "register` stores and agents download and load.")
+    p.add_argument("model", help="a cached model name or an .onnx file")
+    p.add_argument("--name", required=True, help="the name events will report (lowercase, digits, _.-)")
+    p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    p.set_defaults(func=_package)
+
     p = msub.add_parser("list", help="list known and cached models")
     p.set_defaults(func=_list)
 
@@ -90,6 +99,24 @@ def _export(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{resolved.manifest.name}: {resolved.onnx_path} ({len(resolved.manifest.labels)} labels)")
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    from models.cache import ModelNotFoundError, resolve, sha256_file
+    from models.export import package_onnx
+    from models.manifest import ManifestError
+
+    try:
+        resolved = resolve(args.model)
+        manifest = resolved.manifest.model_copy(update={"name": args.name})
+        type(manifest).model_validate(manifest.model_dump())  # the new name obeys the name pattern
+        package_onnx(resolved.onnx_path, manifest, args.out)
+    except (ModelNotFoundError, ManifestError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: {args.out} (sha256 {sha256_file(args.out)}, {args.out.stat().st_size} bytes, "
+          f"{len(manifest.labels)} labels, input {manifest.input.width}x{manifest.input.height})")
     return 0
 
 

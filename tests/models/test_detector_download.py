@@ -17,6 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from cityeye.cli import main
 from edge_agent.model_fetch import ModelFetcher
 from hub.app import create_app
 from hub.devices.enrol import enroll_device, revoke_device
@@ -30,7 +31,6 @@ from hub.storage import schema
 from hub.storage.db import utcnow
 from hub.storage.store import Store
 from models.cache import cached
-from models.export import package_onnx
 from protocol.device_auth import sign_request
 from protocol.manifest import Signer, generate_signing_key
 from protocol.model_release import ReleaseError
@@ -45,11 +45,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def repackaged(tmp: Path, name: str) -> bytes:
     """coco-nanodet as a new release: the same graph, its manifest embedded under another name (new sha256)."""
-    base = cached("coco-nanodet")
-    if base is None:
+    if cached("coco-nanodet") is None:
         pytest.fail("the default model is not cached: run ./setup.sh (it pulls coco-nanodet)")
-    return package_onnx(base.onnx_path, base.manifest.model_copy(update={"name": name}), tmp / f"{name}.onnx"
-                        ).read_bytes()
+    assert main(["models", "package", "coco-nanodet", "--name", name, "--out", str(tmp / f"{name}.onnx")]) == 0
+    return (tmp / f"{name}.onnx").read_bytes()
 
 
 @pytest.fixture
