@@ -529,6 +529,8 @@ const MESSAGES = {
     "admin.no_labels": "尚未添加标签",
     "media.kind.plate": "车牌特写",
     "media.kind.still": "定时抓拍",
+    "desk.fit_outliers": "第 {points} 点与其他点不吻合（输错或配错了？）",
+    "desk.fit_off": "地面误差超过允许值",
     // ---- end desk: label names
 
     "help.title": "快捷键",
@@ -1240,6 +1242,8 @@ const MESSAGES = {
     "admin.no_labels": "No labels added yet",
     "media.kind.plate": "plate close-up",
     "media.kind.still": "timed still",
+    "desk.fit_outliers": "points {points} do not fit the others (mis-typed or mis-paired?)",
+    "desk.fit_off": "the ground error is over the allowed maximum",
     // ---- end desk: label names
 
     "help.title": "Keyboard shortcuts",
