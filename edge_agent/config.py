@@ -126,7 +126,12 @@ class CameraConfig(StrictConfig):
     model: str = Field("coco-nanodet", min_length=1,
                        description="cached model name, .onnx path or few-shot head (.json)")
     detector_threads: int | None = Field(
-        None, ge=1, le=64, description="onnxruntime intra-op threads; default: all cores")
+        None, ge=1, le=64, description="onnxruntime intra-op threads per detector session; default: 1 with "
+        "several sessions, all cores with one")
+    detector_sessions: int | None = Field(
+        None, ge=1, le=16, description="detector sessions run side by side, each on its share of a batch; default: "
+        "one per core (bench/edge.py: single-threaded sessions side by side beat one session on all cores), or "
+        "one when detector_threads is set")
     loop: bool = Field(
         False, description="file sources only: replay the file forever at real speed (demos, soak tests); "
         "without it a file source ends the agent's run at its end")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,19 @@ from edge_agent import decoders
 from edge_agent.types import Detections
 from models.cache import DEFAULT_MODEL, resolve
 from models.manifest import ModelManifest
+
+
+def detector_layout(sessions: int | None, threads: int | None, cores: int | None = None) -> tuple[int, int | None]:
+    """(sessions, intra-op threads per session; None: all cores) from a camera config's
+    `detector_sessions` and `detector_threads`: by default one single-threaded session per core, which
+    bench/edge.py measures faster than one session on all cores; an explicit thread count alone keeps
+    one session."""
+    cores = cores or os.cpu_count() or 1
+    if sessions is None:
+        if threads is not None or cores < 2:
+            return 1, threads
+        sessions = cores
+    return sessions, threads or (1 if sessions > 1 else None)
 
 
 @dataclass(frozen=True, slots=True)

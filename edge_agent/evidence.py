@@ -317,6 +317,29 @@ class EvidenceBuilder:
         else:
             self.worker.submit(lambda: self._send(group, main), key=self.camera_id)
 
+    def at_main(self, frame: Frame, then: Callable[[Frame], None]) -> None:
+        """`then(frame)` with the main stream's frame at `frame.ts` (a plate read, a still), on the worker
+        after this camera's earlier jobs; with `frame` itself when the camera has no main stream or
+        its packets do not decode."""
+        if self.main is None:
+            then(frame)
+            return
+        info, packets = self.main.since(frame.ts)
+
+        def job() -> None:
+            images = self.decoder.images_at(info, packets, [frame.ts])
+            then(replace(frame, image=images[0]) if images else frame)
+
+        if self.worker is None:
+            job()
+        else:
+            self.worker.submit(job, key=self.camera_id)
+
+    def main_scale(self, frame: Frame) -> float:
+        """How many times wider the main stream's frames are than `frame` (1 without a main stream)."""
+        info = self.main.info if self.main is not None else None
+        return info.width / frame.image.shape[1] if info is not None and info.width else 1.0
+
     def _send(self, group: list[_Pending], main: MainSpan | None) -> None:
         clips: dict[tuple[float, ...], tuple[ClipFormat, bytes]] = {}  # one encode per clip span
         failure: Exception | None = None

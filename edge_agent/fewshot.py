@@ -204,17 +204,19 @@ def feature_backend(model: str | Path = "coco-nanodet", *, cache_dir: Path | Non
 
 
 def load_detector(model: str | Path, *, score_threshold: float | None = None, cache_dir: Path | None = None,
-                  threads: int | None = None) -> tuple[Detector | FewShotDetector, np.ndarray]:
+                  threads: int | None = None, sessions: int = 1) -> tuple[Detector | FewShotDetector, np.ndarray]:
     """A detector from a cached name, an .onnx file or a few-shot head file (.json), and the score
-    each of its labels must reach in service (the manifest's thresholds; a head's own threshold)."""
+    each of its labels must reach in service (the manifest's thresholds; a head's own threshold).
+    `sessions`: detector sessions side by side (a few-shot head runs on one, with `threads` or all cores)."""
     path = Path(model)
     if path.suffix == ".json":
         head = load_model(path)
-        base = _checked_backbone(head, cache_dir, threads, score_threshold)
+        base = _checked_backbone(head, cache_dir, threads if sessions == 1 else None, score_threshold)
         detector: Detector | FewShotDetector = FewShotDetector(base, head, sha256_file(path))
         manifest = base.manifest
     else:
-        detector = Detector.load(model, threads=threads, score_threshold=score_threshold, cache_dir=cache_dir)
+        detector = Detector.load(model, threads=threads, score_threshold=score_threshold, cache_dir=cache_dir,
+                                 sessions=sessions)
         manifest = detector.manifest
     operating = [manifest.class_thresholds.get(label, manifest.score_threshold) for label in manifest.labels]
     if isinstance(detector, FewShotDetector):

@@ -222,6 +222,15 @@ class IngestStats:
         return max(0.0, (now or time.time()) - self.last_frame_ts)
 
 
+@dataclass
+class _Reads:
+    """One connection's decodes so far."""
+
+    reconnected: bool  # a connection after one that gave frames
+    got: bool = False
+    failures: int = 0  # undecodable frames in a row
+
+
 class LiveReader:
     """Reads one camera on a daemon thread and keeps only its newest frame.
 
@@ -390,7 +399,7 @@ class LiveReader:
             log.debug("camera %s: open failed: %s", self.camera_id, error_reason(exc))
             return None
         clock = RtspClock(StreamClock(late_s=self.max_frame_age_s))
-        got, failures = False, 0
+        reads = _Reads(reconnected)
         last_good = time.monotonic()
         try:
             for image, pts_s, sr_wall in rtsp_frames(container):
@@ -401,19 +410,13 @@ class LiveReader:
                     # what came after the read timed out is the parser's last frame, flushed: nothing
                     # came for stall_s, reconnect rather than wait on
                     self._stalled(silent_s)
-                    return got
-                if image is None:
-                    failures += 1
-                    self.stats.bad_reads += 1
-                    if failures >= self.max_read_failures:
-                        self.stats.last_error = "undecodable frames"
-                        return got
+                    return reads.got
+                good = self._count(reads, image)
+                if good is None:
+                    return reads.got
+                if image is None or not good:
                     continue
-                failures, last_good = 0, time.monotonic()
-                if not got:
-                    got = True
-                    self._frames_flow(reconnected)
-                now = time.time()
+                last_good, now = time.monotonic(), time.time()
                 ts = clock.frame_time(pts_s, sr_wall, now)
                 self.stats.clock, self.stats.clock_skew_s = clock.source, clock.skew_s
                 self._take(image, ts, now)
@@ -423,9 +426,7 @@ class LiveReader:
             self.stats.last_error = f"read failed: {error_reason(exc)}"
         finally:
             container.close()
-        if not self._stop.is_set() and self.stats.state == SourceState.ONLINE and not self.stats.last_error:
-            self.stats.last_error = "the stream ended"
-        return got
+        return self._ended(reads)
 
     def _read_opencv(self, *, reconnected: bool) -> bool | None:
         """A file, a device, or HTTP that is not multipart MJPEG, through OpenCV; None if it did not open."""
@@ -451,24 +452,18 @@ class LiveReader:
             log.debug("camera %s: open failed: %s", self.camera_id, error_reason(exc))
             return None
         clock = CameraClock(late_s=self.max_frame_age_s)
-        got, failures = False, 0
+        reads = _Reads(reconnected)
         try:
             for part in mjpeg_parts(response, boundary):
                 if self._stop.is_set():
                     break
                 image = cv2.imdecode(np.frombuffer(part.data, np.uint8), cv2.IMREAD_COLOR) if part.data else None
-                if not valid_image(image):
-                    failures += 1
-                    self.stats.bad_reads += 1
-                    if failures >= self.max_read_failures:
-                        self.stats.last_error = "undecodable frames"
-                        return got
+                image = image if valid_image(image) else None
+                good = self._count(reads, image)
+                if good is None:
+                    return reads.got
+                if image is None or not good:
                     continue
-                assert image is not None
-                failures = 0
-                if not got:
-                    got = True
-                    self._frames_flow(reconnected)
                 now = time.time()
                 stamped = part.stamp is not None and clock.believe(part.stamp, now)
                 self.stats.clock = ClockSource.PART_HEADER if stamped else ClockSource.DECODE
@@ -480,9 +475,29 @@ class LiveReader:
             self.stats.last_error = f"read failed: {error_reason(exc)}"
         finally:
             response.close()
+        return self._ended(reads)
+
+    def _count(self, reads: _Reads, image: np.ndarray | None) -> bool | None:
+        """Counts a decode: True for a good frame (the connection's first says frames flow), False
+        for an undecodable one to skip, None once `max_read_failures` came in a row (give up)."""
+        if image is None:
+            reads.failures += 1
+            self.stats.bad_reads += 1
+            if reads.failures >= self.max_read_failures:
+                self.stats.last_error = "undecodable frames"
+                return None
+            return False
+        reads.failures = 0
+        if not reads.got:
+            reads.got = True
+            self._frames_flow(reads.reconnected)
+        return True
+
+    def _ended(self, reads: _Reads) -> bool:
+        """After a connection: whether any frame came; a stream that just ended says so."""
         if not self._stop.is_set() and self.stats.state == SourceState.ONLINE and not self.stats.last_error:
             self.stats.last_error = "the stream ended"
-        return got
+        return reads.got
 
     def _take(self, image: np.ndarray, ts: float, now: float) -> None:
         """A decoded live frame made at `ts`: handed on unless it is already stale. Times never go

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge_agent.config import CameraConfig, ConfigError, ConfigIssue, parse_camera_config
+from edge_agent.config import CameraConfig, ConfigError, ConfigIssue, format_path, parse_camera_config
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.spool import write_durable
 from protocol.catalog import Catalog
@@ -37,7 +37,8 @@ from protocol.push import (
 
 log = logging.getLogger(__name__)
 
-STARTUP_FIELDS = ("model", "detector_threads", "loop", "start_time")  # read when the agent starts only
+# read when the agent starts only
+STARTUP_FIELDS = ("model", "detector_threads", "detector_sessions", "loop", "start_time")
 SOURCE_ON_THE_BOX = "source-kept-on-the-box.mp4"  # what the hub checks with: it never sees the real source
 
 Apply = Callable[[CameraConfig], None]
@@ -140,7 +141,13 @@ class ManagedConfigs:
             log.info("camera %s: running hub config version %d (kept in %s)", camera_id, kept["version"], path)
 
     def _validate(self, local: CameraConfig, body: dict[str, Any], *, file: str) -> CameraConfig:
-        return validate_body(local, body, file=file, catalog=self.catalog)
+        from edge_agent.zone_state import head_issues  # head files live on this box: the hub cannot check them
+
+        cfg = validate_body(local, body, file=file, catalog=self.catalog)
+        missing = head_issues(cfg.rules, self.catalog)
+        if missing:
+            raise ConfigError([ConfigIssue(file, format_path(path), None, msg) for path, msg in missing])
+        return cfg
 
     # --- pushes -----------------------------------------------------------------------------------
 

@@ -46,9 +46,9 @@ def install(release: ModelRelease, root: Path, fetched: bytes | None = None) -> 
 
 
 def load_release(path: Path, release: ModelRelease, *, threads: int | None = None,
-                 cache_dir: Path | None = None) -> DetectorLike:
+                 cache_dir: Path | None = None, sessions: int = 1) -> DetectorLike:
     """Load and warm up the installed release; the detector reports the release's name and sha256."""
-    detector, _ = load_detector(path, threads=threads, cache_dir=cache_dir)
+    detector, _ = load_detector(path, threads=threads, cache_dir=cache_dir, sessions=sessions)
     manifest = detector.manifest
     if release.kind == "onnx":  # an ONNX file reports the release's name (its manifest may name it otherwise)
         detector.manifest = manifest.model_copy(update={"name": release.name, "sha256": release.sha256})
@@ -61,11 +61,11 @@ def load_release(path: Path, release: ModelRelease, *, threads: int | None = Non
 
 
 def apply_release(pipeline: Pipeline, release: ModelRelease, root: Path, *, fetched: bytes | None = None,
-                  threads: int | None = None, cache_dir: Path | None = None) -> DetectorLike:
+                  threads: int | None = None, cache_dir: Path | None = None, sessions: int = 1) -> DetectorLike:
     """Install, load, warm up, then swap between ticks; raises ReleaseError (or a load error) and keeps
     the model in service when anything fails."""
     path = install(release, root, fetched)
-    detector = load_release(path, release, threads=threads, cache_dir=cache_dir)
+    detector = load_release(path, release, threads=threads, cache_dir=cache_dir, sessions=sessions)
     pipeline.swap_detector(detector)
     log.info("model %s#%d (sha256 %s…) in service", release.name, release.release_id, release.sha256[:12])
     return detector

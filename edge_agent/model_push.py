@@ -42,13 +42,13 @@ class ModelPushes:
 
     def __init__(self, state_dir: Path, *, device_id: str, hub_sign_public: str | None,
                  threads: int | None = None, cache_dir: Path | None = None,
-                 fetcher: ModelFetcher | None = None) -> None:
+                 fetcher: ModelFetcher | None = None, sessions: int = 1) -> None:
         """`fetcher` downloads releases announced by url (detectors); without it only inline ones load."""
         self.state_dir = state_dir
         self.fetcher = fetcher
         self.device_id = device_id
         self.hub_sign_public = hub_sign_public
-        self.threads = threads
+        self.threads, self.sessions = threads, sessions
         self.cache_dir = cache_dir
         self.version = 0
         self.release: ModelRelease | None = None
@@ -73,7 +73,8 @@ class ModelPushes:
             return None
         try:
             return load_release(install(self.release, self.state_dir / "releases"), self.release,
-                                threads=self.threads, cache_dir=self.cache_dir)
+                                threads=self.threads, cache_dir=self.cache_dir,
+                                sessions=self.sessions)
         except (ReleaseError, ValueError, LookupError, OSError) as exc:
             log.error("kept hub model %s#%d does not load, running the model in the camera config: %s",
                       self.release.name, self.release.release_id, exc)
@@ -110,7 +111,8 @@ class ModelPushes:
                                 issues=issues[:64])
         try:
             detector = load_release(install(release, self.state_dir / "releases", self._fetch(release)), release,
-                                    threads=self.threads, cache_dir=self.cache_dir)
+                                    threads=self.threads, cache_dir=self.cache_dir,
+                                    sessions=self.sessions)
         except (ReleaseError, ValueError, LookupError, OSError) as exc:
             log.error("model %s#%d (push v%d) not taken: %s", release.name, release.release_id, push.version, exc)
             return self._result(push, accepted=False, error=str(exc)[:4000])

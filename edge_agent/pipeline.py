@@ -167,6 +167,8 @@ class Pipeline:
                                        clip_fps=cfg.clip_fps(), sink=_CountingSink(sink, cam_metrics, sink_lock),
                                        zones=cfg.zones, model=model, ground=ground(cfg) if ground else None,
                                        timezone=cfg.timezone, plates=parking, worker=self.evidence_worker)
+            if watcher is not None:  # plates read on the main stream's frames, when the camera has one
+                watcher.offload, watcher.scale = evidence.at_main, evidence.main_scale
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
                                                  ByteTracker(cfg.tracker), evidence,
                                                  cam_metrics, self.catalog, plates=watcher,

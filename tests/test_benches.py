@@ -85,3 +85,18 @@ def test_change_bench_compares_the_same_streams_with_change_rules_off_and_on() -
     assert int(on.group(3)) == 8 and float(on.group(4)) > 0  # one analysis a second
     assert re.search(r"CPU per stream x[0-9.]+: change rules cost -?[0-9.]+% of capacity", out)
     assert re.search(r"^target cost <= 15%: (met|NOT met)$", out, re.M)
+
+
+def test_zone_state_bench_compares_the_same_streams_with_state_rules_off_and_on() -> None:
+    shared_file("video/vtest.avi")  # skips without ../shared
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "zone_state.py"), "--streams", "1", "--seconds", "8",
+                           "--rounds", "1", "--every", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    off = re.search(r"^round 1 state rules off: +([0-9.]+) streams .* (\d+) detections$", out, re.M)
+    on = re.search(r"^round 1 state rules on : +([0-9.]+) streams .* (\d+) detections \| (\d+) head checks, "
+                   r"([0-9.]+) ms each", out, re.M)
+    assert off and on, out
+    assert off.group(2) == on.group(2)  # the same detector work both ways: the difference is the state rules
+    assert int(on.group(3)) == 2 * 4 and float(on.group(4)) > 0  # two rules, every 2 s over 8 s
+    assert re.search(r"x[0-9.]+\): 2 state rules every 2 s cost -?[0-9.]+% of a core per stream", out)

@@ -150,9 +150,9 @@ class Demo:
         (self.data / "api.txt").write_text(self.base_url + "\n")
         (self.data / "reviewer.txt").write_text(f"{DEMO_REVIEWER} {self.password}\n")
         (self.data / "hub.yaml").write_text(yaml.safe_dump(DEMO_HUB_SETTINGS, sort_keys=False, allow_unicode=True))
-        # A camera file of the user's is taken as written (its own detect_source, if any): plates, for one, are
-        # read on the frames the agent detects on, so a sub-stream made here would make them unreadable.
-        sub = {} if self.camera else self.sub_stream()
+        # A camera file with its own detect_source is taken as written; otherwise the agent detects on a
+        # sub-stream made here, and reads plates and takes evidence on the video itself (the main stream).
+        sub = {} if (self.camera or {}).get("detect_source") else self.sub_stream()
         camera = {**(self.camera or DEMO_CAMERA), "source": self.video, "loop": self.loop, **sub}
         (self.data / "camera.yaml").write_text(yaml.safe_dump(camera, sort_keys=False))
 

@@ -117,8 +117,18 @@ def _detector(configs: Any) -> Any:  # a detector (edge_agent.fewshot.load_detec
     models = {c.model for c in configs}
     if len(models) > 1:
         raise SystemExit(f"all cameras of one agent must use the same model for batching, got {sorted(models)}")
-    threads = max((c.detector_threads or 0) for c in configs) or None
-    return load_detector(models.pop(), threads=threads)[0]  # a name, an .onnx or a few-shot head (.json)
+    sessions, threads = detector_layout(configs)
+    log.info("detector: %d session(s) x %s intra-op thread(s)", sessions, threads or "all cores")
+    # a name, an .onnx or a few-shot head (.json)
+    return load_detector(models.pop(), threads=threads, sessions=sessions)[0]
+
+
+def detector_layout(configs: Any) -> tuple[int, int | None]:
+    """The agent's detector sessions and threads per session: the most any camera asks for."""
+    from edge_agent.detect import detector_layout as layout
+
+    return layout(max((c.detector_sessions or 0) for c in configs) or None,
+                  max((c.detector_threads or 0) for c in configs) or None)
 
 
 def default_spool_dir(device_id: str, kind: str = "spool") -> Path:
@@ -174,7 +184,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"--hub-url: {exc}", file=sys.stderr)
                 return 1
         models = ModelPushes(model_dir, device_id=device_id, hub_sign_public=bundle.hub_sign_public,
-                             threads=max((c.detector_threads or 0) for c in configs) or None, fetcher=fetcher)
+                             threads=detector_layout(configs)[1], sessions=detector_layout(configs)[0],
+                             fetcher=fetcher)
         detector = models.kept_detector() or detector  # the model the hub last set wins over the YAML's
         retakes = ReferenceRetakes(device_id=device_id, hub_sign_public=bundle.hub_sign_public)
         outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,

@@ -8,12 +8,18 @@ reads agree the track is not read again.
 
 Per track it keeps the frame it was first seen stopped in (the first timed still) and the frame and
 plate of its best read (the close-up and the plate crop).
+
+A camera that detects on a low-resolution sub-stream reads its plates on the main stream: `offload`
+(set by the pipeline) hands the frame to the camera's evidence thread, which decodes the main
+stream's frame of that moment and calls back with it, so the stills, the close-up and the reads are
+full size and the decoding stays off the hot path (the event is built on the same thread, after).
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -57,6 +63,7 @@ class TrackPlates:
     best_frame: Frame | None = None
     best_vehicle: tuple[float, float, float, float] | None = None
     last_read: float | None = None
+    scheduled: int = 0  # reads asked for (with `offload` they finish later, on another thread)
     last_seen: float = 0.0
     too_small: bool = False  # seen stopped but never wide enough to read
 
@@ -72,6 +79,12 @@ class TrackPlates:
         return cv2.resize(plate, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
 
 
+Box = tuple[float, float, float, float]
+# Runs a callback with the full-size frame of the moment `frame` shows, later, and says how many times
+# wider that frame is than `frame` (the pipeline's main-stream hand-off; see `EvidenceBuilder.at_main`).
+Offload = Callable[[Frame, Callable[[Frame], None]], None]
+
+
 class PlateWatcher:
     """One camera's plate reads. Call `observe` on every detected frame with the zones to watch."""
 
@@ -83,6 +96,8 @@ class PlateWatcher:
         self.tracks: dict[int, TrackPlates] = {}
         self.reads = 0  # plates read (frames), for metrics and benches
         self.read_s = 0.0  # seconds spent reading
+        self.offload: Offload | None = None  # None: read on the frames `observe` gets, at once
+        self.scale: Callable[[Frame], float] = lambda frame: 1.0  # full-size width / the detect frame's
 
     def observe(self, frame: Frame, tracks: Sequence[Track], zones: Sequence[Zone]) -> None:
         """Note vehicles stopped in `zones`; read the plate of the one most overdue (if any)."""
@@ -97,27 +112,42 @@ class PlateWatcher:
             state.last_seen = frame.ts
             if state.stopped_frame is None:
                 state.stopped_frame, state.stopped_xyxy = frame, t.xyxy
-            if self._due(state, t, frame.ts):
+                self._at_full_size(frame, t.xyxy, functools.partial(_stopped, state))
+            if self._due(state, t, frame):
                 due.append((state.last_read or t.stationary_since, t, state))
         if due:
             _, track, state = min(due, key=lambda d: d[0])
-            self._read(frame, track, state)
+            state.last_read, state.scheduled = frame.ts, state.scheduled + 1
+            self._at_full_size(frame, track.xyxy, functools.partial(self._read, state))
         self._forget(frame.ts)
 
-    def _due(self, state: TrackPlates, t: Track, now: float) -> bool:
-        cfg = self.config
-        if t.xyxy[2] - t.xyxy[0] < cfg.min_vehicle_px:
+    def _at_full_size(self, frame: Frame, xyxy: Box, then: Callable[[Frame, Box], None]) -> None:
+        """`then(frame, box)` with the full-size frame and the box scaled to it: now without `offload`."""
+        if self.offload is None:
+            then(frame, xyxy)
+            return
+        wh = frame.resolution_wh
+
+        def scaled(full: Frame) -> None:
+            kx, ky = full.image.shape[1] / wh[0], full.image.shape[0] / wh[1]
+            then(full, (xyxy[0] * kx, xyxy[1] * ky, xyxy[2] * kx, xyxy[3] * ky))
+
+        self.offload(frame, scaled)
+
+    def _due(self, state: TrackPlates, t: Track, frame: Frame) -> bool:
+        cfg, now = self.config, frame.ts
+        if (t.xyxy[2] - t.xyxy[0]) * self.scale(frame) < cfg.min_vehicle_px:  # as wide as the frame read shows it
             state.too_small = True
             return False
-        if state.vote.attempts >= cfg.max_reads or state.vote.agreed() >= cfg.agree:
+        if state.scheduled >= cfg.max_reads or state.vote.agreed() >= cfg.agree:
             return False
         if now - (t.stationary_since or now) < cfg.after_stationary_s:
             return False
         return state.last_read is None or now - state.last_read >= cfg.interval_s * 0.95
 
-    def _read(self, frame: Frame, track: Track, state: TrackPlates) -> None:
+    def _read(self, state: TrackPlates, frame: Frame, vehicle: Box) -> None:
         started = time.perf_counter()
-        crop, (left, top) = vehicle_crop(frame.image, track.xyxy)
+        crop, (left, top) = vehicle_crop(frame.image, vehicle)
         reads = self.reader.read(crop)
         self.read_s += time.perf_counter() - started
         self.reads += 1
@@ -130,7 +160,7 @@ class PlateWatcher:
                              (x1 + left, y1 + top, x2 + left, y2 + top), read.corners + shift)
         state.vote.add(read)
         if read is not None and (state.best is None or read.score > state.best.score):
-            state.best, state.best_frame, state.best_vehicle = read, frame, track.xyxy
+            state.best, state.best_frame, state.best_vehicle = read, frame, vehicle
 
     def _forget(self, now: float) -> None:
         for tid in [tid for tid, s in self.tracks.items() if now - s.last_seen > self.FORGET_AFTER_S]:
@@ -142,3 +172,8 @@ class PlateWatcher:
             if tid in self.tracks:
                 return self.tracks[tid]
         return None
+
+
+def _stopped(state: TrackPlates, frame: Frame, xyxy: Box) -> None:
+    """The full-size frame the vehicle was first seen stopped in (the first timed still)."""
+    state.stopped_frame, state.stopped_xyxy = frame, xyxy

@@ -138,3 +138,19 @@ def test_direct_construction_still_runs_cross_checks() -> None:
     with pytest.raises(ValueError, match="unknown zone"):
         CameraConfig.model_validate({"id": "c", "source": 0, "timezone": "UTC",
                                      "rules": [{"class_id": "illegal_car_parking", "zones": ["nowhere"]}]})
+
+
+def test_detector_sessions_default_to_one_per_core_and_are_validated(tmp_path: Path) -> None:
+    from cityeye.commands.edge import detector_layout
+    from edge_agent.detect import detector_layout as layout
+
+    cfg = load_camera_config(write(tmp_path, GOOD))
+    assert cfg.detector_sessions is None and cfg.detector_threads is None
+    assert layout(None, None, cores=2) == (2, 1)  # the faster arrangement in bench/edge.py
+    assert layout(None, None, cores=1) == (1, None)
+    assert layout(None, 2, cores=2) == (1, 2)  # threads set alone: one session, as before
+    assert layout(3, None, cores=2) == (3, 1) and layout(1, None, cores=2) == (1, None)
+    two = load_camera_config(write(tmp_path, GOOD + "detector_sessions: 2\ndetector_threads: 1\n"))
+    assert detector_layout([cfg, two]) == (2, 1)
+    error = error_of(tmp_path, GOOD + "detector_sessions: 0\n")
+    assert "detector_sessions" in str(error) and "greater than or equal to 1" in str(error)

@@ -108,6 +108,14 @@ def test_bad_configs_are_rejected_naming_the_field_and_nothing_changes(tmp_path:
     result = configs.handle(push_msg({**config_body(camera()), "source": "rtsp://elsewhere"}, 4))
     assert not result.accepted and result.issues[0].path == "source"
 
+    body = config_body(camera())  # a state head the hub's page cannot see: the box checks it has the file
+    body["rules"].append({"class_id": "overflowing_garbage_bin", "zones": ["left"], "source": "state",
+                          "params": {"model": str(tmp_path / "heads" / "bins.json")}})
+    body["zones"][0]["kind"] = "bin_area"
+    result = configs.handle(push_msg(body, 5))
+    assert not result.accepted and result.issues[0].path == "rules[1].params.model"
+    assert "cannot read few-shot model" in result.issues[0].message
+
     assert applied == [] and configs.versions == {"cam1": 0}
     assert not (tmp_path / "hub-config" / "cam1.json").exists()
 

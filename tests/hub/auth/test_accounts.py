@@ -146,14 +146,14 @@ def test_sessions_end_after_the_idle_limit_and_background_requests_do_not_extend
     assert ended.value.why is sessions.Ended.IDLE
     with pytest.raises(sessions.SessionEnded) as again:
         sessions.check_session(store, new.secret, idle)
-    assert again.value.why is sessions.Ended.UNKNOWN
+    assert again.value.why is sessions.Ended.IDLE
     # A request by the person restarts it.
     fresh = sessions.create_session(store, user, hours=12)
     back = db.utcnow() - timedelta(minutes=25)
     store.write(lambda conn: conn.execute(update(schema.sessions).values(created_at=back)))
     sessions.check_session(store, fresh.secret, idle)
     with store.engine.connect() as conn:
-        seen = conn.execute(select(schema.sessions.c.last_seen_at)).scalar_one()
+        seen = conn.execute(select(schema.sessions.c.last_seen_at).order_by(schema.sessions.c.id.desc())).first()[0]
     assert db.utcnow() - seen < timedelta(minutes=1)
     # The absolute lifetime holds however busy the session is.
     store.write(lambda conn: conn.execute(update(schema.sessions).values(expires_at=db.utcnow())))
