@@ -432,6 +432,7 @@ const MESSAGES = {
     // ---- desk: the hub's refusals by code (hub/errors.py; tests/hub/web/test_error_codes.py keeps this complete)
     "error.generic": "中心拒绝了此操作（{status}）。请刷新页面后重试；如仍不行，请联系管理员。",
     "error.generic_unreachable": "无法连接中心，请检查网络后重试。",
+    "error.generic_server": "中心出错（{status}），请稍后重试；如仍不行，请联系管理员。",
     "error.details": "技术详情",
     "code.http_error": "中心拒绝了此请求（{status}）。",
     "code.not_found": "未找到所请求的内容，可能已被删除。",
@@ -1160,6 +1161,7 @@ const MESSAGES = {
     // ---- desk: the hub's refusals by code (hub/errors.py; tests/hub/web/test_error_codes.py keeps this complete)
     "error.generic": "The hub refused this ({status}). Reload the page and try again; if it persists, ask an administrator.",
     "error.generic_unreachable": "The hub is not reachable. Check the network and try again.",
+    "error.generic_server": "The hub failed ({status}). Try again shortly; if it persists, ask an administrator.",
     "error.details": "Technical details",
     "code.http_error": "The hub refused the request ({status}).",
     "code.not_found": "Not found; it may have been deleted.",

@@ -213,6 +213,8 @@ def test_refusals_read_in_chinese_and_an_idle_session_returns_where_it_was(hubs:
             detail: "I'm a teapot", params: {} }); return [e.message, errorDetails(e) === null]; }""")
         assert unknown[0].startswith("中心拒绝了此操作（418）") and unknown[1], unknown
         assert not re.search(r"[A-Za-z]{2}", unknown[0])
+        crashed = page.evaluate("() => new ApiError(500, { detail: 'Internal Server Error' }).message")
+        assert crashed.startswith("中心出错（500）"), crashed
         sign_out(page)
 
         # -- a role without the right --------------------------------------------------------------------
