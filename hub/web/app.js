@@ -122,7 +122,7 @@ function errorText(status, code, params = {}) {
     return t(`code.${code}`, vars);
   }
   if (!status) return t("error.generic_unreachable");
-  return t("error.generic", { status });
+  return t(status >= 500 ? "error.generic_server" : "error.generic", { status });
 }
 
 /** The hub's English detail, folded, for an admin (who may need it to fix a setting); nothing for others. */
