@@ -38,7 +38,7 @@ from edge_agent.ingest import (
     source_kind,
     tcp_answer,
 )
-from edge_agent.stream_clock import RtspClock, StreamClock
+from edge_agent.stream_clock import ClockSource, RtspClock, StreamClock
 from edge_agent.types import Frame
 
 log = logging.getLogger(__name__)
@@ -371,10 +371,10 @@ class MainStreamRecorder:
             if self.kind == SourceKind.FILE and not self.loop_file:
                 self.stats.state = SourceState.ENDED
                 return
-            if self.kind != SourceKind.FILE:
+            if self.kind != SourceKind.FILE and not self._stop.is_set():  # stopping is no loss
                 attempt += 1
                 log.warning("camera %s: main stream %s lost (%s); retrying", self.camera_id,
-                            shown_source(self.source), self.stats.last_error)
+                            shown_source(self.source), self.stats.last_error or "the stream ended")
                 self._wait_to_retry(attempt)
 
     def _wait_to_retry(self, attempt: int) -> None:
@@ -399,6 +399,7 @@ class MainStreamRecorder:
                 ts = t0 + pos_s
             else:
                 ts = clock.frame_time(pos_s, sender_report_wall(packet), time.time()) if clock else time.time()
+                self.stats.clock = clock.source if clock else ClockSource.DECODE
             self.stats.frames_decoded += 1  # demuxed: nothing here decodes
             self.stats.last_frame_ts, self.stats.last_frame_wall = ts, time.time()
             self.ring.push(Packet(ts, bytes(packet), bool(packet.is_keyframe)))

@@ -201,8 +201,9 @@ class ZoneState:
             p = _Open(uuid.uuid4().hex, self.since, now, now, self.score)
             self.open.append(p)
             out.append(self._emit(p, ProblemState.OPENED, now, box))
-        for p in self.open:
-            p.score = max(p.score, self.score) if holds else p.score
+        if holds:
+            for p in self.open:
+                p.score = max(p.score, self.score)
         return out
 
     def _emit(self, p: _Open, state: ProblemState, now: float, box: Box) -> ProblemUpdate:

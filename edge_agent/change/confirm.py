@@ -1,8 +1,10 @@
 """The optional second opinion on a change region before its event is sent.
 
-A few-shot classifier (or any model) that knows what the class looks like can reject regions that are
-not it (a new bench, a delivered parcel): `ChangeParams.confirm: {by: NAME, min_score: 0.5}` asks the
-confirmer the agent was started with under NAME.
+A few-shot state head (or any model) that knows what the class looks like can reject regions that are
+not it (a new planter, a delivered parcel): `ChangeParams.confirm: {model: HEAD.json, label: garbage}`
+runs a state head file on the region's crop (edge_agent.zone_state.HeadConfirmer, built by the
+pipeline); `{by: NAME}` asks a confirmer the program started the agent with. A region scored below
+`min_score` is dropped and counted.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from hub import errors
 from hub.api.deps import READERS, STAFF, CurrentUser, SettingsDep, StoreDep, require
 from hub.cases.lifecycle import Role
 from hub.errors import Refused
-from hub.fleet import check, configs, forms, health, snapshots
+from hub.fleet import check, configs, forms, health, retakes, snapshots
 from hub.fleet.diff import config_changes
 from hub.storage import db
 
@@ -109,6 +109,12 @@ def save_config(camera_id: str, req: SaveConfig, store: StoreDep, user: CurrentU
 def config_audit(camera_id: str, store: StoreDep) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
         return configs.audit(conn, camera_id)
+
+
+@router.get("/cameras/{camera_id}/reference-retakes", summary="Change-rule references the hub asked the camera's "
+            "agent to re-take (a change case verified clear), newest first, with what the agent answered")
+def reference_retakes(camera_id: str, store: StoreDep) -> list[dict[str, Any]]:
+    return retakes.retakes_of(store, camera_id)
 
 
 @router.post("/cameras/{camera_id}/snapshot", status_code=202, dependencies=[Depends(require(*STAFF))],

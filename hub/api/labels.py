@@ -47,7 +47,16 @@ class LabelsOut(BaseModel):
 
 class LabelNameIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(max_length=64)
+    name: str = Field(max_length=64, description="the label's id, as the model outputs it")
+    name_zh: str = Field(min_length=1, max_length=64, description="what reviewers read (zh-CN)")
+    name_en: str | None = Field(default=None, max_length=64, description="the English name (default: the id)")
+
+
+class LabelOut(BaseModel):
+    id: str
+    name_zh: str | None = Field(description="None: added before display names; shown by its id")
+    name_en: str
+    source: str = Field(description="detector (COCO), catalog, or admin (added on this hub)")
 
 
 def _out(found: service.FrameLabels) -> dict[str, Any]:
@@ -80,10 +89,16 @@ def names(store: StoreDep) -> list[str]:
     return sorted(service.known_labels(store))
 
 
-@router.post("/labels/names", status_code=204, summary="Add a label (admin)", dependencies=[Depends(require())])
+@router.get("/labels", response_model=list[LabelOut], summary="Labels a box may have, with their display names")
+def labels(store: StoreDep) -> list[dict[str, Any]]:
+    return [vars(x) for x in service.label_names(store)]
+
+
+@router.post("/labels/names", status_code=204, summary="Add a label with its names, or rename an added one (admin)",
+             dependencies=[Depends(require())])
 def add_name(body: LabelNameIn, store: StoreDep, user: CurrentUser) -> None:
     try:
-        service.add_label(store, body.name, user.actor)
+        service.add_label(store, body.name, user.actor, name_zh=body.name_zh, name_en=body.name_en)
     except service.LabelError as exc:
         raise Refused(errors.LABEL_REFUSED, str(exc)) from exc
 

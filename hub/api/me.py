@@ -19,4 +19,5 @@ def me(user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
         units.append({"id": settings.default_unit, "name": settings.default_unit})
     return {"name": user.name, "role": user.role, "timezone": settings.calendar.timezone, "units": units,
             "default_unit": settings.default_unit, "undo_grace_s": settings.undo_grace_s,
-            "csrf_token": user.csrf_token}
+            "csrf_token": user.csrf_token,
+            "session_idle_minutes": settings.accounts.session_idle_minutes if user.session_id is not None else None}

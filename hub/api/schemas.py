@@ -335,6 +335,8 @@ class MeOut(Out):
     undo_grace_s: float = Field(description="how long after a confirm or void its actor may undo it")
     csrf_token: str | None = Field(default=None, description="signed in with a password: the token to send as "
                                    "X-CSRF-Token with every request that changes something")
+    session_idle_minutes: float | None = Field(default=None, description="signed in with a password: the session "
+                                               "ends after this long without use")
 
 
 class SessionIn(In):

@@ -98,8 +98,7 @@ def check_session(store: Store, secret: str, idle: timedelta | None = None, *, t
         raise SessionEnded(Ended.EXPIRED)
     seen = row.last_seen_at or row.created_at
     if idle is not None:
-        if now - seen >= idle:
-            end_session(store, row.id)
+        if now - seen >= idle:  # the row stays (swept at expiry), so every later request says why too
             raise SessionEnded(Ended.IDLE)
         if touch and now - seen >= idle * TOUCH_EVERY:
             store.write(lambda conn: conn.execute(update(s).where(s.c.id == row.id).values(last_seen_at=now)))

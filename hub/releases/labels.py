@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from hub.cases.lifecycle import CaseStatus
@@ -26,6 +26,7 @@ from hub.storage import schema
 from hub.storage.core import StoreBase
 from hub.storage.db import utcnow
 from protocol.catalog import default_catalog
+from protocol.label_names import COCO_ZH, known_zh
 
 LABEL = re.compile(r"^[a-z0-9][a-z0-9_ ]{0,63}$")
 CONFIRMED = frozenset(s.value for s in CaseStatus) - {CaseStatus.PENDING_REVIEW.value, CaseStatus.VOID.value}
@@ -55,14 +56,49 @@ def known_labels(store: StoreBase) -> set[str]:
     return names
 
 
-def add_label(store: StoreBase, name: str, actor: str) -> None:
+@dataclass(frozen=True)
+class LabelName:
+    """A label as reviewers read it: its id (what the model outputs) and its display names."""
+
+    id: str
+    name_zh: str | None  # None: an admin-added label from before display names (shown by its id)
+    name_en: str
+    source: str  # detector (COCO), catalog (protocol/catalog.yaml) or admin (added on this hub)
+
+
+def label_names(store: StoreBase) -> list[LabelName]:
+    """Every label a box may have, with its names: the catalog's and COCO's from protocol.label_names, an
+    admin-added one's as the admin gave them."""
+    catalog = {label for c in default_catalog().classes for label in c.labels}
+    out = {label: LabelName(label, known_zh(label), label.replace("_", " "),
+                            "detector" if label in COCO_ZH else "catalog") for label in catalog}
+    n = schema.label_names
+    with store.engine.connect() as conn:
+        for row in conn.execute(select(n.c.name, n.c.name_zh, n.c.name_en)):
+            if row.name not in out:
+                out[row.name] = LabelName(row.name, row.name_zh, row.name_en or row.name.replace("_", " "), "admin")
+    return sorted(out.values(), key=lambda x: x.id)
+
+
+def add_label(store: StoreBase, name: str, actor: str, *, name_zh: str, name_en: str | None = None) -> None:
+    """Add a label with its display names (zh-CN required), or rename a label an admin added before.
+    The catalog's own labels keep their names (protocol.label_names)."""
     if not LABEL.match(name):
         raise LabelError(f"label {name!r} must be 1-64 lowercase letters, digits, '_' or spaces")
-    if name in known_labels(store):
+    name_zh = name_zh.strip()
+    if not name_zh:
+        raise LabelError("name_zh: a new label needs its Chinese name (what reviewers read)")
+    catalog = {label for c in default_catalog().classes for label in c.labels}
+    if name in catalog:
         return
+    n = schema.label_names
 
     def tx(conn: Connection) -> None:
-        conn.execute(schema.label_names.insert().values(name=name, created_by=actor, created_at=utcnow()))
+        values = {"name_zh": name_zh, "name_en": (name_en or "").strip() or None}
+        if conn.execute(select(n.c.name).where(n.c.name == name)).first() is None:
+            conn.execute(n.insert().values(name=name, created_by=actor, created_at=utcnow(), **values))
+        else:
+            conn.execute(update(n).where(n.c.name == name).values(**values))
 
     store.write(tx)
 

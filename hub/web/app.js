@@ -78,16 +78,58 @@ const zhText = (key, vars) => { // a message in the bureau's language, for recor
   try { return t(key, vars); } finally { I18N.lang = saved; }
 };
 
+/** A refusal of the hub, worded from its machine code (hub/errors.py) through the catalogue (`code.<code>`):
+ * `message` is in the page's language; the hub's own English `hubDetail` is only shown to an admin, folded. */
 class ApiError extends Error {
-  constructor(status, detail) {
-    super(formatDetail(detail));
+  constructor(status, body = {}) {
+    const { detail = null, code = null, params = {} } = body && typeof body === "object" ? body : { detail: body };
+    super(errorText(status, code, params || {}));
     this.status = status;
     this.detail = detail;
+    this.code = code;
+    this.params = params || {};
+    this.hubDetail = detail === null ? "" : formatDetail(detail);
   }
   /** The reason in the page's language: the status's title, then what the hub said. */
   title() {
     return MESSAGES["zh-CN"][`error.${this.status}`] ? t(`error.${this.status}`) : t("error.unknown");
   }
+}
+
+/** A field's name for people: the catalogue's (`field.<path>`, else `field.<last part>`), else the id itself. */
+function fieldText(field) {
+  if (!field) return t("field.request");
+  const last = String(field).split(".").pop();
+  for (const key of [`field.${field}`, `field.${last}`]) if (MESSAGES["zh-CN"][key]) return t(key);
+  return field;
+}
+
+// Each parameter a code may carry, in the page's language (ids stay as they are).
+const ERROR_PARAMS = {
+  action: (v) => actionText(v),
+  status: (v) => (typeof v === "string" ? statusText(v) : v),
+  role: (v) => roleText(v),
+  field: (v) => fieldText(v),
+  class_id: (v) => className(v)[0],
+  locked_until: (v) => fmtTime(v, { seconds: false }),
+};
+
+/** The catalogue's words for a hub refusal; a code the catalogue lacks gets a generic message, never English. */
+function errorText(status, code, params = {}) {
+  if (code && MESSAGES["zh-CN"][`code.${code}`]) {
+    const vars = {};
+    for (const [k, v] of Object.entries(params)) vars[k] = ERROR_PARAMS[k] ? ERROR_PARAMS[k](v) : v;
+    return t(`code.${code}`, vars);
+  }
+  if (!status) return t("error.generic_unreachable");
+  return t(status >= 500 ? "error.generic_server" : "error.generic", { status });
+}
+
+/** The hub's English detail, folded, for an admin (who may need it to fix a setting); nothing for others. */
+function errorDetails(e) {
+  if (!(e instanceof ApiError) || !e.hubDetail || S.me?.role !== "admin") return null;
+  return h("details", { class: "hub-detail" }, h("summary", {}, t("error.details")),
+    h("code", { lang: "en" }, `${e.code || e.status}: ${e.hubDetail}`));
 }
 
 function formatDetail(detail) {
@@ -102,8 +144,24 @@ function authHeaders(token = S.token) {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-async function api(path, { method = "GET", body, form, token = S.token } = {}) {
+// Requests the page makes while nobody has touched it lately (live refreshes, thumbnails) say so: they
+// don't keep a password session from ending when idle (hub setting session_idle_minutes).
+let lastInput = Date.now();
+for (const kind of ["keydown", "pointerdown", "wheel"]) addEventListener(kind, () => { lastInput = Date.now(); }, true);
+function requestHeaders(token = S.token) {
   const headers = authHeaders(token);
+  const idleMs = (S.me?.session_idle_minutes || 30) * 60e3;
+  if (Date.now() - lastInput > Math.min(30e3, idleMs / 4)) headers["X-CityEye-Background"] = "1";
+  return headers;
+}
+
+/** The sign-in form after the hub ended the session: why, in the page's language (the place is kept). */
+function sessionEnded(e) {
+  signOut(e.code && e.code.startsWith("session_") ? e.message : t("login.expired"));
+}
+
+async function api(path, { method = "GET", body, form, token = S.token } = {}) {
+  const headers = requestHeaders(token);
   if (method !== "GET" && !token && S.csrf) headers["X-CSRF-Token"] = S.csrf;
   let payload;
   if (form) payload = form;
@@ -115,13 +173,14 @@ async function api(path, { method = "GET", body, form, token = S.token } = {}) {
   try {
     res = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
   } catch (e) {
-    throw new ApiError(0, t("error.unreachable", { error: e.message }));
+    throw new ApiError(0, { detail: e.message });
   }
-  if (res.status === 401 && S.me && path !== "/session") signOut(t("login.expired"));
   if (!res.ok) {
-    let detail = res.statusText;
-    try { detail = (await res.json()).detail ?? detail; } catch { /* not JSON */ }
-    throw new ApiError(res.status, detail);
+    let answer = { detail: res.statusText };
+    try { answer = await res.json(); } catch { /* not JSON */ }
+    const err = new ApiError(res.status, answer);
+    if (res.status === 401 && S.me && path !== "/session") sessionEnded(err);
+    throw err;
   }
   return res.status === 204 ? null : res.json();
 }
@@ -130,7 +189,7 @@ async function api(path, { method = "GET", body, form, token = S.token } = {}) {
 const blobCache = new Map();
 function blobUrl(path) {
   if (blobCache.has(path)) return blobCache.get(path);
-  const p = fetch(path, { headers: authHeaders(), credentials: "same-origin" })
+  const p = fetch(path, { headers: requestHeaders(), credentials: "same-origin" })
     .then((r) => (r.ok ? r.blob() : null))
     .then((b) => (b ? URL.createObjectURL(b) : null))
     .catch(() => null);
@@ -287,14 +346,10 @@ function showLogin(message) {
 
 /** The wrong-password, lockout and rate-limit answers of POST /session, in the page's language. */
 function loginMessage(e) {
-  const d = e.detail && typeof e.detail === "object" ? e.detail : {};
-  if (d.code === "locked") return t("login.locked", { time: fmtTime(d.locked_until, { seconds: false }) });
-  if (d.code === "rate_limited") return t("login.rate_limited", { seconds: d.retry_after_s });
-  if (d.code === "disabled") return t("login.disabled");
-  if (d.code === "bad_credentials") {
-    return d.attempts_left > 0 && d.attempts_left <= 3 ? t("login.failed_left", { left: d.attempts_left }) : t("login.failed");
-  }
-  return e.status ? `${e.title()} (${e.status})` : e.message;
+  if (!(e instanceof ApiError)) return t("error.unknown");
+  const left = e.detail && typeof e.detail === "object" ? e.detail.attempts_left : undefined;
+  if (e.code === "bad_credentials" && left > 0 && left <= 3) return t("login.failed_left", { left });
+  return e.message;
 }
 
 async function passwordSignIn(username, password) {
@@ -307,7 +362,7 @@ async function passwordSignIn(username, password) {
 
 async function tokenSignIn(token) {
   const me = await api("/me", { token });
-  if (me.role === "sensor") throw new ApiError(403, t("login.sensor_token"));
+  if (me.role === "sensor") throw new ApiError(403, { code: "sensor_token" });
   S.token = token;
   sessionStorage.setItem(TOKEN_KEY, token);
   await start(me);
@@ -492,7 +547,7 @@ async function loadQueue() {
     page = await fetchQueue(f);
   } catch (e) {
     if (gen === S.gen) $("#queue-summary").replaceChildren(h("span", { class: "error", role: "alert" },
-      t("queue.load_failed", { error: `${e.title()} ${e.message}` })));
+      t("queue.load_failed", { error: hubErrorText(e) })));
     return;
   }
   if (gen !== S.gen) return;
@@ -650,8 +705,8 @@ async function renderCase(view, caseId) {
     c = await api(`/cases/${enc(caseId)}`);
   } catch (e) {
     if (gen !== S.gen) return;
-    view.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, `${e.status} ${e.title()}`),
-      e.status === 404 ? t("case.not_found") : t("error.detail", { detail: e.message })),
+    view.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, `${e.status} ${e.title()}`), " ",
+      e.status === 404 ? t("case.not_found") : hubErrorText(e), errorDetails(e)),
     h("p", {}, h("a", { href: "#/queue" }, t("case.back"))));
     return;
   }
@@ -787,6 +842,12 @@ function plateForm(c) {
 // delete it; "Nothing here" saves the frame as a hard negative. Saved with PUT /cases/{id}/labels; the
 // hub exports them (GET /labels/export) for `cityeye models dataset`.
 
+/** A label as reviewers read it: its name in the page's language, the model's id after it as a hint. */
+function labelText(n) {
+  const name = I18N.lang === "zh-CN" ? n.name_zh : n.name_en;
+  return name && name !== n.id ? t("labels.option", { name, id: n.id }) : n.id;
+}
+
 function labelEditor(path) {
   const panel = h("section", { class: "panel label-editor", id: "label-editor" },
     h("header", {}, h("h2", {}, t("labels.title"))),
@@ -794,7 +855,7 @@ function labelEditor(path) {
   (async () => {
     let data, names;
     try {
-      [data, names] = await Promise.all([api(path), api("/labels/names")]);
+      [data, names] = await Promise.all([api(path), api("/labels")]);
     } catch (e) {
       panel.replaceChildren(h("p", { class: "muted" }, t("labels.unavailable", { error: e.message })));
       return;
@@ -809,7 +870,7 @@ function labelEditor(path) {
     svg.id = "label-svg";
     const labelSelect = h("select", { id: "label-select", "aria-label": t("labels.select"),
       onchange: () => { if (state.selected >= 0) { state.boxes[state.selected].label = labelSelect.value; draw(); } } },
-      ...names.map((n) => h("option", { value: n }, n)));
+      ...names.map((n) => h("option", { value: n.id, title: n.id }, labelText(n))));
     const status = h("span", { class: "muted", id: "label-status" },
       data.source === "detector" ? t("labels.from_detector")
         : data.source === "prelabel" ? t("labels.from_prelabel", { model: data.proposed_by?.name || t("misc.dash") })
@@ -825,7 +886,7 @@ function labelEditor(path) {
       state.selected = hit;
       drag = hit >= 0 ? { kind: "move", start: [x, y], orig: [...state.boxes[hit].box] } : { kind: "draw", start: [x, y] };
       if (hit < 0) {
-        state.boxes.push({ label: labelSelect.value || names[0], box: [x, y, x, y] });
+        state.boxes.push({ label: labelSelect.value || names[0]?.id, box: [x, y, x, y] });
         state.selected = state.boxes.length - 1;
       } else {
         labelSelect.value = state.boxes[hit].label;
@@ -938,12 +999,12 @@ async function downloadPackage(c, link) {
   if (link.getAttribute("aria-busy")) return;
   link.setAttribute("aria-busy", "true");
   try {
-    const res = await fetch(`/cases/${enc(c.case_id)}/evidence-package`, { headers: authHeaders(), credentials: "same-origin" });
-    if (res.status === 401) return signOut(t("login.expired"));
+    const res = await fetch(`/cases/${enc(c.case_id)}/evidence-package`, { headers: requestHeaders(), credentials: "same-origin" });
     if (!res.ok) {
-      let detail = res.statusText;
-      try { detail = (await res.json()).detail ?? detail; } catch { /* not JSON */ }
-      const e = new ApiError(res.status, detail);
+      let answer = { detail: res.statusText };
+      try { answer = await res.json(); } catch { /* not JSON */ }
+      const e = new ApiError(res.status, answer);
+      if (res.status === 401) return sessionEnded(e);
       return toast(t("evidence.package_failed", { error: `${res.status} ${e.title()}: ${e.message}` }), true, 10000);
     }
     const u = URL.createObjectURL(await res.blob());
@@ -1088,33 +1149,17 @@ function actionsPanel(c) {
   return panel;
 }
 
-// The hub's refusals of case actions, in the page's language; anything else is shown as the hub said it.
-const HUB_ERRORS = [
-  [/^cannot (\w+) a case that is (\w+);/, (m) => t("error.illegal", { action: actionText(m[1]), status: statusText(m[2]) })],
-  [/^role '(\w+)' may not (\w+) a case/, (m) => t("error.role", { role: roleText(m[1]), action: actionText(m[2]) })],
-  [/^(\w+) needs a note giving the reason$/, (m) => t("error.needs_note", { action: actionText(m[1]) })],
-  [/^(\w+) needs photo_sha256/, () => t("error.needs_photo")],
-  [/^nothing to undo/, () => t("action.nothing_to_undo")],
-  [/^only (\S+) may undo their (\w+)$/, (m) => t("error.undo_other", { actor: m[1], action: actionText(m[2]) })],
-  [/^the undo period \((\d+) s\) is over/, (m) => t("error.undo_late", { seconds: m[1] })],
-  [/^dispatch needs a unit/, () => t("error.no_unit")],
-  [/^CSRF token missing or wrong/, () => t("error.csrf")],
-];
+/** A refusal in the page's language (ApiError words itself from the hub's code). */
 function hubErrorText(e) {
-  if (!(e instanceof ApiError) || typeof e.detail !== "string") return e.message;
-  for (const [re, fmt] of HUB_ERRORS) {
-    const m = e.detail.match(re);
-    if (m) return fmt(m);
-  }
-  return t("error.detail", { detail: e.message });
+  return e instanceof ApiError ? e.message : t("error.unknown");
 }
 
 function showActionError(e) {
   const box = $("#action-error");
   const title = e instanceof ApiError ? `${e.status || ""} · ${e.title()}` : t("error.unknown");
   if (!box) return toast(`${title}: ${hubErrorText(e)}`, true);
-  box.replaceChildren(h("div", { class: "alert", role: "alert", title: e.message }, h("strong", {}, title),
-    hubErrorText(e)));
+  box.replaceChildren(h("div", { class: "alert", role: "alert" }, h("strong", {}, title), " ", hubErrorText(e),
+    errorDetails(e)));
 }
 
 function startAction(action) {
@@ -1320,7 +1365,7 @@ async function renderStats(view) {
       api(`/stats?since=${enc(since.toISOString())}&until=${enc(until.toISOString())}`),
       api("/cameras"), api("/devices")]);
   } catch (e) {
-    if (gen === S.gen) view.append(h("div", { class: "alert", role: "alert" }, t("stats.load_failed", { error: `${e.status} ${e.title()}` })));
+    if (gen === S.gen) view.append(h("div", { class: "alert", role: "alert" }, t("stats.load_failed", { error: hubErrorText(e) })));
     return;
   }
   if (gen !== S.gen) return;
@@ -1380,13 +1425,13 @@ async function renderStats(view) {
 // ---- precision per class per model version (GET /models/stats): the bureau's 10% -> 90% curve --------------
 async function modelVersionsPanel(view, gen) {
   const panel = h("section", { class: "panel wide", id: "model-versions" }, h("h2", {}, t("mv.title")),
-    h("p", { class: "muted" }, t("mv.help")));
+    h("p", { class: "body muted", style: "margin:0;padding-top:6px;padding-bottom:6px" }, t("mv.help")));
   view.append(panel);
   let rows;
   try {
     rows = await api("/models/stats");
   } catch (e) {
-    if (gen === S.gen) panel.append(h("div", { class: "alert", role: "alert" }, t("mv.load_failed", { error: `${e.status} ${e.title()}` })));
+    if (gen === S.gen) panel.append(h("div", { class: "alert", role: "alert" }, t("mv.load_failed", { error: hubErrorText(e) })));
     return;
   }
   if (gen !== S.gen) return;
@@ -1495,11 +1540,11 @@ function dayChart(days, since, until) {
 async function renderAdmin(view) {
   const gen = S.gen;
   view.append(h("div", { class: "detail-head" }, h("h1", {}, t("admin.title")), h("span", { class: "muted" }, t("admin.cli_hint"))));
-  let users, tokens;
+  let users, tokens, labels;
   try {
-    [users, tokens] = await Promise.all([api("/users"), api("/tokens")]);
+    [users, tokens, labels] = await Promise.all([api("/users"), api("/tokens"), api("/labels")]);
   } catch (e) {
-    if (gen === S.gen) view.append(h("div", { class: "alert", role: "alert" }, t("admin.load_failed", { error: `${e.status} ${e.title()}` })));
+    if (gen === S.gen) view.append(h("div", { class: "alert", role: "alert" }, t("admin.load_failed", { error: hubErrorText(e) })));
     return;
   }
   if (gen !== S.gen) return;
@@ -1520,7 +1565,37 @@ async function renderAdmin(view) {
       h("thead", {}, h("tr", {}, ...["admin.name", "admin.role", "admin.created"].map((k) => h("th", {}, t(k))))),
       h("tbody", {}, tokens.length ? tokens.map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, roleText(x.role)),
         h("td", { class: "mono" }, fmtTime(x.created_at)))) :
-        h("tr", {}, h("td", { colspan: 3, class: "empty" }, t("admin.no_tokens"))))))));
+        h("tr", {}, h("td", { colspan: 3, class: "empty" }, t("admin.no_tokens")))))),
+    adminLabels(labels)));
+}
+
+/** The labels an admin added (teaching a new class), and a form to add one with its Chinese name. */
+function adminLabels(labels) {
+  const added = labels.filter((x) => x.source === "admin");
+  const id = h("input", { id: "new-label-id", required: true, pattern: "[a-z0-9][a-z0-9_ ]{0,63}", maxlength: 64,
+    placeholder: "cone_stack", "aria-label": t("admin.label_id") });
+  const zh = h("input", { id: "new-label-zh", required: true, maxlength: 64, "aria-label": t("admin.label_zh") });
+  const en = h("input", { id: "new-label-en", maxlength: 64, "aria-label": t("admin.label_en") });
+  const status = h("span", { class: "muted", id: "new-label-status", role: "status" });
+  const form = h("form", { class: "label-form", id: "new-label", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await api("/labels/names", { method: "POST", body: { name: id.value.trim(), name_zh: zh.value.trim(),
+        name_en: en.value.trim() || null } });
+      route();
+    } catch (err) {
+      status.replaceChildren(err.message, errorDetails(err) || "");
+    }
+  } },
+    h("label", {}, t("admin.label_id"), id), h("label", {}, t("admin.label_zh"), zh), h("label", {}, t("admin.label_en"), en),
+    h("button", { class: "btn small primary", type: "submit" }, t("admin.label_add")), status);
+  return h("section", { class: "panel wide" }, h("h2", {}, t("admin.labels")), h("p", { class: "muted" }, t("admin.labels_hint")),
+    h("table", { class: "grid", id: "admin-labels" },
+      h("thead", {}, h("tr", {}, ...["admin.label_zh", "admin.label_en", "admin.label_id"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, added.length ? added.map((x) => h("tr", { dataset: { label: x.id } }, h("td", {}, x.name_zh || t("misc.dash")),
+        h("td", {}, x.name_en), h("td", { class: "mono" }, x.id))) :
+        h("tr", {}, h("td", { colspan: 3, class: "empty" }, t("admin.no_labels"))))),
+    form);
 }
 
 // ---------------------------------------------------------------- live updates (SSE over fetch)
@@ -1540,9 +1615,13 @@ async function startLive() {
   while (!ctrl.signal.aborted && S.me) {
     try {
       const q = S.live.lastId !== null ? `?after=${S.live.lastId}` : "";
-      const res = await fetch(`/stream/cases${q}`, { headers: { ...authHeaders(), Accept: "text/event-stream" },
+      const res = await fetch(`/stream/cases${q}`, { headers: { ...requestHeaders(), Accept: "text/event-stream" },
         signal: ctrl.signal, cache: "no-store", credentials: "same-origin" });
-      if (res.status === 401) return signOut(t("login.expired"));
+      if (res.status === 401) {
+        let answer = {};
+        try { answer = await res.json(); } catch { /* not JSON */ }
+        return sessionEnded(new ApiError(401, answer));
+      }
       if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
       setLive(true);
       backoff = 1000;

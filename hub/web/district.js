@@ -161,7 +161,7 @@
         h("span", { class: `badge cfg-${latest.status}`, dataset: { status: latest.status } },
           tr(`st_${latest.status}`)),
         latest.status === "rejected" ? h("span", { class: "error agent-error" }, ` ${tr("agent_says")}${latest.error}`)
-          : null);
+          : ""); // replaceChildren would write a null as the text "null"
     };
     fill(i);
     ed.fillStatus = fill;
@@ -311,7 +311,8 @@
       },
       h("input", { class: "zone-id", value: z.id, size: 14, onchange: (e) => { renameZone(ed, z, e.target.value); } }),
       h("select", { class: "zone-kind", onchange: (e) => { z.kind = e.target.value; } },
-        kinds.map((k) => h("option", { value: k, selected: (z.kind || "generic") === k }, k))),
+        kinds.map((k) => h("option", { value: k, selected: (z.kind || "generic") === k, title: k },
+          MESSAGES["zh-CN"][`zone_kind.${k}`] ? t(`zone_kind.${k}`) : k))),
       h("span", { class: "muted zone-points", dataset: { points: (z.polygon || z.line || []).length } },
         tr("n_points", { n: (z.polygon || z.line || []).length })),
       h("button", { class: "btn small ghost", type: "button", onclick: (e) => {
@@ -603,7 +604,7 @@
         s.workdays = [...work].sort();
         render();
       } catch (e) {
-        toast(formatDetail(e.detail ?? e.message), true);
+        toast(hubErrorText(e), true);
       }
     } }, tr("fill_calendar", { year }));
   }
@@ -709,12 +710,14 @@
         ed.residuals = res.point_errors_px;
         result.className = `calib-result ${res.ok ? "ok" : "error"}`;
         result.dataset.errorM = String(res.error_m);
+        const outliers = res.inliers.map((ok, i) => (ok ? null : i + 1)).filter((i) => i !== null);
+        const why = res.ok ? "" : outliers.length ? t("desk.fit_outliers", { points: outliers.join("、") }) : t("desk.fit_off");
         result.textContent = `${tr("fit_error")}: ${num(res.error_m, 2)} m · ${tr("fit_error_px")}: `
-          + `${num(res.error_px, 1)} px${res.message ? ` · ${res.message}` : ""}`;
+          + `${num(res.error_px, 1)} px${why ? ` · ${why}` : ""}`;
         ed.renderCalib();
       } catch (e) {
         result.className = "calib-result error";
-        result.textContent = formatDetail(e.detail ?? e.message);
+        result.textContent = hubErrorText(e);
       }
     } }, tr("fit"));
     const use = h("button", { class: "btn small", type: "button", id: "calib-use", onclick: () => {
@@ -791,11 +794,19 @@
     return h("div", { class: "save-panel" }, h("div", { class: "row" }, check, save), out);
   }
 
+  /** The field an issue's path ends in, by its label on the form when it has one (rules[0].params.min_dwell_s). */
+  function issueField(path) {
+    const last = String(path || "").split(".").pop().replace(/\[\d+\]$/, "");
+    return hasMsg(`p_${last}`) ? paramLabel(last) : fieldText(path);
+  }
+
   function showIssues(ed, out, issues) {
     highlightIssues(ed, issues);
     out.replaceChildren(h("p", { class: "error" }, tr("issues")),
       h("ul", { class: "issues" }, issues.map((i) => h("li", { dataset: { path: i.path } },
-        h("code", {}, i.path || "—"), ` ${i.message}`))));
+        h("code", {}, i.path || "—"), " ", t("code.invalid", { field: issueField(i.path) }),
+        // the agent's own words (English) for the admin who edits the config, folded
+        h("details", { class: "hub-detail" }, h("summary", {}, t("error.details")), h("code", { lang: "en" }, i.message))))));
   }
 
   function showDiff(out, changes) {
@@ -818,7 +829,7 @@
       }
       return res;
     } catch (e) {
-      out.replaceChildren(h("p", { class: "error" }, formatDetail(e.detail ?? e.message)));
+      out.replaceChildren(h("p", { class: "error" }, hubErrorText(e)));
       return null;
     }
   }
@@ -846,7 +857,7 @@
       } catch (e) {
         if (e.status === 422 && e.detail && Array.isArray(e.detail.issues)) showIssues(ed, out, e.detail.issues);
         else out.replaceChildren(h("p", { class: "error" }, e.status === 409 ? tr("body_changed")
-          : formatDetail(e.detail ?? e.message)));
+          : hubErrorText(e)));
       }
     });
   }
@@ -858,7 +869,9 @@
       body.replaceChildren(...rows.map((a) => h("tr", { dataset: { action: a.action, version: a.version } },
         h("td", {}, fmtTime(a.at)), h("td", {}, a.actor), h("td", {}, `v${a.version}`),
         h("td", {}, tr(`st_${a.action}`)),
-        h("td", {}, a.detail || (a.changes || []).map((c) => c.path).join(", ")))));
+        h("td", {}, (a.changes || []).map((c) => c.path).join(", "), // field paths (ids); the hub's or agent's
+          a.detail ? h("details", { class: "hub-detail" }, h("summary", {}, t("error.details")), // words, folded
+            h("code", { lang: "en" }, a.detail)) : null))));
     };
     ed.renderAudit();
     return h("div", { class: "audit-panel" }, h("h3", {}, tr("audit")), h("table", { class: "grid audit" },
@@ -984,7 +997,7 @@
         await api("/calendar", { method: "PUT", body: lists });
         toast(tr("saved_calendar"));
       } catch (e) {
-        toast(formatDetail(e.detail ?? e.message), true);
+        toast(hubErrorText(e), true);
       }
     } }, tr("save"));
     panel.append(h("h3", {}, `${tr("calendar_official")} (${cal.source})`), official,

@@ -27,6 +27,8 @@ import yaml
 from edge_agent.ingest import LiveReader, SourceState
 from edge_agent.metrics import CameraMetrics
 from edge_agent.sinks import read_folder_events
+from edge_agent.stream_clock import ClockSource
+from edge_agent.streams import MainStreamRecorder, decode_at
 from edge_agent.types import Frame
 from tests.conftest import shared_file
 from tests.rtsp_support import RtspCamera, content_time, free_port, require_gst_rtsp, wait_for
@@ -109,6 +111,26 @@ def test_frame_times_follow_the_cameras_sender_reports_where_they_can_be_believe
         assert health.clock_skew_s is None
     else:
         assert health.clock_skew_s is not None and abs(health.clock_skew_s - skew_s) <= 0.4
+
+
+def test_main_stream_packets_are_on_the_detect_streams_clock(camera: RtspCamera) -> None:
+    """Evidence decodes the main stream at a detect frame's time: both connections run on the camera's
+    sender-report clock, so the main-stream frame picked shows the same moment."""
+    recorder = MainStreamRecorder("cam", camera.url, keep_s=4).start()
+    try:
+        with LiveReader("cam", camera.url) as reader:
+            assert wait_for(lambda: reader.stats.clock == recorder.stats.clock == ClockSource.SENDER_REPORT, 20)
+            # FFmpeg gives the two packets around the first SR the same time: a frame later is exact
+            frame = frames_for(reader, 1.0)[-1]
+            assert frame is not None
+            time.sleep(0.5)  # the main stream's packets up to the frame and past it
+            info, packets = recorder.ring.since(frame.ts)
+    finally:
+        recorder.stop()
+    assert frame is not None and info is not None and packets
+    still = decode_at(info, packets, [frame.ts])
+    assert still and content_time(still[0]) == content_time(frame.image)
+    assert PASSWORD not in (recorder.stats.last_error or "")
 
 
 def test_a_refused_camera_is_one_log_line_not_one_per_retry(tmp_path: Path) -> None:

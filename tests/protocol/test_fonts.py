@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from protocol.catalog import default_catalog
 from protocol.fonts import FONT_FAMILY, FONT_PATH, LICENSE_PATH
 from protocol.fonts.text import draw_text, label_size_px, text_size
-from protocol.label_names import COCO_ZH
+from protocol.label_names import CATALOG_ZH, COCO_ZH
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_IN_FONT = "\U00020000"  # CJK extension B: outside any GB2312 subset, so it draws as .notdef
@@ -35,7 +35,7 @@ def test_font_is_the_renamed_subset_with_its_licence() -> None:
 def test_font_covers_every_chinese_string_of_the_catalogue_and_the_page() -> None:
     have = font_chars()
     texts = {f"catalog {c.id}": c.name_zh + c.name_en for c in default_catalog()}
-    texts["protocol.label_names"] = "".join(COCO_ZH.values())
+    texts["protocol.label_names"] = "".join(COCO_ZH.values()) + "".join(CATALOG_ZH.values())
     for path in sorted((REPO / "hub" / "web").glob("*.[jh]*")):
         if path.suffix in (".js", ".html"):
             texts[str(path.relative_to(REPO))] = path.read_text(encoding="utf-8")

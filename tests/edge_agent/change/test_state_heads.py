@@ -27,6 +27,7 @@ from tests.edge_agent.change.clips import LITTER_AT, LITTER_SOURCE, PLAZA, Scene
 pytestmark = pytest.mark.slow
 
 T0 = 1_772_416_800.0  # 2026-03-02 10:00 Shanghai
+FPS = 1.0  # frames sampled and detected per second (change analyses run once a second anyway)
 W, H = LITTER_SOURCE[2] - LITTER_SOURCE[0], LITTER_SOURCE[3] - LITTER_SOURCE[1]
 PLANTER_SOURCE = (200, 480, 200 + W, 480 + H)  # a strip of the clip's lawn, laid on the plaza as a planter
 MARGIN = 0.15  # what a change region's crop adds around its box (edge_agent.change.view.ChangeView.crops)
@@ -40,7 +41,7 @@ def planter(start: float, end: float):
     def edit(image: np.ndarray, t: float) -> None:
         if start <= t < end:
             x1, y1, x2, y2 = PLANTER_SOURCE
-            paste(image, vtest_frames(2)[0][y1:y2, x1:x2], LITTER_AT)
+            paste(image, vtest_frames(FPS)[0][y1:y2, x1:x2], LITTER_AT)
     return edit
 
 
@@ -66,11 +67,11 @@ def head(tmp_path_factory) -> Path:
     times = [*range(0, 12, 3), *range(50, 80, 8)]  # the runs below look at 12-46 s
     scenes = {"yes": Scene(litter=(0, 1e9)), "no": Scene(), "planter": Scene(edits=[planter(0, 1e9)])}
     for name, scene in scenes.items():
-        frames = scene.frames(2.0)  # the runs' rate: vtest_frames caches two rates (2 and 10 fps)
+        frames = scene.frames(FPS, times[-1] + 1)  # the runs' rate: vtest_frames caches two (FPS and 10)
         for t in times:
             for i, (x1, y1, x2, y2) in enumerate(training_boxes()):
                 folder = root / ("yes" if name == "yes" else "no")
-                cv2.imwrite(str(folder / f"{name}-{t:02d}-{i}.png"), frames[2 * t][1][y1:y2, x1:x2])
+                cv2.imwrite(str(folder / f"{name}-{t:02d}-{i}.png"), frames[t][1][y1:y2, x1:x2])
     out = root / "garbage.json"
     assert main(["models", "fewshot", "--kind", "state", "--label", "garbage", "--positives", str(root / "yes"),
                  "--negatives", str(root / "no"), "--name", "plaza-garbage", "--out", str(out)]) == 0
@@ -86,7 +87,7 @@ def detector():
 
 def camera(rules: list[dict[str, Any]]) -> Any:
     return parse_camera_config({
-        "id": "plaza-cam", "source": "vtest.avi", "timezone": "Asia/Shanghai", "detect_fps": 2,
+        "id": "plaza-cam", "source": "vtest.avi", "timezone": "Asia/Shanghai", "detect_fps": FPS,
         "evidence": {"pre_s": 1, "post_s": 1, "clip": False}, "change": {"learn_s": 6, "learn_samples": 6},
         "zones": [{"id": "plaza", "kind": "plaza", "polygon": PLAZA},
                   {"id": "spot", "kind": "bin_area", "polygon": SPOT_ZONE}],
@@ -96,7 +97,7 @@ def camera(rules: list[dict[str, Any]]) -> Any:
 
 def run(cfg: Any, scene: Scene, detector, seconds: float) -> tuple[list[ProblemUpdate], Pipeline]:
     pipeline = Pipeline([cfg], detector, MemorySink(), device_id="box-1", ground=None)
-    for i, (t, image) in enumerate(scene.frames(2.0, seconds)):
+    for i, (t, image) in enumerate(scene.frames(FPS, seconds)):
         pipeline.process([Frame(cfg.id, i, T0 + t, image)])
     pipeline.flush()
     return pipeline.cameras[cfg.id].updates, pipeline

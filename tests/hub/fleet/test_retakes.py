@@ -71,6 +71,14 @@ def test_verify_of_a_change_case_queues_a_signed_retake_an_offline_agent_gets_on
     assert statuses(store) == {1: "accepted"}
 
 
+def test_the_api_lists_a_cameras_retakes_to_staff(store: Any, client: Any, tokens: dict[str, dict[str, str]]) -> None:
+    handled_case(store, "c-api", ["change"])
+    transition(store, "c-api", Action.VERIFY, **REVIEWER)
+    (row,) = client.get("/cameras/cam-1/reference-retakes", headers=tokens["reader"]).json()
+    assert (row["version"], row["zone"], row["case_id"], row["status"]) == (1, "walk", "c-api", "pending")
+    assert client.get("/cameras/cam-1/reference-retakes").status_code == 401
+
+
 def test_a_newer_retake_of_the_same_case_supersedes_an_unsent_one_and_reports_resend_what_was_missed(
         store: Any) -> None:
     handled_case(store, "c-1", ["change"])

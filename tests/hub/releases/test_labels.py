@@ -32,9 +32,20 @@ def test_reviewer_corrects_the_detectors_boxes(store, client, tokens):
     bad = client.put(f"/cases/{case_id}/labels", headers=tokens["reviewer"],
                      json={"boxes": [{"label": "cone_stack", "box": [0.1, 0.1, 0.2, 0.2]}]})
     assert bad.status_code == 422 and "boxes[0].label: 'cone_stack' is not a catalog label" in bad.text
-    assert client.post("/labels/names", headers=tokens["reviewer"], json={"name": "cone_stack"}).status_code == 403
-    assert client.post("/labels/names", headers=tokens["admin"], json={"name": "cone_stack"}).status_code == 204
+    new = {"name": "cone_stack", "name_zh": "锥桶堆"}
+    assert client.post("/labels/names", headers=tokens["reviewer"], json=new).status_code == 403
+    nameless = client.post("/labels/names", headers=tokens["admin"], json={"name": "cone_stack"})
+    assert nameless.status_code == 422 and nameless.json()["params"]["field"] == "name_zh"
+    assert client.post("/labels/names", headers=tokens["admin"], json=new).status_code == 204
     assert "cone_stack" in client.get("/labels/names", headers=tokens["reviewer"]).json()
+    named = {x["id"]: x for x in client.get("/labels", headers=tokens["reviewer"]).json()}
+    assert named["cone_stack"] == {"id": "cone_stack", "name_zh": "锥桶堆", "name_en": "cone stack", "source": "admin"}
+    assert (named["car"]["name_zh"], named["car"]["source"]) == ("汽车", "detector")
+    assert (named["garbage_bag"]["name_zh"], named["garbage_bag"]["source"]) == ("垃圾袋", "catalog")
+    renamed = {**new, "name_zh": "锥桶", "name_en": "cones"}
+    assert client.post("/labels/names", headers=tokens["admin"], json=renamed).status_code == 204
+    named = {x["id"]: x for x in client.get("/labels", headers=tokens["reviewer"]).json()}
+    assert (named["cone_stack"]["name_zh"], named["cone_stack"]["name_en"]) == ("锥桶", "cones")
     flipped = client.put(f"/cases/{case_id}/labels", headers=tokens["reviewer"],
                          json={"boxes": [{"label": "cone_stack", "box": [0.3, 0.1, 0.2, 0.2]}]})
     assert flipped.status_code == 422 and "must satisfy 0 <= x1 < x2 <= 1" in flipped.text

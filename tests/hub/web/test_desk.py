@@ -202,7 +202,7 @@ def test_the_reviewers_desk(desk: Desk, tmp_path: Path) -> None:
         page.keyboard.press("Enter")  # 1: open the selected (first) case
         expect(page.locator(".detail-head .case-id")).to_have_text(first)
         expect(page.locator("#deadline-stage")).to_contain_text("审核时限")
-        # The label editor lists the model's label names: the detector's own ids (no Chinese names for most).
+        # The label editor names labels in Chinese with the model's id after each as a hint (ids).
         ids |= set(desk.api("GET", "/labels/names").json())
         shown = desk.case(first)
         ids |= {m["sha256"] for e in shown["events"] for m in e["media"]} | {e["event_id"] for e in shown["events"]}
