@@ -3,7 +3,9 @@ measured A/B in one process (interleaved rounds, 1 onnxruntime thread, process C
 share of a core one stream takes at a given detect rate. Also the head's training time.
 
 Usage: .venv/bin/python bench/fewshot.py --head cones.json [--data DATASET] [--frames 20] [--rounds 5] [--fps 2]
-(make a head and dataset with `cityeye models dataset` and `cityeye models fewshot`, see README).
+       [--also MODEL ...]
+(make a head and dataset with `cityeye models dataset` and `cityeye models fewshot`, see README). `--also`
+times other detectors in the same interleaved rounds (a trained `cityeye models train` model, say).
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--fps", type=float, default=2.0, help="detect rate of one stream")
+    parser.add_argument("--also", action="append", default=[], help="another detector to time (name or .onnx)")
     args = parser.parse_args()
     base = Detector.load(load_model(args.head).backbone.name, threads=1)
     taught = FewShotDetector.load(args.head, threads=1)
     images = frames(args.frames)
-    cpu = {"detector": 0.0, "detector + head": 0.0}
+    models = [("detector", base), ("detector + head", taught)]
+    models += [(name, Detector.load(name, threads=1)) for name in args.also]
+    cpu = {name: 0.0 for name, _ in models}
     for _ in range(args.rounds):
-        for name, model in (("detector", base), ("detector + head", taught)):
+        for name, model in models:
             started = time.process_time()
             for image in images:
                 model.detect([image])

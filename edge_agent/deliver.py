@@ -108,7 +108,7 @@ SnapshotSource = Callable[[str], tuple[bytes, float]]  # camera id -> (JPEG, fra
 class PushHandler(Protocol):
     """What the outbox needs from edge_agent.managed_config.ManagedConfigs (hub -> agent pushes)."""
 
-    def handle(self, msg: PushMessage) -> PushResult: ...
+    def handle(self, msg: PushMessage) -> PushResult | None: ...  # None: answered later (late_results)
     def reports(self) -> list[PushResult]: ...
 
 
@@ -331,7 +331,14 @@ class _SenderLoop:
                 self._on_monitor()
             if self.sock in events:
                 self._drain_replies()
+            self._send_late()
         return self.refused
+
+    def _send_late(self) -> None:
+        """Answers to pushes finished off this thread (edge_agent.model_push downloads detectors)."""
+        late = getattr(self.outbox.pushes, "late_results", None)
+        for result in late() if late is not None else ():
+            self._answer(result)
 
     def _backoff(self, attempts: int) -> float:
         return min(self.cfg.ack_timeout_s * 2 ** max(0, attempts - 1), self.cfg.max_backoff_s)
@@ -419,7 +426,9 @@ class _SenderLoop:
             if isinstance(msg, ReplyMessage):
                 self._on_reply(msg)
             elif isinstance(msg, PushMessage) and self.outbox.pushes is not None:
-                self._answer(self.outbox.pushes.handle(msg))
+                answer = self.outbox.pushes.handle(msg)
+                if answer is not None:
+                    self._answer(answer)
             elif isinstance(msg, SnapshotRequestMessage):
                 self._send_snapshot(msg.request.camera_id)
 

@@ -4,8 +4,9 @@ The request is signed with the device's enrolled Ed25519 key (protocol.device_au
 the file only to a device it pushed the release to. Bytes go to `<root>/.<sha256>.onnx.part`; a broken
 download resumes from what is there (HTTP Range) on the next attempt, attempts are retried with
 backoff, and the result is only returned once its size and sha256 are the ones the hub signed (a
-tampered or truncated file is deleted and refused). Runs on the thread that answers the push: the
-pipeline keeps running the model in service meanwhile.
+tampered or truncated file is deleted and refused). `edge_agent.model_push` runs it on a thread of its
+own, so events and heartbeats keep flowing and the pipeline keeps the model in service meanwhile; the
+push is answered once the new model is loaded and swapped in (or refused).
 """
 
 from __future__ import annotations

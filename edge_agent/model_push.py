@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -46,6 +47,8 @@ class ModelPushes:
         """`fetcher` downloads releases announced by url (detectors); without it only inline ones load."""
         self.state_dir = state_dir
         self.fetcher = fetcher
+        self._downloading: int | None = None  # the push version whose file is being downloaded
+        self._late: queue.SimpleQueue[PushResult] = queue.SimpleQueue()
         self.device_id = device_id
         self.hub_sign_public = hub_sign_public
         self.threads, self.sessions = threads, sessions
@@ -85,7 +88,8 @@ class ModelPushes:
         """Accepted models go to `swap` (Pipeline.swap_detector, and whatever reports the model)."""
         self._swap = swap
 
-    def handle(self, msg: PushMessage) -> PushResult:
+    def handle(self, msg: PushMessage) -> PushResult | None:
+        """The answer to a push, or None when it comes later (`late_results`: a detector being downloaded)."""
         push = msg.push
         try:
             open_push(bytes(msg.payload), bytes(msg.signature), self.hub_sign_public, self.device_id)
@@ -96,7 +100,49 @@ class ModelPushes:
             return self._result(push, accepted=False, error=f"{push.kind.value} {push.target}: this agent takes "
                                 f"models for the slot {SLOT!r} only")
         with self._lock:
-            return self._apply(push)
+            download = self._needs_download(push)
+            if download is None:
+                return self._apply(push)
+            if self._downloading == push.version:
+                return None  # a resend while its file is still coming: answered when it is in
+            self._downloading = push.version
+        threading.Thread(target=self._download_then_apply, args=(push, download), name=f"model-fetch-v{push.version}",
+                         daemon=True).start()
+        return None
+
+    def _needs_download(self, push: Push) -> ModelRelease | None:
+        """The release of a newer push whose file must still be downloaded (None: apply it now)."""
+        if push.version <= self.version or self.fetcher is None:
+            return None
+        try:
+            release = ModelRelease.model_validate(push.body)
+        except ValidationError:
+            return None  # _apply answers with the field errors
+        if release.url is None or (self.state_dir / "releases" / f"{release.sha256}{release.suffix}").is_file():
+            return None
+        return release
+
+    def _download_then_apply(self, push: Push, release: ModelRelease) -> None:
+        """Off the link thread: a detector of megabytes must not hold up events and heartbeats."""
+        try:
+            assert self.fetcher is not None
+            install(release, self.state_dir / "releases", self.fetcher.fetch(release))
+            with self._lock:
+                result = self._apply(push)
+        except (ReleaseError, ValueError, OSError) as exc:
+            log.error("model %s#%d (push v%d) not taken: %s", release.name, release.release_id, push.version, exc)
+            result = self._result(push, accepted=False, error=str(exc)[:4000])
+        finally:
+            with self._lock:
+                self._downloading = None
+        self._late.put(result)
+
+    def late_results(self) -> list[PushResult]:
+        """Answers to pushes whose file was downloaded in the background, for the link to send."""
+        out = []
+        while not self._late.empty():
+            out.append(self._late.get_nowait())
+        return out
 
     def _apply(self, push: Push) -> PushResult:
         if push.version <= self.version:  # a resend, or an old push overtaken by a newer one
@@ -163,7 +209,7 @@ class ModelPushes:
 class Handler(Protocol):
     """What a push handler offers (ManagedConfigs, ModelPushes)."""
 
-    def handle(self, msg: PushMessage) -> PushResult: ...
+    def handle(self, msg: PushMessage) -> PushResult | None: ...
     def reports(self) -> list[PushResult]: ...
 
 
@@ -173,7 +219,7 @@ class PushRouter:
     def __init__(self, handlers: Mapping[PushKind, Handler]) -> None:
         self.handlers = dict(handlers)
 
-    def handle(self, msg: PushMessage) -> PushResult:
+    def handle(self, msg: PushMessage) -> PushResult | None:
         handler = self.handlers.get(msg.push.kind)
         if handler is None:
             push = msg.push
@@ -183,3 +229,6 @@ class PushRouter:
 
     def reports(self) -> list[PushResult]:
         return [r for h in self.handlers.values() for r in h.reports()]
+
+    def late_results(self) -> list[PushResult]:
+        return [r for h in self.handlers.values() for r in getattr(h, "late_results", list)()]

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -306,7 +307,12 @@ class Pipeline:
             return self._process(frames)
 
     def _process(self, frames: Sequence[Frame]) -> list[ProblemUpdate]:
-        work: list[tuple[CameraRuntime, Frame, bool]] = []
+        work = self._gate(frames)
+        return self._finish(work, self._detect([(rt, f) for rt, f, d in work if d]))
+
+    def _gate(self, frames: Sequence[Frame]) -> list[_Work]:
+        """A tick's first stage: each frame into its camera's evidence ring and through its motion gate."""
+        work: list[_Work] = []
         for frame in frames:
             rt = self.cameras[frame.camera_id]
             rt.last_sample_ts = frame.ts
@@ -322,9 +328,12 @@ class Pipeline:
                 if decision.reason == GateReason.SKIP:
                     rt.metrics.gate_skipped += 1
             work.append((rt, frame, detect))
-        to_detect = [(rt, f) for rt, f, d in work if d]
-        results = self._detect(to_detect)
-        found = {id(f): dets for (_, f), dets in zip(to_detect, results, strict=True)}
+        return work
+
+    def _finish(self, work: list[_Work], results: list[Detections]) -> list[ProblemUpdate]:
+        """A tick's last stage: the detections (in the order of the frames to detect) through each
+        camera's tracker, plates, rules and evidence."""
+        found = {id(f): dets for (_, f), dets in zip([(rt, f) for rt, f, d in work if d], results, strict=True)}
         updates: list[ProblemUpdate] = []
         for rt, frame, detect in work:
             if detect:
@@ -431,6 +440,9 @@ class Pipeline:
             head = next(it, None)
             if head is not None:
                 heads[cid] = head
+        if len(heads) >= OVERLAP_FROM_CAMERAS:
+            self._interleave_overlapped(iterators, heads, on_frame)
+            return
         while heads:
             # One tick takes every camera's next frame: identical clocks batch together.
             batch = list(heads.values())
@@ -443,6 +455,56 @@ class Pipeline:
                     del heads[frame.camera_id]
                 else:
                     heads[frame.camera_id] = nxt
+
+
+    def _interleave_overlapped(self, iterators: Mapping[str, Prefetch[Frame]], heads: dict[str, Frame],
+                               on_frame: Callable[[Frame], None] | None) -> None:
+        """The cameras in two halves whose ticks alternate: while the detector works on one half's
+        frames, this thread tracks, rules and gates the other's, so the detector's sessions never wait
+        on the Python stages (or those on the detector). Each camera's frames still go through every
+        stage one after the other, in order."""
+        groups = [list(heads)[0::2], list(heads)[1::2]]
+        in_flight: _InFlight | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="detect-ahead") as ahead:
+            while heads or in_flight is not None:
+                for group in groups:
+                    batch = [heads.pop(c) for c in group if c in heads]  # back in `heads` once finished
+                    launched = None
+                    if batch:
+                        with self._tick:
+                            work = self._gate(batch)
+                        to_detect = [(rt, f) for rt, f, d in work if d]
+                        launched = _InFlight(batch, work, ahead.submit(self._detect, to_detect))
+                    if in_flight is not None:
+                        self._land(in_flight, iterators, heads, on_frame)
+                    in_flight = launched
+
+    def _land(self, done: _InFlight, iterators: Mapping[str, Prefetch[Frame]], heads: dict[str, Frame],
+              on_frame: Callable[[Frame], None] | None) -> None:
+        results = done.detections.result()
+        with self._tick:
+            self._finish(done.work, results)
+        for frame in done.batch:
+            if on_frame:
+                on_frame(frame)
+            nxt = next(iterators[frame.camera_id], None)
+            if nxt is not None:
+                heads[frame.camera_id] = nxt
+
+
+# Replays of this many cameras or more alternate two halves (`_interleave_overlapped`); with fewer, a
+# half's frames would not fill the detector's sessions and the overlap would cost more than it saves.
+OVERLAP_FROM_CAMERAS = 4
+_Work = tuple[CameraRuntime, Frame, bool]  # a camera, its frame, whether the detector runs on it
+
+
+@dataclass
+class _InFlight:
+    """A half's tick between its gate and its finish: the detector works on its frames."""
+
+    batch: list[Frame]
+    work: list[_Work]
+    detections: Future[list[Detections]]
 
 
 def reader_for(cfg: CameraConfig) -> LiveReader:

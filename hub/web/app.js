@@ -122,7 +122,7 @@ function errorText(status, code, params = {}) {
     return t(`code.${code}`, vars);
   }
   if (!status) return t("error.generic_unreachable");
-  return t("error.generic", { status });
+  return t(status >= 500 ? "error.generic_server" : "error.generic", { status });
 }
 
 /** The hub's English detail, folded, for an admin (who may need it to fix a setting); nothing for others. */
@@ -1425,7 +1425,7 @@ async function renderStats(view) {
 // ---- precision per class per model version (GET /models/stats): the bureau's 10% -> 90% curve --------------
 async function modelVersionsPanel(view, gen) {
   const panel = h("section", { class: "panel wide", id: "model-versions" }, h("h2", {}, t("mv.title")),
-    h("p", { class: "muted" }, t("mv.help")));
+    h("p", { class: "body muted", style: "margin:0;padding-top:6px;padding-bottom:6px" }, t("mv.help")));
   view.append(panel);
   let rows;
   try {

@@ -160,8 +160,9 @@
         + `v${latest.version} `,
         h("span", { class: `badge cfg-${latest.status}`, dataset: { status: latest.status } },
           tr(`st_${latest.status}`)),
-        latest.status === "rejected" ? h("span", { class: "error agent-error" }, ` ${tr("agent_says")}${latest.error}`)
-          : null);
+        // the agent's own words (English) folded: the status badge already says it was refused
+        latest.status === "rejected" ? h("details", { class: "error agent-error hub-detail" },
+          h("summary", {}, tr("agent_says")), h("code", { lang: "en" }, latest.error || "")) : ""); // not null: replaceChildren writes "null"
     };
     fill(i);
     ed.fillStatus = fill;
@@ -311,7 +312,8 @@
       },
       h("input", { class: "zone-id", value: z.id, size: 14, onchange: (e) => { renameZone(ed, z, e.target.value); } }),
       h("select", { class: "zone-kind", onchange: (e) => { z.kind = e.target.value; } },
-        kinds.map((k) => h("option", { value: k, selected: (z.kind || "generic") === k }, k))),
+        kinds.map((k) => h("option", { value: k, selected: (z.kind || "generic") === k, title: k },
+          MESSAGES["zh-CN"][`zone_kind.${k}`] ? t(`zone_kind.${k}`) : k))),
       h("span", { class: "muted zone-points", dataset: { points: (z.polygon || z.line || []).length } },
         tr("n_points", { n: (z.polygon || z.line || []).length })),
       h("button", { class: "btn small ghost", type: "button", onclick: (e) => {
@@ -868,7 +870,9 @@
       body.replaceChildren(...rows.map((a) => h("tr", { dataset: { action: a.action, version: a.version } },
         h("td", {}, fmtTime(a.at)), h("td", {}, a.actor), h("td", {}, `v${a.version}`),
         h("td", {}, tr(`st_${a.action}`)),
-        h("td", {}, a.detail || (a.changes || []).map((c) => c.path).join(", ")))));
+        h("td", {}, (a.changes || []).map((c) => c.path).join(", "), // field paths (ids); the hub's or agent's
+          a.detail ? h("details", { class: "hub-detail" }, h("summary", {}, t("error.details")), // words, folded
+            h("code", { lang: "en" }, a.detail)) : null))));
     };
     ed.renderAudit();
     return h("div", { class: "audit-panel" }, h("h3", {}, tr("audit")), h("table", { class: "grid audit" },

@@ -6,9 +6,11 @@ import json
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 from cityeye.cli import main
+from models.cache import resolve
 from models.train import TrainError, train_detector
 
 
@@ -52,3 +54,15 @@ def test_train_one_epoch_exports_a_model_the_edge_runs(tmp_path, monkeypatch):
     detector = Detector.load("squares")
     assert detector.labels == ("square",) and detector.manifest.input.width == 128
     detector.detect([cv2.imread(str(tmp_path / "frames/0.jpg"))])
+    # the ONNX alone is a release: its metadata holds the manifest (what an agent gets by download)
+    metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "cache/squares/model.onnx")).metadata_props}
+    assert "cityeye.manifest" in metadata and "square" in metadata["names"]
+    alone = tmp_path / "alone.onnx"
+    alone.write_bytes((tmp_path / "cache/squares/model.onnx").read_bytes())
+    assert resolve(alone).manifest.labels == ["square"]
+    # the same command after a finished run exports again without training (ultralytics would refuse to resume)
+    weights = tmp_path / "runs/squares/weights/last.pt"
+    before = weights.stat().st_mtime_ns
+    assert main(["models", "train", "--data", str(tmp_path / "ds"), "--epochs", "1", "--imgsz", "128",
+                 "--name", "squares", "--runs", str(tmp_path / "runs")]) == 0
+    assert weights.stat().st_mtime_ns == before

@@ -187,3 +187,31 @@ def test_the_sign_in_limit_holds_across_hub_instances_on_one_database(db_url: st
     finally:
         for s in stores:
             s.close()
+
+
+def test_concurrent_sign_ins_on_two_served_hubs_get_exactly_the_limit(db_url: str | None, tmp_path: Any) -> None:
+    """Attempts racing on two hubs served over HTTP (one database) are counted atomically: no more than
+    the limit get through, however they interleave."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from hub.app import create_app, open_store
+    from hub.settings import HubSettings
+    from tests.hub.served import serve_app
+
+    limit, tries = 6, 16
+    settings = HubSettings(db_url=db_url, data_dir=tmp_path / "hub", zmq_bind=None,
+                           accounts=AccountPolicy(password_scrypt_n=2**10, sign_in_per_minute=limit))
+    stores = [open_store(settings), open_store(settings)]
+    try:
+        with serve_app(create_app(settings, store=stores[0], background=False)) as a, \
+                serve_app(create_app(settings, store=stores[1], background=False)) as b:
+            wrong = {"username": "nobody", "password": "not the password"}
+            with ThreadPoolExecutor(8) as pool:
+                codes = list(pool.map(lambda i: httpx.post(f"{(a, b)[i % 2]}/session", json=wrong, timeout=30)
+                                      .status_code, range(tries)))
+        assert sorted(codes) == [401] * limit + [429] * (tries - limit), codes
+    finally:
+        for s in stores:
+            s.close()

@@ -19,14 +19,20 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from cityeye.commands.demo import CAMERA_ID, DEMO_CAMERA
+from edge_agent.config import parse_camera_config
+from edge_agent.managed_config import config_body
 from hub import errors
 from hub.app import create_app, open_store
 from hub.auth import users
 from hub.auth.config import AccountPolicy
 from hub.auth.tokens import create_token
 from hub.cases.lifecycle import Action, CaseStatus, Role
+from hub.fleet import configs
 from hub.settings import HubSettings, UnitConfig
+from protocol.catalog import ZoneKind
 from protocol.messages import MediaKind
+from protocol.push import ManagedBy, PushKind, PushResult
 from tests.hub.served import serve_app
 from tests.hub.web.test_catalogue import WEB, catalogue
 from tests.hub.web.test_desk import PASSWORD, fontconfig_without_cjk, visible_latin_words
@@ -63,7 +69,8 @@ def test_every_value_the_hub_sends_as_an_enum_has_text() -> None:
     """Statuses, actions, roles and media kinds reach the page as ids; each needs its words."""
     keys = catalogue()
     wanted = ({f"status.{s.value}" for s in CaseStatus} | {f"action.{a.value}" for a in Action}
-              | {f"role.{r.value}" for r in Role} | {f"media.kind.{k.value}" for k in MediaKind})
+              | {f"role.{r.value}" for r in Role} | {f"media.kind.{k.value}" for k in MediaKind}
+              | {f"zone_kind.{k.value}" for k in ZoneKind})
     for lang in ("zh-CN", "en"):
         assert wanted - keys[lang] == set(), lang
 
@@ -125,6 +132,10 @@ def hubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hubs]:
     for name, role in (("qian.li", Role.REVIEWER), ("zhao.pai", Role.DISPATCHER), ("wang.guan", Role.ADMIN)):
         users.add_user(store, name, role, PASSWORD, POLICY)
     token = create_token(store, "codes-admin", Role.ADMIN)[1]
+    demo = parse_camera_config({**DEMO_CAMERA, "source": "vtest.avi"})  # a camera whose agent reported its config
+    configs.record_result(store, PushResult(device_id="demo-box", kind=PushKind.CAMERA_CONFIG, target=CAMERA_ID,
+                                            version=0, accepted=True, report=True, managed_by=ManagedBy.HUB,
+                                            current=config_body(demo)))
     try:
         with serve_app(create_app(settings, store=store, background=False)) as base, \
                 serve_app(create_app(idle, store=store, background=False)) as idle_base:
@@ -202,6 +213,8 @@ def test_refusals_read_in_chinese_and_an_idle_session_returns_where_it_was(hubs:
             detail: "I'm a teapot", params: {} }); return [e.message, errorDetails(e) === null]; }""")
         assert unknown[0].startswith("中心拒绝了此操作（418）") and unknown[1], unknown
         assert not re.search(r"[A-Za-z]{2}", unknown[0])
+        crashed = page.evaluate("() => new ApiError(500, { detail: 'Internal Server Error' }).message")
+        assert crashed.startswith("中心出错（500）"), crashed
         sign_out(page)
 
         # -- a role without the right --------------------------------------------------------------------
@@ -227,6 +240,24 @@ def test_refusals_read_in_chinese_and_an_idle_session_returns_where_it_was(hubs:
         expect(page.locator("#action-error details summary")).to_have_text("技术详情")
         expect(page.locator("#action-error details code")).to_be_hidden()
         no_english(page, ids, "with the admin's folded detail")
+
+        # -- a stale config version: someone saved the camera's config while this page edited it -----------
+        page.goto(f"{hubs.base}/#/camera/{CAMERA_ID}")
+        dwell = page.locator("fieldset.rule[data-rule='0'] .param-input[data-param='min_dwell_s']")
+        dwell.fill("45")
+        dwell.dispatch_event("change")
+        page.click("#cfg-save")
+        expect(page.locator("#cfg-confirm")).to_be_visible()
+        latest = hubs.api("GET", f"/cameras/{CAMERA_ID}/config").json()["latest"]
+        other = {**latest["body"], "detect_fps": 3}
+        assert hubs.api("PUT", f"/cameras/{CAMERA_ID}/config",
+                        json={"body": other, "base_version": latest["version"]}).status_code == 200
+        page.click("#cfg-confirm")
+        expect(page.locator(".save-panel .error")).to_contain_text("配置已被他人修改")
+        classes = {c["id"] for c in hubs.api("GET", "/classes").json()}  # the rule forms' hints are class ids
+        units = {"fps", "px", "IoU"}
+        no_english(page, ids | classes | units | {CAMERA_ID, "device:demo-box", "demo-box", "np_top_right", "plaza"},
+                   "after a stale config save")
         context.close()
 
         # -- the idle limit ends the session; the page says so and returns where it was ----------------------

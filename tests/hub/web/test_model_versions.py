@@ -10,7 +10,7 @@ import hashlib
 import pytest
 
 from protocol.messages import ModelInfo
-from tests.hub.web.test_reviewer import Hub, browser, edge_event, expect, hub, page, sign_in  # noqa: F401
+from tests.hub.web.test_reviewer import Hub, browser, edge_event, expect, hub, page, shot, sign_in  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,6 +59,8 @@ def test_precision_per_version_shows_the_curve(page, hub: Hub) -> None:  # noqa:
     row = table.locator("tr[data-class-id='illegal_car_parking'] td.precision")
     expect(row.nth(0)).to_contain_text("20.0 %（1/5）")
     expect(row.nth(1)).to_contain_text("80.0 %（4/5）")
+    page.locator("#model-versions").scroll_into_view_if_needed()
+    shot(page, "model-versions")
     assert page.evaluate("() => [...I18N.missing]") == []
 
 

@@ -12,7 +12,7 @@ import pytest
 from edge_agent.fewshot import load_detector
 from models.prelabel import proposals
 from tests.conftest import shared_file
-from tests.hub.web.test_reviewer import Hub, browser, expect, hub, page, sign_in  # noqa: F401
+from tests.hub.web.test_reviewer import Hub, browser, expect, hub, page, shot, sign_in  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,6 +40,8 @@ def test_reviewer_corrects_the_detectors_prelabels(page, hub: Hub) -> None:  # n
     svg = page.locator("#label-svg")
     expect(svg.locator("rect")).to_have_count(len(boxes))
     expect(page.locator("#label-status")).to_contain_text("coco-nanodet 的预标注")
+    page.locator("#label-editor").scroll_into_view_if_needed()
+    shot(page, "prelabel-editor")
     page.wait_for_function("() => { const i = document.querySelector('#label-image');"
                            " return i && i.complete && i.naturalWidth > 0; }")
     svg.scroll_into_view_if_needed()
