@@ -72,7 +72,10 @@ def _from_onnx_file(path: Path) -> ResolvedModel:
     else:
         import onnx  # only needed for files without a manifest
 
-        proto = onnx.load(str(path), load_external_data=False)
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # protobuf's DecodeError and friends: the file is not an ONNX model
+            raise ManifestError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from exc
         metadata = {p.key: p.value for p in proto.metadata_props}
         if EMBEDDED_KEY in metadata:
             manifest = manifest_from_text(metadata[EMBEDDED_KEY], f"{path} metadata {EMBEDDED_KEY}")

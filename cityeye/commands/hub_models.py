@@ -63,6 +63,18 @@ def _run(action: Action, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_loadable(path: Path) -> None:
+    """An agent loads a downloaded .onnx from the file alone: its metadata must say how (a manifest)."""
+    from models.cache import resolve
+    from models.manifest import ManifestError
+
+    try:
+        resolve(path)
+    except ManifestError as exc:
+        raise ValueError(f"{path}: agents could not load it ({exc}); write it with `cityeye models package "
+                         "MODEL --name NAME --out FILE.onnx`, which embeds the manifest") from exc
+
+
 def _register(store: Any, args: argparse.Namespace) -> str:
     from hub.devices.hubkeys import HubSigningKey
     from hub.releases import registry
@@ -75,6 +87,8 @@ def _register(store: Any, args: argparse.Namespace) -> str:
         raise ValueError(f"{args.file}: expected a few-shot head (.json) or an ONNX detector (.onnx)")
     kind = kinds[args.file.suffix]
     backbone = load_model(args.file).backbone.sha256 if kind == "fewshot" else None
+    if kind == "onnx":
+        _check_loadable(args.file)
     metrics = json.loads(args.metrics.read_text()) if args.metrics else {}
     release = registry.register(store, args.file.read_bytes(), name=args.name, kind=kind, actor="cli",
                                 key=HubSigningKey.load_or_create(store.data_dir), metrics=metrics,

@@ -3,7 +3,8 @@
 A region is a connected set of the zone's pixels that have differed from the reference, looking the
 same, for at least `min_dwell_s` (thin lines and specks removed: shadow edges, noise). It opens an
 event when it covers `min_area_frac` of the zone, added edges rather than removed them (see
-`structure.appeared`), and the confirmer, if any, agrees. The event clears once its place has matched
+`structure.appeared`), is not a cast shadow standing still (`shadow.is_cast_shadow`: the ground darkened
+by a gain, its texture kept), and the confirmer, if any, agrees. The event clears once its place has matched
 the reference for `clear_after_s`; a region hidden behind a mover keeps its event.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from edge_agent.change.confirm import RegionConfirmer
 from edge_agent.change.params import ChangeParams
+from edge_agent.change.shadow import is_cast_shadow
 from edge_agent.change.structure import appeared
 from edge_agent.change.view import ChangeView
 from edge_agent.geometry import Box
@@ -35,6 +37,7 @@ SAME_PLACE = 0.2  # overlap (of the smaller region) that makes two regions the s
 _KERNEL = np.ones((3, 3), np.uint8)
 # Parts of one object (a bag beside the jacket spilling from it) closer than this are one region.
 _JOIN = np.ones((7, 7), np.uint8)
+_SHADE_MARGIN = np.ones((5, 5), np.uint8)  # a known shadow's edge wanders this much between analyses
 
 
 @dataclass(eq=False)
@@ -91,6 +94,9 @@ class ChangeRule:
         self.clock = clock
         self.confirmer = confirmer
         self.rejections = 0  # regions the confirmer turned down
+        # Cast shadows standing still: not judged again while they stay (a walker crossing one's edge would
+        # blur the verdict); a region joined to one is judged on its part away from it.
+        self.shadows: list[_Region] = []
         self.mask = zone_mask(zone, shape_hw)
         self.min_area_px = max(MIN_REGION_PX, params.min_area_for(zone.id) * int(self.mask.sum()))
         self.open: list[_Open] = []
@@ -102,15 +108,20 @@ class ChangeRule:
         now = view.now
         out = self._refresh_open(view)
         self.rejected = [r for r in self.rejected if self._present(r.mask, view)]
+        self.shadows = [r for r in self.shadows if self._present(r.mask, view)]
         self._cooldowns = [(m, until) for m, until in self._cooldowns if until > now]
         ghosts: list[np.ndarray] = []
         if not self.clock.running(now):
             return out, ghosts
-        for region in self.regions(view):
-            if self._known(region):
+        for found in self.regions(view):
+            region = self._beside_shadows(found, view)
+            if region is None or self._known(region):
                 continue
             if not appeared(view.current, view.reference, region.mask):
                 ghosts.append(region.mask)
+                continue
+            if is_cast_shadow(view.image, view.reference_small, region.mask, view.masked):
+                self.shadows.append(region)
                 continue
             score = self._score(region, view)
             if score is None:
@@ -131,6 +142,7 @@ class ChangeRule:
 
         self.open = [p for p in self.open if not inside(p.mask)]
         self.rejected = [r for r in self.rejected if not inside(r.mask)]
+        self.shadows = [r for r in self.shadows if not inside(r.mask)]
 
     def regions(self, view: ChangeView) -> list[_Region]:
         """Connected regions of the zone that stayed changed for the dwell and are big enough."""
@@ -151,6 +163,18 @@ class ChangeRule:
         return (any(same_place(region.mask, p.mask) for p in self.open)
                 or any(same_place(region.mask, r.mask) for r in self.rejected)
                 or any(same_place(region.mask, m) for m, _ in self._cooldowns))
+
+    def _beside_shadows(self, region: _Region, view: ChangeView) -> _Region | None:
+        """The part of `region` away from the cast shadows already known (a region joined to a shadow may be
+        something set down beside it); None when too little is left."""
+        touching = [r.mask for r in self.shadows if same_place(region.mask, r.mask)]
+        if not touching:
+            return region
+        shade = cv2.dilate(np.logical_or.reduce(touching).astype(np.uint8), _SHADE_MARGIN).astype(bool)
+        rest = region.mask & ~shade
+        if np.count_nonzero(rest) < self.min_area_px:
+            return None
+        return _Region(rest, view.frame_box(rest))
 
     def _score(self, region: _Region, view: ChangeView) -> float | None:
         """How clearly the region differs (0-1); None when the confirmer rejects it."""

@@ -24,6 +24,8 @@ class ChangeView:
     current: np.ndarray  # structure now
     reference: np.ndarray  # structure of the reference
     diff: np.ndarray  # (h, w) structural difference
+    image: np.ndarray  # (h, w, 3) uint8 BGR: the frame at the analysis size
+    reference_small: np.ndarray  # (h, w, 3) float32 BGR: the clear view at the analysis size
     clear_view: Callable[[], np.ndarray]  # the clear view at the reference size, (H', W', 3) uint8
 
     @cached_property

@@ -70,6 +70,7 @@ class ChangeWatch:
         self._counted = (0, 0)  # (retakes applied, regions rejected) already handed to pop_counts
         self.retakes_applied = 0
         self._ref_structure: np.ndarray | None = None
+        self._ref_small: np.ndarray | None = None  # the reference at the analysis size (BGR float32)
         self.analyses = 0
 
     def retake(self, zone_id: str | None = None, box: NormBox | None = None, as_of: float | None = None) -> None:
@@ -126,8 +127,9 @@ class ChangeWatch:
             self.persistence.reset(np.ones_like(masked))
             return out
         self.persistence.update(current, diff, masked, now, dt, self.config.threshold)
+        assert self._ref_small is not None
         view = ChangeView(now, frame, self.persistence.age(now), differs, masked, current, reference, diff,
-                          self.reference.as_uint8)
+                          small, self._ref_small, self.reference.as_uint8)
         for rule in self.rules:
             updates, ghosts = rule.update(view)
             out.extend(updates)
@@ -169,7 +171,8 @@ class ChangeWatch:
         if self._ref_structure is None or self.analyses % REFRESH_EVERY == 0:
             h, w = self._shape_hw
             assert self.reference.image is not None
-            self._ref_structure = structure(cv2.resize(self.reference.image, (w, h), interpolation=cv2.INTER_AREA))
+            self._ref_small = cv2.resize(self.reference.image, (w, h), interpolation=cv2.INTER_AREA)
+            self._ref_structure = structure(self._ref_small)
         return self._ref_structure
 
     def _mask(self, tracks: Sequence[Track], frame_wh: tuple[int, int]) -> np.ndarray:

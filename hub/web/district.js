@@ -160,8 +160,9 @@
         + `v${latest.version} `,
         h("span", { class: `badge cfg-${latest.status}`, dataset: { status: latest.status } },
           tr(`st_${latest.status}`)),
-        latest.status === "rejected" ? h("span", { class: "error agent-error" }, ` ${tr("agent_says")}${latest.error}`)
-          : ""); // replaceChildren would write a null as the text "null"
+        // the agent's own words (English) folded: the status badge already says it was refused
+        latest.status === "rejected" ? h("details", { class: "error agent-error hub-detail" },
+          h("summary", {}, tr("agent_says")), h("code", { lang: "en" }, latest.error || "")) : ""); // not null: replaceChildren writes "null"
     };
     fill(i);
     ed.fillStatus = fill;

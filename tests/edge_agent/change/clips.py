@@ -5,6 +5,8 @@ it by `Scene`: a real object (the yellow litter lying on the grass in the clip's
 of the grass by colour) set down on the plaza for a time, a real walker frozen where he stood (a
 person who pauses), the real parked van copied onto the plaza (a car that parks), a global brightness
 ramp, a soft shadow band sweeping across, a colour cast, or the whole view shifted (a knocked camera).
+Scene edits add hard cast shadows that stand still (`hard_shadow`) and a grey bag on the grey paving
+(`grey_bag`).
 """
 
 from __future__ import annotations
@@ -156,3 +158,52 @@ def shadow_band(shape_hw: tuple[int, int], progress: float, width: int = 240, de
     band[:, max(0, left):max(0, min(w, left + width))] = 1.0
     band = cv2.GaussianBlur(band, (0, 0), softness)
     return 1.0 - depth * band
+
+
+# Hard cast shadows that stand still (in the 768x576 frame): a lamp post's long thin shadow across the
+# plaza (k about 0.7) and a building edge's shadow over the plaza's right part (k about 0.43). Each is
+# (polygon, gain per BGR channel): a little less dark in blue (skylight fills shadows).
+POLE_SHADOW = ([(424, 378), (438, 372), (186, 238), (174, 243)], (0.74, 0.7, 0.66))
+BUILDING_SHADOW = ([(520, 250), (768, 250), (768, 480), (640, 440)], (0.48, 0.42, 0.38))
+ROCK_SOURCE: Box = (160, 248, 196, 278)  # the grey rock on the grass, frame 0
+BAG_AT = (360, 280)  # where the tests set a grey bag down, on the grey paving
+BAG_WH = (64, 52)
+
+
+def hard_shadow(polygon: list[tuple[int, int]], gain: tuple[float, float, float],
+                during: tuple[float, float]) -> Callable[[np.ndarray, float], None]:
+    """A Scene edit: over `during`, the ground inside `polygon` is multiplied by `gain` (sharp edge)."""
+    mask = np.zeros((576, 768), np.uint8)
+    cv2.fillPoly(mask, [np.array(polygon, np.int32)], 1)
+    inside = mask.astype(bool)
+    factor = np.array(gain, np.float32)
+
+    def edit(image: np.ndarray, t: float) -> None:
+        if during[0] <= t < during[1]:
+            image[inside] = np.clip(image[inside] * factor, 0, 255).astype(np.uint8)
+    return edit
+
+
+def grey_bag(during: tuple[float, float], at: tuple[int, int] = BAG_AT) -> Callable[[np.ndarray, float], None]:
+    """A Scene edit: a grey, textured bag set down over `during`: a tied bag's outline (64x52 px) filled
+    with the real grey rock's texture of frame 0, its colour removed and its brightness matched to the
+    paving where it lies: what colour alone cannot tell from the ground."""
+    frame0 = vtest_frames(10)[0]
+    w, h = BAG_WH
+    rock = cv2.cvtColor(crop_of(frame0, ROCK_SOURCE), cv2.COLOR_BGR2GRAY)[6:24, 8:30]  # inside the rock
+    texture = cv2.resize(rock, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (w // 2, h // 2 + 6), (w // 2 - 2, h // 2 - 8), 0, 0, 360, 1, -1)  # the body
+    cv2.fillPoly(mask, [np.array([(w // 2 - 6, 2), (w // 2 + 6, 2), (w // 2 + 3, 14), (w // 2 - 3, 14)],
+                                 np.int32)], 1)  # the knot
+    inside = mask.astype(bool)
+    x, y = at
+    paving = float(frame0[y:y + h, x:x + w][inside].mean())
+    relief = texture / float(texture[inside].mean()) - 1.0  # the rock's shading, a little softer: a bag's folds
+    grey = np.clip(paving * (1.0 + 0.8 * relief), 0, 255).astype(np.uint8)
+    bag = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+    def edit(image: np.ndarray, t: float) -> None:
+        if during[0] <= t < during[1]:
+            paste(image, bag, at, inside)
+    return edit

@@ -15,11 +15,25 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_agent.change.watch import ChangeWatch
 from edge_agent.config import CameraConfig, parse_camera_config
 from edge_agent.pipeline import Pipeline
 from edge_agent.sinks import FolderSink, read_folder_events
 from edge_agent.types import Frame, ProblemUpdate
-from tests.edge_agent.change.clips import BRIEF_AT, LITTER_AT, LITTER_SOURCE, PLAZA, WALKER_SOURCE, Scene
+from tests.edge_agent.change.clips import (
+    BAG_AT,
+    BAG_WH,
+    BRIEF_AT,
+    BUILDING_SHADOW,
+    LITTER_AT,
+    LITTER_SOURCE,
+    PLAZA,
+    POLE_SHADOW,
+    WALKER_SOURCE,
+    Scene,
+    grey_bag,
+    hard_shadow,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +61,19 @@ def detector():
 
 
 def run(scene: Scene, detector, out: Path, fps: float = 2.0) -> list[ProblemUpdate]:
+    return run_watched(scene, detector, out, fps)[0]
+
+
+def run_watched(scene: Scene, detector, out: Path, fps: float = 2.0) -> tuple[list[ProblemUpdate], ChangeWatch]:
+    """The updates, and the camera's change watch as the clip left it."""
     cfg = camera(fps)
     pipeline = Pipeline([cfg], detector, FolderSink(out), device_id="box-1", ground=None)
     for i, (t, image) in enumerate(scene.frames(fps)):
         pipeline.process([Frame(cfg.id, i, T0 + t, image)])
     pipeline.flush()
-    return pipeline.cameras[cfg.id].updates
+    watch = pipeline.cameras[cfg.id].change
+    assert watch is not None
+    return pipeline.cameras[cfg.id].updates, watch
 
 
 def at(u: ProblemUpdate) -> float:
@@ -149,6 +170,45 @@ def test_a_knocked_camera_is_one_fault_and_no_problems_then_clears(tmp_path, det
     assert opened.zone is None and 30 + FAULT_S <= at(opened) <= 30 + FAULT_S + 2
     assert 50 + FAULT_S <= at(cleared) <= 50 + FAULT_S + 3
     assert opened.reference_image is not None
+
+
+SHADOWS_FROM = 15.0  # the hard shadows fall at 15 s and stand to the clip's end (80 s): 6.5 dwells
+
+
+def polygon_box(polygon: list[tuple[int, int]]) -> tuple[int, int, int, int]:
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def standing_shadows() -> list:
+    return [hard_shadow(*POLE_SHADOW, (SHADOWS_FROM, 99)), hard_shadow(*BUILDING_SHADOW, (SHADOWS_FROM, 99))]
+
+
+def test_hard_shadows_standing_far_past_the_dwell_open_nothing(tmp_path, detector) -> None:
+    """A lamp post's thin shadow (k about 0.7) and a building edge's (k about 0.43), sharp-edged, on the
+    real plaza from 15 s to the end. Their edges are new structure that stays: the watch finds them as
+    regions (the control: they are held as shadows at the end), and opens nothing."""
+    updates, watch = run_watched(Scene(edits=standing_shadows()), detector, tmp_path)
+    assert updates == [], [(u.class_id, u.xyxy, at(u)) for u in updates]
+    (rule,) = watch.rules
+    boxes = [r.box for r in rule.shadows]
+    assert any(inside(b, polygon_box(POLE_SHADOW[0])) for b in boxes), boxes
+    assert any(inside(b, polygon_box(BUILDING_SHADOW[0])) for b in boxes), boxes
+
+
+def test_a_grey_bag_on_grey_paving_beside_the_shadows_is_one_event_at_its_place(tmp_path, detector) -> None:
+    """The same shadows, and a grey textured bag (brightness matched to the paving: colour cannot tell
+    it from the ground) set down at 20 s beside the post's shadow and picked up at 55 s."""
+    scene = Scene(edits=[*standing_shadows(), grey_bag((SET_DOWN, PICKED_UP))])
+    updates = run(scene, detector, tmp_path)
+    opened = [u for u in updates if u.state == "opened"]
+    assert len(opened) == 1, [(u.class_id, u.state, u.xyxy, at(u)) for u in updates]
+    bag_box = (BAG_AT[0], BAG_AT[1], BAG_AT[0] + BAG_WH[0], BAG_AT[1] + BAG_WH[1])
+    assert inside(opened[0].xyxy, bag_box), (opened[0].xyxy, bag_box)
+    assert SET_DOWN + DWELL_S <= at(opened[0]) <= SET_DOWN + DWELL_S + 15, at(opened[0])
+    cleared = [u for u in updates if u.state == "cleared"]
+    assert [u.problem_id for u in cleared] == [opened[0].problem_id]
+    assert PICKED_UP - 1 + CLEAR_S <= at(cleared[0]) <= PICKED_UP + CLEAR_S + 6, at(cleared[0])
 
 
 class _NoDetections:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
 from edge_agent.change.params import ChangeConfig
 from edge_agent.change.persistence import StaticChange
+from edge_agent.change.shadow import is_cast_shadow
 from edge_agent.change.structure import appeared, difference, structure
 from edge_agent.change.watch import ChangeWatch
 from edge_agent.config import ConfigError, parse_camera_config
@@ -252,3 +254,29 @@ def test_a_pushed_config_rebuilds_the_change_rules_only_when_they_change() -> No
     assert pipeline.cameras["c"].change is watch_  # the learned reference is kept
     pipeline.reconfigure(plain)
     assert pipeline.cameras["c"].change is None
+
+
+def _shadow_case(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(current, reference, region) at the analysis size: the textured scene with a hard shadow's edge
+    (left of x=100 darkened by a bluish gain) or an object over the same place; the region is the band
+    around the new edge / the object, as the rule would find it."""
+
+    reference = cv2.resize(scene(), (256, 192), interpolation=cv2.INTER_AREA)
+    current = reference.astype(np.float32)
+    region = np.zeros((192, 256), bool)
+    if kind == "shadow":
+        current[40:150, 60:100] *= np.array([0.55, 0.5, 0.45], np.float32)
+        region[40:150, 96:104] = True
+    else:
+        grey = textured_frame(40, 40, seed=9).astype(np.float32).mean(axis=2, keepdims=True)
+        current[60:100, 80:120] = grey * 0.5 + float(reference[60:100, 80:120].mean()) - 0.5 * float(grey.mean())
+        region[58:102, 78:122] = True
+    return np.clip(current, 0, 255).astype(np.uint8), reference, region
+
+
+@pytest.mark.parametrize(("kind", "shadow"), [("shadow", True), ("grey object", False)])
+def test_a_hard_shadow_edge_is_a_gain_and_a_grey_object_is_not(kind: str, shadow: bool) -> None:
+    current, reference, region = _shadow_case(kind)
+    assert is_cast_shadow(current, reference.astype(np.float32), region, np.zeros_like(region)) is shadow
+    masked = np.ones_like(region)  # all of it under movers: no verdict, kept as an object
+    assert is_cast_shadow(current, reference.astype(np.float32), region, masked) is False

@@ -10,6 +10,24 @@ from cityeye.cli import main
 from hub.app import open_store
 from hub.settings import HubSettings
 from hub.storage import schema
+from models.manifest import DecoderSpec, InputSpec, ModelManifest
+
+
+def tiny_detector(path: Path, tag: str) -> Path:
+    """A real (if useless) ONNX with its manifest embedded, as `cityeye models package` writes them."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from models.export import package_onnx
+
+    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["out"])], "tiny",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 8, 8])])
+    bare = path.with_name(f"bare-{path.name}")
+    onnx.save(helper.make_model(graph), str(bare))
+    manifest = ModelManifest(name="tiny", description=tag, labels=["traffic_cone"], input=InputSpec(width=8, height=8),
+                             decoder=DecoderSpec(type="yolo"))
+    return package_onnx(bare, manifest, path)
 
 
 def test_registry_from_the_shell(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -19,7 +37,10 @@ def test_registry_from_the_shell(tmp_path: Path, capsys: pytest.CaptureFixture[s
         {"camera_id": c, "device_id": "box-1", "online": True, "health": {"inference_ms": 30.0}} for c in ("a", "b")]))
     store.close()
     head = tmp_path / "cones.onnx"
-    head.write_bytes(b"not really onnx, the registry does not load it")
+    head.write_bytes(b"not really onnx: no agent could load it")
+    assert main(["hub", "models", "register", str(head), "--name", "cones-v1", *data]) == 1
+    assert "cityeye models package" in capsys.readouterr().err
+    tiny_detector(head, "first")
     assert main(["hub", "models", "register", str(head), "--name", "cones-v1", *data]) == 0
     assert capsys.readouterr().out.startswith("release 1: cones-v1 (onnx, sha256 ")
     assert main(["hub", "models", "register", str(head), "--name", "again", *data]) == 1
@@ -28,7 +49,7 @@ def test_registry_from_the_shell(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "run no hub release yet: deploy a first release" in capsys.readouterr().err
     assert main(["hub", "models", "deploy", "1", "--cameras", "a,b", *data]) == 0
     assert "deployed to a, b" in capsys.readouterr().out
-    head.write_bytes(b"the second model")
+    tiny_detector(head, "the second model")
     assert main(["hub", "models", "register", str(head), "--name", "cones-v2", *data]) == 0
     assert capsys.readouterr().out.startswith("release 2: cones-v2")
     assert main(["hub", "models", "rollout", "2", "--canary", "a", "--min-hours", "0", *data]) == 0
