@@ -7,12 +7,17 @@ backoff, and the result is only returned once its size and sha256 are the ones t
 tampered or truncated file is deleted and refused). `edge_agent.model_push` runs it on a thread of its
 own, so events and heartbeats keep flowing and the pipeline keeps the model in service meanwhile; the
 push is answered once the new model is loaded and swapped in (or refused).
+
+Over https the hub's certificate and host name are verified against the bureau's CA (the bundle's `api_ca`,
+`edge run --hub-ca`) or the system's trust store; a certificate that does not verify refuses the release at
+once (no retry, never a fallback to plain HTTP), with the reason in the log and the push's answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from protocol.bundle import trust_context
 from protocol.device_auth import sign_request
 from protocol.manifest import Signer
 from protocol.model_release import ModelRelease, ReleaseError
@@ -33,9 +39,10 @@ class ModelFetcher:
 
     def __init__(self, api_url: str, device_id: str, signer: Signer, root: Path, *, attempts: int = 4,
                  timeout_s: float = 30.0, backoff_s: float = 1.0,
-                 on_progress: Callable[[ModelRelease, int], None] | None = None) -> None:
+                 on_progress: Callable[[ModelRelease, int], None] | None = None, ca_pem: str | None = None) -> None:
         if urlsplit(api_url).scheme not in ("http", "https"):
             raise ValueError(f"hub api url must be http(s)://..., got {api_url!r}")
+        self.tls = trust_context(ca_pem)  # ValueError when ca_pem holds no CA certificate
         self.api_url = api_url.rstrip("/") + "/"
         self.device_id = device_id
         self.signer = signer
@@ -49,10 +56,16 @@ class ModelFetcher:
         assert release.url is not None
         return urljoin(self.api_url, release.url.lstrip("/")) if not urlsplit(release.url).scheme else release.url
 
+    def _check_scheme(self, release: ModelRelease) -> None:
+        if urlsplit(self.api_url).scheme == "https" and urlsplit(self.url_of(release)).scheme != "https":
+            raise ReleaseError(f"release {release.name}#{release.release_id}: {self.url_of(release)} is not https "
+                               f"while the hub's API is {self.api_url}: refused (no plain-HTTP download)")
+
     def fetch(self, release: ModelRelease) -> bytes:
         """The release's file, verified against the signed size and sha256; ReleaseError after the last try."""
         if release.url is None:
             raise ReleaseError(f"release {release.name}#{release.release_id} has no url to fetch")
+        self._check_scheme(release)
         part = self.root / f".{release.sha256}{release.suffix}.part"
         self.root.mkdir(parents=True, exist_ok=True)
         error = ""
@@ -68,6 +81,8 @@ class ModelFetcher:
                             attempt, self.attempts, error)
                 if isinstance(exc, urllib.error.HTTPError) and exc.code in (401, 403, 404):
                     break  # the hub refused this device: no retry changes that
+                if _untrusted(exc):
+                    break  # the same certificate comes back on every try
                 if attempt < self.attempts:
                     time.sleep(self.backoff_s * 2 ** (attempt - 1))
         raise ReleaseError(f"release {release.name}#{release.release_id}: could not download {self.url_of(release)} "
@@ -81,7 +96,8 @@ class ModelFetcher:
         headers = sign_request(self.signer, self.device_id, "GET", urlsplit(url).path)
         if have:
             headers["Range"] = f"bytes={have}-"
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=self.timeout_s) as resp:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=self.timeout_s, context=self.tls) as resp:
             mode = "ab" if have and resp.status == 206 else "wb"  # a server that ignores Range sends it all
             have = have if mode == "ab" else 0
             with part.open(mode) as fh:
@@ -108,7 +124,16 @@ class ModelFetcher:
         return content
 
 
+def _untrusted(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return reason if isinstance(reason, ssl.SSLCertVerificationError) else None
+
+
 def _describe(exc: BaseException) -> str:
+    untrusted = _untrusted(exc)
+    if untrusted is not None:  # e.g. "unable to get local issuer certificate", "Hostname mismatch, ..."
+        return (f"TLS: the hub's certificate is not trusted ({untrusted.verify_message or untrusted}); the bureau's "
+                "CA goes in the bundle (hub enroll --api-ca) or edge run --hub-ca")
     if isinstance(exc, urllib.error.HTTPError):
         body = exc.read()[:300].decode("utf-8", "replace")
         return f"HTTP {exc.code} {body}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterable, Mapping
 from datetime import date, time
 from pathlib import Path
@@ -118,6 +119,10 @@ class HubSettings(Strict):
     db_url: str | None = Field(default=None, description="postgresql://... ; None: SQLite in data_dir")
     data_dir: Path = Field(default=Path("hub-data"), description="database (SQLite), evidence, keys")
     api_bind: str = Field(default="127.0.0.1:8080", pattern=r"^[^:]+:\d{1,5}$")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) the API serves HTTPS with; "
+                                  "None: plain HTTP. Agents download detector files from the API, so a bureau "
+                                  "network serves it with a certificate from its own CA")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert (required with it)")
     zmq_bind: str | None = Field(default="tcp://*:7755", description="ZeroMQ ingest; None: API only")
     insecure: bool = Field(default=False, description="ZeroMQ without CURVE (testing only)")
     ingest_processes: int = Field(
@@ -201,6 +206,16 @@ class HubSettings(Strict):
         return v
 
     @model_validator(mode="after")
+    def _tls_pair(self) -> HubSettings:
+        check_tls_pair(self.tls_cert, self.tls_key)
+        return self
+
+    @property
+    def api_scheme(self) -> str:
+        """https when the API serves TLS: the scheme of every URL of the API handed out (enrolment)."""
+        return "https" if self.tls_cert else "http"
+
+    @model_validator(mode="after")
     def _shared_port(self) -> HubSettings:
         if self.ingest_processes > 1 and self.zmq_bind:
             try:
@@ -247,6 +262,23 @@ class HubSettings(Strict):
             values[name] = _parse_env(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def check_tls_pair(cert: Path | None, key: Path | None) -> None:
+    """Both files or neither, readable, and the key the certificate's: checked at start, not at the first client."""
+    if (cert is None) != (key is None):
+        missing, given = ("tls_key", f"tls_cert {cert}") if key is None else ("tls_cert", f"tls_key {key}")
+        raise ValueError(f"{missing} is required with {given} (HTTPS needs the certificate and its key)")
+    if cert is None or key is None:
+        return
+    for name, path in (("tls_cert", cert), ("tls_key", key)):
+        if not path.is_file():
+            raise ValueError(f"{name}: {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"tls_cert {cert} / tls_key {key}: not a PEM certificate and its private key: "
+                         f"{exc}") from None
 
 
 def _parse_env(raw: str) -> Any:

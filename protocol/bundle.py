@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from protocol.messages import WireModel
 
@@ -33,6 +34,16 @@ class DeviceBundle(WireModel):
     api_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000,
                                 description="the hub's HTTP(S) API as the device reaches it: detector files "
                                 "announced in model pushes are downloaded from there with the device's key")
+    api_ca: str | None = Field(default=None, max_length=200_000,
+                               description="PEM of the CA(s) that sign the hub's HTTPS certificate (a bureau's "
+                               "own CA); None: the system's trust store")
+
+    @field_validator("api_ca")
+    @classmethod
+    def _ca_loads(cls, v: str | None) -> str | None:
+        if v is not None:
+            trust_context(v)  # ValueError saying why
+        return v
 
     def save(self, path: Path) -> None:
         """Write the bundle readable by its owner only; the secrets never touch a wider-mode file."""
@@ -41,6 +52,19 @@ class DeviceBundle(WireModel):
     @classmethod
     def load(cls, path: Path) -> DeviceBundle:
         return cls.model_validate_json(path.read_bytes())
+
+
+def trust_context(ca_pem: str | None) -> ssl.SSLContext:
+    """A client context that verifies the hub's certificate and host name against `ca_pem` (PEM text of CA
+    certificates) or, without it, the system's trust store. ValueError when the PEM holds no certificate."""
+    if ca_pem is None:
+        return ssl.create_default_context()
+    if "-----BEGIN CERTIFICATE-----" not in ca_pem:
+        raise ValueError("expected PEM CA certificate(s) (-----BEGIN CERTIFICATE-----)")
+    try:
+        return ssl.create_default_context(cadata=ca_pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(f"not a usable PEM CA certificate: {exc}") from None
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hub-url",
                    help="with --bundle: the hub's HTTP(S) API, where detector models announced in model pushes "
                    "are downloaded with the device's key (default: the bundle's api_url)")
+    p.add_argument("--hub-ca", type=Path, metavar="PEM",
+                   help="with --bundle: the bureau CA that signs the hub's HTTPS certificate (default: the "
+                   "bundle's api_ca, else the system's trust store)")
     p.add_argument("--drain-s", type=float, default=5.0,
                    help="with --bundle: at stop, wait up to this long for the hub to ACK what is spooled "
                    "(the rest stays in the spool for the next run; default 5)")
@@ -176,10 +179,19 @@ def _run(args: argparse.Namespace) -> int:
         fetcher = None
         if api_url:
             from edge_agent.model_fetch import ModelFetcher
+            from protocol.bundle import trust_context
             from protocol.manifest import Signer
 
             try:
-                fetcher = ModelFetcher(api_url, device_id, Signer(bundle.sign_secret), model_dir / "releases")
+                ca_pem = args.hub_ca.read_text(encoding="utf-8") if args.hub_ca else bundle.api_ca
+                trust_context(ca_pem)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                print(f"--hub-ca {args.hub_ca}: {exc}" if args.hub_ca else f"{args.bundle}: api_ca: {exc}",
+                      file=sys.stderr)
+                return 1
+            try:
+                fetcher = ModelFetcher(api_url, device_id, Signer(bundle.sign_secret), model_dir / "releases",
+                                       ca_pem=ca_pem)
             except ValueError as exc:
                 print(f"--hub-url: {exc}", file=sys.stderr)
                 return 1
@@ -198,8 +210,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         from edge_agent.sinks import FolderSink
 
-        if args.insecure or args.spool or args.local_config or args.hub_config_dir or args.hub_url:
-            print("--insecure, --spool, --local-config, --hub-config-dir and --hub-url only apply with --bundle",
+        if args.insecure or args.spool or args.local_config or args.hub_config_dir or args.hub_url or args.hub_ca:
+            print("--insecure, --spool, --local-config, --hub-config-dir, --hub-url and --hub-ca only apply with "
+                  "--bundle",
                   file=sys.stderr)
             return 1
         device_id, sink, where = args.device_id, FolderSink(args.out), f"folder {args.out}"

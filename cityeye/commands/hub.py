@@ -19,6 +19,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--api", metavar="HOST:PORT", help="API bind (default 127.0.0.1:8080)")
     serve.add_argument("--zmq", metavar="ENDPOINT", help="ZeroMQ bind (default tcp://*:7755); 'none': API only")
     serve.add_argument("--insecure", action="store_true", help="ZeroMQ without CURVE: lab use only")
+    serve.add_argument("--tls-cert", metavar="PEM", type=Path,
+                       help="serve the API over HTTPS with this certificate (chain) (setting tls_cert)")
+    serve.add_argument("--tls-key", metavar="PEM", type=Path,
+                       help="the certificate's private key (setting tls_key; required with --tls-cert)")
     serve.add_argument("--ingest-processes", type=int, metavar="N",
                        help="ZeroMQ ingest worker processes (default 1: in the API's process); "
                             "about one per core that ingest may use")
@@ -94,7 +98,8 @@ def _serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
     zmq = None if args.zmq is None else ("" if args.zmq.lower() == "none" else args.zmq)
     settings = settings_from_args(args, api_bind=args.api, zmq_bind=zmq, insecure=args.insecure or None,
-                                  ingest_processes=args.ingest_processes)
+                                  ingest_processes=args.ingest_processes, tls_cert=args.tls_cert,
+                                  tls_key=args.tls_key)
     if settings.zmq_bind == "":
         settings = settings.model_copy(update={"zmq_bind": None})
     if settings.insecure:
@@ -102,8 +107,11 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = settings.api_bind.rsplit(":", 1)
     where = settings.db_url or f"SQLite in {settings.data_dir}"
     ingest = f"{settings.zmq_bind} ({settings.ingest_processes} process(es))" if settings.zmq_bind else "off"
-    print(f"CityEye hub: API http://{host}:{port}/docs, ingest {ingest}, database {where}")
-    uvicorn.run(create_app(settings), host=host, port=int(port), log_level="info")
+    print(f"CityEye hub: API {settings.api_scheme}://{host}:{port}/docs, ingest {ingest}, database {where}")
+    tls = settings.tls_cert is not None
+    uvicorn.run(create_app(settings), host=host, port=int(port), log_level="info",
+                ssl_certfile=str(settings.tls_cert) if tls else None,
+                ssl_keyfile=str(settings.tls_key) if tls else None)
     return 0
 
 

@@ -27,6 +27,10 @@ def add_commands(hub_subparsers: Any) -> None:
     enroll.add_argument("--api-url", help="the hub's HTTP(S) address as the device reaches it, e.g. "
                         "https://hub.example:8000 (the device downloads detector models from there; "
                         "edge run --hub-url overrides it)")
+    enroll.add_argument("--api-ca", metavar="PEM", type=Path,
+                        help="the bureau CA that signs the hub's HTTPS certificate: the bundle carries it and the "
+                        "device trusts only it for --api-url (default: the device's system trust store; "
+                        "edge run --hub-ca overrides it)")
     enroll.set_defaults(func=_enroll)
 
     revoke = hub_subparsers.add_parser(
@@ -75,14 +79,29 @@ def _default_endpoint(zmq_bind: str | None) -> str:
 
 
 def _enroll(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from hub.devices.enrol import EnrollmentError, enroll_device
 
     settings = settings_from_args(args)
     endpoint = args.endpoint or _default_endpoint(settings.zmq_bind)
+    if settings.tls_cert and args.api_url and not args.api_url.startswith("https://"):
+        print(f"error: --api-url: the hub serves HTTPS (tls_cert {settings.tls_cert}); got {args.api_url}",
+              file=sys.stderr)
+        return 2
+    try:
+        api_ca = args.api_ca.read_text(encoding="utf-8") if args.api_ca else None
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: --api-ca: {args.api_ca}: {exc}", file=sys.stderr)
+        return 2
     store = _store(args)
     try:
         bundle = enroll_device(store, settings.data_dir, args.device, endpoint, replace=args.replace,
-                               api_url=args.api_url)
+                               api_url=args.api_url, api_ca=api_ca)
+    except ValidationError as exc:  # the bundle's fields: api_url (--api-url), api_ca (--api-ca)
+        print("\n".join(f"error: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+              file=sys.stderr)
+        return 2
     except EnrollmentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

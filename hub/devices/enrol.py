@@ -25,8 +25,10 @@ class EnrollmentError(ValueError):
 # --- enrollment ---
 
 def enroll_device(registry: DeviceRegistry, data_dir: Path, device_id: str, endpoint: str, *,
-                  replace: bool = False, api_url: str | None = None) -> DeviceBundle:
-    """Register a device with fresh keys and return its bundle (the only copy of its secrets)."""
+                  replace: bool = False, api_url: str | None = None,
+                  api_ca: str | None = None) -> DeviceBundle:
+    """Register a device with fresh keys and return its bundle (the only copy of its secrets); `api_ca` is the
+    PEM of the CA the device trusts for the hub's HTTPS (`api_url`)."""
     existing = registry.get_device(device_id)
     if existing is not None and not replace:
         state = "revoked" if existing.revoked else "enrolled"
@@ -38,7 +40,8 @@ def enroll_device(registry: DeviceRegistry, data_dir: Path, device_id: str, endp
     bundle = DeviceBundle(device_id=device_id, endpoint=endpoint, hub_curve_public=hub.public,
                           curve_public=curve_public.decode(), curve_secret=curve_secret.decode(),
                           sign_secret=sign_secret, sign_public=sign_public,
-                          hub_sign_public=HubSigningKey.load_or_create(data_dir).public, api_url=api_url)
+                          hub_sign_public=HubSigningKey.load_or_create(data_dir).public, api_url=api_url,
+                          api_ca=api_ca)
     registry.add_device(device_id, bundle.curve_public, bundle.sign_public, replace=replace)
     return bundle
 

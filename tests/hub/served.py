@@ -19,10 +19,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(app: Any, start_timeout_s: float = 20) -> Iterator[str]:
-    """Serve `app`; yields its base URL (http://127.0.0.1:PORT) and stops the server on exit."""
+def serve_app(app: Any, start_timeout_s: float = 20, tls: tuple[Any, Any] | None = None) -> Iterator[str]:
+    """Serve `app`; yields its base URL (http://127.0.0.1:PORT; with `tls` = (cert file, key file),
+    https://localhost:PORT) and stops the server on exit."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **ssl))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout_s
@@ -30,7 +32,7 @@ def serve_app(app: Any, start_timeout_s: float = 20) -> Iterator[str]:
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

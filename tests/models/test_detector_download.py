@@ -11,7 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -51,8 +54,9 @@ def repackaged(tmp: Path, name: str) -> bytes:
     return (tmp / f"{name}.onnx").read_bytes()
 
 
-@pytest.fixture
-def hub(tmp_path):
+@contextmanager
+def running_hub(tmp_path: Path, tls: tuple[Path, Path] | None = None) -> Iterator[dict]:
+    """A served hub (API over HTTP, or HTTPS with `tls` = (cert file, key file)) and its ZeroMQ ingest."""
     data_dir = tmp_path / "hub"
     store = Store.open(None, data_dir)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -60,12 +64,18 @@ def hub(tmp_path):
     run_ingest(IngestConfig(bind=endpoint, data_dir=data_dir, device_refresh_s=0.2), store, stop)
     app = create_app(HubSettings(data_dir=data_dir, zmq_bind=None), store=store, background=False)
     try:
-        with serve_app(app) as base:
+        with serve_app(app, tls=tls) as base:
             yield {"store": store, "endpoint": endpoint, "base": base, "data_dir": data_dir}
     finally:
         stop.set()
         time.sleep(0.3)
         store.close()
+
+
+@pytest.fixture
+def hub(tmp_path):
+    with running_hub(tmp_path) as served:
+        yield served
 
 
 def walkers_config(clip: Path) -> dict:
@@ -77,58 +87,92 @@ def walkers_config(clip: Path) -> dict:
             "evidence": {"pre_s": 1, "post_s": 1, "clip": False}}
 
 
-def test_a_detector_is_downloaded_by_a_running_agent_and_a_tampered_one_refused(hub, tmp_path):
-    store, base = hub["store"], hub["base"]
-    clip = short_clip(shared_file("video/vtest.avi"), tmp_path / "vtest-10s.avi", 10)
-    (tmp_path / "cam.yaml").write_text(yaml.safe_dump(walkers_config(clip)))
-    enroll_device(store, hub["data_dir"], "box-dl", hub["endpoint"], api_url=base).save(tmp_path / "box.json")
-    log_path = tmp_path / "agent.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    with log_path.open("w") as log:
-        agent = subprocess.Popen([sys.executable, "-m", "cityeye", "edge", "run", "--config",
-                                  str(tmp_path / "cam.yaml"), "--bundle", str(tmp_path / "box.json")],
-                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+class Agent:
+    """A real `cityeye edge run` process delivering one looping camera to the hub, and what the hub saw of it."""
 
-    def wait_for(what, check, timeout=90.0):
+    def __init__(self, hub: dict, tmp_path: Path, *, api_ca: str | None = None) -> None:
+        self.store, self.tmp = hub["store"], tmp_path
+        clip = short_clip(shared_file("video/vtest.avi"), tmp_path / "vtest-10s.avi", 10)
+        (tmp_path / "cam.yaml").write_text(yaml.safe_dump(walkers_config(clip)))
+        enroll_device(self.store, hub["data_dir"], "box-dl", hub["endpoint"], api_url=hub["base"],
+                      api_ca=api_ca).save(tmp_path / "box.json")
+        self.installed = tmp_path / "xdg" / "cityeye" / "hub-model" / "box-dl" / "releases"
+        self.log_path = tmp_path / "agent.log"
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "cityeye", "edge", "run", "--config",
+                                             str(tmp_path / "cam.yaml"), "--bundle", str(tmp_path / "box.json")],
+                                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = check()
             if found:
                 return found
-            assert agent.poll() is None, f"the agent stopped:\n{log_path.read_text()[-3000:]}"
+            assert self.process.poll() is None, f"the agent stopped:\n{self.log_path.read_text()[-3000:]}"
             time.sleep(0.3)
-        raise AssertionError(f"no {what} within {timeout} s:\n{log_path.read_text()[-3000:]}")
+        raise AssertionError(f"no {what} within {timeout} s:\n{self.log_path.read_text()[-3000:]}")
 
-    def camera_seen():
-        with store.engine.connect() as conn:
+    def camera_seen(self) -> Any:
+        with self.store.engine.connect() as conn:
             return conn.execute(select(schema.cameras.c.camera_id).where(schema.cameras.c.camera_id == "vtest")).first()
 
-    def models_seen():
-        with store.engine.connect() as conn:
+    def models_seen(self) -> list[tuple[dict, Any]]:
+        with self.store.engine.connect() as conn:
             rows = conn.execute(select(schema.events.c.payload, schema.events.c.received_at)).all()
         return [(r.payload.get("model") or {}, r.received_at) for r in rows]
 
-    def push_of(release_id):
-        return [p for p in pushes.state(store) if p["release_id"] == release_id and p["status"] != "pending"
+    def push_of(self, release_id: int) -> list[dict]:
+        return [p for p in pushes.state(self.store) if p["release_id"] == release_id and p["status"] != "pending"
                 and p["status"] != "sent"]
 
-    key = HubSigningKey.load_or_create(hub["data_dir"])
+    def events_from(self, name: str, after: float = 0.0) -> list[dict]:
+        return [m for m, at in self.models_seen() if m.get("name") == name and at.timestamp() > after]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@contextmanager
+def running_agent(hub: dict, tmp_path: Path, *, api_ca: str | None = None) -> Iterator[Agent]:
+    """An agent that has sent its first heartbeat; stopped on exit."""
+    agent = Agent(hub, tmp_path, api_ca=api_ca)
     try:
-        wait_for("heartbeat from the camera", camera_seen)
-        content = repackaged(tmp_path, "coco-nanodet-v2")
-        assert len(content) > 5 * 1024**2  # a detector, far over what travels inline
-        v2 = registry.register(store, content, name="coco-nanodet-v2", kind="onnx", actor="admin:test", key=key)
+        agent.wait_for("heartbeat from the camera", agent.camera_seen)
+        yield agent
+    finally:
+        agent.stop()
+
+
+def register_v2(hub: dict, agent: Agent) -> tuple[Any, bytes]:
+    """A repackaged detector registered as a new release, far over what travels inline."""
+    content = repackaged(agent.tmp, "coco-nanodet-v2")
+    assert len(content) > 5 * 1024**2
+    key = HubSigningKey.load_or_create(hub["data_dir"])
+    return registry.register(hub["store"], content, name="coco-nanodet-v2", kind="onnx", actor="admin:test",
+                             key=key), content
+
+
+def test_a_detector_is_downloaded_by_a_running_agent_and_a_tampered_one_refused(hub, tmp_path):
+    store = hub["store"]
+    with running_agent(hub, tmp_path) as agent:
+        v2, content = register_v2(hub, agent)
         registry.deploy(store, v2.release_id, ["vtest"], "admin:test")
-        (answer,) = wait_for("answer to the v2 push", lambda: push_of(v2.release_id))
+        (answer,) = agent.wait_for("answer to the v2 push", lambda: agent.push_of(v2.release_id))
         assert answer["status"] == "accepted", answer
-        tagged = wait_for("event from v2", lambda: [m for m, _ in models_seen() if m.get("name") == "coco-nanodet-v2"])
+        tagged = agent.wait_for("event from v2", lambda: agent.events_from("coco-nanodet-v2"))
         assert tagged[0]["sha256"] == v2.sha256
-        installed = tmp_path / "xdg" / "cityeye" / "hub-model" / "box-dl" / "releases" / f"{v2.sha256}.onnx"
-        assert installed.read_bytes() == content
+        assert (agent.installed / f"{v2.sha256}.onnx").read_bytes() == content
 
         # v3's file is altered on the hub after it was signed: the agent must refuse it and keep v2
         v3_content = repackaged(tmp_path, "coco-nanodet-v3")
-        v3 = registry.register(store, v3_content, name="coco-nanodet-v3", kind="onnx", actor="admin:test", key=key)
+        v3 = registry.register(store, v3_content, name="coco-nanodet-v3", kind="onnx", actor="admin:test",
+                               key=HubSigningKey.load_or_create(hub["data_dir"]))
         stored = store.evidence_path(v3.sha256)
         os.chmod(stored, 0o644)
         tampered = bytearray(v3_content)
@@ -136,24 +180,16 @@ def test_a_detector_is_downloaded_by_a_running_agent_and_a_tampered_one_refused(
         stored.write_bytes(bytes(tampered))
         started = registry.start_rollout(store, v3.release_id, ["vtest"], "admin:test", rest=[],
                                          policy=RolloutPolicy(min_hours=0))
-        (refused,) = wait_for("answer to the v3 push", lambda: push_of(v3.release_id))
+        (refused,) = agent.wait_for("answer to the v3 push", lambda: agent.push_of(v3.release_id))
         assert refused["status"] == "rejected" and "refused" in refused["error"], refused
-        assert not (installed.parent / f"{v3.sha256}.onnx").exists()
+        assert not (agent.installed / f"{v3.sha256}.onnx").exists()
         judged = registry.judge(store, started.rollout_id)
         assert judged.verdict.value == "rollback" and "box-dl" in judged.reason
         assert registry.assignments(store)["vtest"] == v2.release_id
         assert any(r["action"] == "rollback" for r in registry.audit_rows(store, started.rollout_id))
         after = time.time() + 1
-        wait_for("v2 events after the refusal", lambda: [m for m, at in models_seen()
-                                                         if m.get("name") == "coco-nanodet-v2"
-                                                         and at.timestamp() > after])
-        assert not [m for m, _ in models_seen() if m.get("name") == "coco-nanodet-v3"]
-    finally:
-        agent.send_signal(signal.SIGINT)
-        try:
-            agent.wait(30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        agent.wait_for("v2 events after the refusal", lambda: agent.events_from("coco-nanodet-v2", after))
+        assert not agent.events_from("coco-nanodet-v3")
 
 
 def test_the_hub_serves_release_files_only_to_devices_it_pushed_them_to(hub, tmp_path):
