@@ -199,12 +199,21 @@ class ChangeRule:
             return True
         return int(np.count_nonzero(view.differs & visible)) >= PRESENT_FRACTION * n
 
+    def _still_there(self, p: _Open, view: ChangeView) -> bool:
+        """An open problem's place still differs, and not only by a known cast shadow's edge running through
+        it (litter picked up from a shadow's edge leaves the edge behind)."""
+        if not self._present(p.mask, view):
+            return False
+        if not any(same_place(p.mask, s.mask) for s in self.shadows):
+            return True
+        return not is_cast_shadow(view.image, view.reference_small, p.mask, view.masked)
+
     def _refresh_open(self, view: ChangeView) -> list[ProblemUpdate]:
         def cool(p: _Open) -> None:
             if self.config.cooldown_s > 0:
                 self._cooldowns.append((p.mask, view.now + self.config.cooldown_s))
 
-        return refresh_open(self.open, lambda p: self._present(p.mask, view), view.now,
+        return refresh_open(self.open, lambda p: self._still_there(p, view), view.now,
                             update_every_s=self.params.update_every_s, clear_after_s=self.params.clear_after_s,
                             emit=lambda p, state: self._emit(p, state, view), on_clear=cool)
 

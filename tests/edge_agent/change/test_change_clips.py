@@ -196,19 +196,27 @@ def test_hard_shadows_standing_far_past_the_dwell_open_nothing(tmp_path, detecto
     assert any(inside(b, polygon_box(BUILDING_SHADOW[0])) for b in boxes), boxes
 
 
-def test_a_grey_bag_on_grey_paving_beside_the_shadows_is_one_event_at_its_place(tmp_path, detector) -> None:
-    """The same shadows, and a grey textured bag (brightness matched to the paving: colour cannot tell
-    it from the ground) set down at 20 s beside the post's shadow and picked up at 55 s."""
-    scene = Scene(edits=[*standing_shadows(), grey_bag((SET_DOWN, PICKED_UP))])
+ON_EDGE = (500, 290)  # litter straddling the building shadow's edge
+ON_EDGE_TIMES = (30.0, 62.0)  # set down after that shadow stood past the dwell, picked up before the end
+
+
+def test_a_grey_bag_beside_a_shadow_and_litter_on_a_shadow_edge_are_one_event_each(tmp_path, detector) -> None:
+    """The same shadows; a grey textured bag (brightness matched to the paving: colour cannot tell it
+    from the ground) set down at 20 s beside the post's shadow and picked up at 55 s; the yellow litter
+    set down across the building shadow's edge at 30 s (once that shadow was known) and picked up at
+    62 s, leaving the edge behind."""
+    scene = Scene(litter=ON_EDGE_TIMES, litter_at=ON_EDGE,
+                  edits=[*standing_shadows(), grey_bag((SET_DOWN, PICKED_UP))])
     updates = run(scene, detector, tmp_path)
     opened = [u for u in updates if u.state == "opened"]
-    assert len(opened) == 1, [(u.class_id, u.state, u.xyxy, at(u)) for u in updates]
+    assert len(opened) == 2, [(u.class_id, u.state, u.xyxy, at(u)) for u in updates]
     bag_box = (BAG_AT[0], BAG_AT[1], BAG_AT[0] + BAG_WH[0], BAG_AT[1] + BAG_WH[1])
-    assert inside(opened[0].xyxy, bag_box), (opened[0].xyxy, bag_box)
-    assert SET_DOWN + DWELL_S <= at(opened[0]) <= SET_DOWN + DWELL_S + 15, at(opened[0])
-    cleared = [u for u in updates if u.state == "cleared"]
-    assert [u.problem_id for u in cleared] == [opened[0].problem_id]
-    assert PICKED_UP - 1 + CLEAR_S <= at(cleared[0]) <= PICKED_UP + CLEAR_S + 6, at(cleared[0])
+    edge_box = (ON_EDGE[0], ON_EDGE[1], ON_EDGE[0] + LITTER_WH[0], ON_EDGE[1] + LITTER_WH[1])
+    for area, (down, up) in ((bag_box, (SET_DOWN, PICKED_UP)), (edge_box, ON_EDGE_TIMES)):
+        (event,) = [u for u in opened if inside(u.xyxy, area)]
+        assert down + DWELL_S <= at(event) <= down + DWELL_S + 15, (area, at(event))
+        (cleared,) = [u for u in updates if u.state == "cleared" and u.problem_id == event.problem_id]
+        assert up - 1 + CLEAR_S <= at(cleared) <= up + CLEAR_S + 6, (area, at(cleared))
 
 
 class _NoDetections:
