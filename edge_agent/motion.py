@@ -48,6 +48,12 @@ class MotionConfig(BaseModel):
         description="with live tracks, run the detector at least this often even without motion")
     idle_scan_interval_s: float = Field(
         30.0, gt=0.0, le=3600.0, description="with no tracks, run the detector at least this often")
+    keyframes_when_still_s: float | None = Field(
+        None, gt=0.0, le=3600.0,
+        description="detect streams read from files: once nothing has moved near the watched zones for this long "
+        "and every track stands still, decode only the stream's keyframes (motion checks and re-checks then run "
+        "once per keyframe interval) until motion shows on one; null: off. For dwell rules only: motion that "
+        "starts and ends between two keyframes is not seen")
     roi_margin: float | None = Field(
         0.03, ge=0.0, le=1.0,
         description="only motion within this margin (fraction of the frame) of a zone that a rule watches "

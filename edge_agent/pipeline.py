@@ -37,7 +37,7 @@ from edge_agent.prefetch import Prefetch
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.streams import DetectStream, MainStreamFile, MainStreamRecorder, decode_at
 from edge_agent.track import ByteTracker
-from edge_agent.types import Detections, EventSink, Frame, ProblemUpdate, Track
+from edge_agent.types import Detections, EventSink, Frame, ProblemUpdate, Track, TrackState
 from edge_agent.zone_state import HeadConfirmer, StateHeads, StateWatch, state_rules
 from protocol.catalog import Catalog, InactiveClass, default_catalog
 from protocol.messages import ModelInfo, NormBox
@@ -89,6 +89,8 @@ class CameraRuntime:
     last_detect_slot: float | None = None
     updates: list[ProblemUpdate] = field(default_factory=list)  # every update so far (summaries, tests)
     latest: Frame | None = None  # the newest sampled frame (snapshots for the hub's zone editor)
+    keyframes_only: threading.Event | None = None  # the detect stream's switch, when it has one
+    still_since: float | None = None  # since when no relevant motion (None: motion at the last check)
 
     def due(self, ts: float) -> bool:
         """Whether a frame at `ts` is one the pipeline samples (sample_fps), frames between are dropped."""
@@ -100,6 +102,20 @@ class CameraRuntime:
             engine = self.engine_for(frame)
             zones = [engine.zones[z] for z in plate_zones(self.config, self.plate_classes) if z in engine.zones]
             self.plates.observe(frame, self.tracks, zones)
+
+    def note_stillness(self, reason: GateReason, ts: float) -> None:
+        """Ask the detect stream for keyframes only once the camera has been still long enough
+        (`motion.keyframes_when_still_s`), and for every frame again on motion."""
+        after = self.config.motion.keyframes_when_still_s
+        if self.keyframes_only is None or after is None:
+            return
+        moved = reason in (GateReason.START, GateReason.MOTION, GateReason.DISABLED)
+        self.still_since = None if moved else (ts if self.still_since is None else self.still_since)
+        standing = all(t.stationary_since is not None for t in self.tracks if t.state != TrackState.REMOVED)
+        if self.still_since is not None and ts - self.still_since >= after and standing:
+            self.keyframes_only.set()
+        else:
+            self.keyframes_only.clear()
 
     def detect_slot(self, ts: float) -> bool:
         """Whether a sampled frame may be detected (detect_fps <= sample_fps)."""
@@ -324,6 +340,7 @@ class Pipeline:
             if rt.detect_slot(frame.ts):
                 rt.last_detect_slot = frame.ts
                 decision = rt.gate.decide(frame.image, frame.ts, rt.tracks)
+                rt.note_stillness(decision.reason, frame.ts)
                 detect = decision.detect
                 if decision.reason == GateReason.SKIP:
                     rt.metrics.gate_skipped += 1
@@ -423,6 +440,7 @@ class Pipeline:
         iterators = {cid: Prefetch(src, name=f"decode-{cid}") for cid, src in sources.items()}
         for cid, src in sources.items():
             self.cameras[cid].metrics.ingest = src.stats
+            self.cameras[cid].keyframes_only = getattr(src, "keyframes_only", None)
             main = getattr(src, "main", None)
             if main is not None:
                 self.cameras[cid].evidence.main = main.ring

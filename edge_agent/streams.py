@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
@@ -220,18 +221,32 @@ class DetectStream:
         self.skip_nonref = skip_nonref and sample_fps * 2 <= self.fps
         self.main = main
         self.stats = IngestStats(live=False)
+        # set by the pipeline while the camera is still (`motion.keyframes_when_still_s`): only keyframes
+        # are decoded until it is cleared, and full decoding resumes at the next keyframe
+        self.keyframes_only = threading.Event()
+
+    def _decoded(self, container: av.container.InputContainer,
+                 stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+        """The stream's frames, keyframes only while `keyframes_only` is set."""
+        normal: Literal["NONREF", "DEFAULT"] = "NONREF" if self.skip_nonref else "DEFAULT"
+        stream.codec_context.skip_frame = normal
+        key_only = False
+        for packet in container.demux(stream):
+            wanted = self.keyframes_only.is_set()
+            if wanted != key_only and (wanted or packet.is_keyframe):  # a P frame needs the frames skipped
+                key_only = wanted
+                stream.codec_context.skip_frame = "NONKEY" if key_only else normal
+            yield from packet.decode()
 
     def __iter__(self) -> Iterator[Frame]:
         container, stream = _open_video(self.path)
         stream.thread_type = "NONE"  # many streams share the cores: one thread each decodes best
-        if self.skip_nonref:
-            stream.codec_context.skip_frame = "NONREF"
         tb = float(stream.time_base)
         first_pts: int | None = None
         period, next_due, index = 1.0 / self.sample_fps, 0.0, 0
         self.stats.state = SourceState.ONLINE
         try:
-            for frame in container.decode(stream):
+            for frame in self._decoded(container, stream):
                 if frame.pts is None:
                     continue
                 first_pts = frame.pts if first_pts is None else first_pts
