@@ -82,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Validate each file: prints file:line: field: problem for every error, "
                         "and the active zones and rules when it is valid. Exit code 1 if any file is invalid.")
     p.add_argument("configs", type=Path, nargs="+", help="camera YAML files")
+    p.add_argument("--bundle", type=Path, help="also check the device bundle: its fields, the hub's API address "
+                   "and the CA it trusts for the hub's HTTPS (api_ca)")
+    p.add_argument("--hub-ca", type=Path, metavar="PEM", help="with --bundle: the CA file `edge run --hub-ca` gets")
     p.set_defaults(func=_check)
 
     from cityeye.commands import edge_bundle, edge_spool  # delivery's own actions (spool, bundle)
@@ -111,7 +114,38 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{cfg.id}: ok (source {cfg.source}, {cfg.detect_fps:g} detect fps, zones: {zones}; rules: {rules})")
         if cfg.calibration is not None:
             print(f"  ground calibration {cfg.calibration.fit().summary()} at the 1920x1080 reference size")
+    if args.bundle is not None:
+        failed = not _check_bundle(args.bundle, args.hub_ca) or failed
+    elif args.hub_ca is not None:
+        print("--hub-ca only applies with --bundle", file=sys.stderr)
+        failed = True
     return 1 if failed else 0
+
+
+def _check_bundle(path: Path, hub_ca: Path | None) -> bool:
+    """Print what the bundle connects to, or each problem as `file: field: problem`; True when usable."""
+    from pydantic import ValidationError
+
+    from protocol.bundle import DeviceBundle, trust_context
+
+    try:
+        bundle = DeviceBundle.load(path)
+    except ValidationError as exc:
+        for e in exc.errors():
+            print(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}", file=sys.stderr)
+        return False
+    except (OSError, ValueError) as exc:
+        print(f"{path}: not a usable device bundle: {exc}", file=sys.stderr)
+        return False
+    try:
+        trust_context(hub_ca.read_text(encoding="utf-8") if hub_ca else bundle.api_ca)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        print(f"--hub-ca {hub_ca}: {exc}", file=sys.stderr)
+        return False
+    trust = f"CA {hub_ca}" if hub_ca else "the bundle's CA (api_ca)" if bundle.api_ca else "the system's trust store"
+    print(f"{path}: ok (device {bundle.device_id}, ingest {bundle.endpoint}, hub API {bundle.api_url or 'none'}, "
+          f"HTTPS trusts {trust})")
+    return True
 
 
 def _detector(configs: Any) -> Any:  # a detector (edge_agent.fewshot.load_detector)

@@ -80,8 +80,8 @@ class TrackPlates:
 
 
 Box = tuple[float, float, float, float]
-# Runs a callback with the full-size frame of the moment `frame` shows, later, and says how many times
-# wider that frame is than `frame` (the pipeline's main-stream hand-off; see `EvidenceBuilder.at_main`).
+# Runs a callback with the full-size frame of the moment `frame` shows, later, on the camera's evidence
+# thread (the pipeline's main-stream hand-off: `EvidenceBuilder.at_main`).
 Offload = Callable[[Frame, Callable[[Frame], None]], None]
 
 

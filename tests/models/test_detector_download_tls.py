@@ -138,6 +138,12 @@ def test_tls_settings_and_the_bureau_ca_are_checked_before_anything_runs(tmp_pat
     assert main(["edge", "run", "--config", str(_camera(tmp_path)), "--bundle", str(out),
                  "--hub-ca", str(bureau_ca["key"])]) == 1
     assert f"--hub-ca {bureau_ca['key']}: expected PEM CA certificate" in capsys.readouterr().err
+    assert main(["edge", "check-config", str(_camera(tmp_path)), "--bundle", str(out)]) == 0
+    assert "HTTPS trusts the bundle's CA (api_ca)" in capsys.readouterr().out
+    spoilt = tmp_path / "spoilt.json"
+    spoilt.write_text(out.read_text().replace("-----BEGIN CERTIFICATE-----", "-----BEGIN KEY-----"))
+    assert main(["edge", "check-config", str(_camera(tmp_path)), "--bundle", str(spoilt)]) == 1
+    assert f"{spoilt}: api_ca: Value error, expected PEM CA certificate" in capsys.readouterr().err
 
 
 def _tls_settings(tmp_path: Path, files: dict) -> Path:
