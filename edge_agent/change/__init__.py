@@ -10,6 +10,7 @@ masked out (a person standing still is not garbage), and a view that differs alm
 one camera fault, not a hundred problems.
 
 Modules: `params` (YAML knobs), `structure` (the image comparison), `reference` (the learned clear
-view), `persistence` (per-pixel "changed since"), `rule` (regions -> problem lifecycle), `fault` (view
-shifted), `confirm` (optional classifier hook), `watch` (one camera's orchestration).
+view), `persistence` (per-pixel "changed since"), `rule` (regions -> problem lifecycle), `shadow` (a hard
+cast shadow standing still is a gain on the ground, not an object), `fault` (view shifted), `confirm`
+(optional classifier hook), `watch` (one camera's orchestration).
 """

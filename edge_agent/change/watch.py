@@ -19,6 +19,7 @@ from edge_agent.change.params import ChangeConfig
 from edge_agent.change.persistence import OFF_FRACTION, StaticChange
 from edge_agent.change.reference import Reference
 from edge_agent.change.rule import ChangeRule, zone_mask
+from edge_agent.change.shadow import NEAR
 from edge_agent.change.structure import difference, structure
 from edge_agent.change.view import ChangeView
 from edge_agent.rules.config import RuleConfig
@@ -30,6 +31,7 @@ from protocol.messages import NormBox
 log = logging.getLogger(__name__)
 
 RETAKE_MARGIN = 0.25  # a retake's box grows by this fraction of its size per side (the case box is approximate)
+_AROUND = np.ones((2 * NEAR + 9, 2 * NEAR + 9), np.uint8)  # the shadow test's neighbourhood and a margin
 REFRESH_EVERY = 10  # analyses between recomputations of the (slowly adapting) reference's structure
 
 
@@ -137,7 +139,10 @@ class ChangeWatch:
                 self.reference.retake(at_ref, self._to_ref(ghost))
                 self.persistence.reset(ghost)
                 self._ref_structure = None
-        self.reference.adapt(at_ref, self._to_ref(~self.persistence.active & ~masked & ~differs), dt)
+        # The ground around a held change keeps its reference too: the shadow test compares it both sides
+        # of a new edge, and a shadow's inside adopted over a long dwell would look like no shadow.
+        around = cv2.dilate(self.persistence.active.astype(np.uint8), _AROUND).astype(bool)
+        self.reference.adapt(at_ref, self._to_ref(~around & ~masked & ~differs), dt)
         return out
 
     # Helpers -------------------------------------------------------------------------------------
