@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge_agent import decoders
+from edge_agent.native_input import native_size, spatially_dynamic
 from edge_agent.types import Detections
 from models.cache import DEFAULT_MODEL, resolve
 from models.manifest import ModelManifest
@@ -63,10 +64,13 @@ class Detector:
 
     def __init__(self, manifest: ModelManifest, onnx_path: Path, *, threads: int | None = None,
                  score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
-                 sessions: int = 1):
+                 sessions: int = 1, native_input: bool = True):
         if sessions < 1:
             raise ValueError(f"sessions must be >= 1, got {sessions}")
         self.manifest = manifest
+        # nanodet priors follow the input size, so its graph may run at the frame's own size
+        self._graph = spatially_dynamic(onnx_path) if native_input and manifest.decoder.type == "nanodet" else None
+        self.native_input = self._graph is not None
         options = ort.SessionOptions()
         threads = threads or (1 if sessions > 1 else None)
         if threads:
@@ -84,16 +88,18 @@ class Detector:
         self.last_inference_ms = 0.0
 
     def _open_session(self, onnx_path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
-        return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        model = self._graph if self._graph is not None else str(onnx_path)
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, *, threads: int | None = None,
              score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
-             cache_dir: Path | None = None, sessions: int = 1) -> Detector:
-        """A cached model by name (see `cityeye models pull`) or an .onnx path."""
+             cache_dir: Path | None = None, sessions: int = 1, native_input: bool = True) -> Detector:
+        """A cached model by name (see `cityeye models pull`) or an .onnx path. `native_input`: a NanoDet
+        graph runs at each frame's own size (multiples of 32, at most the exported pixel count)."""
         resolved = resolve(model, cache_dir)
         return cls(resolved.manifest, resolved.onnx_path, threads=threads, score_threshold=score_threshold,
-                   class_thresholds=class_thresholds, sessions=sessions)
+                   class_thresholds=class_thresholds, sessions=sessions, native_input=native_input)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -113,7 +119,11 @@ class Detector:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 BGR image, got shape {image.shape} dtype {image.dtype}")
         h, w = image.shape[:2]
-        if spec.resize == "stretch":
+        if self.native_input:
+            iw, ih = native_size((w, h), (spec.width, spec.height), max(self.manifest.decoder.strides))
+            fitted = image if (iw, ih) == (w, h) else cv2.resize(image, (iw, ih), interpolation=cv2.INTER_LINEAR)
+            transform = _Transform(iw / w, ih / h, 0.0, 0.0, (w, h))
+        elif spec.resize == "stretch":
             fitted = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
             transform = _Transform(spec.width / w, spec.height / h, 0.0, 0.0, (w, h))
         else:
@@ -148,20 +158,26 @@ class Detector:
 
     def _detect_batch(self, images: Sequence[np.ndarray], session: ort.InferenceSession) -> list[Detections]:
         prepared = [self._prepare(image) for image in images]
-        batch = np.stack([p[0] for p in prepared])
+        results: list[Detections | None] = [None] * len(prepared)
         started = time.perf_counter()
-        outputs = self._infer(batch, session)
+        for shape in dict.fromkeys(p[0].shape for p in prepared):  # one run per input size (native sizes differ)
+            members = [i for i, p in enumerate(prepared) if p[0].shape == shape]
+            outputs = self._infer(np.stack([prepared[i][0] for i in members]), session)
+            for j, i in enumerate(members):
+                results[i] = self._decode_one(outputs, j, prepared[i][1], (shape[2], shape[1]))
         self.last_inference_ms = (time.perf_counter() - started) * 1000
-        return [self._decode_one(outputs, i, transform) for i, (_, transform) in enumerate(prepared)]
+        return [r for r in results if r is not None]
 
     def _infer(self, batch: np.ndarray, session: ort.InferenceSession | None = None) -> list[np.ndarray]:
         """The model's outputs for a prepared (B, 3, H, W) batch, on `session` (default: the first)."""
         return (session or self.session).run(None, {self.input_name: batch})
 
-    def _decode_one(self, outputs: list[np.ndarray], index: int, transform: _Transform) -> Detections:
+    def _decode_one(self, outputs: list[np.ndarray], index: int, transform: _Transform,
+                    input_wh: tuple[int, int] | None = None) -> Detections:
         spec = self.manifest
         if spec.decoder.type == "nanodet":
-            xyxy, scores, class_ids = self._decode_nanodet([o[index] for o in outputs])
+            wh = input_wh or (spec.input.width, spec.input.height)
+            xyxy, scores, class_ids = self._decode_nanodet([o[index] for o in outputs], wh)
         elif spec.decoder.type == "yolo":
             xyxy, scores, class_ids = decoders.decode_yolo(outputs[0][index], self.thresholds)
         else:
@@ -171,19 +187,20 @@ class Detector:
             xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
         return Detections(transform.to_frame(xyxy), scores, class_ids, labels=self.labels)
 
-    def _decode_nanodet(self, outputs: list[np.ndarray]) -> decoders.Decoded:
+    def _decode_nanodet(self, outputs: list[np.ndarray], input_wh: tuple[int, int]) -> decoders.Decoded:
         """Pair each stride's class and box tensors by their cell count and channel width."""
         spec = self.manifest
+        width, height = input_wh
         n_cls, n_box = len(spec.labels), 4 * (spec.decoder.reg_max + 1)
         by_shape = {(o.shape[0], o.shape[1]): o for o in outputs}
         cls, box = [], []
         for stride in spec.decoder.strides:
-            cells = -(-spec.input.width // stride) * -(-spec.input.height // stride)
+            cells = -(-width // stride) * -(-height // stride)
             if (cells, n_cls) not in by_shape or (cells, n_box) not in by_shape:
                 shapes = sorted(by_shape)
                 raise ValueError(f"model {spec.name}: no outputs for stride {stride} "
                                  f"(want ({cells}, {n_cls}) and ({cells}, {n_box}); have {shapes})")
             cls.append(by_shape[(cells, n_cls)])
             box.append(by_shape[(cells, n_box)])
-        return decoders.decode_nanodet(cls, box, spec.decoder.strides, (spec.input.width, spec.input.height),
-                                       spec.decoder.reg_max, self.thresholds)
+        return decoders.decode_nanodet(cls, box, spec.decoder.strides, input_wh, spec.decoder.reg_max,
+                                       self.thresholds)

@@ -56,8 +56,9 @@ class FeatureDetector(Detector):
                  score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None):
         self.taps = feature_taps(manifest)
         self.head_outputs: list[str] = []
+        # heads were trained on feature maps of the exported size: no native sizes here
         super().__init__(manifest, onnx_path, threads=threads, score_threshold=score_threshold,
-                         class_thresholds=class_thresholds)
+                         class_thresholds=class_thresholds, native_input=False)
 
     def _open_session(self, onnx_path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
         import onnx
