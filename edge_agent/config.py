@@ -132,6 +132,11 @@ class CameraConfig(StrictConfig):
         None, ge=1, le=16, description="detector sessions run side by side, each on its share of a batch; default: "
         "one per core (bench/edge.py: single-threaded sessions side by side beat one session on all cores), or "
         "one when detector_threads is set")
+    detect_input: Literal["model", "native"] = Field(
+        "model", description="model: every frame is stretched to the detector's exported size (416x416); "
+        "native: a NanoDet runs at the frame's aspect, e.g. 416x320 for a 4:3 sub-stream (~22% less detector "
+        "CPU, bench/edge.py; detections differ a little, so it is opt-in). Agent-wide: any camera asking for "
+        "native turns it on")
     loop: bool = Field(
         False, description="file sources only: replay the file forever at real speed (demos, soak tests); "
         "without it a file source ends the agent's run at its end")

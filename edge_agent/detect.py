@@ -64,11 +64,11 @@ class Detector:
 
     def __init__(self, manifest: ModelManifest, onnx_path: Path, *, threads: int | None = None,
                  score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
-                 sessions: int = 1, native_input: bool = True):
+                 sessions: int = 1, native_input: bool = False):
         if sessions < 1:
             raise ValueError(f"sessions must be >= 1, got {sessions}")
         self.manifest = manifest
-        # nanodet priors follow the input size, so its graph may run at the frame's own size
+        # nanodet priors follow the input size, so its graph may run at the frame's own aspect
         self._graph = spatially_dynamic(onnx_path) if native_input and manifest.decoder.type == "nanodet" else None
         self.native_input = self._graph is not None
         options = ort.SessionOptions()
@@ -94,9 +94,9 @@ class Detector:
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, *, threads: int | None = None,
              score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
-             cache_dir: Path | None = None, sessions: int = 1, native_input: bool = True) -> Detector:
+             cache_dir: Path | None = None, sessions: int = 1, native_input: bool = False) -> Detector:
         """A cached model by name (see `cityeye models pull`) or an .onnx path. `native_input`: a NanoDet
-        graph runs at each frame's own size (multiples of 32, at most the exported pixel count)."""
+        graph runs at each frame's own aspect (fitted into the exported size, sides multiples of 32)."""
         resolved = resolve(model, cache_dir)
         return cls(resolved.manifest, resolved.onnx_path, threads=threads, score_threshold=score_threshold,
                    class_thresholds=class_thresholds, sessions=sessions, native_input=native_input)

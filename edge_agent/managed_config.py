@@ -38,7 +38,7 @@ from protocol.push import (
 log = logging.getLogger(__name__)
 
 # read when the agent starts only
-STARTUP_FIELDS = ("model", "detector_threads", "detector_sessions", "loop", "start_time")
+STARTUP_FIELDS = ("model", "detector_threads", "detector_sessions", "detect_input", "loop", "start_time")
 SOURCE_ON_THE_BOX = "source-kept-on-the-box.mp4"  # what the hub checks with: it never sees the real source
 
 Apply = Callable[[CameraConfig], None]

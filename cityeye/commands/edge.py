@@ -157,7 +157,8 @@ def _detector(configs: Any) -> Any:  # a detector (edge_agent.fewshot.load_detec
     sessions, threads = detector_layout(configs)
     log.info("detector: %d session(s) x %s intra-op thread(s)", sessions, threads or "all cores")
     # a name, an .onnx or a few-shot head (.json)
-    return load_detector(models.pop(), threads=threads, sessions=sessions)[0]
+    native = any(c.detect_input == "native" for c in configs)
+    return load_detector(models.pop(), threads=threads, sessions=sessions, native_input=native)[0]
 
 
 def detector_layout(configs: Any) -> tuple[int, int | None]:

@@ -33,6 +33,11 @@ def detector() -> Detector:
     return Detector.load("coco-nanodet", threads=2)
 
 
+@pytest.fixture(scope="module")
+def native() -> Detector:
+    return Detector.load("coco-nanodet", threads=2, native_input=True)
+
+
 def _assert_found(detections, expected):
     names = detections.label_names()
     for labels, true_box in expected:
@@ -147,34 +152,35 @@ def test_user_end2end_export(tmp_path):
     np.testing.assert_allclose(detections.xyxy, [[8, 8, 24, 40]], atol=1e-3)
 
 
-def test_native_graph_at_the_exported_size_gives_the_file_s_numbers(detector, vtest_avi):
-    """The session's scale-based copy of the graph is the same network: a 768x576 frame is still fitted
-    to 416x416 (native sizes never exceed the exported pixel count) and gives the file's boxes."""
-    exported = Detector.load("coco-nanodet", threads=2, native_input=False)
-    assert detector.native_input and not exported.native_input
-    frame = _vtest_frame(vtest_avi, 300)
-    assert detector._prepare(frame)[0].shape == (3, 416, 416)
-    got, want = detector.detect([frame])[0], exported.detect([frame])[0]
+def test_native_graph_at_the_exported_size_gives_the_file_s_numbers(native, vtest_avi):
+    """The session's scale-based copy of the graph is the same network: a square frame is still fitted
+    to 416x416 and gives the file's boxes."""
+    exported = Detector.load("coco-nanodet", threads=2)
+    assert native.native_input and not exported.native_input
+    frame = np.ascontiguousarray(_vtest_frame(vtest_avi, 300)[:, 96:672])
+    assert native._prepare(frame)[0].shape == (3, 416, 416)
+    got, want = native.detect([frame])[0], exported.detect([frame])[0]
     assert got.label_names() == want.label_names()
     np.testing.assert_allclose(got.xyxy, want.xyxy, atol=0.01)
 
 
-def test_sub_stream_frame_runs_at_its_own_size(detector, vtest_avi):
-    """A 384x288 sub-stream frame runs at 384x288 (not stretched up to 416x416) and still finds the
+def test_sub_stream_frame_runs_at_its_own_aspect(native, vtest_avi):
+    """A 384x288 sub-stream frame runs at 416x320 (not stretched to 416x416) and still finds the
     people, boxes in the frame's own pixels; mixed sizes in one batch give what they give alone."""
     full = _vtest_frame(vtest_avi, 300)
     sub = cv2.resize(full, (384, 288), interpolation=cv2.INTER_AREA)
-    assert detector._prepare(sub)[0].shape == (3, 288, 384)
-    odd = cv2.resize(full, (420, 300), interpolation=cv2.INTER_AREA)
-    assert detector._prepare(odd)[0].shape == (3, 288, 416)  # rounded to multiples of the 32 stride
-    found = detector.detect([sub])[0]
+    assert native._prepare(sub)[0].shape == (3, 320, 416)
+    assert native._prepare(full)[0].shape == (3, 320, 416)
+    wide = cv2.resize(full, (640, 360), interpolation=cv2.INTER_AREA)
+    assert native._prepare(wide)[0].shape == (3, 256, 416)  # 416x234 rounded up to the 32 stride
+    found = native.detect([sub])[0]
     people = [(labels, tuple(v / 2 for v in box)) for labels, box in VTEST_300 if labels == {"person"}]
     _assert_found(found, people)
-    exported = Detector.load("coco-nanodet", threads=2, native_input=False).detect([sub])[0]
+    exported = Detector.load("coco-nanodet", threads=2).detect([sub])[0]
     count = sum(1 for n in found.label_names() if n == "person")
     assert abs(count - sum(1 for n in exported.label_names() if n == "person")) <= 2
-    mixed = detector.detect([sub, full, odd])
-    for frame, together in zip([sub, full, odd], mixed, strict=True):
-        alone = detector.detect([frame])[0]
+    mixed = native.detect([sub, wide, full])
+    for frame, together in zip([sub, wide, full], mixed, strict=True):
+        alone = native.detect([frame])[0]
         assert together.label_names() == alone.label_names()
         np.testing.assert_allclose(together.xyxy, alone.xyxy, atol=0.5)
