@@ -17,28 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import time
-from pathlib import Path
 from typing import Any
+
+from replay_cost import VTEST, MethodTimer, replay
 
 from edge_agent.change.watch import ChangeWatch
 from edge_agent.config import CameraConfig, parse_camera_config
 from edge_agent.detect import Detector
-from edge_agent.ingest import FileReplay
-from edge_agent.pipeline import Pipeline
-from edge_agent.sinks import MemorySink
 
-VTEST = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "video" / "vtest.avi"
 PLAZA = [[0.0, 0.38], [0.6, 0.38], [0.75, 0.32], [1.0, 0.5], [1.0, 0.85], [0.45, 0.62], [0.0, 0.45]]
 BINS = [[0.55, 0.15], [0.7, 0.15], [0.7, 0.3], [0.55, 0.3]]
 TARGET = 0.15  # the issue's bound on the cost
-
-
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def camera(i: int, detect_fps: float, change: bool) -> CameraConfig:
@@ -63,49 +53,12 @@ def camera(i: int, detect_fps: float, change: bool) -> CameraConfig:
     })
 
 
-class _Timed:
-    """Wraps ChangeWatch.update to total its time and calls (analyses and skipped calls alike)."""
-
-    total_s = 0.0
-
-    def __init__(self) -> None:
-        self.original = ChangeWatch.update
-
-    def __enter__(self) -> _Timed:
-        original = self.original
-
-        def timed(watch: ChangeWatch, *args: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return original(watch, *args)
-            finally:
-                _Timed.total_s += time.perf_counter() - t
-
-        ChangeWatch.update = timed
-        _Timed.total_s = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        ChangeWatch.update = self.original
-
-
 def run(detector: Detector, streams: int, seconds: float, detect_fps: float, change: bool) -> dict[str, float]:
-    configs = [camera(i, detect_fps, change) for i in range(streams)]
-    pipeline = Pipeline(configs, detector, MemorySink(), device_id="bench", ground=None)
-    sources = {c.id: FileReplay(c.id, VTEST, sample_fps=c.sample_fps(), start_time=c.start_epoch() or 0.0,
-                                end_s=seconds) for c in configs}
-    video_s = next(iter(sources.values())).duration_s
-    with _Timed():
-        cpu0, t0 = cpu_s(), time.perf_counter()
-        pipeline.run_replays(sources)
-        wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
-        in_change = _Timed.total_s
-    watches = [rt.change for rt in pipeline.cameras.values() if rt.change is not None]
-    analyses = sum(w.analyses for w in watches)
-    return {"capacity": streams * video_s / wall, "cpu_per_stream": cpu / (streams * video_s), "wall_s": wall,
-            "change_s": in_change, "analyses": analyses,
-            "ms_per_analysis": in_change * 1000 / analyses if analyses else 0.0,
-            "detected": sum(rt.metrics.detect_frames for rt in pipeline.cameras.values())}
+    pipeline, r = replay([camera(i, detect_fps, change) for i in range(streams)], detector, seconds,
+                         MethodTimer(ChangeWatch, "update"))
+    analyses = sum(rt.change.analyses for rt in pipeline.cameras.values() if rt.change is not None)
+    return {**r, "change_s": r["timed_s"], "analyses": analyses,
+            "ms_per_analysis": r["timed_s"] * 1000 / analyses if analyses else 0.0}
 
 
 def main() -> int:

@@ -18,30 +18,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import cv2
+from replay_cost import VTEST, MethodTimer, replay
 
 from edge_agent.config import CameraConfig, parse_camera_config
 from edge_agent.detect import Detector
-from edge_agent.ingest import FileReplay
-from edge_agent.pipeline import Pipeline
-from edge_agent.sinks import MemorySink
 from edge_agent.zone_state import StateHeads, ZoneState
 
-VTEST = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "video" / "vtest.avi"
 BINS = [[0.55, 0.15], [0.7, 0.15], [0.7, 0.3], [0.55, 0.3]]
 SPOT = [[0.56, 0.48], [0.72, 0.48], [0.72, 0.6], [0.56, 0.6]]
-
-
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def fit_head(path: Path) -> Path:
@@ -81,46 +71,13 @@ def camera(i: int, detect_fps: float, head: Path | None, every_s: float) -> Came
     })
 
 
-class _Timed:
-    """Wraps ZoneState.update (one head evaluation) to total its time."""
-
-    total_s = 0.0
-    calls = 0
-
-    def __enter__(self) -> _Timed:
-        self.original = original = ZoneState.update
-
-        def timed(state: ZoneState, *args: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return original(state, *args)
-            finally:
-                _Timed.total_s += time.perf_counter() - t
-                _Timed.calls += 1
-
-        ZoneState.update = timed
-        _Timed.total_s, _Timed.calls = 0.0, 0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        ZoneState.update = self.original
-
-
 def run(detector: Detector, heads: StateHeads, streams: int, seconds: float, detect_fps: float,
         head: Path | None, every_s: float) -> dict[str, float]:
-    configs = [camera(i, detect_fps, head, every_s) for i in range(streams)]
-    pipeline = Pipeline(configs, detector, MemorySink(), device_id="bench", ground=None, heads=heads)
-    sources = {c.id: FileReplay(c.id, VTEST, sample_fps=c.sample_fps(), start_time=c.start_epoch() or 0.0,
-                                end_s=seconds) for c in configs}
-    video_s = next(iter(sources.values())).duration_s
-    with _Timed():
-        cpu0, t0 = cpu_s(), time.perf_counter()
-        pipeline.run_replays(sources)
-        wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
-        in_heads, checks = _Timed.total_s, _Timed.calls
-    return {"capacity": streams * video_s / wall, "cpu_per_stream": cpu / (streams * video_s), "wall_s": wall,
-            "head_s": in_heads, "checks": checks, "ms_per_check": in_heads * 1000 / checks if checks else 0.0,
-            "detected": sum(rt.metrics.detect_frames for rt in pipeline.cameras.values())}
+    _, r = replay([camera(i, detect_fps, head, every_s) for i in range(streams)], detector, seconds,
+                  MethodTimer(ZoneState, "update"), heads=heads)
+    checks = r["timed_calls"]
+    return {**r, "head_s": r["timed_s"], "checks": checks,
+            "ms_per_check": r["timed_s"] * 1000 / checks if checks else 0.0}
 
 
 def main() -> int:

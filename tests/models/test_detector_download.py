@@ -6,9 +6,6 @@ new version. A tampered file is refused and the canary is rolled back; strangers
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,13 +34,13 @@ from models.cache import cached
 from protocol.device_auth import sign_request
 from protocol.manifest import Signer, generate_signing_key
 from protocol.model_release import ReleaseError
+from tests.agent_process import AgentProcess
 from tests.conftest import shared_file
 from tests.delivery_support import free_port
 from tests.hub.served import serve_app
 from tests.models.test_teach_vtest import short_clip
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 
 
 def repackaged(tmp: Path, name: str) -> bytes:
@@ -97,22 +94,11 @@ class Agent:
         enroll_device(self.store, hub["data_dir"], "box-dl", hub["endpoint"], api_url=hub["base"],
                       api_ca=api_ca).save(tmp_path / "box.json")
         self.installed = tmp_path / "xdg" / "cityeye" / "hub-model" / "box-dl" / "releases"
-        self.log_path = tmp_path / "agent.log"
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "cityeye", "edge", "run", "--config",
-                                             str(tmp_path / "cam.yaml"), "--bundle", str(tmp_path / "box.json")],
-                                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.process = AgentProcess(tmp_path, tmp_path / "cam.yaml", tmp_path / "box.json")
+        self.log_path = self.process.log_path
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            assert self.process.poll() is None, f"the agent stopped:\n{self.log_path.read_text()[-3000:]}"
-            time.sleep(0.3)
-        raise AssertionError(f"no {what} within {timeout} s:\n{self.log_path.read_text()[-3000:]}")
+        return self.process.wait_for(what, check, timeout)
 
     def camera_seen(self) -> Any:
         with self.store.engine.connect() as conn:
@@ -131,11 +117,7 @@ class Agent:
         return [m for m, at in self.models_seen() if m.get("name") == name and at.timestamp() > after]
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self.process.stop()
 
 
 @contextmanager

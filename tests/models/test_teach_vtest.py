@@ -34,7 +34,6 @@ from tests.conftest import shared_file
 from tests.models.vtest_cones import extract_frames, label_through_hub
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +186,6 @@ def test_a_pushed_release_swaps_in_between_ticks(taught, tmp_path):
 def test_rollout_reaches_a_running_agent_and_its_cone_events_reach_the_hub(taught, tmp_path):
     """The hub registers the head, deploys it to the camera; its ingest link pushes it (signed) to the
     running agent, which swaps it in; cone events reach the hub tagged with the head's name and sha256."""
-    import os
-    import signal
     import threading
     import time
 
@@ -203,6 +200,7 @@ def test_rollout_reaches_a_running_agent_and_its_cone_events_reach_the_hub(taugh
     from hub.storage import schema
     from hub.storage.store import Store
     from models.fewshot import load_model
+    from tests.agent_process import AgentProcess
     from tests.delivery_support import free_port
 
     video, _, head = taught
@@ -216,22 +214,10 @@ def test_rollout_reaches_a_running_agent_and_its_cone_events_reach_the_hub(taugh
     cfg.pop("start_time")  # live: frames carry the wall clock
     (tmp_path / "cam.yaml").write_text(yaml.safe_dump(cfg))
     enroll_device(store, data_dir, "box-teach", endpoint).save(tmp_path / "box.bundle.json")
-    log_path = tmp_path / "agent.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    with log_path.open("w") as log:
-        agent = subprocess.Popen([sys.executable, "-m", "cityeye", "edge", "run", "--config",
-                                  str(tmp_path / "cam.yaml"), "--bundle", str(tmp_path / "box.bundle.json")],
-                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    agent = AgentProcess(tmp_path, tmp_path / "cam.yaml", tmp_path / "box.bundle.json", poll_s=0.5)
 
     def wait_for(what, check, timeout=120.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            assert agent.poll() is None, f"the agent stopped:\n{log_path.read_text()[-3000:]}"
-            time.sleep(0.5)
-        raise AssertionError(f"no {what} within {timeout} s:\n{log_path.read_text()[-3000:]}")
+        return agent.wait_for(what, check, timeout)
 
     def camera_seen():
         with store.engine.connect() as conn:
@@ -256,11 +242,7 @@ def test_rollout_reaches_a_running_agent_and_its_cone_events_reach_the_hub(taugh
         assert cones[0]["model"]["sha256"] == release.sha256 and "traffic_cone" in cones[0]["labels"]
         assert not events("coco-nanodet")  # the model without cones never saw the work zone
     finally:
-        agent.send_signal(signal.SIGINT)
-        try:
-            agent.wait(30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        agent.stop()
         stop.set()
         time.sleep(0.3)
         store.close()

@@ -10,11 +10,7 @@ and the agent's own Prometheus counter `cityeye_camera_reference_retakes`.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -25,10 +21,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from tests.agent_process import AgentProcess
 from tests.edge_agent.change.clips import PLAZA, Scene
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[3]
 
 
 def litter_clip(path: Path, seconds: int = 30) -> Path:
@@ -67,23 +63,9 @@ def test_a_change_case_verified_clear_re_takes_the_agents_reference(tmp_path: Pa
     (tmp_path / "cam.yaml").write_text(yaml.safe_dump(cfg))
     enroll_device(store, data_dir, "box-plaza", endpoint).save(tmp_path / "box.bundle.json")
     metrics_port = free_port()
-    log_path = tmp_path / "agent.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    with log_path.open("w") as log:
-        agent = subprocess.Popen([sys.executable, "-m", "cityeye", "edge", "run", "--config",
-                                  str(tmp_path / "cam.yaml"), "--bundle", str(tmp_path / "box.bundle.json"),
-                                  "--metrics-port", str(metrics_port)],
-                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def wait_for(what, check, timeout=90.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            assert agent.poll() is None, f"the agent stopped:\n{log_path.read_text()[-3000:]}"
-            time.sleep(0.3)
-        raise AssertionError(f"no {what} within {timeout} s:\n{log_path.read_text()[-3000:]}")
+    agent = AgentProcess(tmp_path, tmp_path / "cam.yaml", tmp_path / "box.bundle.json",
+                         ["--metrics-port", str(metrics_port)])
+    wait_for = agent.wait_for
 
     def litter_case():
         with store.engine.connect() as conn:
@@ -113,13 +95,9 @@ def test_a_change_case_verified_clear_re_takes_the_agents_reference(tmp_path: Pa
             r for r in retakes.retakes_of(store, "plaza-cam") if r["status"] == "accepted"], timeout=30)
         assert accepted[0]["version"] == 1 and accepted[0]["error"] is None
         assert wait_for("the retake in the agent's metrics", lambda: retakes_counted() == 1.0, timeout=15)
-        assert "change reference of zone plaza re-taken (retake v1" in log_path.read_text()
+        assert "change reference of zone plaza re-taken (retake v1" in agent.log()
     finally:
-        agent.send_signal(signal.SIGINT)
-        try:
-            agent.wait(30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        agent.stop()
         stop.set()
         time.sleep(0.3)
         store.close()

@@ -12,9 +12,9 @@ from hub.devices.hubkeys import HubSigningKey
 from hub.fleet import retakes
 from hub.fleet.link import FleetLink
 from hub.storage import db, schema
-from protocol.codec import PushMessage, decode
 from protocol.messages import ReferenceRetake
-from protocol.push import ManagedBy, PushKind, PushResult, open_push
+from protocol.push import ManagedBy, PushKind, PushResult
+from tests.hub.fleet.test_link import first_push_on_connect
 
 REVIEWER: dict[str, Any] = {"actor": "reviewer:li", "role": Role.REVIEWER}
 
@@ -53,13 +53,7 @@ def test_verify_of_a_change_case_queues_a_signed_retake_an_offline_agent_gets_on
     transition(store, "c-change", Action.VERIFY, **REVIEWER)
     assert statuses(store) == {1: "pending"}  # the detector's case is not a change case: nothing to re-take
     link = FleetLink(store, key)
-    assert link.outgoing(now=0.0) == []  # the agent is offline: the retake waits
-    link.seen("box-1", b"peer-1")
-    (message,) = link.outgoing(now=1.0)
-    assert message[0] == b"peer-1"
-    msg = decode(message[1:])
-    assert isinstance(msg, PushMessage)
-    push = open_push(bytes(msg.payload), bytes(msg.signature), key.public, "box-1")
+    push = first_push_on_connect(link, key)  # the agent was offline: the retake waited for it
     assert (push.kind, push.target, push.version, push.issued_by) == (PushKind.CHANGE_REFERENCE, "cam-1", 1,
                                                                       "reviewer:li")
     body = ReferenceRetake.model_validate(push.body)

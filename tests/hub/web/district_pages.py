@@ -3,8 +3,6 @@ a token, and the check that every string came from the catalogue."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,9 +13,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.delivery_support import free_port
-
-CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+from tests.hub.web.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 def serve(app: Any) -> tuple[str, Callable[[], None]]:

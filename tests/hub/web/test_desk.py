@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from hub.app import create_app, open_store
 from hub.auth import users
@@ -47,6 +47,22 @@ def fontconfig_without_cjk(tmp: Path) -> Path:
     conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd">'
                     f"<fontconfig>{dirs}<cachedir>{tmp / 'fc-cache'}</cachedir></fontconfig>")
     return conf
+
+
+def zh_cn_browser(p: Playwright, tmp: Path) -> Browser:
+    """Chromium as a Chinese reviewer's: UI language zh-CN and no system CJK font to fall back on."""
+    env = {**os.environ, "FONTCONFIG_FILE": str(fontconfig_without_cjk(tmp))}
+    return p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--lang=zh-CN"], env=env)
+
+
+def zh_cn_page(browser: Browser, js_errors: list[str]) -> tuple[BrowserContext, Page]:
+    """A 1440x900 page in zh-CN and Beijing time whose script errors land in `js_errors`."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN",
+                                  timezone_id="Asia/Shanghai")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+    return context, page
 
 
 def add_case_at(store: Any, data: Path, camera_id: str, zone: str, box: NormBox) -> str:
@@ -135,15 +151,10 @@ def test_the_reviewers_desk(desk: Desk, tmp_path: Path) -> None:
     third = add_case(desk.store, desk.data, "cam-desk", zone="z-other", class_id="exposed_garbage")
     fourth = add_case(desk.store, desk.data, "cam-desk", zone="z-other", class_id="bagged_garbage")
     ids |= {first, dup, third, fourth}
-    env = {**os.environ, "FONTCONFIG_FILE": str(fontconfig_without_cjk(tmp_path))}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--lang=zh-CN"], env=env)
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN",
-                                      timezone_id="Asia/Shanghai")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
+        browser = zh_cn_browser(p, tmp_path)
         errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        context, page = zh_cn_page(browser, errors)
         page.goto(desk.base + "/")
 
         # -- Chinese first, from the page's own font ------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from playwright.sync_api import Locator, Page, expect
 
 from edge_agent.change.params import ChangeParams
 from edge_agent.managed_config import check_for_hub
@@ -41,16 +41,9 @@ from hub.ingest.config import IngestConfig
 from hub.ingest.loop import IngestLoop, start_in_thread
 from hub.settings import HubSettings
 from tests.delivery_support import free_port
+from tests.hub.web.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (skips without Chromium)
+from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in
 from tests.shared_data import vtest_clip
-
-CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).is_file():
-    pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
-                allow_module_level=True)
-
-from playwright.sync_api import Locator, Page, expect  # noqa: E402
-
-from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 CAMERA = "plaza-cam"

@@ -8,7 +8,6 @@ Labels in the label editor and the admin tab read by their Chinese names.
 from __future__ import annotations
 
 import ast
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,9 +34,9 @@ from protocol.messages import MediaKind
 from protocol.push import ManagedBy, PushKind, PushResult
 from tests.hub.served import serve_app
 from tests.hub.web.test_catalogue import WEB, catalogue
-from tests.hub.web.test_desk import PASSWORD, fontconfig_without_cjk, visible_latin_words
+from tests.hub.web.test_desk import PASSWORD, visible_latin_words, zh_cn_browser, zh_cn_page
 from tests.hub.web.test_plate_panel import add_parking_case
-from tests.hub.web.test_reviewer import CHROMIUM, CHROMIUM_ARGS, add_case, shot
+from tests.hub.web.test_reviewer import add_case, shot
 
 HUB = Path(__file__).resolve().parents[3] / "hub"
 IDLE_MIN = 0.1  # 6 s: the idle hub's limit, so the test sees a session end
@@ -176,15 +175,10 @@ def test_refusals_read_in_chinese_and_an_idle_session_returns_where_it_was(hubs:
         shown = hubs.api("GET", f"/cases/{case_id}").json()
         ids |= {x["actor"] for x in shown["timeline"]}
         ids |= {m["sha256"] for e in shown["events"] for m in e["media"]} | {e["event_id"] for e in shown["events"]}
-    env = {**os.environ, "FONTCONFIG_FILE": str(fontconfig_without_cjk(tmp_path))}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--lang=zh-CN"], env=env)
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN",
-                                      timezone_id="Asia/Shanghai")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
+        browser = zh_cn_browser(p, tmp_path)
         js_errors: list[str] = []
-        page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+        context, page = zh_cn_page(browser, js_errors)
 
         # -- conflict: another reviewer confirmed the case while this page showed it -----------------------
         page.goto(f"{hubs.base}/#/case/{stale}")
@@ -261,11 +255,7 @@ def test_refusals_read_in_chinese_and_an_idle_session_returns_where_it_was(hubs:
         context.close()
 
         # -- the idle limit ends the session; the page says so and returns where it was ----------------------
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN",
-                                      timezone_id="Asia/Shanghai")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+        context, page = zh_cn_page(browser, js_errors)
         page.goto(f"{hubs.idle_base}/#/case/{idle_case}")
         sign_in(page, "qian.li")
         expect(page.locator(".detail-head .case-id")).to_have_text(idle_case)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from edge_agent.deliver import Outbox, OutboxConfig
 from edge_agent.ingest import SourceState
@@ -24,15 +24,8 @@ from hub.ingest.config import IngestConfig
 from hub.ingest.loop import IngestLoop, start_in_thread
 from hub.settings import HubSettings
 from tests.delivery_support import free_port
-
-CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).is_file():
-    pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
-                allow_module_level=True)
-
-from playwright.sync_api import expect  # noqa: E402
-
-from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
+from tests.hub.web.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (skips without Chromium)
+from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in
 
 pytestmark = pytest.mark.timeout(120)
 CAMERAS = [f"gate-{i:02d}" for i in range(40)]  # enough rows to scroll

@@ -5,8 +5,6 @@ the official China days from the `holidays` package and the bureau's own days, e
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from calibration.homography import fit_homography
 from cityeye.commands.demo import CAMERA_ID, DEMO_CAMERA
@@ -32,15 +31,8 @@ from hub.settings import HubSettings, UnitConfig
 from protocol.messages import GroundPoint, MediaKind, MediaRef, NormBox, ProblemEvent, ProblemState
 from protocol.push import ManagedBy, PushKind, PushResult
 from tests.delivery_support import free_port
-
-CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).is_file():
-    pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
-                allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
-
-from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
+from tests.hub.web.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (skips without Chromium)
+from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in
 
 pytestmark = pytest.mark.timeout(120)
 expect.set_options(timeout=15_000)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from edge_agent.annotate import draw_box
 from edge_agent.clips import encode_clip
@@ -33,16 +33,8 @@ from hub.settings import HubSettings, UnitConfig
 from hub.storage.store import Store
 from protocol.messages import CameraHealth, Heartbeat, MediaKind, MediaRef, NormBox, ProblemEvent, ProblemState
 from tests.hub.served import serve_app
+from tests.hub.web.browser import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).is_file():
-    pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
-                allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
 SHOTS = os.environ.get("CITYEYE_WEB_SCREENSHOTS")
 pytestmark = pytest.mark.timeout(120)
 # Assertions wait as long as actions do (10 s): on a loaded 2-core box an API answer can take over the default 5 s.

@@ -7,9 +7,7 @@ saves; every string is in the catalogue, in Chinese and in English."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Locator, expect
 
 from cityeye.commands.demo import CAMERA_ID, DEMO_CAMERA
 from edge_agent.change.params import ChangeParams
@@ -28,15 +27,8 @@ from hub.cases.lifecycle import Role
 from hub.fleet import check, configs
 from hub.settings import HubSettings
 from protocol.push import ManagedBy, PushKind, PushResult
-
-CHROMIUM = os.environ.get("CITYEYE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).is_file():
-    pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium, or set CITYEYE_CHROMIUM)",
-                allow_module_level=True)
-
-from playwright.sync_api import Locator, expect  # noqa: E402
-
-from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in  # noqa: E402
+from tests.hub.web.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (skips without Chromium)
+from tests.hub.web.district_pages import chromium, no_missing_messages, serve, sign_in
 
 pytestmark = pytest.mark.timeout(120)
 expect.set_options(timeout=15_000)
