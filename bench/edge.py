@@ -178,10 +178,11 @@ def decode_ceiling(args: argparse.Namespace, sub: Path | None) -> dict[str, floa
             "wall_s": wall}
 
 
-def detect_ceiling(model: str, frames: list, threads: int, sessions: int, rounds: int = 3) -> tuple[float, float]:
+def detect_ceiling(model: str, frames: list, threads: int, sessions: int, rounds: int = 3,
+                   native: bool = False) -> tuple[float, float]:
     """Detector frames/s and CPU ms per frame: `sessions` sessions of `threads` intra-op threads each,
     each on its own thread taking full batches, as the pipeline's detector does."""
-    detectors = [Detector.load(model, threads=threads) for _ in range(sessions)]
+    detectors = [Detector.load(model, threads=threads, native_input=native) for _ in range(sessions)]
     batch = detectors[0].max_batch
     work = [frames[i:i + batch] for i in range(0, len(frames) - batch + 1, batch)]
 
@@ -211,6 +212,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="detector threads (default: all cores)")
     parser.add_argument("--detect-size", default="384x288",
                         help="the sub-stream's size WxH; 'main' detects on the main stream itself (no sub-stream)")
+    parser.add_argument("--detect-input", choices=("model", "native"), default="model",
+                        help="the cameras' detect_input: model stretches to 416x416, native keeps the frame's aspect")
     parser.add_argument("--feature", action="append", default=[], metavar="NAME=YAML",
                         help="also run with this camera-config fragment merged in, e.g. 'plates={enabled: true}'")
     parser.add_argument("--no-gating-off", action="store_true", help="skip the run without motion gating")
@@ -232,23 +235,24 @@ def main() -> int:
         if args.detect_size != "main":
             w, h = (int(v) for v in args.detect_size.lower().split("x"))
             sub = make_substream(VTEST, Path(tmp) / "sub.mp4", w, h)
-        detector = Detector.load("coco-nanodet", threads=args.threads)
+        native = args.detect_input == "native"
+        detector = Detector.load("coco-nanodet", threads=args.threads, native_input=native)
         shown = f"{args.detect_size} H.264 sub-stream + 768x576 main stream" if sub else "768x576 stream only"
         print(f"{cores} cores, load average {os.getloadavg()[0]:.1f} at start, model coco-nanodet (max batch "
               f"{detector.max_batch}), {args.streams} streams of vtest.avi ({args.seconds:g} s each, {shown}), "
-              f"{args.detect_fps:g} detect-fps")
+              f"{args.detect_fps:g} detect-fps, detect_input {args.detect_input}")
         dec = decode_ceiling(args, sub)
         print(f"decode-only ceiling: {dec['capacity']:6.1f} streams | CPU/stream {dec['cpu_per_stream'] * 100:4.1f}% "
               f"of a core (every detect-stream frame decoded, sampled ones converted, main stream demuxed)")
         frames = [f.image for f in DetectStream("c", sub or VTEST, sample_fps=2)][:64] if sub else \
             [f.image for f in FileReplay("c", VTEST, sample_fps=2)][:64]
-        (one, one_ms), (per_core, per_core_ms) = (detect_ceiling("coco-nanodet", frames, threads, 1),
-                                                  detect_ceiling("coco-nanodet", frames, 1, cores))
+        (one, one_ms), (per_core, per_core_ms) = (detect_ceiling("coco-nanodet", frames, threads, 1, native=native),
+                                                  detect_ceiling("coco-nanodet", frames, 1, cores, native=native))
         best = max(one, per_core)
         print(f"detect-only ceiling: {best:6.1f} frames/s (1 session x {threads} threads: {one:.1f}; {cores} "
               f"sessions x 1 thread: {per_core:.1f}) | CPU per frame {one_ms:.0f} / {per_core_ms:.0f} ms")
         if per_core > one and args.threads is None:  # the pipeline runs on the faster arrangement
-            detector = Detector.load("coco-nanodet", threads=1, sessions=cores)
+            detector = Detector.load("coco-nanodet", threads=1, sessions=cores, native_input=native)
         print(f"pipeline detector: {len(detector.sessions)} session(s) x "
               f"{1 if len(detector.sessions) > 1 else threads} thread(s)")
         results = {}
