@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_agent.config import parse_camera_config
 from edge_agent.detect import Detector
 from edge_agent.ingest import FileReplay
-from edge_agent.pipeline import Pipeline
+from edge_agent.pipeline import Pipeline, detection_floor
 from edge_agent.prefetch import Prefetch
 from edge_agent.sinks import MemorySink
 from edge_agent.streams import DetectStream, MainStreamFile
@@ -207,6 +207,8 @@ def detect_ceiling(model: str, frames: list, threads: int, sessions: int, rounds
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=TARGET)
+    parser.add_argument("--model", default="coco-nanodet",
+                        help="cached model name or .onnx path, e.g. coco-nanodet-int8 (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds of the clip to replay per stream")
     parser.add_argument("--detect-fps", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=None, help="detector threads (default: all cores)")
@@ -236,9 +238,10 @@ def main() -> int:
             w, h = (int(v) for v in args.detect_size.lower().split("x"))
             sub = make_substream(VTEST, Path(tmp) / "sub.mp4", w, h)
         native = args.detect_input == "native"
-        detector = Detector.load("coco-nanodet", threads=args.threads, native_input=native)
+        floor = detection_floor([camera(0, args, True, sub, {})])  # as the agent loads it
+        detector = Detector.load(args.model, threads=args.threads, native_input=native, floor=floor)
         shown = f"{args.detect_size} H.264 sub-stream + 768x576 main stream" if sub else "768x576 stream only"
-        print(f"{cores} cores, load average {os.getloadavg()[0]:.1f} at start, model coco-nanodet (max batch "
+        print(f"{cores} cores, load average {os.getloadavg()[0]:.1f} at start, model {args.model} (max batch "
               f"{detector.max_batch}), {args.streams} streams of vtest.avi ({args.seconds:g} s each, {shown}), "
               f"{args.detect_fps:g} detect-fps, detect_input {args.detect_input}")
         dec = decode_ceiling(args, sub)
@@ -246,13 +249,13 @@ def main() -> int:
               f"of a core (every detect-stream frame decoded, sampled ones converted, main stream demuxed)")
         frames = [f.image for f in DetectStream("c", sub or VTEST, sample_fps=2)][:64] if sub else \
             [f.image for f in FileReplay("c", VTEST, sample_fps=2)][:64]
-        (one, one_ms), (per_core, per_core_ms) = (detect_ceiling("coco-nanodet", frames, threads, 1, native=native),
-                                                  detect_ceiling("coco-nanodet", frames, 1, cores, native=native))
+        (one, one_ms), (per_core, per_core_ms) = (detect_ceiling(args.model, frames, threads, 1, native=native),
+                                                  detect_ceiling(args.model, frames, 1, cores, native=native))
         best = max(one, per_core)
         print(f"detect-only ceiling: {best:6.1f} frames/s (1 session x {threads} threads: {one:.1f}; {cores} "
               f"sessions x 1 thread: {per_core:.1f}) | CPU per frame {one_ms:.0f} / {per_core_ms:.0f} ms")
         if per_core > one and args.threads is None:  # the pipeline runs on the faster arrangement
-            detector = Detector.load("coco-nanodet", threads=1, sessions=cores, native_input=native)
+            detector = Detector.load(args.model, threads=1, sessions=cores, native_input=native, floor=floor)
         print(f"pipeline detector: {len(detector.sessions)} session(s) x "
               f"{1 if len(detector.sessions) > 1 else threads} thread(s)")
         results = {}

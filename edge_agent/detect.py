@@ -64,7 +64,7 @@ class Detector:
 
     def __init__(self, manifest: ModelManifest, onnx_path: Path, *, threads: int | None = None,
                  score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
-                 sessions: int = 1, native_input: bool = False):
+                 sessions: int = 1, native_input: bool = False, floor: float | None = None):
         if sessions < 1:
             raise ValueError(f"sessions must be >= 1, got {sessions}")
         self.manifest = manifest
@@ -84,7 +84,11 @@ class Detector:
         self.input_name = manifest.input.name or model_input.name
         batch_dim = model_input.shape[0]
         self.max_batch = manifest.max_batch if not isinstance(batch_dim, int) else max(1, batch_dim)
-        self.thresholds = self._thresholds(score_threshold, class_thresholds or {})
+        # `operating`: the score each class must reach to count; `thresholds`: what decoding keeps. A
+        # `floor` below the operating scores keeps weak boxes too, for the tracker's second stage
+        # (ByteTrack): they extend tracks already there but never start one (see ByteTracker).
+        self.operating = self._thresholds(score_threshold, class_thresholds or {})
+        self.thresholds = self.operating if floor is None else np.minimum(self.operating, np.float32(floor))
         self.last_inference_ms = 0.0
 
     def _open_session(self, onnx_path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
@@ -94,12 +98,14 @@ class Detector:
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, *, threads: int | None = None,
              score_threshold: float | None = None, class_thresholds: Mapping[str, float] | None = None,
-             cache_dir: Path | None = None, sessions: int = 1, native_input: bool = False) -> Detector:
+             cache_dir: Path | None = None, sessions: int = 1, native_input: bool = False,
+             floor: float | None = None) -> Detector:
         """A cached model by name (see `cityeye models pull`) or an .onnx path. `native_input`: a NanoDet
-        graph runs at each frame's own aspect (fitted into the exported size, sides multiples of 32)."""
+        graph runs at each frame's own aspect (fitted into the exported size, sides multiples of 32).
+        `floor`: also return boxes scoring from here up to the operating thresholds (`operating`)."""
         resolved = resolve(model, cache_dir)
         return cls(resolved.manifest, resolved.onnx_path, threads=threads, score_threshold=score_threshold,
-                   class_thresholds=class_thresholds, sessions=sessions, native_input=native_input)
+                   class_thresholds=class_thresholds, sessions=sessions, native_input=native_input, floor=floor)
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -205,12 +205,13 @@ def feature_backend(model: str | Path = "coco-nanodet", *, cache_dir: Path | Non
 
 
 def load_detector(model: str | Path, *, score_threshold: float | None = None, cache_dir: Path | None = None,
-                  threads: int | None = None, sessions: int = 1,
-                  native_input: bool = False) -> tuple[Detector | FewShotDetector, np.ndarray]:
+                  threads: int | None = None, sessions: int = 1, native_input: bool = False,
+                  floor: float | None = None) -> tuple[Detector | FewShotDetector, np.ndarray]:
     """A detector from a cached name, an .onnx file or a few-shot head file (.json), and the score
     each of its labels must reach in service (the manifest's thresholds; a head's own threshold).
     `sessions`: detector sessions side by side (a few-shot head runs on one, with `threads` or all cores).
-    `native_input`: a NanoDet runs at each frame's aspect (few-shot heads keep the exported size)."""
+    `native_input`: a NanoDet runs at each frame's aspect (few-shot heads keep the exported size).
+    `floor`: a plain detector also returns the weaker boxes down to it, for the tracker's second stage."""
     path = Path(model)
     if path.suffix == ".json":
         head = load_model(path)
@@ -219,7 +220,7 @@ def load_detector(model: str | Path, *, score_threshold: float | None = None, ca
         manifest = base.manifest
     else:
         detector = Detector.load(model, threads=threads, score_threshold=score_threshold, cache_dir=cache_dir,
-                                 sessions=sessions, native_input=native_input)
+                                 sessions=sessions, native_input=native_input, floor=floor)
         manifest = detector.manifest
     operating = [manifest.class_thresholds.get(label, manifest.score_threshold) for label in manifest.labels]
     if isinstance(detector, FewShotDetector):

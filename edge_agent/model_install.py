@@ -46,9 +46,10 @@ def install(release: ModelRelease, root: Path, fetched: bytes | None = None) -> 
 
 
 def load_release(path: Path, release: ModelRelease, *, threads: int | None = None,
-                 cache_dir: Path | None = None, sessions: int = 1) -> DetectorLike:
-    """Load and warm up the installed release; the detector reports the release's name and sha256."""
-    detector, _ = load_detector(path, threads=threads, cache_dir=cache_dir, sessions=sessions)
+                 cache_dir: Path | None = None, sessions: int = 1, floor: float | None = None) -> DetectorLike:
+    """Load and warm up the installed release; the detector reports the release's name and sha256.
+    `floor`: as `load_detector`'s (the weaker boxes the trackers' second stage takes)."""
+    detector, _ = load_detector(path, threads=threads, cache_dir=cache_dir, sessions=sessions, floor=floor)
     manifest = detector.manifest
     if release.kind == "onnx":  # an ONNX file reports the release's name (its manifest may name it otherwise)
         detector.manifest = manifest.model_copy(update={"name": release.name, "sha256": release.sha256})

@@ -43,15 +43,16 @@ class ModelPushes:
 
     def __init__(self, state_dir: Path, *, device_id: str, hub_sign_public: str | None,
                  threads: int | None = None, cache_dir: Path | None = None,
-                 fetcher: ModelFetcher | None = None, sessions: int = 1) -> None:
-        """`fetcher` downloads releases announced by url (detectors); without it only inline ones load."""
+                 fetcher: ModelFetcher | None = None, sessions: int = 1, floor: float | None = None) -> None:
+        """`fetcher` downloads releases announced by url (detectors); without it only inline ones load.
+        `threads`, `sessions`, `floor`: how releases are loaded (see `edge_agent.fewshot.load_detector`)."""
         self.state_dir = state_dir
         self.fetcher = fetcher
         self._downloading: int | None = None  # the push version whose file is being downloaded
         self._late: queue.SimpleQueue[PushResult] = queue.SimpleQueue()
         self.device_id = device_id
         self.hub_sign_public = hub_sign_public
-        self.threads, self.sessions = threads, sessions
+        self.threads, self.sessions, self.floor = threads, sessions, floor
         self.cache_dir = cache_dir
         self.version = 0
         self.release: ModelRelease | None = None
@@ -77,7 +78,7 @@ class ModelPushes:
         try:
             return load_release(install(self.release, self.state_dir / "releases"), self.release,
                                 threads=self.threads, cache_dir=self.cache_dir,
-                                sessions=self.sessions)
+                                sessions=self.sessions, floor=self.floor)
         except (ReleaseError, ValueError, LookupError, OSError) as exc:
             log.error("kept hub model %s#%d does not load, running the model in the camera config: %s",
                       self.release.name, self.release.release_id, exc)
@@ -158,7 +159,7 @@ class ModelPushes:
         try:
             detector = load_release(install(release, self.state_dir / "releases", self._fetch(release)), release,
                                     threads=self.threads, cache_dir=self.cache_dir,
-                                    sessions=self.sessions)
+                                    sessions=self.sessions, floor=self.floor)
         except (ReleaseError, ValueError, LookupError, OSError) as exc:
             log.error("model %s#%d (push v%d) not taken: %s", release.name, release.release_id, push.version, exc)
             return self._result(push, accepted=False, error=str(exc)[:4000])

@@ -36,7 +36,7 @@ from edge_agent.plates.watch import PlateWatcher
 from edge_agent.prefetch import Prefetch
 from edge_agent.rules.engine import RuleEngine
 from edge_agent.streams import DetectStream, MainStreamFile, MainStreamRecorder, decode_at
-from edge_agent.track import ByteTracker
+from edge_agent.track import ByteTracker, TrackerConfig
 from edge_agent.types import Detections, EventSink, Frame, ProblemUpdate, Track, TrackState
 from edge_agent.zone_state import HeadConfirmer, StateHeads, StateWatch, state_rules
 from protocol.catalog import Catalog, InactiveClass, default_catalog
@@ -54,6 +54,18 @@ class DetectorLike(Protocol):
     def labels(self) -> tuple[str, ...]: ...
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
+
+
+def operating_thresholds(detector: DetectorLike) -> np.ndarray | None:
+    """The detector's per-class operating scores when it also returns weaker boxes (see `detection_floor`);
+    None when every box it returns already counts."""
+    operating, kept = getattr(detector, "operating", None), getattr(detector, "thresholds", None)
+    return operating if operating is not None and kept is not operating else None
+
+
+def detection_floor(cameras: Sequence[CameraConfig]) -> float:
+    """The lowest score the cameras' trackers use (their second stage): what the shared detector keeps."""
+    return min((c.tracker.low_score for c in cameras), default=TrackerConfig().low_score)
 
 
 def default_device_id() -> str:
@@ -187,12 +199,15 @@ class Pipeline:
             if watcher is not None:  # plates read on the main stream's frames, when the camera has one
                 watcher.offload, watcher.scale = evidence.at_main, evidence.main_scale
             self.cameras[cfg.id] = CameraRuntime(cfg, MotionGate(cfg.motion, watched_regions(cfg)),
-                                                 ByteTracker(cfg.tracker), evidence,
+                                                 self._tracker(cfg), evidence,
                                                  cam_metrics, self.catalog, plates=watcher,
                                                  plate_classes=plate_classes)
             self.cameras[cfg.id].change = self._change_watch(cfg)
             self.cameras[cfg.id].states = self._state_watch(cfg)
         self.log_startup()
+
+    def _tracker(self, cfg: CameraConfig) -> ByteTracker:
+        return ByteTracker(cfg.tracker, operating_thresholds(self.detector))
 
     def _plate_watcher(self, cfg: CameraConfig) -> PlateWatcher | None:
         """A plate watcher for a camera with parking rules, sharing one reader; None when plates are
@@ -268,7 +283,7 @@ class Pipeline:
             old, rt.config = rt.config, cfg
             rt.gate = MotionGate(cfg.motion, watched_regions(cfg))
             if cfg.tracker != old.tracker:
-                rt.tracker, rt.tracks = ByteTracker(cfg.tracker), []
+                rt.tracker, rt.tracks = self._tracker(cfg), []
             rt.engine = None
             if (cfg.change, change_rules(cfg.rules), cfg.zones) != (old.change, change_rules(old.rules), old.zones):
                 rt.change = self._change_watch(cfg)  # learns the reference anew
@@ -311,8 +326,9 @@ class Pipeline:
             self.detector = detector
             for rt in self.cameras.values():
                 rt.evidence.model = model
+                rt.tracker.operating = operating_thresholds(detector)
                 if not keeps_ids:
-                    rt.tracker, rt.tracks, rt.engine = ByteTracker(rt.config.tracker), [], None
+                    rt.tracker, rt.tracks, rt.engine = self._tracker(rt.config), [], None
         self.log_startup()
 
     # One tick ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ are not ambiguous and costs no scipy on the camera box.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -62,6 +63,11 @@ class TrackerConfig(BaseModel):
         2.0, ge=0.0, le=600.0,
         description="how long a box must stay on its anchor before the track is called stationary "
         "(the dwell then counts from the anchor's time, not from this moment)")
+    score_window: int = Field(
+        10, ge=1, le=100,
+        description="a track's confidence is the median score of its last this many detections (fewer than "
+        "three count the missing ones as 0), and the best such median so far: rules read it, so a parked car "
+        "whose score wavers around the threshold neither starts nor stops counting with every frame")
     class_groups: list[list[str]] = Field(
         default_factory=lambda: [["car", "truck", "bus"]],
         description="labels that may match each other because the detector flips between them "
@@ -178,6 +184,17 @@ class _TrackState:
     anchor_ts: float
     stationary_since: float | None = None
     label_scores: dict[int, float] = field(default_factory=dict)
+    recent_scores: deque[float] = field(default_factory=deque)
+    confidence: float = 0.0
+
+    def add_score(self, score: float, window: int) -> None:
+        """Keep the last `window` detection scores; the confidence is the best median so far (Frigate's
+        computed score: padded to three, so one strong frame alone confirms nothing)."""
+        self.recent_scores.append(score)
+        while len(self.recent_scores) > window:
+            self.recent_scores.popleft()
+        scores = list(self.recent_scores) + [0.0] * max(0, 3 - len(self.recent_scores))
+        self.confidence = max(self.confidence, float(np.median(scores)))
 
     def best_class(self) -> int:
         return max(self.label_scores.items(), key=lambda kv: kv[1])[0]
@@ -198,8 +215,11 @@ class ByteTracker:
     call (state REMOVED) so that rules can close what they had open for it.
     """
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, operating: np.ndarray | None = None) -> None:
+        """`operating`: per class id, the score a detection must also reach to be a high-score one (the
+        detector's operating thresholds, when it hands over weaker boxes for the second stage)."""
         self.config = config or TrackerConfig()
+        self.operating = operating
         self._tracks: list[_TrackState] = []
         self._next_id = 1
         self._last_ts: float | None = None
@@ -218,7 +238,7 @@ class ByteTracker:
         for t in self._tracks:
             t.predict_to(ts)
         groups = self._groups(detections)
-        high = detections.confidence >= self.config.high_score
+        high = (detections.confidence >= self.config.high_score) & self._reaches_operating(detections)
         low = (~high) & (detections.confidence >= self.config.low_score)
         high_idx, low_idx = np.flatnonzero(high), np.flatnonzero(low)
 
@@ -249,6 +269,15 @@ class ByteTracker:
 
     # Internals -------------------------------------------------------------------------------
 
+    def _reaches_operating(self, detections: Detections) -> np.ndarray:
+        """Which detections reach their class's operating threshold (classes it does not know: all)."""
+        if self.operating is None or len(detections.class_id) == 0:
+            return np.ones(len(detections.class_id), dtype=bool)
+        known = detections.class_id < len(self.operating)
+        floor = np.zeros(len(detections.class_id), dtype=np.float32)
+        floor[known] = self.operating[detections.class_id[known]]
+        return detections.confidence >= floor
+
     def _groups(self, detections: Detections) -> list[str]:
         names = detections.label_names()
         return [self._group_of_label.get(n, n) for n in names]
@@ -277,6 +306,7 @@ class ByteTracker:
         t.box, t.score, t.last_seen = box, score, ts
         t.state = TrackState.TRACKED
         t.label_scores[class_id] = t.label_scores.get(class_id, 0.0) + score
+        t.add_score(score, self.config.score_window)
         self._update_stationarity(t, box, ts)
 
     def _update_stationarity(self, t: _TrackState, box: Box, ts: float) -> None:
@@ -314,12 +344,14 @@ class ByteTracker:
     def _start(self, dets: Detections, i: int, group: str, ts: float) -> None:
         x1, y1, x2, y2 = (float(v) for v in dets.xyxy[i])
         box: Box = (x1, y1, x2, y2)
-        self._tracks.append(_TrackState(
+        state = _TrackState(
             track_id=self._next_id, group=group, kf=_Kalman.start(np.asarray(box, dtype=np.float64)),
             box=box, score=float(dets.confidence[i]), state=TrackState.NEW, first_seen=ts, last_seen=ts,
             last_predicted=ts, anchor=box, anchor_ts=ts,
             label_scores={int(dets.class_id[i]): float(dets.confidence[i])},
-        ))
+        )
+        state.add_score(float(dets.confidence[i]), self.config.score_window)
+        self._tracks.append(state)
         self._next_id += 1
 
     def _public(self, t: _TrackState, state: TrackState | None = None) -> Track:
@@ -328,5 +360,5 @@ class ByteTracker:
         label = labels[class_id] if 0 <= class_id < len(labels) else str(class_id)
         return Track(track_id=t.track_id, class_id=class_id, label=label,
                      xyxy=t.box if t.state == TrackState.TRACKED else t.predicted_box(),
-                     score=t.score, state=state or t.state, first_seen=t.first_seen,
+                     score=t.confidence, state=state or t.state, first_seen=t.first_seen,
                      last_seen=t.last_seen, stationary_since=t.stationary_since)

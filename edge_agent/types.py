@@ -127,7 +127,7 @@ class Track:
     class_id: int
     label: str
     xyxy: tuple[float, float, float, float]  # pixels, last matched (or predicted while lost)
-    score: float
+    score: float  # the track's confidence: its best median detection score (TrackerConfig.score_window)
     state: TrackState
     first_seen: float
     last_seen: float  # last time a detection matched

@@ -150,6 +150,7 @@ def _check_bundle(path: Path, hub_ca: Path | None) -> bool:
 
 def _detector(configs: Any) -> Any:  # a detector (edge_agent.fewshot.load_detector)
     from edge_agent.fewshot import load_detector
+    from edge_agent.pipeline import detection_floor
 
     models = {c.model for c in configs}
     if len(models) > 1:
@@ -158,7 +159,8 @@ def _detector(configs: Any) -> Any:  # a detector (edge_agent.fewshot.load_detec
     log.info("detector: %d session(s) x %s intra-op thread(s)", sessions, threads or "all cores")
     # a name, an .onnx or a few-shot head (.json)
     native = any(c.detect_input == "native" for c in configs)
-    return load_detector(models.pop(), threads=threads, sessions=sessions, native_input=native)[0]
+    return load_detector(models.pop(), threads=threads, sessions=sessions, native_input=native,
+                         floor=detection_floor(configs))[0]
 
 
 def detector_layout(configs: Any) -> tuple[int, int | None]:
@@ -181,7 +183,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     from cityeye import __version__
     from edge_agent.metrics import EdgeMetrics, serve_prometheus
-    from edge_agent.pipeline import Pipeline, model_info
+    from edge_agent.pipeline import Pipeline, detection_floor, model_info
 
     metrics = EdgeMetrics()
     outbox = managed = models = retakes = None
@@ -232,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
                 return 1
         models = ModelPushes(model_dir, device_id=device_id, hub_sign_public=bundle.hub_sign_public,
                              threads=detector_layout(configs)[1], sessions=detector_layout(configs)[0],
-                             fetcher=fetcher)
+                             fetcher=fetcher, floor=detection_floor(configs))
         detector = models.kept_detector() or detector  # the model the hub last set wins over the YAML's
         retakes = ReferenceRetakes(device_id=device_id, hub_sign_public=bundle.hub_sign_public)
         outbox = Outbox(bundle, OutboxConfig(spool_dir=spool, insecure=args.insecure), health=metrics.health,

@@ -93,6 +93,17 @@ def test_sessions_side_by_side_give_the_same_in_order(detector, dog_jpg, person_
         np.testing.assert_allclose(got.xyxy, want.xyxy, atol=0.5)
 
 
+def test_a_floor_adds_the_weaker_boxes_and_keeps_the_operating_ones(detector, vtest_avi):
+    frame = _vtest_frame(vtest_avi, 300)
+    floored = Detector.load("coco-nanodet", threads=2, floor=0.1)
+    np.testing.assert_array_equal(floored.operating, detector.operating)
+    strong, everything = detector.detect([frame])[0], floored.detect([frame])[0]
+    assert len(everything) > len(strong)  # the tracker's second stage gets boxes from 0.1 up
+    assert everything.confidence.min() >= 0.1 - 1e-6
+    kept = everything.confidence >= floored.operating[everything.class_id]
+    assert sorted(everything.label_names()[i] for i in np.flatnonzero(kept)) == sorted(strong.label_names())
+
+
 def test_bad_image_is_refused(detector):
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         detector.detect([np.zeros((10, 10), np.uint8)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,31 @@ def test_a_gap_longer_than_the_grace_ends_tracks_even_if_the_object_is_still_the
     live = [t for t in after if t.state != TrackState.REMOVED]
     assert [t.track_id for t in live] != [before.track_id]
     assert all(t.first_seen == 32.5 and t.stationary_for(32.5) == 0.0 for t in live)
+
+
+def test_confidence_is_the_best_recent_median_so_a_wavering_car_keeps_counting() -> None:
+    # the vtest van at the frame's edge scores 0.2-0.4 frame to frame: confirmed once, it stays confirmed
+    tr = ByteTracker(TrackerConfig())
+    scores = [0.33, 0.37, 0.38, 0.36, 0.31, 0.27, 0.23, 0.24, 0.26, 0.21, 0.12, 0.20]
+    seen = []
+    for k, score in enumerate(scores):
+        (track,) = tr.update(dets((VAN, score, TRUCK)), float(k))
+        seen.append(track.score)
+    assert seen[0] == 0.0  # one detection alone confirms nothing (padded to three)
+    assert seen[1] == pytest.approx(0.33)  # the median of 0.33, 0.37 and a missing 0
+    assert seen[-1] == pytest.approx(0.37)  # the best median of the run, not the last frame's 0.20
+    assert all(b >= a for a, b in itertools.pairwise(seen))
+
+
+def test_operating_thresholds_decide_what_may_start_a_track() -> None:
+    operating = np.full(len(LABELS), 0.3, np.float32)
+    operating[TRUCK] = 0.6  # a model whose manifest asks more of trucks
+    tr = ByteTracker(TrackerConfig(), operating)
+    for ts in (0.0, 1.0):
+        tracks = tr.update(dets((VAN, 0.5, TRUCK), ((10.0, 10.0, 60.0, 90.0), 0.5, PERSON)), ts)
+    assert [t.label for t in tracks] == ["person"]  # 0.5 reaches high_score 0.3, not the truck's 0.6
+    for ts in (2.0, 3.0):
+        tracks = tr.update(dets((VAN, 0.7, TRUCK)), ts)
+    truck = next(t for t in tracks if t.label == "truck")
+    tracks = tr.update(dets((VAN, 0.5, TRUCK)), 4.0)  # below its class's threshold: the second stage extends it
+    assert next(t for t in tracks if t.track_id == truck.track_id).last_seen == 4.0
