@@ -13,24 +13,34 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from models.evaluate import match_image
 
-if TYPE_CHECKING:
-    from models.compare import Scored  # its module imports cv2: only for the type
-
 MIN_JUDGED = 20  # a class with fewer reference detections is reported but does not decide
 IOU = 0.5
+
+
+class Found(Protocol):
+    """One frame's detections, read only (edge_agent.types.Detections)."""
+
+    @property
+    def xyxy(self) -> np.ndarray: ...
+
+    @property
+    def confidence(self) -> np.ndarray: ...
+
+    @property
+    def class_id(self) -> np.ndarray: ...
 
 
 class Model(Protocol):
     @property
     def labels(self) -> tuple[str, ...]: ...
 
-    def detect(self, images: Sequence[np.ndarray]) -> Sequence[Scored]: ...
+    def detect(self, images: Sequence[np.ndarray]) -> Sequence[Found]: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,7 @@ class ParityReport:
         return [c for c in self.per_class if c.reference >= min_judged and c.agreement < min_agreement]
 
 
-def _run(model: Model, frames: Sequence[np.ndarray]) -> tuple[list[Scored], float]:
+def _run(model: Model, frames: Sequence[np.ndarray]) -> tuple[list[Found], float]:
     model.detect(frames[:1])  # the first run allocates: not part of the figure
     found, cpu = [], 0.0
     for frame in frames:

@@ -146,7 +146,7 @@ def quantize_onnx(source: Path, inputs: Sequence[np.ndarray], input_name: str, o
         _name_nodes(model.graph)
         excluded = head_nodes(model.graph)
         onnx.save(model, str(prepared))
-        quantize_static(str(prepared), str(out), _Reader(input_name, inputs),  # type: ignore[arg-type]  # a reader by protocol
+        quantize_static(str(prepared), str(out), _Reader(input_name, inputs),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"], nodes_to_exclude=excluded,
                         calibrate_method=calibrate, extra_options={"ActivationSymmetric": False})
@@ -216,8 +216,8 @@ def quantize(source: ResolvedModel, frames: Sequence[np.ndarray], *, name: str |
         raise QuantizeError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
     reference = Detector(source.manifest, source.onnx_path, threads=1)
     inputs = [reference.prepare(frame)[0] for frame in calibration]
-    manifest = _derived_manifest(source.manifest, name, Calibration(frames=len(inputs), method=method,  # type: ignore[arg-type]  # checked above
-                                                                     sha256=tensors_sha256(inputs)))
+    calibrated = Calibration.model_validate({"frames": len(inputs), "method": method, "sha256": tensors_sha256(inputs)})
+    manifest = _derived_manifest(source.manifest, name, calibrated)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
     try:
