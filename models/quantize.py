@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from models.cache import ResolvedModel, cache_root, cached, model_dir
+from models.export import install_packaged
 from models.manifest import Calibration, Derivation, ModelManifest, load_manifest
 from models.parity import MIN_JUDGED, ParityReport, check_parity
 
@@ -224,8 +225,6 @@ def quantize(source: ResolvedModel, frames: Sequence[np.ndarray], *, name: str |
         on_progress(f"calibrating {source.manifest.name} ({method}) on {len(inputs)} frames")
         quantize_onnx(source.onnx_path, inputs, reference.input_name, staging / "int8.onnx", method)
         manifest = _keep_reachable_features(manifest, staging / "int8.onnx")
-        from models.export import install_packaged
-
         entry = install_packaged(staging / "int8.onnx", manifest, staging / "entry")
         on_progress(f"checking int8 against float on {len(held_out)} held-out frames")
         candidate = Detector(entry.manifest, entry.onnx_path, threads=1)
