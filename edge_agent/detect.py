@@ -120,7 +120,10 @@ class Detector:
         per_class = {**self.manifest.class_thresholds, **overrides}
         return np.array([per_class.get(label, base) for label in labels], dtype=np.float32)
 
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, _Transform]:
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, _Transform]:
+        """The model input for one HxWx3 uint8 BGR image: a (3, H, W) float32 tensor (fitted, colour-ordered,
+        scaled and normalised as the manifest says), and how its boxes map back to the image. Whatever feeds
+        this model (calibration included) prepares frames here."""
         spec = self.manifest.input
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 BGR image, got shape {image.shape} dtype {image.dtype}")
@@ -163,7 +166,7 @@ class Detector:
         return [d for i in range(0, len(images), batch) for d in self._detect_batch(images[i:i + batch], session)]
 
     def _detect_batch(self, images: Sequence[np.ndarray], session: ort.InferenceSession) -> list[Detections]:
-        prepared = [self._prepare(image) for image in images]
+        prepared = [self.prepare(image) for image in images]
         results: list[Detections | None] = [None] * len(prepared)
         started = time.perf_counter()
         for shape in dict.fromkeys(p[0].shape for p in prepared):  # one run per input size (native sizes differ)

@@ -83,7 +83,7 @@ class FeatureDetector(Detector):
         detections: list[Detections] = []
         features: list[Features] = []
         for start in range(0, len(images), self.max_batch):
-            prepared = [self._prepare(image) for image in images[start:start + self.max_batch]]
+            prepared = [self.prepare(image) for image in images[start:start + self.max_batch]]
             batch = np.stack([p[0] for p in prepared])
             started = time.perf_counter()
             outputs = self.session.run(self.head_outputs + list(self.taps.tensors), {self.input_name: batch})
@@ -96,7 +96,7 @@ class FeatureDetector(Detector):
 
     def frame_box(self, image: np.ndarray, norm_xyxy: np.ndarray) -> np.ndarray:
         """Boxes normalised to the model input -> pixel boxes in `image` (undoing stretch or letterbox)."""
-        _, transform = self._prepare(image)
+        _, transform = self.prepare(image)
         spec = self.manifest.input
         return transform.to_frame(norm_xyxy * np.array([spec.width, spec.height] * 2, np.float32))
 

@@ -47,6 +47,7 @@ def spatially_dynamic(onnx_path: Path) -> bytes | None:
         d.dim_param = name
     for out in graph.output:  # cell counts follow the input size
         out.type.tensor_type.ClearField("shape")
+    del graph.value_info[:]  # so do the inner shapes a tool may have recorded (quantisation's pre-processing does)
     return model.SerializeToString()
 
 

@@ -34,10 +34,16 @@ def export_ultralytics(
     exported = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False))
     resolved = resolve(exported)
     name = name or resolved.manifest.name
-    folder = model_dir(name, root)
+    manifest = resolved.manifest.model_copy(update={"name": name, "source": None})
+    return install_packaged(exported, manifest, model_dir(name, root))
+
+
+def install_packaged(onnx_path: Path, manifest: ModelManifest, folder: Path) -> ResolvedModel:
+    """Write a cache entry: `folder/model.onnx` (packaged: `manifest` embedded) and `folder/manifest.yaml`
+    with the written file's sha256, the layout `models.cache.cached` resolves."""
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = resolved.manifest.model_copy(update={"name": name, "file": "model.onnx", "source": None})
-    package_onnx(exported, manifest, folder / "model.onnx")
+    manifest = manifest.model_copy(update={"file": "model.onnx"})
+    package_onnx(onnx_path, manifest, folder / "model.onnx")
     manifest = manifest.model_copy(update={"sha256": sha256_file(folder / "model.onnx")})
     save_manifest(manifest, folder / "manifest.yaml")
     return ResolvedModel(manifest, folder / "model.onnx")

@@ -70,6 +70,23 @@ class FileSource(_Strict):
     path: str
 
 
+class Calibration(_Strict):
+    """The frames a quantised model's activation ranges were measured on."""
+
+    frames: int = Field(ge=1, description="how many frames")
+    method: Literal["minmax", "percentile", "entropy"] = Field(description="how ranges were taken from them")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the prepared input tensors, in order")
+
+
+class Derivation(_Strict):
+    """Where a model derived from another one (`cityeye models quantize`) came from."""
+
+    from_model: str = Field(description="name of the model it was derived from")
+    from_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of that model's ONNX")
+    method: Literal["int8-static-qdq"] = Field(description="int8 weights and activations, QDQ nodes around Convs")
+    calibration: Calibration
+
+
 class ModelManifest(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
     description: str = ""
@@ -85,6 +102,7 @@ class ModelManifest(_Strict):
     nms_iou: float = Field(default=0.5, gt=0, le=1)
     max_batch: int = Field(default=8, ge=1, le=64)
     features: FeatureTaps | None = Field(default=None, description="backbone tensors few-shot heads read")
+    derived: Derivation | None = Field(default=None, description="set when derived from another model")
 
     @model_validator(mode="after")
     def _check(self) -> ModelManifest:

@@ -37,20 +37,22 @@ class Sampled:
     image: np.ndarray
 
 
-def _candidates(camera_id: str, video: Path, wanted: int, start: datetime) -> Iterator[Sampled]:
-    """About 2 x `wanted` frames evenly spaced through the video (every 2 s for a stream of unknown length)."""
+def _candidates(camera_id: str, video: str | Path, wanted: int, start: datetime) -> Iterator[Sampled]:
+    """About 2 x `wanted` frames evenly spaced through the video (every 2 s for a stream of unknown length,
+    which ends after 2 x `wanted`: a live stream has no end of its own)."""
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise ValueError(f"{video}: not a readable video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
     frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     step = max(1, frames // (2 * wanted)) if frames > 0 else max(1, round(2 * fps))
-    index = 0
+    index = yielded = 0
     try:
-        while capture.grab():
+        while (frames > 0 or yielded < 2 * wanted) and capture.grab():
             if index % step == 0:
                 ok, frame = capture.retrieve()
                 if ok:
+                    yielded += 1
                     yield Sampled(camera_id, index, start + timedelta(seconds=index / fps), frame)
             index += 1
     finally:
@@ -63,10 +65,11 @@ def _spread(items: list[Sampled], wanted: int) -> list[Sampled]:
     return [items[round(i)] for i in np.linspace(0, len(items) - 1, wanted)]
 
 
-def sample_frames(videos: Sequence[tuple[str, Path, datetime]], count: int, *, max_distance: int = 4,
+def sample_frames(videos: Sequence[tuple[str, str | Path, datetime]], count: int, *, max_distance: int | None = 4,
                   on_progress: Callable[[int], object] | None = None) -> list[Sampled]:
-    """Up to `count` frames from (camera_id, video, start time) sources: an equal share per camera,
-    spread over its time, near-duplicates of a kept frame dropped; in time order within a camera."""
+    """Up to `count` frames from (camera_id, video file or stream URL, start time) sources: an equal share
+    per camera, spread over its time, near-duplicates of a kept frame dropped (none when `max_distance` is
+    None); in time order within a camera."""
     if count < 1 or not videos:
         raise ValueError(f"need at least one video and count >= 1, got {len(videos)} videos and count {count}")
     share = -(-count // len(videos))
@@ -76,7 +79,7 @@ def sample_frames(videos: Sequence[tuple[str, Path, datetime]], count: int, *, m
         hashes: list[int] = []
         for candidate in _candidates(camera_id, path, share, start):
             h = dhash(candidate.image)
-            if all(hamming(h, other) > max_distance for other in hashes):
+            if max_distance is None or all(hamming(h, other) > max_distance for other in hashes):
                 hashes.append(h)
                 kept.append(candidate)
             if on_progress:

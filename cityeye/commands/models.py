@@ -1,4 +1,4 @@
-"""`cityeye models ...`: pull, list, try and evaluate detectors."""
+"""`cityeye models ...`: pull, list, try, evaluate and quantise detectors."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     p.set_defaults(func=_package)
 
-    p = msub.add_parser("list", help="list known and cached models")
+    p = msub.add_parser("list", help="list known and cached models (exported and quantised ones too)")
     p.set_defaults(func=_list)
 
     p = msub.add_parser("detect", help="detect objects in an image or a video frame",
@@ -69,9 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all-classes", action="store_true", help="list classes absent from the set too")
     p.set_defaults(func=_eval)
 
-    from cityeye.commands import models_teach
+    from cityeye.commands import models_quantize, models_teach
 
     models_teach.register(msub)
+    models_quantize.register(msub)
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -122,12 +123,23 @@ def _package(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from models.cache import cache_root, cached
-    from models.manifest import builtin_manifests
+    from models.manifest import ManifestError, builtin_manifests
 
-    print(f"cache: {cache_root()}")
-    for name in builtin_manifests():
+    root = cache_root()
+    print(f"cache: {root}")
+    shipped = builtin_manifests()
+    for name in shipped:
         hit = cached(name)
         print(f"  {name:<20} {'cached ' + str(hit.onnx_path) if hit else 'not pulled'}")
+    for path in sorted(root.glob("[!.]*/manifest.yaml")):  # exported and quantised models
+        if path.parent.name in shipped:
+            continue
+        try:
+            hit = cached(path.parent.name)
+        except ManifestError as exc:
+            print(f"  {path.parent.name:<20} unreadable: {exc}")
+            continue
+        print(f"  {path.parent.name:<20} {'cached ' + str(hit.onnx_path) if hit else 'fails its sha256 check'}")
     return 0
 
 

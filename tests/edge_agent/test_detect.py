@@ -169,7 +169,7 @@ def test_native_graph_at_the_exported_size_gives_the_file_s_numbers(native, vtes
     exported = Detector.load("coco-nanodet", threads=2)
     assert native.native_input and not exported.native_input
     frame = np.ascontiguousarray(_vtest_frame(vtest_avi, 300)[:, 96:672])
-    assert native._prepare(frame)[0].shape == (3, 416, 416)
+    assert native.prepare(frame)[0].shape == (3, 416, 416)
     got, want = native.detect([frame])[0], exported.detect([frame])[0]
     assert got.label_names() == want.label_names()
     np.testing.assert_allclose(got.xyxy, want.xyxy, atol=0.01)
@@ -180,10 +180,10 @@ def test_sub_stream_frame_runs_at_its_own_aspect(native, vtest_avi):
     people, boxes in the frame's own pixels; mixed sizes in one batch give what they give alone."""
     full = _vtest_frame(vtest_avi, 300)
     sub = cv2.resize(full, (384, 288), interpolation=cv2.INTER_AREA)
-    assert native._prepare(sub)[0].shape == (3, 320, 416)
-    assert native._prepare(full)[0].shape == (3, 320, 416)
+    assert native.prepare(sub)[0].shape == (3, 320, 416)
+    assert native.prepare(full)[0].shape == (3, 320, 416)
     wide = cv2.resize(full, (640, 360), interpolation=cv2.INTER_AREA)
-    assert native._prepare(wide)[0].shape == (3, 256, 416)  # 416x234 rounded up to the 32 stride
+    assert native.prepare(wide)[0].shape == (3, 256, 416)  # 416x234 rounded up to the 32 stride
     found = native.detect([sub])[0]
     people = [(labels, tuple(v / 2 for v in box)) for labels, box in VTEST_300 if labels == {"person"}]
     _assert_found(found, people)
