@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge_agent.decoders import nms
 from edge_agent.geometry import Box, iou, iou_matrix
 from edge_agent.types import Detections, Track, TrackState
 
@@ -66,12 +67,19 @@ class TrackerConfig(BaseModel):
     score_window: int = Field(
         10, ge=1, le=100,
         description="a track's confidence is the median score of its last this many detections (fewer than "
-        "three count the missing ones as 0), and the best such median so far: rules read it, so a parked car "
-        "whose score wavers around the threshold neither starts nor stops counting with every frame")
+        "three count the missing ones as 0). Rules read it: a parked car whose score wavers around the threshold "
+        "does not come and go with each frame, and an object scored high for a moment and low ever after (a "
+        "cone taken for a person) stops counting")
     class_groups: list[list[str]] = Field(
         default_factory=lambda: [["car", "truck", "bus"]],
         description="labels that may match each other because the detector flips between them "
         "on the same object")
+
+    duplicate_iou: float = Field(
+        0.7, gt=0.0, le=1.0,
+        description="boxes of one class group overlapping at least this much are one object the detector "
+        "named twice (a van as truck and as bus): only the best scored is tracked, else its twin starts a "
+        "second track of the same object")
 
     @model_validator(mode="after")
     def _ordered(self) -> TrackerConfig:
@@ -188,13 +196,13 @@ class _TrackState:
     confidence: float = 0.0
 
     def add_score(self, score: float, window: int) -> None:
-        """Keep the last `window` detection scores; the confidence is the best median so far (Frigate's
-        computed score: padded to three, so one strong frame alone confirms nothing)."""
+        """Keep the last `window` detection scores; the confidence is their median, padded to three (one
+        strong frame alone confirms nothing; Frigate's computed score, but not kept once reached)."""
         self.recent_scores.append(score)
         while len(self.recent_scores) > window:
             self.recent_scores.popleft()
-        scores = list(self.recent_scores) + [0.0] * max(0, 3 - len(self.recent_scores))
-        self.confidence = max(self.confidence, float(np.median(scores)))
+        scores = list(self.recent_scores) + [0.0] * max(0, min(3, window) - len(self.recent_scores))
+        self.confidence = float(np.median(scores))
 
     def best_class(self) -> int:
         return max(self.label_scores.items(), key=lambda kv: kv[1])[0]
@@ -237,7 +245,7 @@ class ByteTracker:
         expired = self._expire(ts)
         for t in self._tracks:
             t.predict_to(ts)
-        groups = self._groups(detections)
+        detections, groups = self._one_box_per_object(detections, self._groups(detections))
         high = (detections.confidence >= self.config.high_score) & self._reaches_operating(detections)
         low = (~high) & (detections.confidence >= self.config.low_score)
         high_idx, low_idx = np.flatnonzero(high), np.flatnonzero(low)
@@ -277,6 +285,17 @@ class ByteTracker:
         floor = np.zeros(len(detections.class_id), dtype=np.float32)
         floor[known] = self.operating[detections.class_id[known]]
         return detections.confidence >= floor
+
+    def _one_box_per_object(self, dets: Detections, groups: list[str]) -> tuple[Detections, list[str]]:
+        """The detector suppresses duplicates within a class only; within a class group keep the best box."""
+        if len(groups) < 2:
+            return dets, groups
+        index = {g: k for k, g in enumerate(dict.fromkeys(groups))}
+        keep = np.sort(nms(dets.xyxy, dets.confidence, np.array([index[g] for g in groups]),
+                           self.config.duplicate_iou))
+        if len(keep) == len(groups):
+            return dets, groups
+        return dets[keep], [groups[int(i)] for i in keep]
 
     def _groups(self, detections: Detections) -> list[str]:
         names = detections.label_names()

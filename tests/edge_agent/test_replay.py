@@ -45,14 +45,35 @@ PARKING_30 = {"class_id": "illegal_car_parking", "zones": ["np_top_right"], "par
 LOITER_30 = {"id": "loiter30", "class_id": "begging", "zones": ["plaza"], "params": {"min_dwell_s": 30}}
 
 
+def _load(model: str, cache_dir: Path | None = None):
+    """The detector as the agent loads it: down to its trackers' second-stage floor."""
+    from edge_agent.detect import Detector
+    from edge_agent.pipeline import detection_floor
+
+    return Detector.load(model, cache_dir=cache_dir, floor=detection_floor([camera([], True)]))
+
+
 @pytest.fixture(scope="module")
 def detector():
-    from edge_agent.detect import Detector
-
     try:
-        return Detector.load("coco-nanodet")
+        return _load("coco-nanodet")
     except (FileNotFoundError, LookupError, ValueError) as exc:
         pytest.fail(f"the default model is not cached; run `cityeye models pull coco-nanodet`: {exc}")
+
+
+@pytest.fixture(scope="module")
+def int8_detector(tmp_path_factory, detector):
+    """coco-nanodet quantised to int8 as `cityeye models quantize coco-nanodet --frames vtest.avi --detect-size
+    384x288` does it (128 frames, half calibrate, half check), as a busy box runs it: its events must be the
+    float model's."""
+    from models.cache import resolve
+    from models.frame_sources import read_frames
+    from models.quantize import quantize
+
+    frames = read_frames([str(shared_file("video/vtest.avi"))], 128, size=(384, 288))
+    root = tmp_path_factory.mktemp("int8")
+    done = quantize(resolve("coco-nanodet"), frames, root=root)
+    return _load(done.model.manifest.name, root)
 
 
 def _run(tmp_path_factory, detector, cfg: CameraConfig, name: str) -> tuple[ReplayResult, Path]:
@@ -72,20 +93,21 @@ def substream(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def parking_runs(request, tmp_path_factory, detector):
     """Each replay once per module, on first use: detection on vtest.avi itself (gating off and on),
-    and on its 384x288 sub-stream with the evidence from vtest.avi as the main stream."""
+    and on its 384x288 sub-stream with the evidence from vtest.avi as the main stream (float and int8)."""
     runs: dict[str, tuple[ReplayResult, Path]] = {}
 
     def get(kind: str) -> tuple[ReplayResult, Path]:
         if kind not in runs:
-            sub = request.getfixturevalue("substream") if kind == "sub-stream" else None
+            sub = request.getfixturevalue("substream") if kind.startswith("sub-stream") else None
             cfg = camera([PARKING_30, LOITER_30], kind != "gating-off", detect_source=sub)
-            runs[kind] = _run(tmp_path_factory, detector, cfg, "parking")
+            model = request.getfixturevalue("int8_detector") if kind.endswith("int8") else detector
+            runs[kind] = _run(tmp_path_factory, model, cfg, "parking")
         return runs[kind]
 
     return get
 
 
-@pytest.fixture(params=["gating-off", "gating-on", "sub-stream"])
+@pytest.fixture(params=["gating-off", "gating-on", "sub-stream", "sub-stream-int8"])
 def parking_run(request, parking_runs):
     return parking_runs(request.param)
 
@@ -131,7 +153,7 @@ def test_events_are_written_with_media_that_decode_and_match_hashes(parking_run)
     assert [(e.class_id, e.state) for e in events] == [("illegal_car_parking", ProblemState.OPENED)] * 2
     for event in events:
         assert event.device_id == "box-1" and event.camera_id == "vtest" and event.zone == "np_top_right"
-        assert event.model is not None and event.model.name == "coco-nanodet" and event.agent_version
+        assert event.model is not None and event.model.name.startswith("coco-nanodet") and event.agent_version
         assert event.box.x1 > 0.8 and event.box.y2 < 0.25
         folder = out / event.event_id
         names = {m.name: m for m in event.media}
