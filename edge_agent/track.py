@@ -66,10 +66,13 @@ class TrackerConfig(BaseModel):
         "(the dwell then counts from the anchor's time, not from this moment)")
     score_window: int = Field(
         10, ge=1, le=100,
-        description="a track's confidence is the median score of its last this many detections (fewer than "
-        "three count the missing ones as 0). Rules read it: a parked car whose score wavers around the threshold "
-        "does not come and go with each frame, and an object scored high for a moment and low ever after (a "
-        "cone taken for a person) stops counting")
+        description="a track's score is the median of its last this many detection scores (fewer than three "
+        "count the missing ones as 0), the best such median of the last score_hold_s. Rules read it")
+    score_hold_s: float = Field(
+        10.0, ge=0.0, le=600.0,
+        description="how long a track's best recent median holds: a parked car whose score wavers around the "
+        "threshold keeps counting, and an object scored high for a moment and low ever after (a cone taken "
+        "for a person) stops counting this long after")
     class_groups: list[list[str]] = Field(
         default_factory=lambda: [["car", "truck", "bus"]],
         description="labels that may match each other because the detector flips between them "
@@ -193,16 +196,22 @@ class _TrackState:
     stationary_since: float | None = None
     label_scores: dict[int, float] = field(default_factory=dict)
     recent_scores: deque[float] = field(default_factory=deque)
+    medians: deque[tuple[float, float]] = field(default_factory=deque)  # (time, median) within the hold
     confidence: float = 0.0
 
-    def add_score(self, score: float, window: int) -> None:
-        """Keep the last `window` detection scores; the confidence is their median, padded to three (one
-        strong frame alone confirms nothing; Frigate's computed score, but not kept once reached)."""
+    def add_score(self, score: float, ts: float, window: int, hold_s: float) -> None:
+        """Keep the last `window` detection scores; their median (padded to three, so one strong frame
+        alone confirms nothing) is Frigate's computed score. The confidence is the best such median of
+        the last `hold_s` seconds: a score wavering around the threshold holds, and a moment of high
+        scores (a cone taken for a person) is forgotten after `hold_s`."""
         self.recent_scores.append(score)
         while len(self.recent_scores) > window:
             self.recent_scores.popleft()
         scores = list(self.recent_scores) + [0.0] * max(0, min(3, window) - len(self.recent_scores))
-        self.confidence = float(np.median(scores))
+        self.medians.append((ts, float(np.median(scores))))
+        while self.medians[0][0] < ts - hold_s:
+            self.medians.popleft()
+        self.confidence = max(m for _, m in self.medians)
 
     def best_class(self) -> int:
         return max(self.label_scores.items(), key=lambda kv: kv[1])[0]
@@ -325,7 +334,7 @@ class ByteTracker:
         t.box, t.score, t.last_seen = box, score, ts
         t.state = TrackState.TRACKED
         t.label_scores[class_id] = t.label_scores.get(class_id, 0.0) + score
-        t.add_score(score, self.config.score_window)
+        t.add_score(score, ts, self.config.score_window, self.config.score_hold_s)
         self._update_stationarity(t, box, ts)
 
     def _update_stationarity(self, t: _TrackState, box: Box, ts: float) -> None:
@@ -369,7 +378,7 @@ class ByteTracker:
             last_predicted=ts, anchor=box, anchor_ts=ts,
             label_scores={int(dets.class_id[i]): float(dets.confidence[i])},
         )
-        state.add_score(float(dets.confidence[i]), self.config.score_window)
+        state.add_score(float(dets.confidence[i]), ts, self.config.score_window, self.config.score_hold_s)
         self._tracks.append(state)
         self._next_id += 1
 
