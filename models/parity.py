@@ -87,24 +87,36 @@ def _run(model: Model, frames: Sequence[np.ndarray]) -> tuple[list[Found], float
     return found, 1000 * cpu / max(len(frames), 1)
 
 
-def check_parity(reference: Model, candidate: Model, frames: Sequence[np.ndarray]) -> ParityReport:
-    """Run both models on `frames` (HxWx3 uint8 BGR), which must be held out from any calibration."""
+def check_parity(reference: Model, candidate: Model, frames: Sequence[np.ndarray],
+                 groups: Sequence[Sequence[str]] = ()) -> ParityReport:
+    """Run both models on `frames` (HxWx3 uint8 BGR), which must be held out from any calibration.
+    `groups`: labels compared as one class (named "car|truck|bus"), as the edge tracks them: a van one
+    model calls a truck and the other a car is the same object to every rule on the group."""
     if reference.labels != candidate.labels:
         raise ValueError("the two models have different labels: nothing to compare class by class")
+    names = _class_names(reference.labels, groups)
     ref_found, ref_ms = _run(reference, frames)
     cand_found, cand_ms = _run(candidate, frames)
-    n = len(reference.labels)
-    counts = np.zeros((3, n), np.int64)  # reference, candidate, matched
+    key = np.array([sorted(set(names)).index(n) for n in names])  # class id -> compared class
+    shown = sorted(set(names))
+    counts = np.zeros((3, len(shown)), np.int64)  # reference, candidate, matched
     for ref, cand in zip(ref_found, cand_found, strict=True):
-        for k in set(ref.class_id.tolist()) | set(cand.class_id.tolist()):
-            r, c = ref.class_id == k, cand.class_id == k
+        ref_key, cand_key = key[ref.class_id.astype(int)], key[cand.class_id.astype(int)]
+        for k in set(ref_key.tolist()) | set(cand_key.tolist()):
+            r, c = ref_key == k, cand_key == k
             counts[0, k] += int(r.sum())
             counts[1, k] += int(c.sum())
             counts[2, k] += int(match_image(cand.xyxy[c], cand.confidence[c], ref.xyxy[r])[:, 0].sum())
-    order = sorted((k for k in range(n) if counts[0, k] or counts[1, k]), key=lambda k: (-counts[0, k], k))
-    per_class = [ClassParity(reference.labels[k], int(counts[0, k]), int(counts[1, k]), int(counts[2, k]))
-                 for k in order]
+    order = sorted((k for k in range(len(shown)) if counts[0, k] or counts[1, k]),
+                   key=lambda k: (-counts[0, k], shown[k]))
+    per_class = [ClassParity(shown[k], int(counts[0, k]), int(counts[1, k]), int(counts[2, k])) for k in order]
     return ParityReport(per_class, len(frames), ref_ms, cand_ms)
+
+
+def _class_names(labels: Sequence[str], groups: Sequence[Sequence[str]]) -> list[str]:
+    """Each label's compared class: its group's name ("car|truck|bus") or itself."""
+    group_of = {label: "|".join(g) for g in groups for label in g if set(g) & set(labels)}
+    return [group_of.get(label, label) for label in labels]
 
 
 def format_parity(report: ParityReport, min_agreement: float, names: tuple[str, str] = ("float", "int8"),

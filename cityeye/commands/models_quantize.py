@@ -14,8 +14,9 @@ measured on frames of your own cameras: give the videos, streams or images they 
 and their sub-stream size (--detect-size), so it is calibrated on what the detector will see.
 
 The sampled frames are split in two, interleaved: one half calibrates, the other is held out to check the
-int8 model against the float one at the model's operating thresholds. Per class it prints how many objects
-each found and how many match (IoU >= 0.5), and the CPU time per frame of each, single-threaded. When a
+int8 model against the float one at the model's operating thresholds. Per class (car, truck and bus as one,
+as the edge tracks them) it prints how many objects each found and how many match (IoU >= 0.5), and the CPU
+time per frame of each, single-threaded. The stem and the detection heads stay float. When a
 class with at least 20 float detections agrees less than --min-agreement, nothing is cached and the exit
 status is 2 (--force caches it anyway).
 

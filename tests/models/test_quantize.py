@@ -80,9 +80,16 @@ def test_the_int8_copy_resolves_carries_its_provenance_runs_and_agrees(quantized
     calibration, held_out = split_frames(read_frames([str(vtest)], 24, size=SIZE))
     assert derived.calibration.sha256 == tensors_sha256([float_detector.prepare(f)[0] for f in calibration])
     int8_detector = Detector.load("coco-nanodet-int8", threads=1, cache_dir=root)
-    ops = Counter(n.op_type for n in onnx.load(str(installed.onnx_path)).graph.node)
+    graph = onnx.load(str(installed.onnx_path)).graph
+    ops = Counter(n.op_type for n in graph.node)
     assert ops["QuantizeLinear"] and ops["DequantizeLinear"]
-    report = check_parity(float_detector, int8_detector, held_out)
+    dequantized = {out for n in graph.node if n.op_type == "DequantizeLinear" for out in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    float_convs = [n for n in convs if not set(n.input) & dequantized]
+    assert float_convs[:3] == convs[:3] and len(float_convs) == 3 + 3  # the stem and the three heads
+    assert installed.manifest.max_batch == 1  # int8 runs fastest one frame at a time
+    assert "car|truck|bus" in out  # vehicles compared as one class, as the edge tracks them
+    report = check_parity(float_detector, int8_detector, held_out, groups=[["car", "truck", "bus"]])
     person = next(c for c in report.per_class if c.label == "person")
     assert person.reference >= 20 and person.agreement >= 0.8, report
     assert report.agreement >= 0.8 and not report.failing(0.8), report
