@@ -202,8 +202,11 @@ class Outbox:
         refusals = 0
         with zmq.Context() as ctx:
             while not stop_event.is_set():
-                sock = self._connect(ctx)
+                sock = self._socket(ctx)
+                # the monitor before the connect: a refusal that came first would be missed, and libzmq never
+                # retries after one, so the link would stay down for good (seen on a loaded box)
                 monitor = sock.get_monitor_socket(_MONITORED)
+                sock.connect(self.bundle.endpoint)
                 try:
                     refused = _SenderLoop(self, sock, monitor).loop(stop_event)
                 except Exception:  # a sender that dies silently loses no data but delivers nothing
@@ -226,7 +229,8 @@ class Outbox:
                               "%.0f s", self.bundle.endpoint, wait)
                     stop_event.wait(wait)
 
-    def _connect(self, ctx: zmq.Context) -> zmq.Socket:
+    def _socket(self, ctx: zmq.Context) -> zmq.Socket:
+        """The DEALER to the hub, set up but not connected yet."""
         cfg = self.config
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing on a connection that isn't up
@@ -243,7 +247,6 @@ class Outbox:
             sock.curve_secretkey = self.bundle.curve_secret.encode()
             sock.curve_publickey = self.bundle.curve_public.encode()
             sock.curve_serverkey = self.bundle.hub_curve_public.encode()
-        sock.connect(self.bundle.endpoint)
         return sock
 
     def metrics(self) -> dict[str, float]:
