@@ -78,7 +78,6 @@ class TrackerConfig(BaseModel):
         default_factory=lambda: [["car", "truck", "bus"]],
         description="labels that may match each other because the detector flips between them "
         "on the same object")
-
     duplicate_iou: float = Field(
         0.7, gt=0.0, le=1.0,
         description="boxes of one class group overlapping at least this much are one object the detector "
