@@ -57,10 +57,9 @@ class DetectorLike(Protocol):
 
 
 def operating_thresholds(detector: DetectorLike) -> np.ndarray | None:
-    """The detector's per-class operating scores when it also returns weaker boxes (see `detection_floor`);
-    None when every box it returns already counts."""
-    operating, kept = getattr(detector, "operating", None), getattr(detector, "thresholds", None)
-    return operating if operating is not None and kept is not operating else None
+    """The detector's per-class operating scores (`Detector.operating`; it may also return weaker boxes, see
+    `detection_floor`); None for a detector without them, whose every box counts."""
+    return getattr(detector, "operating", None)
 
 
 def detection_floor(cameras: Sequence[CameraConfig]) -> float:
