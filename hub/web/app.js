@@ -1768,7 +1768,10 @@ function init() {
   $("#password-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const btn = e.target.querySelector("button");
+    // The fields are read-only until the hub answers: what is typed meanwhile would be cleared with the answer.
+    const fields = [$("#username"), $("#password")];
     btn.disabled = true;
+    fields.forEach((f) => { f.readOnly = true; });
     try {
       await passwordSignIn($("#username").value.trim(), $("#password").value);
       $("#password").value = "";
@@ -1777,6 +1780,7 @@ function init() {
       showLogin(loginMessage(err));
     } finally {
       btn.disabled = false;
+      fields.forEach((f) => { f.readOnly = false; });
     }
   });
   $("#login-form").addEventListener("submit", async (e) => {

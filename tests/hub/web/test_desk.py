@@ -189,7 +189,17 @@ def test_the_reviewers_desk(desk: Desk, tmp_path: Path) -> None:
         expect(page.locator("#login-error")).to_contain_text("账户已锁定")
         page.fill("#username", "zhang.san")
         page.fill("#password", PASSWORD)  # the right password is refused while locked
+        held: list = []  # the answer is held back: nothing typed meanwhile may be lost when it comes
+        page.route("**/session", lambda route: held.append(route))
         page.click("#password-form button[type=submit]")
+        expect(page.locator("#password")).to_have_js_property("readOnly", True)
+        expect(page.locator("#password-form button[type=submit]")).to_be_disabled()
+        page.wait_for_function("() => true")  # lets the held request reach the route handler
+        assert len(held) == 1, "the sign-in request was not sent"
+        held[0].continue_()
+        page.unroute("**/session")
+        expect(page.locator("#password")).to_have_value("")  # answered (the lockout message was already shown)
+        expect(page.locator("#password")).to_have_js_property("readOnly", False)
         expect(page.locator("#login-error")).to_contain_text("账户已锁定")
         expect(page.locator("#app")).to_be_hidden()
         shot(page, "desk-locked")
