@@ -194,7 +194,10 @@ def test_the_reviewers_desk(desk: Desk, tmp_path: Path) -> None:
         page.click("#password-form button[type=submit]")
         expect(page.locator("#password")).to_have_js_property("readOnly", True)
         expect(page.locator("#password-form button[type=submit]")).to_be_disabled()
-        page.wait_for_function("() => true")  # lets the held request reach the route handler
+        for _ in range(200):  # the route handler runs while Playwright waits, when the request reaches it
+            if held:
+                break
+            page.wait_for_timeout(50)
         assert len(held) == 1, "the sign-in request was not sent"
         held[0].continue_()
         page.unroute("**/session")
