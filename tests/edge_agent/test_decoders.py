@@ -53,3 +53,26 @@ def test_nms_is_class_aware():
     class_ids = np.array([0, 0, 1, 0], np.int32)
     keep = decoders.nms(xyxy, scores, class_ids, iou_threshold=0.5)
     assert sorted(keep.tolist()) == [0, 2, 3]  # box 1 overlaps box 0 of its class; box 2 is another class
+
+
+def test_nms_over_one_iou_matrix_keeps_what_the_row_by_row_pass_keeps(monkeypatch):
+    """The fast path (candidates <= _NMS_MATRIX_MAX) against the row-per-kept-box pass it replaces on
+    random boxes with ties, duplicates and max_det cuts: the same indices in the same order."""
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(0, 300))
+        xy = rng.uniform(0, 400, (n, 2)).astype(np.float32)
+        wh = rng.uniform(1, 80, (n, 2)).astype(np.float32)
+        if trial % 3 == 0:  # snapped: identical boxes and equal scores
+            xy, wh = np.round(xy / 20) * 20, np.round(wh / 10) * 10 + 1
+        scores = rng.uniform(0, 1, n).astype(np.float32)
+        if trial % 5 == 0:
+            scores = np.round(scores, 1)
+        class_ids = rng.integers(0, 4, n).astype(np.int32)
+        max_det = int(rng.integers(1, 400))
+        args = (np.concatenate([xy, xy + wh], axis=1), scores, class_ids, 0.5, max_det)
+        fast = decoders.nms(*args)
+        with monkeypatch.context() as m:
+            m.setattr(decoders, "_NMS_MATRIX_MAX", -1)
+            slow = decoders.nms(*args)
+        assert fast.tolist() == slow.tolist(), f"trial {trial}"
