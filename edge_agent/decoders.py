@@ -80,25 +80,9 @@ def decode_end2end(output: np.ndarray, thresholds: np.ndarray) -> Decoded:
     return output[keep, :4].astype(np.float32), output[keep, 4].astype(np.float32), class_ids[keep]
 
 
-
-
-_NMS_MATRIX_MAX = 1024  # candidates up to which one IoU matrix (4 MB) beats a row per kept box
-
-
-def _nms_matrix(boxes: np.ndarray, order: np.ndarray, iou_threshold: float, max_det: int) -> np.ndarray:
-    """The same greedy pass over one IoU matrix: the decoder's hundred-odd candidates a frame cost one
-    vectorised product instead of an IoU row per kept box (a millisecond a frame, on the hot path)."""
-    ious = iou_matrix(boxes, boxes)
-    suppressed = np.zeros(len(order), dtype=bool)
-    keep: list[int] = []
-    for i in order.tolist():
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        if len(keep) == max_det:
-            break
-        suppressed |= ious[i] > iou_threshold
-    return np.asarray(keep, dtype=np.int64)
+# Candidates up to which the IoUs come as one matrix (4 MB): the decoder's hundred-odd candidates a frame
+# cost one vectorised product instead of a row per kept box (a millisecond a frame, on the hot path).
+_NMS_MATRIX_MAX = 1024
 
 
 def nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float,
@@ -112,14 +96,15 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_thresho
     offset = class_ids[:, None].astype(np.float32) * (float(xyxy.max()) + 1.0)
     boxes = xyxy + offset
     order = np.argsort(-scores, kind="stable")
-    if len(order) <= _NMS_MATRIX_MAX:
-        return _nms_matrix(boxes, order, iou_threshold, max_det)
+    matrix = iou_matrix(boxes, boxes) if len(order) <= _NMS_MATRIX_MAX else None
+    suppressed = np.zeros(len(order), dtype=bool)
     keep: list[int] = []
-    while order.size and len(keep) < max_det:
-        i = int(order[0])
+    for i in order.tolist():
+        if suppressed[i]:
+            continue
         keep.append(i)
-        if order.size == 1:
+        if len(keep) == max_det:
             break
-        ious = iou_matrix(boxes[i : i + 1], boxes[order[1:]])[0]
-        order = order[1:][ious <= iou_threshold]
+        ious = matrix[i] if matrix is not None else iou_matrix(boxes[i : i + 1], boxes)[0]
+        suppressed |= ious > iou_threshold
     return np.asarray(keep, dtype=np.int64)

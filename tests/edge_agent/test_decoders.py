@@ -56,8 +56,8 @@ def test_nms_is_class_aware():
 
 
 def test_nms_over_one_iou_matrix_keeps_what_the_row_by_row_pass_keeps(monkeypatch):
-    """The fast path (candidates <= _NMS_MATRIX_MAX) against the row-per-kept-box pass it replaces on
-    random boxes with ties, duplicates and max_det cuts: the same indices in the same order."""
+    """IoUs as one matrix (candidates <= _NMS_MATRIX_MAX) against a row per kept box (above it) on random
+    boxes with ties, duplicates and max_det cuts: the same indices in the same order."""
     rng = np.random.default_rng(0)
     for trial in range(300):
         n = int(rng.integers(0, 300))
