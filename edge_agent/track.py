@@ -186,7 +186,6 @@ class _TrackState:
     group: str
     kf: _Kalman
     box: Box  # last matched detection box
-    score: float
     state: TrackState
     first_seen: float
     last_seen: float
@@ -334,7 +333,7 @@ class ByteTracker:
         x1, y1, x2, y2 = (float(v) for v in xyxy)
         box: Box = (x1, y1, x2, y2)
         t.kf.correct(np.asarray(xyxy, dtype=np.float64))
-        t.box, t.score, t.last_seen = box, score, ts
+        t.box, t.last_seen = box, ts
         t.state = TrackState.TRACKED
         t.label_scores[class_id] = t.label_scores.get(class_id, 0.0) + score
         t.add_score(score, ts, self.config.score_window, self.config.score_hold_s)
@@ -377,7 +376,7 @@ class ByteTracker:
         box: Box = (x1, y1, x2, y2)
         state = _TrackState(
             track_id=self._next_id, group=group, kf=_Kalman.start(np.asarray(box, dtype=np.float64)),
-            box=box, score=float(dets.confidence[i]), state=TrackState.NEW, first_seen=ts, last_seen=ts,
+            box=box, state=TrackState.NEW, first_seen=ts, last_seen=ts,
             last_predicted=ts, anchor=box, anchor_ts=ts,
             label_scores={int(dets.class_id[i]): float(dets.confidence[i])},
         )
